@@ -1,0 +1,131 @@
+//! The model catalogue: per-token prices and output limits read from the
+//! upstream's `GET /models`. Prices are USD-per-token decimal strings upstream;
+//! here they are exact picos.
+
+use crate::money::Picos;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub name: String,
+    pub created: i64,
+    /// Pico-USD per prompt token.
+    pub prompt_price: i128,
+    /// Pico-USD per completion token.
+    pub completion_price: i128,
+    /// Pico-USD per request (rarely non-zero).
+    pub request_price: i128,
+    pub context_length: u64,
+    /// The provider's cap on output tokens, when published.
+    pub max_output: Option<u64>,
+}
+
+impl ModelInfo {
+    /// Token cost at list price: used when the upstream reports tokens but no cost.
+    pub fn token_cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Picos {
+        Picos(self.prompt_price)
+            .times(prompt_tokens)
+            .plus(Picos(self.completion_price).times(completion_tokens))
+            .plus(Picos(self.request_price))
+    }
+
+    /// The most output a request can produce: the provider's cap, else whatever
+    /// of the context window the prompt leaves.
+    pub fn output_ceiling(&self, prompt_estimate: u64) -> u64 {
+        self.max_output
+            .unwrap_or_else(|| self.context_length.saturating_sub(prompt_estimate))
+            .max(1)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalogue {
+    pub models: HashMap<String, ModelInfo>,
+    /// When the upstream list was fetched (Unix ms).
+    pub fetched_at: i64,
+}
+
+impl Catalogue {
+    /// Parses OpenRouter's `{"data":[Model…]}`. Models with unparseable prices are
+    /// skipped: we cannot bill them, so we must not serve them.
+    pub fn from_openrouter(body: &Value, fetched_at: i64) -> Option<Catalogue> {
+        let data = body.get("data")?.as_array()?;
+        let models = data
+            .iter()
+            .filter_map(parse_model)
+            .map(|m| (m.id.clone(), m))
+            .collect();
+        Some(Catalogue { models, fetched_at })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ModelInfo> {
+        self.models.get(id)
+    }
+}
+
+fn parse_model(m: &Value) -> Option<ModelInfo> {
+    let price = |field: &str| -> Option<i128> {
+        match m.pointer(&format!("/pricing/{field}")) {
+            None | Some(Value::Null) => Some(0),
+            Some(Value::String(s)) => Picos::parse_usd(s).ok().map(|p| p.0),
+            Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).ok().map(|p| p.0),
+            Some(_) => None,
+        }
+    };
+    let context_length = m
+        .get("context_length")
+        .and_then(Value::as_u64)
+        .or_else(|| m.pointer("/top_provider/context_length").and_then(Value::as_u64))?;
+    let prompt_price = price("prompt")?;
+    let completion_price = price("completion")?;
+    // OpenRouter marks "variable" pricing with -1 (e.g. auto routers): not billable up front.
+    if prompt_price < 0 || completion_price < 0 {
+        return None;
+    }
+    Some(ModelInfo {
+        id: m.get("id")?.as_str()?.to_string(),
+        name: m.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        created: m.get("created").and_then(Value::as_i64).unwrap_or(0),
+        prompt_price,
+        completion_price,
+        request_price: price("request")?.max(0),
+        context_length,
+        max_output: m.pointer("/top_provider/max_completion_tokens").and_then(Value::as_u64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({"data":[
+            {"id":"openai/gpt-4o","name":"OpenAI: GPT-4o","created":1715367049,"context_length":128000,
+             "pricing":{"prompt":"0.0000025","completion":"0.00001","request":"0","image":"0.003613"},
+             "top_provider":{"context_length":128000,"max_completion_tokens":16384,"is_moderated":true}},
+            {"id":"qwen/qwen3-coder:free","context_length":262144,"pricing":{"prompt":"0","completion":"0"},
+             "top_provider":{"max_completion_tokens":null}},
+            {"id":"openrouter/auto","context_length":2000000,"pricing":{"prompt":"-1","completion":"-1"}},
+            {"id":"broken","pricing":{"prompt":"x","completion":"0"},"context_length":1}
+        ]})
+    }
+
+    #[test]
+    fn parses_prices_and_limits() {
+        let c = Catalogue::from_openrouter(&sample(), 5).unwrap();
+        let gpt = c.get("openai/gpt-4o").unwrap();
+        assert_eq!((gpt.prompt_price, gpt.completion_price), (2_500_000, 10_000_000));
+        assert_eq!(gpt.max_output, Some(16384));
+        assert_eq!(gpt.token_cost(10427, 264), Picos(28_707_500_000));
+        let free = c.get("qwen/qwen3-coder:free").unwrap();
+        assert_eq!(free.max_output, None);
+        assert_eq!(free.output_ceiling(1000), 261_144);
+        assert!(c.get("openrouter/auto").is_none(), "variable pricing is not billable");
+        assert!(c.get("broken").is_none());
+        assert_eq!(c.models.len(), 2);
+    }
+}

@@ -1,0 +1,181 @@
+//! The gateway's public error type: every failure a client can see, mapped to an
+//! HTTP status and the OpenAI envelope `{"error":{"message","type","code"}}` in
+//! this one place. Messages are written for clients: no upstream keys, URLs,
+//! stack traces or prompts ever appear in them.
+
+use crate::money::Micros;
+use serde_json::{json, Value};
+
+/// Who caused a failure; decides whether it is billed and how it is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blame {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayError {
+    MissingAuth,
+    InvalidAuth,
+    Forbidden(String),
+    UserSuspended,
+    BadRequest(String),
+    PayloadTooLarge { limit_bytes: usize },
+    NotFound(String),
+    ModelNotFound(String),
+    MethodNotAllowed,
+    InsufficientCredits { available: Micros },
+    WalletFrozen,
+    RateLimited { retry_after_secs: u32 },
+    /// Upstream refused the request as malformed (4xx that is the client's doing).
+    UpstreamRejected { status: u16 },
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    /// Detail is for logs only; the client sees a generic message.
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        use GatewayError::*;
+        match self {
+            MissingAuth | InvalidAuth => 401,
+            InsufficientCredits { .. } | WalletFrozen => 402,
+            Forbidden(_) | UserSuspended => 403,
+            NotFound(_) | ModelNotFound(_) => 404,
+            MethodNotAllowed => 405,
+            PayloadTooLarge { .. } => 413,
+            RateLimited { .. } => 429,
+            BadRequest(_) => 400,
+            UpstreamRejected { status } => *status,
+            UpstreamUnavailable => 502,
+            UpstreamTimeout => 504,
+            Internal(_) => 500,
+        }
+    }
+
+    pub fn blame(&self) -> Blame {
+        use GatewayError::*;
+        match self {
+            UpstreamUnavailable | UpstreamTimeout => Blame::Upstream,
+            Internal(_) => Blame::Internal,
+            _ => Blame::Client,
+        }
+    }
+
+    fn kind(&self) -> (&'static str, &'static str) {
+        use GatewayError::*;
+        match self {
+            MissingAuth => ("authentication_error", "missing_api_key"),
+            InvalidAuth => ("authentication_error", "invalid_api_key"),
+            Forbidden(_) => ("permission_error", "forbidden"),
+            UserSuspended => ("permission_error", "account_suspended"),
+            BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
+            NotFound(_) => ("invalid_request_error", "not_found"),
+            ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
+            MethodNotAllowed => ("invalid_request_error", "method_not_allowed"),
+            InsufficientCredits { .. } => ("insufficient_quota", "INSUFFICIENT_CREDITS"),
+            WalletFrozen => ("insufficient_quota", "WALLET_FROZEN"),
+            RateLimited { .. } => ("rate_limit_error", "rate_limited"),
+            UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
+            UpstreamUnavailable => ("api_error", "upstream_unavailable"),
+            UpstreamTimeout => ("api_error", "upstream_timeout"),
+            Internal(_) => ("api_error", "internal_error"),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        use GatewayError::*;
+        match self {
+            MissingAuth => "Missing API key: send `Authorization: Bearer <DEXTO_API_KEY>`.".into(),
+            InvalidAuth => "Invalid or revoked API key.".into(),
+            Forbidden(m) | BadRequest(m) | NotFound(m) => m.clone(),
+            UserSuspended => "This account is suspended.".into(),
+            PayloadTooLarge { limit_bytes } => format!("Request body exceeds {limit_bytes} bytes."),
+            ModelNotFound(m) => format!("Model `{m}` does not exist or is not available."),
+            MethodNotAllowed => "Method not allowed.".into(),
+            // Every Dexto CLI release parses this exact sentence (trailing period included).
+            InsufficientCredits { available } => {
+                format!("Insufficient credits. Balance: ${}.", available.usd_trimmed())
+            }
+            WalletFrozen => "Your wallet is frozen while a payment dispute is open. Balance: $0.00.".into(),
+            RateLimited { retry_after_secs } => format!("Rate limit exceeded; retry after {retry_after_secs}s."),
+            UpstreamRejected { status } => upstream_rejection_message(*status).into(),
+            UpstreamUnavailable => "The model provider is unavailable; you were not charged. Please retry.".into(),
+            UpstreamTimeout => "The model provider timed out; you were not charged. Please retry.".into(),
+            Internal(_) => "Internal error.".into(),
+        }
+    }
+
+    /// The OpenAI error envelope. The 402 also carries `balance` (USD) at the
+    /// places every CLI generation looks for it.
+    pub fn body(&self) -> Value {
+        let (kind, code) = self.kind();
+        let mut error = json!({"message": self.message(), "type": kind, "code": code});
+        if let GatewayError::InsufficientCredits { available } = self {
+            error["balance"] = available.as_json_usd();
+        }
+        json!({ "error": error })
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// Maps an upstream HTTP error status to what the client sees. Upstream auth
+    /// failures are ours (our key), so they are a 502, not the client's 401.
+    pub fn from_upstream_status(status: u16, retry_after_secs: Option<u32>) -> GatewayError {
+        match status {
+            400 | 404 | 413 | 422 => GatewayError::UpstreamRejected { status },
+            402 => GatewayError::UpstreamRejected { status: 402 },
+            429 => GatewayError::RateLimited { retry_after_secs: retry_after_secs.unwrap_or(1) },
+            408 | 504 | 524 => GatewayError::UpstreamTimeout,
+            _ => GatewayError::UpstreamUnavailable,
+        }
+    }
+}
+
+fn upstream_rejection_message(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "The model provider rejected the request as invalid (check parameters such as max_tokens, tools and messages).",
+        404 => "The model provider could not serve this model with these parameters.",
+        413 => "The request is too large for this model's context window.",
+        402 => "The upstream spend limit for this account is exhausted.",
+        _ => "The model provider rejected the request.",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insufficient_credits_body_satisfies_every_cli_release() {
+        let body = GatewayError::InsufficientCredits { available: Micros(420_000) }.body();
+        assert_eq!(
+            body,
+            json!({"error":{"code":"INSUFFICIENT_CREDITS","message":"Insufficient credits. Balance: $0.42.","type":"insufficient_quota","balance":0.42}})
+        );
+    }
+
+    #[test]
+    fn upstream_statuses_map_by_blame() {
+        assert_eq!(GatewayError::from_upstream_status(401, None).status(), 502);
+        assert_eq!(GatewayError::from_upstream_status(503, None).status(), 502);
+        assert_eq!(GatewayError::from_upstream_status(524, None).status(), 504);
+        assert_eq!(GatewayError::from_upstream_status(400, None).status(), 400);
+        assert_eq!(GatewayError::from_upstream_status(429, Some(7)).retry_after_secs(), Some(7));
+        assert_eq!(GatewayError::UpstreamTimeout.blame(), Blame::Upstream);
+    }
+
+    #[test]
+    fn internal_detail_never_reaches_the_body() {
+        let body = GatewayError::Internal("D1 said: secret sk-or-v1-xyz".into()).body().to_string();
+        assert!(!body.contains("sk-or") && !body.contains("D1"));
+    }
+}

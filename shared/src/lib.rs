@@ -1,0 +1,15 @@
+//! Domain crate shared by every Dexto Worker. Nothing here touches the Workers
+//! runtime, so all of it is unit-tested natively (`cargo test -p dexto-shared`).
+
+pub mod apikey;
+pub mod billing;
+pub mod catalogue;
+pub mod chat_request;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod secret;
+pub mod sse;
+pub mod time;
+pub mod usage;
+pub mod wallet;

@@ -1,0 +1,88 @@
+//! The upstream's final `usage` object (OpenRouter shape, OpenAI-compatible).
+//! `cost` is read from its decimal text into exact picos; absent is not zero.
+
+use crate::money::Picos;
+use serde_json::Value;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// What OpenRouter charged the key (`usage.cost`), when reported.
+    pub cost: Option<Picos>,
+    /// The provider's own charge (`cost_details.upstream_inference_cost`).
+    pub upstream_inference_cost: Option<Picos>,
+    pub is_byok: bool,
+}
+
+impl UpstreamUsage {
+    /// Parses a `usage` object; `None` when it is missing, null or not an object.
+    pub fn from_json(usage: &Value) -> Option<UpstreamUsage> {
+        let obj = usage.as_object()?;
+        let int = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        let money = |v: Option<&Value>| match v {
+            Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).ok(),
+            Some(Value::String(s)) => Picos::parse_usd(s).ok(),
+            _ => None,
+        };
+        let details = obj.get("cost_details");
+        Some(UpstreamUsage {
+            prompt_tokens: int(obj.get("prompt_tokens")),
+            completion_tokens: int(obj.get("completion_tokens")),
+            cached_tokens: int(usage.pointer("/prompt_tokens_details/cached_tokens")),
+            reasoning_tokens: int(usage.pointer("/completion_tokens_details/reasoning_tokens")),
+            cost: money(obj.get("cost")),
+            upstream_inference_cost: money(details.and_then(|d| d.get("upstream_inference_cost"))),
+            is_byok: obj.get("is_byok").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// What the request cost us upstream, if the upstream said so. For BYOK the
+    /// provider's charge is separate from OpenRouter's fee, and we pay both.
+    pub fn reported_provider_cost(&self) -> Option<Picos> {
+        match (self.is_byok, self.cost, self.upstream_inference_cost) {
+            (true, fee, Some(provider)) => Some(provider.plus(fee.unwrap_or(Picos::ZERO))),
+            (_, Some(cost), _) => Some(cost),
+            (false, None, Some(provider)) => Some(provider),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_openrouter_usage() {
+        let u = UpstreamUsage::from_json(&json!({
+            "prompt_tokens":10427,"completion_tokens":264,"total_tokens":10691,"cost":0.0033789,"is_byok":false,
+            "prompt_tokens_details":{"cached_tokens":12,"cache_write_tokens":0},
+            "completion_tokens_details":{"reasoning_tokens":7},
+            "cost_details":{"upstream_inference_cost":0.0033789}
+        }))
+        .unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens), (10427, 264, 12, 7));
+        assert_eq!(u.reported_provider_cost(), Some(Picos(3_378_900_000)));
+    }
+
+    #[test]
+    fn absent_cost_is_not_zero() {
+        let u = UpstreamUsage::from_json(&json!({"prompt_tokens":3,"completion_tokens":4,"cost":null})).unwrap();
+        assert_eq!(u.reported_provider_cost(), None);
+        assert_eq!(UpstreamUsage::from_json(&json!(null)), None);
+    }
+
+    #[test]
+    fn byok_adds_provider_charge_to_fee() {
+        let u = UpstreamUsage::from_json(&json!({
+            "prompt_tokens":1,"completion_tokens":1,"cost":0.00005,"is_byok":true,
+            "cost_details":{"upstream_inference_cost":0.001}
+        }))
+        .unwrap();
+        assert_eq!(u.reported_provider_cost(), Some(Picos(1_050_000_000)));
+    }
+}
