@@ -13,11 +13,11 @@ pub struct ModelInfo {
     pub name: String,
     pub created: i64,
     /// Pico-USD per prompt token.
-    pub prompt_price: i128,
+    pub prompt_price: i64,
     /// Pico-USD per completion token.
-    pub completion_price: i128,
+    pub completion_price: i64,
     /// Pico-USD per request (rarely non-zero).
-    pub request_price: i128,
+    pub request_price: i64,
     pub context_length: u64,
     /// The provider's cap on output tokens, when published.
     pub max_output: Option<u64>,
@@ -26,10 +26,10 @@ pub struct ModelInfo {
 impl ModelInfo {
     /// Token cost at list price: used when the upstream reports tokens but no cost.
     pub fn token_cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Picos {
-        Picos(self.prompt_price)
+        Picos(self.prompt_price as i128)
             .times(prompt_tokens)
-            .plus(Picos(self.completion_price).times(completion_tokens))
-            .plus(Picos(self.request_price))
+            .plus(Picos(self.completion_price as i128).times(completion_tokens))
+            .plus(Picos(self.request_price as i128))
     }
 
     /// The most output a request can produce: the provider's cap, else whatever
@@ -67,11 +67,11 @@ impl Catalogue {
 }
 
 fn parse_model(m: &Value) -> Option<ModelInfo> {
-    let price = |field: &str| -> Option<i128> {
+    let price = |field: &str| -> Option<i64> {
         match m.pointer(&format!("/pricing/{field}")) {
             None | Some(Value::Null) => Some(0),
-            Some(Value::String(s)) => Picos::parse_usd(s).ok().map(|p| p.0),
-            Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).ok().map(|p| p.0),
+            Some(Value::String(s)) => Picos::parse_usd(s).ok().and_then(|p| i64::try_from(p.0).ok()),
+            Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).ok().and_then(|p| i64::try_from(p.0).ok()),
             Some(_) => None,
         }
     };

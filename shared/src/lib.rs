@@ -13,3 +13,10 @@ pub mod sse;
 pub mod time;
 pub mod usage;
 pub mod wallet;
+
+#[cfg(feature = "workers")]
+pub mod http;
+#[cfg(feature = "workers")]
+pub mod log;
+#[cfg(feature = "workers")]
+pub mod wallet_client;

@@ -1,1 +1,81 @@
+//! `dexto-admin`: operator API under `/admin`, authenticated by the
+//! `ADMIN_TOKEN` secret. Creates users and keys, grants credit through the
+//! user's wallet object, and shows a user's authoritative wallet state.
 
+mod keys;
+mod users;
+
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{bearer_token, constant_time_eq, error_response};
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+pub type AdminResult = std::result::Result<Response, GatewayError>;
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let result = match authorize(&req, &env) {
+        Ok(()) => route(&mut req, &env).await,
+        Err(e) => Err(e),
+    };
+    result.or_else(|err| {
+        if let GatewayError::Internal(detail) = &err {
+            dexto_shared::log::event("admin.internal_error", serde_json::json!({"path": req.path(), "detail": detail}));
+        }
+        error_response(&err, None)
+    })
+}
+
+fn authorize(req: &Request, env: &Env) -> std::result::Result<(), GatewayError> {
+    let expected = env.secret("ADMIN_TOKEN").map(|s| s.to_string()).unwrap_or_default();
+    if expected.len() < 16 {
+        // An unset or trivially short token disables the admin API rather than opening it.
+        return Err(GatewayError::Forbidden("The admin API is not configured.".into()));
+    }
+    let presented = bearer_token(req.headers()).ok_or(GatewayError::MissingAuth)?;
+    if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+        return Err(GatewayError::InvalidAuth);
+    }
+    Ok(())
+}
+
+async fn route(req: &mut Request, env: &Env) -> AdminResult {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (req.method(), segments.as_slice()) {
+        (Method::Post, ["admin", "users"]) => users::create(req, env).await,
+        (Method::Get, ["admin", "users", id]) => users::show(env, id).await,
+        (Method::Patch, ["admin", "users", id]) => users::set_status(req, env, id).await,
+        (Method::Post, ["admin", "users", id, "credits"]) => users::credit(req, env, id).await,
+        (Method::Post, ["admin", "users", id, "keys"]) => keys::create(req, env, id).await,
+        (Method::Post, ["admin", "keys", id, "revoke"]) => keys::revoke(env, id).await,
+        _ => Err(GatewayError::NotFound(format!("No admin route for {} {path}.", req.method()))),
+    }
+}
+
+/// Parses a JSON body or answers 400 with the parser's reason.
+pub async fn json_body(req: &mut Request) -> std::result::Result<serde_json::Value, GatewayError> {
+    let bytes = req.bytes().await.map_err(|_| GatewayError::BadRequest("Could not read the body.".into()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest(format!("Body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(GatewayError::BadRequest("Body must be a JSON object.".into()));
+    }
+    Ok(value)
+}
+
+pub fn d1_error(e: worker::Error) -> GatewayError {
+    GatewayError::Internal(format!("d1: {e}"))
+}
+
+/// Records an operator action (never secrets) for later audit.
+pub async fn audit(env: &Env, action: &str, subject: &str, detail: serde_json::Value) -> std::result::Result<(), GatewayError> {
+    env.d1("DB")
+        .map_err(d1_error)?
+        .prepare("INSERT INTO audit_log (actor, action, subject, detail, created_at) VALUES ('admin', ?1, ?2, ?3, ?4)")
+        .bind(&[action.into(), subject.into(), detail.to_string().into(), (dexto_shared::http::now_ms() as f64).into()])
+        .map_err(d1_error)?
+        .run()
+        .await
+        .map_err(d1_error)?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Admin key operations: issue a DEXTO_API_KEY (plaintext returned once, only
+//! its SHA-256 stored) and revoke one (wallet object first, so the very next
+//! request is refused even where the key → user mapping is cached).
+
+use crate::{audit, d1_error, json_body, AdminResult};
+use dexto_shared::apikey::{display_form, ApiKey};
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{json_response, now_ms};
+use dexto_shared::ids::new_id;
+use dexto_shared::wallet::StatusChange;
+use dexto_shared::wallet_client::WalletClient;
+use serde_json::json;
+use worker::{Env, Request};
+
+const ALLOWED_SCOPES: &[&str] = &["gateway:use", "admin"];
+
+pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult {
+    let body = json_body(req).await?;
+    let name = body.get("name").and_then(|v| v.as_str()).unwrap_or("default").trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(GatewayError::BadRequest("`name` must be 1–100 characters.".into()));
+    }
+    let scopes = match body.get("scopes") {
+        None => "gateway:use".to_string(),
+        Some(v) => {
+            let list: Vec<&str> = v.as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+            if list.is_empty() || list.iter().any(|s| !ALLOWED_SCOPES.contains(s)) {
+                return Err(GatewayError::BadRequest(format!("`scopes` must be a non-empty subset of {ALLOWED_SCOPES:?}.")));
+            }
+            list.join(" ")
+        }
+    };
+    let db = env.d1("DB").map_err(d1_error)?;
+    let exists: Option<serde_json::Value> =
+        db.prepare("SELECT id FROM users WHERE id = ?1").bind(&[user_id.into()]).map_err(d1_error)?.first(None).await.map_err(d1_error)?;
+    if exists.is_none() {
+        return Err(GatewayError::NotFound(format!("User `{user_id}` not found.")));
+    }
+    let key = ApiKey::generate();
+    let (prefix, last4) = key.display_parts();
+    let id = new_id("key_");
+    db.prepare(
+        "INSERT INTO api_keys (id, user_id, key_hash, key_prefix, key_last4, name, scopes, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
+    )
+    .bind(&[
+        id.as_str().into(),
+        user_id.into(),
+        key.hash_hex().into(),
+        prefix.as_str().into(),
+        last4.as_str().into(),
+        name.into(),
+        scopes.as_str().into(),
+        (now_ms() as f64).into(),
+    ])
+    .map_err(d1_error)?
+    .run()
+    .await
+    .map_err(d1_error)?;
+    audit(env, "key.create", user_id, json!({"key_id": id, "name": name})).await?;
+    json_response(
+        201,
+        &json!({
+            "id": id, "key": key.expose(), "user_id": user_id, "name": name,
+            "scopes": scopes.split(' ').collect::<Vec<_>>(), "display": display_form(&prefix, &last4), "status": "active",
+        }),
+    )
+    .map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+pub async fn revoke(env: &Env, key_id: &str) -> AdminResult {
+    let db = env.d1("DB").map_err(d1_error)?;
+    #[derive(serde::Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let row: Option<Row> =
+        db.prepare("SELECT user_id FROM api_keys WHERE id = ?1").bind(&[key_id.into()]).map_err(d1_error)?.first(None).await.map_err(d1_error)?;
+    let row = row.ok_or_else(|| GatewayError::NotFound(format!("Key `{key_id}` not found.")))?;
+    WalletClient::for_user(env, &row.user_id)?
+        .change_status(&StatusChange { user_id: row.user_id.clone(), revoke_key_id: Some(key_id.into()), suspended: None })
+        .await?;
+    db.prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ?2 WHERE id = ?1 AND status = 'active'")
+        .bind(&[key_id.into(), (now_ms() as f64).into()])
+        .map_err(d1_error)?
+        .run()
+        .await
+        .map_err(d1_error)?;
+    audit(env, "key.revoke", &row.user_id, json!({"key_id": key_id})).await?;
+    json_response(200, &json!({"id": key_id, "status": "revoked"})).map_err(|e| GatewayError::Internal(e.to_string()))
+}

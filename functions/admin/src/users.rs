@@ -1,0 +1,186 @@
+//! Admin user operations. Balances are never written here directly: credits go
+//! through the user's wallet object (the single writer), which also writes the
+//! ledger row; reads of balance and holds come from it too.
+
+use crate::{audit, d1_error, json_body, AdminResult};
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{json_response, now_ms};
+use dexto_shared::ids::new_id;
+use dexto_shared::money::Micros;
+use dexto_shared::wallet::{CreditRequest, StatusChange};
+use dexto_shared::wallet_client::WalletClient;
+use serde_json::{json, Value};
+use worker::{Env, Request};
+
+fn ok(status: u16, body: &Value) -> AdminResult {
+    json_response(status, body).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub async fn create(req: &mut Request, env: &Env) -> AdminResult {
+    let body = json_body(req).await?;
+    let email = body.get("email").and_then(Value::as_str).map(str::trim).unwrap_or("");
+    if !email.contains('@') || email.len() > 254 {
+        return Err(GatewayError::BadRequest("`email` must be an email address.".into()));
+    }
+    let id = match body.get("id").and_then(Value::as_str) {
+        Some(id) if valid_id(id) => id.to_string(),
+        Some(_) => return Err(GatewayError::BadRequest("`id` must be 1–64 characters of [A-Za-z0-9_-].".into())),
+        None => new_id("usr_"),
+    };
+    let db = env.d1("DB").map_err(d1_error)?;
+    let now = now_ms() as f64;
+    let inserted = db
+        .batch(vec![
+            db.prepare("INSERT INTO users (id, email, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3) ON CONFLICT(id) DO NOTHING")
+                .bind(&[id.as_str().into(), email.into(), now.into()])
+                .map_err(d1_error)?,
+            db.prepare("INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, 0, 0, ?2) ON CONFLICT(user_id) DO NOTHING")
+                .bind(&[id.as_str().into(), now.into()])
+                .map_err(d1_error)?,
+        ])
+        .await
+        .map_err(d1_error)?;
+    let created = inserted.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0;
+    if !created {
+        return Err(GatewayError::BadRequest(format!("User `{id}` already exists.")));
+    }
+    audit(env, "user.create", &id, json!({"email": email})).await?;
+    ok(201, &json!({"id": id, "email": email, "status": "active", "balance_usd": 0}))
+}
+
+pub async fn show(env: &Env, id: &str) -> AdminResult {
+    let db = env.d1("DB").map_err(d1_error)?;
+    let user: Option<Value> = db
+        .prepare("SELECT id, email, status, created_at FROM users WHERE id = ?1")
+        .bind(&[id.into()])
+        .map_err(d1_error)?
+        .first(None)
+        .await
+        .map_err(d1_error)?;
+    let user = user.ok_or_else(|| GatewayError::NotFound(format!("User `{id}` not found.")))?;
+    // The wallet flushes its pending ledger rows to D1 before answering, so the
+    // ledger read below is consistent with the balance.
+    let wallet = WalletClient::for_user(env, id)?.state().await?;
+    let query = |sql: &str| db.prepare(sql).bind(&[id.into()]);
+    let ledger = query(
+        "SELECT id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at
+         FROM credit_ledger WHERE user_id = ?1 ORDER BY seq DESC LIMIT 50",
+    )
+    .map_err(d1_error)?
+    .all()
+    .await
+    .map_err(d1_error)?
+    .results::<Value>()
+    .map_err(d1_error)?;
+    let totals: Value = query(
+        "SELECT COUNT(*) AS entries, COALESCE(SUM(amount_micros), 0) AS net_micros,
+                COALESCE(SUM(CASE WHEN amount_micros > 0 THEN amount_micros END), 0) AS credits_micros,
+                COALESCE(SUM(CASE WHEN amount_micros < 0 THEN amount_micros END), 0) AS debits_micros
+         FROM credit_ledger WHERE user_id = ?1",
+    )
+    .map_err(d1_error)?
+    .first(None)
+    .await
+    .map_err(d1_error)?
+    .unwrap_or(Value::Null);
+    let usage: Value = query(
+        "SELECT COUNT(*) AS requests, COALESCE(SUM(user_price_micros), 0) AS price_micros,
+                COALESCE(SUM(provider_cost_micros), 0) AS provider_cost_micros,
+                COALESCE(SUM(billing_status = 'needs_review'), 0) AS needs_review
+         FROM usage_ledger WHERE user_id = ?1",
+    )
+    .map_err(d1_error)?
+    .first(None)
+    .await
+    .map_err(d1_error)?
+    .unwrap_or(Value::Null);
+    let holds: Vec<Value> = wallet
+        .open_holds
+        .iter()
+        .map(|h| json!({"request_id": h.request_id, "key_id": h.key_id, "amount_usd": h.amount.as_json_usd(), "amount_micros": h.amount.0, "expires_at": h.expires_at}))
+        .collect();
+    ok(
+        200,
+        &json!({
+            "id": user["id"], "email": user["email"], "status": user["status"], "created_at": user["created_at"],
+            "balance_usd": wallet.balance.as_json_usd(), "balance_micros": wallet.balance.0,
+            "available_usd": wallet.available.as_json_usd(), "frozen": wallet.frozen,
+            "open_holds": holds, "pending_ledger_rows": wallet.pending_outbox,
+            "recent_ledger": ledger, "ledger_totals": totals, "usage_totals": usage,
+        }),
+    )
+}
+
+pub async fn credit(req: &mut Request, env: &Env, id: &str) -> AdminResult {
+    let body = json_body(req).await?;
+    let amount = body
+        .get("amount_usd")
+        .map(Micros::from_json_usd)
+        .ok_or_else(|| GatewayError::BadRequest("`amount_usd` is required.".into()))?
+        .map_err(|e| GatewayError::BadRequest(format!("`amount_usd`: {e}.")))?;
+    if amount == Micros::ZERO {
+        return Err(GatewayError::BadRequest("`amount_usd` must not be zero.".into()));
+    }
+    let reason = body.get("reason").and_then(Value::as_str).unwrap_or("admin credit").chars().take(200).collect::<String>();
+    let reference = match body.get("idempotency_key").and_then(Value::as_str) {
+        Some(k) if !k.is_empty() && k.len() <= 200 => format!("admin:{k}"),
+        Some(_) => return Err(GatewayError::BadRequest("`idempotency_key` must be 1–200 characters.".into())),
+        None => format!("admin:{}", new_id("")),
+    };
+    ensure_user(env, id).await?;
+    let outcome = WalletClient::for_user(env, id)?
+        .credit(&CreditRequest {
+            user_id: id.into(),
+            reference: reference.clone(),
+            amount,
+            kind: "admin_credit".into(),
+            reason: Some(reason.clone()),
+            now_ms: now_ms(),
+        })
+        .await?;
+    if !outcome.replay {
+        audit(env, "wallet.credit", id, json!({"amount_micros": amount.0, "reason": reason, "reference": reference})).await?;
+    }
+    ok(
+        200,
+        &json!({"id": id, "balance_usd": outcome.balance.as_json_usd(), "balance_micros": outcome.balance.0, "replay": outcome.replay, "reference": reference}),
+    )
+}
+
+pub async fn set_status(req: &mut Request, env: &Env, id: &str) -> AdminResult {
+    let body = json_body(req).await?;
+    let status = match body.get("status").and_then(Value::as_str) {
+        Some(s @ ("active" | "suspended")) => s.to_string(),
+        _ => return Err(GatewayError::BadRequest("`status` must be `active` or `suspended`.".into())),
+    };
+    ensure_user(env, id).await?;
+    let change = StatusChange { user_id: id.into(), revoke_key_id: None, suspended: Some(status == "suspended") };
+    WalletClient::for_user(env, id)?.change_status(&change).await?;
+    env.d1("DB")
+        .map_err(d1_error)?
+        .prepare("UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1")
+        .bind(&[id.into(), status.as_str().into(), (now_ms() as f64).into()])
+        .map_err(d1_error)?
+        .run()
+        .await
+        .map_err(d1_error)?;
+    audit(env, "user.status", id, json!({"status": status})).await?;
+    ok(200, &json!({"id": id, "status": status}))
+}
+
+async fn ensure_user(env: &Env, id: &str) -> Result<(), GatewayError> {
+    let found: Option<Value> = env
+        .d1("DB")
+        .map_err(d1_error)?
+        .prepare("SELECT id FROM users WHERE id = ?1")
+        .bind(&[id.into()])
+        .map_err(d1_error)?
+        .first(None)
+        .await
+        .map_err(d1_error)?;
+    found.map(|_| ()).ok_or_else(|| GatewayError::NotFound(format!("User `{id}` not found.")))
+}

@@ -1,0 +1,43 @@
+//! Settings read from the Worker environment: `[vars]` in wrangler.toml for
+//! plain values, secrets (`.dev.vars` locally, `wrangler secret put` in
+//! production) for keys. Read per request: `env.var` is a cheap binding lookup.
+
+use dexto_shared::money::Markup;
+use dexto_shared::secret::Secret;
+use worker::Env;
+
+pub struct Config {
+    pub upstream_base: String,
+    pub upstream_key: Secret<String>,
+    pub markup: Markup,
+    pub hold_ttl_ms: i64,
+    pub upstream_timeout_ms: u64,
+    pub catalogue_ttl_ms: i64,
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
+}
+
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
+}
+
+fn number(env: &Env, name: &str, default: i64) -> i64 {
+    var(env, name).and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Config {
+        let base = var(env, "OPENROUTER_BASE_URL").unwrap_or_else(|| "https://openrouter.ai/api/v1".into());
+        Config {
+            upstream_base: base.trim_end_matches('/').to_string(),
+            upstream_key: Secret::new(secret(env, "OPENROUTER_API_KEY").unwrap_or_default()),
+            // A malformed markup must not silently sell below cost: fall back to 1.0×.
+            markup: var(env, "PRICE_MARKUP").and_then(|m| Markup::parse(&m).ok()).unwrap_or(Markup::NONE),
+            hold_ttl_ms: number(env, "HOLD_TTL_SECONDS", 600) * 1000,
+            upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 60_000) as u64,
+            catalogue_ttl_ms: number(env, "CATALOGUE_TTL_SECONDS", 3600) * 1000,
+        }
+    }
+}

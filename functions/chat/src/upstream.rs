@@ -1,0 +1,47 @@
+//! The call to OpenRouter (or whatever `OPENROUTER_BASE_URL` points at). The
+//! client's body is forwarded byte-for-byte, so OpenRouter-only fields
+//! (`provider`, `reasoning`, `plugins`, `models`, …) reach it untouched; only our
+//! upstream key replaces the client's credentials.
+
+use crate::config::Config;
+use dexto_shared::error::GatewayError;
+use futures::future::{select, Either};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+
+/// Sends the chat request; resolves when response headers arrive, or fails
+/// with a timeout after `upstream_timeout_ms`.
+pub async fn send_chat(config: &Config, body: Vec<u8>) -> Result<Response, GatewayError> {
+    let headers = Headers::new();
+    let auth = format!("Bearer {}", config.upstream_key.expose());
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| GatewayError::Internal("headers".into()));
+    set("Authorization", &auth)?;
+    set("Content-Type", "application/json")?;
+    set("HTTP-Referer", "https://dexto.ai")?;
+    set("X-Title", "Dexto")?;
+    let mut init = RequestInit::new();
+    let payload = js_sys_bytes(&body);
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(payload));
+    let url = format!("{}/chat/completions", config.upstream_base);
+    let req = Request::new_with_init(&url, &init).map_err(|_| GatewayError::Internal("upstream request".into()))?;
+
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetcher = Fetch::Request(req);
+    let fetch = Box::pin(fetcher.send_with_signal(&signal));
+    let timeout = Box::pin(Delay::from(std::time::Duration::from_millis(config.upstream_timeout_ms)));
+    let winner = select(fetch, timeout).await;
+    let result = match winner {
+        Either::Left((Ok(resp), _)) => Ok(resp),
+        // The error text can carry the upstream URL: log nothing of it to the client.
+        Either::Left((Err(_), _)) => Err(GatewayError::UpstreamUnavailable),
+        Either::Right(_) => {
+            controller.abort();
+            Err(GatewayError::UpstreamTimeout)
+        }
+    };
+    result
+}
+
+fn js_sys_bytes(body: &[u8]) -> wasm_bindgen::JsValue {
+    worker::js_sys::Uint8Array::from(body).into()
+}

@@ -1,0 +1,130 @@
+//! Projection of wallet changes into D1. The DO commits a change and its outbox
+//! entry in one local transaction; this module later writes the entry's rows
+//! (credit_ledger, usage_ledger, balances) to D1 in one `batch` — atomic there —
+//! and only then deletes the entry. Every statement is idempotent (unique
+//! reference / request id, version-guarded balance), so a retry after a crash or
+//! a concurrent double flush changes nothing.
+
+use super::store::Store;
+use dexto_shared::wallet::UsageRecord;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Result};
+
+/// Entries per D1 batch (3 statements each; well under D1's per-invocation limits).
+const FLUSH_BATCH: i64 = 25;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub id: String,
+    pub user_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reference: String,
+    pub reason: Option<String>,
+    pub created_at: i64,
+    pub usage: Option<UsageRecord>,
+}
+
+fn js_i64(v: i64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+
+fn js_opt(v: &Option<String>) -> JsValue {
+    v.as_deref().map_or(JsValue::NULL, JsValue::from_str)
+}
+
+fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatement>> {
+    let mut out = Vec::with_capacity(3);
+    if e.amount != 0 {
+        out.push(
+            db.prepare(
+                "INSERT INTO credit_ledger (id, user_id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(reference) DO NOTHING",
+            )
+            .bind(&[
+                e.id.as_str().into(),
+                e.user_id.as_str().into(),
+                js_i64(e.seq),
+                e.kind.as_str().into(),
+                js_i64(e.amount),
+                js_i64(e.balance_after),
+                e.reference.as_str().into(),
+                js_opt(&e.reason),
+                js_i64(e.created_at),
+            ])?,
+        );
+    }
+    if let Some(u) = &e.usage {
+        out.push(
+            db.prepare(
+                "INSERT INTO usage_ledger (request_id, user_id, key_id, model, generation_id, prompt_tokens, completion_tokens,
+                   cached_tokens, reasoning_tokens, provider_cost_micros, user_price_micros, price_basis, billing_status,
+                   upstream_status, stream, cancelled, session_id, client_source, client_version, latency_ms, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+                 ON CONFLICT(request_id) DO NOTHING",
+            )
+            .bind(&[
+                u.request_id.as_str().into(),
+                u.user_id.as_str().into(),
+                u.key_id.as_str().into(),
+                u.model.as_str().into(),
+                js_opt(&u.generation_id),
+                js_i64(u.prompt_tokens as i64),
+                js_i64(u.completion_tokens as i64),
+                js_i64(u.cached_tokens as i64),
+                js_i64(u.reasoning_tokens as i64),
+                js_i64(u.provider_cost.0),
+                js_i64(u.user_price.0),
+                u.price_basis.as_str().into(),
+                u.billing_status.as_str().into(),
+                u.upstream_status.map_or(JsValue::NULL, |s| js_i64(s as i64)),
+                js_i64(u.stream as i64),
+                js_i64(u.cancelled as i64),
+                js_opt(&u.session_id),
+                js_opt(&u.client_source),
+                js_opt(&u.client_version),
+                js_i64(u.latency_ms),
+                js_i64(u.created_at),
+            ])?,
+        );
+    }
+    out.push(
+        db.prepare(
+            "INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(user_id) DO UPDATE SET balance_micros = excluded.balance_micros,
+               version = excluded.version, updated_at = excluded.updated_at
+             WHERE excluded.version > balances.version",
+        )
+        .bind(&[e.user_id.as_str().into(), js_i64(e.balance_after), js_i64(e.seq), js_i64(e.created_at)])?,
+    );
+    Ok(out)
+}
+
+/// Writes pending entries to D1 until the outbox is empty. Returns how many
+/// entries were projected. On error the entries stay and the caller schedules
+/// a retry (alarm).
+pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
+    let mut flushed = 0;
+    loop {
+        let rows = store.outbox(FLUSH_BATCH)?;
+        let Some(last) = rows.last().map(|r| r.seq) else {
+            return Ok(flushed);
+        };
+        let mut batch = Vec::new();
+        for row in &rows {
+            let entry: LedgerEntry = serde_json::from_str(&row.payload)?;
+            batch.extend(statements(db, &entry)?);
+        }
+        let results = db.batch(batch).await?;
+        if let Some(failed) = results.iter().find(|r| !r.success()) {
+            return Err(failed.error().unwrap_or_else(|| "D1 batch failed".into()).into());
+        }
+        // Storage was awaited on D1 only: rows with seq ≤ last are exactly the ones sent
+        // (new entries always get a larger seq), so deleting through `last` is safe.
+        store.drop_outbox_through(last)?;
+        flushed += rows.len();
+    }
+}

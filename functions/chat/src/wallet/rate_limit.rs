@@ -1,0 +1,48 @@
+//! Per-user token bucket for abuse throttling (plan: 60/min, burst 10), kept in
+//! the wallet object's memory: approximate by design (reset if the object is
+//! evicted), never used for money. Off when `RATE_LIMIT_PER_MINUTE` is 0.
+
+use worker::Env;
+
+pub struct RateLimiter {
+    per_minute: f64,
+    burst: f64,
+    tokens: f64,
+    last_ms: i64,
+}
+
+impl RateLimiter {
+    pub fn from_env(env: &Env) -> RateLimiter {
+        let read = |name: &str, default: f64| {
+            env.var(name).ok().and_then(|v| v.to_string().parse::<f64>().ok()).unwrap_or(default)
+        };
+        let per_minute = read("RATE_LIMIT_PER_MINUTE", 0.0).max(0.0);
+        let burst = read("RATE_LIMIT_BURST", 10.0).max(1.0);
+        RateLimiter { per_minute, burst, tokens: burst, last_ms: 0 }
+    }
+
+    fn enabled(&self) -> bool {
+        self.per_minute > 0.0
+    }
+
+    /// Takes one token, or says how many seconds until one is available.
+    pub fn take(&mut self, now_ms: i64) -> Result<(), u32> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let elapsed_min = (now_ms - self.last_ms).max(0) as f64 / 60_000.0;
+        self.tokens = (self.tokens + elapsed_min * self.per_minute).min(self.burst);
+        self.last_ms = now_ms;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait_min = (1.0 - self.tokens) / self.per_minute;
+            Err((wait_min * 60.0).ceil().max(1.0) as u32)
+        }
+    }
+
+    pub fn remaining(&self) -> Option<u32> {
+        self.enabled().then(|| self.tokens.floor() as u32)
+    }
+}

@@ -1,0 +1,19 @@
+# Sourced by every script: pinned tool locations and the variables that keep
+# wrangler and worker-build from reaching the network (see
+# ../shared/reference/workers-toolchain.md). Tools live in a per-user cache so a
+# fresh clone installs them once and re-runs are fast.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+export WASM_BINDGEN_VERSION=0.2.130   # must equal wasm-bindgen in Cargo.lock
+export WORKER_BUILD_VERSION=0.8.7
+export DEXTO_TOOLS="${DEXTO_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/dexto-tools}"
+export WASM_BINDGEN_BIN="$DEXTO_TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen"
+export WORKER_BUILD_BIN="$DEXTO_TOOLS/worker-build-$WORKER_BUILD_VERSION/bin/worker-build"
+export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
+export WRANGLER="$ROOT/node_modules/.bin/wrangler"
+export WRANGLER_SEND_METRICS=false
+export WRANGLER_SEND_ERROR_REPORTS=false
+export CLOUDFLARE_CF_FETCH_ENABLED=false
+export WRANGLER_HIDE_BANNER=true
+export WRANGLER_LOG_PATH="${WRANGLER_LOG_PATH:-$ROOT/.wrangler/logs}"
+export WORKERS="edge chat admin"

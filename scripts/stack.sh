@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the whole gateway locally in one `wrangler dev`: edge + chat + admin
+# Workers, local D1/KV/Durable Objects under RUN_DIR/state, migrations applied.
+# Used by `npm run dev`, the integration tests and the bench, so all three run
+# exactly the same stack.
+#
+# Usage: stack.sh RUN_DIR PORT
+# Env:   OPENROUTER_BASE_URL  upstream (the mock, or the real OpenRouter)
+#        OPENROUTER_API_KEY   upstream key (secret)
+#        ADMIN_TOKEN          admin API token (secret, ≥ 16 chars)
+#        STACK_VARS           extra KEY=VALUE lines (e.g. PRICE_MARKUP=1.2)
+#
+# wrangler applies --var/--env-file to the first config only, so per-run values
+# go into RUN_DIR/.dev.vars, which wrangler reads for every config in RUN_DIR:
+# the committed configs are copied there with their relative paths made absolute.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+RUN_DIR="$(mkdir -p "$1" && cd "$1" && pwd)"
+PORT="$2"
+
+render() { # render SRC DEST: copy a wrangler config, making its paths absolute
+    local src="$1" dir
+    dir="$(cd "$(dirname "$src")" && pwd)"
+    sed -E \
+        -e "s#^main = \"([^\"]+)\"#main = \"$dir/\\1\"#" \
+        -e "s#^migrations_dir = \"([^\"]+)\"#migrations_dir = \"$dir/\\1\"#" \
+        "$src" > "$2"
+}
+render "$ROOT/wrangler.toml" "$RUN_DIR/edge.toml"
+render "$ROOT/functions/chat/wrangler.toml" "$RUN_DIR/chat.toml"
+render "$ROOT/functions/admin/wrangler.toml" "$RUN_DIR/admin.toml"
+
+umask 077
+{
+    echo "OPENROUTER_BASE_URL=${OPENROUTER_BASE_URL:?OPENROUTER_BASE_URL is required}"
+    echo "OPENROUTER_API_KEY=${OPENROUTER_API_KEY:-sk-or-v1-local-placeholder}"
+    echo "ADMIN_TOKEN=${ADMIN_TOKEN:?ADMIN_TOKEN is required}"
+    [ -n "${STACK_VARS:-}" ] && printf '%s\n' "$STACK_VARS"
+} > "$RUN_DIR/.dev.vars"
+
+"$WRANGLER" d1 migrations apply DB --local -c "$RUN_DIR/chat.toml" --persist-to "$RUN_DIR/state" >"$RUN_DIR/migrations.log" 2>&1 \
+    || { cat "$RUN_DIR/migrations.log" >&2; exit 1; }
+
+exec "$WRANGLER" dev -c "$RUN_DIR/edge.toml" -c "$RUN_DIR/chat.toml" -c "$RUN_DIR/admin.toml" \
+    --ip 127.0.0.1 --port "$PORT" --inspector-port 0 --show-interactive-dev-session=false \
+    --persist-to "$RUN_DIR/state" --log-level "${WRANGLER_LOG_LEVEL:-log}"

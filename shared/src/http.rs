@@ -1,0 +1,49 @@
+//! The one place a `GatewayError` becomes an HTTP response, plus JSON helpers,
+//! for every Worker (feature `workers`).
+
+use crate::error::GatewayError;
+use worker::{Headers, Response, Result};
+
+pub const REQUEST_ID_HEADER: &str = "X-Dexto-Request-ID";
+
+pub fn json_response(status: u16, body: &serde_json::Value) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(Response::from_bytes(body.to_string().into_bytes())?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// Renders an error in the OpenAI envelope with its status, `Retry-After` where
+/// it applies, and the request id when there is one.
+pub fn error_response(err: &GatewayError, request_id: Option<&str>) -> Result<Response> {
+    let mut resp = json_response(err.status(), &err.body())?;
+    let headers = resp.headers_mut();
+    if let Some(secs) = err.retry_after_secs() {
+        headers.set("Retry-After", &secs.to_string())?;
+    }
+    if let Some(id) = request_id {
+        headers.set(REQUEST_ID_HEADER, id)?;
+    }
+    Ok(resp)
+}
+
+/// The bearer token of `Authorization: Bearer …`, if present and non-empty.
+pub fn bearer_token(headers: &Headers) -> Option<String> {
+    let value = headers.get("Authorization").ok().flatten()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
+/// Constant-time equality for secrets presented by callers (admin token).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}

@@ -1,0 +1,73 @@
+//! Typed calls from a Worker to the user's `WalletDO` (feature `workers`). The
+//! object is addressed by user id, so every wallet operation for one user runs
+//! in one single-threaded place.
+
+use crate::error::GatewayError;
+use crate::wallet::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use worker::{Env, Headers, Method, Request, RequestInit, Stub};
+
+pub struct WalletClient {
+    stub: Stub,
+}
+
+fn internal(context: &str, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(format!("wallet {context}: {e}"))
+}
+
+impl WalletClient {
+    pub fn for_user(env: &Env, user_id: &str) -> Result<WalletClient, GatewayError> {
+        let ns = env.durable_object("WALLET").map_err(|e| internal("binding", e))?;
+        let stub = ns.get_by_name(user_id).map_err(|e| internal("stub", e))?;
+        Ok(WalletClient { stub })
+    }
+
+    async fn call<B: Serialize, R: DeserializeOwned>(&self, op: &str, body: &B) -> Result<(R, Headers), GatewayError> {
+        let headers = Headers::new();
+        headers.set("content-type", "application/json").map_err(|e| internal(op, e))?;
+        let payload = serde_json::to_string(body).map_err(|e| internal(op, e))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_headers(headers).with_body(Some(payload.into()));
+        let req = Request::new_with_init(&format!("https://wallet{op}"), &init).map_err(|e| internal(op, e))?;
+        let mut resp = self.stub.fetch_with_request(req).await.map_err(|e| internal(op, e))?;
+        if resp.status_code() != 200 {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(internal(op, format!("status {} {text}", resp.status_code())));
+        }
+        let headers = resp.headers().clone();
+        let value = resp.json::<R>().await.map_err(|e| internal(op, e))?;
+        Ok((value, headers))
+    }
+
+    /// Key status + rate limit + hold in one call. Also returns the rate-limit
+    /// tokens left, when a limit applies.
+    pub async fn hold(&self, req: &HoldRequest) -> Result<(HoldOutcome, Option<u32>), GatewayError> {
+        let (outcome, headers) = self.call("/hold", req).await?;
+        let remaining = headers.get("X-RateLimit-Remaining").ok().flatten().and_then(|v| v.parse().ok());
+        Ok((outcome, remaining))
+    }
+
+    pub async fn settle(&self, usage: UsageRecord) -> Result<SettleOutcome, GatewayError> {
+        Ok(self.call("/settle", &SettleRequest { usage }).await?.0)
+    }
+
+    pub async fn release(&self, request_id: &str) -> Result<(), GatewayError> {
+        let _: (serde_json::Value, _) = self.call("/release", &ReleaseRequest { request_id: request_id.into() }).await?;
+        Ok(())
+    }
+
+    pub async fn credit(&self, req: &CreditRequest) -> Result<CreditOutcome, GatewayError> {
+        Ok(self.call("/credit", req).await?.0)
+    }
+
+    pub async fn change_status(&self, change: &StatusChange) -> Result<(), GatewayError> {
+        let _: (serde_json::Value, _) = self.call("/status", change).await?;
+        Ok(())
+    }
+
+    /// Authoritative balance and holds; flushes pending ledger rows to D1 first.
+    pub async fn state(&self) -> Result<WalletState, GatewayError> {
+        Ok(self.call("/state", &serde_json::json!({})).await?.0)
+    }
+}

@@ -1,0 +1,471 @@
+//! `POST /chat/completions`: deterministic completions priced exactly from
+//! the catalogue, streamed or not, with the faults of `faults.rs` applied.
+
+use crate::catalogue::{self, ModelSpec};
+use crate::faults::{aborted_response, injected_status_response, Faults};
+use crate::generation::Generation;
+use crate::money::Usd;
+use crate::util::{bearer, error_response, iso8601, json_response, now_ms, now_secs, unauthorized};
+use crate::{App, GenerationId};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const DEFAULT_COMPLETION_TOKENS: u64 = 8;
+const KEEPALIVE: &str = ": OPENROUTER PROCESSING\n\n";
+/// Lets hyper flush frames already handed over before we break the
+/// connection, so the client really sees N frames then a drop.
+const FLUSH_GRACE: Duration = Duration::from_millis(50);
+
+/// Everything about the answer, fixed before any byte is sent.
+struct Plan {
+    id: String,
+    model: &'static ModelSpec,
+    created: u64,
+    started_ms: u64,
+    /// The caller's bearer, for charging mock-issued keys.
+    token: String,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    finish_reason: &'static str,
+    faults: Faults,
+}
+
+struct Costs {
+    prompt: Usd,
+    completion: Usd,
+    /// The provider's charge.
+    upstream: Usd,
+    /// What OpenRouter bills the key: the upstream charge, or a 5% fee (BYOK).
+    charged: Usd,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<Usd>,
+    is_byok: bool,
+    prompt_tokens_details: Value,
+    completion_tokens_details: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_details: Option<CostDetails>,
+}
+
+#[derive(Serialize)]
+struct CostDetails {
+    upstream_inference_cost: Usd,
+    upstream_inference_prompt_cost: Usd,
+    upstream_inference_completions_cost: Usd,
+}
+
+/// Typed (not `json!`) so `Usd` amounts are written exactly.
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'static str,
+    provider: &'static str,
+    system_fingerprint: &'static str,
+    choices: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+}
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'static str,
+    provider: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+    choices: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+}
+
+impl Plan {
+    fn costs(&self, completion_tokens: u64) -> Costs {
+        let prompt = self.model.prompt_price().times(self.prompt_tokens);
+        let completion = self.model.completion_price().times(completion_tokens);
+        let upstream = prompt + completion;
+        let charged = if self.faults.byok {
+            upstream.ratio(5, 100)
+        } else {
+            upstream
+        };
+        Costs {
+            prompt,
+            completion,
+            upstream,
+            charged,
+        }
+    }
+
+    fn usage(&self, completion_tokens: u64) -> Usage {
+        let c = self.costs(completion_tokens);
+        let with_cost = !self.faults.no_cost;
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens,
+            total_tokens: self.prompt_tokens + completion_tokens,
+            cost: with_cost.then_some(c.charged),
+            is_byok: self.faults.byok,
+            prompt_tokens_details: json!({ "cached_tokens": 0, "cache_write_tokens": 0 }),
+            completion_tokens_details: json!({ "reasoning_tokens": 0 }),
+            cost_details: with_cost.then_some(CostDetails {
+                upstream_inference_cost: c.upstream,
+                upstream_inference_prompt_cost: c.prompt,
+                upstream_inference_completions_cost: c.completion,
+            }),
+        }
+    }
+
+    fn text(&self, tokens: u64) -> String {
+        (0..tokens).map(token_text).collect()
+    }
+
+    fn chunk(&self, choices: Value, error: Option<Value>, usage: Option<Usage>) -> Chunk<'_> {
+        Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: self.model.id,
+            provider: "Mock",
+            error,
+            choices,
+            usage,
+        }
+    }
+
+    /// Records the generation and bills the caller's key (if mock-issued).
+    /// Cancelled/dropped requests are billed in full, like a provider that
+    /// cannot stop mid-generation.
+    fn finish(
+        &self,
+        app: &App,
+        completion_tokens: u64,
+        finish_reason: &str,
+        streamed: bool,
+        cancelled: bool,
+    ) {
+        let c = self.costs(completion_tokens);
+        let byok = self.faults.byok;
+        app.keys
+            .charge(&self.token, c.charged, byok.then_some(c.upstream));
+        let elapsed = now_ms().saturating_sub(self.started_ms);
+        app.generations.insert(Generation {
+            id: self.id.clone(),
+            model: self.model.id.to_string(),
+            created_at: iso8601(self.started_ms),
+            provider_name: "Mock",
+            origin: String::new(),
+            streamed,
+            cancelled,
+            finish_reason: finish_reason.to_string(),
+            native_finish_reason: finish_reason.to_string(),
+            tokens_prompt: self.prompt_tokens,
+            tokens_completion: completion_tokens,
+            native_tokens_prompt: self.prompt_tokens,
+            native_tokens_completion: completion_tokens,
+            native_tokens_reasoning: 0,
+            total_cost: c.charged,
+            usage: c.charged,
+            upstream_inference_cost: c.upstream,
+            is_byok: byok,
+            cache_discount: None,
+            latency: elapsed,
+            generation_time: elapsed,
+        });
+    }
+}
+
+fn token_text(i: u64) -> String {
+    format!("tok{i} ")
+}
+
+fn choice(delta: Value, finish_reason: Option<&str>) -> Value {
+    json!({
+        "index": 0,
+        "delta": delta,
+        "finish_reason": finish_reason,
+        "native_finish_reason": finish_reason,
+        "logprobs": null,
+    })
+}
+
+/// All message text: string contents and `{type:"text",text}` parts.
+fn message_texts(req: &Value) -> Vec<&str> {
+    let mut out = Vec::new();
+    let messages = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for m in messages {
+        match m.get("content") {
+            Some(Value::String(s)) => out.push(s.as_str()),
+            Some(Value::Array(parts)) => out.extend(
+                parts
+                    .iter()
+                    .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                    .filter_map(|p| p.get("text").and_then(Value::as_str)),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `model`, else the first known entry of the `models` fallback list.
+fn pick_model(req: &Value) -> Result<&'static ModelSpec, Response> {
+    let primary = req.get("model").and_then(Value::as_str);
+    let fallbacks = req
+        .get("models")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let candidates: Vec<&str> = primary
+        .into_iter()
+        .chain(fallbacks.filter_map(Value::as_str))
+        .collect();
+    if let Some(m) = candidates.iter().find_map(|c| catalogue::find(c)) {
+        return Ok(m);
+    }
+    let message = match candidates.first() {
+        Some(c) => format!("{c} is not a valid model ID"),
+        None => "No models provided".to_string(),
+    };
+    Err(error_response(400, &message, None))
+}
+
+fn requested_cap(req: &Value) -> Option<u64> {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| req.get(*k).and_then(Value::as_u64))
+}
+
+pub async fn completions(
+    State(app): State<Arc<App>>,
+    Extension(GenerationId(id)): Extension<GenerationId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return unauthorized();
+    };
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error_response(400, "Invalid JSON in request body", None),
+    };
+    let texts = message_texts(&req);
+    let mut faults = Faults::from_header(&headers);
+    texts.iter().for_each(|t| faults.apply_markers(t));
+
+    // Faults come before validation: a test asking for a 503 wants a 503.
+    if let Some(ms) = faults.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(resp) = injected_status_response(&faults) {
+        return resp;
+    }
+    let model = match pick_model(&req) {
+        Ok(m) => m,
+        Err(resp) => return resp,
+    };
+
+    let prompt_bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let wanted = faults.tokens.unwrap_or(DEFAULT_COMPLETION_TOKENS);
+    let (completion_tokens, finish_reason) = match requested_cap(&req) {
+        Some(cap) if cap < wanted && !faults.ignore_max => (cap, "length"),
+        _ => (wanted, "stop"),
+    };
+    let plan = Plan {
+        id,
+        model,
+        created: now_secs(),
+        started_ms: now_ms(),
+        token: token.to_string(),
+        prompt_tokens: (prompt_bytes as u64).div_ceil(4).max(1),
+        completion_tokens,
+        finish_reason,
+        faults,
+    };
+
+    if req.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(1);
+        tokio::spawn(run_stream(app, plan, tx));
+        let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let mut resp = Response::new(body);
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return resp;
+    }
+
+    if plan.faults.drop_after.is_some() {
+        plan.finish(
+            &app,
+            plan.completion_tokens,
+            plan.finish_reason,
+            false,
+            true,
+        );
+        return aborted_response();
+    }
+    let n = plan.completion_tokens;
+    let body = Completion {
+        id: &plan.id,
+        object: "chat.completion",
+        created: plan.created,
+        model: plan.model.id,
+        provider: "Mock",
+        system_fingerprint: "fp_mock",
+        choices: json!([{
+            "index": 0,
+            "message": { "role": "assistant", "content": plan.text(n) },
+            "finish_reason": plan.finish_reason,
+            "native_finish_reason": plan.finish_reason,
+            "logprobs": null,
+        }]),
+        usage: (!plan.faults.no_usage).then(|| plan.usage(n)),
+    };
+    let resp = json_response(StatusCode::OK, &body);
+    plan.finish(&app, n, plan.finish_reason, false, false);
+    resp
+}
+
+/// Frame writer over the body channel. `false` from a send means the client
+/// is gone (hyper dropped the body).
+struct Out {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    chunk_delay: Option<Duration>,
+    sent_data: bool,
+}
+
+impl Out {
+    async fn raw(&self, s: String) -> bool {
+        self.tx.send(Ok(Bytes::from(s))).await.is_ok()
+    }
+
+    async fn comment(&self) -> bool {
+        self.raw(KEEPALIVE.to_string()).await
+    }
+
+    async fn data(&mut self, chunk: &Chunk<'_>) -> bool {
+        if let (true, Some(d)) = (self.sent_data, self.chunk_delay) {
+            tokio::time::sleep(d).await;
+        }
+        self.sent_data = true;
+        let json = serde_json::to_string(chunk).expect("chunk serialises");
+        self.raw(format!("data: {json}\n\n")).await
+    }
+
+    /// Break the connection: the body stream yields an io error.
+    async fn drop_connection(&self) {
+        tokio::time::sleep(FLUSH_GRACE).await;
+        let err = io::Error::new(io::ErrorKind::ConnectionAborted, "mock drop_after");
+        let _ = self.tx.send(Err(err)).await;
+    }
+}
+
+enum End {
+    Done,
+    ClientGone,
+    Errored,
+    Dropped,
+}
+
+async fn run_stream(app: Arc<App>, plan: Plan, tx: mpsc::Sender<Result<Bytes, io::Error>>) {
+    let mut out = Out {
+        tx,
+        chunk_delay: plan.faults.chunk_delay_ms.map(Duration::from_millis),
+        sent_data: false,
+    };
+    let (sent, end) = emit(&plan, &mut out).await;
+    match end {
+        End::Done => plan.finish(&app, sent, plan.finish_reason, true, false),
+        End::Errored => plan.finish(&app, sent, "error", true, false),
+        End::ClientGone | End::Dropped => {
+            plan.finish(&app, plan.completion_tokens, plan.finish_reason, true, true)
+        }
+    }
+}
+
+/// Writes the SSE frames; returns how many content tokens went out and why
+/// the stream ended.
+async fn emit(plan: &Plan, out: &mut Out) -> (u64, End) {
+    let f = &plan.faults;
+    let n = plan.completion_tokens;
+    if !out.comment().await {
+        return (0, End::ClientGone);
+    }
+    for i in 0..=n {
+        // Checked before each frame and once after the last, so N >= the
+        // token count still fires (in place of the usage frame).
+        if f.error_after.is_some_and(|k| k == i || (i == n && k > n)) {
+            let error = json!({ "code": 502, "message": "Upstream provider error" });
+            let usage = f.error_usage.then(|| plan.usage(i));
+            let choices = json!([choice(json!({ "content": "" }), Some("error"))]);
+            out.data(&plan.chunk(choices, Some(error), usage)).await;
+            return (i, End::Errored);
+        }
+        if f.drop_after.is_some_and(|k| k == i || (i == n && k > n)) {
+            out.drop_connection().await;
+            return (i, End::Dropped);
+        }
+        if i == n {
+            break;
+        }
+        let mut delta = json!({ "content": token_text(i) });
+        if i == 0 {
+            delta["role"] = json!("assistant");
+        }
+        // OpenRouter style puts finish_reason on the last content frame and
+        // repeats it in the usage frame; OpenAI style sends it separately.
+        let finish = (i + 1 == n && !f.openai_usage).then_some(plan.finish_reason);
+        if !out
+            .data(&plan.chunk(json!([choice(delta, finish)]), None, None))
+            .await
+        {
+            return (i, End::ClientGone);
+        }
+        for _ in 0..f.keepalive.unwrap_or(0) {
+            if !out.comment().await {
+                return (i + 1, End::ClientGone);
+            }
+        }
+    }
+
+    let usage = (!f.no_usage).then(|| plan.usage(n));
+    let last = json!([choice(json!({}), Some(plan.finish_reason))]);
+    let ok = if f.openai_usage {
+        out.data(&plan.chunk(last, None, None)).await
+            && match usage {
+                Some(u) => out.data(&plan.chunk(json!([]), None, Some(u))).await,
+                None => true,
+            }
+    } else {
+        out.data(&plan.chunk(last, None, usage)).await
+    };
+    if !ok || !out.raw("data: [DONE]\n\n".to_string()).await {
+        return (n, End::ClientGone);
+    }
+    (n, End::Done)
+}

@@ -1,0 +1,233 @@
+//! A native mock of the OpenRouter API for tests and local development.
+//!
+//! Speaks the upstream shapes the gateway depends on (chat completions,
+//! streaming, model catalogue, management keys), deterministically, plus
+//! per-request fault injection (see [`faults`]) and a request log under
+//! `/__mock`. Routes are served both at `/` and under `/api/v1`.
+
+// Helpers return a finished error `Response` as their `Err`; boxing it would
+// only add noise at every call site of a test server.
+#![allow(clippy::result_large_err)]
+
+pub mod catalogue;
+mod chat;
+pub mod faults;
+mod generation;
+mod keys;
+pub mod money;
+mod recorder;
+mod util;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_MANAGEMENT_KEY: &str = "sk-or-v1-mgmt-dev-0000";
+pub const MANAGEMENT_KEY_ENV: &str = "MOCK_OPENROUTER_MANAGEMENT_KEY";
+
+/// Shared server state.
+pub struct App {
+    management_key: String,
+    recorder: recorder::Recorder,
+    keys: keys::KeyStore,
+    generations: generation::Generations,
+    ids: Ids,
+}
+
+impl App {
+    fn new() -> App {
+        App {
+            management_key: std::env::var(MANAGEMENT_KEY_ENV)
+                .unwrap_or_else(|_| DEFAULT_MANAGEMENT_KEY.to_string()),
+            recorder: Default::default(),
+            keys: Default::default(),
+            generations: Default::default(),
+            ids: Ids::new(),
+        }
+    }
+}
+
+/// The request's generation id, set by the middleware so the chat body's
+/// `id` and the `X-Generation-Id` header agree.
+#[derive(Clone)]
+pub(crate) struct GenerationId(pub String);
+
+/// Process-wide sequence: ids never repeat within a process even across
+/// several mock instances (tests often start one per test).
+static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+/// Id and secret generation without a RNG crate: std's randomly keyed
+/// SipHash over a counter.
+struct Ids {
+    hasher: RandomState,
+    instance: u32,
+    counter: AtomicU64,
+}
+
+impl Ids {
+    fn new() -> Ids {
+        let hasher = RandomState::new();
+        let mut h = hasher.build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u64(util::now_ms());
+        Ids {
+            instance: h.finish() as u32,
+            hasher,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// `gen-<unix secs>-<instance tag><sequence>`: unique, roughly ordered.
+    fn generation_id(&self) -> String {
+        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        format!("gen-{}-{:08x}{seq:08}", util::now_secs(), self.instance)
+    }
+
+    fn random_hex(&self, len: usize) -> String {
+        let mut s = String::with_capacity(len + 16);
+        while s.len() < len {
+            let mut h = self.hasher.build_hasher();
+            h.write_u64(self.counter.fetch_add(1, Ordering::Relaxed));
+            s.push_str(&format!("{:016x}", h.finish()));
+        }
+        s.truncate(len);
+        s
+    }
+}
+
+/// The OpenRouter-compatible routes, mounted twice (root and `/api/v1`).
+fn api_routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/chat/completions", post(chat::completions))
+        .route(
+            "/models",
+            get(|| async {
+                util::json_response(axum::http::StatusCode::OK, &catalogue::models_json())
+            }),
+        )
+        .route("/keys", post(keys::create).get(keys::list))
+        .route(
+            "/keys/{hash}",
+            get(keys::get_one).patch(keys::update).delete(keys::delete),
+        )
+        .route("/key", get(keys::current))
+        .route("/credits", get(keys::credits))
+        .route("/generation", get(generation::get))
+}
+
+/// The complete application (fresh state each call).
+pub fn router() -> Router {
+    let app = Arc::new(App::new());
+    let api = api_routes();
+    Router::new()
+        .merge(api.clone())
+        .nest("/api/v1", api)
+        .route(
+            "/__mock/requests",
+            get(recorder::list).delete(recorder::clear),
+        )
+        .route("/__mock/health", get(|| async { "ok" }))
+        .fallback(|| async { util::error_response(404, "Not Found", None) })
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        // Bodies are buffered by `observe`; large prompts are legitimate.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+/// Runs on every request: assigns the generation id (echoed as
+/// `X-Generation-Id` on every response), records the request, and applies
+/// header-driven faults to non-chat routes (chat handles its own, since its
+/// directives may also come from message text).
+async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let id = app.ids.generation_id();
+    let (mut parts, body) = req.into_parts();
+    let mut resp = match axum::body::to_bytes(body, usize::MAX).await {
+        Err(_) => util::error_response(400, "Could not read request body", None),
+        Ok(bytes) => {
+            let path = parts.uri.path().to_string();
+            let is_mock = path.starts_with("/__mock");
+            if !is_mock {
+                let full = parts
+                    .uri
+                    .path_and_query()
+                    .map_or(path.as_str(), |p| p.as_str());
+                let auth = parts
+                    .headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                app.recorder
+                    .record(parts.method.as_str(), full, auth, &bytes);
+            }
+            let faults = faults::Faults::from_header(&parts.headers);
+            if is_mock || path.ends_with("/chat/completions") {
+                parts.extensions.insert(GenerationId(id.clone()));
+                next.run(Request::from_parts(parts, Body::from(bytes)))
+                    .await
+            } else {
+                if let Some(ms) = faults.delay_ms {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                match faults::injected_status_response(&faults) {
+                    Some(r) => r,
+                    None if faults.drop_after.is_some() => faults::aborted_response(),
+                    None => {
+                        next.run(Request::from_parts(parts, Body::from(bytes)))
+                            .await
+                    }
+                }
+            }
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-generation-id", v);
+    }
+    resp
+}
+
+/// Serves the mock on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router()).await
+}
+
+/// Binds `127.0.0.1:0`, serves on a dedicated thread with its own
+/// multi-thread runtime, and returns the address. For non-async test
+/// harnesses; the server lives until the process exits.
+pub fn spawn_in_background() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let addr = listener.local_addr().expect("local addr");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("mock-openrouter-{}", addr.port()))
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                let _ = ready_tx.send(());
+                if let Err(e) = serve(listener).await {
+                    eprintln!("mock-openrouter: server error: {e}");
+                }
+            });
+        })
+        .expect("spawn mock-openrouter thread");
+    ready_rx
+        .recv()
+        .expect("mock-openrouter thread failed to start");
+    addr
+}
