@@ -1,1 +1,31 @@
+//! Test harness: one real local stack per test binary (`scripts/stack.sh`:
+//! `wrangler dev` with edge + chat + admin Workers, local D1/KV/DO, migrations
+//! applied) wired to an in-process mock OpenRouter, on free ports. Tests get
+//! fresh state by creating their own users; upstream calls are counted per test
+//! through a unique marker in the prompt.
 
+mod client;
+mod stack;
+
+pub use client::{HttpResponse, SseReader};
+pub use stack::{spawn_guarded, stack, start, Stack, TestUser};
+
+/// A marker unique to one test, to put in prompts and find its upstream calls.
+pub fn marker(name: &str) -> String {
+    format!("t-{name}-{}", dexto_shared::ids::new_id(""))
+}
+
+/// Plain GET (for the mock's introspection endpoints).
+pub fn get(url: &str) -> HttpResponse {
+    client::send("GET", url, &[], None)
+}
+
+/// Plain POST with raw headers and body.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    client::send("POST", url, headers, Some(body))
+}
+
+/// GET with headers.
+pub fn get_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    client::send("GET", url, headers, None)
+}

@@ -3,6 +3,7 @@
 //! user's wallet object, and shows a user's authoritative wallet state.
 
 mod keys;
+mod settlements;
 mod users;
 
 use dexto_shared::error::GatewayError;
@@ -47,6 +48,7 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
         (Method::Patch, ["admin", "users", id]) => users::set_status(req, env, id).await,
         (Method::Post, ["admin", "users", id, "credits"]) => users::credit(req, env, id).await,
         (Method::Post, ["admin", "users", id, "keys"]) => keys::create(req, env, id).await,
+        (Method::Post, ["admin", "users", id, "settlements"]) => settlements::settle(req, env, id).await,
         (Method::Post, ["admin", "keys", id, "revoke"]) => keys::revoke(env, id).await,
         _ => Err(GatewayError::NotFound(format!("No admin route for {} {path}.", req.method()))),
     }

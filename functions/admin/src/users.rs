@@ -98,6 +98,18 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
     .await
     .map_err(d1_error)?
     .unwrap_or(Value::Null);
+    let recent_usage = query(
+        "SELECT request_id, key_id, model, prompt_tokens, completion_tokens, provider_cost_micros, user_price_micros,
+                price_basis, billing_status, upstream_status, stream, cancelled, session_id, client_source, client_version,
+                generation_id, created_at
+         FROM usage_ledger WHERE user_id = ?1 ORDER BY created_at DESC, request_id DESC LIMIT 50",
+    )
+    .map_err(d1_error)?
+    .all()
+    .await
+    .map_err(d1_error)?
+    .results::<Value>()
+    .map_err(d1_error)?;
     let holds: Vec<Value> = wallet
         .open_holds
         .iter()
@@ -110,7 +122,7 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
             "balance_usd": wallet.balance.as_json_usd(), "balance_micros": wallet.balance.0,
             "available_usd": wallet.available.as_json_usd(), "frozen": wallet.frozen,
             "open_holds": holds, "pending_ledger_rows": wallet.pending_outbox,
-            "recent_ledger": ledger, "ledger_totals": totals, "usage_totals": usage,
+            "recent_ledger": ledger, "recent_usage": recent_usage, "ledger_totals": totals, "usage_totals": usage,
         }),
     )
 }

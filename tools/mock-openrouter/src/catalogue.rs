@@ -148,6 +148,20 @@ pub const MODELS: &[ModelSpec] = &[
         max_completion_tokens: None,
         is_moderated: false,
     },
+    ModelSpec {
+        id: "mock/output-only",
+        canonical_slug: "mock/output-only",
+        name: "Mock: Output Only",
+        created: 1_767_225_600,
+        description: "Free prompt, paid output: a call's cost equals its worst case exactly (capacity tests).",
+        tokenizer: "Other",
+        prompt: "0",
+        completion: "0.00002",
+        input_cache_read: "0",
+        context_length: 8_192,
+        max_completion_tokens: Some(1_024),
+        is_moderated: false,
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static ModelSpec> {

@@ -1,0 +1,54 @@
+// Seeds the local gateway for `npm run dev`: a dev user, a fresh API key, the
+// wallet topped up to $10, then prints them and writes .dev/session.json.
+// Usage: node dev-seed.mjs BASE_URL SESSION_JSON   (env: ADMIN_TOKEN, OPENROUTER_BASE_URL)
+import { writeFileSync } from "node:fs";
+
+const [base, sessionPath] = process.argv.slice(2);
+const adminToken = process.env.ADMIN_TOKEN;
+const userId = "dev-user";
+const TEN_USD_MICROS = 10_000_000;
+
+async function admin(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  return { status: res.status, json };
+}
+
+const created = await admin("POST", "/admin/users", { id: userId, email: "dev@localhost" });
+if (created.status !== 201 && !/already exists/.test(created.json?.error?.message ?? "")) {
+  throw new Error(`creating the dev user failed: ${JSON.stringify(created.json)}`);
+}
+const key = await admin("POST", `/admin/users/${userId}/keys`, { name: `dev ${new Date().toISOString()}` });
+if (key.status !== 201) throw new Error(`creating a key failed: ${JSON.stringify(key.json)}`);
+const user = await admin("GET", `/admin/users/${userId}`);
+const missing = TEN_USD_MICROS - user.json.balance_micros;
+if (missing > 0) {
+  const credit = await admin("POST", `/admin/users/${userId}/credits`, {
+    amount_usd: (missing / 1e6).toFixed(6),
+    reason: "dev top-up to $10",
+  });
+  if (credit.status !== 200) throw new Error(`crediting failed: ${JSON.stringify(credit.json)}`);
+}
+
+const session = {
+  base_url: base,
+  api_key: key.json.key,
+  key_id: key.json.id,
+  user_id: userId,
+  admin_token: adminToken,
+  upstream: process.env.OPENROUTER_BASE_URL,
+};
+writeFileSync(sessionPath, JSON.stringify(session, null, 2) + "\n", { mode: 0o600 });
+console.log(`
+Dexto gateway ready on ${base}
+  DEXTO_API_KEY=${session.api_key}
+  user ${userId}, wallet $10.00, admin token in ${sessionPath}
+
+  curl -s ${base}/v1/chat/completions \\
+    -H "Authorization: Bearer ${session.api_key}" -H "Content-Type: application/json" \\
+    -d '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+`);

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# npm run dev: build, start the mock OpenRouter (unless OPENROUTER_BASE_URL is
+# set), start the whole gateway in one `wrangler dev` on $PORT (default 8787)
+# with local D1/KV/DO and migrations applied, seed a dev user whose wallet
+# holds $10, print the base URL and a ready-to-use DEXTO_API_KEY, and write the
+# same to .dev/session.json. Ctrl-C stops everything.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
+PORT="${PORT:-8787}"
+mkdir -p "$DEV_DIR"
+
+bash "$ROOT/scripts/build-workers.sh"
+pids=()
+# Every child runs in its own process group (setsid): kill the groups, or
+# workerd processes outlive us.
+cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Reads a process's output file until a line matches; prints the match.
+wait_for_line() { # FILE PATTERN PID
+    for _ in $(seq 1 600); do
+        if line=$(grep -m1 -oE "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
+        kill -0 "$3" 2>/dev/null || { cat "$1" >&2; return 1; }
+        sleep 0.2
+    done
+    echo "timed out waiting for '$2' in $1" >&2; return 1
+}
+
+if [ -z "${OPENROUTER_BASE_URL:-}" ]; then
+    cargo build -q -p mock-openrouter
+    setsid "$ROOT/target/debug/mock-openrouter" --port 0 > "$DEV_DIR/mock.log" 2>&1 &
+    pids+=($!)
+    OPENROUTER_BASE_URL=$(wait_for_line "$DEV_DIR/mock.log" 'http://127\.0\.0\.1:[0-9]+' "${pids[-1]}")
+    echo "mock OpenRouter on $OPENROUTER_BASE_URL" >&2
+fi
+export OPENROUTER_BASE_URL
+# Real upstream: put OPENROUTER_API_KEY in .dev/secrets.env (git-ignored).
+[ -f "$DEV_DIR/secrets.env" ] && { set -a; source "$DEV_DIR/secrets.env"; set +a; }
+if [ ! -s "$DEV_DIR/admin_token" ]; then
+    (umask 077; node -e 'process.stdout.write("dev-admin-"+require("crypto").randomBytes(24).toString("hex"))' > "$DEV_DIR/admin_token")
+fi
+export ADMIN_TOKEN="$(cat "$DEV_DIR/admin_token")"
+
+: > "$DEV_DIR/wrangler.log"
+setsid bash "$ROOT/scripts/stack.sh" "$DEV_DIR/stack" "$PORT" >> "$DEV_DIR/wrangler.log" 2>&1 &
+STACK_PID=$!
+pids+=("$STACK_PID")
+BASE_URL=$(wait_for_line "$DEV_DIR/wrangler.log" 'Ready on http://127\.0\.0\.1:[0-9]+' "$STACK_PID")
+BASE_URL="${BASE_URL#Ready on }"
+
+node "$ROOT/scripts/dev-seed.mjs" "$BASE_URL" "$DEV_DIR/session.json"
+echo "(logs: $DEV_DIR/wrangler.log — Ctrl-C to stop)" >&2
+tail -n 0 -f "$DEV_DIR/wrangler.log" &
+pids+=($!)
+wait "$STACK_PID"

@@ -1,0 +1,188 @@
+//! Starts (once per test binary) the mock OpenRouter in-process and the local
+//! gateway through `scripts/stack.sh`, reading wrangler's "Ready on" line for
+//! the port. The stack runs in its own process group under a watchdog shell
+//! that kills the group when this process exits (its stdin pipe closes).
+
+use crate::client::{send, HttpResponse, SseReader};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub struct Stack {
+    pub base: String,
+    pub mock: String,
+    pub admin_token: String,
+    pub run_dir: PathBuf,
+    _watchdog: Mutex<(Child, ChildStdin)>,
+}
+
+pub struct TestUser {
+    pub id: String,
+    pub key: String,
+    pub key_id: String,
+}
+
+static STACK: OnceLock<Stack> = OnceLock::new();
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// The shared stack for this test binary, started on first use.
+pub fn stack() -> &'static Stack {
+    STACK.get_or_init(|| start(&[]))
+}
+
+/// Starts a stack with extra Worker variables (e.g. `("PRICE_MARKUP", "1.5")`).
+pub fn start(vars: &[(&str, &str)]) -> Stack {
+    let root = root();
+    for worker in ["edge", "chat", "admin"] {
+        let built = root.join(format!("functions/{worker}/build/index.js"));
+        assert!(built.exists(), "{} missing: run `npm test` (it builds the Workers) or `npm run build`", built.display());
+    }
+    let mock = format!("http://{}", mock_openrouter::spawn_in_background());
+    let run_dir = root.join("target/itest").join(format!("run-{}-{}", std::process::id(), dexto_shared::ids::new_id("")));
+    std::fs::create_dir_all(&run_dir).expect("run dir");
+    let admin_token = format!("test-admin-{}", dexto_shared::ids::new_id(""));
+    let stack_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+
+    let script = root.join("scripts/stack.sh");
+    let mut child = spawn_guarded(
+        &[script.as_os_str(), run_dir.as_os_str(), "0".as_ref()],
+        &[("OPENROUTER_BASE_URL", mock.as_str()), ("ADMIN_TOKEN", admin_token.as_str()), ("STACK_VARS", stack_vars.as_str())],
+    );
+    let stdin = child.stdin.take().expect("stdin");
+    let base = wait_for_ready(&mut child, &run_dir);
+    Stack { base, mock, admin_token, run_dir, _watchdog: Mutex::new((child, stdin)) }
+}
+
+/// Runs `bash ARGS…` in its own process group under a watchdog shell that
+/// kills the group when this test process exits (its stdin pipe then closes),
+/// so no workerd outlives the tests.
+pub fn spawn_guarded(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(r#"setsid "$@" & pid=$!; read _; kill -TERM -"$pid" 2>/dev/null; wait"#).arg("watchdog").arg("bash");
+    cmd.args(args).envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().expect("spawn guarded process")
+}
+
+/// Reads wrangler's output until "Ready on http://…", teeing everything to
+/// RUN_DIR/wrangler.log (which tests also read to check what was logged).
+fn wait_for_ready(child: &mut Child, run_dir: &std::path::Path) -> String {
+    let log_path = run_dir.join("wrangler.log");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        let tx = tx.clone();
+        let log_path = log_path.clone();
+        std::thread::spawn(move || {
+            let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log");
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+                if let Some(i) = line.find("Ready on http://") {
+                    let _ = tx.send(line[i + "Ready on ".len()..].trim().to_string());
+                }
+            }
+        });
+    }
+    let deadline = Duration::from_secs(120);
+    match rx.recv_timeout(deadline) {
+        Ok(url) => url,
+        Err(_) => panic!("stack not ready within {deadline:?}; see {}", log_path.display()),
+    }
+}
+
+impl Stack {
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> HttpResponse {
+        let auth = format!("Bearer {}", self.admin_token);
+        let payload = body.map(|b| b.to_string().into_bytes());
+        send(method, &format!("{}{path}", self.base), &[("Authorization", &auth)], payload.as_deref())
+    }
+
+    /// A new user with one `gateway:use` key and `credit_usd` of credit (a JSON number text).
+    pub fn new_user(&self, credit_usd: &str) -> TestUser {
+        let created = self.admin("POST", "/admin/users", Some(json!({"email": "test@example.com"})));
+        assert_eq!(created.status, 201, "{}", created.body);
+        let id = created.json()["id"].as_str().unwrap().to_string();
+        let key = self.admin("POST", &format!("/admin/users/{id}/keys"), Some(json!({"name": "test"})));
+        assert_eq!(key.status, 201, "{}", key.body);
+        let k = key.json();
+        if credit_usd != "0" {
+            self.credit(&id, credit_usd);
+        }
+        TestUser { id, key: k["key"].as_str().unwrap().into(), key_id: k["id"].as_str().unwrap().into() }
+    }
+
+    pub fn credit(&self, user_id: &str, amount_usd: &str) -> Value {
+        let amount: Value = serde_json::from_str(amount_usd).expect("amount");
+        let r = self.admin("POST", &format!("/admin/users/{user_id}/credits"), Some(json!({"amount_usd": amount, "reason": "test"})));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// The admin view of a user: authoritative balance/holds and the D1 ledger.
+    pub fn user(&self, user_id: &str) -> Value {
+        let r = self.admin("GET", &format!("/admin/users/{user_id}"), None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    pub fn chat(&self, key: &str, body: &Value) -> HttpResponse {
+        self.chat_raw(key, body.to_string().as_bytes(), &[])
+    }
+
+    pub fn chat_raw(&self, key: &str, body: &[u8], extra: &[(&str, &str)]) -> HttpResponse {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        headers.extend_from_slice(extra);
+        send("POST", &format!("{}/v1/chat/completions", self.base), &headers, Some(body))
+    }
+
+    pub fn stream(&self, key: &str, body: &Value) -> SseReader {
+        let auth = format!("Bearer {key}");
+        SseReader::open(
+            &format!("{}/v1/chat/completions", self.base),
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// Upstream chat calls the mock received whose body contains `marker`.
+    pub fn upstream_calls(&self, marker: &str) -> usize {
+        let r = send("GET", &format!("{}/__mock/requests?contains={marker}", self.mock), &[], None);
+        r.json()["count"].as_u64().unwrap() as usize
+    }
+
+    /// Polls `check` against the user view until it holds (settlement of a
+    /// stream happens after the client's last byte). Fails after 15 s.
+    pub fn eventually_user(&self, user_id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let user = self.user(user_id);
+            if check(&user) {
+                return user;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {user:#}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The first log line containing every needle, once wrangler has written it
+    /// (worker logs reach its output asynchronously). Fails after 15 s.
+    pub fn log_line(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(line) = self.logs().lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needles:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.run_dir.join("wrangler.log")).unwrap_or_default()
+    }
+}

@@ -1,0 +1,42 @@
+//! `npm run dev` (scripts/dev.sh) on a free port: it prints a base URL and a
+//! DEXTO_API_KEY whose wallet holds $10, writes .dev/session.json, and the key
+//! works for a chat call straight away.
+
+use integration_tests::spawn_guarded;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+
+#[test]
+fn the_dev_command_prints_a_working_key_with_ten_dollars() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let dev_dir = root.join("target/itest").join(format!("dev-{}", dexto_shared::ids::new_id("")));
+    let script = root.join("scripts/dev.sh");
+    let mut child = spawn_guarded(&[script.as_os_str()], &[("PORT", "0"), ("DEV_DIR", dev_dir.to_str().unwrap())]);
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    for line in stdout.lines().map_while(Result::ok) {
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("DEXTO_API_KEY=") {
+            break;
+        }
+    }
+    let key = printed.lines().find_map(|l| l.trim().strip_prefix("DEXTO_API_KEY=")).expect("a printed key").to_string();
+    let session: Value = serde_json::from_str(&std::fs::read_to_string(dev_dir.join("session.json")).unwrap()).unwrap();
+    for field in ["base_url", "api_key", "user_id", "admin_token"] {
+        assert!(session[field].is_string(), "session.json lacks {field}");
+    }
+    assert_eq!(session["api_key"], key.as_str());
+    let base = session["base_url"].as_str().unwrap();
+    assert!(printed.contains(base), "the base URL is printed");
+
+    let user = integration_tests::get_with(&format!("{base}/admin/users/dev-user"), &[("Authorization", &format!("Bearer {}", session["admin_token"].as_str().unwrap()))]);
+    assert_eq!(user.json()["balance_micros"], 10_000_000);
+    let body = json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}).to_string();
+    let r = integration_tests::post(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("X-Dexto-Cost-USD").is_some());
+    drop(child.stdin.take()); // the watchdog stops the dev stack
+    let _ = child.wait();
+}

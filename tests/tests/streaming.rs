@@ -1,0 +1,96 @@
+//! Streaming: frames pass through as they arrive, the bill arrives as an SSE
+//! comment before [DONE], and a client that disconnects is still billed for
+//! what the upstream reports.
+
+use dexto_shared::money::{Micros, Picos};
+use integration_tests::{marker, stack};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn data_events(events: &[(String, Duration)]) -> Vec<(Value, Duration)> {
+    events
+        .iter()
+        .filter_map(|(e, t)| e.strip_prefix("data: ").and_then(|d| serde_json::from_str(d.trim()).ok()).map(|v| (v, *t)))
+        .collect()
+}
+
+#[test]
+fn frames_pass_through_unbuffered_and_the_bill_precedes_done() {
+    let s = stack();
+    let u = s.new_user("1");
+    let m = marker("stream");
+    let body = json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 4, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": format!("{m} [[mock:chunk_delay_ms=300,tokens=4]]")}]});
+    let reader = s.stream(&u.key, &body);
+    assert_eq!(reader.status, 200);
+    assert!(reader.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/event-stream")));
+    let events = reader.collect();
+
+    let data = data_events(&events);
+    let content: Vec<_> = data.iter().filter(|(v, _)| v.pointer("/choices/0/delta/content").is_some()).collect();
+    assert_eq!(content.len(), 4);
+    // The mock waits 300 ms between frames; a buffering proxy would deliver them together.
+    let spread = content[3].1 - content[0].1;
+    assert!(spread >= Duration::from_millis(600), "frames arrived within {spread:?}: buffered");
+
+    let n = events.len();
+    assert_eq!(events[n - 1].0.trim(), "data: [DONE]");
+    let bill = events[n - 2].0.trim();
+    assert!(bill.starts_with(": dexto-cost usd="), "bill comment before [DONE]: {bill}");
+    let usage = data.iter().rev().find_map(|(v, _)| v.get("usage").cloned()).expect("usage frame forwarded");
+    let price = Picos::parse_usd(&usage["cost"].to_string()).unwrap().ceil_micros();
+    assert!(bill.contains(&format!("usd={}", price.usd_fixed())), "{bill}");
+    let balance = Micros(1_000_000 - price.0);
+    assert!(bill.contains(&format!("credits_remaining_cents={}", balance.whole_cents_floor())), "{bill}");
+
+    let user = s.user(&u.id);
+    assert_eq!(user["balance_micros"], balance.0);
+    assert_eq!(user["ledger_totals"]["net_micros"], balance.0);
+    let row = &user["recent_usage"][0];
+    assert_eq!((row["stream"].as_i64(), row["cancelled"].as_i64(), row["completion_tokens"].as_i64()), (Some(1), Some(0), Some(4)));
+    assert_eq!(user["open_holds"], json!([]));
+}
+
+#[test]
+fn openai_style_usage_frames_are_billed_too() {
+    let s = stack();
+    let u = s.new_user("1");
+    let body = json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 3,
+        "messages": [{"role": "user", "content": "[[mock:openai_usage=1]]"}]});
+    let events = s.stream(&u.key, &body).collect();
+    assert_eq!(events.last().unwrap().0.trim(), "data: [DONE]");
+    let user = s.user(&u.id);
+    let row = &user["recent_usage"][0];
+    assert_eq!((row["billing_status"].as_str(), row["price_basis"].as_str()), (Some("billed"), Some("reported_cost")));
+    assert_eq!(row["completion_tokens"], 3);
+}
+
+#[test]
+fn a_client_that_disconnects_is_still_billed_for_the_upstream_usage() {
+    let s = stack();
+    let u = s.new_user("1");
+    let m = marker("cancel");
+    let body = json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 10,
+        "messages": [{"role": "user", "content": format!("{m} [[mock:chunk_delay_ms=150,tokens=10]]")}]});
+    let mut reader = s.stream(&u.key, &body);
+    let first = loop {
+        let (event, _) = reader.next_event().expect("a frame");
+        if event.starts_with("data: ") {
+            break event;
+        }
+    };
+    assert!(first.contains("tok0"));
+    drop(reader); // the client goes away after one frame
+
+    // The gateway keeps draining the upstream, which bills all 10 tokens.
+    let content = format!("{m} [[mock:chunk_delay_ms=150,tokens=10]]");
+    let expected = Picos((content.len() as i128 + 3) / 4 * 2_500_000 + 10 * 10_000_000).ceil_micros();
+    let user = s.eventually_user(&u.id, "the cancelled stream's settlement", |u| u["usage_totals"]["requests"] == 1);
+    let row = &user["recent_usage"][0];
+    assert_eq!(row["cancelled"], 1, "{row}");
+    assert_eq!(row["completion_tokens"], 10);
+    assert_eq!(row["user_price_micros"], expected.0);
+    assert_eq!(user["balance_micros"], 1_000_000 - expected.0);
+    assert_eq!(user["open_holds"], json!([]));
+    assert_eq!(s.upstream_calls(&m), 1);
+}
