@@ -21,7 +21,8 @@ pub struct HoldRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum HoldOutcome {
-    Held { available_after: Micros },
+    /// `balance` is the wallet balance when the hold was placed (holds not deducted).
+    Held { balance: Micros, available_after: Micros },
     Insufficient { available: Micros },
     KeyRevoked,
     UserSuspended,

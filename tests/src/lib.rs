@@ -4,7 +4,7 @@
 //! fresh state by creating their own users; upstream calls are counted per test
 //! through a unique marker in the prompt.
 
-mod client;
+pub mod client;
 mod stack;
 
 pub use client::{HttpResponse, SseReader};

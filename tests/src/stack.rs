@@ -182,6 +182,12 @@ impl Stack {
         }
     }
 
+    /// The user view once `n` requests are settled (non-stream calls settle
+    /// just after their response, streams after their last byte).
+    pub fn settled_user(&self, user_id: &str, n: u64) -> Value {
+        self.eventually_user(user_id, &format!("{n} settled requests"), |u| u["usage_totals"]["requests"] == n)
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.run_dir.join("wrangler.log")).unwrap_or_default()
     }

@@ -12,7 +12,7 @@ fn replaying_a_settlement_changes_nothing() {
     let r = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}));
     assert_eq!(r.status, 200);
     let request_id = r.header("X-Dexto-Request-ID").unwrap().to_string();
-    let before = s.user(&u.id);
+    let before = s.settled_user(&u.id, 1);
     let replay = s.admin(
         "POST",
         &format!("/admin/users/{}/settlements", u.id),

@@ -137,7 +137,7 @@ fn a_response_without_usage_is_estimated_and_flagged() {
     let content_len = r.json()["choices"][0]["message"]["content"].as_str().unwrap().len();
     let expected = estimate_micros(s, &body, content_len);
     assert_eq!(r.header("X-Dexto-Cost-USD").unwrap(), dexto_shared::money::Micros(expected).usd_fixed());
-    let row = &s.user(&u.id)["recent_usage"][0];
+    let row = &s.settled_user(&u.id, 1)["recent_usage"][0];
     assert_eq!((row["billing_status"].as_str(), row["user_price_micros"].as_i64()), (Some("needs_review"), Some(expected)));
 }
 
@@ -151,7 +151,7 @@ fn usage_without_cost_is_priced_from_the_list_price() {
     let usage = &r.json()["usage"];
     let (p, c) = (usage["prompt_tokens"].as_i64().unwrap(), usage["completion_tokens"].as_i64().unwrap());
     let expected = (p * 2_500_000 + c * 10_000_000 + 999_999) / 1_000_000;
-    let row = &s.user(&u.id)["recent_usage"][0];
+    let row = &s.settled_user(&u.id, 1)["recent_usage"][0];
     assert_eq!((row["billing_status"].as_str(), row["price_basis"].as_str()), (Some("billed"), Some("price_table")));
     assert_eq!(row["user_price_micros"], expected);
 }

@@ -62,14 +62,15 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
         now_ms: started_ms,
     };
     let (outcome, rate_limit_remaining) = wallet.hold(&hold_req).await?;
-    match outcome {
-        HoldOutcome::Held { .. } => {}
+    let balance_at_hold = match outcome {
+        HoldOutcome::Held { balance, .. } => balance,
         HoldOutcome::Insufficient { available } => return Err(GatewayError::InsufficientCredits { available }),
         HoldOutcome::KeyRevoked => return Err(GatewayError::InvalidAuth),
         HoldOutcome::UserSuspended => return Err(GatewayError::UserSuspended),
         HoldOutcome::Frozen => return Err(GatewayError::WalletFrozen),
         HoldOutcome::RateLimited { retry_after_secs } => return Err(GatewayError::RateLimited { retry_after_secs }),
-    }
+    };
+    let hold_ms = now_ms() - started_ms;
 
     let upstream = match upstream::send_chat(&config, body).await {
         Ok(resp) if resp.status_code() < 400 => resp,
@@ -98,11 +99,13 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
         started_ms,
         client: ClientMeta::from_headers(req.headers()),
         rate_limit_remaining,
+        balance_at_hold,
+        hold_ms,
     };
     if chat.stream {
         streaming::respond(upstream, bill, wallet, ctx)
     } else {
-        complete(upstream, bill, wallet).await
+        complete(upstream, bill, wallet, ctx).await
     }
 }
 
@@ -113,8 +116,10 @@ async fn release(wallet: &WalletClient, request_id: &str) {
     }
 }
 
-/// Non-streaming: read the whole upstream body, settle, answer with the bill in headers.
-async fn complete(mut upstream: Response, bill: Bill, wallet: WalletClient) -> std::result::Result<Response, GatewayError> {
+/// Non-streaming: read the whole upstream body, price it, answer with the bill
+/// in headers, and settle after the response (`wait_until`): the hold keeps the
+/// money reserved until then, so answering first risks nothing.
+async fn complete(mut upstream: Response, bill: Bill, wallet: WalletClient, ctx: &Context) -> std::result::Result<Response, GatewayError> {
     let status = upstream.status_code();
     let Ok(body) = upstream.bytes().await else {
         // Connection lost before the body: nothing was delivered, nothing is charged.
@@ -129,11 +134,17 @@ async fn complete(mut upstream: Response, bill: Bill, wallet: WalletClient) -> s
         cancelled: false,
         upstream_status: status,
     };
-    let settled = bill.settle(&wallet, &outcome).await;
+    let charge = bill.price(&outcome);
+    // Balance after this request as of its hold: exact unless other requests of
+    // the same user settle in between.
+    let settled = Settled { charge, balance: Some(bill.balance_at_hold.saturating_sub(charge.user_price)) };
     let headers = Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| GatewayError::Internal("headers".into()));
     set("content-type", "application/json")?;
     set_bill_headers(&set, &bill, &settled)?;
+    ctx.wait_until(async move {
+        bill.settle(&wallet, &outcome, charge).await;
+    });
     Ok(Response::from_bytes(body)
         .map_err(|_| GatewayError::Internal("response".into()))?
         .with_status(status)
@@ -154,6 +165,7 @@ pub fn set_bill_headers(
     if let Some(remaining) = bill.rate_limit_remaining {
         set("X-Dexto-RateLimit-Remaining", &remaining.to_string())?;
     }
+    set("Server-Timing", &format!("hold;dur={}, total;dur={}", bill.hold_ms, now_ms() - bill.started_ms))?;
     Ok(())
 }
 

@@ -48,6 +48,10 @@ pub struct Bill {
     pub started_ms: i64,
     pub client: ClientMeta,
     pub rate_limit_remaining: Option<u32>,
+    /// Wallet balance when the hold was placed.
+    pub balance_at_hold: Micros,
+    /// Time from request start until the hold was placed (Server-Timing).
+    pub hold_ms: i64,
 }
 
 /// What a finished upstream exchange produced.
@@ -93,11 +97,15 @@ impl Bill {
         }
     }
 
-    /// Prices the outcome and debits the wallet (releasing the hold). One retry:
-    /// settle is idempotent on the request id, so a retry cannot double-charge.
-    pub async fn settle(&self, wallet: &WalletClient, outcome: &Outcome) -> Settled {
+    /// What the outcome costs under the billing policy.
+    pub fn price(&self, outcome: &Outcome) -> Charge {
         let seen = Observed { prompt_estimate: self.prompt_estimate, output_bytes: outcome.output_bytes };
-        let charge = charge(outcome.usage.as_ref(), &self.model, self.markup, self.hold, seen);
+        charge(outcome.usage.as_ref(), &self.model, self.markup, self.hold, seen)
+    }
+
+    /// Debits the wallet (releasing the hold). One retry: settle is idempotent
+    /// on the request id, so a retry cannot double-charge.
+    pub async fn settle(&self, wallet: &WalletClient, outcome: &Outcome, charge: Charge) -> Settled {
         let record = self.record(outcome, &charge);
         let mut result = wallet.settle(record.clone()).await;
         if result.is_err() {

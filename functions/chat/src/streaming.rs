@@ -25,6 +25,7 @@ pub fn respond(mut upstream: Response, bill: Bill, wallet: WalletClient, ctx: &C
     for (k, v) in [("content-type", "text/event-stream"), ("cache-control", "no-cache"), (REQUEST_ID_HEADER, bill.request_id.as_str())] {
         headers.set(k, v).map_err(internal)?;
     }
+    headers.set("Server-Timing", &format!("hold;dur={}", bill.hold_ms)).map_err(internal)?;
     if let Some(remaining) = bill.rate_limit_remaining {
         headers.set("X-Dexto-RateLimit-Remaining", &remaining.to_string()).map_err(internal)?;
     }
@@ -70,7 +71,7 @@ async fn pump(mut body: ByteStream, tx: Sender, bill: Bill, wallet: WalletClient
         cancelled: !client_present,
         upstream_status: status,
     };
-    let settled = bill.settle(&wallet, &outcome).await;
+    let settled = bill.settle(&wallet, &outcome, bill.price(&outcome)).await;
 
     if interrupted {
         let frame = r#"data: {"error":{"message":"The model provider closed the stream early.","type":"api_error","code":"upstream_stream_interrupted"}}"#;

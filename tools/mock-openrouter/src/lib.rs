@@ -196,6 +196,12 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
 
 /// Serves the mock on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // No Nagle delay: SSE frames must leave as soon as they are written, or
+    // the client sees ~40 ms stalls (Nagle + delayed ACK) that are not the server's.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, router()).await
 }
 

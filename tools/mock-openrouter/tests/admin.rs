@@ -67,10 +67,11 @@ fn models_catalogue_shape() {
                 "anthropic/claude-haiku-4.5",
                 "qwen/qwen3-coder:free",
                 "mock/expensive",
-                "mock/no-max"
+                "mock/no-max",
+                "mock/output-only"
             ]
         );
-        assert_eq!(v["total_count"], 6);
+        assert_eq!(v["total_count"], 7);
         assert_eq!(v["links"], json!({ "next": null }));
         let m = &v["data"][1];
         assert_eq!(m["pricing"]["prompt"], "0.0000025");

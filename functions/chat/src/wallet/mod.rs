@@ -131,7 +131,7 @@ impl WalletDO {
                 HoldOutcome::Insufficient { available: available.max(Micros::ZERO) }
             } else {
                 self.store.put_hold(&req.request_id, &req.key_id, req.amount, req.now_ms, req.ttl_ms)?;
-                HoldOutcome::Held { available_after: available.saturating_sub(req.amount) }
+                HoldOutcome::Held { balance: Micros(wallet.balance), available_after: available.saturating_sub(req.amount) }
             }
         };
         let mut resp = reply(&outcome)?;
