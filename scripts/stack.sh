@@ -26,9 +26,14 @@ render() { # render SRC DEST: copy a wrangler config, making its paths absolute
         -e "s#^migrations_dir = \"([^\"]+)\"#migrations_dir = \"$dir/\\1\"#" \
         "$src" > "$2"
 }
+# The edge config comes first: the first config owns the port.
 render "$ROOT/wrangler.toml" "$RUN_DIR/edge.toml"
-render "$ROOT/functions/chat/wrangler.toml" "$RUN_DIR/chat.toml"
-render "$ROOT/functions/admin/wrangler.toml" "$RUN_DIR/admin.toml"
+configs=(-c "$RUN_DIR/edge.toml")
+for name in $WORKERS; do
+    [ "$name" = edge ] && continue
+    render "$ROOT/functions/$name/wrangler.toml" "$RUN_DIR/$name.toml"
+    configs+=(-c "$RUN_DIR/$name.toml")
+done
 
 umask 077
 {
@@ -41,6 +46,6 @@ umask 077
 "$WRANGLER" d1 migrations apply DB --local -c "$RUN_DIR/chat.toml" --persist-to "$RUN_DIR/state" >"$RUN_DIR/migrations.log" 2>&1 \
     || { cat "$RUN_DIR/migrations.log" >&2; exit 1; }
 
-exec "$WRANGLER" dev -c "$RUN_DIR/edge.toml" -c "$RUN_DIR/chat.toml" -c "$RUN_DIR/admin.toml" \
+exec "$WRANGLER" dev "${configs[@]}" \
     --ip 127.0.0.1 --port "$PORT" --inspector-port 0 --show-interactive-dev-session=false \
     --persist-to "$RUN_DIR/state" --log-level "${WRANGLER_LOG_LEVEL:-log}"

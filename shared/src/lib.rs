@@ -15,6 +15,8 @@ pub mod usage;
 pub mod wallet;
 
 #[cfg(feature = "workers")]
+pub mod auth;
+#[cfg(feature = "workers")]
 pub mod http;
 #[cfg(feature = "workers")]
 pub mod log;

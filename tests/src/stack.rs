@@ -39,8 +39,8 @@ pub fn stack() -> &'static Stack {
 /// Starts a stack with extra Worker variables (e.g. `("PRICE_MARKUP", "1.5")`).
 pub fn start(vars: &[(&str, &str)]) -> Stack {
     let root = root();
-    for worker in ["edge", "chat", "admin"] {
-        let built = root.join(format!("functions/{worker}/build/index.js"));
+    for worker in std::fs::read_dir(root.join("functions")).expect("functions/").flatten() {
+        let built = worker.path().join("build/index.js");
         assert!(built.exists(), "{} missing: run `npm test` (it builds the Workers) or `npm run build`", built.display());
     }
     let mock = format!("http://{}", mock_openrouter::spawn_in_background());

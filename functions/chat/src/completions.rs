@@ -2,7 +2,7 @@
 //! Storage on the critical path before the upstream call: the isolate key cache
 //! (D1 only on a cold key) and exactly one wallet-object call.
 
-use crate::auth::authenticate;
+use dexto_shared::auth::{authenticate, KeyLookup};
 use crate::config::Config;
 use crate::metering::{Bill, ClientMeta, Outcome, Settled};
 use crate::{catalogue, streaming, upstream};
@@ -37,7 +37,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
 
 async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> std::result::Result<Response, GatewayError> {
     let started_ms = now_ms();
-    let caller = authenticate(req.headers(), env).await?;
+    let caller = authenticate(req.headers(), env, KeyLookup::Cached, "gateway:use").await?;
     let declared_len = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
     if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
         return Err(GatewayError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES });

@@ -1,7 +1,6 @@
 //! `dexto-chat`: the data plane (`/v1/chat/completions`) and the `WalletDO`
 //! Durable Object class that owns every user's balance and holds.
 
-mod auth;
 mod catalogue;
 mod completions;
 mod config;

@@ -1,7 +1,7 @@
 //! Everything known about a metered request between hold and settlement, and
 //! the settlement itself (shared by the streaming and non-streaming paths).
 
-use crate::auth::Caller;
+use dexto_shared::auth::Caller;
 use dexto_shared::billing::{charge, Charge, Observed};
 use dexto_shared::catalogue::ModelInfo;
 use dexto_shared::http::now_ms;

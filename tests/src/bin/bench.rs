@@ -98,7 +98,9 @@ fn main() {
     }
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for worker in ["edge", "chat", "admin"] {
+    let mut workers: Vec<String> = std::fs::read_dir(root.join("functions")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    workers.sort();
+    for worker in workers {
         let path = root.join(format!("functions/{worker}/build/index_bg.wasm"));
         let raw = std::fs::read(&path).expect("built wasm");
         let gz = std::process::Command::new("gzip").arg("-9c").arg(&path).output().expect("gzip").stdout.len();

@@ -1,0 +1,102 @@
+//! API-key authentication (feature `workers`): `Bearer dxk_…` → SHA-256 →
+//! (user, key, scopes). The hash → key mapping never changes, so the data plane
+//! may cache it in the isolate (`KeyLookup::Cached`) because its wallet call
+//! checks revocation on every request; other callers read D1 each time
+//! (`KeyLookup::Fresh`) so a revoked key is refused on the very next request.
+
+use crate::apikey::ApiKey;
+use crate::error::GatewayError;
+use crate::http::bearer_token;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use worker::{Env, Headers};
+
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: String,
+    pub key_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope || s == "admin")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// Isolate cache; only where revocation is checked elsewhere (the wallet).
+    Cached,
+    /// D1 on every call.
+    Fresh,
+}
+
+/// Bounded so a flood of distinct valid keys cannot grow the isolate without limit.
+const CACHE_CAPACITY: usize = 10_000;
+
+thread_local! {
+    static KEY_CACHE: RefCell<HashMap<String, Caller>> = RefCell::new(HashMap::new());
+}
+
+/// Authenticates an API key that must carry `scope`.
+pub async fn authenticate(headers: &Headers, env: &Env, lookup: KeyLookup, scope: &str) -> Result<Caller, GatewayError> {
+    let token = bearer_token(headers).ok_or(GatewayError::MissingAuth)?;
+    let key = ApiKey::parse(&token).map_err(|_| GatewayError::InvalidAuth)?;
+    let hash = key.hash_hex();
+    let cached = match lookup {
+        KeyLookup::Cached => KEY_CACHE.with(|c| c.borrow().get(&hash).cloned()),
+        KeyLookup::Fresh => None,
+    };
+    let caller = match cached {
+        Some(hit) => hit,
+        None => {
+            let caller = lookup_active(env, &hash).await?;
+            if lookup == KeyLookup::Cached {
+                KEY_CACHE.with(|c| {
+                    let mut cache = c.borrow_mut();
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.clear();
+                    }
+                    cache.insert(hash, caller.clone());
+                });
+            }
+            caller
+        }
+    };
+    if !caller.has_scope(scope) {
+        return Err(GatewayError::Forbidden(format!("This API key lacks the `{scope}` scope.")));
+    }
+    Ok(caller)
+}
+
+async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        id: String,
+        user_id: String,
+        status: String,
+        scopes: String,
+        user_status: String,
+    }
+    let db = env.d1("DB").map_err(internal)?;
+    let row: Option<Row> = db
+        .prepare(
+            "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status
+             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
+        )
+        .bind(&[hash.into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    let row = row.filter(|r| r.status == "active").ok_or(GatewayError::InvalidAuth)?;
+    if row.user_status == "suspended" {
+        return Err(GatewayError::UserSuspended);
+    }
+    Ok(Caller { user_id: row.user_id, key_id: row.id, scopes: row.scopes.split_whitespace().map(str::to_string).collect() })
+}
+
+fn internal(e: worker::Error) -> GatewayError {
+    GatewayError::Internal(format!("key lookup: {e}"))
+}
