@@ -8,6 +8,7 @@
 # Env:   OPENROUTER_BASE_URL  upstream (the mock, or the real OpenRouter)
 #        OPENROUTER_API_KEY   upstream key (secret)
 #        ADMIN_TOKEN          admin API token (secret, ≥ 16 chars)
+#        OPENROUTER_PROVISIONING_KEY, SUPABASE_URL, SUPABASE_JWT_SECRET, …  optional
 #        STACK_VARS           extra KEY=VALUE lines (e.g. PRICE_MARKUP=1.2)
 #
 # wrangler applies --var/--env-file to the first config only, so per-run values
@@ -36,10 +37,17 @@ for name in $WORKERS; do
 done
 
 umask 077
+# The key that seals upstream keys must outlive restarts of the same state dir.
+[ -s "$RUN_DIR/encryption_key" ] || node -e 'process.stdout.write(require("crypto").randomBytes(32).toString("base64"))' > "$RUN_DIR/encryption_key"
 {
     echo "OPENROUTER_BASE_URL=${OPENROUTER_BASE_URL:?OPENROUTER_BASE_URL is required}"
     echo "OPENROUTER_API_KEY=${OPENROUTER_API_KEY:-sk-or-v1-local-placeholder}"
     echo "ADMIN_TOKEN=${ADMIN_TOKEN:?ADMIN_TOKEN is required}"
+    echo "ENCRYPTION_KEY=${ENCRYPTION_KEY:-$(cat "$RUN_DIR/encryption_key")}"
+    # Optional: set only when given (the Workers' [vars] defaults apply otherwise).
+    for name in OPENROUTER_PROVISIONING_KEY SUPABASE_URL SUPABASE_JWT_ISSUER SUPABASE_JWT_SECRET SUPABASE_JWKS_URL SUPABASE_JWKS_MIN_REFETCH_SECONDS CORS_ALLOWED_ORIGINS; do
+        [ -n "${!name:-}" ] && echo "$name=${!name}"
+    done
     [ -n "${STACK_VARS:-}" ] && printf '%s\n' "$STACK_VARS"
 } > "$RUN_DIR/.dev.vars"
 

@@ -47,3 +47,25 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }
+
+/// Reads a JSON object body; an empty body counts as `{}`. 400 with the
+/// parser's reason otherwise.
+pub async fn json_object(req: &mut worker::Request) -> Result2<serde_json::Value> {
+    let bytes = req.bytes().await.map_err(|_| GatewayError::BadRequest("Could not read the body.".into()))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(serde_json::json!({}));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest(format!("Body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(GatewayError::BadRequest("Body must be a JSON object.".into()));
+    }
+    Ok(value)
+}
+
+type Result2<T> = std::result::Result<T, GatewayError>;
+
+/// A JSON response whose serialisation cannot fail the handler.
+pub fn ok_json(status: u16, body: &serde_json::Value) -> Result2<Response> {
+    json_response(status, body).map_err(|e| GatewayError::Internal(e.to_string()))
+}

@@ -7,7 +7,12 @@ pub mod catalogue;
 pub mod chat_request;
 pub mod error;
 pub mod ids;
+pub mod jwt;
+#[cfg(any(test, feature = "test-support"))]
+pub mod jwt_testing;
 pub mod money;
+pub mod routes;
+pub mod sealing;
 pub mod secret;
 pub mod sse;
 pub mod time;
@@ -18,6 +23,12 @@ pub mod wallet;
 pub mod auth;
 #[cfg(feature = "workers")]
 pub mod http;
+#[cfg(feature = "workers")]
+pub mod keystore;
+#[cfg(feature = "workers")]
+pub mod openrouter_keys;
+#[cfg(feature = "workers")]
+pub mod session;
 #[cfg(feature = "workers")]
 pub mod log;
 #[cfg(feature = "workers")]

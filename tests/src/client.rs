@@ -46,8 +46,12 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
 fn start(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> ureq::http::Response<ureq::Body> {
     let agent = agent();
     let result = match (method, body) {
-        ("GET", _) => {
-            let mut req = agent.get(url);
+        ("GET" | "DELETE" | "OPTIONS", _) => {
+            let mut req = match method {
+                "GET" => agent.get(url),
+                "DELETE" => agent.delete(url),
+                _ => agent.options(url),
+            };
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }

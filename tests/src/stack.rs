@@ -15,6 +15,8 @@ pub struct Stack {
     pub base: String,
     pub mock: String,
     pub admin_token: String,
+    /// The legacy HS256 secret the stack verifies session tokens with.
+    pub jwt_secret: String,
     pub run_dir: PathBuf,
     _watchdog: Mutex<(Child, ChildStdin)>,
 }
@@ -48,15 +50,26 @@ pub fn start(vars: &[(&str, &str)]) -> Stack {
     std::fs::create_dir_all(&run_dir).expect("run dir");
     let admin_token = format!("test-admin-{}", dexto_shared::ids::new_id(""));
     let stack_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let jwt_secret = format!("test-jwt-{}", dexto_shared::ids::new_id(""));
 
     let script = root.join("scripts/stack.sh");
     let mut child = spawn_guarded(
         &[script.as_os_str(), run_dir.as_os_str(), "0".as_ref()],
-        &[("OPENROUTER_BASE_URL", mock.as_str()), ("ADMIN_TOKEN", admin_token.as_str()), ("STACK_VARS", stack_vars.as_str())],
+        &[
+            ("OPENROUTER_BASE_URL", mock.as_str()),
+            ("ADMIN_TOKEN", admin_token.as_str()),
+            ("STACK_VARS", stack_vars.as_str()),
+            // The mock also plays the Supabase project (JWKS) and the management API.
+            ("SUPABASE_URL", mock.as_str()),
+            ("SUPABASE_JWT_SECRET", jwt_secret.as_str()),
+            ("OPENROUTER_PROVISIONING_KEY", mock_openrouter::DEFAULT_MANAGEMENT_KEY),
+            // Key-rotation tests publish a new kid and expect an immediate refetch.
+            ("SUPABASE_JWKS_MIN_REFETCH_SECONDS", "0"),
+        ],
     );
     let stdin = child.stdin.take().expect("stdin");
     let base = wait_for_ready(&mut child, &run_dir);
-    Stack { base, mock, admin_token, run_dir, _watchdog: Mutex::new((child, stdin)) }
+    Stack { base, mock, admin_token, jwt_secret, run_dir, _watchdog: Mutex::new((child, stdin)) }
 }
 
 /// Runs `bash ARGS…` in its own process group under a watchdog shell that
@@ -186,6 +199,41 @@ impl Stack {
     /// just after their response, streams after their last byte).
     pub fn settled_user(&self, user_id: &str, n: u64) -> Value {
         self.eventually_user(user_id, &format!("{n} settled requests"), |u| u["usage_totals"]["requests"] == n)
+    }
+
+    /// The issuer session tokens must carry.
+    pub fn issuer(&self) -> String {
+        format!("{}/auth/v1", self.mock)
+    }
+
+    /// A valid Supabase-style session token (HS256) for `sub`, valid 1 h.
+    pub fn session_token(&self, sub: &str, email: &str) -> String {
+        let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 3600;
+        dexto_shared::jwt::sign_hs256(&dexto_shared::jwt_testing::claims(sub, email, &self.issuer(), exp), self.jwt_secret.as_bytes())
+    }
+
+    /// Calls a path with a bearer token (session or API key).
+    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> HttpResponse {
+        let auth = format!("Bearer {token}");
+        let payload = body.map(|b| b.to_string().into_bytes());
+        send(method, &format!("{}{path}", self.base), &[("Authorization", &auth), ("Content-Type", "application/json")], payload.as_deref())
+    }
+
+    /// Runs SQL against the stack's local D1 (read-only checks: ~2 s a call).
+    pub fn d1(&self, sql: &str) -> Value {
+        let out = Command::new(root().join("node_modules/.bin/wrangler"))
+            .args(["d1", "execute", "DB", "--local", "--json", "--command", sql])
+            .arg("-c")
+            .arg(self.run_dir.join("chat.toml"))
+            .arg("--persist-to")
+            .arg(self.run_dir.join("state"))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .output()
+            .expect("wrangler d1 execute");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("d1 output: {text} {}", String::from_utf8_lossy(&out.stderr)));
+        parsed[0]["results"].clone()
     }
 
     pub fn logs(&self) -> String {

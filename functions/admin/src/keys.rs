@@ -3,16 +3,11 @@
 //! request is refused even where the key → user mapping is cached).
 
 use crate::{audit, d1_error, json_body, AdminResult};
-use dexto_shared::apikey::{display_form, ApiKey};
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{json_response, now_ms};
-use dexto_shared::ids::new_id;
-use dexto_shared::wallet::StatusChange;
-use dexto_shared::wallet_client::WalletClient;
+use dexto_shared::http::json_response;
+use dexto_shared::keystore::{self, SCOPES as ALLOWED_SCOPES};
 use serde_json::json;
 use worker::{Env, Request};
-
-const ALLOWED_SCOPES: &[&str] = &["gateway:use", "admin"];
 
 pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult {
     let body = json_body(req).await?;
@@ -36,33 +31,14 @@ pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
     if exists.is_none() {
         return Err(GatewayError::NotFound(format!("User `{user_id}` not found.")));
     }
-    let key = ApiKey::generate();
-    let (prefix, last4) = key.display_parts();
-    let id = new_id("key_");
-    db.prepare(
-        "INSERT INTO api_keys (id, user_id, key_hash, key_prefix, key_last4, name, scopes, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
-    )
-    .bind(&[
-        id.as_str().into(),
-        user_id.into(),
-        key.hash_hex().into(),
-        prefix.as_str().into(),
-        last4.as_str().into(),
-        name.into(),
-        scopes.as_str().into(),
-        (now_ms() as f64).into(),
-    ])
-    .map_err(d1_error)?
-    .run()
-    .await
-    .map_err(d1_error)?;
-    audit(env, "key.create", user_id, json!({"key_id": id, "name": name})).await?;
+    let scope_list: Vec<&str> = scopes.split(' ').collect();
+    let issued = keystore::issue(env, user_id, name, &scope_list).await?;
+    audit(env, "key.create", user_id, json!({"key_id": issued.id, "name": name})).await?;
     json_response(
         201,
         &json!({
-            "id": id, "key": key.expose(), "user_id": user_id, "name": name,
-            "scopes": scopes.split(' ').collect::<Vec<_>>(), "display": display_form(&prefix, &last4), "status": "active",
+            "id": issued.id, "key": issued.key.expose(), "user_id": user_id, "name": name,
+            "scopes": issued.scopes, "display": issued.display, "status": "active",
         }),
     )
     .map_err(|e| GatewayError::Internal(e.to_string()))
@@ -77,15 +53,7 @@ pub async fn revoke(env: &Env, key_id: &str) -> AdminResult {
     let row: Option<Row> =
         db.prepare("SELECT user_id FROM api_keys WHERE id = ?1").bind(&[key_id.into()]).map_err(d1_error)?.first(None).await.map_err(d1_error)?;
     let row = row.ok_or_else(|| GatewayError::NotFound(format!("Key `{key_id}` not found.")))?;
-    WalletClient::for_user(env, &row.user_id)?
-        .change_status(&StatusChange { user_id: row.user_id.clone(), revoke_key_id: Some(key_id.into()), suspended: None })
-        .await?;
-    db.prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ?2 WHERE id = ?1 AND status = 'active'")
-        .bind(&[key_id.into(), (now_ms() as f64).into()])
-        .map_err(d1_error)?
-        .run()
-        .await
-        .map_err(d1_error)?;
+    keystore::revoke(env, &row.user_id, key_id).await?;
     audit(env, "key.revoke", &row.user_id, json!({"key_id": key_id})).await?;
     json_response(200, &json!({"id": key_id, "status": "revoked"})).map_err(|e| GatewayError::Internal(e.to_string()))
 }

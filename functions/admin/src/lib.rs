@@ -54,15 +54,9 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
     }
 }
 
-/// Parses a JSON body or answers 400 with the parser's reason.
+/// Parses a JSON object body (400 otherwise).
 pub async fn json_body(req: &mut Request) -> std::result::Result<serde_json::Value, GatewayError> {
-    let bytes = req.bytes().await.map_err(|_| GatewayError::BadRequest("Could not read the body.".into()))?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest(format!("Body is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(GatewayError::BadRequest("Body must be a JSON object.".into()));
-    }
-    Ok(value)
+    dexto_shared::http::json_object(req).await
 }
 
 pub fn d1_error(e: worker::Error) -> GatewayError {

@@ -48,6 +48,11 @@ pub async fn create(req: &mut Request, env: &Env) -> AdminResult {
     if !created {
         return Err(GatewayError::BadRequest(format!("User `{id}` already exists.")));
     }
+    // Onboarding mints the user's OpenRouter key now (the chat path would do it
+    // lazily otherwise); a failure here is logged, not fatal.
+    if let Err(e) = dexto_shared::openrouter_keys::ensure(env, &id).await {
+        dexto_shared::log::event("admin.upstream_key_failed", json!({"user_id": id, "error": format!("{e:?}")}));
+    }
     audit(env, "user.create", &id, json!({"email": email})).await?;
     ok(201, &json!({"id": id, "email": email, "status": "active", "balance_usd": 0}))
 }

@@ -11,6 +11,7 @@ use dexto_shared::chat_request::{ChatRequest, RequestError, MAX_BODY_BYTES};
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{error_response, now_ms, REQUEST_ID_HEADER};
 use dexto_shared::ids::new_id;
+use dexto_shared::openrouter_keys;
 use dexto_shared::usage::UpstreamUsage;
 use dexto_shared::wallet::{HoldOutcome, HoldRequest};
 use dexto_shared::wallet_client::WalletClient;
@@ -72,7 +73,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
     };
     let hold_ms = now_ms() - started_ms;
 
-    let upstream = match upstream::send_chat(&config, body).await {
+    let upstream = match send_with_user_key(env, &config, &caller.user_id, &body).await {
         Ok(resp) if resp.status_code() < 400 => resp,
         Ok(mut resp) => {
             let status = resp.status_code();
@@ -107,6 +108,22 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
     } else {
         complete(upstream, bill, wallet, ctx).await
     }
+}
+
+/// Sends with the user's own upstream key; if the upstream refuses that key
+/// (rotated elsewhere since this isolate cached it), re-reads it once.
+async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, body: &[u8]) -> std::result::Result<Response, GatewayError> {
+    let key = openrouter_keys::key_for(env, user_id).await?;
+    let resp = upstream::send_chat(config, &key, body).await?;
+    if resp.status_code() != 401 {
+        return Ok(resp);
+    }
+    openrouter_keys::forget(user_id);
+    let fresh = openrouter_keys::key_for(env, user_id).await?;
+    if fresh.expose() == key.expose() {
+        return Ok(resp);
+    }
+    upstream::send_chat(config, &fresh, body).await
 }
 
 async fn release(wallet: &WalletClient, request_id: &str) {

@@ -8,6 +8,7 @@ use worker::Env;
 
 pub struct Config {
     pub upstream_base: String,
+    /// The org key: used for the catalogue (and for chat when per-user keys are off).
     pub upstream_key: Secret<String>,
     pub markup: Markup,
     pub hold_ttl_ms: i64,

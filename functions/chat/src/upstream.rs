@@ -5,21 +5,22 @@
 
 use crate::config::Config;
 use dexto_shared::error::GatewayError;
+use dexto_shared::secret::Secret;
 use futures::future::{select, Either};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
 /// Sends the chat request; resolves when response headers arrive, or fails
 /// with a timeout after `upstream_timeout_ms`.
-pub async fn send_chat(config: &Config, body: Vec<u8>) -> Result<Response, GatewayError> {
+pub async fn send_chat(config: &Config, key: &Secret<String>, body: &[u8]) -> Result<Response, GatewayError> {
     let headers = Headers::new();
-    let auth = format!("Bearer {}", config.upstream_key.expose());
+    let auth = format!("Bearer {}", key.expose());
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| GatewayError::Internal("headers".into()));
     set("Authorization", &auth)?;
     set("Content-Type", "application/json")?;
     set("HTTP-Referer", "https://dexto.ai")?;
     set("X-Title", "Dexto")?;
     let mut init = RequestInit::new();
-    let payload = js_sys_bytes(&body);
+    let payload = js_sys_bytes(body);
     init.with_method(Method::Post).with_headers(headers).with_body(Some(payload));
     let url = format!("{}/chat/completions", config.upstream_base);
     let req = Request::new_with_init(&url, &init).map_err(|_| GatewayError::Internal("upstream request".into()))?;

@@ -1,22 +1,32 @@
-//! `dexto-edge`: the one public origin. It owns no logic: it routes each path
-//! to the Worker for that endpoint group over a service binding (no network
-//! hop) and answers unknown paths in the OpenAI error envelope.
+//! `dexto-edge`: the one public origin. It owns no business logic: it routes
+//! each path to the Worker for that endpoint group over a service binding (no
+//! network hop), answers CORS for browsers, and answers unknown paths in the
+//! OpenAI error envelope.
+
+mod cors;
 
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{error_response, json_response};
 use worker::{event, Context, Env, Request, Response, Result};
 
-/// Path prefix → service binding. First match wins.
-const ROUTES: &[(&str, &str)] = &[("/v1/", "CHAT"), ("/admin/", "ADMIN"), ("/admin", "ADMIN")];
-
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let path = req.path();
-    if path == "/health" {
-        return json_response(200, &serde_json::json!({"status": "ok"}));
+    let origin = cors::allowed_origin(&req, &env);
+    if let Some(preflight) = cors::preflight(&req, origin.as_deref())? {
+        return Ok(preflight);
     }
-    match ROUTES.iter().find(|(prefix, _)| path.starts_with(prefix)) {
-        Some((_, binding)) => env.service(binding)?.fetch_request(req).await,
-        None => error_response(&GatewayError::NotFound(format!("No route for {path}.")), None),
+    let path = req.path();
+    let resp = if path == "/health" {
+        json_response(200, &serde_json::json!({"status": "ok"}))?
+    } else {
+        match dexto_shared::routes::service_for(&path) {
+            Some(binding) => env.service(binding)?.fetch_request(req).await?,
+            None => error_response(&GatewayError::NotFound(format!("No route for {path}.")), None)?,
+        }
+    };
+    match origin {
+        Some(o) => cors::decorate(resp, &o),
+        None => Ok(resp),
     }
 }
+

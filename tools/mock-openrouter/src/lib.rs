@@ -16,6 +16,7 @@ mod generation;
 mod keys;
 pub mod money;
 mod recorder;
+mod supabase;
 mod util;
 
 use axum::body::Body;
@@ -42,6 +43,7 @@ pub struct App {
     keys: keys::KeyStore,
     generations: generation::Generations,
     ids: Ids,
+    jwks: supabase::Jwks,
 }
 
 impl App {
@@ -53,6 +55,7 @@ impl App {
             keys: Default::default(),
             generations: Default::default(),
             ids: Ids::new(),
+            jwks: Default::default(),
         }
     }
 }
@@ -137,6 +140,8 @@ pub fn router() -> Router {
             get(recorder::list).delete(recorder::clear),
         )
         .route("/__mock/health", get(|| async { "ok" }))
+        .route("/__mock/jwks", axum::routing::put(supabase::put))
+        .route("/auth/v1/.well-known/jwks.json", get(supabase::get))
         .fallback(|| async { util::error_response(404, "Not Found", None) })
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         // Bodies are buffered by `observe`; large prompts are legitimate.

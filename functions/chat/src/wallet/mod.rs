@@ -192,6 +192,9 @@ impl WalletDO {
                 usage: None,
             })
         })?;
+        // Same turn as the credit: the upstream key's limit will follow it.
+        let token = self.store.wallet()?.map(|w| w.seq).unwrap_or(0);
+        self.store.request_limit_sync(balance, token)?;
         self.schedule_flush();
         reply(&CreditOutcome { balance, replay: false })
     }
@@ -246,18 +249,32 @@ impl WalletDO {
     }
 }
 
-/// Drains the outbox into D1; on failure leaves it and sets an alarm to retry.
+/// Drains the outbox into D1, then brings the upstream key's limit in line
+/// with the balance; on failure leaves what is pending and sets an alarm to retry.
 async fn project(storage: Storage, env: Env, flushing: Rc<Cell<bool>>) {
     let store = Store::attach(storage.sql());
-    let result = match env.d1("DB") {
-        Ok(db) => outbox::flush(&store, &db).await,
+    let mut result = match env.d1("DB") {
+        Ok(db) => outbox::flush(&store, &db).await.map(|_| ()),
         Err(e) => Err(e),
     };
+    if result.is_ok() {
+        result = sync_upstream_limit(&store, &env).await;
+    }
     flushing.set(false);
     if let Err(e) = result {
         dexto_shared::log::event("wallet.flush_failed", serde_json::json!({ "error": e.to_string() }));
         let _ = storage.set_alarm(dexto_shared::http::now_ms() + FLUSH_RETRY_MS).await;
     }
+}
+
+async fn sync_upstream_limit(store: &Store, env: &Env) -> Result<()> {
+    let (Some((balance, token)), Some(wallet)) = (store.pending_limit_sync()?, store.wallet()?) else {
+        return Ok(());
+    };
+    dexto_shared::openrouter_keys::sync_limit(env, &wallet.user_id, balance)
+        .await
+        .map_err(|e| Error::from(format!("limit sync: {e:?}")))?;
+    store.clear_limit_sync(token)
 }
 
 fn entry_json(entry: LedgerEntry) -> String {

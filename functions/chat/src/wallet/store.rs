@@ -31,10 +31,12 @@ CREATE TABLE IF NOT EXISTS applied (
     applied_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
 ";
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct WalletRow {
+    pub user_id: String,
     pub balance: i64,
     pub seq: i64,
     pub frozen: i64,
@@ -70,7 +72,7 @@ impl Store {
     pub fn wallet(&self) -> Result<Option<WalletRow>> {
         let rows: Vec<WalletRow> = self
             .sql
-            .exec("SELECT balance, seq, frozen, suspended FROM wallet WHERE id = 1", None)?
+            .exec("SELECT user_id, balance, seq, frozen, suspended FROM wallet WHERE id = 1", None)?
             .to_array()?;
         Ok(rows.into_iter().next())
     }
@@ -192,6 +194,28 @@ impl Store {
         }
         let c: Count = self.sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?.one()?;
         Ok(c.n as u64)
+    }
+
+    /// Records that the upstream key's limit must follow `balance` (the sequence
+    /// number is the token: only the newest request is ever cleared).
+    pub fn request_limit_sync(&self, balance: Micros, token: i64) -> Result<()> {
+        self.sql.exec("INSERT OR REPLACE INTO limit_sync (id, balance, token) VALUES (1, ?, ?)", vec![int(balance.0), int(token)])?;
+        Ok(())
+    }
+
+    pub fn pending_limit_sync(&self) -> Result<Option<(Micros, i64)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            balance: i64,
+            token: i64,
+        }
+        let rows: Vec<Row> = self.sql.exec("SELECT balance, token FROM limit_sync WHERE id = 1", None)?.to_array()?;
+        Ok(rows.into_iter().next().map(|r| (Micros(r.balance), r.token)))
+    }
+
+    pub fn clear_limit_sync(&self, token: i64) -> Result<()> {
+        self.sql.exec("DELETE FROM limit_sync WHERE id = 1 AND token = ?", vec![int(token)])?;
+        Ok(())
     }
 
     pub fn drop_outbox_through(&self, seq: i64) -> Result<()> {

@@ -1,0 +1,134 @@
+//! DEXTO_API_KEY endpoints for both CLI generations and the dashboard:
+//! `/api/provision`, `/keys/provision` (1.5.7–1.6.10, with the
+//! `isNewKey:false` → `regenerate:true` dance), `/api/keys` (1.6.11+),
+//! validate and rotate. A user only ever sees and touches their own keys:
+//! another user's key id is answered exactly like an unknown one (404).
+
+use crate::principal::{self, Principal};
+use crate::ApiResult;
+use dexto_shared::auth::{self, KeyLookup};
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{bearer_token, json_object, ok_json};
+use dexto_shared::keystore::{self, IssuedKey, KeyRow};
+use serde_json::{json, Value};
+use worker::{Env, Request};
+
+pub const DEFAULT_NAME: &str = "Dexto CLI Key";
+const GATEWAY_SCOPES: &[&str] = &["gateway:use"];
+
+fn key_name(body: &Value) -> Result<String, GatewayError> {
+    match body.get("name") {
+        None | Some(Value::Null) => Ok(DEFAULT_NAME.into()),
+        Some(Value::String(n)) if !n.trim().is_empty() && n.len() <= 100 => Ok(n.trim().into()),
+        _ => Err(GatewayError::BadRequest("`name` must be a string of 1–100 characters.".into())),
+    }
+}
+
+fn active(keys: Vec<KeyRow>) -> Vec<KeyRow> {
+    keys.into_iter().filter(|k| k.status == "active").collect()
+}
+
+fn issued_body(k: &IssuedKey) -> Value {
+    json!({"success": true, "dextoApiKey": k.key.expose(), "keyId": k.id, "isNewKey": true})
+}
+
+/// `POST /api/provision` (session): the user's upstream key exists, and a
+/// DEXTO_API_KEY is issued if they have none (an existing one is not rotated).
+pub async fn provision(req: &mut Request, env: &Env) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
+    if let Some(existing) = active(keystore::list(env, &user.id).await?).first() {
+        return ok_json(200, &json!({"success": true, "keyId": existing.id, "isNewKey": false}));
+    }
+    let issued = keystore::issue(env, &user.id, DEFAULT_NAME, GATEWAY_SCOPES).await?;
+    ok_json(200, &issued_body(&issued))
+}
+
+/// `POST /keys/provision` `{name, regenerate}` (session, CLI 1.5.7–1.6.10).
+pub async fn provision_named(req: &mut Request, env: &Env) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let body = json_object(req).await?;
+    let name = key_name(&body)?;
+    let regenerate = body.get("regenerate").and_then(Value::as_bool).unwrap_or(false);
+    dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
+    let same_name: Vec<KeyRow> = active(keystore::list(env, &user.id).await?).into_iter().filter(|k| k.name == name).collect();
+    if let (Some(existing), false) = (same_name.first(), regenerate) {
+        // The secret cannot be shown again; the CLI answers with regenerate:true.
+        return ok_json(200, &json!({"success": true, "keyId": existing.id, "isNewKey": false}));
+    }
+    for old in &same_name {
+        keystore::revoke(env, &user.id, &old.id).await?;
+    }
+    let issued = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
+    ok_json(200, &issued_body(&issued))
+}
+
+/// `GET /api/keys` (session).
+pub async fn list(req: &mut Request, env: &Env) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let data: Vec<Value> = keystore::list(env, &user.id)
+        .await?
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k.id, "name": k.name, "status": k.status, "isActive": k.status == "active",
+                "keyDisplay": k.display(), "scopes": k.scope_list(),
+                "createdAt": k.created_at, "lastUsedAt": k.last_used_at, "revokedAt": k.revoked_at,
+            })
+        })
+        .collect();
+    ok_json(200, &json!({"success": true, "data": data}))
+}
+
+/// `POST /api/keys` `{name}` (session).
+pub async fn create(req: &mut Request, env: &Env) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let name = key_name(&json_object(req).await?)?;
+    dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
+    let k = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
+    ok_json(
+        200,
+        &json!({"success": true, "data": {"id": k.id, "fullKey": k.key.expose(), "name": k.name, "keyDisplay": k.display, "scopes": k.scopes, "status": "active"}}),
+    )
+}
+
+/// `DELETE /api/keys/{id}` (session): revokes one of the caller's keys.
+pub async fn delete(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let key = keystore::find_owned(env, &user.id, key_id).await?.ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
+    keystore::revoke(env, &user.id, &key.id).await?;
+    ok_json(200, &json!({"success": true, "id": key.id, "status": "revoked"}))
+}
+
+/// `GET /keys/validate`, `/api/keys/validate` (API key): `{"valid": bool}`.
+/// An unknown, revoked or suspended key is a 200 `{"valid": false}` so every
+/// CLI generation reads the answer rather than a transport error.
+pub async fn validate(req: &mut Request, env: &Env) -> ApiResult {
+    if bearer_token(req.headers()).is_none() {
+        return Err(GatewayError::MissingAuth);
+    }
+    let valid = auth::authenticate(req.headers(), env, KeyLookup::Fresh, "gateway:use").await.is_ok();
+    ok_json(200, &json!({"valid": valid}))
+}
+
+/// `POST /keys/rotate`, `/api/keys/rotate` (session or API key): revoke and
+/// replace. With a key: that key, keeping its name and scopes. With a session:
+/// every active key, replaced by one default key.
+pub async fn rotate(req: &mut Request, env: &Env) -> ApiResult {
+    let principal = principal::session_or_key(req, env).await?;
+    let user_id = principal.user_id().to_string();
+    let keys = active(keystore::list(env, &user_id).await?);
+    let (retire, name, scopes): (Vec<&KeyRow>, String, Vec<String>) = match &principal {
+        Principal::Key(caller) => {
+            let own = keys.iter().find(|k| k.id == caller.key_id).ok_or(GatewayError::InvalidAuth)?;
+            (vec![own], own.name.clone(), own.scope_list().iter().map(|s| s.to_string()).collect())
+        }
+        Principal::Session(_) => (keys.iter().collect(), DEFAULT_NAME.into(), vec!["gateway:use".into()]),
+    };
+    for k in retire {
+        keystore::revoke(env, &user_id, &k.id).await?;
+    }
+    let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let issued = keystore::issue(env, &user_id, &name, &scope_refs).await?;
+    ok_json(200, &json!({"success": true, "dextoApiKey": issued.key.expose(), "keyId": issued.id}))
+}

@@ -1,0 +1,47 @@
+//! `dexto-identity`: the control plane for people and the CLI. Supabase
+//! sessions, the DEXTO_API_KEY lifecycle (both CLI generations), per-user
+//! OpenRouter keys and device login. Every path answers in one origin; shapes
+//! follow `../shared/reference/dexto-client.md` exactly.
+
+mod keys_api;
+mod principal;
+
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::error_response;
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+pub type ApiResult = std::result::Result<Response, GatewayError>;
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let result = route(&mut req, &env, &path).await;
+    result.or_else(|err| {
+        if let GatewayError::Internal(detail) = &err {
+            dexto_shared::log::event("identity.internal_error", serde_json::json!({"path": path, "detail": detail}));
+        }
+        error_response(&err, None)
+    })
+}
+
+/// `POST /api/openrouter-key/rotate` (session): the new key is never returned.
+async fn rotate_upstream(req: &mut Request, env: &Env) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    dexto_shared::openrouter_keys::rotate(env, &user.id).await?;
+    dexto_shared::http::ok_json(200, &serde_json::json!({"success": true}))
+}
+
+async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (req.method(), segments.as_slice()) {
+        (Method::Post, ["api", "provision"]) => keys_api::provision(req, env).await,
+        (Method::Post, ["keys", "provision"]) => keys_api::provision_named(req, env).await,
+        (Method::Get, ["api", "keys"]) => keys_api::list(req, env).await,
+        (Method::Post, ["api", "keys"]) => keys_api::create(req, env).await,
+        (Method::Get, ["keys", "validate"] | ["api", "keys", "validate"]) => keys_api::validate(req, env).await,
+        (Method::Post, ["keys", "rotate"] | ["api", "keys", "rotate"]) => keys_api::rotate(req, env).await,
+        (Method::Delete, ["api", "keys", id]) => keys_api::delete(req, env, id).await,
+        (Method::Post, ["api", "openrouter-key", "rotate"]) => rotate_upstream(req, env).await,
+        _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
+    }
+}

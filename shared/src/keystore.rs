@@ -1,0 +1,117 @@
+//! DEXTO_API_KEY storage (feature `workers`): issue (plaintext returned once,
+//! only the SHA-256 stored), list and revoke. Revocation tells the user's
+//! wallet object first — it refuses the key on the very next request, even
+//! where the key → user mapping is cached — and then marks D1.
+
+use crate::apikey::{display_form, ApiKey};
+use crate::error::GatewayError;
+use crate::http::now_ms;
+use crate::ids::new_id;
+use crate::wallet::StatusChange;
+use crate::wallet_client::WalletClient;
+use serde::{Deserialize, Serialize};
+use worker::Env;
+
+pub const SCOPES: &[&str] = &["gateway:use", "admin"];
+
+pub struct IssuedKey {
+    pub id: String,
+    pub key: ApiKey,
+    pub name: String,
+    pub display: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub key_prefix: String,
+    pub key_last4: String,
+    pub scopes: String,
+    pub status: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl KeyRow {
+    pub fn display(&self) -> String {
+        display_form(&self.key_prefix, &self.key_last4)
+    }
+
+    pub fn scope_list(&self) -> Vec<&str> {
+        self.scopes.split_whitespace().collect()
+    }
+}
+
+fn internal(e: worker::Error) -> GatewayError {
+    GatewayError::Internal(format!("keystore: {e}"))
+}
+
+pub async fn issue(env: &Env, user_id: &str, name: &str, scopes: &[&str]) -> Result<IssuedKey, GatewayError> {
+    let key = ApiKey::generate();
+    let (prefix, last4) = key.display_parts();
+    let id = new_id("key_");
+    env.d1("DB")
+        .map_err(internal)?
+        .prepare(
+            "INSERT INTO api_keys (id, user_id, key_hash, key_prefix, key_last4, name, scopes, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
+        )
+        .bind(&[
+            id.as_str().into(),
+            user_id.into(),
+            key.hash_hex().into(),
+            prefix.as_str().into(),
+            last4.as_str().into(),
+            name.into(),
+            scopes.join(" ").into(),
+            (now_ms() as f64).into(),
+        ])
+        .map_err(internal)?
+        .run()
+        .await
+        .map_err(internal)?;
+    Ok(IssuedKey { id, key, name: name.into(), display: display_form(&prefix, &last4), scopes: scopes.iter().map(|s| s.to_string()).collect() })
+}
+
+/// A user's keys, newest first (revoked ones included).
+pub async fn list(env: &Env, user_id: &str) -> Result<Vec<KeyRow>, GatewayError> {
+    env.d1("DB")
+        .map_err(internal)?
+        .prepare(
+            "SELECT id, user_id, name, key_prefix, key_last4, scopes, status, created_at, last_used_at, revoked_at
+             FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(&[user_id.into()])
+        .map_err(internal)?
+        .all()
+        .await
+        .map_err(internal)?
+        .results::<KeyRow>()
+        .map_err(internal)
+}
+
+/// One key, if it belongs to `user_id` (callers answer 404 otherwise, so ids
+/// of other users' keys are indistinguishable from unknown ones).
+pub async fn find_owned(env: &Env, user_id: &str, key_id: &str) -> Result<Option<KeyRow>, GatewayError> {
+    Ok(list(env, user_id).await?.into_iter().find(|k| k.id == key_id))
+}
+
+/// Revokes a key: wallet first (immediate effect), then D1.
+pub async fn revoke(env: &Env, user_id: &str, key_id: &str) -> Result<(), GatewayError> {
+    WalletClient::for_user(env, user_id)?
+        .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: Some(key_id.into()), suspended: None })
+        .await?;
+    env.d1("DB")
+        .map_err(internal)?
+        .prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND status = 'active'")
+        .bind(&[key_id.into(), user_id.into(), (now_ms() as f64).into()])
+        .map_err(internal)?
+        .run()
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
