@@ -1,6 +1,7 @@
 // Seeds the local gateway for `npm run dev`: a dev user, a fresh API key, the
 // wallet topped up to $10, then prints them and writes .dev/session.json.
 // Usage: node dev-seed.mjs BASE_URL SESSION_JSON   (env: ADMIN_TOKEN, OPENROUTER_BASE_URL)
+import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 
 const [base, sessionPath] = process.argv.slice(2);
@@ -34,19 +35,31 @@ if (missing > 0) {
   if (credit.status !== 200) throw new Error(`crediting failed: ${JSON.stringify(credit.json)}`);
 }
 
+// A Supabase-style session token for the dev user (HS256, dev secret), so every
+// session-authenticated endpoint can be called locally without Supabase.
+const issuer = `${process.env.SUPABASE_URL.replace(/\/$/, "")}/auth/v1`;
+const b64url = (s) => Buffer.from(s).toString("base64url");
+const now = Math.floor(Date.now() / 1000);
+const claims = { sub: userId, email: "dev@localhost", aud: "authenticated", role: "authenticated", iss: issuer, iat: now, exp: now + 24 * 3600 };
+const unsigned = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
+const sessionToken = `${unsigned}.${createHmac("sha256", process.env.SUPABASE_JWT_SECRET).update(unsigned).digest("base64url")}`;
+
 const session = {
   base_url: base,
   api_key: key.json.key,
   key_id: key.json.id,
   user_id: userId,
   admin_token: adminToken,
+  session_token: sessionToken,
+  supabase_issuer: issuer,
+  supabase_audience: "authenticated",
   upstream: process.env.OPENROUTER_BASE_URL,
 };
 writeFileSync(sessionPath, JSON.stringify(session, null, 2) + "\n", { mode: 0o600 });
 console.log(`
 Dexto gateway ready on ${base}
   DEXTO_API_KEY=${session.api_key}
-  user ${userId}, wallet $10.00, admin token in ${sessionPath}
+  user ${userId}, wallet $10.00; session token and admin token in ${sessionPath}
 
   curl -s ${base}/v1/chat/completions \\
     -H "Authorization: Bearer ${session.api_key}" -H "Content-Type: application/json" \\

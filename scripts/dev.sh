@@ -34,8 +34,17 @@ if [ -z "${OPENROUTER_BASE_URL:-}" ]; then
     pids+=($!)
     OPENROUTER_BASE_URL=$(wait_for_line "$DEV_DIR/mock.log" 'http://127\.0\.0\.1:[0-9]+' "${pids[-1]}")
     echo "mock OpenRouter on $OPENROUTER_BASE_URL" >&2
+    # The mock also serves the management API (per-user keys) and a Supabase JWKS.
+    export OPENROUTER_PROVISIONING_KEY="${OPENROUTER_PROVISIONING_KEY:-sk-or-v1-mgmt-dev-0000}"
+    export SUPABASE_URL="${SUPABASE_URL:-$OPENROUTER_BASE_URL}"
 fi
 export OPENROUTER_BASE_URL
+# Local Supabase sessions: HS256 tokens signed with a dev secret kept in .dev/.
+export SUPABASE_URL="${SUPABASE_URL:-http://127.0.0.1:54321}"
+if [ -z "${SUPABASE_JWT_SECRET:-}" ]; then
+    [ -s "$DEV_DIR/jwt_secret" ] || (umask 077; node -e 'process.stdout.write(require("crypto").randomBytes(32).toString("hex"))' > "$DEV_DIR/jwt_secret")
+    export SUPABASE_JWT_SECRET="$(cat "$DEV_DIR/jwt_secret")"
+fi
 # Real upstream: put OPENROUTER_API_KEY in .dev/secrets.env (git-ignored).
 [ -f "$DEV_DIR/secrets.env" ] && { set -a; source "$DEV_DIR/secrets.env"; set +a; }
 if [ ! -s "$DEV_DIR/admin_token" ]; then

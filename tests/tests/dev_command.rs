@@ -24,7 +24,7 @@ fn the_dev_command_prints_a_working_key_with_ten_dollars() {
     }
     let key = printed.lines().find_map(|l| l.trim().strip_prefix("DEXTO_API_KEY=")).expect("a printed key").to_string();
     let session: Value = serde_json::from_str(&std::fs::read_to_string(dev_dir.join("session.json")).unwrap()).unwrap();
-    for field in ["base_url", "api_key", "user_id", "admin_token"] {
+    for field in ["base_url", "api_key", "user_id", "admin_token", "session_token", "supabase_issuer"] {
         assert!(session[field].is_string(), "session.json lacks {field}");
     }
     assert_eq!(session["api_key"], key.as_str());
@@ -37,6 +37,10 @@ fn the_dev_command_prints_a_working_key_with_ten_dollars() {
     let r = integration_tests::post(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.header("X-Dexto-Cost-USD").is_some());
+    // The printed session token works on the session-authenticated endpoints.
+    let keys = integration_tests::get_with(&format!("{base}/api/keys"), &[("Authorization", &format!("Bearer {}", session["session_token"].as_str().unwrap()))]);
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    assert_eq!(keys.json()["success"], true);
     drop(child.stdin.take()); // the watchdog stops the dev stack
     let _ = child.wait();
 }

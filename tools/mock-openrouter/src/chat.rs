@@ -267,6 +267,10 @@ pub async fn completions(
     let Some(token) = bearer(&headers) else {
         return unauthorized();
     };
+    // Like OpenRouter: a key it issued and then deleted or disabled is refused.
+    if app.keys.refuses(&token) {
+        return error_response(401, "User not found.", None);
+    }
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => return error_response(400, "Invalid JSON in request body", None),

@@ -110,9 +110,18 @@ impl KeyRecord {
 pub struct KeyStore {
     /// Creation order, so `GET /keys` is stable.
     keys: Mutex<Vec<KeyRecord>>,
+    /// Secrets of deleted keys (chat with them is refused). Other unknown
+    /// bearers stay accepted, for convenience in local development.
+    deleted: Mutex<std::collections::HashSet<String>>,
 }
 
 impl KeyStore {
+    /// Whether chat with this bearer must be refused: a key this mock issued
+    /// that was deleted or disabled since.
+    pub fn refuses(&self, secret: &str) -> bool {
+        self.deleted.lock().unwrap().contains(secret) || self.keys.lock().unwrap().iter().any(|k| k.secret == secret && k.disabled)
+    }
+
     /// Adds a chat request's charge to the key it was made with, if the key
     /// was issued by this mock. `byok_upstream` is the provider's own charge.
     pub fn charge(&self, secret: &str, cost: Usd, byok_upstream: Option<Usd>) {
@@ -315,7 +324,8 @@ pub async fn delete(
     let mut keys = app.keys.keys.lock().unwrap();
     match keys.iter().position(|k| k.hash == hash) {
         Some(i) => {
-            keys.remove(i);
+            let removed = keys.remove(i);
+            app.keys.deleted.lock().unwrap().insert(removed.secret);
             json_response(StatusCode::OK, &json!({ "deleted": true }))
         }
         None => not_found(),

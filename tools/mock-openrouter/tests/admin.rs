@@ -149,9 +149,13 @@ fn management_keys_lifecycle() {
     assert_eq!(r.json()["data"]["limit"], 2.5);
     assert!(r.json()["data"]["updated_at"].is_string());
 
-    // Chat with the issued key is charged to it; GET /key shows it.
+    // A disabled key is refused for chat, as OpenRouter does; re-enabled,
+    // chat with it is charged to it and GET /key shows it.
     let bearer = format!("Bearer {secret}");
     let body = json!({ "model": "openai/gpt-4o", "messages": [{ "role": "user", "content": "hello world!" }] });
+    assert_eq!(json_req(addr, "POST", "/chat/completions", &bearer, &body).status, 401);
+    let r = json_req(addr, "PATCH", &format!("/keys/{hash}"), MGMT, &json!({ "disabled": false }));
+    assert_eq!(r.status, 200);
     assert_eq!(
         json_req(addr, "POST", "/chat/completions", &bearer, &body).status,
         200

@@ -4,6 +4,7 @@
 //! API (and later Stripe) go through it too. Its SQLite storage is the source of
 //! truth; D1 receives every change through the outbox (see `outbox.rs`).
 
+mod key_use;
 mod outbox;
 mod rate_limit;
 mod store;
@@ -131,6 +132,7 @@ impl WalletDO {
                 HoldOutcome::Insufficient { available: available.max(Micros::ZERO) }
             } else {
                 self.store.put_hold(&req.request_id, &req.key_id, req.amount, req.now_ms, req.ttl_ms)?;
+                self.store.touch_key(&req.key_id, req.now_ms)?;
                 HoldOutcome::Held { balance: Micros(wallet.balance), available_after: available.saturating_sub(req.amount) }
             }
         };
@@ -259,6 +261,9 @@ async fn project(storage: Storage, env: Env, flushing: Rc<Cell<bool>>) {
     };
     if result.is_ok() {
         result = sync_upstream_limit(&store, &env).await;
+    }
+    if result.is_ok() {
+        result = key_use::project(&store, &env, &storage).await;
     }
     flushing.set(false);
     if let Err(e) = result {

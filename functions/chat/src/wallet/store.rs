@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS applied (
     applied_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS key_use (key_id TEXT PRIMARY KEY, used_at INTEGER NOT NULL, flushed_at INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
 ";
 
@@ -215,6 +216,32 @@ impl Store {
 
     pub fn clear_limit_sync(&self, token: i64) -> Result<()> {
         self.sql.exec("DELETE FROM limit_sync WHERE id = 1 AND token = ?", vec![int(token)])?;
+        Ok(())
+    }
+
+    /// Notes that a key was used (projected to `api_keys.last_used_at` in batches).
+    pub fn touch_key(&self, key_id: &str, now_ms: i64) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO key_use (key_id, used_at) VALUES (?, ?) ON CONFLICT(key_id) DO UPDATE SET used_at = excluded.used_at",
+            vec![key_id.into(), int(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Keys used since their last projection: (key id, used at, flushed at).
+    pub fn unflushed_key_use(&self) -> Result<Vec<(String, i64, i64)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            key_id: String,
+            used_at: i64,
+            flushed_at: i64,
+        }
+        let rows: Vec<Row> = self.sql.exec("SELECT key_id, used_at, flushed_at FROM key_use WHERE used_at > flushed_at", None)?.to_array()?;
+        Ok(rows.into_iter().map(|r| (r.key_id, r.used_at, r.flushed_at)).collect())
+    }
+
+    pub fn mark_key_use_flushed(&self, key_id: &str, at: i64) -> Result<()> {
+        self.sql.exec("UPDATE key_use SET flushed_at = ? WHERE key_id = ?", vec![int(at), key_id.into()])?;
         Ok(())
     }
 
