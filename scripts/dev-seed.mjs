@@ -53,6 +53,7 @@ const session = {
   session_token: sessionToken,
   supabase_issuer: issuer,
   supabase_audience: "authenticated",
+  stripe_webhook_secret: process.env.STRIPE_WEBHOOK_SECRET,
   upstream: process.env.OPENROUTER_BASE_URL,
 };
 writeFileSync(sessionPath, JSON.stringify(session, null, 2) + "\n", { mode: 0o600 });

@@ -37,6 +37,9 @@ if [ -z "${OPENROUTER_BASE_URL:-}" ]; then
     # The mock also serves the management API (per-user keys) and a Supabase JWKS.
     export OPENROUTER_PROVISIONING_KEY="${OPENROUTER_PROVISIONING_KEY:-sk-or-v1-mgmt-dev-0000}"
     export SUPABASE_URL="${SUPABASE_URL:-$OPENROUTER_BASE_URL}"
+    # ...and Stripe's Checkout API.
+    export STRIPE_API_BASE="${STRIPE_API_BASE:-$OPENROUTER_BASE_URL}"
+    export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_mock}"
 fi
 export OPENROUTER_BASE_URL
 # Local Supabase sessions: HS256 tokens signed with a dev secret kept in .dev/.
@@ -47,6 +50,11 @@ if [ -z "${SUPABASE_JWT_SECRET:-}" ]; then
 fi
 # Real upstream: put OPENROUTER_API_KEY in .dev/secrets.env (git-ignored).
 [ -f "$DEV_DIR/secrets.env" ] && { set -a; source "$DEV_DIR/secrets.env"; set +a; }
+# A dev webhook signing secret, so events can be signed locally (stripe_webhook_secret).
+if [ -z "${STRIPE_WEBHOOK_SECRET:-}" ]; then
+    [ -s "$DEV_DIR/stripe_webhook_secret" ] || (umask 077; node -e 'process.stdout.write("whsec_dev"+require("crypto").randomBytes(24).toString("hex"))' > "$DEV_DIR/stripe_webhook_secret")
+    export STRIPE_WEBHOOK_SECRET="$(cat "$DEV_DIR/stripe_webhook_secret")"
+fi
 if [ ! -s "$DEV_DIR/admin_token" ]; then
     (umask 077; node -e 'process.stdout.write("dev-admin-"+require("crypto").randomBytes(24).toString("hex"))' > "$DEV_DIR/admin_token")
 fi

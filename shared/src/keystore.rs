@@ -103,7 +103,7 @@ pub async fn find_owned(env: &Env, user_id: &str, key_id: &str) -> Result<Option
 /// Revokes a key: wallet first (immediate effect), then D1.
 pub async fn revoke(env: &Env, user_id: &str, key_id: &str) -> Result<(), GatewayError> {
     WalletClient::for_user(env, user_id)?
-        .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: Some(key_id.into()), suspended: None })
+        .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: Some(key_id.into()), suspended: None, frozen: None })
         .await?;
     env.d1("DB")
         .map_err(internal)?

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod sealing;
 pub mod secret;
 pub mod sse;
+pub mod stripe;
 pub mod time;
 pub mod usage;
 pub mod wallet;

@@ -12,6 +12,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/auth/device", "IDENTITY"),
     ("/auth/device", "IDENTITY"),
     ("/device", "IDENTITY"),
+    ("/api/billing", "BILLING"),
+    ("/api/stripe", "BILLING"),
+    ("/billing", "BILLING"),
 ];
 
 pub fn service_for(path: &str) -> Option<&'static str> {

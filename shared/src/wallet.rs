@@ -85,6 +85,35 @@ pub struct CreditRequest {
     pub kind: String,
     pub reason: Option<String>,
     pub now_ms: i64,
+    #[serde(default)]
+    pub payment: Option<PaymentEffect>,
+}
+
+/// A payment-side record written to D1 in the same batch as the ledger row
+/// it caused: the webhook dedupe record and the transaction status commit
+/// together with the credit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum PaymentEffect {
+    /// A Checkout Session paid: upsert its transaction as `paid`.
+    Fulfilled { event_id: String, event_type: String, session_id: String, amount_minor: i64, currency: String, payment_intent: Option<String> },
+    /// A later status of a known transaction (refunded, disputed, …).
+    StatusChanged { event_id: String, event_type: String, transaction_id: String, status: String },
+}
+
+/// `POST /adjust`: bring the total debited (or credited) under `group` to
+/// `cumulative`, applying only the difference — for Stripe's cumulative
+/// `amount_refunded`, serialised in the wallet so concurrent events cannot
+/// double-count. `cumulative` is signed like `amount` (negative = debit).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AdjustRequest {
+    pub user_id: String,
+    pub group: String,
+    pub cumulative: Micros,
+    pub kind: String,
+    pub reason: Option<String>,
+    pub now_ms: i64,
+    pub payment: Option<PaymentEffect>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +128,9 @@ pub struct StatusChange {
     pub user_id: String,
     pub revoke_key_id: Option<String>,
     pub suspended: Option<bool>,
+    /// Frozen wallets refuse new holds (open payment dispute).
+    #[serde(default)]
+    pub frozen: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

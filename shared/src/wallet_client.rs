@@ -61,6 +61,10 @@ impl WalletClient {
         Ok(self.call("/credit", req).await?.0)
     }
 
+    pub async fn adjust(&self, req: &AdjustRequest) -> Result<CreditOutcome, GatewayError> {
+        Ok(self.call("/adjust", req).await?.0)
+    }
+
     pub async fn change_status(&self, change: &StatusChange) -> Result<(), GatewayError> {
         let _: (serde_json::Value, _) = self.call("/status", change).await?;
         Ok(())

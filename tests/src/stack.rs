@@ -17,6 +17,8 @@ pub struct Stack {
     pub admin_token: String,
     /// The legacy HS256 secret the stack verifies session tokens with.
     pub jwt_secret: String,
+    /// The Stripe webhook signing secret the stack accepts.
+    pub webhook_secret: String,
     pub run_dir: PathBuf,
     _watchdog: Mutex<(Child, ChildStdin)>,
 }
@@ -51,6 +53,7 @@ pub fn start(vars: &[(&str, &str)]) -> Stack {
     let admin_token = format!("test-admin-{}", dexto_shared::ids::new_id(""));
     let stack_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     let jwt_secret = format!("test-jwt-{}", dexto_shared::ids::new_id(""));
+    let webhook_secret = format!("whsec_test{}", dexto_shared::ids::new_id(""));
 
     let script = root.join("scripts/stack.sh");
     let mut child = spawn_guarded(
@@ -65,11 +68,15 @@ pub fn start(vars: &[(&str, &str)]) -> Stack {
             ("OPENROUTER_PROVISIONING_KEY", mock_openrouter::DEFAULT_MANAGEMENT_KEY),
             // Key-rotation tests publish a new kid and expect an immediate refetch.
             ("SUPABASE_JWKS_MIN_REFETCH_SECONDS", "0"),
+            // ...and Stripe's API.
+            ("STRIPE_API_BASE", mock.as_str()),
+            ("STRIPE_SECRET_KEY", "sk_test_mock"),
+            ("STRIPE_WEBHOOK_SECRET", webhook_secret.as_str()),
         ],
     );
     let stdin = child.stdin.take().expect("stdin");
     let base = wait_for_ready(&mut child, &run_dir);
-    Stack { base, mock, admin_token, jwt_secret, run_dir, _watchdog: Mutex::new((child, stdin)) }
+    Stack { base, mock, admin_token, jwt_secret, webhook_secret, run_dir, _watchdog: Mutex::new((child, stdin)) }
 }
 
 /// Runs `bash ARGS…` in its own process group under a watchdog shell that
@@ -219,6 +226,23 @@ impl Stack {
         send(method, &format!("{}{path}", self.base), &[("Authorization", &auth), ("Content-Type", "application/json")], payload.as_deref())
     }
 
+    /// Delivers a Stripe event signed exactly as Stripe signs it.
+    pub fn webhook(&self, event: &Value, extra: &[(&str, &str)]) -> HttpResponse {
+        let body = event.to_string();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let signature = dexto_shared::stripe::sign(body.as_bytes(), &self.webhook_secret, now);
+        self.webhook_raw(body.as_bytes(), Some(&signature), extra)
+    }
+
+    pub fn webhook_raw(&self, body: &[u8], signature: Option<&str>, extra: &[(&str, &str)]) -> HttpResponse {
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
+        if let Some(sig) = signature {
+            headers.push(("Stripe-Signature", sig));
+        }
+        headers.extend_from_slice(extra);
+        send("POST", &format!("{}/api/stripe/webhook", self.base), &headers, Some(body))
+    }
+
     /// Runs SQL against the stack's local D1 (read-only checks: ~2 s a call).
     pub fn d1(&self, sql: &str) -> Value {
         let out = Command::new(root().join("node_modules/.bin/wrangler"))
@@ -234,6 +258,20 @@ impl Stack {
         let text = String::from_utf8_lossy(&out.stdout);
         let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("d1 output: {text} {}", String::from_utf8_lossy(&out.stderr)));
         parsed[0]["results"].clone()
+    }
+
+    /// `d1` until `check` holds: another process reading the local database
+    /// sees a Worker's commit a moment after the Worker does. Fails after 20 s.
+    pub fn d1_until(&self, sql: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rows = self.d1(sql);
+            if check(&rows) {
+                return rows;
+            }
+            assert!(Instant::now() < deadline, "D1 never satisfied the check for {sql}: {rows:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn logs(&self) -> String {

@@ -24,7 +24,7 @@ fn the_dev_command_prints_a_working_key_with_ten_dollars() {
     }
     let key = printed.lines().find_map(|l| l.trim().strip_prefix("DEXTO_API_KEY=")).expect("a printed key").to_string();
     let session: Value = serde_json::from_str(&std::fs::read_to_string(dev_dir.join("session.json")).unwrap()).unwrap();
-    for field in ["base_url", "api_key", "user_id", "admin_token", "session_token", "supabase_issuer"] {
+    for field in ["base_url", "api_key", "user_id", "admin_token", "session_token", "supabase_issuer", "stripe_webhook_secret"] {
         assert!(session[field].is_string(), "session.json lacks {field}");
     }
     assert_eq!(session["api_key"], key.as_str());

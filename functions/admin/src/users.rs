@@ -115,6 +115,16 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
     .map_err(d1_error)?
     .results::<Value>()
     .map_err(d1_error)?;
+    let payments = query(
+        "SELECT id, status, amount_minor, currency, credit_micros, payment_intent, created_at, updated_at
+         FROM stripe_transactions WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 20",
+    )
+    .map_err(d1_error)?
+    .all()
+    .await
+    .map_err(d1_error)?
+    .results::<Value>()
+    .map_err(d1_error)?;
     let holds: Vec<Value> = wallet
         .open_holds
         .iter()
@@ -127,7 +137,7 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
             "balance_usd": wallet.balance.as_json_usd(), "balance_micros": wallet.balance.0,
             "available_usd": wallet.available.as_json_usd(), "frozen": wallet.frozen,
             "open_holds": holds, "pending_ledger_rows": wallet.pending_outbox,
-            "recent_ledger": ledger, "recent_usage": recent_usage, "ledger_totals": totals, "usage_totals": usage,
+            "recent_ledger": ledger, "recent_usage": recent_usage, "payments": payments, "ledger_totals": totals, "usage_totals": usage,
         }),
     )
 }
@@ -157,6 +167,7 @@ pub async fn credit(req: &mut Request, env: &Env, id: &str) -> AdminResult {
             kind: "admin_credit".into(),
             reason: Some(reason.clone()),
             now_ms: now_ms(),
+            payment: None,
         })
         .await?;
     if !outcome.replay {
@@ -175,7 +186,7 @@ pub async fn set_status(req: &mut Request, env: &Env, id: &str) -> AdminResult {
         _ => return Err(GatewayError::BadRequest("`status` must be `active` or `suspended`.".into())),
     };
     ensure_user(env, id).await?;
-    let change = StatusChange { user_id: id.into(), revoke_key_id: None, suspended: Some(status == "suspended") };
+    let change = StatusChange { user_id: id.into(), revoke_key_id: None, suspended: Some(status == "suspended"), frozen: None };
     WalletClient::for_user(env, id)?.change_status(&change).await?;
     env.d1("DB")
         .map_err(d1_error)?

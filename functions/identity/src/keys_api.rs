@@ -10,6 +10,9 @@ use dexto_shared::auth::{self, KeyLookup};
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{bearer_token, json_object, ok_json};
 use dexto_shared::keystore::{self, IssuedKey, KeyRow};
+use dexto_shared::money::Micros;
+use dexto_shared::wallet::CreditRequest;
+use dexto_shared::wallet_client::WalletClient;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
@@ -36,6 +39,7 @@ fn issued_body(k: &IssuedKey) -> Value {
 /// DEXTO_API_KEY is issued if they have none (an existing one is not rotated).
 pub async fn provision(req: &mut Request, env: &Env) -> ApiResult {
     let user = principal::session(req, env).await?;
+    grant_intro_credit(env, &user.id).await?;
     dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
     if let Some(existing) = active(keystore::list(env, &user.id).await?).first() {
         return ok_json(200, &json!({"success": true, "keyId": existing.id, "isNewKey": false}));
@@ -44,9 +48,34 @@ pub async fn provision(req: &mut Request, env: &Env) -> ApiResult {
     ok_json(200, &issued_body(&issued))
 }
 
+/// The configured intro credit (`INTRO_CREDIT_USD`, default 0 = off), granted
+/// on a user's first provision. Its wallet reference is the user id, so it is
+/// granted once per user however often provisioning runs.
+async fn grant_intro_credit(env: &Env, user_id: &str) -> Result<(), GatewayError> {
+    let amount = env
+        .var("INTRO_CREDIT_USD")
+        .ok()
+        .and_then(|v| Micros::parse_usd_exact(&v.to_string()).ok())
+        .filter(|a| *a > Micros::ZERO);
+    let Some(amount) = amount else { return Ok(()) };
+    WalletClient::for_user(env, user_id)?
+        .credit(&CreditRequest {
+            user_id: user_id.into(),
+            reference: format!("intro:{user_id}"),
+            amount,
+            kind: "intro_credit".into(),
+            reason: Some("Welcome credit".into()),
+            now_ms: dexto_shared::http::now_ms(),
+            payment: None,
+        })
+        .await?;
+    Ok(())
+}
+
 /// `POST /keys/provision` `{name, regenerate}` (session, CLI 1.5.7–1.6.10).
 pub async fn provision_named(req: &mut Request, env: &Env) -> ApiResult {
     let user = principal::session(req, env).await?;
+    grant_intro_credit(env, &user.id).await?;
     let body = json_object(req).await?;
     let name = key_name(&body)?;
     let regenerate = body.get("regenerate").and_then(Value::as_bool).unwrap_or(false);

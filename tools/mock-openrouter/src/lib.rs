@@ -3,7 +3,9 @@
 //! Speaks the upstream shapes the gateway depends on (chat completions,
 //! streaming, model catalogue, management keys), deterministically, plus
 //! per-request fault injection (see [`faults`]) and a request log under
-//! `/__mock`. Routes are served both at `/` and under `/api/v1`.
+//! `/__mock`. Routes are served both at `/` and under `/api/v1`. The same
+//! server also plays a Supabase project's JWKS endpoint and Stripe's Checkout
+//! Session API, so the gateway's other upstreams are real HTTP in tests too.
 
 // Helpers return a finished error `Response` as their `Err`; boxing it would
 // only add noise at every call site of a test server.
@@ -16,6 +18,7 @@ mod generation;
 mod keys;
 pub mod money;
 mod recorder;
+mod stripe;
 mod supabase;
 mod util;
 
@@ -44,6 +47,7 @@ pub struct App {
     generations: generation::Generations,
     ids: Ids,
     jwks: supabase::Jwks,
+    stripe: stripe::Stripe,
 }
 
 impl App {
@@ -56,7 +60,13 @@ impl App {
             generations: Default::default(),
             ids: Ids::new(),
             jwks: Default::default(),
+            stripe: Default::default(),
         }
+    }
+
+    /// Random-looking hex for ids (Checkout Sessions).
+    fn ids_hex(&self, len: usize) -> String {
+        self.ids.random_hex(len)
     }
 }
 
@@ -142,6 +152,7 @@ pub fn router() -> Router {
         .route("/__mock/health", get(|| async { "ok" }))
         .route("/__mock/jwks", axum::routing::put(supabase::put))
         .route("/auth/v1/.well-known/jwks.json", get(supabase::get))
+        .route("/v1/checkout/sessions", post(stripe::create_checkout_session))
         .fallback(|| async { util::error_response(404, "Not Found", None) })
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         // Bodies are buffered by `observe`; large prompts are legitimate.

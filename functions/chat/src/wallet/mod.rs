@@ -47,6 +47,7 @@ impl DurableObject for WalletDO {
             "/settle" => self.settle(body(&mut req).await?).await,
             "/release" => self.release(body(&mut req).await?),
             "/credit" => self.credit(body(&mut req).await?).await,
+            "/adjust" => self.adjust(body(&mut req).await?).await,
             "/status" => self.change_status(body(&mut req).await?).await,
             "/state" => self.snapshot().await,
             _ => Response::error("unknown wallet operation", 404),
@@ -164,6 +165,7 @@ impl WalletDO {
                 reason: Some(usage.model.clone()),
                 created_at: usage.created_at,
                 usage: Some(usage.clone()),
+                payment: None,
             })
         })?;
         self.schedule_flush();
@@ -192,9 +194,43 @@ impl WalletDO {
                 reason: req.reason.clone(),
                 created_at: req.now_ms,
                 usage: None,
+                payment: req.payment.clone(),
             })
         })?;
         // Same turn as the credit: the upstream key's limit will follow it.
+        let token = self.store.wallet()?.map(|w| w.seq).unwrap_or(0);
+        self.store.request_limit_sync(balance, token)?;
+        self.schedule_flush();
+        reply(&CreditOutcome { balance, replay: false })
+    }
+
+    /// Applies the difference between `cumulative` and what `group` has applied
+    /// so far, as one ledger entry; nothing when there is no difference.
+    async fn adjust(&self, req: AdjustRequest) -> Result<Response> {
+        self.ensure_wallet(&req.user_id).await?;
+        let done = self.store.adjusted(&req.group)?;
+        let delta = Micros(req.cumulative.0 - done.0);
+        let reference = format!("{}:{}", req.group, req.cumulative.0);
+        if delta == Micros::ZERO || self.store.applied(&reference)?.is_some() {
+            let balance = Micros(self.store.wallet()?.map_or(0, |w| w.balance));
+            return reply(&CreditOutcome { balance, replay: true });
+        }
+        let balance = self.store.apply_change(&reference, delta, req.now_ms, |seq, balance| {
+            entry_json(LedgerEntry {
+                id: new_id("cl_"),
+                user_id: req.user_id.clone(),
+                seq,
+                kind: req.kind.clone(),
+                amount: delta.0,
+                balance_after: balance.0,
+                reference: reference.clone(),
+                reason: req.reason.clone(),
+                created_at: req.now_ms,
+                usage: None,
+                payment: req.payment.clone(),
+            })
+        })?;
+        self.store.set_adjusted(&req.group, req.cumulative)?;
         let token = self.store.wallet()?.map(|w| w.seq).unwrap_or(0);
         self.store.request_limit_sync(balance, token)?;
         self.schedule_flush();
@@ -206,7 +242,7 @@ impl WalletDO {
         if let Some(key_id) = &req.revoke_key_id {
             self.store.revoke_key(key_id)?;
         }
-        self.store.set_flags(req.suspended, None)?;
+        self.store.set_flags(req.suspended, req.frozen)?;
         reply(&serde_json::json!({ "ok": true }))
     }
 

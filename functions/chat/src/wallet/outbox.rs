@@ -6,7 +6,7 @@
 //! a concurrent double flush changes nothing.
 
 use super::store::Store;
-use dexto_shared::wallet::UsageRecord;
+use dexto_shared::wallet::{PaymentEffect, UsageRecord};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
@@ -26,6 +26,8 @@ pub struct LedgerEntry {
     pub reason: Option<String>,
     pub created_at: i64,
     pub usage: Option<UsageRecord>,
+    #[serde(default)]
+    pub payment: Option<PaymentEffect>,
 }
 
 fn js_i64(v: i64) -> JsValue {
@@ -91,6 +93,9 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
             ])?,
         );
     }
+    if let Some(p) = &e.payment {
+        out.extend(payment_statements(db, e, p)?);
+    }
     out.push(
         db.prepare(
             "INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -100,6 +105,40 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
         )
         .bind(&[e.user_id.as_str().into(), js_i64(e.balance_after), js_i64(e.seq), js_i64(e.created_at)])?,
     );
+    Ok(out)
+}
+
+/// The webhook dedupe record and the transaction status, in the same batch as
+/// the ledger row the payment caused.
+fn payment_statements(db: &D1Database, e: &LedgerEntry, p: &PaymentEffect) -> Result<Vec<D1PreparedStatement>> {
+    let (event_id, event_type) = match p {
+        PaymentEffect::Fulfilled { event_id, event_type, .. } | PaymentEffect::StatusChanged { event_id, event_type, .. } => (event_id, event_type),
+    };
+    let mut out = vec![db
+        .prepare("INSERT INTO processed_webhook_events (event_id, event_type, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT(event_id) DO NOTHING")
+        .bind(&[event_id.as_str().into(), event_type.as_str().into(), js_i64(e.created_at)])?];
+    out.push(match p {
+        PaymentEffect::Fulfilled { session_id, amount_minor, currency, payment_intent, .. } => db
+            .prepare(
+                "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
+                 VALUES (?1, ?2, 'checkout', ?3, ?4, ?5, 'paid', ?6, ?7, ?7)
+                 ON CONFLICT(id) DO UPDATE SET status = 'paid', amount_minor = excluded.amount_minor, currency = excluded.currency,
+                   credit_micros = excluded.credit_micros, payment_intent = COALESCE(excluded.payment_intent, stripe_transactions.payment_intent),
+                   updated_at = excluded.updated_at",
+            )
+            .bind(&[
+                session_id.as_str().into(),
+                e.user_id.as_str().into(),
+                js_i64(*amount_minor),
+                currency.as_str().into(),
+                js_i64(e.amount),
+                js_opt(payment_intent),
+                js_i64(e.created_at),
+            ])?,
+        PaymentEffect::StatusChanged { transaction_id, status, .. } => db
+            .prepare("UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(&[transaction_id.as_str().into(), status.as_str().into(), js_i64(e.created_at)])?,
+    });
     Ok(out)
 }
 

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS applied (
     applied_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS adjustments (group_id TEXT PRIMARY KEY, total INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS key_use (key_id TEXT PRIMARY KEY, used_at INTEGER NOT NULL, flushed_at INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
 ";
@@ -216,6 +217,21 @@ impl Store {
 
     pub fn clear_limit_sync(&self, token: i64) -> Result<()> {
         self.sql.exec("DELETE FROM limit_sync WHERE id = 1 AND token = ?", vec![int(token)])?;
+        Ok(())
+    }
+
+    /// The cumulative amount applied so far under an adjustment group.
+    pub fn adjusted(&self, group: &str) -> Result<Micros> {
+        #[derive(Deserialize)]
+        struct Row {
+            total: i64,
+        }
+        let rows: Vec<Row> = self.sql.exec("SELECT total FROM adjustments WHERE group_id = ?", vec![group.into()])?.to_array()?;
+        Ok(Micros(rows.first().map_or(0, |r| r.total)))
+    }
+
+    pub fn set_adjusted(&self, group: &str, total: Micros) -> Result<()> {
+        self.sql.exec("INSERT OR REPLACE INTO adjustments (group_id, total) VALUES (?, ?)", vec![group.into(), int(total.0)])?;
         Ok(())
     }
 

@@ -1,0 +1,112 @@
+//! Creating Stripe Checkout Sessions for credit top-ups. The amount is decided
+//! here (bounds, whole cents) and again from what Stripe reports when it is
+//! paid — never from anything the client sends back later.
+
+use crate::config::BillingConfig;
+use crate::ApiResult;
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{json_object, now_ms, ok_json};
+use dexto_shared::ids::new_id;
+use dexto_shared::stripe::{checkout_amount_cents, form_encode, PACKS_USD};
+use serde_json::{json, Value};
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+
+pub enum Flavor {
+    /// `POST /api/billing/checkout-session` `{"credits_usd", "return_url"?}` (CLI 1.6.25+).
+    Cli,
+    /// `POST /api/stripe/create-checkout-session` `{"credits_usd"}` — one of the packs (plan).
+    Plan,
+}
+
+fn http_url(u: &str) -> bool {
+    (u.starts_with("https://") || u.starts_with("http://localhost") || u.starts_with("http://127.0.0.1")) && u.len() <= 2000
+}
+
+pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
+    let user = dexto_shared::session::authenticate(req.headers(), env).await?;
+    let config = BillingConfig::from_env(env);
+    let body = json_object(req).await?;
+    let requested = body.get("credits_usd").or_else(|| body.get("amount_usd")).cloned().unwrap_or(Value::Null);
+    let cents = checkout_amount_cents(&requested, config.min_usd, config.max_usd).map_err(GatewayError::BadRequest)?;
+    if matches!(flavor, Flavor::Plan) && (cents % 100 != 0 || !PACKS_USD.contains(&(cents / 100))) {
+        return Err(GatewayError::BadRequest(format!("`credits_usd` must be one of the packs {PACKS_USD:?}.")));
+    }
+    let success = match body.get("return_url").and_then(Value::as_str) {
+        Some(u) if http_url(u) => u.to_string(),
+        Some(_) => return Err(GatewayError::BadRequest("`return_url` must be an https URL.".into())),
+        None => config.success_url.clone(),
+    };
+    if config.secret_key.is_empty() {
+        return Err(GatewayError::Internal("STRIPE_SECRET_KEY not configured".into()));
+    }
+    let credit_micros = cents * 10_000;
+    let form = form_encode(&[
+        ("mode", "payment".into()),
+        ("line_items[0][price_data][currency]", "usd".into()),
+        ("line_items[0][price_data][unit_amount]", cents.to_string()),
+        ("line_items[0][price_data][product_data][name]", format!("Dexto credits (${}.{:02})", cents / 100, cents % 100)),
+        ("line_items[0][quantity]", "1".into()),
+        ("success_url", success),
+        ("cancel_url", config.cancel_url.clone()),
+        ("client_reference_id", user.id.clone()),
+        ("metadata[user_id]", user.id.clone()),
+        ("metadata[credit_micros]", credit_micros.to_string()),
+        ("payment_intent_data[metadata][user_id]", user.id.clone()),
+    ]);
+    // A client retry with the same Idempotency-Key gets the same session.
+    let idempotency = req.headers().get("Idempotency-Key").ok().flatten().filter(|k| !k.is_empty() && k.len() <= 200).unwrap_or_else(|| new_id("chk_"));
+    let session = stripe_post(&config, "/v1/checkout/sessions", &form, &format!("{}:{idempotency}", user.id)).await?;
+    let (Some(id), Some(url)) = (session.get("id").and_then(Value::as_str), session.get("url").and_then(Value::as_str)) else {
+        return Err(GatewayError::UpstreamUnavailable);
+    };
+    env.d1("DB")
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        .prepare(
+            "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, created_at, updated_at)
+             VALUES (?1, ?2, 'checkout', ?3, 'usd', ?4, 'pending', ?5, ?5) ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(&[id.into(), user.id.as_str().into(), (cents as f64).into(), (credit_micros as f64).into(), (now_ms() as f64).into()])
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        .run()
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    dexto_shared::log::event("billing.checkout_created", json!({"user_id": user.id, "session_id": id, "amount_cents": cents}));
+    ok_json(200, &json!({"checkout_url": url, "checkout_session_id": id, "sessionUrl": url, "sessionId": id}))
+}
+
+async fn stripe_post(config: &BillingConfig, path: &str, form: &str, idempotency_key: &str) -> Result<Value, GatewayError> {
+    let headers = Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| GatewayError::Internal(e.to_string()));
+    set("Authorization", &format!("Bearer {}", config.secret_key))?;
+    set("Content-Type", "application/x-www-form-urlencoded")?;
+    set("Idempotency-Key", idempotency_key)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(form.into()));
+    let req = Request::new_with_init(&format!("{}{path}", config.api_base), &init).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut resp = Fetch::Request(req).send().await.map_err(|_| GatewayError::UpstreamUnavailable)?;
+    let status = resp.status_code();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status != 200 {
+        dexto_shared::log::event("billing.stripe_error", json!({"status": status, "type": body.pointer("/error/type")}));
+        return Err(if status >= 500 { GatewayError::UpstreamUnavailable } else { GatewayError::Internal(format!("stripe status {status}")) });
+    }
+    Ok(body)
+}
+
+/// `GET /billing?credits_usd=N` — the page `dexto billing --buy` opens: with the
+/// visitor's Supabase session (from the `#access_token=` fragment the
+/// dashboard passes, or pasted) it creates a session and redirects to Stripe.
+pub fn page(req: &Request) -> ApiResult {
+    let amount = req
+        .url()
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "credits_usd").map(|(_, v)| v.into_owned()))
+        .filter(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.') && v.len() <= 10)
+        .unwrap_or_else(|| "25".into());
+    let html = include_str!("topup.html").replace("{{AMOUNT}}", &amount);
+    let headers = Headers::new();
+    for (k, v) in [("content-type", "text/html; charset=utf-8"), ("content-security-policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"), ("cache-control", "no-store")] {
+        headers.set(k, v).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    }
+    Ok(Response::from_html(html).map_err(|e| GatewayError::Internal(e.to_string()))?.with_headers(headers))
+}

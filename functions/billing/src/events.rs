@@ -1,0 +1,270 @@
+//! What each Stripe event does. References used with the wallet (each unique,
+//! so a replay is a no-op):
+//! - paid Checkout Session → credit `stripe:checkout:<cs id>` (whichever of
+//!   `completed`/`async_payment_succeeded` arrives first credits; the other replays);
+//! - refund → adjust group `stripe:refund:<charge id>` to −amount_refunded;
+//! - lost dispute → adjust group `stripe:dispute:<dispute id>` to −amount;
+//! - subscription invoice → credit `stripe:invoice:<invoice id>`.
+
+use crate::config::BillingConfig;
+use crate::webhook::Event;
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::now_ms;
+use dexto_shared::money::Micros;
+use dexto_shared::wallet::{AdjustRequest, CreditRequest, PaymentEffect, StatusChange};
+use dexto_shared::wallet_client::WalletClient;
+use serde_json::Value;
+use worker::{D1Database, Env};
+
+/// Minor units per USD cent → micro-USD.
+const MICROS_PER_CENT: i64 = 10_000;
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(format!("stripe event: {e}"))
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: Option<&str>) -> Result<&'static str, GatewayError> {
+    let db = env.d1("DB").map_err(internal)?;
+    let obj = &event.object;
+    match event.kind.as_str() {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            if text(obj, "/payment_status") != Some("paid") {
+                return Ok("awaiting_payment"); // credited on async_payment_succeeded
+            }
+            fulfil(env, &db, event, fault).await
+        }
+        "checkout.session.expired" | "checkout.session.async_payment_failed" => {
+            let id = text(obj, "/id").ok_or_else(|| internal("session id"))?;
+            exec(&db, "UPDATE stripe_transactions SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'pending'", &[id.into(), now_f64()]).await?;
+            record_event(&db, event).await?;
+            Ok("marked_failed")
+        }
+        "charge.refunded" => refund(env, &db, event).await,
+        "charge.dispute.created" => dispute_opened(env, &db, event).await,
+        "charge.dispute.closed" => dispute_closed(env, &db, event).await,
+        "invoice.paid" => subscription_grant(env, &db, config, event).await,
+        "customer.subscription.deleted" => {
+            let id = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
+            exec(&db, "UPDATE subscriptions SET status = 'canceled', updated_at = ?2 WHERE id = ?1", &[id.into(), now_f64()]).await?;
+            record_event(&db, event).await?;
+            Ok("subscription_canceled")
+        }
+        _ => {
+            record_event(&db, event).await?; // counted in processed_webhook_events by type
+            Ok("ignored")
+        }
+    }
+}
+
+async fn fulfil(env: &Env, db: &D1Database, event: &Event, fault: Option<&str>) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let session_id = text(obj, "/id").ok_or_else(|| internal("session id"))?;
+    let Some(user_id) = text(obj, "/client_reference_id").or_else(|| text(obj, "/metadata/user_id")) else {
+        return unmatched(db, event, "no user on the session").await;
+    };
+    if text(obj, "/currency") != Some("usd") {
+        return unmatched(db, event, "currency not sold").await;
+    }
+    let amount_minor = obj.pointer("/amount_total").and_then(Value::as_i64).filter(|a| *a > 0).ok_or_else(|| internal("amount_total"))?;
+    if !user_exists(db, user_id).await? {
+        return unmatched(db, event, "unknown user").await;
+    }
+    let outcome = WalletClient::for_user(env, user_id)?
+        .credit(&CreditRequest {
+            user_id: user_id.into(),
+            reference: format!("stripe:checkout:{session_id}"),
+            amount: Micros(amount_minor * MICROS_PER_CENT),
+            kind: "topup".into(),
+            reason: Some("Stripe checkout".into()),
+            now_ms: now_ms(),
+            payment: Some(PaymentEffect::Fulfilled {
+                event_id: event.id.clone(),
+                event_type: event.kind.clone(),
+                session_id: session_id.into(),
+                amount_minor,
+                currency: "usd".into(),
+                payment_intent: text(obj, "/payment_intent").map(str::to_string),
+            }),
+        })
+        .await?;
+    if fault == Some("crash-after-credit") {
+        // Test hook (BILLING_TEST_FAULTS=1): the worker dies after the wallet
+        // committed; Stripe sees a 5xx and redelivers.
+        return Err(internal("injected crash after credit"));
+    }
+    Ok(if outcome.replay { "already_credited" } else { "credited" })
+}
+
+/// The Checkout Session (ours) that a charge belongs to, by payment intent.
+async fn transaction_for(db: &D1Database, payment_intent: &str) -> Result<Option<(String, String, i64)>, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        id: String,
+        user_id: String,
+        amount_minor: i64,
+    }
+    let row: Option<Row> = db
+        .prepare("SELECT id, user_id, amount_minor FROM stripe_transactions WHERE payment_intent = ?1")
+        .bind(&[payment_intent.into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    Ok(row.map(|r| (r.id, r.user_id, r.amount_minor)))
+}
+
+async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let charge = text(obj, "/id").ok_or_else(|| internal("charge id"))?;
+    let Some((tx, user_id, paid)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+        return unmatched(db, event, "refund for an unknown payment").await;
+    };
+    // `amount_refunded` is cumulative; the wallet applies only what is new.
+    let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0).clamp(0, paid);
+    let status = if refunded > 0 { "refunded" } else { "paid" };
+    let outcome = WalletClient::for_user(env, &user_id)?
+        .adjust(&AdjustRequest {
+            user_id: user_id.clone(),
+            group: format!("stripe:refund:{charge}"),
+            cumulative: Micros(-refunded * MICROS_PER_CENT),
+            kind: "refund".into(),
+            reason: Some("Stripe refund".into()),
+            now_ms: now_ms(),
+            payment: Some(PaymentEffect::StatusChanged { event_id: event.id.clone(), event_type: event.kind.clone(), transaction_id: tx, status: status.into() }),
+        })
+        .await?;
+    Ok(if outcome.replay { "already_refunded" } else { "refunded" })
+}
+
+async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let Some((tx, user_id, _)) = transaction_for(db, text(&event.object, "/payment_intent").unwrap_or("")).await? else {
+        return unmatched(db, event, "dispute for an unknown payment").await;
+    };
+    set_frozen(env, &user_id, true).await?;
+    exec(db, "UPDATE stripe_transactions SET status = 'disputed', updated_at = ?2 WHERE id = ?1", &[tx.as_str().into(), now_f64()]).await?;
+    record_event(db, event).await?;
+    Ok("wallet_frozen")
+}
+
+async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let Some((tx, user_id, _)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+        return unmatched(db, event, "dispute for an unknown payment").await;
+    };
+    let won = text(obj, "/status") == Some("won");
+    if !won {
+        // Lost: the money went back to the card holder; the wallet owes it.
+        let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
+        let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
+        WalletClient::for_user(env, &user_id)?
+            .adjust(&AdjustRequest {
+                user_id: user_id.clone(),
+                group: format!("stripe:dispute:{dispute}"),
+                cumulative: Micros(-amount * MICROS_PER_CENT),
+                kind: "dispute".into(),
+                reason: Some("Stripe dispute lost".into()),
+                now_ms: now_ms(),
+                payment: Some(PaymentEffect::StatusChanged { event_id: event.id.clone(), event_type: event.kind.clone(), transaction_id: tx.clone(), status: "refunded".into() }),
+            })
+            .await?;
+    } else {
+        exec(db, "UPDATE stripe_transactions SET status = 'paid', updated_at = ?2 WHERE id = ?1", &[tx.as_str().into(), now_f64()]).await?;
+    }
+    set_frozen(env, &user_id, false).await?;
+    record_event(db, event).await?;
+    Ok(if won { "dispute_won" } else { "dispute_lost" })
+}
+
+async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, event: &Event) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let Some(price) = &config.subscription_price else { return Ok("ignored") };
+    let lines = obj.pointer("/lines/data").and_then(Value::as_array).cloned().unwrap_or_default();
+    let for_price = lines.iter().any(|l| {
+        text(l, "/price/id") == Some(price) || text(l, "/pricing/price_details/price") == Some(price)
+    });
+    if !for_price || config.subscription_credit <= Micros::ZERO {
+        record_event(db, event).await?;
+        return Ok("ignored");
+    }
+    let invoice = text(obj, "/id").ok_or_else(|| internal("invoice id"))?;
+    let subscription = text(obj, "/subscription").or_else(|| text(obj, "/parent/subscription_details/subscription")).unwrap_or("");
+    let user_id = text(obj, "/subscription_details/metadata/user_id").or_else(|| text(obj, "/parent/subscription_details/metadata/user_id"));
+    let Some(user_id) = user_id.filter(|_| !subscription.is_empty()) else {
+        return unmatched(db, event, "subscription invoice without user").await;
+    };
+    #[derive(serde::Deserialize)]
+    struct Sub {
+        status: String,
+    }
+    let known: Option<Sub> = db.prepare("SELECT status FROM subscriptions WHERE id = ?1").bind(&[subscription.into()]).map_err(internal)?.first(None).await.map_err(internal)?;
+    if known.is_some_and(|s| s.status == "canceled") {
+        record_event(db, event).await?;
+        return Ok("subscription_canceled");
+    }
+    exec(
+        db,
+        "INSERT INTO subscriptions (id, user_id, customer, status, updated_at) VALUES (?1, ?2, ?3, 'active', ?4) ON CONFLICT(id) DO NOTHING",
+        &[subscription.into(), user_id.into(), text(obj, "/customer").unwrap_or("").into(), now_f64()],
+    )
+    .await?;
+    let outcome = WalletClient::for_user(env, user_id)?
+        .credit(&CreditRequest {
+            user_id: user_id.into(),
+            reference: format!("stripe:invoice:{invoice}"),
+            amount: config.subscription_credit,
+            kind: "subscription".into(),
+            reason: Some("Monthly subscription credit".into()),
+            now_ms: now_ms(),
+            payment: None,
+        })
+        .await?;
+    record_event(db, event).await?;
+    Ok(if outcome.replay { "already_granted" } else { "granted" })
+}
+
+async fn set_frozen(env: &Env, user_id: &str, frozen: bool) -> Result<(), GatewayError> {
+    WalletClient::for_user(env, user_id)?
+        .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: None, suspended: None, frozen: Some(frozen) })
+        .await
+}
+
+/// A paid or refunded event we cannot attribute: acknowledged (so Stripe stops
+/// retrying) and left in the audit log for an operator, never silently dropped.
+async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static str, GatewayError> {
+    exec(
+        db,
+        "INSERT INTO audit_log (actor, action, subject, detail, created_at) VALUES ('stripe', 'stripe.unmatched_event', ?1, ?2, ?3)",
+        &[event.id.as_str().into(), serde_json::json!({"type": event.kind, "why": why}).to_string().into(), now_f64()],
+    )
+    .await?;
+    record_event(db, event).await?;
+    dexto_shared::log::event("stripe.unmatched_event", serde_json::json!({"event_id": event.id, "type": event.kind, "why": why}));
+    Ok("needs_review")
+}
+
+async fn user_exists(db: &D1Database, user_id: &str) -> Result<bool, GatewayError> {
+    let row: Option<Value> = db.prepare("SELECT id FROM users WHERE id = ?1").bind(&[user_id.into()]).map_err(internal)?.first(None).await.map_err(internal)?;
+    Ok(row.is_some())
+}
+
+async fn record_event(db: &D1Database, event: &Event) -> Result<(), GatewayError> {
+    exec(
+        db,
+        "INSERT INTO processed_webhook_events (event_id, event_type, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT(event_id) DO NOTHING",
+        &[event.id.as_str().into(), event.kind.as_str().into(), now_f64()],
+    )
+    .await
+}
+
+async fn exec(db: &D1Database, sql: &str, args: &[wasm_bindgen::JsValue]) -> Result<(), GatewayError> {
+    db.prepare(sql).bind(args).map_err(internal)?.run().await.map_err(internal)?;
+    Ok(())
+}
+
+fn now_f64() -> wasm_bindgen::JsValue {
+    (now_ms() as f64).into()
+}

@@ -1,0 +1,41 @@
+//! `dexto-billing`: buying credit. Stripe Checkout sessions for top-ups, the
+//! Stripe webhook that credits each paid session exactly once (and handles
+//! refunds, disputes and subscription grants), the balance, the top-up page.
+
+mod checkout;
+mod config;
+mod events;
+mod webhook;
+
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{error_response, ok_json};
+use dexto_shared::wallet_client::WalletClient;
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+pub type ApiResult = std::result::Result<Response, GatewayError>;
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let result = match (req.method(), path.as_str()) {
+        (Method::Post, "/api/billing/checkout-session") => checkout::create(&mut req, &env, checkout::Flavor::Cli).await,
+        (Method::Post, "/api/stripe/create-checkout-session") => checkout::create(&mut req, &env, checkout::Flavor::Plan).await,
+        (Method::Get, "/api/billing/balance") => balance(&req, &env).await,
+        (Method::Get, "/billing") => checkout::page(&req),
+        (Method::Post, "/api/stripe/webhook") => webhook::handle(&mut req, &env).await,
+        _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
+    };
+    result.or_else(|err| {
+        if let GatewayError::Internal(detail) = &err {
+            dexto_shared::log::event("billing.internal_error", serde_json::json!({"path": path, "detail": detail}));
+        }
+        error_response(&err, None)
+    })
+}
+
+/// `GET /api/billing/balance` (session): the wallet's authoritative balance.
+async fn balance(req: &Request, env: &Env) -> ApiResult {
+    let user = dexto_shared::session::authenticate(req.headers(), env).await?;
+    let state = WalletClient::for_user(env, &user.id)?.state().await?;
+    ok_json(200, &serde_json::json!({"credits_usd": state.balance.as_json_usd(), "credits_cents": state.balance.whole_cents_floor(), "frozen": state.frozen}))
+}

@@ -1,0 +1,290 @@
+//! Stripe payments through the real stack: checkout sessions against a local
+//! Stripe API, webhooks signed exactly as Stripe signs them; paid sessions
+//! credit exactly once whatever the delivery pattern; refunds, disputes,
+//! subscription grants, the intro credit.
+
+use dexto_shared::stripe::sign;
+use integration_tests::{start, Stack};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+fn stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| {
+        start(&[
+            ("BILLING_TEST_FAULTS", "1"),
+            ("SUBSCRIPTION_PRICE_ID", "price_monthly"),
+            ("SUBSCRIPTION_CREDIT_USD", "20"),
+            ("INTRO_CREDIT_USD", "1.5"),
+        ])
+    })
+}
+
+fn id(prefix: &str) -> String {
+    dexto_shared::ids::new_id(prefix)
+}
+
+fn session_event(kind: &str, session: &str, user: &str, cents: i64, paid: bool, pi: &str) -> Value {
+    json!({"id": id("evt_"), "object": "event", "type": kind, "data": {"object": {
+        "id": session, "object": "checkout.session", "amount_total": cents, "currency": "usd",
+        "client_reference_id": user, "metadata": {"user_id": user}, "mode": "payment", "livemode": false,
+        "payment_status": if paid { "paid" } else { "unpaid" }, "payment_intent": pi, "customer": null}}})
+}
+
+fn balance(s: &Stack, user: &str) -> i64 {
+    s.user(user)["balance_micros"].as_i64().unwrap()
+}
+
+fn paid_user(s: &Stack, cents: i64) -> (integration_tests::TestUser, String, String) {
+    let u = s.new_user("0");
+    let (cs, pi) = (id("cs_test_"), id("pi_"));
+    let r = s.webhook(&session_event("checkout.session.completed", &cs, &u.id, cents, true, &pi), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    (u, cs, pi)
+}
+
+#[test]
+fn checkout_sessions_are_created_with_stripe() {
+    let s = stack();
+    let sub = id("u-");
+    let token = s.session_token(&sub, "buyer@example.com");
+    let r = s.call("POST", "/api/billing/checkout-session", &token, Some(json!({"credits_usd": 25, "return_url": "https://dexto.ai/done"})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    let cs = body["checkout_session_id"].as_str().unwrap().to_string();
+    assert!(cs.starts_with("cs_test_") && body["checkout_url"].as_str().unwrap().contains(&cs));
+    let call = &integration_tests::get(&format!("{}/__mock/requests?contains=client_reference_id%3D{sub}", s.mock)).json()["requests"][0];
+    assert_eq!(call["authorization"], "Bearer sk_test_mock");
+    let form = call["body"].as_str().unwrap();
+    for field in ["mode=payment", "unit_amount%5D=2500", &format!("client_reference_id={sub}"), "success_url=https%3A%2F%2Fdexto.ai%2Fdone"] {
+        assert!(form.contains(field), "{field} in {form}");
+    }
+    let pending = &s.user(&sub)["payments"][0];
+    assert_eq!((pending["id"].as_str(), pending["status"].as_str(), pending["amount_minor"].as_i64(), pending["credit_micros"].as_i64()), (Some(cs.as_str()), Some("pending"), Some(2500), Some(25_000_000)));
+
+    // The plan's endpoint sells packs only; bounds are enforced on both.
+    assert_eq!(s.call("POST", "/api/stripe/create-checkout-session", &token, Some(json!({"credits_usd": 50}))).json()["sessionUrl"].is_string(), true);
+    for (path, amount) in [("/api/stripe/create-checkout-session", json!(30)), ("/api/billing/checkout-session", json!(4)), ("/api/billing/checkout-session", json!(501)), ("/api/billing/checkout-session", json!("lots"))] {
+        assert_eq!(s.call("POST", path, &token, Some(json!({"credits_usd": amount}))).status, 400, "{path} {amount}");
+    }
+    // A retried request with the same Idempotency-Key gets the same session.
+    let auth = format!("Bearer {token}");
+    let retry = |_: u8| {
+        integration_tests::post(&format!("{}/api/billing/checkout-session", s.base), &[("Authorization", &auth), ("Idempotency-Key", "retry-1")], br#"{"credits_usd":10}"#).json()["checkout_session_id"].clone()
+    };
+    assert_eq!(retry(1), retry(2));
+    assert_eq!(s.call("POST", "/api/billing/checkout-session", "", Some(json!({"credits_usd": 10}))).status, 401);
+}
+
+#[test]
+fn the_signature_matrix_rejects_without_side_effects() {
+    let s = stack();
+    let u = s.new_user("0");
+    let event = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 1000, true, &id("pi_"));
+    let body = event.to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let good = sign(body.as_bytes(), &s.webhook_secret, now);
+    let other_v1 = sign(body.as_bytes(), "whsec_wrong", now).split_once(",v1=").unwrap().1.to_string();
+    let reserialised = serde_json::to_string_pretty(&event).unwrap();
+    let cases: Vec<(&str, Option<String>, &[u8])> = vec![
+        ("malformed header", Some("t=abc,v1".into()), body.as_bytes()),
+        ("only v0", Some(good.replace("v1=", "v0=")), body.as_bytes()),
+        ("wrong secret", Some(sign(body.as_bytes(), "whsec_wrong", now)), body.as_bytes()),
+        ("301 s old", Some(sign(body.as_bytes(), &s.webhook_secret, now - 301)), body.as_bytes()),
+        ("body re-serialised", Some(good.clone()), reserialised.as_bytes()),
+        ("missing header", None, body.as_bytes()),
+    ];
+    for (name, sig, payload) in cases {
+        let r = s.webhook_raw(payload, sig.as_deref(), &[]);
+        assert_eq!(r.status, 400, "{name}: {}", r.body);
+    }
+    assert_eq!(balance(s, &u.id), 0, "nothing was credited");
+    let mixed = format!("t={now},v1={other_v1},v1={}", good.split_once(",v1=").unwrap().1);
+    assert_eq!(s.webhook_raw(body.as_bytes(), Some(&mixed), &[]).status, 200, "one good and one bad v1");
+    assert_eq!(balance(s, &u.id), 10_000_000);
+}
+
+#[test]
+fn one_credit_per_session_however_it_is_delivered() {
+    let s = stack();
+    let u = s.new_user("0");
+    let (cs, pi) = (id("cs_test_"), id("pi_"));
+    let event = session_event("checkout.session.completed", &cs, &u.id, 2500, true, &pi);
+    for _ in 0..20 {
+        assert_eq!(s.webhook(&event, &[]).status, 200);
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..10 {
+            scope.spawn(|| assert_eq!(s.webhook(&event, &[]).status, 200));
+        }
+    });
+    // The other event type for the same session is a replay too.
+    let other = session_event("checkout.session.async_payment_succeeded", &cs, &u.id, 2500, true, &pi);
+    assert_eq!(s.webhook(&other, &[]).json()["outcome"], "already_credited");
+    let user = s.user(&u.id);
+    assert_eq!(user["balance_micros"], 25_000_000);
+    assert_eq!(user["ledger_totals"]["entries"], 1);
+    let tx = &user["payments"][0];
+    assert_eq!((tx["id"].as_str(), tx["status"].as_str(), tx["payment_intent"].as_str(), tx["credit_micros"].as_i64()), (Some(cs.as_str()), Some("paid"), Some(pi.as_str()), Some(25_000_000)));
+    let sql = format!("SELECT COUNT(*) AS n FROM processed_webhook_events WHERE event_id = '{}'", event["id"].as_str().unwrap());
+    s.d1_until(&sql, |rows| rows[0]["n"] == 1); // the dedupe record, written in the credit's batch
+}
+
+#[test]
+fn unpaid_sessions_wait_for_async_success_and_failures_are_marked() {
+    let s = stack();
+    let u = s.new_user("0");
+    let (cs, pi) = (id("cs_test_"), id("pi_"));
+    let r = s.webhook(&session_event("checkout.session.completed", &cs, &u.id, 1000, false, &pi), &[]);
+    assert_eq!(r.json()["outcome"], "awaiting_payment");
+    assert_eq!(balance(s, &u.id), 0);
+    s.webhook(&session_event("checkout.session.async_payment_succeeded", &cs, &u.id, 1000, true, &pi), &[]);
+    s.webhook(&session_event("checkout.session.async_payment_succeeded", &cs, &u.id, 1000, true, &pi), &[]);
+    assert_eq!(balance(s, &u.id), 10_000_000);
+
+    let failed = id("cs_test_");
+    let token = s.session_token(&u.id, "x@example.com");
+    let _ = token;
+    s.webhook(&session_event("checkout.session.async_payment_failed", &failed, &u.id, 1000, false, &id("pi_")), &[]);
+    assert_eq!(balance(s, &u.id), 10_000_000);
+    // Currencies we do not sell credit nothing (and are left for review).
+    let mut eur = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 1000, true, &id("pi_"));
+    eur["data"]["object"]["currency"] = json!("eur");
+    assert_eq!(s.webhook(&eur, &[]).json()["outcome"], "needs_review");
+    assert_eq!(balance(s, &u.id), 10_000_000);
+    assert_eq!(s.webhook(&json!({"id": id("evt_"), "type": "customer.created", "data": {"object": {}}}), &[]).json()["outcome"], "ignored");
+}
+
+#[test]
+fn a_crash_after_the_credit_then_redelivery_credits_once() {
+    let s = stack();
+    let u = s.new_user("0");
+    let event = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 5000, true, &id("pi_"));
+    let crashed = s.webhook(&event, &[("X-Test-Fault", "crash-after-credit")]);
+    assert_eq!(crashed.status, 500, "Stripe sees a failure and will redeliver");
+    let redelivered = s.webhook(&event, &[]);
+    assert_eq!(redelivered.json()["outcome"], "already_credited");
+    let user = s.user(&u.id);
+    assert_eq!((user["balance_micros"].as_i64(), user["ledger_totals"]["entries"].as_i64()), (Some(50_000_000), Some(1)));
+}
+
+#[test]
+fn topped_up_credit_pays_for_chat_at_once_and_moves_the_upstream_limit() {
+    let s = stack();
+    let u = s.new_user("0");
+    let chat = json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(s.chat(&u.key, &chat).status, 402);
+    paid_user_into(s, &u.id, 1000);
+    assert_eq!(s.chat(&u.key, &chat).status, 200);
+    let sql = format!("SELECT upstream_hash FROM upstream_keys WHERE user_id = '{}' AND status = 'active'", u.id);
+    let hash = s.d1_until(&sql, |rows| rows[0]["upstream_hash"].is_string())[0]["upstream_hash"].as_str().unwrap().to_string();
+    let key = |_: &Value| {
+        let r = integration_tests::get_with(&format!("{}/keys/{hash}", s.mock), &[("Authorization", &format!("Bearer {}", mock_openrouter::DEFAULT_MANAGEMENT_KEY))]);
+        r.json()["data"]["limit"].as_f64().unwrap_or(0.0) >= 10.0
+    };
+    s.eventually_user(&u.id, "upstream limit ≥ $10", key);
+}
+
+fn paid_user_into(s: &Stack, user: &str, cents: i64) {
+    let r = s.webhook(&session_event("checkout.session.completed", &id("cs_test_"), user, cents, true, &id("pi_")), &[]);
+    assert_eq!(r.json()["outcome"], "credited", "{}", r.body);
+}
+
+fn charge_event(kind: &str, pi: &str, extra: Value) -> Value {
+    let mut object = json!({"id": id("ch_"), "object": "charge", "payment_intent": pi, "currency": "usd"});
+    for (k, v) in extra.as_object().unwrap() {
+        object[k] = v.clone();
+    }
+    json!({"id": id("evt_"), "type": kind, "data": {"object": object}})
+}
+
+#[test]
+fn refunds_debit_what_is_new_and_leave_debt_recorded() {
+    let s = stack();
+    let (u, _, pi) = paid_user(s, 1000);
+    // Spend some first: a full refund then leaves a recorded debt.
+    let r = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200);
+    let spent = s.settled_user(&u.id, 1)["ledger_totals"]["debits_micros"].as_i64().unwrap();
+    let charge = id("ch_");
+    let refund = |cumulative: i64| {
+        let mut e = charge_event("charge.refunded", &pi, json!({"amount_refunded": cumulative}));
+        e["data"]["object"]["id"] = json!(charge);
+        e
+    };
+    let partial = refund(400);
+    s.webhook(&partial, &[]);
+    s.webhook(&partial, &[]);
+    assert_eq!(balance(s, &u.id), 10_000_000 + spent - 4_000_000);
+    s.webhook(&refund(1000), &[]);
+    let user = s.user(&u.id);
+    assert_eq!(user["balance_micros"], spent, "negative: the spend is owed");
+    assert!(spent < 0);
+    let kinds: Vec<&str> = user["recent_ledger"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "refund").count(), 2);
+    assert_eq!(user["ledger_totals"]["net_micros"], user["balance_micros"]);
+    assert_eq!(s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})).status, 402);
+}
+
+#[test]
+fn disputes_freeze_the_wallet_until_won() {
+    let s = stack();
+    let (u, cs, pi) = paid_user(s, 1000);
+    let chat = json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let dispute = |kind: &str, status: &str| json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": "dp_1", "object": "dispute", "payment_intent": pi, "amount": 1000, "status": status}}});
+    s.webhook(&dispute("charge.dispute.created", "needs_response"), &[]);
+    let frozen = s.chat(&u.key, &chat);
+    assert_eq!(frozen.status, 402);
+    assert_eq!(frozen.json()["error"]["code"], "WALLET_FROZEN");
+    assert_eq!(s.user(&u.id)["payments"][0]["status"], "disputed");
+    assert_eq!(s.user(&u.id)["payments"][0]["id"], cs.as_str());
+    s.webhook(&dispute("charge.dispute.closed", "won"), &[]);
+    assert_eq!(s.chat(&u.key, &chat).status, 200);
+
+    let (u2, _, pi2) = paid_user(s, 1000);
+    let lost = |kind: &str, status: &str| json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": "dp_2", "object": "dispute", "payment_intent": pi2, "amount": 1000, "status": status}}});
+    s.webhook(&lost("charge.dispute.created", "needs_response"), &[]);
+    s.webhook(&lost("charge.dispute.closed", "lost"), &[]);
+    s.webhook(&lost("charge.dispute.closed", "lost"), &[]);
+    assert_eq!(balance(s, &u2.id), 0, "the disputed credit was taken back once");
+}
+
+#[test]
+fn subscription_invoices_grant_monthly_credit_until_cancelled() {
+    let s = stack();
+    let u = s.new_user("0");
+    let sub = id("sub_");
+    let invoice = |price: &str| json!({"id": id("evt_"), "type": "invoice.paid", "data": {"object": {
+        "id": id("in_"), "object": "invoice", "customer": "cus_1", "subscription": sub,
+        "subscription_details": {"metadata": {"user_id": u.id}},
+        "lines": {"data": [{"price": {"id": price}}]}}}});
+    let first = invoice("price_monthly");
+    for _ in 0..5 {
+        s.webhook(&first, &[]);
+    }
+    assert_eq!(balance(s, &u.id), 20_000_000);
+    assert_eq!(s.webhook(&invoice("price_other"), &[]).json()["outcome"], "ignored");
+    s.webhook(&invoice("price_monthly"), &[]);
+    assert_eq!(balance(s, &u.id), 40_000_000, "the next month's invoice grants again");
+    s.webhook(&json!({"id": id("evt_"), "type": "customer.subscription.deleted", "data": {"object": {"id": sub, "object": "subscription"}}}), &[]);
+    assert_eq!(s.webhook(&invoice("price_monthly"), &[]).json()["outcome"], "subscription_canceled");
+    assert_eq!(balance(s, &u.id), 40_000_000);
+}
+
+#[test]
+fn the_intro_credit_is_granted_once_per_user_and_balance_is_served() {
+    let s = stack();
+    let sub = id("u-");
+    let token = s.session_token(&sub, "new@example.com");
+    for _ in 0..3 {
+        assert_eq!(s.call("POST", "/api/provision", &token, Some(json!({}))).status, 200);
+    }
+    assert_eq!(s.call("POST", "/keys/provision", &token, Some(json!({"name": "Dexto CLI Key"}))).status, 200);
+    let user = s.user(&sub);
+    assert_eq!(user["balance_micros"], 1_500_000);
+    assert_eq!(user["recent_ledger"][0]["kind"], "intro_credit");
+    assert_eq!(user["ledger_totals"]["entries"], 1);
+    let b = s.call("GET", "/api/billing/balance", &token, None);
+    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(b.json()["credits_usd"], 1.5);
+}
