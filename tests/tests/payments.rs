@@ -63,7 +63,7 @@ fn checkout_sessions_are_created_with_stripe() {
     assert_eq!((pending["id"].as_str(), pending["status"].as_str(), pending["amount_minor"].as_i64(), pending["credit_micros"].as_i64()), (Some(cs.as_str()), Some("pending"), Some(2500), Some(25_000_000)));
 
     // The plan's endpoint sells packs only; bounds are enforced on both.
-    assert_eq!(s.call("POST", "/api/stripe/create-checkout-session", &token, Some(json!({"credits_usd": 50}))).json()["sessionUrl"].is_string(), true);
+    assert!(s.call("POST", "/api/stripe/create-checkout-session", &token, Some(json!({"credits_usd": 50}))).json()["sessionUrl"].is_string());
     for (path, amount) in [("/api/stripe/create-checkout-session", json!(30)), ("/api/billing/checkout-session", json!(4)), ("/api/billing/checkout-session", json!(501)), ("/api/billing/checkout-session", json!("lots"))] {
         assert_eq!(s.call("POST", path, &token, Some(json!({"credits_usd": amount}))).status, 400, "{path} {amount}");
     }

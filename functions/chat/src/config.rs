@@ -36,7 +36,7 @@ impl Config {
             upstream_key: Secret::new(secret(env, "OPENROUTER_API_KEY").unwrap_or_default()),
             // A malformed markup must not silently sell below cost: fall back to 1.0×.
             markup: var(env, "PRICE_MARKUP").and_then(|m| Markup::parse(&m).ok()).unwrap_or(Markup::NONE),
-            hold_ttl_ms: number(env, "HOLD_TTL_SECONDS", 600) * 1000,
+            hold_ttl_ms: number(env, "HOLD_TTL_SECONDS", 3600) * 1000,
             upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 60_000) as u64,
             catalogue_ttl_ms: number(env, "CATALOGUE_TTL_SECONDS", 3600) * 1000,
         }

@@ -31,6 +31,8 @@ pub async fn send_chat(config: &Config, key: &Secret<String>, body: &[u8]) -> Re
     let fetch = Box::pin(fetcher.send_with_signal(&signal));
     let timeout = Box::pin(Delay::from(std::time::Duration::from_millis(config.upstream_timeout_ms)));
     let winner = select(fetch, timeout).await;
+    // Bound to a local so the borrowed request and signal outlive the match.
+    #[allow(clippy::let_and_return)]
     let result = match winner {
         Either::Left((Ok(resp), _)) => Ok(resp),
         // The error text can carry the upstream URL: log nothing of it to the client.

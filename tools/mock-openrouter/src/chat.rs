@@ -268,7 +268,7 @@ pub async fn completions(
         return unauthorized();
     };
     // Like OpenRouter: a key it issued and then deleted or disabled is refused.
-    if app.keys.refuses(&token) {
+    if app.keys.refuses(token) {
         return error_response(401, "User not found.", None);
     }
     let req: Value = match serde_json::from_slice(&body) {

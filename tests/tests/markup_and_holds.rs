@@ -1,0 +1,49 @@
+//! Settings that change the arithmetic: a price markup (the user pays cost ×
+//! markup, rounded up; the provider cost is recorded beside it) and the hold
+//! lifetime (a hold that outlives HOLD_TTL_SECONDS stops reserving money, and
+//! the late settlement still charges).
+
+use dexto_shared::money::{Markup, Picos};
+use integration_tests::{start, Stack};
+use serde_json::json;
+use std::sync::OnceLock;
+
+fn stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| start(&[("PRICE_MARKUP", "1.25"), ("HOLD_TTL_SECONDS", "1")]))
+}
+
+#[test]
+fn the_user_pays_cost_times_markup_and_the_provider_cost_is_kept() {
+    let s = stack();
+    let u = s.new_user("1");
+    let r = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 3, "messages": [{"role": "user", "content": "markup please"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cost = Picos::parse_usd(&r.json()["usage"]["cost"].to_string()).unwrap();
+    let price = Markup::parse("1.25").unwrap().apply(cost).ceil_micros();
+    assert!(price > cost.ceil_micros());
+    assert_eq!(r.header("X-Dexto-Cost-USD"), Some(price.usd_fixed().as_str()));
+    let row = &s.settled_user(&u.id, 1)["recent_usage"][0];
+    assert_eq!((row["user_price_micros"].as_i64(), row["provider_cost_micros"].as_i64()), (Some(price.0), Some(cost.ceil_micros().0)));
+    assert_eq!(s.user(&u.id)["balance_micros"], 1_000_000 - price.0);
+}
+
+#[test]
+fn expired_holds_stop_reserving_and_late_settlements_still_charge() {
+    let s = stack();
+    let u = s.new_user("1");
+    let slow = json!({"model": "openai/gpt-4o", "max_tokens": 4, "stream": true,
+        "messages": [{"role": "user", "content": "[[mock:delay_ms=2500,tokens=4]]"}]});
+    let (key, base) = (u.key.clone(), s.base.clone());
+    let running = std::thread::spawn(move || {
+        integration_tests::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], slow.to_string().as_bytes()).collect()
+    });
+    s.eventually_user(&u.id, "the hold", |v| v["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+    let expired = s.eventually_user(&u.id, "the hold's expiry", |v| v["open_holds"] == json!([]) && v["usage_totals"]["requests"] == 0);
+    assert_eq!(expired["available_usd"], expired["balance_usd"], "an expired hold reserves nothing");
+    let events = running.join().unwrap();
+    assert!(events.iter().any(|(e, _)| e.starts_with(": dexto-cost")));
+    let user = s.settled_user(&u.id, 1);
+    assert!(user["balance_micros"].as_i64().unwrap() < 1_000_000, "settled after expiry, still charged");
+    assert_eq!(user["ledger_totals"]["net_micros"], user["balance_micros"]);
+}
