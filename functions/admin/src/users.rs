@@ -10,7 +10,7 @@ use dexto_shared::money::Micros;
 use dexto_shared::wallet::{CreditRequest, StatusChange};
 use dexto_shared::wallet_client::WalletClient;
 use serde_json::{json, Value};
-use worker::{Env, Request};
+use worker::{D1Database, Env, Request};
 
 fn ok(status: u16, body: &Value) -> AdminResult {
     json_response(status, body).map_err(|e| GatewayError::Internal(e.to_string()))
@@ -57,74 +57,40 @@ pub async fn create(req: &mut Request, env: &Env) -> AdminResult {
     ok(201, &json!({"id": id, "email": email, "status": "active", "balance_usd": 0}))
 }
 
+/// Rows of a query whose only parameter is the user id.
+async fn rows(db: &D1Database, id: &str, sql: &str) -> Result<Vec<Value>, GatewayError> {
+    db.prepare(sql).bind(&[id.into()]).map_err(d1_error)?.all().await.map_err(d1_error)?.results::<Value>().map_err(d1_error)
+}
+
+async fn one(db: &D1Database, id: &str, sql: &str) -> Result<Value, GatewayError> {
+    Ok(db.prepare(sql).bind(&[id.into()]).map_err(d1_error)?.first(None).await.map_err(d1_error)?.unwrap_or(Value::Null))
+}
+
 pub async fn show(env: &Env, id: &str) -> AdminResult {
     let db = env.d1("DB").map_err(d1_error)?;
-    let user: Option<Value> = db
-        .prepare("SELECT id, email, status, created_at FROM users WHERE id = ?1")
-        .bind(&[id.into()])
-        .map_err(d1_error)?
-        .first(None)
-        .await
-        .map_err(d1_error)?;
-    let user = user.ok_or_else(|| GatewayError::NotFound(format!("User `{id}` not found.")))?;
+    let user = one(&db, id, "SELECT id, email, status, created_at FROM users WHERE id = ?1").await?;
+    if user.is_null() {
+        return Err(GatewayError::NotFound(format!("User `{id}` not found.")));
+    }
     // The wallet flushes its pending ledger rows to D1 before answering, so the
     // ledger read below is consistent with the balance.
     let wallet = WalletClient::for_user(env, id)?.state().await?;
-    let query = |sql: &str| db.prepare(sql).bind(&[id.into()]);
-    let ledger = query(
-        "SELECT id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at
-         FROM credit_ledger WHERE user_id = ?1 ORDER BY seq DESC LIMIT 50",
-    )
-    .map_err(d1_error)?
-    .all()
-    .await
-    .map_err(d1_error)?
-    .results::<Value>()
-    .map_err(d1_error)?;
-    let totals: Value = query(
-        "SELECT COUNT(*) AS entries, COALESCE(SUM(amount_micros), 0) AS net_micros,
+    let ledger = rows(&db, id, "SELECT id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at
+         FROM credit_ledger WHERE user_id = ?1 ORDER BY seq DESC LIMIT 50").await?;
+    let totals = one(&db, id, "SELECT COUNT(*) AS entries, COALESCE(SUM(amount_micros), 0) AS net_micros,
                 COALESCE(SUM(CASE WHEN amount_micros > 0 THEN amount_micros END), 0) AS credits_micros,
                 COALESCE(SUM(CASE WHEN amount_micros < 0 THEN amount_micros END), 0) AS debits_micros
-         FROM credit_ledger WHERE user_id = ?1",
-    )
-    .map_err(d1_error)?
-    .first(None)
-    .await
-    .map_err(d1_error)?
-    .unwrap_or(Value::Null);
-    let usage: Value = query(
-        "SELECT COUNT(*) AS requests, COALESCE(SUM(user_price_micros), 0) AS price_micros,
+         FROM credit_ledger WHERE user_id = ?1").await?;
+    let usage = one(&db, id, "SELECT COUNT(*) AS requests, COALESCE(SUM(user_price_micros), 0) AS price_micros,
                 COALESCE(SUM(provider_cost_micros), 0) AS provider_cost_micros,
                 COALESCE(SUM(billing_status = 'needs_review'), 0) AS needs_review
-         FROM usage_ledger WHERE user_id = ?1",
-    )
-    .map_err(d1_error)?
-    .first(None)
-    .await
-    .map_err(d1_error)?
-    .unwrap_or(Value::Null);
-    let recent_usage = query(
-        "SELECT request_id, key_id, model, prompt_tokens, completion_tokens, provider_cost_micros, user_price_micros,
-                price_basis, billing_status, upstream_status, stream, cancelled, session_id, client_source, client_version,
-                generation_id, created_at
-         FROM usage_ledger WHERE user_id = ?1 ORDER BY created_at DESC, request_id DESC LIMIT 50",
-    )
-    .map_err(d1_error)?
-    .all()
-    .await
-    .map_err(d1_error)?
-    .results::<Value>()
-    .map_err(d1_error)?;
-    let payments = query(
-        "SELECT id, status, amount_minor, currency, credit_micros, payment_intent, created_at, updated_at
-         FROM stripe_transactions WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 20",
-    )
-    .map_err(d1_error)?
-    .all()
-    .await
-    .map_err(d1_error)?
-    .results::<Value>()
-    .map_err(d1_error)?;
+         FROM usage_ledger WHERE user_id = ?1").await?;
+    let recent_usage = rows(&db, id, "SELECT request_id, key_id, model, prompt_tokens, completion_tokens, provider_cost_micros,
+                user_price_micros, price_basis, billing_status, upstream_status, stream, cancelled, session_id, client_source,
+                client_version, generation_id, created_at
+         FROM usage_ledger WHERE user_id = ?1 ORDER BY created_at DESC, request_id DESC LIMIT 50").await?;
+    let payments = rows(&db, id, "SELECT id, status, amount_minor, currency, credit_micros, payment_intent, created_at, updated_at
+         FROM stripe_transactions WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 20").await?;
     let holds: Vec<Value> = wallet
         .open_holds
         .iter()

@@ -182,25 +182,8 @@ impl WalletDO {
         if let Some(balance) = self.store.applied(&req.reference)? {
             return reply(&CreditOutcome { balance, replay: true });
         }
-        let balance = self.store.apply_change(&req.reference, req.amount, req.now_ms, |seq, balance| {
-            entry_json(LedgerEntry {
-                id: new_id("cl_"),
-                user_id: req.user_id.clone(),
-                seq,
-                kind: req.kind.clone(),
-                amount: req.amount.0,
-                balance_after: balance.0,
-                reference: req.reference.clone(),
-                reason: req.reason.clone(),
-                created_at: req.now_ms,
-                usage: None,
-                payment: req.payment.clone(),
-            })
-        })?;
-        // Same turn as the credit: the upstream key's limit will follow it.
-        let token = self.store.wallet()?.map(|w| w.seq).unwrap_or(0);
-        self.store.request_limit_sync(balance, token)?;
-        self.schedule_flush();
+        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment };
+        let balance = self.apply_money(&c, &req.reference, req.amount)?;
         reply(&CreditOutcome { balance, replay: false })
     }
 
@@ -208,33 +191,40 @@ impl WalletDO {
     /// so far, as one ledger entry; nothing when there is no difference.
     async fn adjust(&self, req: AdjustRequest) -> Result<Response> {
         self.ensure_wallet(&req.user_id).await?;
-        let done = self.store.adjusted(&req.group)?;
-        let delta = Micros(req.cumulative.0 - done.0);
+        let delta = Micros(req.cumulative.0 - self.store.adjusted(&req.group)?.0);
         let reference = format!("{}:{}", req.group, req.cumulative.0);
         if delta == Micros::ZERO || self.store.applied(&reference)?.is_some() {
             let balance = Micros(self.store.wallet()?.map_or(0, |w| w.balance));
             return reply(&CreditOutcome { balance, replay: true });
         }
-        let balance = self.store.apply_change(&reference, delta, req.now_ms, |seq, balance| {
+        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment };
+        let balance = self.apply_money(&c, &reference, delta)?;
+        self.store.set_adjusted(&req.group, req.cumulative)?;
+        reply(&CreditOutcome { balance, replay: false })
+    }
+
+    /// A credit or debit that is not usage: ledger entry, and (same turn) a
+    /// request for the upstream key's limit to follow the new balance.
+    fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
+        let balance = self.store.apply_change(reference, amount, c.now_ms, |seq, balance| {
             entry_json(LedgerEntry {
                 id: new_id("cl_"),
-                user_id: req.user_id.clone(),
+                user_id: c.user_id.to_string(),
                 seq,
-                kind: req.kind.clone(),
-                amount: delta.0,
+                kind: c.kind.to_string(),
+                amount: amount.0,
                 balance_after: balance.0,
-                reference: reference.clone(),
-                reason: req.reason.clone(),
-                created_at: req.now_ms,
+                reference: reference.to_string(),
+                reason: c.reason.clone(),
+                created_at: c.now_ms,
                 usage: None,
-                payment: req.payment.clone(),
+                payment: c.payment.clone(),
             })
         })?;
-        self.store.set_adjusted(&req.group, req.cumulative)?;
         let token = self.store.wallet()?.map(|w| w.seq).unwrap_or(0);
         self.store.request_limit_sync(balance, token)?;
         self.schedule_flush();
-        reply(&CreditOutcome { balance, replay: false })
+        Ok(balance)
     }
 
     async fn change_status(&self, req: StatusChange) -> Result<Response> {
@@ -316,6 +306,15 @@ async fn sync_upstream_limit(store: &Store, env: &Env) -> Result<()> {
         .await
         .map_err(|e| Error::from(format!("limit sync: {e:?}")))?;
     store.clear_limit_sync(token)
+}
+
+/// What a non-usage balance change records besides its amount.
+struct Change<'a> {
+    user_id: &'a str,
+    kind: &'a str,
+    reason: &'a Option<String>,
+    now_ms: i64,
+    payment: &'a Option<PaymentEffect>,
 }
 
 fn entry_json(entry: LedgerEntry) -> String {
