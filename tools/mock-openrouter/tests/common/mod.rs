@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -196,3 +196,21 @@ fn dechunk(mut rest: &[u8]) -> (Vec<u8>, bool) {
         rest = &rest[size + 2..];
     }
 }
+
+/// Request bodies and frame extraction shared by the chat test files.
+pub fn req(model: &str, content: &str) -> Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": content }] })
+}
+
+pub fn stream_req(content: &str) -> Value {
+    json!({ "model": "openai/gpt-4o", "stream": true, "messages": [{ "role": "user", "content": content }] })
+}
+
+pub fn data_frames(r: &Reply) -> Vec<Value> {
+    r.events()
+        .iter()
+        .filter(|e| matches!(e, Event::Data(d) if d != "[DONE]"))
+        .map(Event::json)
+        .collect()
+}
+
