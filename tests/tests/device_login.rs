@@ -16,10 +16,13 @@ fn main_stack() -> &'static Stack {
     S.get_or_init(|| start(&[("DEVICE_POLL_INTERVAL_SECONDS", "1")]))
 }
 
-/// Codes live 1 s, and no HS256 secret (so no sessions for the RFC 8628 CLIs).
+/// Codes live 1 s, no HS256 secret (so no sessions for the RFC 8628 CLIs),
+/// and no verification URL (so the page on this origin), as `npm run dev` does.
 fn short_stack() -> &'static Stack {
     static S: OnceLock<Stack> = OnceLock::new();
-    S.get_or_init(|| start(&[("DEVICE_CODE_TTL_SECONDS", "1"), ("DEVICE_POLL_INTERVAL_SECONDS", "1"), ("SUPABASE_JWT_SECRET", "")]))
+    S.get_or_init(|| {
+        start(&[("DEVICE_CODE_TTL_SECONDS", "1"), ("DEVICE_POLL_INTERVAL_SECONDS", "1"), ("SUPABASE_JWT_SECRET", ""), ("DEVICE_VERIFICATION_URL", "")])
+    })
 }
 
 fn disabled_stack() -> &'static Stack {
@@ -269,6 +272,7 @@ fn codes_expire() {
 fn without_an_hs256_secret_old_clients_are_told_at_once() {
     let s = short_stack();
     let started = begin(s, "/auth/device");
+    assert_eq!(started["verificationUri"], format!("{}/device", s.base));
     let r = poll_old(s, "/auth/device", &started);
     assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("unsupported_grant_type")), "{}", r.body);
     assert_eq!(poll_new(s, "/auth/device", &started).json(), json!({"status": "pending"}));
