@@ -60,6 +60,11 @@ if [ ! -s "$DEV_DIR/admin_token" ]; then
 fi
 export ADMIN_TOKEN="$(cat "$DEV_DIR/admin_token")"
 
+# Device login: an empty DEVICE_VERIFICATION_URL sends CLIs to this stack's own
+# /device page (the request's origin), not production's.
+export STACK_VARS="${STACK_VARS:+$STACK_VARS
+}DEVICE_VERIFICATION_URL="
+
 : > "$DEV_DIR/wrangler.log"
 setsid bash "$ROOT/scripts/stack.sh" "$DEV_DIR/stack" "$PORT" >> "$DEV_DIR/wrangler.log" 2>&1 &
 STACK_PID=$!

@@ -25,6 +25,8 @@ pub enum GatewayError {
     NotFound(String),
     ModelNotFound(String),
     MethodNotAllowed,
+    /// The request conflicts with the resource's state (e.g. a device code already decided).
+    Conflict(String),
     InsufficientCredits { available: Micros },
     WalletFrozen,
     RateLimited { retry_after_secs: u32 },
@@ -45,6 +47,7 @@ impl GatewayError {
             Forbidden(_) | UserSuspended => 403,
             NotFound(_) | ModelNotFound(_) => 404,
             MethodNotAllowed => 405,
+            Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
             RateLimited { .. } => 429,
             BadRequest(_) => 400,
@@ -76,6 +79,7 @@ impl GatewayError {
             NotFound(_) => ("invalid_request_error", "not_found"),
             ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             MethodNotAllowed => ("invalid_request_error", "method_not_allowed"),
+            Conflict(_) => ("invalid_request_error", "conflict"),
             InsufficientCredits { .. } => ("insufficient_quota", "INSUFFICIENT_CREDITS"),
             WalletFrozen => ("insufficient_quota", "WALLET_FROZEN"),
             RateLimited { .. } => ("rate_limit_error", "rate_limited"),
@@ -91,7 +95,7 @@ impl GatewayError {
         match self {
             MissingAuth => "Missing API key: send `Authorization: Bearer <DEXTO_API_KEY>`.".into(),
             InvalidAuth => "Invalid or revoked API key.".into(),
-            Forbidden(m) | BadRequest(m) | NotFound(m) => m.clone(),
+            Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) => m.clone(),
             UserSuspended => "This account is suspended.".into(),
             PayloadTooLarge { limit_bytes } => format!("Request body exceeds {limit_bytes} bytes."),
             ModelNotFound(m) => format!("Model `{m}` does not exist or is not available."),

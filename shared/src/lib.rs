@@ -5,6 +5,8 @@ pub mod apikey;
 pub mod billing;
 pub mod catalogue;
 pub mod chat_request;
+pub mod device;
+pub mod device_protocol;
 pub mod error;
 pub mod ids;
 pub mod jwt;

@@ -3,6 +3,8 @@
 //! OpenRouter keys and device login. Every path answers in one origin; shapes
 //! follow `../shared/reference/dexto-client.md` exactly.
 
+mod device;
+mod device_page;
 mod keys_api;
 mod principal;
 
@@ -42,6 +44,11 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Post, ["keys", "rotate"] | ["api", "keys", "rotate"]) => keys_api::rotate(req, env).await,
         (Method::Delete, ["api", "keys", id]) => keys_api::delete(req, env, id).await,
         (Method::Post, ["api", "openrouter-key", "rotate"]) => rotate_upstream(req, env).await,
+        (Method::Post, ["auth", "device", "start"] | ["api", "auth", "device", "start"]) => device::start(req, env).await,
+        (Method::Post, ["auth", "device", "poll"] | ["api", "auth", "device", "poll"]) => device::poll(req, env).await,
+        (Method::Post, ["api", "auth", "device", "approve"]) => device::decide(req, env, device::Decision::Approve).await,
+        (Method::Post, ["api", "auth", "device", "deny"]) => device::decide(req, env, device::Decision::Deny).await,
+        (Method::Get, ["device"]) => device_page::serve(env),
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     }
 }

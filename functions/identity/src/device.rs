@@ -1,0 +1,285 @@
+//! Device login for the Dexto CLI (1.6.9+): `start`, `poll` (both CLI
+//! generations on both path families, told apart by the poll body), and
+//! `approve`/`deny` by a signed-in user (session auth, also used by the
+//! `/device` page). Codes live in D1 `device_codes`; every state change is a
+//! single guarded UPDATE, so two racing polls can never mint twice. Wire shapes
+//! per generation: `dexto_shared::device_protocol`.
+
+use crate::{keys_api, principal, ApiResult};
+use dexto_shared::device::{self, DeviceConfig, POLL_TOLERANCE_MS, SESSION_TTL_SECS};
+use dexto_shared::device_protocol::{self as protocol, Generation, Refusal, Reply};
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{json_object, now_ms, ok_json};
+use dexto_shared::session::SessionConfig;
+use dexto_shared::{jwt, keystore, log};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{D1Database, Env, Request};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(format!("device: {e}"))
+}
+
+fn db(env: &Env) -> Result<D1Database, GatewayError> {
+    env.d1("DB").map_err(internal)
+}
+
+/// The settings, or 404 when device login is switched off
+/// (`DEVICE_LOGIN_ENABLED=false`): every CLI reads 404 as "not enabled here".
+pub fn enabled(env: &Env) -> Result<DeviceConfig, GatewayError> {
+    let var = |n: &str| env.var(n).ok().map(|v| v.to_string());
+    let config = DeviceConfig::from_vars(var("DEVICE_LOGIN_ENABLED").as_deref(), var("DEVICE_CODE_TTL_SECONDS").as_deref(), var("DEVICE_POLL_INTERVAL_SECONDS").as_deref());
+    if !config.enabled {
+        return Err(GatewayError::NotFound("Device login is not enabled on this server.".into()));
+    }
+    Ok(config)
+}
+
+/// A protocol reply: never cached (it may carry a credential), `Retry-After` on 429.
+fn reply(r: Reply) -> ApiResult {
+    let mut resp = ok_json(r.status, &r.body)?;
+    let headers = resp.headers_mut();
+    headers.set("Cache-Control", "no-store").map_err(internal)?;
+    if let Some(secs) = r.retry_after_secs {
+        headers.set("Retry-After", &secs.to_string()).map_err(internal)?;
+    }
+    Ok(resp)
+}
+
+fn verification_uri(req: &Request, env: &Env) -> Result<String, GatewayError> {
+    match env.var("DEVICE_VERIFICATION_URL").ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty()) {
+        Some(url) => Ok(url.trim().to_string()),
+        None => Ok(format!("{}/device", req.url().map_err(internal)?.origin().ascii_serialization())),
+    }
+}
+
+/// What the CLI says it is, kept for audit: printable ASCII, at most 64 chars.
+fn client_name(body: &Value) -> String {
+    let raw = body.get("client").and_then(Value::as_str).unwrap_or("unknown");
+    let clean: String = raw.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect();
+    if clean.trim().is_empty() { "unknown".into() } else { clean.trim().into() }
+}
+
+/// `POST /auth/device/start`, `/api/auth/device/start` `{"client"}` (no auth).
+pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
+    let config = enabled(env)?;
+    let client = client_name(&json_object(req).await?);
+    let uri = verification_uri(req, env)?;
+    let db = db(env)?;
+    let now = now_ms();
+    let device_code = device::new_device_code();
+    // A user code may collide with a live one (2^-40 per code): the UNIQUE
+    // insert then changes nothing and one retry draws a fresh code.
+    for _ in 0..2 {
+        let user_code = device::new_user_code();
+        let results = db
+            .batch(vec![
+                db.prepare("DELETE FROM device_codes WHERE expires_at < ?1").bind(&[((now - DAY_MS) as f64).into()]).map_err(internal)?,
+                db.prepare(
+                    "INSERT INTO device_codes (device_code_hash, user_code, client, status, interval_secs, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&[
+                    device::device_code_hash(&device_code).into(),
+                    user_code.as_str().into(),
+                    client.as_str().into(),
+                    (config.interval_secs as f64).into(),
+                    (now as f64).into(),
+                    ((now + config.ttl_secs * 1000) as f64).into(),
+                ])
+                .map_err(internal)?,
+            ])
+            .await
+            .map_err(internal)?;
+        if results.get(1).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) == 1 {
+            log::event("device.started", json!({"client": client, "expires_in": config.ttl_secs}));
+            return reply(Reply { status: 200, body: protocol::start_body(&device_code, &user_code, &uri, config.ttl_secs, config.interval_secs), retry_after_secs: None });
+        }
+    }
+    Err(internal("no free user code"))
+}
+
+#[derive(Deserialize)]
+struct Polled {
+    status: String,
+    user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Known {
+    expires_at: i64,
+    interval_secs: i64,
+}
+
+/// `POST /auth/device/poll`, `/api/auth/device/poll` `{"device_code"}` or
+/// `{"deviceCode"}` (no auth: the device code is the credential).
+pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
+    enabled(env)?;
+    let body = json_object(req).await.unwrap_or(Value::Null);
+    let Some((generation, code)) = protocol::parse_poll(&body) else {
+        return reply(protocol::refusal(Generation::Rfc8628, Refusal::InvalidRequest));
+    };
+    // Fail the RFC 8628 generation at once (not after the user approves) when
+    // no session can be signed for it.
+    let session = SessionConfig::from_env(env);
+    if generation == Generation::Rfc8628 && (session.hs256_secret.is_none() || session.issuer.is_empty()) {
+        return reply(protocol::refusal(generation, Refusal::SessionsUnavailable));
+    }
+    if !device::plausible_device_code(&code) {
+        return reply(protocol::refusal(generation, Refusal::InvalidGrant));
+    }
+    let hash = device::device_code_hash(&code);
+    let db = db(env)?;
+    let now = now_ms();
+    // One guarded statement: only a poll of a live code that respects the
+    // interval records itself and reads the state.
+    let polled: Option<Polled> = db
+        .prepare(
+            "UPDATE device_codes SET last_poll_at = ?2
+             WHERE device_code_hash = ?1 AND expires_at > ?2
+               AND (last_poll_at IS NULL OR ?2 - last_poll_at >= interval_secs * 1000 - ?3)
+             RETURNING status, user_id",
+        )
+        .bind(&[hash.as_str().into(), (now as f64).into(), (POLL_TOLERANCE_MS as f64).into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    let why = match polled {
+        None => why_not_polled(&db, &hash, now).await?,
+        Some(p) if p.status == "pending" => Refusal::Pending,
+        Some(p) if p.status == "denied" => Refusal::Denied,
+        Some(p) if p.status == "approved" => return deliver(env, &db, generation, &hash, p.user_id, &session).await,
+        Some(_) => Refusal::InvalidGrant,
+    };
+    reply(protocol::refusal(generation, why))
+}
+
+/// Unknown, expired, or polled too soon.
+async fn why_not_polled(db: &D1Database, hash: &str, now: i64) -> Result<Refusal, GatewayError> {
+    let known: Option<Known> = db
+        .prepare("SELECT expires_at, interval_secs FROM device_codes WHERE device_code_hash = ?1")
+        .bind(&[hash.into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    Ok(match known {
+        None => Refusal::InvalidGrant,
+        Some(k) if k.expires_at <= now => Refusal::Expired,
+        Some(k) => Refusal::SlowDown { interval_secs: k.interval_secs },
+    })
+}
+
+/// The approved code's credential, minted by exactly one poll: the one whose
+/// `approved → consumed` UPDATE changes the row. Minting happens after that
+/// claim, so a failure there costs the user a new login, never a second key.
+async fn deliver(env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, session: &SessionConfig) -> ApiResult {
+    let user_id = user_id.ok_or_else(|| internal("approved code without a user"))?;
+    let user: Option<Value> = db.prepare("SELECT email, status FROM users WHERE id = ?1").bind(&[user_id.as_str().into()]).map_err(internal)?.first(None).await.map_err(internal)?;
+    let user = user.ok_or_else(|| internal("approving user missing"))?;
+    if user["status"] == "suspended" {
+        return reply(protocol::refusal(generation, Refusal::Denied));
+    }
+    if generation == Generation::Status {
+        // Like every key-issuing endpoint: the user's upstream key exists first.
+        // Idempotent, and before the claim so a failure leaves the approval usable.
+        dexto_shared::openrouter_keys::ensure(env, &user_id).await?;
+    }
+    let now = now_ms();
+    let claimed = db
+        .prepare("UPDATE device_codes SET status = 'consumed', consumed_at = ?2 WHERE device_code_hash = ?1 AND status = 'approved'")
+        .bind(&[hash.into(), (now as f64).into()])
+        .map_err(internal)?
+        .run()
+        .await
+        .map_err(internal)?
+        .meta()
+        .ok()
+        .flatten()
+        .and_then(|m| m.changes)
+        .unwrap_or(0)
+        == 1;
+    if !claimed {
+        return reply(protocol::refusal(generation, Refusal::InvalidGrant));
+    }
+    match generation {
+        Generation::Status => {
+            let k = keystore::issue(env, &user_id, keys_api::DEFAULT_NAME, &["gateway:use"]).await?;
+            log::event("device.issued", json!({"user_id": user_id, "generation": "status", "key_id": k.id}));
+            let view = protocol::IssuedKeyView { id: &k.id, full_key: k.key.expose(), display: &k.display, name: &k.name, scopes: &k.scopes };
+            reply(protocol::key_issued(&view))
+        }
+        Generation::Rfc8628 => {
+            let email = user["email"].as_str().unwrap_or("");
+            let secret = session.hs256_secret.as_deref().ok_or_else(|| internal("HS256 secret vanished"))?;
+            let now_secs = now / 1000;
+            let token = jwt::sign_hs256(&device::session_claims(&user_id, email, &session.issuer, &session.audience, now_secs), secret.as_bytes());
+            log::event("device.issued", json!({"user_id": user_id, "generation": "rfc8628"}));
+            reply(protocol::session_issued(&token, SESSION_TTL_SECS, now_secs, &user_id, email))
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+#[derive(Deserialize)]
+struct Decided {
+    status: String,
+    user_id: Option<String>,
+    expires_at: i64,
+    client: String,
+}
+
+/// `POST /api/auth/device/approve` and `/deny` `{"userCode"}` (session auth).
+/// 404 for unknown or expired codes; repeating one's own decision is a no-op;
+/// a code someone already decided is 409.
+pub async fn decide(req: &mut Request, env: &Env, decision: Decision) -> ApiResult {
+    enabled(env)?;
+    let user = principal::session(req, env).await?;
+    let body = json_object(req).await?;
+    let typed = body.get("userCode").or_else(|| body.get("user_code")).and_then(Value::as_str);
+    let typed = typed.ok_or_else(|| GatewayError::BadRequest("`userCode` is required.".into()))?;
+    let unknown = || GatewayError::NotFound("Unknown or expired code.".into());
+    let user_code = device::normalize_user_code(typed).ok_or_else(unknown)?;
+    let to = match decision {
+        Decision::Approve => "approved",
+        Decision::Deny => "denied",
+    };
+    let db = db(env)?;
+    let now = now_ms();
+    let decided: Option<Value> = db
+        .prepare(
+            "UPDATE device_codes SET status = ?2, user_id = ?3, decided_at = ?4
+             WHERE user_code = ?1 AND status = 'pending' AND expires_at > ?4 RETURNING client",
+        )
+        .bind(&[user_code.as_str().into(), to.into(), user.id.as_str().into(), (now as f64).into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    let answer = |client: &Value| ok_json(200, &json!({"success": true, "status": to, "userCode": user_code, "client": client}));
+    if let Some(row) = decided {
+        log::event(&format!("device.{to}"), json!({"user_id": user.id, "client": row["client"]}));
+        return answer(&row["client"]);
+    }
+    let current: Option<Decided> = db
+        .prepare("SELECT status, user_id, expires_at, client FROM device_codes WHERE user_code = ?1")
+        .bind(&[user_code.as_str().into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    match current {
+        None => Err(unknown()),
+        Some(c) if c.expires_at <= now => Err(unknown()),
+        Some(c) if c.status == to && c.user_id.as_deref() == Some(user.id.as_str()) => answer(&json!(c.client)),
+        Some(_) => Err(GatewayError::Conflict("This code was already approved, denied or used.".into())),
+    }
+}

@@ -1,0 +1,295 @@
+//! Device login through the real stack, both CLI generations on both path
+//! families: start → pending → approve (session) → poll → credential, with
+//! slow-down, expiry, deny, single use, the session requirement, the page,
+//! and the off switch. Polls are 1 s apart (`DEVICE_POLL_INTERVAL_SECONDS=1`).
+
+use dexto_shared::jwt_testing::{self as t, EC_KID};
+use integration_tests::{start, HttpResponse, Stack};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const FAMILIES: [&str; 2] = ["/api/auth/device", "/auth/device"];
+
+fn main_stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| start(&[("DEVICE_POLL_INTERVAL_SECONDS", "1")]))
+}
+
+/// Codes live 1 s, no HS256 secret (so no sessions for the RFC 8628 CLIs),
+/// and no verification URL (so the page on this origin), as `npm run dev` does.
+fn short_stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| {
+        start(&[("DEVICE_CODE_TTL_SECONDS", "1"), ("DEVICE_POLL_INTERVAL_SECONDS", "1"), ("SUPABASE_JWT_SECRET", ""), ("DEVICE_VERIFICATION_URL", "")])
+    })
+}
+
+fn disabled_stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| start(&[("DEVICE_LOGIN_ENABLED", "false")]))
+}
+
+fn post(s: &Stack, path: &str, body: &Value) -> HttpResponse {
+    integration_tests::post(&format!("{}{path}", s.base), &[("Content-Type", "application/json")], body.to_string().as_bytes())
+}
+
+fn begin(s: &Stack, family: &str) -> Value {
+    let r = post(s, &format!("{family}/start"), &json!({"client": "dexto-cli"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn poll_new(s: &Stack, family: &str, started: &Value) -> HttpResponse {
+    post(s, &format!("{family}/poll"), &json!({"deviceCode": started["deviceCode"]}))
+}
+
+fn poll_old(s: &Stack, family: &str, started: &Value) -> HttpResponse {
+    post(s, &format!("{family}/poll"), &json!({"device_code": started["device_code"]}))
+}
+
+fn decide(s: &Stack, action: &str, token: &str, user_code: &Value) -> HttpResponse {
+    s.call("POST", &format!("/api/auth/device/{action}"), token, Some(json!({"userCode": user_code})))
+}
+
+/// Just over the poll interval.
+fn wait_interval() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+fn fresh_sub() -> String {
+    format!("dev-{}", dexto_shared::ids::new_id(""))
+}
+
+fn chat_body() -> Value {
+    json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi from device login"}], "max_tokens": 5})
+}
+
+#[test]
+fn start_answers_every_generations_fields() {
+    let s = main_stack();
+    for family in FAMILIES {
+        let b = begin(s, family);
+        let code = b["userCode"].as_str().unwrap();
+        assert_eq!(code.len(), 9, "{code}");
+        assert!(code.chars().enumerate().all(|(i, c)| if i == 4 { c == '-' } else { "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c) }), "{code}");
+        assert_eq!(b["deviceCode"].as_str().unwrap().len(), 64);
+        assert_eq!(b["verificationUri"], "https://api.dexto.ai/device");
+        assert_eq!(b["verificationUriComplete"], format!("https://api.dexto.ai/device?user_code={code}"));
+        assert_eq!((b["expiresIn"].as_i64(), b["interval"].as_i64()), (Some(600), Some(1)));
+        for (camel, snake) in [("deviceCode", "device_code"), ("userCode", "user_code"), ("verificationUri", "verification_uri"), ("verificationUrl", "verification_url"), ("verificationUriComplete", "verification_uri_complete"), ("verificationUriComplete", "verificationUrlComplete"), ("expiresIn", "expires_in")] {
+            assert_eq!(b[camel], b[snake], "{snake}");
+        }
+    }
+    // Only the SHA-256 of the device code is stored.
+    let b = begin(s, "/api/auth/device");
+    let plain = b["deviceCode"].as_str().unwrap();
+    let hash = dexto_shared::device::device_code_hash(plain);
+    let stored = s.d1(&format!("SELECT user_code, client, status, device_code_hash = '{plain}' AS plain FROM device_codes WHERE device_code_hash = '{hash}'"));
+    assert_eq!(stored, json!([{"user_code": b["userCode"], "client": "dexto-cli", "status": "pending", "plain": 0}]));
+}
+
+#[test]
+fn new_generation_gets_a_working_api_key_once() {
+    let s = main_stack();
+    for family in FAMILIES {
+        let u = s.new_user("1");
+        let session = s.session_token(&u.id, "dev@example.com");
+        let started = begin(s, family);
+
+        let pending = poll_new(s, family, &started);
+        assert_eq!((pending.status, pending.json()), (200, json!({"status": "pending"})), "2xx, no error field");
+        assert_eq!(decide(s, "approve", &session, &started["userCode"]).status, 200);
+
+        wait_interval();
+        let r = poll_new(s, family, &started);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("Cache-Control"), Some("no-store"));
+        let b = r.json();
+        assert_eq!(b["status"], "approved");
+        let key = b["fullKey"].as_str().unwrap();
+        assert!(key.starts_with("dxk_"));
+        let api_key = &b["apiKey"];
+        assert_eq!((&api_key["name"], &api_key["scopes"], &api_key["status"]), (&json!("Dexto CLI Key"), &json!(["gateway:use"]), &json!("active")));
+        assert!(api_key["keyDisplay"].as_str().unwrap().starts_with(&key[..8]));
+
+        let chat = s.chat(key, &chat_body());
+        assert_eq!(chat.status, 200, "{}", chat.body);
+        let listed = s.call("GET", "/api/keys", &session, None).json();
+        assert!(listed["data"].as_array().unwrap().iter().any(|k| k["id"] == api_key["id"]), "{listed}");
+
+        wait_interval();
+        let again = poll_new(s, family, &started);
+        assert_eq!((again.status, again.json()["error"].as_str()), (400, Some("invalid_grant")), "single use: {}", again.body);
+    }
+}
+
+#[test]
+fn old_generation_gets_a_session_the_gateway_accepts_once() {
+    let s = main_stack();
+    for family in FAMILIES {
+        let sub = fresh_sub();
+        let started = begin(s, family);
+        let pending = poll_old(s, family, &started);
+        assert_eq!((pending.status, pending.json()["error"].as_str()), (400, Some("authorization_pending")));
+
+        assert_eq!(decide(s, "approve", &s.session_token(&sub, "old@example.com"), &started["user_code"]).status, 200);
+        wait_interval();
+        let r = poll_old(s, family, &started);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let b = r.json();
+        assert!(b.get("error").is_none());
+        assert_eq!((&b["token_type"], &b["expires_in"], &b["user"]["id"]), (&json!("bearer"), &json!(3600), &json!(sub)));
+        assert!(b["refresh_token"].is_null());
+        let token = b["access_token"].as_str().unwrap();
+
+        // What 1.6.x does next: provision a key with that session.
+        let keys = s.call("GET", "/api/keys", token, None);
+        assert_eq!(keys.status, 200, "{}", keys.body);
+        let provisioned = s.call("POST", "/api/keys", token, Some(json!({"name": "Dexto CLI Key"})));
+        assert_eq!(provisioned.status, 200, "{}", provisioned.body);
+
+        wait_interval();
+        let again = poll_old(s, family, &started);
+        assert_eq!((again.status, again.json()["error"].as_str()), (400, Some("invalid_grant")));
+    }
+}
+
+#[test]
+fn polling_faster_than_the_interval_is_slowed_down() {
+    let s = main_stack();
+    let started = begin(s, "/api/auth/device");
+    assert_eq!(poll_new(s, "/api/auth/device", &started).status, 200);
+    let fast = poll_new(s, "/api/auth/device", &started);
+    assert_eq!((fast.status, fast.json()["status"].as_str(), fast.header("Retry-After")), (429, Some("slow_down"), Some("1")));
+    assert!(fast.json().get("error").is_none());
+    let fast_old = poll_old(s, "/auth/device", &started);
+    assert_eq!((fast_old.status, fast_old.json()["error"].as_str()), (429, Some("slow_down")));
+    // A refused poll does not restart the clock.
+    wait_interval();
+    assert_eq!(poll_new(s, "/api/auth/device", &started).json(), json!({"status": "pending"}));
+}
+
+#[test]
+fn denied_logins_are_refused_in_both_generations() {
+    let s = main_stack();
+    let session = s.session_token(&fresh_sub(), "deny@example.com");
+    let new_gen = begin(s, "/api/auth/device");
+    let old_gen = begin(s, "/auth/device");
+    for started in [&new_gen, &old_gen] {
+        let r = decide(s, "deny", &session, &started["userCode"]);
+        assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("denied")), "{}", r.body);
+    }
+    let r = poll_new(s, "/api/auth/device", &new_gen);
+    assert_eq!((r.status, r.json()["status"].as_str(), r.json()["error"].as_str()), (400, Some("denied"), Some("access_denied")));
+    let r = poll_old(s, "/auth/device", &old_gen);
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("access_denied")));
+    // A decided code cannot be decided the other way.
+    assert_eq!(decide(s, "approve", &session, &new_gen["userCode"]).status, 409);
+}
+
+#[test]
+fn approval_needs_a_session_and_a_live_code() {
+    let s = main_stack();
+    let started = begin(s, "/api/auth/device");
+    let code = started["userCode"].as_str().unwrap();
+    let bare = post(s, "/api/auth/device/approve", &json!({"userCode": code}));
+    assert_eq!(bare.status, 401, "{}", bare.body);
+    let u = s.new_user("0");
+    assert_eq!(decide(s, "approve", &u.key, &json!(code)).status, 401, "an API key is not a session");
+    assert_eq!(decide(s, "deny", "not.a.jwt", &json!(code)).status, 401);
+
+    let session = s.session_token(&fresh_sub(), "a@example.com");
+    assert_eq!(decide(s, "approve", &session, &json!("ZZZZ-ZZZ0")).status, 404);
+    assert_eq!(decide(s, "approve", &session, &json!("nope")).status, 404);
+    assert_eq!(s.call("POST", "/api/auth/device/approve", &session, Some(json!({}))).status, 400);
+
+    // Typed loosely (lower case, no hyphen) it is the same code; repeating is a no-op.
+    let typed = code.replace('-', " ").to_lowercase();
+    assert_eq!(decide(s, "approve", &session, &json!(typed)).status, 200);
+    assert_eq!(decide(s, "approve", &session, &json!(code)).status, 200);
+    let other = s.session_token(&fresh_sub(), "b@example.com");
+    assert_eq!(decide(s, "approve", &other, &json!(code)).status, 409, "someone else's approved code");
+}
+
+#[test]
+fn racing_polls_mint_exactly_one_key() {
+    let s = main_stack();
+    let sub = fresh_sub();
+    let session = s.session_token(&sub, "race@example.com");
+    let started = begin(s, "/api/auth/device");
+    assert_eq!(decide(s, "approve", &session, &started["userCode"]).status, 200);
+    let polls: Vec<HttpResponse> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| poll_new(s, "/api/auth/device", &started))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let approved = polls.iter().filter(|r| r.status == 200).count();
+    assert_eq!(approved, 1, "{:?}", polls.iter().map(|r| (r.status, &r.body)).collect::<Vec<_>>());
+    assert!(polls.iter().all(|r| r.status == 200 || r.status == 429 || r.status == 400));
+    let keys = s.call("GET", "/api/keys", &session, None).json();
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1, "{keys}");
+}
+
+#[test]
+fn unknown_codes_and_bad_bodies() {
+    let s = main_stack();
+    for family in FAMILIES {
+        let r = post(s, &format!("{family}/poll"), &json!({"deviceCode": "no-such-code"}));
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")));
+        let r = post(s, &format!("{family}/poll"), &json!({"device_code": "no-such-code"}));
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")));
+        let r = post(s, &format!("{family}/poll"), &json!({}));
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_request")));
+        let r = integration_tests::post(&format!("{}{family}/poll", s.base), &[], b"device_code=x");
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_request")));
+    }
+}
+
+#[test]
+fn the_verification_page_is_html() {
+    let s = main_stack();
+    let r = integration_tests::get(&format!("{}/device?user_code=ABCD-EFGH", s.base));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(r.header("Content-Security-Policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(r.body.contains("/api/auth/device/") && r.body.contains("access_token") && !r.body.contains("http://") && !r.body.contains("https://"));
+}
+
+#[test]
+fn codes_expire() {
+    let s = short_stack();
+    let started = begin(s, "/api/auth/device");
+    assert_eq!(started["expiresIn"], 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let r = poll_new(s, "/api/auth/device", &started);
+    assert_eq!((r.status, r.json()["status"].as_str(), r.json()["error"].as_str()), (400, Some("expired"), Some("expired_token")), "{}", r.body);
+    let claims = t::claims(&fresh_sub(), "late@example.com", &s.issuer(), started_secs() + 600);
+    let session = t::sign_es256(&claims, EC_KID);
+    assert_eq!(decide(s, "approve", &session, &started["userCode"]).status, 404);
+}
+
+#[test]
+fn without_an_hs256_secret_old_clients_are_told_at_once() {
+    let s = short_stack();
+    let started = begin(s, "/auth/device");
+    assert_eq!(started["verificationUri"], format!("{}/device", s.base));
+    let r = poll_old(s, "/auth/device", &started);
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("unsupported_grant_type")), "{}", r.body);
+    assert_eq!(poll_new(s, "/auth/device", &started).json(), json!({"status": "pending"}));
+}
+
+#[test]
+fn the_switch_turns_device_login_off() {
+    let s = disabled_stack();
+    for family in FAMILIES {
+        assert_eq!(post(s, &format!("{family}/start"), &json!({"client": "dexto-cli"})).status, 404);
+        assert_eq!(post(s, &format!("{family}/poll"), &json!({"deviceCode": "x"})).status, 404);
+        assert_eq!(post(s, &format!("{family}/poll"), &json!({"device_code": "x"})).status, 404);
+    }
+    assert_eq!(integration_tests::get(&format!("{}/device", s.base)).status, 404);
+    assert_eq!(decide(s, "approve", &s.session_token(&fresh_sub(), "x@example.com"), &json!("ABCD-EFGH")).status, 404);
+}
+
+fn started_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
