@@ -46,6 +46,13 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
 fn start(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> ureq::http::Response<ureq::Body> {
     let agent = agent();
     let result = match (method, body) {
+        ("DELETE", _) => {
+            let mut req = agent.delete(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.call()
+        }
         ("GET", _) => {
             let mut req = agent.get(url);
             for (k, v) in headers {

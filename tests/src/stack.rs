@@ -188,6 +188,32 @@ impl Stack {
         self.eventually_user(user_id, &format!("{n} settled requests"), |u| u["usage_totals"]["requests"] == n)
     }
 
+    /// `GET /v1/models`, with an API key or without.
+    pub fn models(&self, key: Option<&str>) -> HttpResponse {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        send("GET", &format!("{}/v1/models", self.base), &headers, None)
+    }
+
+    /// Sets the mock's runtime switches (`{"models_status":503}`; `{}` → unchanged).
+    pub fn mock_faults(&self, switches: Value) {
+        let r = send("POST", &format!("{}/__mock/faults", self.mock), &[], Some(switches.to_string().as_bytes()));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// How many times the gateway fetched the upstream model list.
+    pub fn upstream_model_fetches(&self) -> usize {
+        let r = send("GET", &format!("{}/__mock/requests?contains=/models", self.mock), &[], None);
+        r.json()["requests"].as_array().unwrap().iter().filter(|q| q["path"].as_str().is_some_and(|p| p.ends_with("/models"))).count()
+    }
+
+    /// Fires the hourly cron as `wrangler dev --test-scheduled` does (via the
+    /// edge's relay to the chat Worker; see functions/edge/src/cron_relay.rs).
+    pub fn run_cron(&self) {
+        let r = send("GET", &format!("{}/__scheduled?cron=0+*+*+*+*", self.base), &[], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.run_dir.join("wrangler.log")).unwrap_or_default()
     }

@@ -16,6 +16,7 @@ mod generation;
 mod keys;
 pub mod money;
 mod recorder;
+mod runtime;
 mod util;
 
 use axum::body::Body;
@@ -41,6 +42,7 @@ pub struct App {
     recorder: recorder::Recorder,
     keys: keys::KeyStore,
     generations: generation::Generations,
+    runtime: runtime::RuntimeFaults,
     ids: Ids,
 }
 
@@ -52,6 +54,7 @@ impl App {
             recorder: Default::default(),
             keys: Default::default(),
             generations: Default::default(),
+            runtime: Default::default(),
             ids: Ids::new(),
         }
     }
@@ -109,12 +112,7 @@ impl Ids {
 fn api_routes() -> Router<Arc<App>> {
     Router::new()
         .route("/chat/completions", post(chat::completions))
-        .route(
-            "/models",
-            get(|| async {
-                util::json_response(axum::http::StatusCode::OK, &catalogue::models_json())
-            }),
-        )
+        .route("/models", get(runtime::models))
         .route("/keys", post(keys::create).get(keys::list))
         .route(
             "/keys/{hash}",
@@ -135,6 +133,10 @@ pub fn router() -> Router {
         .route(
             "/__mock/requests",
             get(recorder::list).delete(recorder::clear),
+        )
+        .route(
+            "/__mock/faults",
+            get(runtime::show).post(runtime::set).delete(runtime::clear),
         )
         .route("/__mock/health", get(|| async { "ok" }))
         .fallback(|| async { util::error_response(404, "Not Found", None) })
