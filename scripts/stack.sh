@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole gateway locally in one `wrangler dev`: edge + chat + admin
-# Workers, local D1/KV/Durable Objects under RUN_DIR/state, migrations applied.
+# Runs the whole gateway locally in one `wrangler dev`: every Worker in $WORKERS
+# (edge first), local D1/KV/Durable Objects under RUN_DIR/state, migrations applied.
 # Used by `npm run dev`, the integration tests and the bench, so all three run
 # exactly the same stack. `--test-scheduled` lets `GET /__scheduled` fire the
 # crons (relayed by the edge: docs/ARCHITECTURE.md, "Model catalogue").

@@ -5,6 +5,7 @@ pub mod apikey;
 pub mod billing;
 pub mod catalogue;
 pub mod chat_request;
+pub mod csv;
 mod decimal;
 pub mod error;
 pub mod ids;
@@ -14,6 +15,8 @@ pub mod secret;
 pub mod sse;
 pub mod time;
 pub mod usage;
+pub mod usage_query;
+pub mod usage_report;
 pub mod wallet;
 
 #[cfg(feature = "workers")]

@@ -91,7 +91,11 @@ impl Micros {
 
     /// Exact cents as a JSON number (`0.3379`), for shapes that count in cents;
     /// exact for the same reason as `as_json_usd`.
+    /// Whole cents are written as integers (`321`, not `321.0`).
     pub fn as_json_cents(self) -> serde_json::Value {
+        if self.0 % 10_000 == 0 {
+            return serde_json::json!(self.0 / 10_000);
+        }
         let parsed: f64 = self.cents_exact().parse().expect("valid decimal");
         serde_json::json!(parsed)
     }
@@ -304,5 +308,6 @@ mod tests {
         assert_eq!(Picos(1).usd_decimal(), "0.000000000001");
         assert_eq!(Micros(3379).as_json_cents().to_string(), "0.3379");
         assert_eq!(Micros(1_234_500).as_json_cents().to_string(), "123.45");
+        assert_eq!(Micros(3_210_000).as_json_cents().to_string(), "321");
     }
 }

@@ -9,7 +9,13 @@ use dexto_shared::http::{error_response, json_response};
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 /// Path prefix → service binding. First match wins.
-const ROUTES: &[(&str, &str)] = &[("/v1/", "CHAT"), ("/admin/", "ADMIN"), ("/admin", "ADMIN")];
+const ROUTES: &[(&str, &str)] = &[
+    ("/v1/", "CHAT"),
+    ("/admin/", "ADMIN"),
+    ("/admin", "ADMIN"),
+    ("/me/usage", "USAGE"),
+    ("/api/account/usage", "USAGE"),
+];
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
