@@ -185,11 +185,31 @@ pub const ROW_COLUMNS: &str = "request_id, key_id, model, session_id, prompt_tok
 reasoning_tokens, provider_cost_micros, user_price_micros, price_basis, billing_status, upstream_status, stream, \
 cancelled, client_source, client_version, generation_id, latency_ms, created_at";
 
-/// One page of rows, newest first, strictly after `after`. Served by the
-/// index `usage_user_time (user_id, created_at DESC, request_id)`.
+/// The index for a history query: the one whose prefix is `user_id` plus the
+/// most selective filter present, then `created_at`, so a page reads only
+/// matching rows in order (ties on `created_at` are sorted in a small temp
+/// b-tree). Named explicitly: without statistics the planner may prefer
+/// walking `usage_user_time` and filtering, which for a rare value reads the
+/// user's whole history.
+pub fn history_index(filters: &Filters) -> &'static str {
+    if filters.model.is_some() {
+        "usage_user_model_time"
+    } else if filters.key_id.is_some() {
+        "usage_user_key_time"
+    } else if filters.session_id.is_some() {
+        "usage_user_session_time"
+    } else if filters.status.is_some() {
+        "usage_user_status_time"
+    } else {
+        "usage_user_time"
+    }
+}
+
+/// One page of rows, newest first, strictly after `after`.
 pub fn history(user_id: &str, range: TimeRange, filters: &Filters, after: Option<&Cursor>, limit: u32) -> Query {
     let mut params = vec![Param::Text(user_id.into()), Param::Int(range.from_ms), Param::Int(range.to_ms)];
-    let mut sql = format!("SELECT {ROW_COLUMNS} FROM usage_ledger WHERE user_id = ?1 AND created_at >= ?2 AND created_at < ?3");
+    let index = history_index(filters);
+    let mut sql = format!("SELECT {ROW_COLUMNS} FROM usage_ledger INDEXED BY {index} WHERE user_id = ?1 AND created_at >= ?2 AND created_at < ?3");
     for (column, value) in [
         ("model", &filters.model),
         ("key_id", &filters.key_id),
@@ -275,6 +295,9 @@ mod tests {
         let plain = history("u1", range, &Filters::default(), None, 51);
         assert_eq!(plain.params, vec![Param::Text("u1".into()), Param::Int(0), Param::Int(MAX_MS), Param::Int(51)]);
         assert!(plain.sql.ends_with("ORDER BY created_at DESC, request_id ASC LIMIT ?4"), "{}", plain.sql);
+        assert!(plain.sql.contains("FROM usage_ledger INDEXED BY usage_user_time WHERE"), "{}", plain.sql);
+        let by_session = Filters { session_id: Some("s".into()), status: Some("billed".into()), ..Default::default() };
+        assert_eq!(history_index(&by_session), "usage_user_session_time");
         let filters = Filters { model: Some("m".into()), status: Some("billed".into()), ..Default::default() };
         let cursor = Cursor { created_at: 7, request_id: "r".into() };
         let q = history("u1", range, &filters, Some(&cursor), 11);

@@ -125,28 +125,34 @@ fn month_to_date_is_the_calendar_month_in_utc() {
 }
 
 #[test]
-fn every_query_uses_the_user_time_index() {
+fn every_query_reads_one_users_rows_through_an_index() {
     let _serial = serial();
     let s = stack();
     let all_time = TimeRange { from_ms: 0, to_ms: MAX_MS };
     let cursor = Cursor { created_at: 1_769_508_000_000, request_id: "req_x".into() };
-    let model = Filters { model: Some("openai/gpt-4o".into()), ..Default::default() };
-    let mut queries = vec![
-        history("u", all_time, &Filters::default(), None, 51),
-        history("u", all_time, &Filters::default(), Some(&cursor), 51),
-        history("u", all_time, &model, Some(&cursor), 51),
+    let text = |v: &str| Some(v.to_string());
+    let filtered = [
+        (Filters::default(), "usage_user_time (user_id=? AND created_at>? AND created_at<?)"),
+        (Filters { model: text("openai/gpt-4o"), ..Default::default() }, "usage_user_model_time (user_id=? AND model=? AND created_at>? AND created_at<?)"),
+        (Filters { key_id: text("key_1"), ..Default::default() }, "usage_user_key_time (user_id=? AND key_id=? AND created_at>? AND created_at<?)"),
+        (Filters { session_id: text("s1"), ..Default::default() }, "usage_user_session_time (user_id=? AND session_id=? AND created_at>? AND created_at<?)"),
+        (Filters { status: text("needs_review"), ..Default::default() }, "usage_user_status_time (user_id=? AND billing_status=? AND created_at>? AND created_at<?)"),
     ];
-    for group in [GroupBy::Day, GroupBy::Model, GroupBy::Key] {
-        queries.push(summary("u", TimeRange::month_to_date(1_769_508_000_000), group));
+    let mut cases = Vec::new();
+    for (filters, index) in &filtered {
+        cases.push((history("u", all_time, filters, None, 51), *index));
+        cases.push((history("u", all_time, filters, Some(&cursor), 51), *index));
     }
-    let plans = s.query_plans(&queries.iter().map(|q| q.inline()).collect::<Vec<_>>());
-    assert_eq!(plans.len(), queries.len());
-    for (q, plan) in queries.iter().zip(plans) {
+    for group in [GroupBy::Day, GroupBy::Model, GroupBy::Key] {
+        // A summary reads only its range's rows, never the user's whole history.
+        cases.push((summary("u", TimeRange::month_to_date(1_769_508_000_000), group), filtered[0].1));
+    }
+    let plans = s.query_plans(&cases.iter().map(|(q, _)| q.inline()).collect::<Vec<_>>());
+    assert_eq!(plans.len(), cases.len());
+    for ((q, index), plan) in cases.iter().zip(plans) {
         assert!(!plan.iter().any(|step| step.starts_with("SCAN")), "{plan:?} for {}", q.sql);
-        assert!(plan[0].contains("INDEX usage_user_") && plan[0].contains("user_id=?"), "{plan:?} for {}", q.sql);
-        if q.sql.contains("GROUP BY") {
-            // The summary reads only the range's rows, never the user's whole history.
-            assert!(plan[0].contains("usage_user_time (user_id=? AND created_at>? AND created_at<?)"), "{plan:?}");
-        }
+        assert!(plan[0].starts_with("SEARCH usage_ledger USING ") && plan[0].ends_with(index), "{plan:?} for {}", q.sql);
+        // Only ties on created_at may need sorting, never the whole result.
+        assert!(plan.iter().skip(1).all(|step| step.contains("RIGHT PART OF ORDER BY") || step.contains("LAST TERM OF ORDER BY") || step.contains("GROUP BY")), "{plan:?}");
     }
 }
