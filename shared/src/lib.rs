@@ -14,6 +14,7 @@ pub mod money;
 pub mod secret;
 pub mod sse;
 pub mod time;
+pub mod url_query;
 pub mod usage;
 pub mod usage_query;
 pub mod usage_report;

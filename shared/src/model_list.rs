@@ -105,23 +105,7 @@ pub fn model_entry(cat: &Catalogue, allow: &AllowList, default_markup: Markup, i
 /// A model id taken from a URL path (`/v1/models/openai/gpt-4o`): ids contain
 /// `/` and `:`, which clients may send raw or percent-encoded.
 pub fn model_id_from_path(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |j: usize| bytes.get(j).and_then(|b| (*b as char).to_digit(16));
-        match (bytes[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::url_query::percent_decode(raw, false)
 }
 
 #[cfg(test)]

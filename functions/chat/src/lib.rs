@@ -27,7 +27,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Method::Get, p) if p == "/v1/models" || p.starts_with("/v1/models/") => models::handle(req, env, ctx).await,
         // Only reachable through a service binding (the edge routes `/v1/*` here, nothing else).
         (Method::Post, "/__cron") => {
-            let cron = req.url()?.query_pairs().find(|(k, _)| k == "cron").map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let pairs = dexto_shared::url_query::pairs(&req.inner().url());
+            let cron = pairs.into_iter().find(|(k, _)| k == "cron").map(|(_, v)| v).unwrap_or_default();
             json_response(200, &serde_json::json!({"outcome": cron::run(&env, &cron).await}))
         }
         _ => error_response(&GatewayError::NotFound("Unknown path.".into()), None),

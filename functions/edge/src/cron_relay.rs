@@ -24,11 +24,10 @@ pub async fn relay(env: &Env, cron: &str) {
 }
 
 async fn invoke(env: &Env, binding: &str, cron: &str) -> worker::Result<String> {
-    let mut url = worker::Url::parse("https://relay.internal/__cron")?;
-    url.query_pairs_mut().append_pair("cron", cron);
+    let url = format!("https://relay.internal/__cron?cron={}", dexto_shared::url_query::encode(cron));
     let mut init = RequestInit::new();
     init.with_method(Method::Post);
-    let req = Request::new_with_init(url.as_str(), &init)?;
+    let req = Request::new_with_init(&url, &init)?;
     let mut resp = env.service(binding)?.fetch_request(req).await?;
     Ok(format!("{} {}", resp.status_code(), resp.text().await.unwrap_or_default()))
 }

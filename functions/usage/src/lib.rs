@@ -53,8 +53,7 @@ async fn route(req: &Request, env: &Env) -> UsageResult {
         return Err(GatewayError::MethodNotAllowed);
     }
     let caller: Caller = authenticate(req.headers(), env, KeyLookup::Fresh, "gateway:use").await?;
-    let url = req.url().map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let params = Params(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect());
+    let params = Params(dexto_shared::url_query::pairs(&req.inner().url()).into_iter().collect());
     match path.as_str() {
         "/me/usage/history" => history::page(env, &caller, &params).await,
         "/me/usage/summary" => history::summary(env, &caller, &params).await,
