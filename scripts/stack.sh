@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole gateway locally in one `wrangler dev`: edge + chat + admin
-# Workers, local D1/KV/Durable Objects under RUN_DIR/state, migrations applied.
+# Runs the whole gateway locally in one `wrangler dev`: every Worker in $WORKERS
+# (edge first), local D1/KV/Durable Objects under RUN_DIR/state, migrations applied.
 # Used by `npm run dev`, the integration tests and the bench, so all three run
-# exactly the same stack.
+# exactly the same stack. `--test-scheduled` lets `GET /__scheduled` fire the
+# crons (relayed by the edge: docs/ARCHITECTURE.md, "Model catalogue").
 #
 # Usage: stack.sh RUN_DIR PORT
 # Env:   OPENROUTER_BASE_URL  upstream (the mock, or the real OpenRouter)
@@ -56,4 +57,4 @@ umask 077
 
 exec "$WRANGLER" dev "${configs[@]}" \
     --ip 127.0.0.1 --port "$PORT" --inspector-port 0 --show-interactive-dev-session=false \
-    --persist-to "$RUN_DIR/state" --log-level "${WRANGLER_LOG_LEVEL:-log}"
+    --persist-to "$RUN_DIR/state" --log-level "${WRANGLER_LOG_LEVEL:-log}" --test-scheduled

@@ -5,6 +5,8 @@ pub mod apikey;
 pub mod billing;
 pub mod catalogue;
 pub mod chat_request;
+pub mod csv;
+mod decimal;
 pub mod device;
 pub mod device_protocol;
 pub mod error;
@@ -12,6 +14,7 @@ pub mod ids;
 pub mod jwt;
 #[cfg(any(test, feature = "test-support"))]
 pub mod jwt_testing;
+pub mod model_list;
 pub mod money;
 pub mod routes;
 pub mod sealing;
@@ -19,7 +22,10 @@ pub mod secret;
 pub mod sse;
 pub mod stripe;
 pub mod time;
+pub mod url_query;
 pub mod usage;
+pub mod usage_query;
+pub mod usage_report;
 pub mod wallet;
 
 #[cfg(feature = "workers")]

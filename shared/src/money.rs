@@ -3,12 +3,13 @@
 //! once, upwards, to micro-USD when a charge is made. Floats never hold money:
 //! JSON numbers are read from their decimal text and written from integers.
 
+use crate::decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub const MICROS_PER_USD: i64 = 1_000_000;
 const PICOS_PER_MICRO: i128 = 1_000_000;
-const PICO_SCALE: u32 = 12;
+pub(crate) const PICO_SCALE: u32 = 12;
 
 /// An amount of US dollars in millionths. Signed: debits are negative.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +89,17 @@ impl Micros {
         format!("{sign}{}.{:04}", abs / 10_000, abs % 10_000)
     }
 
+    /// Exact cents as a JSON number (`0.3379`), for shapes that count in cents;
+    /// exact for the same reason as `as_json_usd`.
+    /// Whole cents are written as integers (`321`, not `321.0`).
+    pub fn as_json_cents(self) -> serde_json::Value {
+        if self.0 % 10_000 == 0 {
+            return serde_json::json!(self.0 / 10_000);
+        }
+        let parsed: f64 = self.cents_exact().parse().expect("valid decimal");
+        serde_json::json!(parsed)
+    }
+
     /// Whole cents rounded down (towards −∞): a balance shown in cents is never overstated.
     pub fn whole_cents_floor(self) -> i64 {
         self.0.div_euclid(10_000)
@@ -118,6 +130,21 @@ impl Picos {
     pub fn parse_usd(text: &str) -> Result<Picos, MoneyError> {
         let decimal = Decimal::parse(text.trim()).ok_or(MoneyError::NotANumber)?;
         decimal.to_picos().ok_or(MoneyError::OutOfRange)
+    }
+
+    /// Exact decimal USD, no exponent, trailing zeros trimmed: `0.0000025`, `0`, `-1.5`.
+    pub fn usd_decimal(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let scale = 10u128.pow(PICO_SCALE);
+        let frac = format!("{:012}", abs % scale);
+        let frac = frac.trim_end_matches('0');
+        let int = abs / scale;
+        if frac.is_empty() {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        }
     }
 
     /// Rounds up to whole micro-USD (towards +∞): charging never undercuts cost.
@@ -179,69 +206,18 @@ impl Markup {
         self.bps
     }
 
+    /// The factor as a decimal: `1.0`, `1.25`.
+    pub fn decimal(self) -> String {
+        let frac = format!("{:04}", self.bps % 10_000);
+        let frac = frac.trim_end_matches('0');
+        format!("{}.{}", self.bps / 10_000, if frac.is_empty() { "0" } else { frac })
+    }
+
     /// `amount × markup`, rounded up to the pico.
     pub fn apply(self, amount: Picos) -> Picos {
         let scaled = amount.0.saturating_mul(self.bps as i128);
         let q = scaled.div_euclid(10_000);
         Picos(if scaled.rem_euclid(10_000) == 0 { q } else { q + 1 })
-    }
-}
-
-/// A parsed decimal: `mantissa × 10^-scale` (negative scale = trailing zeros).
-struct Decimal {
-    mantissa: i128,
-    scale: i32,
-}
-
-impl Decimal {
-    fn parse(text: &str) -> Option<Decimal> {
-        let (num, exp) = match text.find(['e', 'E']) {
-            Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
-            None => (text, 0),
-        };
-        let (negative, digits) = match num.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, num.strip_prefix('+').unwrap_or(num)),
-        };
-        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        if int.is_empty() && frac.is_empty() {
-            return None;
-        }
-        if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let all = format!("{int}{frac}");
-        let trimmed = all.trim_start_matches('0');
-        if trimmed.len() > 30 {
-            return None;
-        }
-        let mut mantissa: i128 = if trimmed.is_empty() { 0 } else { trimmed.parse().ok()? };
-        if negative {
-            mantissa = -mantissa;
-        }
-        Some(Decimal { mantissa, scale: frac.len() as i32 - exp })
-    }
-
-    /// The value × 10^places when that is an integer, else None.
-    fn scaled(&self, places: i32) -> Option<i128> {
-        let shift = places - self.scale;
-        if shift >= 0 {
-            self.mantissa.checked_mul(10i128.checked_pow(shift as u32)?)
-        } else {
-            let div = 10i128.checked_pow((-shift) as u32)?;
-            (self.mantissa % div == 0).then(|| self.mantissa / div)
-        }
-    }
-
-    /// The value in pico-USD, rounding any finer remainder up.
-    fn to_picos(&self) -> Option<Picos> {
-        if let Some(exact) = self.scaled(PICO_SCALE as i32) {
-            return Some(Picos(exact));
-        }
-        let shift = (self.scale - PICO_SCALE as i32) as u32;
-        let div = 10i128.checked_pow(shift).unwrap_or(i128::MAX);
-        let q = self.mantissa.div_euclid(div);
-        Some(Picos(if self.mantissa.rem_euclid(div) == 0 { q } else { q + 1 }))
     }
 }
 
@@ -321,5 +297,17 @@ mod tests {
         assert_eq!(Markup::NONE.apply(Picos(7)), Picos(7));
         assert_eq!(Markup::parse("1.5").unwrap().apply(Picos(3)), Picos(5)); // 4.5 rounds up
         assert_eq!(Markup::from_bps(5_000), Markup::NONE);
+        assert_eq!((Markup::NONE.decimal(), Markup::from_bps(12_500).decimal()), ("1.0".into(), "1.25".into()));
+    }
+
+    #[test]
+    fn decimal_forms_are_exact() {
+        assert_eq!(Picos(2_500_000).usd_decimal(), "0.0000025");
+        assert_eq!(Picos(0).usd_decimal(), "0");
+        assert_eq!(Picos(-1_500_000_000_000).usd_decimal(), "-1.5");
+        assert_eq!(Picos(1).usd_decimal(), "0.000000000001");
+        assert_eq!(Micros(3379).as_json_cents().to_string(), "0.3379");
+        assert_eq!(Micros(1_234_500).as_json_cents().to_string(), "123.45");
+        assert_eq!(Micros(3_210_000).as_json_cents().to_string(), "321");
     }
 }

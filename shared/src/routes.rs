@@ -15,6 +15,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/billing", "BILLING"),
     ("/api/stripe", "BILLING"),
     ("/billing", "BILLING"),
+    ("/me/usage", "USAGE"),
+    ("/api/account/usage", "USAGE"),
 ];
 
 pub fn service_for(path: &str) -> Option<&'static str> {
@@ -38,5 +40,7 @@ mod tests {
         assert_eq!(service_for("/v10/x"), None);
         assert_eq!(service_for("/device"), Some("IDENTITY"));
         assert_eq!(service_for("/health"), None);
+        assert_eq!(service_for("/me/usage/history"), Some("USAGE"));
+        assert_eq!(service_for("/api/billing/balance"), Some("BILLING"));
     }
 }

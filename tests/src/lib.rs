@@ -5,6 +5,7 @@
 //! through a unique marker in the prompt.
 
 pub mod client;
+mod d1;
 mod stack;
 
 pub use client::{HttpResponse, SseReader};
@@ -28,4 +29,9 @@ pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
 /// GET with headers.
 pub fn get_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
     client::send("GET", url, headers, None)
+}
+
+/// Wall-clock Unix milliseconds (for expectations about "now", e.g. the month).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis() as i64
 }

@@ -243,26 +243,9 @@ impl Stack {
         send("POST", &format!("{}/api/stripe/webhook", self.base), &headers, Some(body))
     }
 
-    /// Runs SQL against the stack's local D1 (read-only checks: ~2 s a call).
-    pub fn d1(&self, sql: &str) -> Value {
-        let out = Command::new(root().join("node_modules/.bin/wrangler"))
-            .args(["d1", "execute", "DB", "--local", "--json", "--command", sql])
-            .arg("-c")
-            .arg(self.run_dir.join("chat.toml"))
-            .arg("--persist-to")
-            .arg(self.run_dir.join("state"))
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .output()
-            .expect("wrangler d1 execute");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("d1 output: {text} {}", String::from_utf8_lossy(&out.stderr)));
-        parsed[0]["results"].clone()
-    }
-
     /// `d1` until `check` holds: another process reading the local database
     /// sees a Worker's commit a moment after the Worker does. Fails after 20 s.
-    pub fn d1_until(&self, sql: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub fn d1_until(&self, sql: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let rows = self.d1(sql);
@@ -272,6 +255,32 @@ impl Stack {
             assert!(Instant::now() < deadline, "D1 never satisfied the check for {sql}: {rows:#}");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// `GET /v1/models`, with an API key or without.
+    pub fn models(&self, key: Option<&str>) -> HttpResponse {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        send("GET", &format!("{}/v1/models", self.base), &headers, None)
+    }
+
+    /// Sets the mock's runtime switches (`{"models_status":503}`; `{}` → unchanged).
+    pub fn mock_faults(&self, switches: Value) {
+        let r = send("POST", &format!("{}/__mock/faults", self.mock), &[], Some(switches.to_string().as_bytes()));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// How many times the gateway fetched the upstream model list.
+    pub fn upstream_model_fetches(&self) -> usize {
+        let r = send("GET", &format!("{}/__mock/requests?contains=/models", self.mock), &[], None);
+        r.json()["requests"].as_array().unwrap().iter().filter(|q| q["path"].as_str().is_some_and(|p| p.ends_with("/models"))).count()
+    }
+
+    /// Fires the hourly cron as `wrangler dev --test-scheduled` does (via the
+    /// edge's relay to the chat Worker; see functions/edge/src/cron_relay.rs).
+    pub fn run_cron(&self) {
+        let r = send("GET", &format!("{}/__scheduled?cron=0+*+*+*+*", self.base), &[], None);
+        assert_eq!(r.status, 200, "{}", r.body);
     }
 
     pub fn logs(&self) -> String {

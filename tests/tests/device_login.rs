@@ -86,7 +86,7 @@ fn start_answers_every_generations_fields() {
     let plain = b["deviceCode"].as_str().unwrap();
     let hash = dexto_shared::device::device_code_hash(plain);
     let stored = s.d1(&format!("SELECT user_code, client, status, device_code_hash = '{plain}' AS plain FROM device_codes WHERE device_code_hash = '{hash}'"));
-    assert_eq!(stored, json!([{"user_code": b["userCode"], "client": "dexto-cli", "status": "pending", "plain": 0}]));
+    assert_eq!(json!(stored), json!([{"user_code": b["userCode"], "client": "dexto-cli", "status": "pending", "plain": 0}]));
 }
 
 #[test]

@@ -127,7 +127,7 @@ fn one_credit_per_session_however_it_is_delivered() {
     let tx = &user["payments"][0];
     assert_eq!((tx["id"].as_str(), tx["status"].as_str(), tx["payment_intent"].as_str(), tx["credit_micros"].as_i64()), (Some(cs.as_str()), Some("paid"), Some(pi.as_str()), Some(25_000_000)));
     let sql = format!("SELECT COUNT(*) AS n FROM processed_webhook_events WHERE event_id = '{}'", event["id"].as_str().unwrap());
-    s.d1_until(&sql, |rows| rows[0]["n"] == 1); // the dedupe record, written in the credit's batch
+    s.d1_until(&sql, |rows| rows.first().is_some_and(|r| r["n"] == 1)); // the dedupe record, written in the credit's batch
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn topped_up_credit_pays_for_chat_at_once_and_moves_the_upstream_limit() {
     paid_user_into(s, &u.id, 1000);
     assert_eq!(s.chat(&u.key, &chat).status, 200);
     let sql = format!("SELECT upstream_hash FROM upstream_keys WHERE user_id = '{}' AND status = 'active'", u.id);
-    let hash = s.d1_until(&sql, |rows| rows[0]["upstream_hash"].is_string())[0]["upstream_hash"].as_str().unwrap().to_string();
+    let hash = s.d1_until(&sql, |rows| rows.first().is_some_and(|r| r["upstream_hash"].is_string()))[0]["upstream_hash"].as_str().unwrap().to_string();
     let key = |_: &Value| {
         let r = integration_tests::get_with(&format!("{}/keys/{hash}", s.mock), &[("Authorization", &format!("Bearer {}", mock_openrouter::DEFAULT_MANAGEMENT_KEY))]);
         r.json()["data"]["limit"].as_f64().unwrap_or(0.0) >= 10.0

@@ -32,8 +32,8 @@ fn provision_mints_seals_uses_and_limits_the_users_key() {
     assert_eq!(body, json!({"name": format!("dexto:{sub}"), "limit": 0.0, "include_byok_in_limit": true}));
 
     // Sealed at rest: D1 holds ciphertext, never the key.
-    let rows = s.d1_until(&format!("SELECT upstream_hash, ciphertext, enc_key_id, status FROM upstream_keys WHERE user_id = '{sub}'"), |r| r.as_array().is_some_and(|a| !a.is_empty()));
-    assert_eq!(rows.as_array().unwrap().len(), 1);
+    let rows = s.d1_until(&format!("SELECT upstream_hash, ciphertext, enc_key_id, status FROM upstream_keys WHERE user_id = '{sub}'"), |r| !r.is_empty());
+    assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert!(!row["ciphertext"].as_str().unwrap().contains("sk-or"));
     assert_eq!(row["enc_key_id"], "k1");
@@ -60,8 +60,8 @@ fn provision_mints_seals_uses_and_limits_the_users_key() {
     assert!(!rotated.body.contains("sk-or"));
     let deleted = mgmt_calls(s, &hash).into_iter().filter(|c| c["method"] == "DELETE").count();
     assert_eq!(deleted, 1);
-    let rows = s.d1_until(&format!("SELECT upstream_hash, status FROM upstream_keys WHERE user_id = '{sub}' ORDER BY created_at"), |r| r.as_array().is_some_and(|a| a.len() == 2 && a[0]["status"] == "retired"));
-    let statuses: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let rows = s.d1_until(&format!("SELECT upstream_hash, status FROM upstream_keys WHERE user_id = '{sub}' ORDER BY created_at"), |r| r.len() == 2 && r[0]["status"] == "retired");
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["retired", "active"]);
     let m2 = integration_tests::marker("rotated-key");
     assert_eq!(s.chat(&api_key, &json!({"model": "openai/gpt-4o", "max_tokens": 2, "messages": [{"role": "user", "content": m2}]})).status, 200);

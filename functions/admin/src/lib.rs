@@ -3,6 +3,7 @@
 //! user's wallet object, and shows a user's authoritative wallet state.
 
 mod keys;
+mod models;
 mod settlements;
 mod users;
 
@@ -50,6 +51,10 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
         (Method::Post, ["admin", "users", id, "keys"]) => keys::create(req, env, id).await,
         (Method::Post, ["admin", "users", id, "settlements"]) => settlements::settle(req, env, id).await,
         (Method::Post, ["admin", "keys", id, "revoke"]) => keys::revoke(env, id).await,
+        (Method::Get, ["admin", "models"]) => models::list(env).await,
+        (Method::Post, ["admin", "models"]) => models::add(req, env).await,
+        (Method::Patch, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::set_markup(req, env, &models::model_from_path(rest)).await,
+        (Method::Delete, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::remove(env, &models::model_from_path(rest)).await,
         _ => Err(GatewayError::NotFound(format!("No admin route for {} {path}.", req.method()))),
     }
 }

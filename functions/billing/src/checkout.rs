@@ -97,10 +97,10 @@ async fn stripe_post(config: &BillingConfig, path: &str, form: &str, idempotency
 /// visitor's Supabase session (from the `#access_token=` fragment the
 /// dashboard passes, or pasted) it creates a session and redirects to Stripe.
 pub fn page(req: &Request) -> ApiResult {
-    let amount = req
-        .url()
-        .ok()
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "credits_usd").map(|(_, v)| v.into_owned()))
+    let amount = dexto_shared::url_query::pairs(&req.inner().url())
+        .into_iter()
+        .find(|(k, _)| k == "credits_usd")
+        .map(|(_, v)| v)
         .filter(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.') && v.len() <= 10)
         .unwrap_or_else(|| "25".into());
     let html = include_str!("topup.html").replace("{{AMOUNT}}", &amount);

@@ -5,7 +5,7 @@
 use dexto_shared::auth::{authenticate, KeyLookup};
 use crate::config::Config;
 use crate::metering::{Bill, ClientMeta, Outcome, Settled};
-use crate::{catalogue, streaming, upstream};
+use crate::{allowed, catalogue, streaming, upstream};
 use dexto_shared::billing::hold_amount;
 use dexto_shared::chat_request::{ChatRequest, RequestError, MAX_BODY_BYTES};
 use dexto_shared::error::GatewayError;
@@ -49,9 +49,15 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
         RequestError::Invalid(msg) => GatewayError::BadRequest(msg),
     })?;
     let config = Config::from_env(env);
-    let catalogue = catalogue::current(env, &config).await?;
+    // Unknown or not allowed: refused here, before any hold or upstream call.
+    let allow = allowed::current(env, &config).await?;
+    if !allow.permits(&chat.model) {
+        return Err(GatewayError::ModelNotFound(chat.model.clone()));
+    }
+    let catalogue = catalogue::current(env, &config, ctx).await?;
     let model = catalogue.get(&chat.model).cloned().ok_or_else(|| GatewayError::ModelNotFound(chat.model.clone()))?;
-    let hold = hold_amount(&chat, &model, config.markup);
+    let markup = allow.markup_for(&model.id, config.markup);
+    let hold = hold_amount(&chat, &model, markup);
 
     let wallet = WalletClient::for_user(env, &caller.user_id)?;
     let hold_req = HoldRequest {
@@ -94,7 +100,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
         caller,
         model,
         hold,
-        markup: config.markup,
+        markup,
         prompt_estimate: chat.prompt_estimate,
         stream: chat.stream,
         started_ms,

@@ -14,6 +14,10 @@ pub struct Config {
     pub hold_ttl_ms: i64,
     pub upstream_timeout_ms: u64,
     pub catalogue_ttl_ms: i64,
+    /// `/v1/models` without an API key (MODELS_PUBLIC, default true).
+    pub models_public: bool,
+    /// How long an isolate trusts its copy of `allowed_models` (0 = read D1 every time).
+    pub allowed_models_ttl_ms: i64,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -39,6 +43,13 @@ impl Config {
             hold_ttl_ms: number(env, "HOLD_TTL_SECONDS", 3600) * 1000,
             upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 60_000) as u64,
             catalogue_ttl_ms: number(env, "CATALOGUE_TTL_SECONDS", 3600) * 1000,
+            // Anything but an explicit "false" keeps the list public, as the plan says.
+            models_public: var(env, "MODELS_PUBLIC").is_none_or(|v| !v.trim().eq_ignore_ascii_case("false")),
+            allowed_models_ttl_ms: var(env, "ALLOWED_MODELS_TTL_SECONDS")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .unwrap_or(30)
+                * 1000,
         }
     }
 }

@@ -4,10 +4,11 @@
 //! OpenAI error envelope.
 
 mod cors;
+mod cron_relay;
 
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{error_response, json_response};
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -30,3 +31,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
+/// The edge declares no cron triggers, so in production this never runs. Locally,
+/// `wrangler dev --test-scheduled` delivers `GET /__scheduled` only to the first
+/// config (this Worker); the relay passes the event on to the Workers that have
+/// crons, which run their scheduled code (see cron_relay.rs).
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    cron_relay::relay(&env, &event.cron()).await;
+}

@@ -51,7 +51,10 @@ fn reply(r: Reply) -> ApiResult {
 fn verification_uri(req: &Request, env: &Env) -> Result<String, GatewayError> {
     match env.var("DEVICE_VERIFICATION_URL").ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty()) {
         Some(url) => Ok(url.trim().to_string()),
-        None => Ok(format!("{}/device", req.url().map_err(internal)?.origin().ascii_serialization())),
+        None => {
+            let origin = dexto_shared::url_query::origin(&req.inner().url()).ok_or_else(|| internal("request URL without origin"))?;
+            Ok(format!("{origin}/device"))
+        }
     }
 }
 

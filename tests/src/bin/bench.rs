@@ -2,7 +2,11 @@
 //! Starts the real local stack, then alternates identical requests between the
 //! gateway and the mock (keep-alive connections on both sides) and prints
 //! percentiles of each and of the difference, plus each Worker's wasm size.
+//! Then the usage endpoints on a seeded ≥100k-row ledger (bench/usage.rs).
 //! Figures are printed, never asserted.
+
+#[path = "bench/usage.rs"]
+mod usage;
 
 use integration_tests::client::agent;
 use integration_tests::start;
@@ -96,6 +100,8 @@ fn main() {
         report(label, &mut gateway, &mut direct);
         println!("{:<28} auth+validate+hold (Server-Timing) p50 {:>6.2} ms  p99 {:>6.2} ms", "", ms(percentile(&mut holds, 0.5)), ms(percentile(&mut holds, 0.99)));
     }
+
+    usage::run(&stack, (n / 3).max(20), percentile);
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut workers: Vec<String> = std::fs::read_dir(root.join("functions")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();

@@ -18,6 +18,7 @@ mod generation;
 mod keys;
 pub mod money;
 mod recorder;
+mod runtime;
 mod stripe;
 mod supabase;
 mod util;
@@ -45,6 +46,7 @@ pub struct App {
     recorder: recorder::Recorder,
     keys: keys::KeyStore,
     generations: generation::Generations,
+    runtime: runtime::RuntimeFaults,
     ids: Ids,
     jwks: supabase::Jwks,
     stripe: stripe::Stripe,
@@ -58,6 +60,7 @@ impl App {
             recorder: Default::default(),
             keys: Default::default(),
             generations: Default::default(),
+            runtime: Default::default(),
             ids: Ids::new(),
             jwks: Default::default(),
             stripe: Default::default(),
@@ -122,12 +125,7 @@ impl Ids {
 fn api_routes() -> Router<Arc<App>> {
     Router::new()
         .route("/chat/completions", post(chat::completions))
-        .route(
-            "/models",
-            get(|| async {
-                util::json_response(axum::http::StatusCode::OK, &catalogue::models_json())
-            }),
-        )
+        .route("/models", get(runtime::models))
         .route("/keys", post(keys::create).get(keys::list))
         .route(
             "/keys/{hash}",
@@ -148,6 +146,10 @@ pub fn router() -> Router {
         .route(
             "/__mock/requests",
             get(recorder::list).delete(recorder::clear),
+        )
+        .route(
+            "/__mock/faults",
+            get(runtime::show).post(runtime::set).delete(runtime::clear),
         )
         .route("/__mock/health", get(|| async { "ok" }))
         .route("/__mock/jwks", axum::routing::put(supabase::put))

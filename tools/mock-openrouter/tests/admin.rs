@@ -237,3 +237,28 @@ fn request_log_filters_and_clears() {
     );
     assert_eq!(get(addr, "/__mock/requests", None).json()["count"], 0);
 }
+
+#[test]
+fn runtime_switches_fail_and_empty_the_model_list() {
+    let addr = spawn_in_background();
+    let set = |body: &str| request(addr, "POST", "/__mock/faults", &[("Content-Type", "application/json")], body);
+    assert_eq!(set(r#"{"models_status":503}"#).json()["models_status"], 503);
+    for path in ["/models", "/api/v1/models"] {
+        let r = get(addr, path, None);
+        assert_eq!(r.status, 503, "{path}");
+        assert_eq!(r.json()["error"]["code"], 503);
+    }
+    // Other routes are unaffected.
+    assert_eq!(get(addr, "/credits", Some(USER)).status, 200);
+
+    let merged = set(r#"{"models_status":null,"models_empty":true}"#).json();
+    assert_eq!(merged, json!({"models_status": null, "models_empty": true}));
+    let r = get(addr, "/models", None);
+    assert_eq!((r.status, r.json()["data"].as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(get(addr, "/__mock/faults", None).json()["models_empty"], true);
+
+    assert_eq!(set("[1]").status, 400);
+    assert_eq!(set(r#"{"models_status":"x"}"#).status, 400);
+    assert_eq!(request(addr, "DELETE", "/__mock/faults", &[], "").status, 200);
+    assert!(get(addr, "/models", None).json()["data"].as_array().unwrap().len() > 3);
+}

@@ -1,0 +1,23 @@
+//! Scheduled work of the chat Worker: refresh the model catalogue in KV
+//! (`[triggers] crons`, hourly). Run by `#[event(scheduled)]` in production
+//! and, locally, by `POST /__cron` from the edge's relay (see
+//! functions/edge/src/cron_relay.rs): both call `run`.
+
+use crate::catalogue;
+use crate::config::Config;
+use worker::Env;
+
+/// Returns a short outcome for logs and the relay.
+pub async fn run(env: &Env, cron: &str) -> String {
+    let config = Config::from_env(env);
+    let outcome = match catalogue::refresh(env, &config).await {
+        Ok(cat) => format!("refreshed {} models", cat.models.len()),
+        Err(e) => {
+            // The previous copy stays in KV and keeps being served, with its age.
+            dexto_shared::log::event("catalogue.refresh_failed", serde_json::json!({"error": e, "copy": "kept", "trigger": "cron"}));
+            format!("refresh failed: {e}")
+        }
+    };
+    dexto_shared::log::event("cron.ran", serde_json::json!({"cron": cron, "outcome": outcome}));
+    outcome
+}

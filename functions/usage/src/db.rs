@@ -1,0 +1,32 @@
+//! Runs `usage_query::Query` values on D1.
+
+use dexto_shared::error::GatewayError;
+use dexto_shared::usage_query::{Param, Query};
+use serde::de::DeserializeOwned;
+use worker::wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Env};
+
+pub fn d1_error(e: worker::Error) -> GatewayError {
+    GatewayError::Internal(format!("d1: {e}"))
+}
+
+pub fn database(env: &Env) -> Result<D1Database, GatewayError> {
+    env.d1("DB").map_err(d1_error)
+}
+
+pub fn statement(db: &D1Database, q: &Query) -> Result<D1PreparedStatement, GatewayError> {
+    let params: Vec<JsValue> = q
+        .params
+        .iter()
+        .map(|p| match p {
+            Param::Text(s) => JsValue::from_str(s),
+            // Every bound integer is within ±2^53 (timestamps, limits): exact as f64.
+            Param::Int(n) => JsValue::from_f64(*n as f64),
+        })
+        .collect();
+    db.prepare(&q.sql).bind(&params).map_err(d1_error)
+}
+
+pub async fn all<T: DeserializeOwned>(db: &D1Database, q: &Query) -> Result<Vec<T>, GatewayError> {
+    statement(db, q)?.all().await.map_err(d1_error)?.results::<T>().map_err(d1_error)
+}

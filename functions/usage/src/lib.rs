@@ -1,0 +1,63 @@
+//! `dexto-usage`: where a user's money went, from the ledger (one source of
+//! truth). API-key auth (`gateway:use`, read fresh from D1 so a revoked key is
+//! refused at once); every query is bound to the caller's user id.
+//!
+//! - `GET /me/usage`, `GET /api/account/usage`: balance + month-to-date (CLI and plan shapes)
+//! - `GET /me/usage/history`: keyset-paginated rows with filters
+//! - `GET /me/usage/summary?group_by=day|model|key&from=&to=`
+//! - `GET /me/usage/export?format=csv|json&from=&to=` (streamed)
+
+mod db;
+mod export;
+mod history;
+mod me;
+
+use dexto_shared::auth::{authenticate, Caller, KeyLookup};
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::error_response;
+use std::collections::HashMap;
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+pub type UsageResult = std::result::Result<Response, GatewayError>;
+
+/// The request's query parameters (the last value wins).
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    route(&req, &env).await.or_else(|err| {
+        if let GatewayError::Internal(detail) = &err {
+            dexto_shared::log::event("usage.internal_error", serde_json::json!({"path": path, "detail": detail}));
+        }
+        error_response(&err, None)
+    })
+}
+
+async fn route(req: &Request, env: &Env) -> UsageResult {
+    let path = req.path();
+    let known = matches!(
+        path.as_str(),
+        "/me/usage" | "/api/account/usage" | "/me/usage/history" | "/me/usage/summary" | "/me/usage/export"
+    );
+    if !known {
+        return Err(GatewayError::NotFound(format!("No route for {path}.")));
+    }
+    if req.method() != Method::Get {
+        return Err(GatewayError::MethodNotAllowed);
+    }
+    let caller: Caller = authenticate(req.headers(), env, KeyLookup::Fresh, "gateway:use").await?;
+    let params = Params(dexto_shared::url_query::pairs(&req.inner().url()).into_iter().collect());
+    match path.as_str() {
+        "/me/usage/history" => history::page(env, &caller, &params).await,
+        "/me/usage/summary" => history::summary(env, &caller, &params).await,
+        "/me/usage/export" => export::stream(env, &caller, &params).await,
+        _ => me::usage(env, &caller).await,
+    }
+}
