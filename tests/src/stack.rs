@@ -252,7 +252,7 @@ impl Stack {
             if check(&rows) {
                 return rows;
             }
-            assert!(Instant::now() < deadline, "D1 never satisfied the check for {sql}: {rows:#}");
+            assert!(Instant::now() < deadline, "D1 never satisfied the check for {sql}: {rows:?}");
             std::thread::sleep(Duration::from_millis(200));
         }
     }
