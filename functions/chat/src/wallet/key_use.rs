@@ -28,7 +28,12 @@ pub async fn project(store: &Store, env: &Env, storage: &Storage) -> Result<()> 
         }
     }
     if let Some(next) = later.iter().map(|(_, _, flushed)| flushed + MIN_INTERVAL_MS).min() {
-        storage.set_alarm(next.max(now + 1_000)).await?;
+        // One alarm covers every pending key: set it only if none is due sooner,
+        // so a busy key does not cost a storage write per request.
+        let due = next.max(now + 1_000);
+        if storage.get_alarm().await?.is_none_or(|at| at > due) {
+            storage.set_alarm(due).await?;
+        }
     }
     Ok(())
 }
