@@ -156,6 +156,21 @@ fn unpaid_sessions_wait_for_async_success_and_failures_are_marked() {
 }
 
 #[test]
+fn a_crash_before_the_credit_leaves_no_dedupe_record_so_redelivery_credits() {
+    let s = stack();
+    let u = s.new_user("0");
+    let event = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 2000, true, &id("pi_"));
+    let crashed = s.webhook(&event, &[("X-Test-Fault", "crash-before-credit")]);
+    assert_eq!(crashed.status, 500);
+    assert_eq!(balance(s, &u.id), 0);
+    let seen = s.d1(&format!("SELECT COUNT(*) AS n FROM processed_webhook_events WHERE event_id = '{}'", event["id"].as_str().unwrap()));
+    assert_eq!(seen[0]["n"], 0, "a dedupe record without its credit would lose the money");
+    assert_eq!(s.webhook(&event, &[]).json()["outcome"], "credited");
+    assert_eq!(s.webhook(&event, &[]).json()["outcome"], "already_credited");
+    assert_eq!(balance(s, &u.id), 20_000_000);
+}
+
+#[test]
 fn a_crash_after_the_credit_then_redelivery_credits_once() {
     let s = stack();
     let u = s.new_user("0");

@@ -73,6 +73,11 @@ async fn fulfil(env: &Env, db: &D1Database, event: &Event, fault: Option<&str>) 
     if !user_exists(db, user_id).await? {
         return unmatched(db, event, "unknown user").await;
     }
+    if fault == Some("crash-before-credit") {
+        // Test hook: the worker dies after reading the event, before the wallet
+        // call. Nothing (no dedupe record either) may have been written.
+        return Err(internal("injected crash before credit"));
+    }
     let outcome = WalletClient::for_user(env, user_id)?
         .credit(&CreditRequest {
             user_id: user_id.into(),
