@@ -20,6 +20,16 @@ pub fn record<S: AsRef<str>>(fields: &[S]) -> String {
     line
 }
 
+/// Neutralises text a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,
+/// tab, CR at the start) by prefixing `'` (OWASP's CSV-injection advice). Only
+/// for client-supplied fields; our own values never start that way.
+pub fn inert(value: &str) -> String {
+    match value.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
+        _ => value.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +47,13 @@ mod tests {
         assert_eq!(field("cr\r"), "\"cr\r\"");
         assert_eq!(field("\""), "\"\"\"\"");
         assert_eq!(record(&["x", "a,\"b\"\r\n", "=1+1"]), "x,\"a,\"\"b\"\"\r\n\",=1+1\r\n");
+    }
+
+    #[test]
+    fn formulas_are_made_inert() {
+        assert_eq!(inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(inert("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(inert("sess-1"), "sess-1");
+        assert_eq!(inert(""), "");
     }
 }

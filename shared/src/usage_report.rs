@@ -87,14 +87,16 @@ impl LedgerRow {
     /// A CSV record in `CSV_HEADER` order.
     pub fn csv_record(&self) -> String {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        // Client-supplied text must not become a spreadsheet formula.
+        let client = |v: &Option<String>| csv::inert(&opt(v));
         csv::record(&[
             self.request_id.clone(), rfc3339_millis(self.created_at), self.model.clone(), self.key_id.clone(),
-            opt(&self.session_id), self.prompt_tokens.to_string(), self.completion_tokens.to_string(),
+            client(&self.session_id), self.prompt_tokens.to_string(), self.completion_tokens.to_string(),
             self.cached_tokens.to_string(), self.reasoning_tokens.to_string(),
             Micros(self.provider_cost_micros).usd_fixed(), Micros(self.user_price_micros).usd_fixed(),
             self.price_basis.clone(), self.billing_status.clone(), (self.stream != 0).to_string(),
             (self.cancelled != 0).to_string(), self.upstream_status.map(|s| s.to_string()).unwrap_or_default(),
-            opt(&self.client_source), opt(&self.client_version), opt(&self.generation_id),
+            client(&self.client_source), client(&self.client_version), opt(&self.generation_id),
         ])
     }
 }
