@@ -1,7 +1,7 @@
-//! Settings that change the arithmetic: a price markup (the user pays cost ×
-//! markup, rounded up; the provider cost is recorded beside it) and the hold
+//! Settings that change the wallet's behaviour: a price markup (the user pays
+//! cost × markup, rounded up; the provider cost is recorded beside it), the hold
 //! lifetime (a hold that outlives HOLD_TTL_SECONDS stops reserving money, and
-//! the late settlement still charges).
+//! the late settlement still charges), and the per-user rate limit.
 
 use dexto_shared::money::{Markup, Picos};
 use integration_tests::{start, Stack};
@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 fn stack() -> &'static Stack {
     static S: OnceLock<Stack> = OnceLock::new();
-    S.get_or_init(|| start(&[("PRICE_MARKUP", "1.25"), ("HOLD_TTL_SECONDS", "1")]))
+    S.get_or_init(|| start(&[("PRICE_MARKUP", "1.25"), ("HOLD_TTL_SECONDS", "1"), ("RATE_LIMIT_PER_MINUTE", "6"), ("RATE_LIMIT_BURST", "3")]))
 }
 
 #[test]
@@ -46,4 +46,18 @@ fn expired_holds_stop_reserving_and_late_settlements_still_charge() {
     let user = s.settled_user(&u.id, 1);
     assert!(user["balance_micros"].as_i64().unwrap() < 1_000_000, "settled after expiry, still charged");
     assert_eq!(user["ledger_totals"]["net_micros"], user["balance_micros"]);
+}
+
+#[test]
+fn the_rate_limit_is_per_user_with_retry_after() {
+    let s = stack();
+    let (a, b) = (s.new_user("1"), s.new_user("1"));
+    let call = |key: &str| s.chat(key, &json!({"model": "qwen/qwen3-coder:free", "messages": [{"role": "user", "content": "hi"}]}));
+    let remaining: Vec<Option<String>> = (0..3).map(|_| call(&a.key).header("X-Dexto-RateLimit-Remaining").map(str::to_string)).collect();
+    assert_eq!(remaining, [Some("2".to_string()), Some("1".to_string()), Some("0".to_string())]);
+    let limited = call(&a.key);
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.json()["error"]["code"], "rate_limited");
+    assert_eq!(limited.header("Retry-After"), Some("10"), "6/min: one token every 10 s");
+    assert_eq!(call(&b.key).status, 200, "another user's bucket is untouched");
 }
