@@ -31,13 +31,21 @@ fn session_event(kind: &str, session: &str, user: &str, cents: i64, paid: bool, 
         "payment_status": if paid { "paid" } else { "unpaid" }, "payment_intent": pi, "customer": null}}})
 }
 
+/// A Checkout Session created through the gateway for `user` (as the CLI does).
+fn checkout(s: &Stack, user: &str, cents: i64) -> String {
+    let token = s.session_token(user, "buyer@example.com");
+    let r = s.call("POST", "/api/billing/checkout-session", &token, Some(json!({"credits_usd": cents as f64 / 100.0})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["checkout_session_id"].as_str().unwrap().to_string()
+}
+
 fn balance(s: &Stack, user: &str) -> i64 {
     s.user(user)["balance_micros"].as_i64().unwrap()
 }
 
 fn paid_user(s: &Stack, cents: i64) -> (integration_tests::TestUser, String, String) {
     let u = s.new_user("0");
-    let (cs, pi) = (id("cs_test_"), id("pi_"));
+    let (cs, pi) = (checkout(s, &u.id, cents), id("pi_"));
     let r = s.webhook(&session_event("checkout.session.completed", &cs, &u.id, cents, true, &pi), &[]);
     assert_eq!(r.status, 200, "{}", r.body);
     (u, cs, pi)
@@ -80,7 +88,7 @@ fn checkout_sessions_are_created_with_stripe() {
 fn the_signature_matrix_rejects_without_side_effects() {
     let s = stack();
     let u = s.new_user("0");
-    let event = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 1000, true, &id("pi_"));
+    let event = session_event("checkout.session.completed", &checkout(s, &u.id, 1000), &u.id, 1000, true, &id("pi_"));
     let body = event.to_string();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let good = sign(body.as_bytes(), &s.webhook_secret, now);
@@ -108,7 +116,7 @@ fn the_signature_matrix_rejects_without_side_effects() {
 fn one_credit_per_session_however_it_is_delivered() {
     let s = stack();
     let u = s.new_user("0");
-    let (cs, pi) = (id("cs_test_"), id("pi_"));
+    let (cs, pi) = (checkout(s, &u.id, 2500), id("pi_"));
     let event = session_event("checkout.session.completed", &cs, &u.id, 2500, true, &pi);
     for _ in 0..20 {
         assert_eq!(s.webhook(&event, &[]).status, 200);
@@ -134,7 +142,7 @@ fn one_credit_per_session_however_it_is_delivered() {
 fn unpaid_sessions_wait_for_async_success_and_failures_are_marked() {
     let s = stack();
     let u = s.new_user("0");
-    let (cs, pi) = (id("cs_test_"), id("pi_"));
+    let (cs, pi) = (checkout(s, &u.id, 1000), id("pi_"));
     let r = s.webhook(&session_event("checkout.session.completed", &cs, &u.id, 1000, false, &pi), &[]);
     assert_eq!(r.json()["outcome"], "awaiting_payment");
     assert_eq!(balance(s, &u.id), 0);
@@ -142,13 +150,11 @@ fn unpaid_sessions_wait_for_async_success_and_failures_are_marked() {
     s.webhook(&session_event("checkout.session.async_payment_succeeded", &cs, &u.id, 1000, true, &pi), &[]);
     assert_eq!(balance(s, &u.id), 10_000_000);
 
-    let failed = id("cs_test_");
-    let token = s.session_token(&u.id, "x@example.com");
-    let _ = token;
+    let failed = checkout(s, &u.id, 1000);
     s.webhook(&session_event("checkout.session.async_payment_failed", &failed, &u.id, 1000, false, &id("pi_")), &[]);
     assert_eq!(balance(s, &u.id), 10_000_000);
     // Currencies we do not sell credit nothing (and are left for review).
-    let mut eur = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 1000, true, &id("pi_"));
+    let mut eur = session_event("checkout.session.completed", &checkout(s, &u.id, 1000), &u.id, 1000, true, &id("pi_"));
     eur["data"]["object"]["currency"] = json!("eur");
     assert_eq!(s.webhook(&eur, &[]).json()["outcome"], "needs_review");
     assert_eq!(balance(s, &u.id), 10_000_000);
@@ -159,7 +165,7 @@ fn unpaid_sessions_wait_for_async_success_and_failures_are_marked() {
 fn a_crash_before_the_credit_leaves_no_dedupe_record_so_redelivery_credits() {
     let s = stack();
     let u = s.new_user("0");
-    let event = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 2000, true, &id("pi_"));
+    let event = session_event("checkout.session.completed", &checkout(s, &u.id, 2000), &u.id, 2000, true, &id("pi_"));
     let crashed = s.webhook(&event, &[("X-Test-Fault", "crash-before-credit")]);
     assert_eq!(crashed.status, 500);
     assert_eq!(balance(s, &u.id), 0);
@@ -174,7 +180,7 @@ fn a_crash_before_the_credit_leaves_no_dedupe_record_so_redelivery_credits() {
 fn a_crash_after_the_credit_then_redelivery_credits_once() {
     let s = stack();
     let u = s.new_user("0");
-    let event = session_event("checkout.session.completed", &id("cs_test_"), &u.id, 5000, true, &id("pi_"));
+    let event = session_event("checkout.session.completed", &checkout(s, &u.id, 5000), &u.id, 5000, true, &id("pi_"));
     let crashed = s.webhook(&event, &[("X-Test-Fault", "crash-after-credit")]);
     assert_eq!(crashed.status, 500, "Stripe sees a failure and will redeliver");
     let redelivered = s.webhook(&event, &[]);
@@ -201,7 +207,7 @@ fn topped_up_credit_pays_for_chat_at_once_and_moves_the_upstream_limit() {
 }
 
 fn paid_user_into(s: &Stack, user: &str, cents: i64) {
-    let r = s.webhook(&session_event("checkout.session.completed", &id("cs_test_"), user, cents, true, &id("pi_")), &[]);
+    let r = s.webhook(&session_event("checkout.session.completed", &checkout(s, user, cents), user, cents, true, &id("pi_")), &[]);
     assert_eq!(r.json()["outcome"], "credited", "{}", r.body);
 }
 
@@ -271,6 +277,7 @@ fn subscription_invoices_grant_monthly_credit_until_cancelled() {
     let sub = id("sub_");
     let invoice = |price: &str| json!({"id": id("evt_"), "type": "invoice.paid", "data": {"object": {
         "id": id("in_"), "object": "invoice", "customer": "cus_1", "subscription": sub,
+        "amount_paid": 2000, "billing_reason": "subscription_cycle",
         "subscription_details": {"metadata": {"user_id": u.id}},
         "lines": {"data": [{"price": {"id": price}}]}}}});
     let first = invoice("price_monthly");
@@ -279,6 +286,12 @@ fn subscription_invoices_grant_monthly_credit_until_cancelled() {
     }
     assert_eq!(balance(s, &u.id), 20_000_000);
     assert_eq!(s.webhook(&invoice("price_other"), &[]).json()["outcome"], "ignored");
+    let mut trial = invoice("price_monthly");
+    trial["data"]["object"]["amount_paid"] = json!(0);
+    assert_eq!(s.webhook(&trial, &[]).json()["outcome"], "ignored", "a $0 trial invoice grants nothing");
+    let mut proration = invoice("price_monthly");
+    proration["data"]["object"]["billing_reason"] = json!("subscription_update");
+    assert_eq!(s.webhook(&proration, &[]).json()["outcome"], "ignored", "proration invoices grant nothing");
     s.webhook(&invoice("price_monthly"), &[]);
     assert_eq!(balance(s, &u.id), 40_000_000, "the next month's invoice grants again");
     s.webhook(&json!({"id": id("evt_"), "type": "customer.subscription.deleted", "data": {"object": {"id": sub, "object": "subscription"}}}), &[]);
@@ -302,4 +315,59 @@ fn the_intro_credit_is_granted_once_per_user_and_balance_is_served() {
     let b = s.call("GET", "/api/billing/balance", &token, None);
     assert_eq!(b.status, 200, "{}", b.body);
     assert_eq!(b.json()["credits_usd"], 1.5);
+}
+
+#[test]
+fn only_top_ups_the_gateway_created_are_credited() {
+    let s = stack();
+    let u = s.new_user("0");
+    // A paid session nobody created through the gateway (a Payment Link, say).
+    let foreign = s.webhook(&session_event("checkout.session.completed", &id("cs_test_"), &u.id, 5000, true, &id("pi_")), &[]);
+    assert_eq!(foreign.json()["outcome"], "needs_review");
+    // A session created for another user cannot be redirected to this one.
+    let other = s.new_user("0");
+    let theirs = checkout(s, &other.id, 1000);
+    assert_eq!(s.webhook(&session_event("checkout.session.completed", &theirs, &u.id, 1000, true, &id("pi_")), &[]).json()["outcome"], "needs_review");
+    // Subscriptions bought through Checkout are paid by invoices, not as top-ups.
+    let mut sub = session_event("checkout.session.completed", &checkout(s, &u.id, 1000), &u.id, 1000, true, &id("pi_"));
+    sub["data"]["object"]["mode"] = json!("subscription");
+    assert_eq!(s.webhook(&sub, &[]).json()["outcome"], "not_a_top_up");
+    assert_eq!((balance(s, &u.id), balance(s, &other.id)), (0, 0));
+}
+
+#[test]
+fn out_of_order_refunds_never_give_money_back() {
+    let s = stack();
+    let (u, _, pi) = paid_user(s, 1000);
+    let charge = id("ch_");
+    let refund = |cumulative: i64| {
+        let mut e = charge_event("charge.refunded", &pi, json!({"amount_refunded": cumulative}));
+        e["data"]["object"]["id"] = json!(charge);
+        e
+    };
+    s.webhook(&refund(500), &[]);
+    s.webhook(&refund(300), &[]); // an older event delivered late
+    assert_eq!(balance(s, &u.id), 5_000_000);
+    let before_known = charge_event("charge.refunded", &id("pi_"), json!({"amount_refunded": 100}));
+    assert_eq!(s.webhook(&before_known, &[]).status, 500, "unknown payment intent: Stripe retries later");
+}
+
+#[test]
+fn the_wallet_stays_frozen_while_any_dispute_is_open() {
+    let s = stack();
+    let (u, _, pi1) = paid_user(s, 1000);
+    let pi2 = id("pi_");
+    let r = s.webhook(&session_event("checkout.session.completed", &checkout(s, &u.id, 1000), &u.id, 1000, true, &pi2), &[]);
+    assert_eq!(r.json()["outcome"], "credited");
+    let dispute = |kind: &str, dp: &str, pi: &str, status: &str| {
+        json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": dp, "object": "dispute", "payment_intent": pi, "amount": 1000, "status": status}}})
+    };
+    let chat = json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    s.webhook(&dispute("charge.dispute.created", "dp_a", &pi1, "needs_response"), &[]);
+    s.webhook(&dispute("charge.dispute.created", "dp_b", &pi2, "needs_response"), &[]);
+    s.webhook(&dispute("charge.dispute.closed", "dp_a", &pi1, "warning_closed"), &[]);
+    assert_eq!(s.chat(&u.key, &chat).status, 402, "dp_b is still open");
+    assert_eq!(balance(s, &u.id), 20_000_000, "an inquiry closed with a warning takes nothing");
+    s.webhook(&dispute("charge.dispute.closed", "dp_b", &pi2, "won"), &[]);
+    assert_eq!(s.chat(&u.key, &chat).status, 200);
 }

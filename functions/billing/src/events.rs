@@ -63,6 +63,11 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
 async fn fulfil(env: &Env, db: &D1Database, event: &Event, fault: Option<&str>) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
     let session_id = text(obj, "/id").ok_or_else(|| internal("session id"))?;
+    if text(obj, "/mode") != Some("payment") {
+        // Subscriptions bought through Checkout are paid by their invoices.
+        record_event(db, event).await?;
+        return Ok("not_a_top_up");
+    }
     let Some(user_id) = text(obj, "/client_reference_id").or_else(|| text(obj, "/metadata/user_id")) else {
         return unmatched(db, event, "no user on the session").await;
     };
@@ -70,8 +75,10 @@ async fn fulfil(env: &Env, db: &D1Database, event: &Event, fault: Option<&str>) 
         return unmatched(db, event, "currency not sold").await;
     }
     let amount_minor = obj.pointer("/amount_total").and_then(Value::as_i64).filter(|a| *a > 0).ok_or_else(|| internal("amount_total"))?;
-    if !user_exists(db, user_id).await? {
-        return unmatched(db, event, "unknown user").await;
+    // Only sessions this gateway created, for the same user, are top-ups: a
+    // Payment Link or a session made elsewhere on the account credits nothing.
+    if session_owner(db, session_id).await?.as_deref() != Some(user_id) {
+        return unmatched(db, event, "session not created by the gateway for this user").await;
     }
     if fault == Some("crash-before-credit") {
         // Test hook: the worker dies after reading the event, before the wallet
@@ -104,6 +111,29 @@ async fn fulfil(env: &Env, db: &D1Database, event: &Event, fault: Option<&str>) 
     Ok(if outcome.replay { "already_credited" } else { "credited" })
 }
 
+async fn session_owner(db: &D1Database, session_id: &str) -> Result<Option<String>, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let row: Option<Row> = db
+        .prepare("SELECT user_id FROM stripe_transactions WHERE id = ?1 AND kind = 'checkout'")
+        .bind(&[session_id.into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    Ok(row.map(|r| r.user_id))
+}
+
+/// A refund or dispute for a payment intent we do not know (yet): its
+/// checkout may not be projected yet, or it arrived first (Stripe does not
+/// order events). Answer 5xx so Stripe redelivers it later.
+fn not_yet_known(event: &Event) -> GatewayError {
+    dexto_shared::log::event("stripe.payment_not_yet_known", serde_json::json!({"event_id": event.id, "type": event.kind}));
+    internal("payment intent not known yet; Stripe will retry")
+}
+
 /// The Checkout Session (ours) that a charge belongs to, by payment intent.
 async fn transaction_for(db: &D1Database, payment_intent: &str) -> Result<Option<(String, String, i64)>, GatewayError> {
     #[derive(serde::Deserialize)]
@@ -126,7 +156,7 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
     let obj = &event.object;
     let charge = text(obj, "/id").ok_or_else(|| internal("charge id"))?;
     let Some((tx, user_id, paid)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
-        return unmatched(db, event, "refund for an unknown payment").await;
+        return Err(not_yet_known(event));
     };
     // `amount_refunded` is cumulative; the wallet applies only what is new.
     let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0).clamp(0, paid);
@@ -147,7 +177,7 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
 
 async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let Some((tx, user_id, _)) = transaction_for(db, text(&event.object, "/payment_intent").unwrap_or("")).await? else {
-        return unmatched(db, event, "dispute for an unknown payment").await;
+        return Err(not_yet_known(event));
     };
     set_frozen(env, &user_id, true).await?;
     exec(db, "UPDATE stripe_transactions SET status = 'disputed', updated_at = ?2 WHERE id = ?1", &[tx.as_str().into(), now_f64()]).await?;
@@ -158,10 +188,11 @@ async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
 async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
     let Some((tx, user_id, _)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
-        return unmatched(db, event, "dispute for an unknown payment").await;
+        return Err(not_yet_known(event));
     };
-    let won = text(obj, "/status") == Some("won");
-    if !won {
+    // Only `lost` takes money back; `won` and `warning_closed` (an inquiry) do not.
+    let lost = text(obj, "/status") == Some("lost");
+    if lost {
         // Lost: the money went back to the card holder; the wallet owes it.
         let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
         let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
@@ -176,12 +207,26 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
                 payment: Some(PaymentEffect::StatusChanged { event_id: event.id.clone(), event_type: event.kind.clone(), transaction_id: tx.clone(), status: "refunded".into() }),
             })
             .await?;
-    } else {
-        exec(db, "UPDATE stripe_transactions SET status = 'paid', updated_at = ?2 WHERE id = ?1", &[tx.as_str().into(), now_f64()]).await?;
     }
-    set_frozen(env, &user_id, false).await?;
+    let status = if lost { "refunded" } else { "paid" };
+    exec(db, "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1", &[tx.as_str().into(), status.into(), now_f64()]).await?;
+    // The wallet stays frozen while any other payment of the user is disputed.
+    #[derive(serde::Deserialize)]
+    struct Open {
+        n: i64,
+    }
+    let open: Option<Open> = db
+        .prepare("SELECT COUNT(*) AS n FROM stripe_transactions WHERE user_id = ?1 AND status = 'disputed'")
+        .bind(&[user_id.as_str().into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    if open.map_or(0, |o| o.n) == 0 {
+        set_frozen(env, &user_id, false).await?;
+    }
     record_event(db, event).await?;
-    Ok(if won { "dispute_won" } else { "dispute_lost" })
+    Ok(if lost { "dispute_lost" } else { "dispute_closed" })
 }
 
 async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, event: &Event) -> Result<&'static str, GatewayError> {
@@ -191,7 +236,11 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
     let for_price = lines.iter().any(|l| {
         text(l, "/price/id") == Some(price) || text(l, "/pricing/price_details/price") == Some(price)
     });
-    if !for_price || config.subscription_credit <= Micros::ZERO {
+    // Only money actually collected for a period grants: not $0 trial or
+    // proration invoices.
+    let paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0) > 0;
+    let period = matches!(text(obj, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
+    if !for_price || !paid || !period || config.subscription_credit <= Micros::ZERO {
         record_event(db, event).await?;
         return Ok("ignored");
     }
@@ -201,6 +250,9 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
     let Some(user_id) = user_id.filter(|_| !subscription.is_empty()) else {
         return unmatched(db, event, "subscription invoice without user").await;
     };
+    if !user_exists(db, user_id).await? {
+        return unmatched(db, event, "subscription for an unknown user").await;
+    }
     #[derive(serde::Deserialize)]
     struct Sub {
         status: String,

@@ -188,12 +188,16 @@ impl WalletDO {
     }
 
     /// Applies the difference between `cumulative` and what `group` has applied
-    /// so far, as one ledger entry; nothing when there is no difference.
+    /// so far, as one ledger entry. Totals only grow in magnitude (Stripe's
+    /// `amount_refunded` is cumulative), so an older, smaller total arriving
+    /// late is a no-op — it never gives money back.
     async fn adjust(&self, req: AdjustRequest) -> Result<Response> {
         self.ensure_wallet(&req.user_id).await?;
-        let delta = Micros(req.cumulative.0 - self.store.adjusted(&req.group)?.0);
+        let done = self.store.adjusted(&req.group)?;
+        let grows = req.cumulative.0.signum() * done.0.signum() >= 0 && req.cumulative.0.abs() > done.0.abs();
+        let delta = Micros(req.cumulative.0 - done.0);
         let reference = format!("{}:{}", req.group, req.cumulative.0);
-        if delta == Micros::ZERO || self.store.applied(&reference)?.is_some() {
+        if !grows || self.store.applied(&reference)?.is_some() {
             let balance = Micros(self.store.wallet()?.map_or(0, |w| w.balance));
             return reply(&CreditOutcome { balance, replay: true });
         }
