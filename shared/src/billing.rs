@@ -10,7 +10,7 @@
 
 use crate::catalogue::ModelInfo;
 use crate::chat_request::{estimate_tokens, ChatRequest};
-use crate::money::{Markup, Micros, Picos};
+use crate::money::{Markup, Micros};
 use crate::usage::UpstreamUsage;
 use serde::{Deserialize, Serialize};
 
@@ -89,19 +89,23 @@ pub fn charge(usage: Option<&UpstreamUsage>, model: &ModelInfo, markup: Markup, 
         },
         None => {
             let output = estimate_tokens(seen.output_bytes);
-            let estimate = model.token_cost(seen.prompt_estimate, output);
-            (estimate.min(Picos::from(hold)), PriceBasis::Estimate)
+            (model.token_cost(seen.prompt_estimate, output), PriceBasis::Estimate)
         }
     };
     let provider_cost = provider.ceil_micros();
-    let user_price = markup.apply(provider).ceil_micros().max(provider_cost);
-    let status = if basis == PriceBasis::Estimate { BillingStatus::NeedsReview } else { BillingStatus::Billed };
-    Charge { provider_cost, user_price, basis, status }
+    let mut user_price = markup.apply(provider).ceil_micros().max(provider_cost);
+    if basis == PriceBasis::Estimate {
+        // An estimate never charges more than was held (the hold includes markup).
+        user_price = user_price.min(hold);
+        return Charge { provider_cost: provider_cost.min(hold), user_price, basis, status: BillingStatus::NeedsReview };
+    }
+    Charge { provider_cost, user_price, basis, status: BillingStatus::Billed }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::Picos;
 
     fn gpt4o() -> ModelInfo {
         ModelInfo {
@@ -154,6 +158,8 @@ mod tests {
         assert_eq!((c.user_price, c.basis, c.status), (Micros(350), PriceBasis::Estimate, BillingStatus::NeedsReview));
         let capped = charge(None, &gpt4o(), Markup::NONE, Micros(100), seen);
         assert_eq!(capped.user_price, Micros(100));
+        let marked = charge(None, &gpt4o(), Markup::parse("2").unwrap(), Micros(500), seen);
+        assert_eq!(marked.user_price, Micros(500), "capped after markup, at the hold");
         let nothing_seen = charge(None, &gpt4o(), Markup::NONE, Micros(9999), Observed { prompt_estimate: 100, output_bytes: 0 });
         assert_eq!(nothing_seen.user_price, Micros(250), "the prompt is still billed");
     }

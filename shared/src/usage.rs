@@ -22,12 +22,20 @@ impl UpstreamUsage {
     pub fn from_json(usage: &Value) -> Option<UpstreamUsage> {
         let obj = usage.as_object()?;
         let int = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        // A negative cost is nonsense from upstream: treat it as not reported
+        // rather than let it credit the user.
         let money = |v: Option<&Value>| match v {
             Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).ok(),
             Some(Value::String(s)) => Picos::parse_usd(s).ok(),
             _ => None,
-        };
+        }
+        .filter(|p| p.0 >= 0);
         let details = obj.get("cost_details");
+        // `"usage": {}` reports nothing: it must not be billed as a free call.
+        let reported = ["prompt_tokens", "completion_tokens", "cost"].iter().any(|k| obj.get(*k).is_some_and(|v| !v.is_null()));
+        if !reported {
+            return None;
+        }
         Some(UpstreamUsage {
             prompt_tokens: int(obj.get("prompt_tokens")),
             completion_tokens: int(obj.get("completion_tokens")),
@@ -74,6 +82,13 @@ mod tests {
         let u = UpstreamUsage::from_json(&json!({"prompt_tokens":3,"completion_tokens":4,"cost":null})).unwrap();
         assert_eq!(u.reported_provider_cost(), None);
         assert_eq!(UpstreamUsage::from_json(&json!(null)), None);
+    }
+
+    #[test]
+    fn empty_or_negative_usage_is_not_trusted() {
+        assert_eq!(UpstreamUsage::from_json(&json!({})), None);
+        let u = UpstreamUsage::from_json(&json!({"prompt_tokens":1,"completion_tokens":1,"cost":-0.5})).unwrap();
+        assert_eq!(u.reported_provider_cost(), None);
     }
 
     #[test]

@@ -23,6 +23,8 @@ use worker::*;
 
 /// Retry delay for a failed D1 projection.
 const FLUSH_RETRY_MS: i64 = 5_000;
+/// Projection passes one flush runs before leaving the rest to the next one.
+const MAX_PASSES: usize = 8;
 
 #[durable_object]
 pub struct WalletDO {
@@ -285,21 +287,32 @@ impl WalletDO {
 /// with the balance; on failure leaves what is pending and sets an alarm to retry.
 async fn project(storage: Storage, env: Env, flushing: Rc<Cell<bool>>) {
     let store = Store::attach(storage.sql());
-    let mut result = match env.d1("DB") {
-        Ok(db) => outbox::flush(&store, &db).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    if result.is_ok() {
-        result = sync_upstream_limit(&store, &env).await;
-    }
-    if result.is_ok() {
-        result = key_use::project(&store, &env, &storage).await;
+    // Changes that land while this pass awaits D1 or the management API do not
+    // start their own pass (the flag is set), so loop until nothing is pending.
+    for _ in 0..MAX_PASSES {
+        if let Err(e) = project_once(&store, &env, &storage).await {
+            flushing.set(false);
+            dexto_shared::log::event("wallet.flush_failed", serde_json::json!({ "error": e.to_string() }));
+            let _ = storage.set_alarm(dexto_shared::http::now_ms() + FLUSH_RETRY_MS).await;
+            return;
+        }
+        let pending = store.outbox_len().unwrap_or(1) > 0 || store.pending_limit_sync().map_or(true, |p| p.is_some());
+        if !pending {
+            break;
+        }
     }
     flushing.set(false);
-    if let Err(e) = result {
-        dexto_shared::log::event("wallet.flush_failed", serde_json::json!({ "error": e.to_string() }));
+    // Anything still pending after MAX_PASSES (a steady stream of writes) is
+    // picked up by the next write's pass, or by this alarm.
+    if store.outbox_len().unwrap_or(0) > 0 {
         let _ = storage.set_alarm(dexto_shared::http::now_ms() + FLUSH_RETRY_MS).await;
     }
+}
+
+async fn project_once(store: &Store, env: &Env, storage: &Storage) -> Result<()> {
+    outbox::flush(store, &env.d1("DB")?).await?;
+    sync_upstream_limit(store, env).await?;
+    key_use::project(store, env, storage).await
 }
 
 async fn sync_upstream_limit(store: &Store, env: &Env) -> Result<()> {
