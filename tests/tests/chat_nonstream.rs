@@ -100,3 +100,25 @@ fn ureq_get(url: &str) -> serde_json::Value {
     let r = integration_tests::get(url);
     serde_json::from_str(&r.body).unwrap()
 }
+
+#[test]
+fn a_client_that_gives_up_is_still_billed() {
+    let s = stack();
+    let u = s.new_user("1");
+    let m = marker("gaveup");
+    let body = json!({"model": "openai/gpt-4o", "max_tokens": 3, "messages": [{"role": "user", "content": format!("{m} [[mock:delay_ms=1500]]")}]});
+    // The client hangs up after 300 ms, long before the upstream answers.
+    let impatient = ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_millis(300))).build().new_agent();
+    let result = impatient
+        .post(&format!("{}/v1/chat/completions", s.base))
+        .header("Authorization", &format!("Bearer {}", u.key))
+        .send(body.to_string().as_bytes());
+    assert!(result.is_err(), "the client timed out");
+    // The exchange runs in wait_until: the upstream answer is still settled.
+    let user = s.settled_user(&u.id, 1);
+    assert_eq!(user["open_holds"], json!([]));
+    assert_eq!(user["recent_usage"][0]["billing_status"], "billed");
+    assert_eq!(user["recent_usage"][0]["completion_tokens"], 3);
+    assert!(user["balance_micros"].as_i64().unwrap() < 1_000_000);
+    assert_eq!(s.upstream_calls(&m), 1);
+}

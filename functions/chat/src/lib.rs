@@ -4,6 +4,7 @@
 mod allowed;
 mod catalogue;
 mod completions;
+mod exchange;
 mod config;
 mod cron;
 mod metering;

@@ -1,5 +1,5 @@
-//! Streaming passthrough. The upstream is read by a task registered with
-//! `wait_until`, not by the response body: events are forwarded to the client
+//! Streaming passthrough. The upstream is read by the exchange's `wait_until`
+//! task, not by the response body: events are forwarded to the client
 //! as soon as each is complete, and if the client goes away the task keeps
 //! draining the upstream so the real usage is still billed. At the end the bill
 //! is sent as an SSE comment before `[DONE]`:
@@ -12,11 +12,19 @@ use dexto_shared::sse::{EventKind, SseSplitter, StreamMeter};
 use dexto_shared::wallet_client::WalletClient;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::StreamExt;
-use worker::{ByteStream, Context, Headers, Response};
+use worker::{ByteStream, Headers, Response};
 
 type Sender = UnboundedSender<worker::Result<Vec<u8>>>;
 
-pub fn respond(mut upstream: Response, bill: Bill, wallet: WalletClient, ctx: &Context) -> Result<Response, GatewayError> {
+/// What the pump needs: the upstream body, the client channel, the status.
+pub struct Pipe {
+    body: ByteStream,
+    tx: Sender,
+    status: u16,
+}
+
+/// The client's streaming response (fed by `pump`) and the pipe to feed it.
+pub fn start(mut upstream: Response, bill: &Bill) -> Result<(Response, Pipe), GatewayError> {
     let internal = |_| GatewayError::Internal("stream setup".into());
     let body = upstream.stream().map_err(internal)?;
     let status = upstream.status_code();
@@ -29,8 +37,7 @@ pub fn respond(mut upstream: Response, bill: Bill, wallet: WalletClient, ctx: &C
     if let Some(remaining) = bill.rate_limit_remaining {
         headers.set("X-Dexto-RateLimit-Remaining", &remaining.to_string()).map_err(internal)?;
     }
-    ctx.wait_until(pump(body, tx, bill, wallet, status));
-    Ok(Response::from_stream(rx).map_err(internal)?.with_headers(headers))
+    Ok((Response::from_stream(rx).map_err(internal)?.with_headers(headers), Pipe { body, tx, status }))
 }
 
 /// Forwards to the client while it listens; notes when it has gone.
@@ -40,7 +47,10 @@ fn forward(tx: &Sender, client_present: &mut bool, bytes: Vec<u8>) {
     }
 }
 
-async fn pump(mut body: ByteStream, tx: Sender, bill: Bill, wallet: WalletClient, status: u16) {
+/// Forwards events as they arrive, then settles and sends the bill. Runs in
+/// the exchange's `wait_until` task, so it outlives a departed client.
+pub async fn pump(pipe: Pipe, bill: Bill, wallet: WalletClient) {
+    let Pipe { mut body, tx, status } = pipe;
     let mut splitter = SseSplitter::default();
     let mut meter = StreamMeter::default();
     let mut client_present = true;
