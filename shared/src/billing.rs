@@ -121,7 +121,7 @@ mod tests {
     }
 
     fn req(max_output: Option<u64>, n: u64) -> ChatRequest {
-        ChatRequest { model: "openai/gpt-4o".into(), stream: false, max_output, n, prompt_estimate: 100 }
+        ChatRequest { model: "openai/gpt-4o".into(), stream: false, max_output, n, prompt_estimate: 100, fallbacks: vec![] }
     }
 
     #[test]

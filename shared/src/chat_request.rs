@@ -12,6 +12,8 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 /// `n` multiplies output (and cost); more than this is refused.
 pub const MAX_CHOICES: u64 = 8;
+/// Most fallback models a request may name.
+pub const MAX_FALLBACKS: usize = 8;
 /// Tokens assumed for a non-text content part (image, audio, file).
 const TOKENS_PER_MEDIA_PART: u64 = 1_500;
 
@@ -24,6 +26,9 @@ pub struct ChatRequest {
     pub n: u64,
     /// Conservative prompt size in tokens, for the hold (see `estimate_tokens`).
     pub prompt_estimate: u64,
+    /// OpenRouter's `models` fallbacks: the upstream may serve any of them, so
+    /// each must be allowed and the hold covers the priciest.
+    pub fallbacks: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +92,16 @@ impl ChatRequest {
                 _ => return Err(invalid(format!("`n` must be an integer from 1 to {MAX_CHOICES}"))),
             },
         };
-        Ok(ChatRequest { model, stream, max_output, n, prompt_estimate: prompt_tokens })
+        let fallbacks = match obj.get("models") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(list)) if list.len() <= MAX_FALLBACKS => list
+                .iter()
+                .map(|m| m.as_str().filter(|s| !s.trim().is_empty() && s.len() <= 200).map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("`models` must be an array of model ids"))?,
+            Some(_) => return Err(invalid(format!("`models` must be an array of at most {MAX_FALLBACKS} model ids"))),
+        };
+        Ok(ChatRequest { model, stream, max_output, n, prompt_estimate: prompt_tokens, fallbacks })
     }
 }
 
@@ -145,6 +159,9 @@ mod tests {
         assert_eq!(r.max_output, Some(50));
         assert_eq!(r.n, 1);
         assert_eq!(r.prompt_estimate, 8 + 4 + 4); // "hello there" = 11 bytes → 4 tokens
+        assert!(r.fallbacks.is_empty());
+        let f = parse(r#"{"model":"a/b","models":["c/d","e/f"],"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert_eq!(f.fallbacks, ["c/d", "e/f"]);
     }
 
     #[test]
@@ -175,6 +192,8 @@ mod tests {
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_completion_tokens":"9"}"#, "max_completion_tokens"),
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":9}"#, "`n`"),
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, "`stream`"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"models":"m2"}"#, "`models`"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"models":[1]}"#, "`models`"),
         ];
         for (body, needle) in cases {
             match parse(body) {

@@ -70,3 +70,21 @@ fn wrong_method_and_unknown_paths_use_the_envelope() {
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
 }
+
+#[test]
+fn fallback_models_must_be_known_and_the_hold_covers_the_priciest() {
+    let s = stack();
+    let u = s.new_user("0.01");
+    let m = marker("fallbacks");
+    let msgs = json!([{"role": "user", "content": m}]);
+    let unknown = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "models": ["acme/ghost"], "messages": msgs, "max_tokens": 10}));
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(unknown.json()["error"]["message"].as_str().unwrap().contains("acme/ghost"));
+    // gpt-4o-mini alone fits in $0.01; with mock/expensive (30 µ$/token) as a
+    // fallback the worst case (1000 × 30 µ$ = $0.03) does not.
+    let cheap = json!({"model": "openai/gpt-4o-mini", "messages": msgs, "max_tokens": 1000});
+    let with_fallback = json!({"model": "openai/gpt-4o-mini", "models": ["mock/expensive"], "messages": msgs, "max_tokens": 1000});
+    assert_eq!(s.chat(&u.key, &with_fallback).status, 402);
+    assert_eq!(s.upstream_calls(&m), 0);
+    assert_eq!(s.chat(&u.key, &cheap).status, 200);
+}

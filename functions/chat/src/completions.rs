@@ -48,14 +48,19 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
     })?;
     let config = Config::from_env(env);
     // Unknown or not allowed: refused here, before any hold or upstream call.
+    // Every model the upstream may serve (the requested one and OpenRouter
+    // `models` fallbacks) must be known and allowed; the hold covers the
+    // priciest, and a charge without a reported cost is priced at it.
     let allow = allowed::current(env, &config).await?;
-    if !allow.permits(&chat.model) {
-        return Err(GatewayError::ModelNotFound(chat.model.clone()));
-    }
     let catalogue = catalogue::current(env, &config, ctx).await?;
-    let model = catalogue.get(&chat.model).cloned().ok_or_else(|| GatewayError::ModelNotFound(chat.model.clone()))?;
-    let markup = allow.markup_for(&model.id, config.markup);
-    let hold = hold_amount(&chat, &model, markup);
+    let mut priced = Vec::new();
+    for id in std::iter::once(&chat.model).chain(&chat.fallbacks) {
+        let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
+        let markup = allow.markup_for(&info.id, config.markup);
+        priced.push((hold_amount(&chat, info, markup), info, markup));
+    }
+    let (hold, pricing_model, markup) = priced.into_iter().max_by_key(|(hold, _, _)| *hold).expect("at least the requested model");
+    let model = dexto_shared::catalogue::ModelInfo { id: chat.model.clone(), ..pricing_model.clone() };
 
     let wallet = WalletClient::for_user(env, &caller.user_id)?;
     let hold_req = HoldRequest {
