@@ -31,6 +31,8 @@ pub mod wallet;
 #[cfg(feature = "workers")]
 pub mod auth;
 #[cfg(feature = "workers")]
+pub mod db;
+#[cfg(feature = "workers")]
 pub mod http;
 #[cfg(feature = "workers")]
 pub mod keystore;

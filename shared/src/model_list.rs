@@ -42,6 +42,10 @@ impl AllowList {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// Staleness of the catalogue copy being served.

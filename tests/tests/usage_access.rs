@@ -56,8 +56,8 @@ fn a_user_sees_only_their_own_usage() {
     let mut expected = a_ids.to_vec();
     expected.sort();
     assert_eq!(a_seen, expected, "another user's id in the query changes nothing");
-    assert_eq!(ids(&s.usage(&b.key, "/me/usage/history").json()), [b_id.clone()]);
-    assert_eq!(ids(&s.usage(&b.key, "/me/usage/export?format=json").json()), [b_id.clone()]);
+    assert_eq!(ids(&s.usage(&b.key, "/me/usage/history").json()), std::slice::from_ref(&b_id));
+    assert_eq!(ids(&s.usage(&b.key, "/me/usage/export?format=json").json()), std::slice::from_ref(&b_id));
     let csv = s.usage(&b.key, "/me/usage/export").body;
     assert!(csv.contains(&b_id) && !a_ids.iter().any(|id| csv.contains(id)));
     assert_eq!(s.usage(&b.key, "/me/usage/summary?group_by=key").json()["total"]["requests"], 1);

@@ -2,7 +2,8 @@
 //! its SHA-256 stored) and revoke one (wallet object first, so the very next
 //! request is refused even where the key → user mapping is cached).
 
-use crate::{audit, d1_error, json_body, AdminResult};
+use crate::{audit, json_body, AdminResult};
+use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::json_response;
 use dexto_shared::keystore::{self, SCOPES as ALLOWED_SCOPES};
@@ -25,10 +26,7 @@ pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
             list.join(" ")
         }
     };
-    let db = env.d1("DB").map_err(d1_error)?;
-    let exists: Option<serde_json::Value> =
-        db.prepare("SELECT id FROM users WHERE id = ?1").bind(&[user_id.into()]).map_err(d1_error)?.first(None).await.map_err(d1_error)?;
-    if exists.is_none() {
+    if !db::user_exists(&db::database(env)?, user_id).await? {
         return Err(GatewayError::NotFound(format!("User `{user_id}` not found.")));
     }
     let scope_list: Vec<&str> = scopes.split(' ').collect();
@@ -45,13 +43,11 @@ pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
 }
 
 pub async fn revoke(env: &Env, key_id: &str) -> AdminResult {
-    let db = env.d1("DB").map_err(d1_error)?;
     #[derive(serde::Deserialize)]
     struct Row {
         user_id: String,
     }
-    let row: Option<Row> =
-        db.prepare("SELECT user_id FROM api_keys WHERE id = ?1").bind(&[key_id.into()]).map_err(d1_error)?.first(None).await.map_err(d1_error)?;
+    let row: Option<Row> = db::first(&db::database(env)?, "SELECT user_id FROM api_keys WHERE id = ?1", &[key_id.into()]).await?;
     let row = row.ok_or_else(|| GatewayError::NotFound(format!("Key `{key_id}` not found.")))?;
     keystore::revoke(env, &row.user_id, key_id).await?;
     audit(env, "key.revoke", &row.user_id, json!({"key_id": key_id})).await?;

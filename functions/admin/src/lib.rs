@@ -7,6 +7,7 @@ mod models;
 mod settlements;
 mod users;
 
+use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{bearer_token, constant_time_eq, error_response};
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -64,19 +65,11 @@ pub async fn json_body(req: &mut Request) -> std::result::Result<serde_json::Val
     dexto_shared::http::json_object(req).await
 }
 
-pub fn d1_error(e: worker::Error) -> GatewayError {
-    GatewayError::Internal(format!("d1: {e}"))
-}
+pub use dexto_shared::db::error as d1_error;
 
 /// Records an operator action (never secrets) for later audit.
 pub async fn audit(env: &Env, action: &str, subject: &str, detail: serde_json::Value) -> std::result::Result<(), GatewayError> {
-    env.d1("DB")
-        .map_err(d1_error)?
-        .prepare("INSERT INTO audit_log (actor, action, subject, detail, created_at) VALUES ('admin', ?1, ?2, ?3, ?4)")
-        .bind(&[action.into(), subject.into(), detail.to_string().into(), (dexto_shared::http::now_ms() as f64).into()])
-        .map_err(d1_error)?
-        .run()
-        .await
-        .map_err(d1_error)?;
-    Ok(())
+    let sql = "INSERT INTO audit_log (actor, action, subject, detail, created_at) VALUES ('admin', ?1, ?2, ?3, ?4)";
+    let args = [action.into(), subject.into(), detail.to_string().into(), db::ms(dexto_shared::http::now_ms())];
+    db::run(&db::database(env)?, sql, &args).await
 }

@@ -3,7 +3,8 @@
 //! (else `PRICE_MARKUP`). The chat Worker reads the table through an isolate
 //! cache, so a change takes effect within `ALLOWED_MODELS_TTL_SECONDS`.
 
-use crate::{audit, d1_error, json_body, AdminResult};
+use crate::{audit, json_body, AdminResult};
+use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
 use dexto_shared::money::Markup;
@@ -45,15 +46,7 @@ fn parse_markup(body: &Value) -> Result<Option<u32>, GatewayError> {
 }
 
 pub async fn list(env: &Env) -> AdminResult {
-    let rows = env
-        .d1("DB")
-        .map_err(d1_error)?
-        .prepare("SELECT model_id, markup_bps, created_at FROM allowed_models ORDER BY model_id")
-        .all()
-        .await
-        .map_err(d1_error)?
-        .results::<Row>()
-        .map_err(d1_error)?;
+    let rows: Vec<Row> = db::all(&db::database(env)?, "SELECT model_id, markup_bps, created_at FROM allowed_models ORDER BY model_id", &[]).await?;
     let mode = if rows.is_empty() { "open" } else { "allow_list" };
     ok(200, &json!({"object": "list", "mode": mode, "data": rows.iter().map(row_json).collect::<Vec<_>>()}))
 }
@@ -80,7 +73,6 @@ pub async fn set_markup(req: &mut Request, env: &Env, model: &str) -> AdminResul
 }
 
 async fn upsert(env: &Env, model: &str, bps: Option<u32>, create: bool) -> AdminResult {
-    let db = env.d1("DB").map_err(d1_error)?;
     let bps_js = bps.map_or(worker::wasm_bindgen::JsValue::NULL, |b| (b as f64).into());
     let sql = if create {
         "INSERT INTO allowed_models (model_id, markup_bps, created_at) VALUES (?1, ?2, ?3)
@@ -90,13 +82,7 @@ async fn upsert(env: &Env, model: &str, bps: Option<u32>, create: bool) -> Admin
         "UPDATE allowed_models SET markup_bps = ?2 WHERE model_id = ?1 AND ?3 IS NOT NULL
          RETURNING model_id, markup_bps, created_at"
     };
-    let row: Option<Row> = db
-        .prepare(sql)
-        .bind(&[model.into(), bps_js, (now_ms() as f64).into()])
-        .map_err(d1_error)?
-        .first(None)
-        .await
-        .map_err(d1_error)?;
+    let row: Option<Row> = db::first(&db::database(env)?, sql, &[model.into(), bps_js, db::ms(now_ms())]).await?;
     let row = row.ok_or_else(|| GatewayError::NotFound(format!("Model `{model}` is not on the allow-list.")))?;
     audit(env, if create { "models.allow" } else { "models.markup" }, model, json!({"markup_bps": bps})).await?;
     ok(if create { 201 } else { 200 }, &row_json(&row))
@@ -104,14 +90,8 @@ async fn upsert(env: &Env, model: &str, bps: Option<u32>, create: bool) -> Admin
 
 /// `DELETE /admin/models/{model}`.
 pub async fn remove(env: &Env, model: &str) -> AdminResult {
-    let db = env.d1("DB").map_err(d1_error)?;
-    let gone: Option<Value> = db
-        .prepare("DELETE FROM allowed_models WHERE model_id = ?1 RETURNING model_id")
-        .bind(&[model.into()])
-        .map_err(d1_error)?
-        .first(None)
-        .await
-        .map_err(d1_error)?;
+    let sql = "DELETE FROM allowed_models WHERE model_id = ?1 RETURNING model_id";
+    let gone: Option<Value> = db::first(&db::database(env)?, sql, &[model.into()]).await?;
     if gone.is_none() {
         return Err(GatewayError::NotFound(format!("Model `{model}` is not on the allow-list.")));
     }

@@ -3,6 +3,7 @@
 //! ledger row; reads of balance and holds come from it too.
 
 use crate::{audit, d1_error, json_body, AdminResult};
+use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
 use dexto_shared::ids::new_id;
@@ -59,15 +60,15 @@ pub async fn create(req: &mut Request, env: &Env) -> AdminResult {
 
 /// Rows of a query whose only parameter is the user id.
 async fn rows(db: &D1Database, id: &str, sql: &str) -> Result<Vec<Value>, GatewayError> {
-    db.prepare(sql).bind(&[id.into()]).map_err(d1_error)?.all().await.map_err(d1_error)?.results::<Value>().map_err(d1_error)
+    db::all(db, sql, &[id.into()]).await
 }
 
 async fn one(db: &D1Database, id: &str, sql: &str) -> Result<Value, GatewayError> {
-    Ok(db.prepare(sql).bind(&[id.into()]).map_err(d1_error)?.first(None).await.map_err(d1_error)?.unwrap_or(Value::Null))
+    Ok(db::first(db, sql, &[id.into()]).await?.unwrap_or(Value::Null))
 }
 
 pub async fn show(env: &Env, id: &str) -> AdminResult {
-    let db = env.d1("DB").map_err(d1_error)?;
+    let db = db::database(env)?;
     let user = one(&db, id, "SELECT id, email, status, created_at FROM users WHERE id = ?1").await?;
     if user.is_null() {
         return Err(GatewayError::NotFound(format!("User `{id}` not found.")));
@@ -154,27 +155,16 @@ pub async fn set_status(req: &mut Request, env: &Env, id: &str) -> AdminResult {
     ensure_user(env, id).await?;
     let change = StatusChange { user_id: id.into(), revoke_key_id: None, suspended: Some(status == "suspended"), frozen: None };
     WalletClient::for_user(env, id)?.change_status(&change).await?;
-    env.d1("DB")
-        .map_err(d1_error)?
-        .prepare("UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1")
-        .bind(&[id.into(), status.as_str().into(), (now_ms() as f64).into()])
-        .map_err(d1_error)?
-        .run()
-        .await
-        .map_err(d1_error)?;
+    let sql = "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1";
+    db::run(&db::database(env)?, sql, &[id.into(), status.as_str().into(), db::ms(now_ms())]).await?;
     audit(env, "user.status", id, json!({"status": status})).await?;
     ok(200, &json!({"id": id, "status": status}))
 }
 
 async fn ensure_user(env: &Env, id: &str) -> Result<(), GatewayError> {
-    let found: Option<Value> = env
-        .d1("DB")
-        .map_err(d1_error)?
-        .prepare("SELECT id FROM users WHERE id = ?1")
-        .bind(&[id.into()])
-        .map_err(d1_error)?
-        .first(None)
-        .await
-        .map_err(d1_error)?;
-    found.map(|_| ()).ok_or_else(|| GatewayError::NotFound(format!("User `{id}` not found.")))
+    if db::user_exists(&db::database(env)?, id).await? {
+        Ok(())
+    } else {
+        Err(GatewayError::NotFound(format!("User `{id}` not found.")))
+    }
 }

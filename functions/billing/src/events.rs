@@ -8,6 +8,7 @@
 
 use crate::config::BillingConfig;
 use crate::webhook::Event;
+use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
@@ -28,7 +29,7 @@ fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: Option<&str>) -> Result<&'static str, GatewayError> {
-    let db = env.d1("DB").map_err(internal)?;
+    let db = db::database(env)?;
     let obj = &event.object;
     match event.kind.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
@@ -39,7 +40,7 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
         }
         "checkout.session.expired" | "checkout.session.async_payment_failed" => {
             let id = text(obj, "/id").ok_or_else(|| internal("session id"))?;
-            exec(&db, "UPDATE stripe_transactions SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'pending'", &[id.into(), now_f64()]).await?;
+            db::run(&db, "UPDATE stripe_transactions SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'pending'", &[id.into(), now_f64()]).await?;
             record_event(&db, event).await?;
             Ok("marked_failed")
         }
@@ -49,7 +50,7 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
         "invoice.paid" => subscription_grant(env, &db, config, event).await,
         "customer.subscription.deleted" => {
             let id = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
-            exec(&db, "UPDATE subscriptions SET status = 'canceled', updated_at = ?2 WHERE id = ?1", &[id.into(), now_f64()]).await?;
+            db::run(&db, "UPDATE subscriptions SET status = 'canceled', updated_at = ?2 WHERE id = ?1", &[id.into(), now_f64()]).await?;
             record_event(&db, event).await?;
             Ok("subscription_canceled")
         }
@@ -116,13 +117,7 @@ async fn session_owner(db: &D1Database, session_id: &str) -> Result<Option<Strin
     struct Row {
         user_id: String,
     }
-    let row: Option<Row> = db
-        .prepare("SELECT user_id FROM stripe_transactions WHERE id = ?1 AND kind = 'checkout'")
-        .bind(&[session_id.into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+    let row: Option<Row> = db::first(db, "SELECT user_id FROM stripe_transactions WHERE id = ?1 AND kind = 'checkout'", &[session_id.into()]).await?;
     Ok(row.map(|r| r.user_id))
 }
 
@@ -142,13 +137,8 @@ async fn transaction_for(db: &D1Database, payment_intent: &str) -> Result<Option
         user_id: String,
         amount_minor: i64,
     }
-    let row: Option<Row> = db
-        .prepare("SELECT id, user_id, amount_minor FROM stripe_transactions WHERE payment_intent = ?1")
-        .bind(&[payment_intent.into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+    let sql = "SELECT id, user_id, amount_minor FROM stripe_transactions WHERE payment_intent = ?1";
+    let row: Option<Row> = db::first(db, sql, &[payment_intent.into()]).await?;
     Ok(row.map(|r| (r.id, r.user_id, r.amount_minor)))
 }
 
@@ -180,7 +170,7 @@ async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
         return Err(not_yet_known(event));
     };
     set_frozen(env, &user_id, true).await?;
-    exec(db, "UPDATE stripe_transactions SET status = 'disputed', updated_at = ?2 WHERE id = ?1", &[tx.as_str().into(), now_f64()]).await?;
+    db::run(db, "UPDATE stripe_transactions SET status = 'disputed', updated_at = ?2 WHERE id = ?1", &[tx.as_str().into(), now_f64()]).await?;
     record_event(db, event).await?;
     Ok("wallet_frozen")
 }
@@ -209,19 +199,14 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
             .await?;
     }
     let status = if lost { "refunded" } else { "paid" };
-    exec(db, "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1", &[tx.as_str().into(), status.into(), now_f64()]).await?;
+    db::run(db, "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1", &[tx.as_str().into(), status.into(), now_f64()]).await?;
     // The wallet stays frozen while any other payment of the user is disputed.
     #[derive(serde::Deserialize)]
     struct Open {
         n: i64,
     }
-    let open: Option<Open> = db
-        .prepare("SELECT COUNT(*) AS n FROM stripe_transactions WHERE user_id = ?1 AND status = 'disputed'")
-        .bind(&[user_id.as_str().into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+    let sql = "SELECT COUNT(*) AS n FROM stripe_transactions WHERE user_id = ?1 AND status = 'disputed'";
+    let open: Option<Open> = db::first(db, sql, &[user_id.as_str().into()]).await?;
     if open.map_or(0, |o| o.n) == 0 {
         set_frozen(env, &user_id, false).await?;
     }
@@ -250,19 +235,19 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
     let Some(user_id) = user_id.filter(|_| !subscription.is_empty()) else {
         return unmatched(db, event, "subscription invoice without user").await;
     };
-    if !user_exists(db, user_id).await? {
+    if !db::user_exists(db, user_id).await? {
         return unmatched(db, event, "subscription for an unknown user").await;
     }
     #[derive(serde::Deserialize)]
     struct Sub {
         status: String,
     }
-    let known: Option<Sub> = db.prepare("SELECT status FROM subscriptions WHERE id = ?1").bind(&[subscription.into()]).map_err(internal)?.first(None).await.map_err(internal)?;
+    let known: Option<Sub> = db::first(db, "SELECT status FROM subscriptions WHERE id = ?1", &[subscription.into()]).await?;
     if known.is_some_and(|s| s.status == "canceled") {
         record_event(db, event).await?;
         return Ok("subscription_canceled");
     }
-    exec(
+    db::run(
         db,
         "INSERT INTO subscriptions (id, user_id, customer, status, updated_at) VALUES (?1, ?2, ?3, 'active', ?4) ON CONFLICT(id) DO NOTHING",
         &[subscription.into(), user_id.into(), text(obj, "/customer").unwrap_or("").into(), now_f64()],
@@ -292,7 +277,7 @@ async fn set_frozen(env: &Env, user_id: &str, frozen: bool) -> Result<(), Gatewa
 /// A paid or refunded event we cannot attribute: acknowledged (so Stripe stops
 /// retrying) and left in the audit log for an operator, never silently dropped.
 async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static str, GatewayError> {
-    exec(
+    db::run(
         db,
         "INSERT INTO audit_log (actor, action, subject, detail, created_at) VALUES ('stripe', 'stripe.unmatched_event', ?1, ?2, ?3)",
         &[event.id.as_str().into(), serde_json::json!({"type": event.kind, "why": why}).to_string().into(), now_f64()],
@@ -303,13 +288,8 @@ async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static
     Ok("needs_review")
 }
 
-async fn user_exists(db: &D1Database, user_id: &str) -> Result<bool, GatewayError> {
-    let row: Option<Value> = db.prepare("SELECT id FROM users WHERE id = ?1").bind(&[user_id.into()]).map_err(internal)?.first(None).await.map_err(internal)?;
-    Ok(row.is_some())
-}
-
 async fn record_event(db: &D1Database, event: &Event) -> Result<(), GatewayError> {
-    exec(
+    db::run(
         db,
         "INSERT INTO processed_webhook_events (event_id, event_type, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT(event_id) DO NOTHING",
         &[event.id.as_str().into(), event.kind.as_str().into(), now_f64()],
@@ -317,11 +297,6 @@ async fn record_event(db: &D1Database, event: &Event) -> Result<(), GatewayError
     .await
 }
 
-async fn exec(db: &D1Database, sql: &str, args: &[wasm_bindgen::JsValue]) -> Result<(), GatewayError> {
-    db.prepare(sql).bind(args).map_err(internal)?.run().await.map_err(internal)?;
-    Ok(())
-}
-
 fn now_f64() -> wasm_bindgen::JsValue {
-    (now_ms() as f64).into()
+    db::ms(now_ms())
 }

@@ -96,5 +96,5 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
         balance_at_hold,
         hold_ms,
     };
-    Ok(exchange::start(ctx, env.clone(), body, bill, wallet).await?)
+    exchange::start(ctx, env.clone(), config, body, bill, wallet).await
 }

@@ -6,6 +6,7 @@ use dexto_shared::money::Markup;
 use dexto_shared::secret::Secret;
 use worker::Env;
 
+#[derive(Clone)]
 pub struct Config {
     pub upstream_base: String,
     /// The org key: used for the catalogue (and for chat when per-user keys are off).

@@ -19,14 +19,13 @@ use worker::{Context, Env, Headers, Response};
 type Reply = oneshot::Sender<Result<Response, GatewayError>>;
 
 /// Starts the exchange and waits for the client's response.
-pub async fn start(ctx: &Context, env: Env, body: Vec<u8>, bill: Bill, wallet: WalletClient) -> Result<Response, GatewayError> {
+pub async fn start(ctx: &Context, env: Env, config: Config, body: Vec<u8>, bill: Bill, wallet: WalletClient) -> Result<Response, GatewayError> {
     let (tx, rx) = oneshot::channel();
-    ctx.wait_until(run(env, body, bill, wallet, tx));
+    ctx.wait_until(run(env, config, body, bill, wallet, tx));
     rx.await.unwrap_or_else(|_| Err(GatewayError::Internal("exchange ended without a reply".into())))
 }
 
-async fn run(env: Env, body: Vec<u8>, bill: Bill, wallet: WalletClient, reply: Reply) {
-    let config = Config::from_env(&env);
+async fn run(env: Env, config: Config, body: Vec<u8>, bill: Bill, wallet: WalletClient, reply: Reply) {
     let upstream = match send_with_user_key(&env, &config, &bill.caller.user_id, &body).await {
         Ok(resp) if resp.status_code() < 400 => resp,
         Ok(mut resp) => {

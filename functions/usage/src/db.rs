@@ -4,15 +4,9 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::usage_query::{Param, Query};
 use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, Env};
+use worker::{D1Database, D1PreparedStatement};
 
-pub fn d1_error(e: worker::Error) -> GatewayError {
-    GatewayError::Internal(format!("d1: {e}"))
-}
-
-pub fn database(env: &Env) -> Result<D1Database, GatewayError> {
-    env.d1("DB").map_err(d1_error)
-}
+pub use dexto_shared::db::{database, error as d1_error};
 
 pub fn statement(db: &D1Database, q: &Query) -> Result<D1PreparedStatement, GatewayError> {
     let params: Vec<JsValue> = q
