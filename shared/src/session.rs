@@ -117,28 +117,34 @@ async fn fetch_jwks(url: &str) -> Option<KeySet> {
     Some(KeySet::from_jwks(&doc))
 }
 
-/// Creates the user (and an empty balance) on first sight; refuses suspended users.
+/// Creates the user (and an empty balance) on first sight; refuses suspended
+/// users. The usual case — a known user — is one read and no write.
 pub async fn ensure_user(env: &Env, id: &str, email: &str) -> Result<SessionUser, GatewayError> {
-    let db = env.d1("DB").map_err(internal)?;
-    let now = (now_ms() as f64).into();
-    let results = db
-        .batch(vec![
-            db.prepare("INSERT INTO users (id, email, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3) ON CONFLICT(id) DO NOTHING")
-                .bind(&[id.into(), email.into(), now])
-                .map_err(internal)?,
-            db.prepare("INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, 0, 0, ?2) ON CONFLICT(user_id) DO NOTHING")
-                .bind(&[id.into(), (now_ms() as f64).into()])
-                .map_err(internal)?,
-            db.prepare("SELECT status, email FROM users WHERE id = ?1").bind(&[id.into()]).map_err(internal)?,
-        ])
-        .await
-        .map_err(internal)?;
     #[derive(serde::Deserialize)]
     struct Row {
         status: String,
         email: String,
     }
-    let row = results.get(2).and_then(|r| r.results::<Row>().ok()).and_then(|mut rows| rows.pop()).ok_or_else(|| internal("user row missing"))?;
+    let db = crate::db::database(env)?;
+    let lookup = "SELECT status, email FROM users WHERE id = ?1";
+    let row = match crate::db::first::<Row>(&db, lookup, &[id.into()]).await? {
+        Some(row) => row,
+        None => {
+            let now = crate::db::ms(now_ms());
+            db.batch(vec![
+                db.prepare("INSERT INTO users (id, email, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3) ON CONFLICT(id) DO NOTHING")
+                    .bind(&[id.into(), email.into(), now.clone()])
+                    .map_err(internal)?,
+                db.prepare("INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, 0, 0, ?2) ON CONFLICT(user_id) DO NOTHING")
+                    .bind(&[id.into(), now])
+                    .map_err(internal)?,
+            ])
+            .await
+            .map_err(internal)?;
+            // A concurrent first request may have created it: read what is stored.
+            crate::db::first::<Row>(&db, lookup, &[id.into()]).await?.ok_or_else(|| internal("user row missing"))?
+        }
+    };
     if row.status == "suspended" {
         return Err(GatewayError::UserSuspended);
     }
