@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub id: String,
     pub name: String,
@@ -21,7 +21,17 @@ pub struct ModelInfo {
     pub context_length: u64,
     /// The provider's cap on output tokens, when published.
     pub max_output: Option<u64>,
+    /// Pico-USD per input image (`pricing.image`), on top of its tokens.
+    #[serde(default)]
+    pub image_price: i64,
+    /// `architecture.input_modalities` lists "image".
+    #[serde(default)]
+    pub accepts_images: bool,
 }
+
+/// Output asked of a model without a published cap, however long the prompt
+/// looks: the forwarded `max_tokens` bounds it, the hold covers it.
+const MIN_UNCAPPED_OUTPUT: u64 = 1_024;
 
 impl ModelInfo {
     /// Token cost at list price: used when the upstream reports tokens but no cost.
@@ -32,12 +42,12 @@ impl ModelInfo {
             .plus(Picos(self.request_price as i128))
     }
 
-    /// The most output a request can produce: the provider's cap, else whatever
-    /// of the context window the prompt leaves.
-    pub fn output_ceiling(&self, prompt_estimate: u64) -> u64 {
-        self.max_output
-            .unwrap_or_else(|| self.context_length.saturating_sub(prompt_estimate))
-            .max(1)
+    /// The output a request without its own limit is given (and held for):
+    /// the provider's cap, else what a typical tokenisation of the prompt
+    /// leaves of the context window, never less than a useful minimum.
+    pub fn output_cap(&self, typical_prompt: u64) -> u64 {
+        let room = self.context_length.saturating_sub(typical_prompt);
+        self.max_output.unwrap_or_else(|| room.max(self.context_length.min(MIN_UNCAPPED_OUTPUT))).max(1)
     }
 }
 
@@ -94,6 +104,11 @@ fn parse_model(m: &Value) -> Option<ModelInfo> {
         request_price: price("request")?.max(0),
         context_length,
         max_output: m.pointer("/top_provider/max_completion_tokens").and_then(Value::as_u64),
+        image_price: price("image")?.max(0),
+        accepts_images: m
+            .pointer("/architecture/input_modalities")
+            .and_then(Value::as_array)
+            .is_some_and(|list| list.iter().any(|v| v.as_str() == Some("image"))),
     })
 }
 
@@ -123,7 +138,10 @@ mod tests {
         assert_eq!(gpt.token_cost(10427, 264), Picos(28_707_500_000));
         let free = c.get("qwen/qwen3-coder:free").unwrap();
         assert_eq!(free.max_output, None);
-        assert_eq!(free.output_ceiling(1000), 261_144);
+        assert_eq!(free.output_cap(1000), 261_144);
+        assert_eq!(free.output_cap(300_000), 1_024, "a long prompt never collapses the cap to nothing");
+        assert!(!gpt.accepts_images);
+        assert_eq!(gpt.image_price, 3_613_000_000);
         assert!(c.get("openrouter/auto").is_none(), "variable pricing is not billable");
         assert!(c.get("broken").is_none());
         assert_eq!(c.models.len(), 2);

@@ -1,7 +1,8 @@
-//! Validation of `POST /v1/chat/completions` bodies. The body is forwarded to the
-//! upstream byte-for-byte (OpenRouter-only fields untouched); this module only
-//! reads what billing needs and refuses what cannot be served, before any hold
-//! or upstream call.
+//! Validation of `POST /v1/chat/completions` bodies. The body is forwarded to
+//! the upstream as sent (OpenRouter-only fields untouched) except for the
+//! output limit, which is set to the ceiling the hold covers
+//! (`with_output_limit`). This module reads what billing needs and refuses what
+//! cannot be priced before the call, before any hold or upstream call.
 
 use serde_json::Value;
 
@@ -14,8 +15,20 @@ pub const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 pub const MAX_CHOICES: u64 = 8;
 /// Most fallback models a request may name.
 pub const MAX_FALLBACKS: usize = 8;
-/// Tokens assumed for a non-text content part (image, audio, file).
-const TOKENS_PER_MEDIA_PART: u64 = 1_500;
+/// Tokens a typical estimate assumes for an image (the hold uses the bound
+/// in `hold.rs`).
+const TYPICAL_IMAGE_TOKENS: u64 = 1_500;
+/// Prompt-bound overheads the provider adds around the text: chat template
+/// tokens per message and per tool, and a fixed allowance (system wrappers).
+const BOUND_TOKENS_PER_MESSAGE: u64 = 16;
+const BOUND_TOKENS_PER_TOOL: u64 = 64;
+const BOUND_TOKENS_FIXED: u64 = 512;
+/// Request fields that make the upstream bill extras we cannot price before
+/// the call; refused rather than forwarded unpriced.
+const UNPRICED_FEATURES: &[(&str, &str)] = &[
+    ("plugins", "OpenRouter plugins (web search, file parser) are billed by the upstream per use"),
+    ("web_search_options", "web search is billed by the upstream per search"),
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatRequest {
@@ -24,8 +37,16 @@ pub struct ChatRequest {
     /// `max_completion_tokens`, else `max_tokens`, when the client set one.
     pub max_output: Option<u64>,
     pub n: u64,
-    /// Conservative prompt size in tokens, for the hold (see `estimate_tokens`).
+    /// Typical prompt size in tokens (bytes / 3): estimates, never holds.
     pub prompt_estimate: u64,
+    /// Upper bound on prompt tokens, images excluded: a token is at least one
+    /// UTF-8 byte, so the body's bytes (media payloads excluded) plus template
+    /// overheads bound it.
+    pub prompt_bound: u64,
+    /// Image parts (priced per image by the hold).
+    pub images: u64,
+    /// The body carries `max_tokens` / `max_completion_tokens`.
+    pub limit_fields: (bool, bool),
     /// OpenRouter's `models` fallbacks: the upstream may serve any of them, so
     /// each must be allowed and the hold covers the priciest.
     pub fallbacks: Vec<String>,
@@ -69,13 +90,26 @@ impl ChatRequest {
             Some(_) => return Err(invalid("`messages` must be an array")),
             None => return Err(invalid("`messages` is required")),
         };
-        let mut prompt_tokens = 8u64;
-        for (i, message) in messages.iter().enumerate() {
-            prompt_tokens += message_tokens(message).map_err(|e| invalid(format!("messages[{i}]: {e}")))?;
+        for (field, why) in UNPRICED_FEATURES {
+            if obj.get(*field).is_some_and(|v| !v.is_null() && v != &Value::Array(vec![])) {
+                return Err(invalid(format!("`{field}` is not supported: {why}, which cannot be priced before the call.")));
+            }
         }
+        let mut prompt_tokens = 8u64;
+        let mut media = Media::default();
+        for (i, message) in messages.iter().enumerate() {
+            prompt_tokens += message_tokens(message, &mut media).map_err(|e| invalid(format!("messages[{i}]: {e}")))?;
+        }
+        let mut tool_count = 0u64;
         if let Some(tools) = obj.get("tools") {
             prompt_tokens += estimate_tokens(tools.to_string().len());
+            tool_count = tools.as_array().map_or(0, |t| t.len() as u64);
         }
+        let text_bytes = body.len().saturating_sub(media.payload_bytes) as u64;
+        let prompt_bound = text_bytes
+            + BOUND_TOKENS_PER_MESSAGE * messages.len() as u64
+            + BOUND_TOKENS_PER_TOOL * tool_count
+            + BOUND_TOKENS_FIXED;
         let stream = match obj.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -101,8 +135,59 @@ impl ChatRequest {
                 .ok_or_else(|| invalid("`models` must be an array of model ids"))?,
             Some(_) => return Err(invalid(format!("`models` must be an array of at most {MAX_FALLBACKS} model ids"))),
         };
-        Ok(ChatRequest { model, stream, max_output, n, prompt_estimate: prompt_tokens, fallbacks })
+        let limit_fields = (obj.contains_key("max_tokens"), obj.contains_key("max_completion_tokens"));
+        Ok(ChatRequest {
+            model,
+            stream,
+            max_output,
+            n,
+            prompt_estimate: prompt_tokens,
+            prompt_bound,
+            images: media.images,
+            limit_fields,
+            fallbacks,
+        })
     }
+
+    /// The body to forward with its output limit set to `limit` (the ceiling
+    /// the hold covers). Untouched when the client already asked for exactly
+    /// that; a single splice when it set no limit (the common case, and cheap
+    /// on large bodies); otherwise re-serialised with one `max_tokens`.
+    pub fn with_output_limit(&self, body: &[u8], limit: u64) -> Vec<u8> {
+        set_output_limit(body, self.limit_fields, self.max_output, limit)
+    }
+}
+
+/// `ChatRequest::with_output_limit` for a body parsed elsewhere (the wallet
+/// object gets the fields it needs, not the parsed request).
+pub fn set_output_limit(body: &[u8], limit_fields: (bool, bool), asked: Option<u64>, limit: u64) -> Vec<u8> {
+    {
+        match limit_fields {
+            (false, false) => {
+                let start = body.iter().position(|b| *b == b'{').expect("a parsed JSON object");
+                let mut out = Vec::with_capacity(body.len() + 24);
+                out.extend_from_slice(&body[..=start]);
+                out.extend_from_slice(format!("\"max_tokens\":{limit},").as_bytes());
+                out.extend_from_slice(&body[start + 1..]);
+                out
+            }
+            (true, false) | (false, true) if asked == Some(limit) => body.to_vec(),
+            _ => {
+                let mut json: serde_json::Map<String, Value> = serde_json::from_slice(body).expect("a parsed JSON object");
+                json.remove("max_completion_tokens");
+                json.insert("max_tokens".into(), Value::from(limit));
+                serde_json::to_vec(&json).expect("JSON serialises")
+            }
+        }
+    }
+}
+
+/// Media parts seen in the messages.
+#[derive(Default)]
+struct Media {
+    images: u64,
+    /// Bytes of their JSON (excluded from the text bound; priced per image).
+    payload_bytes: usize,
 }
 
 fn output_limit(obj: &serde_json::Map<String, Value>, field: &str) -> Result<Option<u64>, RequestError> {
@@ -115,8 +200,10 @@ fn output_limit(obj: &serde_json::Map<String, Value>, field: &str) -> Result<Opt
     }
 }
 
-/// Per-message estimate: role/formatting overhead + text + tool calls + media parts.
-fn message_tokens(message: &Value) -> Result<u64, String> {
+/// Per-message estimate: role/formatting overhead + text + tool calls + media
+/// parts. Images are counted; files and audio are refused (no bound exists
+/// for what a provider bills for them).
+fn message_tokens(message: &Value, media: &mut Media) -> Result<u64, String> {
     let obj = message.as_object().ok_or("each message must be an object")?;
     match obj.get("role").and_then(Value::as_str) {
         Some("system" | "developer" | "user" | "assistant" | "tool" | "function") => {}
@@ -129,9 +216,17 @@ fn message_tokens(message: &Value) -> Result<u64, String> {
         Some(Value::String(s)) => tokens += estimate_tokens(s.len()),
         Some(Value::Array(parts)) => {
             for part in parts {
-                tokens += match part.get("text").and_then(Value::as_str) {
-                    Some(text) => estimate_tokens(text.len()),
-                    None => TOKENS_PER_MEDIA_PART,
+                let kind = part.get("type").and_then(Value::as_str).unwrap_or("text");
+                tokens += match (kind, part.get("text").and_then(Value::as_str)) {
+                    (_, Some(text)) => estimate_tokens(text.len()),
+                    ("image_url" | "input_image", None) => {
+                        media.images += 1;
+                        media.payload_bytes += part.to_string().len();
+                        TYPICAL_IMAGE_TOKENS
+                    }
+                    (other, None) => {
+                        return Err(format!("`{other}` content parts are not supported: their cost cannot be bounded before the call; send text or images"))
+                    }
                 };
             }
         }
@@ -174,6 +269,50 @@ mod tests {
     fn counts_parts_and_tools() {
         let r = parse(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcdef"},{"type":"image_url","image_url":{"url":"data:..."}}]},{"role":"assistant","content":null,"tool_calls":[]}]}"#).unwrap();
         assert_eq!(r.prompt_estimate, 8 + 4 + 2 + 1500 + 4 + 1);
+        assert_eq!(r.images, 1);
+    }
+
+    #[test]
+    fn the_prompt_bound_is_at_least_the_text_bytes() {
+        let text = "日本語のテキスト".repeat(100); // 3 bytes per char: ~1 token per char
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{text}"}}],"response_format":{{"type":"json_schema","json_schema":{{"schema":{{"type":"object"}}}}}}}}"#);
+        let r = parse(&body).unwrap();
+        assert!(r.prompt_bound >= text.len() as u64, "{}", r.prompt_bound);
+        assert!(r.prompt_bound >= body.len() as u64, "schemas and all other text count");
+        // An image's base64 payload is priced per image, not per byte.
+        let img = format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#, "A".repeat(100_000));
+        let r = parse(&img).unwrap();
+        assert!(r.prompt_bound < 1_000, "{}", r.prompt_bound);
+    }
+
+    #[test]
+    fn unpriceable_features_are_refused_by_name() {
+        for (body, needle) in [
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"plugins":[{"id":"web"}]}"#, "`plugins`"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"web_search_options":{}}"#, "`web_search_options`"),
+            (r#"{"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"filename":"a.pdf","file_data":"data:"}}]}]}"#, "`file` content parts"),
+            (r#"{"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"","format":"wav"}}]}]}"#, "`input_audio` content parts"),
+        ] {
+            match parse(body) {
+                Err(RequestError::Invalid(msg)) => assert!(msg.contains(needle), "{body}: {msg}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        assert!(parse(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"plugins":[]}"#).is_ok());
+    }
+
+    #[test]
+    fn the_forwarded_body_carries_the_held_ceiling() {
+        let forwarded = |body: &str, limit: u64| -> Value {
+            let r = parse(body).unwrap();
+            serde_json::from_slice(&r.with_output_limit(body.as_bytes(), limit)).unwrap()
+        };
+        let none = forwarded(r#" {"model":"m","messages":[{"role":"user","content":"x"}]}"#, 900);
+        assert_eq!(none["max_tokens"], 900);
+        let same = r#"{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"x"}]}"#;
+        assert_eq!(parse(same).unwrap().with_output_limit(same.as_bytes(), 50), same.as_bytes());
+        let lowered = forwarded(r#"{"model":"m","max_completion_tokens":5000,"max_tokens":9,"messages":[{"role":"user","content":"x"}]}"#, 700);
+        assert_eq!((lowered["max_tokens"].as_u64(), lowered.get("max_completion_tokens")), (Some(700), None));
     }
 
     #[test]

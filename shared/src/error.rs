@@ -27,7 +27,9 @@ pub enum GatewayError {
     MethodNotAllowed,
     /// The request conflicts with the resource's state (e.g. a device code already decided).
     Conflict(String),
-    InsufficientCredits { available: Micros },
+    /// `needed`: the least hold this request would have been accepted with
+    /// (its prompt bound and `floor_tokens` of output), when known.
+    InsufficientCredits { available: Micros, needed: Option<(Micros, u64)> },
     WalletFrozen,
     RateLimited { retry_after_secs: u32 },
     /// Upstream refused the request as malformed (4xx that is the client's doing).
@@ -101,9 +103,15 @@ impl GatewayError {
             ModelNotFound(m) => format!("Model `{m}` does not exist or is not available."),
             MethodNotAllowed => "Method not allowed.".into(),
             // Every Dexto CLI release parses this exact sentence (trailing period included).
-            InsufficientCredits { available } => {
+            InsufficientCredits { available, needed: None } => {
                 format!("Insufficient credits. Balance: ${}.", available.usd_trimmed())
             }
+            InsufficientCredits { available, needed: Some((needed, tokens)) } => format!(
+                "Insufficient credits. Balance: ${}. This request needs at least ${} available \
+                 (its prompt and {tokens} output tokens): add credit, shorten the prompt or lower max_tokens.",
+                available.usd_trimmed(),
+                needed.usd_trimmed()
+            ),
             WalletFrozen => "Your wallet is frozen while a payment dispute is open. Balance: $0.00.".into(),
             RateLimited { retry_after_secs } => format!("Rate limit exceeded; retry after {retry_after_secs}s."),
             UpstreamRejected { status } => upstream_rejection_message(*status).into(),
@@ -118,8 +126,11 @@ impl GatewayError {
     pub fn body(&self) -> Value {
         let (kind, code) = self.kind();
         let mut error = json!({"message": self.message(), "type": kind, "code": code});
-        if let GatewayError::InsufficientCredits { available } = self {
+        if let GatewayError::InsufficientCredits { available, needed } = self {
             error["balance"] = available.as_json_usd();
+            if let Some((needed, _)) = needed {
+                error["needed"] = needed.as_json_usd();
+            }
         }
         json!({ "error": error })
     }
@@ -160,7 +171,7 @@ mod tests {
 
     #[test]
     fn insufficient_credits_body_satisfies_every_cli_release() {
-        let body = GatewayError::InsufficientCredits { available: Micros(420_000) }.body();
+        let body = GatewayError::InsufficientCredits { available: Micros(420_000), needed: None }.body();
         assert_eq!(
             body,
             json!({"error":{"code":"INSUFFICIENT_CREDITS","message":"Insufficient credits. Balance: $0.42.","type":"insufficient_quota","balance":0.42}})

@@ -5,6 +5,7 @@ pub mod apikey;
 pub mod billing;
 pub mod catalogue;
 pub mod chat_request;
+pub mod hold;
 pub mod csv;
 mod decimal;
 pub mod device;

@@ -59,6 +59,22 @@ impl UpstreamUsage {
     }
 }
 
+/// A `GET /generation?id=` record (`{"data":{…}}`): its usage and whether
+/// the generation was cancelled. `None` when it reports neither tokens nor cost.
+pub fn from_generation(body: &Value) -> Option<(UpstreamUsage, bool)> {
+    let g = body.get("data")?;
+    let usage = serde_json::json!({
+        "prompt_tokens": g.get("tokens_prompt"),
+        "completion_tokens": g.get("tokens_completion"),
+        "cost": g.get("total_cost"),
+        "is_byok": g.get("is_byok"),
+        "cost_details": {"upstream_inference_cost": g.get("upstream_inference_cost")},
+        "completion_tokens_details": {"reasoning_tokens": g.get("native_tokens_reasoning")},
+    });
+    let cancelled = g.get("cancelled").and_then(Value::as_bool).unwrap_or(false);
+    Some((UpstreamUsage::from_json(&usage)?, cancelled))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +115,16 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(u.reported_provider_cost(), Some(Picos(1_050_000_000)));
+    }
+
+    #[test]
+    fn reads_a_generation_record() {
+        let body = serde_json::json!({"data":{"id":"gen-1","total_cost":0.0012,"upstream_inference_cost":0.0012,"is_byok":false,
+            "tokens_prompt":10,"tokens_completion":200,"native_tokens_reasoning":0,"cancelled":true}});
+        let (u, cancelled) = from_generation(&body).unwrap();
+        assert!(cancelled);
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (10, 200));
+        assert_eq!(u.reported_provider_cost(), Some(Picos(1_200_000_000)));
+        assert!(from_generation(&serde_json::json!({"data":{"id":"gen-2"}})).is_none());
     }
 }

@@ -3,31 +3,66 @@
 //! compile against the same shapes.
 
 use crate::billing::{BillingStatus, PriceBasis};
+use crate::catalogue::ModelInfo;
+use crate::hold::Quote;
 use crate::money::Micros;
 use serde::{Deserialize, Serialize};
 
-/// `POST /hold`: check the key and the user, then reserve `amount` if the
-/// available balance (balance − open holds) covers it. One call, one DO turn.
+/// `POST /exchange`: the wallet object owns the whole upstream exchange of a
+/// chat request: checks and hold in one turn (sized by `quote` against the
+/// available balance), then the upstream call, the reply and the settlement,
+/// so billing outlives the client and the calling Worker. Sent as this JSON,
+/// a newline, then the client's body bytes (see `frame`/`unframe`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HoldRequest {
+pub struct ExchangeRequest {
+    pub key_id: String,
+    pub now_ms: i64,
+    /// Deadline of the hold while nobody heartbeats it (HOLD_TTL_SECONDS).
+    pub ttl_ms: i64,
+    pub quote: Quote,
+    /// The body carries `max_tokens` / `max_completion_tokens` (for the rewrite).
+    pub limit_fields: (bool, bool),
+    pub terms: ExchangeTerms,
+    /// Test hook (honoured only with DEXTO_TEST_HOOKS=1): the owner "dies"
+    /// after forwarding this many stream events — no settlement, no reply.
+    #[serde(default)]
+    pub die_after_events: Option<u64>,
+}
+
+/// What an exchange is billed by; stored with its hold so that whoever
+/// settles it (the owner, or the sweep after the owner died) bills the same.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExchangeTerms {
     pub request_id: String,
     pub user_id: String,
     pub key_id: String,
-    pub amount: Micros,
-    pub ttl_ms: i64,
-    pub now_ms: i64,
+    /// Prices for a charge without a reported cost: the priciest model the
+    /// upstream may serve, under the requested id.
+    pub model: ModelInfo,
+    pub markup_bps: u32,
+    pub prompt_estimate: u64,
+    pub stream: bool,
+    pub started_ms: i64,
+    /// The hold placed for it (set by the wallet).
+    #[serde(default)]
+    pub hold: Micros,
+    pub session_id: Option<String>,
+    pub client_source: Option<String>,
+    pub client_version: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum HoldOutcome {
-    /// `balance` is the wallet balance when the hold was placed (holds not deducted).
-    Held { balance: Micros, available_after: Micros },
-    Insufficient { available: Micros },
-    KeyRevoked,
-    UserSuspended,
-    Frozen,
-    RateLimited { retry_after_secs: u32 },
+/// `meta JSON \n body`: JSON text never contains a raw newline.
+pub fn frame(meta: &ExchangeRequest, body: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(meta).expect("exchange request serialises");
+    out.reserve(body.len() + 1);
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn unframe(bytes: &[u8]) -> Option<(ExchangeRequest, &[u8])> {
+    let cut = bytes.iter().position(|b| *b == b'\n')?;
+    Some((serde_json::from_slice(&bytes[..cut]).ok()?, &bytes[cut + 1..]))
 }
 
 /// One usage_ledger row, as the DO writes it to D1.
@@ -158,10 +193,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hold_outcome_is_tagged() {
-        let json = serde_json::to_string(&HoldOutcome::Insufficient { available: Micros(5) }).unwrap();
-        assert_eq!(json, r#"{"outcome":"insufficient","available":5}"#);
-        let back: HoldOutcome = serde_json::from_str(r#"{"outcome":"key_revoked"}"#).unwrap();
-        assert_eq!(back, HoldOutcome::KeyRevoked);
+    fn exchange_frames_round_trip() {
+        let req = ExchangeRequest {
+            key_id: "k".into(),
+            now_ms: 1,
+            ttl_ms: 2,
+            quote: Quote { lines: vec![], prompt_tokens: 3, images: 0, n: 1, asked: None, floor: 1 },
+            limit_fields: (false, false),
+            terms: ExchangeTerms {
+                request_id: "r".into(),
+                user_id: "u".into(),
+                key_id: "k".into(),
+                model: ModelInfo::default(),
+                markup_bps: 10_000,
+                prompt_estimate: 3,
+                stream: true,
+                started_ms: 1,
+                hold: Micros(0),
+                session_id: Some("line\nbreak".into()),
+                client_source: None,
+                client_version: None,
+            },
+            die_after_events: None,
+        };
+        let body = b"{\"a\":\n1}";
+        let framed = frame(&req, body);
+        let (back, rest) = unframe(&framed).unwrap();
+        assert_eq!((back.terms.session_id.as_deref(), rest), (Some("line\nbreak"), &body[..]));
     }
 }

@@ -40,12 +40,20 @@ impl WalletClient {
         Ok((value, headers))
     }
 
-    /// Key status + rate limit + hold in one call. Also returns the rate-limit
-    /// tokens left, when a limit applies.
-    pub async fn hold(&self, req: &HoldRequest) -> Result<(HoldOutcome, Option<u32>), GatewayError> {
-        let (outcome, headers) = self.call("/hold", req).await?;
-        let remaining = headers.get("X-RateLimit-Remaining").ok().flatten().and_then(|v| v.parse().ok());
-        Ok((outcome, remaining))
+    /// Hands a validated chat request to the wallet object, which holds,
+    /// calls the upstream, settles, and answers with the client's response.
+    pub async fn exchange(&self, req: &ExchangeRequest, body: &[u8]) -> Result<worker::Response, GatewayError> {
+        let mut init = RequestInit::new();
+        let framed = worker::js_sys::Uint8Array::from(frame(req, body).as_slice());
+        init.with_method(Method::Post).with_body(Some(framed.into()));
+        let request = Request::new_with_init("https://wallet/exchange", &init).map_err(|e| internal("/exchange", e))?;
+        self.stub.fetch_with_request(request).await.map_err(|e| internal("/exchange", e))
+    }
+
+    /// Settles every hold whose owner is gone and whose deadline has passed
+    /// (`force`: every hold not running now). Answers the sweep report.
+    pub async fn sweep(&self) -> Result<serde_json::Value, GatewayError> {
+        Ok(self.call("/sweep", &serde_json::json!({})).await?.0)
     }
 
     pub async fn settle(&self, usage: UsageRecord) -> Result<SettleOutcome, GatewayError> {

@@ -12,14 +12,16 @@ fn refuses_with_the_cli_compatible_body_and_changes_nothing() {
     // Worst case: 1000 output tokens × 10 µ$ = $0.01 > $0.001.
     let r = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": m}], "max_tokens": 1000}));
     assert_eq!(r.status, 402, "{}", r.body);
-    assert_eq!(
-        r.json(),
-        json!({"error": {"code": "INSUFFICIENT_CREDITS", "message": "Insufficient credits. Balance: $0.001.", "type": "insufficient_quota", "balance": 0.001}})
-    );
+    let error = &r.json()["error"];
+    assert_eq!((error["code"].as_str(), error["type"].as_str(), error["balance"].as_f64()), (Some("INSUFFICIENT_CREDITS"), Some("insufficient_quota"), Some(0.001)));
+    // It says what the request needs: its prompt bound and the 1000 asked tokens.
+    let needed = error["needed"].as_f64().unwrap();
+    assert!((0.01..0.02).contains(&needed), "needed {needed}");
     // The regexes older and newer CLI releases apply to the message:
-    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(message.starts_with("Insufficient credits. Balance: $") && message.ends_with('.'));
-    assert_eq!(message.trim_start_matches("Insufficient credits. Balance: $").trim_end_matches('.'), "0.001");
+    // `Balance:\s*\$?([\d.]+)` and `Insufficient credits\. Balance: \$(-?\d+(?:\.\d+)?)\.`.
+    let message = error["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("Insufficient credits. Balance: $0.001. "), "{message}");
+    assert!(message.contains(&format!("needs at least ${needed}")) && message.contains("1000 output tokens"), "{message}");
 
     assert_eq!(s.upstream_calls(&m), 0);
     let user = s.user(&u.id);
@@ -29,7 +31,8 @@ fn refuses_with_the_cli_compatible_body_and_changes_nothing() {
     assert_eq!(user["usage_totals"]["requests"], 0);
 
     // A request the balance does cover still works.
-    let ok = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}));
+    // (mock/output-only: free prompt; 50 × 20 µ$ = exactly the $0.001 there is)
+    let ok = s.chat(&u.key, &json!({"model": "mock/output-only", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}));
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
 

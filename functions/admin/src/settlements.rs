@@ -70,3 +70,13 @@ pub async fn settle(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
     )
     .map_err(|e| GatewayError::Internal(e.to_string()))
 }
+
+/// `POST /admin/users/{id}/holds/sweep`: settles now every open hold whose
+/// exchange is not running (the owner died: deploy, restart), from the
+/// upstream's generation record or provisionally. The alarm does the same at
+/// each hold's deadline; a second sweep finds nothing to do.
+pub async fn sweep(env: &Env, user_id: &str) -> AdminResult {
+    let report = WalletClient::for_user(env, user_id)?.sweep().await?;
+    audit(env, "wallet.sweep", user_id, report.clone()).await?;
+    json_response(200, &report).map_err(|e| GatewayError::Internal(e.to_string()))
+}

@@ -1,18 +1,20 @@
-//! `POST /v1/chat/completions`: authenticate, validate, price, hold; then the
-//! upstream exchange (`exchange.rs`). Storage on the critical path before the
-//! upstream call: the isolate caches (D1 only when cold) and exactly one
-//! wallet-object call.
+//! `POST /v1/chat/completions`: authenticate, validate, quote; then the wallet
+//! object of the user owns the rest (hold, upstream call, reply, settlement:
+//! `wallet/exchange.rs`). Storage on the critical path before the upstream
+//! call: the isolate caches (D1 only when cold) and the one wallet-object call
+//! that also makes the upstream call.
 
-use dexto_shared::auth::{authenticate, KeyLookup};
 use crate::config::Config;
-use crate::metering::{Bill, ClientMeta};
-use crate::{allowed, catalogue, exchange};
-use dexto_shared::billing::hold_amount;
+use crate::metering::ClientMeta;
+use crate::{allowed, catalogue};
+use dexto_shared::auth::{authenticate, KeyLookup};
+use dexto_shared::catalogue::ModelInfo;
 use dexto_shared::chat_request::{ChatRequest, RequestError, MAX_BODY_BYTES};
 use dexto_shared::error::GatewayError;
+use dexto_shared::hold::Quote;
 use dexto_shared::http::{error_response, now_ms};
 use dexto_shared::ids::new_id;
-use dexto_shared::wallet::{HoldOutcome, HoldRequest};
+use dexto_shared::wallet::{ExchangeRequest, ExchangeTerms};
 use dexto_shared::wallet_client::WalletClient;
 use worker::{Context, Env, Request, Response, Result};
 
@@ -53,48 +55,38 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
     // priciest, and a charge without a reported cost is priced at it.
     let allow = allowed::current(env, &config).await?;
     let catalogue = catalogue::current(env, &config, ctx).await?;
-    let mut priced = Vec::new();
+    let mut models = Vec::new();
     for id in std::iter::once(&chat.model).chain(&chat.fallbacks) {
         let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
-        let markup = allow.markup_for(&info.id, config.markup);
-        priced.push((hold_amount(&chat, info, markup), info, markup));
+        models.push((info, allow.markup_for(&info.id, config.markup)));
     }
-    let (hold, pricing_model, markup) = priced.into_iter().max_by_key(|(hold, _, _)| *hold).expect("at least the requested model");
-    let model = dexto_shared::catalogue::ModelInfo { id: chat.model.clone(), ..pricing_model.clone() };
-
-    let wallet = WalletClient::for_user(env, &caller.user_id)?;
-    let hold_req = HoldRequest {
-        request_id: request_id.to_string(),
-        user_id: caller.user_id.clone(),
+    let quote = Quote::for_request(&chat, &models, config.output_floor).map_err(GatewayError::BadRequest)?;
+    // A charge without a reported cost is priced at the priciest model the
+    // upstream may serve (the one whose worst case sets the hold).
+    let (pricing_model, markup) = models[quote.priciest()];
+    let client = ClientMeta::from_headers(req.headers());
+    let die_after_events = req.headers().get("X-Dexto-Test-Die-After-Events").ok().flatten().and_then(|v| v.parse().ok());
+    let exchange = ExchangeRequest {
         key_id: caller.key_id.clone(),
-        amount: hold,
-        ttl_ms: config.hold_ttl_ms,
         now_ms: started_ms,
+        ttl_ms: config.hold_ttl_ms,
+        limit_fields: chat.limit_fields,
+        terms: ExchangeTerms {
+            request_id: request_id.to_string(),
+            user_id: caller.user_id.clone(),
+            key_id: caller.key_id.clone(),
+            model: ModelInfo { id: chat.model.clone(), ..pricing_model.clone() },
+            markup_bps: markup.bps(),
+            prompt_estimate: chat.prompt_estimate,
+            stream: chat.stream,
+            started_ms,
+            hold: Default::default(),
+            session_id: client.session_id,
+            client_source: client.source,
+            client_version: client.version,
+        },
+        quote,
+        die_after_events,
     };
-    let (outcome, rate_limit_remaining) = wallet.hold(&hold_req).await?;
-    let balance_at_hold = match outcome {
-        HoldOutcome::Held { balance, .. } => balance,
-        HoldOutcome::Insufficient { available } => return Err(GatewayError::InsufficientCredits { available }),
-        HoldOutcome::KeyRevoked => return Err(GatewayError::InvalidAuth),
-        HoldOutcome::UserSuspended => return Err(GatewayError::UserSuspended),
-        HoldOutcome::Frozen => return Err(GatewayError::WalletFrozen),
-        HoldOutcome::RateLimited { retry_after_secs } => return Err(GatewayError::RateLimited { retry_after_secs }),
-    };
-    let hold_ms = now_ms() - started_ms;
-
-    let bill = Bill {
-        request_id: request_id.to_string(),
-        caller,
-        model,
-        hold,
-        markup,
-        prompt_estimate: chat.prompt_estimate,
-        stream: chat.stream,
-        started_ms,
-        client: ClientMeta::from_headers(req.headers()),
-        rate_limit_remaining,
-        balance_at_hold,
-        hold_ms,
-    };
-    exchange::start(ctx, env.clone(), config, body, bill, wallet).await
+    WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await
 }

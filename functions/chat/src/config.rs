@@ -12,7 +12,11 @@ pub struct Config {
     /// The org key: used for the catalogue (and for chat when per-user keys are off).
     pub upstream_key: Secret<String>,
     pub markup: Markup,
+    /// A hold's deadline while nothing heartbeats it; past it the sweep
+    /// settles it if its exchange is not running (HOLD_TTL_SECONDS).
     pub hold_ttl_ms: i64,
+    /// Least output a request clamped to its wallet still gets (OUTPUT_FLOOR_TOKENS).
+    pub output_floor: u64,
     pub upstream_timeout_ms: u64,
     pub catalogue_ttl_ms: i64,
     /// `/v1/models` without an API key (MODELS_PUBLIC, default true).
@@ -41,7 +45,8 @@ impl Config {
             upstream_key: Secret::new(secret(env, "OPENROUTER_API_KEY").unwrap_or_default()),
             // A malformed markup must not silently sell below cost: fall back to 1.0×.
             markup: var(env, "PRICE_MARKUP").and_then(|m| Markup::parse(&m).ok()).unwrap_or(Markup::NONE),
-            hold_ttl_ms: number(env, "HOLD_TTL_SECONDS", 3600) * 1000,
+            hold_ttl_ms: number(env, "HOLD_TTL_SECONDS", 120) * 1000,
+            output_floor: number(env, "OUTPUT_FLOOR_TOKENS", dexto_shared::hold::DEFAULT_OUTPUT_FLOOR as i64) as u64,
             upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 60_000) as u64,
             catalogue_ttl_ms: number(env, "CATALOGUE_TTL_SECONDS", 3600) * 1000,
             // Anything but an explicit "false" keeps the list public, as the plan says.

@@ -4,12 +4,10 @@
 mod allowed;
 mod catalogue;
 mod completions;
-mod exchange;
 mod config;
 mod cron;
 mod metering;
 mod models;
-mod streaming;
 mod upstream;
 mod wallet;
 

@@ -18,6 +18,8 @@ pub struct ModelSpec {
     pub context_length: u64,
     pub max_completion_tokens: Option<u64>,
     pub is_moderated: bool,
+    /// Accepts image input (`architecture.input_modalities`), priced per image.
+    pub image: Option<&'static str>,
 }
 
 impl ModelSpec {
@@ -38,7 +40,7 @@ impl ModelSpec {
             "context_length": self.context_length,
             "architecture": {
                 "modality": "text->text",
-                "input_modalities": ["text"],
+                "input_modalities": if self.image.is_some() { json!(["text", "image"]) } else { json!(["text"]) },
                 "output_modalities": ["text"],
                 "tokenizer": self.tokenizer,
             },
@@ -46,7 +48,7 @@ impl ModelSpec {
                 "prompt": self.prompt,
                 "completion": self.completion,
                 "request": "0",
-                "image": "0",
+                "image": self.image.unwrap_or("0"),
                 "input_cache_read": self.input_cache_read,
             },
             "top_provider": {
@@ -77,6 +79,7 @@ pub const MODELS: &[ModelSpec] = &[
         context_length: 128_000,
         max_completion_tokens: Some(16_384),
         is_moderated: true,
+        image: Some("0.003613"),
     },
     ModelSpec {
         id: "openai/gpt-4o",
@@ -91,6 +94,7 @@ pub const MODELS: &[ModelSpec] = &[
         context_length: 128_000,
         max_completion_tokens: Some(16_384),
         is_moderated: true,
+        image: Some("0.003613"),
     },
     ModelSpec {
         id: "anthropic/claude-haiku-4.5",
@@ -105,6 +109,7 @@ pub const MODELS: &[ModelSpec] = &[
         context_length: 200_000,
         max_completion_tokens: Some(64_000),
         is_moderated: false,
+        image: None,
     },
     ModelSpec {
         id: "qwen/qwen3-coder:free",
@@ -119,6 +124,7 @@ pub const MODELS: &[ModelSpec] = &[
         context_length: 262_144,
         max_completion_tokens: None,
         is_moderated: false,
+        image: None,
     },
     ModelSpec {
         id: "mock/expensive",
@@ -133,6 +139,7 @@ pub const MODELS: &[ModelSpec] = &[
         context_length: 8_192,
         max_completion_tokens: Some(4_096),
         is_moderated: false,
+        image: None,
     },
     ModelSpec {
         id: "mock/no-max",
@@ -147,6 +154,7 @@ pub const MODELS: &[ModelSpec] = &[
         context_length: 32_768,
         max_completion_tokens: None,
         is_moderated: false,
+        image: None,
     },
     ModelSpec {
         id: "mock/output-only",
@@ -161,6 +169,7 @@ pub const MODELS: &[ModelSpec] = &[
         context_length: 8_192,
         max_completion_tokens: Some(1_024),
         is_moderated: false,
+        image: None,
     },
 ];
 

@@ -39,6 +39,8 @@ pub struct Faults {
     /// Usage frame with `choices: []` (OpenAI style).
     pub openai_usage: bool,
     pub byok: bool,
+    /// Pad each token's text to this many bytes (large streams for backpressure tests).
+    pub pad: Option<u64>,
 }
 
 impl Faults {
@@ -66,6 +68,7 @@ impl Faults {
                 "no_cost" => self.no_cost = flag,
                 "openai_usage" => self.openai_usage = flag,
                 "byok" => self.byok = flag,
+                "pad" => self.pad = num().or(self.pad),
                 _ => {}
             }
         }

@@ -87,7 +87,8 @@ fn models_catalogue_shape() {
         for k in ["canonical_slug", "name", "created", "description"] {
             assert!(!m[k].is_null(), "{k}");
         }
-        assert_eq!(m["architecture"]["input_modalities"], json!(["text"]));
+        assert_eq!(m["architecture"]["input_modalities"], json!(["text", "image"]));
+        assert_eq!(v["data"][2]["architecture"]["input_modalities"], json!(["text"]));
         let qwen = &v["data"][3];
         assert_eq!(qwen["pricing"]["prompt"], "0");
         assert!(qwen["top_provider"]["max_completion_tokens"].is_null());

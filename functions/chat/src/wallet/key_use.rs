@@ -5,11 +5,12 @@
 
 use super::store::Store;
 use wasm_bindgen::JsValue;
-use worker::{Env, Result, Storage};
+use worker::{Env, Result};
 
 const MIN_INTERVAL_MS: i64 = 60_000;
 
-pub async fn project(store: &Store, env: &Env, storage: &Storage) -> Result<()> {
+/// Projects what is due; returns when the alarm must come back for the rest.
+pub async fn project(store: &Store, env: &Env) -> Result<Option<i64>> {
     let now = dexto_shared::http::now_ms();
     let pending = store.unflushed_key_use()?;
     let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, _, flushed)| now - flushed >= MIN_INTERVAL_MS);
@@ -27,13 +28,7 @@ pub async fn project(store: &Store, env: &Env, storage: &Storage) -> Result<()> 
             store.mark_key_use_flushed(key_id, now)?;
         }
     }
-    if let Some(next) = later.iter().map(|(_, _, flushed)| flushed + MIN_INTERVAL_MS).min() {
-        // One alarm covers every pending key: set it only if none is due sooner,
-        // so a busy key does not cost a storage write per request.
-        let due = next.max(now + 1_000);
-        if storage.get_alarm().await?.is_none_or(|at| at > due) {
-            storage.set_alarm(due).await?;
-        }
-    }
-    Ok(())
+    // One alarm covers every pending key (Ledger::arm only moves it earlier),
+    // so a busy key does not cost a storage write per request.
+    Ok(later.iter().map(|(_, _, flushed)| (flushed + MIN_INTERVAL_MS).max(now + 1_000)).min())
 }

@@ -1,14 +1,23 @@
 //! `WalletDO`: one Durable Object per user, the single writer of that user's
-//! balance. It answers the chat path's one pre-upstream call (key status +
-//! rate limit + hold, together) and settles afterwards; credits from the admin
-//! API (and later Stripe) go through it too. Its SQLite storage is the source of
-//! truth; D1 receives every change through the outbox (see `outbox.rs`).
+//! balance. It owns every chat exchange of its user (`exchange.rs`: key
+//! status + rate limit + hold in one turn, then the upstream call, the reply
+//! and the settlement), so billing outlives the client and the chat Worker;
+//! the sweep (`sweep.rs`) settles holds whose exchange died with an earlier
+//! incarnation of the object. Credits from the admin API and Stripe go
+//! through it too. Its SQLite storage is the source of truth; D1 receives every
+//! change through the outbox (see `outbox.rs`).
 
+mod exchange;
 mod key_use;
+mod ledger;
 mod outbox;
+mod pipe;
 mod rate_limit;
 mod store;
+mod sweep;
 
+use dexto_shared::error::GatewayError;
+use dexto_shared::hold::HoldPlan;
 use dexto_shared::http::json_response;
 use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
@@ -16,36 +25,39 @@ use dexto_shared::wallet::*;
 use outbox::LedgerEntry;
 use rate_limit::RateLimiter;
 use serde::de::DeserializeOwned;
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use ledger::Ledger;
+use std::cell::RefCell;
 use store::Store;
 use worker::*;
 
-/// Retry delay for a failed D1 projection.
-const FLUSH_RETRY_MS: i64 = 5_000;
-/// Projection passes one flush runs before leaving the rest to the next one.
-const MAX_PASSES: usize = 8;
+/// The outcome of `admit`.
+enum Admission {
+    Refused(GatewayError),
+    Held { terms: ExchangeTerms, max_tokens: u64, clamped: bool, balance: Micros, rate_limit_remaining: Option<u32> },
+}
 
 #[durable_object]
 pub struct WalletDO {
-    state: State,
     env: Env,
     store: Store,
     limiter: RefCell<RateLimiter>,
-    flushing: Rc<Cell<bool>>,
+    /// What outlives a request: storage, the flush flag, the live exchanges.
+    ledger: Ledger,
 }
 
 impl DurableObject for WalletDO {
     fn new(state: State, env: Env) -> Self {
         let store = Store::open(state.storage().sql()).expect("wallet schema");
         let limiter = RefCell::new(RateLimiter::from_env(&env));
-        Self { state, env, store, limiter, flushing: Rc::new(Cell::new(false)) }
+        let ledger = Ledger::new(state, env.clone());
+        Self { env, store, limiter, ledger }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let path = req.path();
         match path.as_str() {
-            "/hold" => self.hold(body(&mut req).await?).await,
+            "/exchange" => exchange::handle(self, req.bytes().await?).await,
+            "/sweep" => reply(&self.ledger.sweep(true).await),
             "/settle" => self.settle(body(&mut req).await?).await,
             "/release" => self.release(body(&mut req).await?),
             "/credit" => self.credit(body(&mut req).await?).await,
@@ -56,9 +68,14 @@ impl DurableObject for WalletDO {
         }
     }
 
+    /// Projects pending changes, settles holds past their deadline, and
+    /// re-arms itself for whatever is left.
     async fn alarm(&self) -> Result<Response> {
-        self.flush_now().await;
-        Response::ok("flushed")
+        self.ledger.alarm_fired();
+        self.ledger.flush_now().await;
+        self.ledger.sweep(false).await;
+        self.ledger.rearm().await;
+        Response::ok("swept")
     }
 }
 
@@ -117,65 +134,55 @@ impl WalletDO {
         )
     }
 
-    async fn hold(&self, req: HoldRequest) -> Result<Response> {
-        self.ensure_wallet(&req.user_id).await?;
-        // From here to the reply: no await, so check and reserve are one atomic turn.
+    /// Key and user checks, rate limit, and the hold sized by the quote —
+    /// synchronous, so checking and reserving are one atomic turn. The
+    /// wallet must have been ensured first.
+    fn admit(&self, req: &ExchangeRequest) -> Result<Admission> {
         let wallet = self.store.wallet()?.ok_or("wallet missing")?;
-        let outcome = if wallet.suspended != 0 {
-            HoldOutcome::UserSuspended
-        } else if self.store.is_key_revoked(&req.key_id)? {
-            HoldOutcome::KeyRevoked
-        } else if wallet.frozen != 0 {
-            HoldOutcome::Frozen
-        } else if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
-            HoldOutcome::RateLimited { retry_after_secs }
-        } else {
-            let available = Micros(wallet.balance).saturating_sub(self.store.held_total(req.now_ms)?);
-            if req.amount > available {
-                HoldOutcome::Insufficient { available: available.max(Micros::ZERO) }
-            } else {
-                self.store.put_hold(&req.request_id, &req.key_id, req.amount, req.now_ms, req.ttl_ms)?;
-                self.store.touch_key(&req.key_id, req.now_ms)?;
-                HoldOutcome::Held { balance: Micros(wallet.balance), available_after: available.saturating_sub(req.amount) }
-            }
-        };
-        let mut resp = reply(&outcome)?;
-        if let Some(remaining) = self.limiter.borrow().remaining() {
-            resp.headers_mut().set("X-RateLimit-Remaining", &remaining.to_string())?;
+        let refuse = |e| Ok(Admission::Refused(e));
+        if wallet.suspended != 0 {
+            return refuse(GatewayError::UserSuspended);
         }
-        Ok(resp)
+        if self.store.is_key_revoked(&req.key_id)? {
+            return refuse(GatewayError::InvalidAuth);
+        }
+        if wallet.frozen != 0 {
+            return refuse(GatewayError::WalletFrozen);
+        }
+        if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
+            return refuse(GatewayError::RateLimited { retry_after_secs });
+        }
+        let available = Micros(wallet.balance).saturating_sub(self.store.held_total()?);
+        match req.quote.plan(available) {
+            HoldPlan::Insufficient { needed, floor_tokens } => refuse(GatewayError::InsufficientCredits {
+                available: available.max(Micros::ZERO),
+                needed: Some((needed, floor_tokens)),
+            }),
+            HoldPlan::Held { amount, max_tokens, clamped } => {
+                let id = &req.terms.request_id;
+                self.store.put_hold(id, &req.key_id, amount, req.now_ms, req.ttl_ms)?;
+                let terms = ExchangeTerms { hold: amount, ..req.terms.clone() };
+                self.store.put_exchange(id, &serde_json::to_string(&terms)?)?;
+                self.store.touch_key(&req.key_id, req.now_ms)?;
+                self.ledger.live_insert(id);
+                Ok(Admission::Held {
+                    terms,
+                    max_tokens,
+                    clamped,
+                    balance: Micros(wallet.balance),
+                    rate_limit_remaining: self.limiter.borrow().remaining(),
+                })
+            }
+        }
     }
 
     async fn settle(&self, req: SettleRequest) -> Result<Response> {
-        let usage = req.usage;
-        self.ensure_wallet(&usage.user_id).await?;
-        let reference = format!("usage:{}", usage.request_id);
-        if let Some(balance) = self.store.applied(&reference)? {
-            return reply(&SettleOutcome { balance, replay: true });
-        }
-        self.store.drop_hold(&usage.request_id)?;
-        let debit = Micros(-usage.user_price.0);
-        let balance = self.store.apply_change(&reference, debit, usage.created_at, |seq, balance| {
-            entry_json(LedgerEntry {
-                id: new_id("cl_"),
-                user_id: usage.user_id.clone(),
-                seq,
-                kind: "usage".into(),
-                amount: debit.0,
-                balance_after: balance.0,
-                reference: reference.clone(),
-                reason: Some(usage.model.clone()),
-                created_at: usage.created_at,
-                usage: Some(usage.clone()),
-                payment: None,
-            })
-        })?;
-        self.schedule_flush();
-        reply(&SettleOutcome { balance, replay: false })
+        self.ensure_wallet(&req.usage.user_id).await?;
+        reply(&self.ledger.settle(&req.usage)?)
     }
 
     fn release(&self, req: ReleaseRequest) -> Result<Response> {
-        self.store.drop_hold(&req.request_id)?;
+        self.ledger.release(&req.request_id)?;
         reply(&serde_json::json!({ "released": true }))
     }
 
@@ -229,7 +236,7 @@ impl WalletDO {
         })?;
         let token = self.store.wallet()?.map(|w| w.seq).unwrap_or(0);
         self.store.request_limit_sync(balance, token)?;
-        self.schedule_flush();
+        self.ledger.schedule_flush();
         Ok(balance)
     }
 
@@ -245,8 +252,7 @@ impl WalletDO {
     /// The authoritative state, after projecting everything pending into D1 so
     /// that readers of the ledger see what the wallet has applied.
     async fn snapshot(&self) -> Result<Response> {
-        self.flush_now().await;
-        let now = dexto_shared::http::now_ms();
+        self.ledger.flush_now().await;
         let Some(wallet) = self.store.wallet()? else {
             return reply(&WalletState {
                 balance: Micros::ZERO,
@@ -257,72 +263,17 @@ impl WalletDO {
                 suspended: false,
             });
         };
-        let held = self.store.held_total(now)?;
+        let held = self.store.held_total()?;
         reply(&WalletState {
             balance: Micros(wallet.balance),
             available: Micros(wallet.balance).saturating_sub(held),
-            open_holds: self.store.open_holds(now)?,
+            open_holds: self.store.open_holds()?,
             pending_outbox: self.store.outbox_len()?,
             frozen: wallet.frozen != 0,
             suspended: wallet.suspended != 0,
         })
     }
 
-    /// Projects the outbox after the reply has gone (the DO stays alive for it).
-    fn schedule_flush(&self) {
-        if self.flushing.replace(true) {
-            return; // the running flush loops until the outbox is empty
-        }
-        let (storage, env, flag) = (self.state.storage(), self.env.clone(), self.flushing.clone());
-        self.state.wait_until(project(storage, env, flag));
-    }
-
-    async fn flush_now(&self) {
-        self.flushing.set(true);
-        project(self.state.storage(), self.env.clone(), self.flushing.clone()).await;
-    }
-}
-
-/// Drains the outbox into D1, then brings the upstream key's limit in line
-/// with the balance; on failure leaves what is pending and sets an alarm to retry.
-async fn project(storage: Storage, env: Env, flushing: Rc<Cell<bool>>) {
-    let store = Store::attach(storage.sql());
-    // Changes that land while this pass awaits D1 or the management API do not
-    // start their own pass (the flag is set), so loop until nothing is pending.
-    for _ in 0..MAX_PASSES {
-        if let Err(e) = project_once(&store, &env, &storage).await {
-            flushing.set(false);
-            dexto_shared::log::event("wallet.flush_failed", serde_json::json!({ "error": e.to_string() }));
-            let _ = storage.set_alarm(dexto_shared::http::now_ms() + FLUSH_RETRY_MS).await;
-            return;
-        }
-        let pending = store.outbox_len().unwrap_or(1) > 0 || store.pending_limit_sync().map_or(true, |p| p.is_some());
-        if !pending {
-            break;
-        }
-    }
-    flushing.set(false);
-    // Anything still pending after MAX_PASSES (a steady stream of writes) is
-    // picked up by the next write's pass, or by this alarm.
-    if store.outbox_len().unwrap_or(0) > 0 {
-        let _ = storage.set_alarm(dexto_shared::http::now_ms() + FLUSH_RETRY_MS).await;
-    }
-}
-
-async fn project_once(store: &Store, env: &Env, storage: &Storage) -> Result<()> {
-    outbox::flush(store, &env.d1("DB")?).await?;
-    sync_upstream_limit(store, env).await?;
-    key_use::project(store, env, storage).await
-}
-
-async fn sync_upstream_limit(store: &Store, env: &Env) -> Result<()> {
-    let (Some((balance, token)), Some(wallet)) = (store.pending_limit_sync()?, store.wallet()?) else {
-        return Ok(());
-    };
-    dexto_shared::openrouter_keys::sync_limit(env, &wallet.user_id, balance)
-        .await
-        .map_err(|e| Error::from(format!("limit sync: {e:?}")))?;
-    store.clear_limit_sync(token)
 }
 
 /// What a non-usage balance change records besides its amount.

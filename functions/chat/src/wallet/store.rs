@@ -24,6 +24,15 @@ CREATE TABLE IF NOT EXISTS holds (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+-- What a hold's exchange is billed by if its owner dies: the terms, and the
+-- upstream generation id as soon as it is known (see sweep.rs).
+CREATE TABLE IF NOT EXISTS exchanges (
+    request_id TEXT PRIMARY KEY,
+    terms TEXT NOT NULL,
+    generation_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS holds_deadline ON holds (expires_at);
 CREATE TABLE IF NOT EXISTS revoked_keys (key_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS applied (
     reference TEXT PRIMARY KEY,
@@ -43,6 +52,14 @@ pub struct WalletRow {
     pub seq: i64,
     pub frozen: i64,
     pub suspended: i64,
+}
+
+/// The billing record of a held exchange (terms: `ExchangeTerms` JSON).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ExchangeRow {
+    pub terms: String,
+    pub generation_id: Option<String>,
+    pub attempts: i64,
 }
 
 /// A balance change waiting to be projected into D1 (see `outbox.rs`).
@@ -95,9 +112,9 @@ impl Store {
         Ok(())
     }
 
-    /// Open holds total; expired holds are dropped first (they were never settled).
-    pub fn held_total(&self, now_ms: i64) -> Result<Micros> {
-        self.sql.exec("DELETE FROM holds WHERE expires_at <= ?", vec![int(now_ms)])?;
+    /// Open holds total. A hold past its deadline still counts: it ends only
+    /// in a settlement (the sweep), never by silently expiring.
+    pub fn held_total(&self) -> Result<Micros> {
         #[derive(Deserialize)]
         struct Sum {
             total: Option<i64>,
@@ -106,12 +123,60 @@ impl Store {
         Ok(Micros(sum.total.unwrap_or(0)))
     }
 
-    pub fn open_holds(&self, now_ms: i64) -> Result<Vec<OpenHold>> {
+    pub fn open_holds(&self) -> Result<Vec<OpenHold>> {
+        self.sql.exec("SELECT request_id, key_id, amount, created_at, expires_at FROM holds ORDER BY created_at", None)?.to_array()
+    }
+
+    /// Holds whose deadline has passed (their owner may be gone).
+    pub fn due_holds(&self, now_ms: i64) -> Result<Vec<OpenHold>> {
+        self.sql
+            .exec(
+                "SELECT request_id, key_id, amount, created_at, expires_at FROM holds WHERE expires_at <= ? ORDER BY expires_at LIMIT 50",
+                vec![int(now_ms)],
+            )?
+            .to_array()
+    }
+
+    pub fn next_deadline(&self) -> Result<Option<i64>> {
+        #[derive(Deserialize)]
+        struct Row {
+            at: Option<i64>,
+        }
+        let row: Row = self.sql.exec("SELECT MIN(expires_at) AS at FROM holds", None)?.one()?;
+        Ok(row.at)
+    }
+
+    /// Moves a hold's deadline (heartbeat of a running exchange, or the
+    /// sweep's next attempt).
+    pub fn extend_hold(&self, request_id: &str, until_ms: i64) -> Result<()> {
+        self.sql.exec("UPDATE holds SET expires_at = ? WHERE request_id = ?", vec![int(until_ms), request_id.into()])?;
+        Ok(())
+    }
+
+    pub fn put_exchange(&self, request_id: &str, terms: &str) -> Result<()> {
+        self.sql.exec("INSERT OR REPLACE INTO exchanges (request_id, terms) VALUES (?, ?)", vec![request_id.into(), terms.into()])?;
+        Ok(())
+    }
+
+    pub fn set_generation(&self, request_id: &str, generation_id: &str) -> Result<()> {
         self.sql.exec(
-            "SELECT request_id, key_id, amount, created_at, expires_at FROM holds WHERE expires_at > ? ORDER BY created_at",
-            vec![int(now_ms)],
-        )?
-        .to_array()
+            "UPDATE exchanges SET generation_id = ? WHERE request_id = ? AND generation_id IS NULL",
+            vec![generation_id.into(), request_id.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn exchange(&self, request_id: &str) -> Result<Option<ExchangeRow>> {
+        let rows: Vec<ExchangeRow> = self
+            .sql
+            .exec("SELECT terms, generation_id, attempts FROM exchanges WHERE request_id = ?", vec![request_id.into()])?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub fn count_attempt(&self, request_id: &str) -> Result<()> {
+        self.sql.exec("UPDATE exchanges SET attempts = attempts + 1 WHERE request_id = ?", vec![request_id.into()])?;
+        Ok(())
     }
 
     pub fn put_hold(&self, request_id: &str, key_id: &str, amount: Micros, now_ms: i64, ttl_ms: i64) -> Result<()> {
@@ -122,8 +187,10 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a hold (settled or released) and its exchange record, together.
     pub fn drop_hold(&self, request_id: &str) -> Result<()> {
         self.sql.exec("DELETE FROM holds WHERE request_id = ?", vec![request_id.into()])?;
+        self.sql.exec("DELETE FROM exchanges WHERE request_id = ?", vec![request_id.into()])?;
         Ok(())
     }
 

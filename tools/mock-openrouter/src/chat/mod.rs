@@ -138,7 +138,18 @@ impl Plan {
     }
 
     fn text(&self, tokens: u64) -> String {
-        (0..tokens).map(token_text).collect()
+        (0..tokens).map(|i| self.token(i)).collect()
+    }
+
+    /// Token `i`'s text, padded to `pad` bytes when asked.
+    fn token(&self, i: u64) -> String {
+        let mut t = token_text(i);
+        if let Some(pad) = self.faults.pad {
+            while (t.len() as u64) < pad {
+                t.push('.');
+            }
+        }
+        t
     }
 
     fn chunk(&self, choices: Value, error: Option<Value>, usage: Option<Usage>) -> Chunk<'_> {

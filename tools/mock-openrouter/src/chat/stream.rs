@@ -2,7 +2,7 @@
 //! over a channel (so each is flushed as it is produced), with the stream
 //! faults (chunk delays, keep-alives, error frames, dropped connections).
 
-use super::{choice, token_text, Chunk, Plan, FLUSH_GRACE, KEEPALIVE};
+use super::{choice, Chunk, Plan, FLUSH_GRACE, KEEPALIVE};
 use crate::App;
 use axum::body::Bytes;
 use serde_json::json;
@@ -93,7 +93,7 @@ async fn emit(plan: &Plan, out: &mut Out) -> (u64, End) {
         if i == n {
             break;
         }
-        let mut delta = json!({ "content": token_text(i) });
+        let mut delta = json!({ "content": plan.token(i) });
         if i == 0 {
             delta["role"] = json!("assistant");
         }

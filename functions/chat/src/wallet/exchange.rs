@@ -1,0 +1,223 @@
+//! `POST /exchange` on the wallet object: the whole life of a chat request
+//! after validation. Admission (checks + hold, one synchronous turn), the
+//! upstream call made by this object itself — so pending I/O keeps it alive
+//! after the client and the chat Worker are gone (platform-facts: compatibility
+//! date ≥ 2026-10-01) — the reply, and the settlement, all in one place.
+//! What survives the object's own death is the hold, its terms and the
+//! generation id: `sweep.rs` settles those.
+
+use super::ledger::Ledger;
+use super::{pipe, Admission, WalletDO};
+use crate::config::Config;
+use crate::metering::{self, Outcome};
+use crate::upstream;
+use dexto_shared::billing::Charge;
+use dexto_shared::chat_request::set_output_limit;
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::{error_response, now_ms, REQUEST_ID_HEADER};
+use dexto_shared::money::Micros;
+use dexto_shared::openrouter_keys;
+use dexto_shared::usage::UpstreamUsage;
+use dexto_shared::wallet::{unframe, ExchangeRequest, ExchangeTerms};
+use serde_json::Value;
+use worker::{Env, Headers, Response, Result};
+
+/// Response header: the output ceiling forwarded upstream (`max_tokens`).
+pub const MAX_TOKENS_HEADER: &str = "X-Dexto-Max-Tokens";
+/// Response header, present when that ceiling was lowered to what the wallet affords.
+pub const CLAMPED_HEADER: &str = "X-Dexto-Output-Clamped";
+
+/// A held exchange: what its settlement and its reply need.
+pub struct Exchange {
+    pub ledger: Ledger,
+    pub terms: ExchangeTerms,
+    pub max_tokens: u64,
+    pub clamped: bool,
+    pub balance_at_hold: Micros,
+    pub rate_limit_remaining: Option<u32>,
+    pub hold_ms: i64,
+    pub ttl_ms: i64,
+    pub die_after_events: Option<u64>,
+}
+
+pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
+    let Some((req, body)) = unframe(&framed) else {
+        return error_response(&GatewayError::Internal("malformed exchange frame".into()), None);
+    };
+    let request_id = req.terms.request_id.clone();
+    match run(wallet, &req, body).await {
+        Ok(resp) => Ok(resp),
+        Err(err) => {
+            let detail = match &err {
+                GatewayError::Internal(d) => Some(d.clone()),
+                _ => None,
+            };
+            dexto_shared::log::event(
+                "chat.rejected",
+                serde_json::json!({"request_id": request_id, "user_id": req.terms.user_id, "key_id": req.key_id,
+                    "model": req.terms.model.id, "status": err.status(), "code": err.body()["error"]["code"], "detail": detail}),
+            );
+            error_response(&err, Some(&request_id))
+        }
+    }
+}
+
+fn internal(e: worker::Error) -> GatewayError {
+    GatewayError::Internal(format!("wallet: {e}"))
+}
+
+async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::result::Result<Response, GatewayError> {
+    wallet.ensure_wallet(&req.terms.user_id).await.map_err(internal)?;
+    let (terms, max_tokens, clamped, balance, rate_limit_remaining) = match wallet.admit(req).map_err(internal)? {
+        Admission::Refused(e) => return Err(e),
+        Admission::Held { terms, max_tokens, clamped, balance, rate_limit_remaining } => (terms, max_tokens, clamped, balance, rate_limit_remaining),
+    };
+    let ledger = wallet.ledger.clone();
+    let test_hooks = ledger.env.var("DEXTO_TEST_HOOKS").is_ok_and(|v| v.to_string() == "1");
+    let ex = Exchange {
+        ledger: ledger.clone(),
+        terms,
+        max_tokens,
+        clamped,
+        balance_at_hold: balance,
+        rate_limit_remaining,
+        hold_ms: now_ms() - req.terms.started_ms,
+        ttl_ms: req.ttl_ms,
+        die_after_events: req.die_after_events.filter(|_| test_hooks),
+    };
+    // The sweep must come by if this object dies with the exchange open.
+    if let Err(e) = ledger.arm(req.now_ms + req.ttl_ms).await {
+        dexto_shared::log::event("wallet.alarm_failed", serde_json::json!({"request_id": ex.terms.request_id, "error": e.to_string()}));
+    }
+
+    let forwarded = set_output_limit(body, req.limit_fields, req.quote.asked, max_tokens);
+    let config = Config::from_env(&ledger.env);
+    let upstream = match send_with_user_key(&ledger.env, &config, &ex.terms.user_id, &forwarded).await {
+        Ok(resp) if resp.status_code() < 400 => resp,
+        Ok(mut resp) => {
+            let status = resp.status_code();
+            let retry_after = resp.headers().get("Retry-After").ok().flatten().and_then(|v| v.parse().ok());
+            let _ = resp.bytes().await; // drain; the upstream's text is not shown to clients
+            ex.release();
+            dexto_shared::log::event("chat.upstream_error", serde_json::json!({"request_id": ex.terms.request_id, "upstream_status": status}));
+            return Err(GatewayError::from_upstream_status(status, retry_after));
+        }
+        Err(e) => {
+            ex.release();
+            return Err(e);
+        }
+    };
+    if let Some(id) = upstream.headers().get("X-Generation-Id").ok().flatten() {
+        ex.note_generation(&id);
+    }
+    if ex.terms.stream {
+        pipe::start(upstream, ex)
+    } else {
+        complete(upstream, ex).await
+    }
+}
+
+/// Sends with the user's own upstream key; if the upstream refuses that key
+/// (rotated elsewhere since this isolate cached it), re-reads it once.
+async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, body: &[u8]) -> std::result::Result<Response, GatewayError> {
+    let key = openrouter_keys::key_for(env, user_id).await?;
+    let resp = upstream::send_chat(config, &key, body).await?;
+    if resp.status_code() != 401 {
+        return Ok(resp);
+    }
+    openrouter_keys::forget(user_id);
+    let fresh = openrouter_keys::key_for(env, user_id).await?;
+    if fresh.expose() == key.expose() {
+        return Ok(resp);
+    }
+    upstream::send_chat(config, &fresh, body).await
+}
+
+/// Non-streaming: read the whole upstream body, settle, reply with the bill.
+async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<Response, GatewayError> {
+    let status = upstream.status_code();
+    let Ok(body) = upstream.bytes().await else {
+        // Connection lost before the body: nothing was delivered, nothing is charged.
+        ex.release();
+        return Err(GatewayError::UpstreamUnavailable);
+    };
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let outcome = Outcome {
+        usage: json.as_ref().and_then(|j| j.get("usage")).and_then(UpstreamUsage::from_json),
+        output_bytes: json.as_ref().map(output_bytes).unwrap_or(0),
+        generation_id: json.as_ref().and_then(|j| j.get("id")).and_then(Value::as_str).map(str::to_string),
+        cancelled: false,
+        upstream_status: status,
+    };
+    let (charge, balance) = ex.settle(&outcome, serde_json::json!({"max_tokens": ex.max_tokens}));
+    let internal = |_| GatewayError::Internal("response".into());
+    let headers = ex.headers().map_err(internal)?;
+    headers.set("content-type", "application/json").map_err(internal)?;
+    headers.set("X-Dexto-Cost-USD", &charge.user_price.usd_fixed()).map_err(internal)?;
+    headers.set("X-Dexto-Cost-Cents", &charge.user_price.cents_exact()).map_err(internal)?;
+    // The balance right after this settlement (exact: settled in this object).
+    let remaining = balance.unwrap_or(ex.balance_at_hold.saturating_sub(charge.user_price));
+    headers.set("X-Dexto-Credits-Remaining", &remaining.whole_cents_floor().to_string()).map_err(internal)?;
+    Ok(Response::from_bytes(body).map_err(internal)?.with_status(status).with_headers(headers))
+}
+
+impl Exchange {
+    /// Headers every reply carries: request id, the applied output ceiling,
+    /// rate limit, timing.
+    pub fn headers(&self) -> Result<Headers> {
+        let h = Headers::new();
+        h.set(REQUEST_ID_HEADER, &self.terms.request_id)?;
+        h.set(MAX_TOKENS_HEADER, &self.max_tokens.to_string())?;
+        if self.clamped {
+            h.set(CLAMPED_HEADER, "balance")?;
+        }
+        if let Some(remaining) = self.rate_limit_remaining {
+            h.set("X-Dexto-RateLimit-Remaining", &remaining.to_string())?;
+        }
+        h.set("Server-Timing", &format!("hold;dur={}, total;dur={}", self.hold_ms, now_ms() - self.terms.started_ms))?;
+        Ok(h)
+    }
+
+    /// Records the upstream generation id with the hold, so the sweep can
+    /// settle from the upstream's record if this object dies.
+    pub fn note_generation(&self, id: &str) {
+        if let Err(e) = self.ledger.store().set_generation(&self.terms.request_id, id) {
+            dexto_shared::log::event("hold.generation_unrecorded", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()}));
+        }
+    }
+
+    /// Moves the hold's deadline on while the exchange runs.
+    pub fn heartbeat(&self) {
+        let _ = self.ledger.store().extend_hold(&self.terms.request_id, now_ms() + self.ttl_ms);
+    }
+
+    pub fn release(&self) {
+        if let Err(e) = self.ledger.release(&self.terms.request_id) {
+            // The sweep settles it later (provisionally, for review): never silently.
+            dexto_shared::log::event("hold.release_failed", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()}));
+        }
+    }
+
+    /// Prices and settles the outcome here and now; the balance after it
+    /// (None if storage failed: the hold then stays for the sweep).
+    pub fn settle(&self, outcome: &Outcome, extra: Value) -> (Charge, Option<Micros>) {
+        let charge = metering::price(&self.terms, outcome);
+        let record = metering::record(&self.terms, outcome, &charge);
+        let balance = match self.ledger.settle(&record) {
+            Ok(s) => Some(s.balance),
+            Err(e) => {
+                dexto_shared::log::event("settle.failed", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()}));
+                None
+            }
+        };
+        metering::log("owner", &record, &charge, self.terms.hold, balance, extra);
+        (charge, balance)
+    }
+}
+
+fn output_bytes(json: &Value) -> usize {
+    json.get("choices")
+        .and_then(Value::as_array)
+        .map(|choices| choices.iter().filter_map(|c| c.pointer("/message/content").and_then(Value::as_str)).map(str::len).sum())
+        .unwrap_or(0)
+}

@@ -1,0 +1,212 @@
+//! The part of the wallet object that outlives a single request: settling
+//! (synchronous, exactly once per request id), the D1 projection after each
+//! change, the alarm, and the set of exchanges running in this incarnation of
+//! the object. Cloned into the exchange's stream pump and the projection task.
+
+use super::outbox::{self, LedgerEntry};
+use super::store::Store;
+use super::{key_use, sweep};
+use dexto_shared::http::now_ms;
+use dexto_shared::ids::new_id;
+use dexto_shared::money::Micros;
+use dexto_shared::wallet::{SettleOutcome, UsageRecord};
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+use worker::{Env, Error, Result, State, Storage};
+
+/// Retry delay for a failed D1 projection.
+const FLUSH_RETRY_MS: i64 = 5_000;
+/// Projection passes one flush runs before leaving the rest to the next one.
+const MAX_PASSES: usize = 8;
+
+#[derive(Clone)]
+pub struct Ledger {
+    state: Rc<State>,
+    pub env: Env,
+    flushing: Rc<Cell<bool>>,
+    /// Request ids whose exchange runs in this incarnation. In-memory on
+    /// purpose: after a restart it is empty, which is exactly the set of
+    /// exchanges still alive.
+    live: Rc<RefCell<HashSet<String>>>,
+    /// The alarm time this incarnation last set (saves a storage read per hold).
+    alarm_at: Rc<Cell<Option<i64>>>,
+}
+
+impl Ledger {
+    pub fn new(state: State, env: Env) -> Ledger {
+        Ledger {
+            state: Rc::new(state),
+            env,
+            flushing: Rc::new(Cell::new(false)),
+            live: Rc::default(),
+            alarm_at: Rc::default(),
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        Store::attach(self.state.storage().sql())
+    }
+
+    fn storage(&self) -> Storage {
+        self.state.storage()
+    }
+
+    pub fn live_insert(&self, request_id: &str) {
+        self.live.borrow_mut().insert(request_id.to_string());
+    }
+
+    pub fn live_remove(&self, request_id: &str) {
+        self.live.borrow_mut().remove(request_id);
+    }
+
+    pub fn is_live(&self, request_id: &str) -> bool {
+        self.live.borrow().contains(request_id)
+    }
+
+    /// Debits the usage and ends its hold, once per request id: a replay
+    /// (the owner and the sweep, or a retried call) returns the first result.
+    pub fn settle(&self, usage: &UsageRecord) -> Result<SettleOutcome> {
+        let store = self.store();
+        self.live_remove(&usage.request_id);
+        let reference = format!("usage:{}", usage.request_id);
+        if let Some(balance) = store.applied(&reference)? {
+            store.drop_hold(&usage.request_id)?;
+            return Ok(SettleOutcome { balance, replay: true });
+        }
+        store.drop_hold(&usage.request_id)?;
+        let debit = Micros(-usage.user_price.0);
+        let balance = store.apply_change(&reference, debit, usage.created_at, |seq, balance| {
+            serde_json::to_string(&LedgerEntry {
+                id: new_id("cl_"),
+                user_id: usage.user_id.clone(),
+                seq,
+                kind: "usage".into(),
+                amount: debit.0,
+                balance_after: balance.0,
+                reference: reference.clone(),
+                reason: Some(usage.model.clone()),
+                created_at: usage.created_at,
+                usage: Some(usage.clone()),
+                payment: None,
+            })
+            .expect("ledger entry serialises")
+        })?;
+        self.schedule_flush();
+        Ok(SettleOutcome { balance, replay: false })
+    }
+
+    /// Ends a hold without a charge (nothing billable happened).
+    pub fn release(&self, request_id: &str) -> Result<()> {
+        self.live_remove(request_id);
+        self.store().drop_hold(request_id)
+    }
+
+    /// Projects the outbox after the reply has gone (pending I/O keeps the
+    /// object alive for it).
+    pub fn schedule_flush(&self) {
+        if self.flushing.replace(true) {
+            return; // the running flush loops until the outbox is empty
+        }
+        let me = self.clone();
+        self.state.wait_until(async move { me.project().await });
+    }
+
+    /// Runs `task` after the current request's reply (a stream pump).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + 'static) {
+        self.state.wait_until(task);
+    }
+
+    pub async fn flush_now(&self) {
+        self.flushing.set(true);
+        self.project().await;
+    }
+
+    /// Drains the outbox into D1, then brings the upstream key's limit in line
+    /// with the balance; on failure leaves what is pending for the alarm.
+    async fn project(&self) {
+        let store = self.store();
+        // Changes that land while this pass awaits D1 or the management API do not
+        // start their own pass (the flag is set), so loop until nothing is pending.
+        for _ in 0..MAX_PASSES {
+            if let Err(e) = self.project_once(&store).await {
+                self.flushing.set(false);
+                dexto_shared::log::event("wallet.flush_failed", serde_json::json!({ "error": e.to_string() }));
+                let _ = self.arm(now_ms() + FLUSH_RETRY_MS).await;
+                return;
+            }
+            let pending = store.outbox_len().unwrap_or(1) > 0 || store.pending_limit_sync().map_or(true, |p| p.is_some());
+            if !pending {
+                break;
+            }
+        }
+        self.flushing.set(false);
+        // Anything still pending after MAX_PASSES (a steady stream of writes) is
+        // picked up by the next write's pass, or by this alarm.
+        if store.outbox_len().unwrap_or(0) > 0 {
+            let _ = self.arm(now_ms() + FLUSH_RETRY_MS).await;
+        }
+    }
+
+    async fn project_once(&self, store: &Store) -> Result<()> {
+        outbox::flush(store, &self.env.d1("DB")?).await?;
+        self.sync_upstream_limit(store).await?;
+        if let Some(next) = key_use::project(store, &self.env).await? {
+            self.arm(next).await?;
+        }
+        Ok(())
+    }
+
+    async fn sync_upstream_limit(&self, store: &Store) -> Result<()> {
+        let (Some((balance, token)), Some(wallet)) = (store.pending_limit_sync()?, store.wallet()?) else {
+            return Ok(());
+        };
+        dexto_shared::openrouter_keys::sync_limit(&self.env, &wallet.user_id, balance)
+            .await
+            .map_err(|e| Error::from(format!("limit sync: {e:?}")))?;
+        store.clear_limit_sync(token)
+    }
+
+    /// Makes sure the alarm fires no later than `at` (one alarm serves the
+    /// projection retry, key-use batching and hold deadlines: only ever moved
+    /// earlier here).
+    pub async fn arm(&self, at: i64) -> Result<()> {
+        if self.alarm_at.get().is_some_and(|set| set <= at) {
+            return Ok(());
+        }
+        let storage = self.storage();
+        let current = storage.get_alarm().await?;
+        if current.is_none_or(|set| set > at) {
+            storage.set_alarm(at).await?;
+            self.alarm_at.set(Some(at));
+        } else {
+            self.alarm_at.set(current);
+        }
+        Ok(())
+    }
+
+    pub fn alarm_fired(&self) {
+        self.alarm_at.set(None);
+    }
+
+    /// After the alarm's work: the next hold deadline (or a projection retry).
+    pub async fn rearm(&self) {
+        let store = self.store();
+        let mut next = store.next_deadline().ok().flatten();
+        if store.outbox_len().unwrap_or(0) > 0 || store.pending_limit_sync().is_ok_and(|p| p.is_some()) {
+            let retry = now_ms() + FLUSH_RETRY_MS;
+            next = Some(next.map_or(retry, |n| n.min(retry)));
+        }
+        if let Some(at) = next {
+            if let Err(e) = self.arm(at.max(now_ms() + 100)).await {
+                dexto_shared::log::event("wallet.alarm_failed", serde_json::json!({ "error": e.to_string() }));
+            }
+        }
+    }
+
+    /// Settles every hold past its deadline whose exchange is not running
+    /// here (`force`: also those not yet due — the operator's and tests' lever).
+    pub async fn sweep(&self, force: bool) -> sweep::Report {
+        sweep::run(self, force).await
+    }
+}

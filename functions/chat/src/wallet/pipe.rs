@@ -1,0 +1,218 @@
+//! Streaming exchanges: the wallet object reads the upstream itself and
+//! forwards each complete SSE event to the client through a bounded pipe.
+//! A client that stops reading is cut off once `BUFFER_LIMIT` bytes wait for
+//! it, while the upstream is still drained and billed; memory per stream stays
+//! bounded. At the end the bill goes out as an SSE comment before `[DONE]`:
+//! `: dexto-cost usd=0.000123 cents=0.0123 credits_remaining_cents=987 request_id=req_…`
+
+use super::exchange::Exchange;
+use crate::metering::Outcome;
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::now_ms;
+use dexto_shared::money::Micros;
+use dexto_shared::sse::{EventKind, SseSplitter, StreamMeter};
+use futures::StreamExt;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use worker::{ByteStream, Response};
+
+/// Bytes that may wait for a slow client before it is cut off.
+pub const BUFFER_LIMIT: usize = 1024 * 1024;
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Vec<u8>>,
+    bytes: usize,
+    peak: usize,
+    /// No more items: the writer finished, or the client was cut off.
+    closed: bool,
+    cut: bool,
+    /// The client's side was dropped (it disconnected).
+    reader_gone: bool,
+    waker: Option<Waker>,
+}
+
+/// The writer's end.
+#[derive(Clone)]
+pub struct ClientPipe(Rc<RefCell<Queue>>);
+
+/// The response body's end.
+struct ClientStream(Rc<RefCell<Queue>>);
+
+impl ClientPipe {
+    fn new() -> (ClientPipe, ClientStream) {
+        let q = Rc::new(RefCell::new(Queue::default()));
+        (ClientPipe(q.clone()), ClientStream(q))
+    }
+
+    /// Queues bytes for the client; false once the client is gone or cut off.
+    pub fn send(&self, bytes: Vec<u8>) -> bool {
+        let mut q = self.0.borrow_mut();
+        if q.closed || q.reader_gone {
+            return false;
+        }
+        if q.bytes + bytes.len() > BUFFER_LIMIT {
+            // Not reading: drop what waits and end its stream with an error.
+            q.items.clear();
+            q.bytes = 0;
+            q.closed = true;
+            q.cut = true;
+            if let Some(w) = q.waker.take() {
+                w.wake();
+            }
+            return false;
+        }
+        q.bytes += bytes.len();
+        q.peak = q.peak.max(q.bytes);
+        q.items.push_back(bytes);
+        if let Some(w) = q.waker.take() {
+            w.wake();
+        }
+        true
+    }
+
+    pub fn close(&self) {
+        let mut q = self.0.borrow_mut();
+        q.closed = true;
+        if let Some(w) = q.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn present(&self) -> bool {
+        let q = self.0.borrow();
+        !q.cut && !q.reader_gone
+    }
+
+    fn stats(&self) -> (usize, bool) {
+        let q = self.0.borrow();
+        (q.peak, q.cut)
+    }
+}
+
+impl futures::Stream for ClientStream {
+    type Item = Result<Vec<u8>, worker::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut q = self.0.borrow_mut();
+        if let Some(item) = q.items.pop_front() {
+            q.bytes -= item.len();
+            return Poll::Ready(Some(Ok(item)));
+        }
+        if q.cut {
+            q.cut = false; // report once, then end
+            return Poll::Ready(Some(Err(worker::Error::RustError("client too slow: stream cut off".into()))));
+        }
+        if q.closed {
+            return Poll::Ready(None);
+        }
+        q.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        let mut q = self.0.borrow_mut();
+        q.reader_gone = true;
+        q.items.clear();
+        q.bytes = 0;
+    }
+}
+
+/// The client's streaming response; the pump runs on in the object.
+pub fn start(mut upstream: Response, ex: Exchange) -> Result<Response, GatewayError> {
+    let internal = |_| GatewayError::Internal("stream setup".into());
+    let body = upstream.stream().map_err(internal)?;
+    let status = upstream.status_code();
+    let (pipe, reader) = ClientPipe::new();
+    let headers = ex.headers().map_err(internal)?;
+    for (k, v) in [("content-type", "text/event-stream"), ("cache-control", "no-cache")] {
+        headers.set(k, v).map_err(internal)?;
+    }
+    let response = Response::from_stream(reader).map_err(internal)?.with_headers(headers);
+    let ledger = ex.ledger.clone();
+    ledger.spawn(pump(body, pipe, ex, status));
+    Ok(response)
+}
+
+/// Forwards events as they arrive, keeps the hold alive, records the
+/// generation id as soon as it is seen, then settles and sends the bill.
+async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16) {
+    let mut splitter = SseSplitter::default();
+    let mut meter = StreamMeter::default();
+    let mut interrupted = false;
+    let mut done_event = None;
+    let mut events = 0u64;
+    let mut next_beat = now_ms() + ex.ttl_ms / 2;
+    while let Some(chunk) = body.next().await {
+        let Ok(bytes) = chunk else {
+            interrupted = true;
+            break;
+        };
+        for event in splitter.push(&bytes) {
+            let known = meter.generation_id.is_some();
+            if meter.observe(&event) == EventKind::Done {
+                done_event = Some(event); // held back: the bill goes out before it
+            } else {
+                pipe.send(event);
+            }
+            if !known {
+                if let Some(id) = &meter.generation_id {
+                    ex.note_generation(id);
+                }
+            }
+            events += 1;
+            if ex.die_after_events == Some(events) {
+                // Test hook: the owner dies here. Nothing settles, nothing more is
+                // sent; the in-memory state of this "incarnation" is gone.
+                ex.ledger.live_remove(&ex.terms.request_id);
+                pipe.close();
+                return;
+            }
+        }
+        if now_ms() >= next_beat {
+            ex.heartbeat();
+            next_beat = now_ms() + ex.ttl_ms / 2;
+        }
+    }
+    if let Some(tail) = splitter.finish() {
+        meter.observe(&tail);
+        pipe.send(tail);
+    }
+
+    let outcome = Outcome {
+        usage: meter.usage.clone(),
+        output_bytes: meter.output_bytes,
+        generation_id: meter.generation_id.clone(),
+        cancelled: !pipe.present(),
+        upstream_status: status,
+    };
+    let (peak, cut) = pipe.stats();
+    let extra = serde_json::json!({"peak_buffered_bytes": peak, "client_cut_off": cut, "max_tokens": ex.max_tokens});
+    let (charge, balance) = ex.settle(&outcome, extra);
+
+    if interrupted {
+        let frame = r#"data: {"error":{"message":"The model provider closed the stream early.","type":"api_error","code":"upstream_stream_interrupted"}}"#;
+        pipe.send(format!("{frame}\n\n").into_bytes());
+    }
+    pipe.send(cost_comment(&ex.terms.request_id, charge.user_price, balance).into_bytes());
+    if let Some(done) = done_event {
+        pipe.send(done);
+    }
+    pipe.close();
+}
+
+fn cost_comment(request_id: &str, price: Micros, balance: Option<Micros>) -> String {
+    let remaining = balance.map(|b| b.whole_cents_floor().to_string()).unwrap_or_else(|| "unknown".into());
+    format!(
+        ": dexto-cost usd={} cents={} credits_remaining_cents={} request_id={}\n\n",
+        price.usd_fixed(),
+        price.cents_exact(),
+        remaining,
+        request_id
+    )
+}

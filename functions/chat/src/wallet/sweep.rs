@@ -1,0 +1,146 @@
+//! The backstop that makes every hold end in exactly one settlement, whatever
+//! dies. An exchange is owned by this object; a deploy, a runtime update or an
+//! eviction can still end the object mid-exchange, and with it the owner. Its
+//! hold, terms and generation id are in storage, and so is the alarm. When a
+//! hold's deadline passes and its exchange is not running in this incarnation,
+//! the sweep settles it:
+//! - with a generation id: from the upstream's `GET /generation?id=` (exact
+//!   cost and tokens, `cancelled`), capped at the hold; retried with backoff
+//!   while the upstream has no record yet;
+//! - without one, or when the record never appears: a provisional charge of
+//!   the hold, `needs_review`, for reconciliation.
+//!
+//! Settlement is idempotent on the request id, so a sweep racing another
+//! sweep, or the owner, changes nothing twice.
+
+use super::ledger::Ledger;
+use crate::config::Config;
+use crate::metering::{self, Outcome};
+use dexto_shared::billing::provisional;
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::now_ms;
+use dexto_shared::openrouter_keys;
+use dexto_shared::usage::from_generation;
+use dexto_shared::wallet::{ExchangeTerms, OpenHold};
+use serde::Serialize;
+use worker::{Fetch, Headers, Method, Request, RequestInit};
+
+/// Lookups of a generation record before settling provisionally.
+const MAX_ATTEMPTS: i64 = 6;
+/// First retry delay; doubled per attempt (5 s … 160 s).
+const RETRY_BASE_MS: i64 = 5_000;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Settled from the upstream's generation record.
+    pub settled: u32,
+    /// Settled provisionally at the hold (needs_review).
+    pub provisional: u32,
+    /// Waiting for the upstream's record (retried later).
+    pub pending: u32,
+    /// Still running here: deadline moved on.
+    pub live: u32,
+    /// Holds without terms (written before exchanges were recorded): released, logged.
+    pub released: u32,
+}
+
+pub async fn run(ledger: &Ledger, force: bool) -> Report {
+    let mut report = Report::default();
+    let store = ledger.store();
+    let now = now_ms();
+    let holds = if force { store.open_holds() } else { store.due_holds(now) };
+    let holds = match holds {
+        Ok(h) => h,
+        Err(e) => {
+            dexto_shared::log::event("sweep.failed", serde_json::json!({"error": e.to_string()}));
+            return report;
+        }
+    };
+    let config = Config::from_env(&ledger.env);
+    for hold in holds {
+        if ledger.is_live(&hold.request_id) {
+            // Its owner is this very incarnation, still at work: a heartbeat.
+            let _ = store.extend_hold(&hold.request_id, now + config.hold_ttl_ms);
+            report.live += 1;
+            continue;
+        }
+        if let Err(e) = settle_one(ledger, &config, &hold, &mut report).await {
+            dexto_shared::log::event("sweep.failed", serde_json::json!({"request_id": hold.request_id, "error": e}));
+        }
+    }
+    if report.settled + report.provisional + report.pending + report.released > 0 {
+        dexto_shared::log::event("sweep.done", serde_json::to_value(&report).unwrap_or_default());
+    }
+    report
+}
+
+async fn settle_one(ledger: &Ledger, config: &Config, hold: &OpenHold, report: &mut Report) -> Result<(), String> {
+    let store = ledger.store();
+    let Some(row) = store.exchange(&hold.request_id).map_err(|e| e.to_string())? else {
+        ledger.release(&hold.request_id).map_err(|e| e.to_string())?;
+        dexto_shared::log::event("hold.released_without_terms", serde_json::json!({"request_id": hold.request_id, "amount_micros": hold.amount.0}));
+        report.released += 1;
+        return Ok(());
+    };
+    let terms: ExchangeTerms = serde_json::from_str(&row.terms).map_err(|e| e.to_string())?;
+    let mut outcome = Outcome { generation_id: row.generation_id.clone(), cancelled: true, ..Outcome::default() };
+    let charge = match &row.generation_id {
+        Some(id) => match generation(ledger, config, &terms.user_id, id).await {
+            Ok(Some((usage, cancelled))) => {
+                outcome.usage = Some(usage);
+                outcome.cancelled = cancelled;
+                outcome.upstream_status = 200;
+                metering::price(&terms, &outcome)
+            }
+            failed if row.attempts + 1 < MAX_ATTEMPTS => {
+                // Upstream records appear a little after the generation ends.
+                store.count_attempt(&hold.request_id).map_err(|e| e.to_string())?;
+                let retry = now_ms() + (RETRY_BASE_MS << row.attempts);
+                store.extend_hold(&hold.request_id, retry).map_err(|e| e.to_string())?;
+                dexto_shared::log::event("sweep.retry", serde_json::json!({"request_id": hold.request_id, "attempt": row.attempts + 1, "error": failed.err()}));
+                report.pending += 1;
+                return Ok(());
+            }
+            _ => provisional(terms.hold),
+        },
+        None => provisional(terms.hold),
+    };
+    let record = metering::record(&terms, &outcome, &charge);
+    let settled = ledger.settle(&record).map_err(|e| e.to_string())?;
+    if settled.replay {
+        return Ok(());
+    }
+    if outcome.usage.is_some() {
+        report.settled += 1;
+    } else {
+        report.provisional += 1;
+    }
+    metering::log("sweep", &record, &charge, terms.hold, Some(settled.balance), serde_json::json!({}));
+    Ok(())
+}
+
+/// The upstream's record of a generation: `Ok(None)` while it has none.
+async fn generation(
+    ledger: &Ledger,
+    config: &Config,
+    user_id: &str,
+    id: &str,
+) -> Result<Option<(dexto_shared::usage::UpstreamUsage, bool)>, String> {
+    let key = openrouter_keys::key_for(&ledger.env, user_id).await.map_err(|e: GatewayError| format!("{e:?}"))?;
+    let headers = Headers::new();
+    headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(|e| e.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let url = format!("{}/generation?id={}", config.upstream_base, dexto_shared::url_query::encode(id));
+    let req = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+    // The error text can carry the upstream URL: report only the status.
+    let mut resp = Fetch::Request(req).send().await.map_err(|_| "generation lookup failed".to_string())?;
+    match resp.status_code() {
+        200 => {
+            let body: serde_json::Value = resp.json().await.map_err(|_| "generation body unreadable".to_string())?;
+            Ok(from_generation(&body))
+        }
+        404 => Ok(None),
+        status => Err(format!("generation lookup: status {status}")),
+    }
+}
