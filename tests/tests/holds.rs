@@ -215,14 +215,9 @@ fn an_exchange_whose_owner_dies_is_settled_once_from_the_generation_record() {
         assert!(!event.contains("dexto-cost"), "the dead owner sent no bill");
     }
     let generation = generation.expect("a chunk with the generation id");
-    if std::env::var("DEBUG_SWEEP").is_ok() {
-        std::thread::sleep(Duration::from_millis(2500));
-        let r = s.admin("POST", &format!("/admin/users/{}/holds/sweep", u.id), None);
-        eprintln!("SWEEP {} {}", r.status, r.body);
-    }
     // The sweep (alarm at the 2 s deadline) settles it from GET /generation.
     let user = s.settled_user(&u.id, 1);
-    let record = get(&format!("{}/generation?id={generation}", s.mock));
+    let record = integration_tests::get_with(&format!("{}/generation?id={generation}", s.mock), &[("Authorization", "Bearer test")]);
     let record = &record.json()["data"];
     let usage = &user["recent_usage"][0];
     assert_eq!(usage["completion_tokens"], record["tokens_completion"], "{user:#}");

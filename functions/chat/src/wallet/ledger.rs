@@ -13,7 +13,13 @@ use dexto_shared::wallet::{SettleOutcome, UsageRecord};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
-use worker::{Env, Error, Result, State, Storage};
+use worker::{Env, Error, Result, ScheduledTime, State, Storage};
+
+/// An absolute alarm time. workers-rs reads a bare `i64` as an offset from
+/// now, not a timestamp: passing `now_ms() + d` would schedule ~56 years out.
+fn unix_ms(at: i64) -> ScheduledTime {
+    ScheduledTime::new(worker::js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64)))
+}
 
 /// Retry delay for a failed D1 projection.
 const FLUSH_RETRY_MS: i64 = 5_000;
@@ -177,7 +183,7 @@ impl Ledger {
         let storage = self.storage();
         let current = storage.get_alarm().await?;
         if current.is_none_or(|set| set > at) {
-            storage.set_alarm(at).await?;
+            storage.set_alarm(unix_ms(at)).await?;
             self.alarm_at.set(Some(at));
         } else {
             self.alarm_at.set(current);
