@@ -1,16 +1,19 @@
-//! Domain crate shared by every Dexto Worker. Nothing here touches the Workers
-//! runtime, so all of it is unit-tested natively (`cargo test -p dexto-shared`).
+//! Domain crate shared by every Dexto Worker. The modules at this level are
+//! pure domain logic (money, holds, billing, requests, keys, usage, protocol
+//! types) and never touch the Workers runtime, so they are unit-tested
+//! natively (`cargo test -p dexto-shared`). The Workers glue lives in
+//! `workers/` (feature "workers"), re-exported here under its old paths.
 
 pub mod apikey;
 pub mod billing;
 pub mod catalogue;
 pub mod chat_request;
-pub mod hold;
 pub mod csv;
 mod decimal;
 pub mod device;
 pub mod device_protocol;
 pub mod error;
+pub mod hold;
 pub mod ids;
 pub mod jwt;
 #[cfg(any(test, feature = "test-support"))]
@@ -29,19 +32,9 @@ pub mod usage_query;
 pub mod usage_report;
 pub mod wallet;
 
+// Workers glue (feature "workers"): D1, KV, Durable Object stubs, HTTP and
+// logging on the Workers runtime. Everything above is pure domain logic.
 #[cfg(feature = "workers")]
-pub mod auth;
+pub mod workers;
 #[cfg(feature = "workers")]
-pub mod db;
-#[cfg(feature = "workers")]
-pub mod http;
-#[cfg(feature = "workers")]
-pub mod keystore;
-#[cfg(feature = "workers")]
-pub mod openrouter_keys;
-#[cfg(feature = "workers")]
-pub mod session;
-#[cfg(feature = "workers")]
-pub mod log;
-#[cfg(feature = "workers")]
-pub mod wallet_client;
+pub use workers::{auth, db, http, keystore, log, openrouter_keys, session, wallet_client};

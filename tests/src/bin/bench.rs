@@ -2,9 +2,12 @@
 //! Starts the real local stack, then alternates identical requests between the
 //! gateway and the mock (keep-alive connections on both sides) and prints
 //! percentiles of each and of the difference, plus each Worker's wasm size.
-//! Then the usage endpoints on a seeded ≥100k-row ledger (bench/usage.rs).
+//! Then one hot wallet with 50 concurrent streams (bench/hot_wallet.rs), and
+//! the usage endpoints on a seeded ≥100k-row ledger (bench/usage.rs).
 //! Figures are printed, never asserted.
 
+#[path = "bench/hot_wallet.rs"]
+mod hot_wallet;
 #[path = "bench/usage.rs"]
 mod usage;
 
@@ -101,7 +104,12 @@ fn main() {
         println!("{:<28} auth+validate+hold (Server-Timing) p50 {:>6.2} ms  p99 {:>6.2} ms", "", ms(percentile(&mut holds, 0.5)), ms(percentile(&mut holds, 0.99)));
     }
 
-    usage::run(&stack, (n / 3).max(20), percentile);
+    hot_wallet::run(&stack, 50, 4, percentile);
+
+    // BENCH_USAGE=0 skips the usage figures (seeding 150k ledger rows takes minutes).
+    if std::env::var("BENCH_USAGE").as_deref() != Ok("0") {
+        usage::run(&stack, (n / 3).max(20), percentile);
+    }
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut workers: Vec<String> = std::fs::read_dir(root.join("functions")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();

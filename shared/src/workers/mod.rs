@@ -1,0 +1,13 @@
+//! Workers glue: the parts of the shared crate that touch the Workers runtime
+//! (D1, Durable Object stubs, requests and responses, console logging). They
+//! build only with the "workers" feature; the domain modules beside this folder
+//! are pure and unit-tested natively.
+
+pub mod auth;
+pub mod db;
+pub mod http;
+pub mod keystore;
+pub mod log;
+pub mod openrouter_keys;
+pub mod session;
+pub mod wallet_client;
