@@ -42,18 +42,34 @@ pub fn stack() -> &'static Stack {
 
 /// Starts a stack with extra Worker variables (e.g. `("PRICE_MARKUP", "1.5")`).
 pub fn start(vars: &[(&str, &str)]) -> Stack {
+    start_on(vars, None)
+}
+
+/// Starts a stack; with `again = (run dir, mock)`, on an earlier stack's state
+/// and mock (a restart: what a deploy or a crash does to running objects).
+fn start_on(vars: &[(&str, &str)], again: Option<(PathBuf, String)>) -> Stack {
     let root = root();
     for worker in std::fs::read_dir(root.join("functions")).expect("functions/").flatten() {
         let built = worker.path().join("build/index.js");
         assert!(built.exists(), "{} missing: run `npm test` (it builds the Workers) or `npm run build`", built.display());
     }
-    let mock = format!("http://{}", mock_openrouter::spawn_in_background());
-    let run_dir = root.join("target/itest").join(format!("run-{}-{}", std::process::id(), dexto_shared::ids::new_id("")));
+    let (run_dir, mock) = again.unwrap_or_else(|| {
+        let run_dir = root.join("target/itest").join(format!("run-{}-{}", std::process::id(), dexto_shared::ids::new_id("")));
+        (run_dir, format!("http://{}", mock_openrouter::spawn_in_background()))
+    });
     std::fs::create_dir_all(&run_dir).expect("run dir");
-    let admin_token = format!("test-admin-{}", dexto_shared::ids::new_id(""));
+    // Secrets are per run dir, so a restarted stack accepts what its first run issued.
+    let secret = |name: &str, fresh: String| {
+        let path = run_dir.join(format!("test-{name}"));
+        std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            std::fs::write(&path, &fresh).expect("secret file");
+            fresh
+        })
+    };
+    let admin_token = secret("admin", format!("test-admin-{}", dexto_shared::ids::new_id("")));
     let stack_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    let jwt_secret = format!("test-jwt-{}", dexto_shared::ids::new_id(""));
-    let webhook_secret = format!("whsec_test{}", dexto_shared::ids::new_id(""));
+    let jwt_secret = secret("jwt", format!("test-jwt-{}", dexto_shared::ids::new_id("")));
+    let webhook_secret = secret("webhook", format!("whsec_test{}", dexto_shared::ids::new_id("")));
 
     let script = root.join("scripts/stack.sh");
     let mut child = spawn_guarded(
@@ -115,6 +131,16 @@ fn wait_for_ready(child: &mut Child, run_dir: &std::path::Path) -> String {
 }
 
 impl Stack {
+    /// Stops this stack (the whole process group, as a crash would: nothing
+    /// is told to finish) and starts another on the same state and mock.
+    pub fn restart(self, vars: &[(&str, &str)]) -> Stack {
+        let (run_dir, mock) = (self.run_dir.clone(), self.mock.clone());
+        let (mut child, stdin) = self._watchdog.into_inner().expect("watchdog");
+        drop(stdin); // the watchdog kills the group
+        child.wait().expect("stack exit");
+        start_on(vars, Some((run_dir, mock)))
+    }
+
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> HttpResponse {
         let auth = format!("Bearer {}", self.admin_token);
         let payload = body.map(|b| b.to_string().into_bytes());

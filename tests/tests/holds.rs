@@ -262,3 +262,57 @@ fn a_client_that_stops_reading_is_cut_off_while_the_upstream_is_billed() {
     assert!(!saw_done, "the cut-off client never got the end of the stream");
     check_books(s, &u.id, 1);
 }
+
+#[test]
+fn an_owner_that_dies_before_the_generation_is_named_leaves_a_provisional_charge() {
+    let s = stack();
+    let u = s.new_user("1");
+    let body = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 100,
+        "messages": [{"role": "user", "content": "[[mock:hide_generation=1,tokens=20,chunk_delay_ms=30]]"}]});
+    let auth = format!("Bearer {}", u.key);
+    // The first event is the upstream's keep-alive comment: no id seen yet.
+    let sse = integration_tests::SseReader::open(
+        &format!("{}/v1/chat/completions", s.base),
+        &[("Authorization", &auth), ("X-Dexto-Test-Die-After-Events", "1")],
+        body.to_string().as_bytes(),
+    );
+    let hold: i64 = {
+        let user = s.user(&u.id);
+        user["open_holds"][0]["amount_micros"].as_i64().expect("the hold is open")
+    };
+    drop(sse);
+    let user = s.settled_user(&u.id, 1);
+    let usage = &user["recent_usage"][0];
+    assert_eq!(usage["user_price_micros"], hold, "the whole hold, provisionally: {usage}");
+    assert_eq!((usage["billing_status"].as_str(), usage["price_basis"].as_str()), (Some("needs_review"), Some("estimate")));
+    assert_eq!(user["open_holds"], json!([]));
+    assert_eq!(user["ledger_totals"]["net_micros"], user["balance_micros"]);
+}
+
+#[test]
+fn a_restart_mid_stream_is_settled_from_the_generation_record_on_the_same_state() {
+    let vars = [("HOLD_TTL_SECONDS", "2")];
+    let s = integration_tests::start(&vars);
+    let u = s.new_user("1");
+    let body = json!({"model": "openai/gpt-4o-mini", "stream": true,
+        "messages": [{"role": "user", "content": "[[mock:tokens=40,chunk_delay_ms=100]]"}]});
+    let mut sse = s.stream(&u.key, &body);
+    let mut generation = None;
+    while generation.is_none() {
+        let (event, _) = sse.next_event().expect("the stream has begun");
+        generation = event.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()).map(str::to_string);
+    }
+    let generation = generation.unwrap();
+    // Kill every Worker and object mid-stream; start again on the same storage.
+    let s = s.restart(&vars);
+    let user = s.settled_user(&u.id, 1);
+    let record = integration_tests::get_with(&format!("{}/generation?id={generation}", s.mock), &[("Authorization", "Bearer test")]).json();
+    let usage = &user["recent_usage"][0];
+    assert_eq!(usage["completion_tokens"], record["data"]["tokens_completion"], "{user:#}");
+    let cost = dexto_shared::money::Picos::parse_usd(&record["data"]["total_cost"].to_string()).unwrap().ceil_micros();
+    assert_eq!(usage["user_price_micros"], cost.0, "{usage}");
+    assert_eq!(usage["billing_status"], "billed");
+    let again = s.admin("POST", &format!("/admin/users/{}/holds/sweep", u.id), None);
+    assert_eq!((again.json()["settled"].as_u64(), again.json()["provisional"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(s.user(&u.id)["usage_totals"]["requests"], 1, "exactly once");
+}

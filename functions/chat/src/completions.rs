@@ -12,7 +12,7 @@ use dexto_shared::catalogue::ModelInfo;
 use dexto_shared::chat_request::{ChatRequest, RequestError, MAX_BODY_BYTES};
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::Quote;
-use dexto_shared::http::{error_response, now_ms};
+use dexto_shared::http::{now_ms, rejected};
 use dexto_shared::ids::new_id;
 use dexto_shared::wallet::{ExchangeRequest, ExchangeTerms};
 use dexto_shared::wallet_client::WalletClient;
@@ -22,17 +22,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
     let request_id = new_id("req_");
     match run(&mut req, &env, &ctx, &request_id).await {
         Ok(resp) => Ok(resp),
-        Err(err) => {
-            let detail = match &err {
-                GatewayError::Internal(d) => Some(d.clone()),
-                _ => None,
-            };
-            dexto_shared::log::event(
-                "chat.rejected",
-                serde_json::json!({"request_id": request_id, "status": err.status(), "code": err.body()["error"]["code"], "detail": detail}),
-            );
-            error_response(&err, Some(&request_id))
-        }
+        Err(err) => rejected(&err, &request_id, serde_json::json!({})),
     }
 }
 

@@ -28,6 +28,22 @@ pub fn error_response(err: &GatewayError, request_id: Option<&str>) -> Result<Re
     Ok(resp)
 }
 
+/// A refused chat request: one `chat.rejected` log line (status, code, and
+/// for internal errors their detail, which clients never see; plus `context`
+/// such as user, key and model), then the error response.
+pub fn rejected(err: &GatewayError, request_id: &str, context: serde_json::Value) -> Result<Response> {
+    let detail = match err {
+        GatewayError::Internal(d) => Some(d.clone()),
+        _ => None,
+    };
+    let mut line = serde_json::json!({"request_id": request_id, "status": err.status(), "code": err.body()["error"]["code"], "detail": detail});
+    if let (Some(line), Some(extra)) = (line.as_object_mut(), context.as_object()) {
+        line.extend(extra.clone());
+    }
+    crate::log::event("chat.rejected", line);
+    error_response(err, Some(request_id))
+}
+
 /// The bearer token of `Authorization: Bearer …`, if present and non-empty.
 pub fn bearer_token(headers: &Headers) -> Option<String> {
     let value = headers.get("Authorization").ok().flatten()?;

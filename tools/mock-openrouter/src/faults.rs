@@ -41,6 +41,8 @@ pub struct Faults {
     pub byok: bool,
     /// Pad each token's text to this many bytes (large streams for backpressure tests).
     pub pad: Option<u64>,
+    /// Omit the `X-Generation-Id` response header (the id is then only in the body).
+    pub hide_generation: bool,
 }
 
 impl Faults {
@@ -69,6 +71,7 @@ impl Faults {
                 "openai_usage" => self.openai_usage = flag,
                 "byok" => self.byok = flag,
                 "pad" => self.pad = num().or(self.pad),
+                "hide_generation" => self.hide_generation = flag,
                 _ => {}
             }
         }

@@ -162,6 +162,9 @@ pub fn router() -> Router {
         .with_state(app)
 }
 
+/// Internal marker from the chat handler to `observe`: omit `X-Generation-Id`.
+pub(crate) const HIDE_GENERATION: &str = "x-mock-hide-generation";
+
 /// Runs on every request: assigns the generation id (echoed as
 /// `X-Generation-Id` on every response), records the request, and applies
 /// header-driven faults to non-chat routes (chat handles its own, since its
@@ -206,8 +209,11 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
             }
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-generation-id", v);
+    // A chat reply asks for no header with `hide_generation` (see chat/mod.rs).
+    if resp.headers_mut().remove(HIDE_GENERATION).is_none() {
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-generation-id", v);
+        }
     }
     resp
 }

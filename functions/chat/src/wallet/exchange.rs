@@ -14,7 +14,7 @@ use crate::upstream;
 use dexto_shared::billing::Charge;
 use dexto_shared::chat_request::set_output_limit;
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{error_response, now_ms, REQUEST_ID_HEADER};
+use dexto_shared::http::{error_response, now_ms, rejected, REQUEST_ID_HEADER};
 use dexto_shared::money::Micros;
 use dexto_shared::openrouter_keys;
 use dexto_shared::usage::UpstreamUsage;
@@ -47,18 +47,7 @@ pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
     let request_id = req.terms.request_id.clone();
     match run(wallet, &req, body).await {
         Ok(resp) => Ok(resp),
-        Err(err) => {
-            let detail = match &err {
-                GatewayError::Internal(d) => Some(d.clone()),
-                _ => None,
-            };
-            dexto_shared::log::event(
-                "chat.rejected",
-                serde_json::json!({"request_id": request_id, "user_id": req.terms.user_id, "key_id": req.key_id,
-                    "model": req.terms.model.id, "status": err.status(), "code": err.body()["error"]["code"], "detail": detail}),
-            );
-            error_response(&err, Some(&request_id))
-        }
+        Err(err) => rejected(&err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.key_id, "model": req.terms.model.id})),
     }
 }
 

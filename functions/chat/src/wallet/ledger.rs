@@ -37,6 +37,7 @@ pub struct Ledger {
     live: Rc<RefCell<HashSet<String>>>,
     /// The alarm time this incarnation last set (saves a storage read per hold).
     alarm_at: Rc<Cell<Option<i64>>>,
+    started: Rc<Cell<bool>>,
 }
 
 impl Ledger {
@@ -47,6 +48,17 @@ impl Ledger {
             flushing: Rc::new(Cell::new(false)),
             live: Rc::default(),
             alarm_at: Rc::default(),
+            started: Rc::default(),
+        }
+    }
+
+    /// On the first request of an incarnation: makes sure the alarm covers the
+    /// holds an earlier incarnation left (platforms that keep alarms across
+    /// restarts need nothing; local `wrangler dev` drops them on exit).
+    pub fn first_contact(&self) {
+        if !self.started.replace(true) {
+            let me = self.clone();
+            self.spawn(async move { me.rearm().await });
         }
     }
 

@@ -54,6 +54,7 @@ impl DurableObject for WalletDO {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.ledger.first_contact();
         let path = req.path();
         match path.as_str() {
             "/exchange" => exchange::handle(self, req.bytes().await?).await,

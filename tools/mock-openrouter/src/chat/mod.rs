@@ -325,10 +325,14 @@ pub async fn completions(
 
     if req.get("stream").and_then(Value::as_bool).unwrap_or(false) {
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(1);
+        let hide_generation = plan.faults.hide_generation;
         tokio::spawn(run_stream(app, plan, tx));
         let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
         let mut resp = Response::new(body);
         let h = resp.headers_mut();
+        if hide_generation {
+            h.insert(crate::HIDE_GENERATION, HeaderValue::from_static("1"));
+        }
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),
