@@ -7,6 +7,8 @@ import { writeFileSync } from "node:fs";
 const [base, sessionPath] = process.argv.slice(2);
 const adminToken = process.env.ADMIN_TOKEN;
 const userId = "dev-user";
+// A valid address: the Dexto CLI validates the email of a `login --token` session.
+const DEV_EMAIL = "dev@example.com";
 const TEN_USD_MICROS = 10_000_000;
 
 async function admin(method, path, body) {
@@ -19,7 +21,7 @@ async function admin(method, path, body) {
   return { status: res.status, json };
 }
 
-const created = await admin("POST", "/admin/users", { id: userId, email: "dev@localhost" });
+const created = await admin("POST", "/admin/users", { id: userId, email: DEV_EMAIL });
 if (created.status !== 201 && !/already exists/.test(created.json?.error?.message ?? "")) {
   throw new Error(`creating the dev user failed: ${JSON.stringify(created.json)}`);
 }
@@ -31,6 +33,8 @@ if (missing > 0) {
   const credit = await admin("POST", `/admin/users/${userId}/credits`, {
     amount_usd: (missing / 1e6).toFixed(6),
     reason: "dev top-up to $10",
+    // Stable for a retry of this top-up, new for the next one.
+    idempotency_key: `dev-topup-${user.json.ledger_totals?.entries ?? 0}`,
   });
   if (credit.status !== 200) throw new Error(`crediting failed: ${JSON.stringify(credit.json)}`);
 }
@@ -40,7 +44,7 @@ if (missing > 0) {
 const issuer = `${process.env.SUPABASE_URL.replace(/\/$/, "")}/auth/v1`;
 const b64url = (s) => Buffer.from(s).toString("base64url");
 const now = Math.floor(Date.now() / 1000);
-const claims = { sub: userId, email: "dev@localhost", aud: "authenticated", role: "authenticated", iss: issuer, iat: now, exp: now + 24 * 3600 };
+const claims = { sub: userId, email: DEV_EMAIL, aud: "authenticated", role: "authenticated", iss: issuer, iat: now, exp: now + 24 * 3600 };
 const unsigned = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
 const sessionToken = `${unsigned}.${createHmac("sha256", process.env.SUPABASE_JWT_SECRET).update(unsigned).digest("base64url")}`;
 
@@ -51,6 +55,7 @@ const session = {
   user_id: userId,
   admin_token: adminToken,
   session_token: sessionToken,
+  supabase_url: process.env.SUPABASE_URL,
   supabase_issuer: issuer,
   supabase_audience: "authenticated",
   stripe_webhook_secret: process.env.STRIPE_WEBHOOK_SECRET,

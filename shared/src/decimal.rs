@@ -3,6 +3,10 @@
 
 use crate::money::{Picos, PICO_SCALE};
 
+/// Largest decimal exponent accepted (a 30-digit mantissa × 10^±100 covers
+/// every amount and price with room to spare).
+const MAX_EXPONENT: i32 = 100;
+
 /// A parsed decimal: `mantissa × 10^-scale` (negative scale = trailing zeros).
 pub(crate) struct Decimal {
     mantissa: i128,
@@ -35,6 +39,11 @@ impl Decimal {
         if negative {
             mantissa = -mantissa;
         }
+        // Money never needs more than a few dozen places either way: refuse
+        // exponents that would otherwise wrap the scale (`1e99999`, `1e-2147483648`).
+        if !(-MAX_EXPONENT..=MAX_EXPONENT).contains(&exp) {
+            return None;
+        }
         Some(Decimal { mantissa, scale: frac.len() as i32 - exp })
     }
 
@@ -49,14 +58,33 @@ impl Decimal {
         }
     }
 
-    /// The value in pico-USD, rounding any finer remainder up.
+    /// The value in pico-USD, rounding any finer remainder up; None when it
+    /// does not fit.
     pub(crate) fn to_picos(&self) -> Option<Picos> {
         if let Some(exact) = self.scaled(PICO_SCALE as i32) {
             return Some(Picos(exact));
+        }
+        if self.scale <= PICO_SCALE as i32 {
+            return None; // an integer number of picos that overflowed: out of range
         }
         let shift = (self.scale - PICO_SCALE as i32) as u32;
         let div = 10i128.checked_pow(shift).unwrap_or(i128::MAX);
         let q = self.mantissa.div_euclid(div);
         Some(Picos(if self.mantissa.rem_euclid(div) == 0 { q } else { q + 1 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_exponents_are_refused_not_wrapped() {
+        for text in ["1e99999", "1e-99999", "1e-2147483648", "1e2147483647", "5e101"] {
+            assert!(Decimal::parse(text).is_none(), "{text}");
+        }
+        assert!(Decimal::parse("1e100").is_some_and(|d| d.to_picos().is_none()), "parsed but out of range");
+        assert_eq!(Decimal::parse("1e-100").and_then(|d| d.to_picos()).map(|p| p.0), Some(1), "a dust amount rounds up to one pico");
+        assert_eq!(Decimal::parse("3.3789e-3").and_then(|d| d.to_picos()).map(|p| p.0), Some(3_378_900_000));
     }
 }

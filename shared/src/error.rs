@@ -45,8 +45,10 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingAuth | InvalidAuth => 401,
-            InsufficientCredits { .. } | WalletFrozen => 402,
-            Forbidden(_) | UserSuspended => 403,
+            InsufficientCredits { .. } => 402,
+            // Not 402: every CLI release turns a 402 into "buy credit", which
+            // cannot help a frozen wallet or a suspended account.
+            Forbidden(_) | UserSuspended | WalletFrozen => 403,
             NotFound(_) | ModelNotFound(_) => 404,
             MethodNotAllowed => 405,
             Conflict(_) => 409,
@@ -83,7 +85,7 @@ impl GatewayError {
             MethodNotAllowed => ("invalid_request_error", "method_not_allowed"),
             Conflict(_) => ("invalid_request_error", "conflict"),
             InsufficientCredits { .. } => ("insufficient_quota", "INSUFFICIENT_CREDITS"),
-            WalletFrozen => ("insufficient_quota", "WALLET_FROZEN"),
+            WalletFrozen => ("permission_error", "WALLET_FROZEN"),
             RateLimited { .. } => ("rate_limit_error", "rate_limited"),
             UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
             UpstreamUnavailable => ("api_error", "upstream_unavailable"),
@@ -98,7 +100,7 @@ impl GatewayError {
             MissingAuth => "Missing API key: send `Authorization: Bearer <DEXTO_API_KEY>`.".into(),
             InvalidAuth => "Invalid or revoked API key.".into(),
             Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) => m.clone(),
-            UserSuspended => "This account is suspended.".into(),
+            UserSuspended => "This account is suspended, so its keys cannot be used; adding credit will not lift this. Contact support@dexto.ai.".into(),
             PayloadTooLarge { limit_bytes } => format!("Request body exceeds {limit_bytes} bytes."),
             ModelNotFound(m) => format!("Model `{m}` does not exist or is not available."),
             MethodNotAllowed => "Method not allowed.".into(),
@@ -112,7 +114,10 @@ impl GatewayError {
                 available.usd_trimmed(),
                 needed.usd_trimmed()
             ),
-            WalletFrozen => "Your wallet is frozen while a payment dispute is open. Balance: $0.00.".into(),
+            WalletFrozen => "Your wallet is frozen while a payment dispute (chargeback) on one of your top-ups is open; \
+                 your credit is kept, but it cannot be spent until the dispute is resolved. \
+                 Adding credit will not lift this: contact support@dexto.ai."
+                .into(),
             RateLimited { retry_after_secs } => format!("Rate limit exceeded; retry after {retry_after_secs}s."),
             UpstreamRejected { status } => upstream_rejection_message(*status).into(),
             UpstreamUnavailable => "The model provider is unavailable; you were not charged. Please retry.".into(),

@@ -19,7 +19,9 @@ pub mod jwt;
 #[cfg(any(test, feature = "test-support"))]
 pub mod jwt_testing;
 pub mod model_list;
+pub mod retry;
 pub mod money;
+pub mod negative_cache;
 pub mod routes;
 pub mod sealing;
 pub mod secret;

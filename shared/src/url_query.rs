@@ -61,6 +61,24 @@ pub fn origin(url: &str) -> Option<String> {
     (!scheme.is_empty() && !host.is_empty()).then(|| format!("{scheme}://{host}"))
 }
 
+/// Whether `url` may be redirected to: an absolute http(s) URL whose origin
+/// (scheme, host and port, nothing else) is exactly one of `allowed`. No
+/// prefix matching (`https://dexto.ai.evil.tld`), no userinfo
+/// (`https://dexto.ai@evil.tld`), no backslashes or whitespace that browsers
+/// read differently from us.
+pub fn redirect_allowed(url: &str, allowed: &[String]) -> bool {
+    if url.len() > 2_000 || url.chars().any(|c| c == '\\' || c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some(origin) = origin(url) else { return false };
+    let (scheme, authority) = origin.split_once("://").unwrap_or_default();
+    if !matches!(scheme, "https" | "http") || authority.contains('@') {
+        return false;
+    }
+    let origin = origin.to_ascii_lowercase();
+    allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +112,29 @@ mod tests {
         assert_eq!(origin("http://127.0.0.1:8787/device?x=1").as_deref(), Some("http://127.0.0.1:8787"));
         assert_eq!(origin("https://api.dexto.ai").as_deref(), Some("https://api.dexto.ai"));
         assert_eq!(origin("nonsense"), None);
+    }
+
+    #[test]
+    fn redirects_only_to_exact_configured_origins() {
+        let allowed = vec!["https://dexto.ai".to_string(), "https://app.dexto.ai".into(), "http://127.0.0.1:8787".into()];
+        for ok in ["https://dexto.ai/done", "https://app.dexto.ai/dashboard/settings/billing?credits_usd=25", "https://DEXTO.ai", "http://127.0.0.1:8787/billing"] {
+            assert!(redirect_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "http://localhost.evil.tld/x",
+            "https://dexto.ai.evil.tld/",
+            "https://dexto.ai@evil.tld/",
+            "https://evil.tld/?next=https://dexto.ai",
+            "http://dexto.ai/",
+            "https://dexto.ai:444/",
+            "http://127.0.0.1:9999/",
+            "javascript:alert(1)",
+            "//dexto.ai/x",
+            "https://dexto.ai\\@evil.tld",
+            "https://dexto.ai /x",
+            "",
+        ] {
+            assert!(!redirect_allowed(bad, &allowed), "{bad}");
+        }
     }
 }

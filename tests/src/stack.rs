@@ -163,7 +163,7 @@ impl Stack {
 
     pub fn credit(&self, user_id: &str, amount_usd: &str) -> Value {
         let amount: Value = serde_json::from_str(amount_usd).expect("amount");
-        let r = self.admin("POST", &format!("/admin/users/{user_id}/credits"), Some(json!({"amount_usd": amount, "reason": "test"})));
+        let r = self.admin("POST", &format!("/admin/users/{user_id}/credits"), Some(json!({"amount_usd": amount, "reason": "test", "idempotency_key": dexto_shared::ids::new_id("test-")})));
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()
     }

@@ -41,6 +41,17 @@ fn the_dev_command_prints_a_working_key_with_ten_dollars() {
     let keys = integration_tests::get_with(&format!("{base}/api/keys"), &[("Authorization", &format!("Bearer {}", session["session_token"].as_str().unwrap()))]);
     assert_eq!(keys.status, 200, "{}", keys.body);
     assert_eq!(keys.json()["success"], true);
+    // `dexto login --token` asks Supabase who the token is: the dev stack answers
+    // for its own sessions, with an email the CLI accepts.
+    let who = integration_tests::get_with(
+        &format!("{}/auth/v1/user", session["supabase_url"].as_str().unwrap()),
+        &[("Authorization", &format!("Bearer {}", session["session_token"].as_str().unwrap()))],
+    );
+    assert_eq!(who.status, 200, "{}", who.body);
+    assert_eq!(who.json()["id"], "dev-user");
+    let email = who.json()["email"].as_str().unwrap().to_string();
+    let (local, domain) = email.split_once('@').unwrap();
+    assert!(!local.is_empty() && domain.contains('.') && !domain.starts_with('.'), "a valid email: {email}");
     drop(child.stdin.take()); // the watchdog stops the dev stack
     let _ = child.wait();
 }

@@ -70,6 +70,13 @@ fn checkout_sessions_are_created_with_stripe() {
     let pending = &s.user(&sub)["payments"][0];
     assert_eq!((pending["id"].as_str(), pending["status"].as_str(), pending["amount_minor"].as_i64(), pending["credit_micros"].as_i64()), (Some(cs.as_str()), Some("pending"), Some(2500), Some(25_000_000)));
 
+    // A return_url elsewhere than the configured origins is refused (no open redirect).
+    for evil in ["http://localhost.evil.tld/x", "https://dexto.ai.evil.tld/", "https://dexto.ai@evil.tld/", "https://evil.tld/"] {
+        let r = s.call("POST", "/api/billing/checkout-session", &token, Some(json!({"credits_usd": 25, "return_url": evil})));
+        assert_eq!(r.status, 400, "{evil}: {}", r.body);
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("https://dexto.ai"), "{}", r.body);
+    }
+
     // The plan's endpoint sells packs only; bounds are enforced on both.
     assert!(s.call("POST", "/api/stripe/create-checkout-session", &token, Some(json!({"credits_usd": 50}))).json()["sessionUrl"].is_string());
     for (path, amount) in [("/api/stripe/create-checkout-session", json!(30)), ("/api/billing/checkout-session", json!(4)), ("/api/billing/checkout-session", json!(501)), ("/api/billing/checkout-session", json!("lots"))] {
@@ -255,8 +262,12 @@ fn disputes_freeze_the_wallet_until_won() {
     let dispute = |kind: &str, status: &str| json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": "dp_1", "object": "dispute", "payment_intent": pi, "amount": 1000, "status": status}}});
     s.webhook(&dispute("charge.dispute.created", "needs_response"), &[]);
     let frozen = s.chat(&u.key, &chat);
-    assert_eq!(frozen.status, 402);
+    // 403, not 402: the CLI turns every 402 into "buy credit", which cannot help here.
+    assert_eq!(frozen.status, 403);
     assert_eq!(frozen.json()["error"]["code"], "WALLET_FROZEN");
+    let message = frozen.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("dispute") && message.contains("credit is kept") && !message.contains("Balance: $0.00"), "{message}");
+    assert!(frozen.json()["error"].get("balance").is_none(), "no (wrong) balance for the CLI to show");
     assert_eq!(s.user(&u.id)["payments"][0]["status"], "disputed");
     assert_eq!(s.user(&u.id)["payments"][0]["id"], cs.as_str());
     s.webhook(&dispute("charge.dispute.closed", "won"), &[]);
@@ -366,7 +377,7 @@ fn the_wallet_stays_frozen_while_any_dispute_is_open() {
     s.webhook(&dispute("charge.dispute.created", "dp_a", &pi1, "needs_response"), &[]);
     s.webhook(&dispute("charge.dispute.created", "dp_b", &pi2, "needs_response"), &[]);
     s.webhook(&dispute("charge.dispute.closed", "dp_a", &pi1, "warning_closed"), &[]);
-    assert_eq!(s.chat(&u.key, &chat).status, 402, "dp_b is still open");
+    assert_eq!(s.chat(&u.key, &chat).status, 403, "dp_b is still open");
     assert_eq!(balance(s, &u.id), 20_000_000, "an inquiry closed with a warning takes nothing");
     s.webhook(&dispute("charge.dispute.closed", "dp_b", &pi2, "won"), &[]);
     assert_eq!(s.chat(&u.key, &chat).status, 200);

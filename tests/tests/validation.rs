@@ -88,3 +88,35 @@ fn fallback_models_must_be_known_and_the_hold_covers_the_priciest() {
     assert_eq!(s.upstream_calls(&m), 0);
     assert_eq!(s.chat(&u.key, &cheap).status, 200);
 }
+
+/// POST with a chunked body (no Content-Length): the size is only known by reading.
+fn post_chunked(url: &str, auth: &str, body: Vec<u8>) -> (u16, String) {
+    let mut reader = std::io::Cursor::new(body);
+    let resp = integration_tests::client::agent()
+        .post(url)
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .send(ureq::SendBody::from_reader(&mut reader))
+        .expect("chunked request");
+    let status = resp.status().as_u16();
+    (status, resp.into_body().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn chunked_bodies_are_capped_while_read() {
+    let s = stack();
+    let u = s.new_user("1");
+    let m = marker("chunked");
+    let big = json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": format!("{m}{}", "x".repeat(4 * 1024 * 1024))}]});
+    let (status, body) = post_chunked(&format!("{}/v1/chat/completions", s.base), &format!("Bearer {}", u.key), big.to_string().into_bytes());
+    assert_eq!(status, 413, "{}", &body[..body.len().min(300)]);
+    assert_eq!(s.upstream_calls(&m), 0);
+    // Control-plane JSON bodies: 64 KiB.
+    let session = s.session_token(&integration_tests::marker("u"), "big@example.com");
+    let name = "n".repeat(70 * 1024);
+    let (status, body) = post_chunked(&format!("{}/api/keys", s.base), &format!("Bearer {session}"), json!({"name": name}).to_string().into_bytes());
+    assert_eq!(status, 413, "{body}");
+    // A small chunked body is read as usual.
+    let ok = json!({"model": "openai/gpt-4o", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(post_chunked(&format!("{}/v1/chat/completions", s.base), &format!("Bearer {}", u.key), ok.to_string().into_bytes()).0, 200);
+}

@@ -36,6 +36,17 @@ pub async fn settle(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
     };
     let (request_id, key_id, model) = (text("request_id")?, text("key_id")?, text("model")?);
     let (price, cost) = (usd("user_price_usd")?, usd("provider_cost_usd")?);
+    // A request id is one request of one user: settling another user's would
+    // book this user's money against a usage row that is not theirs.
+    #[derive(serde::Deserialize)]
+    struct Owner {
+        user_id: String,
+    }
+    let db = dexto_shared::db::database(env)?;
+    let owner: Option<Owner> = dexto_shared::db::first(&db, "SELECT user_id FROM usage_ledger WHERE request_id = ?1", &[request_id.as_str().into()]).await?;
+    if owner.is_some_and(|o| o.user_id != user_id) {
+        return Err(GatewayError::Conflict(format!("Request `{request_id}` belongs to another user.")));
+    }
     let now = now_ms();
     let record = UsageRecord {
         request_id: request_id.clone(),

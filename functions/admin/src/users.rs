@@ -123,7 +123,8 @@ pub async fn credit(req: &mut Request, env: &Env, id: &str) -> AdminResult {
     let reference = match body.get("idempotency_key").and_then(Value::as_str) {
         Some(k) if !k.is_empty() && k.len() <= 200 => format!("admin:{k}"),
         Some(_) => return Err(GatewayError::BadRequest("`idempotency_key` must be 1–200 characters.".into())),
-        None => format!("admin:{}", new_id("")),
+        // Without one, an operator's retry (a timeout, a double click) would credit twice.
+        None => return Err(GatewayError::BadRequest("`idempotency_key` is required: the same key makes a retried credit a no-op.".into())),
     };
     ensure_user(env, id).await?;
     let outcome = WalletClient::for_user(env, id)?

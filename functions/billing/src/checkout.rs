@@ -8,6 +8,7 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_object, now_ms, ok_json};
 use dexto_shared::ids::new_id;
 use dexto_shared::stripe::{checkout_amount_cents, form_encode, PACKS_USD};
+use dexto_shared::url_query::redirect_allowed;
 use serde_json::{json, Value};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -16,10 +17,6 @@ pub enum Flavor {
     Cli,
     /// `POST /api/stripe/create-checkout-session` `{"credits_usd"}` — one of the packs (plan).
     Plan,
-}
-
-fn http_url(u: &str) -> bool {
-    (u.starts_with("https://") || u.starts_with("http://localhost") || u.starts_with("http://127.0.0.1")) && u.len() <= 2000
 }
 
 pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
@@ -32,8 +29,11 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
         return Err(GatewayError::BadRequest(format!("`credits_usd` must be one of the packs {PACKS_USD:?}.")));
     }
     let success = match body.get("return_url").and_then(Value::as_str) {
-        Some(u) if http_url(u) => u.to_string(),
-        Some(_) => return Err(GatewayError::BadRequest("`return_url` must be an https URL.".into())),
+        Some(u) if redirect_allowed(u, &config.return_origins) => u.to_string(),
+        Some(_) => {
+            let origins = config.return_origins.join(", ");
+            return Err(GatewayError::BadRequest(format!("`return_url` must be a URL on one of: {origins}.")));
+        }
         None => config.success_url.clone(),
     };
     if config.secret_key.is_empty() {

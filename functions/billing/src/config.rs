@@ -11,6 +11,8 @@ pub struct BillingConfig {
     pub max_usd: i64,
     pub success_url: String,
     pub cancel_url: String,
+    /// Origins a client's `return_url` may point at (RETURN_URL_ORIGINS, exact).
+    pub return_origins: Vec<String>,
     pub subscription_price: Option<String>,
     pub subscription_credit: Micros,
     pub test_faults: bool,
@@ -29,6 +31,12 @@ impl BillingConfig {
             max_usd: int("CHECKOUT_MAX_USD", 500),
             success_url: var("CHECKOUT_SUCCESS_URL").unwrap_or_else(|| "https://dexto.ai/billing/success".into()),
             cancel_url: var("CHECKOUT_CANCEL_URL").unwrap_or_else(|| "https://dexto.ai/billing".into()),
+            return_origins: var("RETURN_URL_ORIGINS")
+                .unwrap_or_else(|| "https://dexto.ai,https://app.dexto.ai".into())
+                .split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
             subscription_price: var("SUBSCRIPTION_PRICE_ID"),
             subscription_credit: var("SUBSCRIPTION_CREDIT_USD").and_then(|v| Micros::parse_usd_exact(&v).ok()).unwrap_or(Micros::ZERO),
             test_faults: var("BILLING_TEST_FAULTS").as_deref() == Some("1"),

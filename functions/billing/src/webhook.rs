@@ -13,6 +13,9 @@ use dexto_shared::stripe::verify_signature;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
+/// Largest webhook body read (Stripe's events are far smaller).
+const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+
 pub struct Event {
     pub id: String,
     pub kind: String,
@@ -21,7 +24,8 @@ pub struct Event {
 
 pub async fn handle(req: &mut Request, env: &Env) -> ApiResult {
     let config = BillingConfig::from_env(env);
-    let raw = req.bytes().await.map_err(|_| GatewayError::BadRequest("Could not read the body.".into()))?;
+    // Stripe events are a few KB; nothing legitimate comes near this.
+    let raw = dexto_shared::http::read_body(req, WEBHOOK_BODY_LIMIT).await?;
     let header = req.headers().get("Stripe-Signature").ok().flatten();
     if config.webhook_secrets.is_empty() {
         return Err(GatewayError::Internal("STRIPE_WEBHOOK_SECRET not configured".into()));

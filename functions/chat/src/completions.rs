@@ -29,11 +29,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
 async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> std::result::Result<Response, GatewayError> {
     let started_ms = now_ms();
     let caller = authenticate(req.headers(), env, KeyLookup::Cached, "gateway:use").await?;
-    let declared_len = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(GatewayError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES });
-    }
-    let body = req.bytes().await.map_err(|_| GatewayError::BadRequest("Could not read the request body.".into()))?;
+    let body = dexto_shared::http::read_body(req, MAX_BODY_BYTES).await?;
     let chat = ChatRequest::parse(&body).map_err(|e| match e {
         RequestError::TooLarge => GatewayError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES },
         RequestError::Invalid(msg) => GatewayError::BadRequest(msg),

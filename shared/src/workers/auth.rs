@@ -6,7 +6,8 @@
 
 use crate::apikey::ApiKey;
 use crate::error::GatewayError;
-use crate::http::bearer_token;
+use crate::http::{bearer_token, now_ms};
+use crate::negative_cache::NegativeCache;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::{Env, Headers};
@@ -35,8 +36,13 @@ pub enum KeyLookup {
 /// Bounded so a flood of distinct valid keys cannot grow the isolate without limit.
 const CACHE_CAPACITY: usize = 10_000;
 
+/// How long an isolate remembers that a key hash is unknown. Issued keys are
+/// 32 random bytes, so a hash unknown now is not about to be issued.
+const UNKNOWN_TTL_MS: i64 = 5 * 60_000;
+
 thread_local! {
     static KEY_CACHE: RefCell<HashMap<String, Caller>> = RefCell::new(HashMap::new());
+    static UNKNOWN: RefCell<NegativeCache> = RefCell::new(NegativeCache::new(UNKNOWN_TTL_MS, CACHE_CAPACITY));
 }
 
 /// Authenticates an API key that must carry `scope`.
@@ -44,6 +50,10 @@ pub async fn authenticate(headers: &Headers, env: &Env, lookup: KeyLookup, scope
     let token = bearer_token(headers).ok_or(GatewayError::MissingAuth)?;
     let key = ApiKey::parse(&token).map_err(|_| GatewayError::InvalidAuth)?;
     let hash = key.hash_hex();
+    // A well-formed key that does not exist costs one D1 read per isolate per TTL.
+    if UNKNOWN.with(|u| u.borrow().known_absent(&hash, now_ms())) {
+        return Err(GatewayError::InvalidAuth);
+    }
     let cached = match lookup {
         KeyLookup::Cached => KEY_CACHE.with(|c| c.borrow().get(&hash).cloned()),
         KeyLookup::Fresh => None,
@@ -90,7 +100,11 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
         .first(None)
         .await
         .map_err(internal)?;
-    let row = row.filter(|r| r.status == "active").ok_or(GatewayError::InvalidAuth)?;
+    let Some(row) = row else {
+        UNKNOWN.with(|u| u.borrow_mut().remember(hash, now_ms()));
+        return Err(GatewayError::InvalidAuth);
+    };
+    let row = Some(row).filter(|r| r.status == "active").ok_or(GatewayError::InvalidAuth)?;
     if row.user_status == "suspended" {
         return Err(GatewayError::UserSuspended);
     }

@@ -67,7 +67,7 @@ pub fn now_ms() -> i64 {
 /// Reads a JSON object body; an empty body counts as `{}`. 400 with the
 /// parser's reason otherwise.
 pub async fn json_object(req: &mut worker::Request) -> Result2<serde_json::Value> {
-    let bytes = req.bytes().await.map_err(|_| GatewayError::BadRequest("Could not read the body.".into()))?;
+    let bytes = read_body(req, CONTROL_BODY_LIMIT).await?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(serde_json::json!({}));
     }
@@ -80,6 +80,33 @@ pub async fn json_object(req: &mut worker::Request) -> Result2<serde_json::Value
 }
 
 type Result2<T> = std::result::Result<T, GatewayError>;
+
+/// Largest JSON body a control-plane endpoint reads (names, amounts, codes).
+pub const CONTROL_BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads a request body, refusing (413) as soon as it exceeds `limit`: the
+/// declared Content-Length first, then the bytes actually received, so a
+/// chunked body is never read past the limit either.
+pub async fn read_body(req: &mut worker::Request, limit: usize) -> Result2<Vec<u8>> {
+    use futures::StreamExt;
+    let too_large = || GatewayError::PayloadTooLarge { limit_bytes: limit };
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new()); // no body
+    };
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| GatewayError::BadRequest("Could not read the body.".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// A JSON response whose serialisation cannot fail the handler.
 pub fn ok_json(status: u16, body: &serde_json::Value) -> Result2<Response> {

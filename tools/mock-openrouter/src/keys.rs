@@ -277,6 +277,9 @@ pub async fn get_one(
     if let Err(r) = require_management(&app, &headers) {
         return r;
     }
+    if let Some(r) = crate::runtime::keys_fault(&app) {
+        return r;
+    }
     let keys = app.keys.keys.lock().unwrap();
     match keys.iter().find(|k| k.hash == hash) {
         Some(k) => json_response(StatusCode::OK, &Data { data: k.view() }),
@@ -292,6 +295,9 @@ pub async fn update(
     body: Bytes,
 ) -> Response {
     if let Err(r) = require_management(&app, &headers) {
+        return r;
+    }
+    if let Some(r) = crate::runtime::keys_fault(&app) {
         return r;
     }
     let body = match parse_object(&body) {

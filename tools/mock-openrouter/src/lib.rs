@@ -154,6 +154,7 @@ pub fn router() -> Router {
         .route("/__mock/health", get(|| async { "ok" }))
         .route("/__mock/jwks", axum::routing::put(supabase::put))
         .route("/auth/v1/.well-known/jwks.json", get(supabase::get))
+        .route("/auth/v1/user", get(supabase::user))
         .route("/v1/checkout/sessions", post(stripe::create_checkout_session))
         .fallback(|| async { util::error_response(404, "Not Found", None) })
         .layer(middleware::from_fn_with_state(app.clone(), observe))

@@ -23,6 +23,9 @@ pub struct Switches {
     /// `/models` answers 200 with an empty `data` list.
     #[serde(default)]
     pub models_empty: bool,
+    /// `GET`/`PATCH /keys/{hash}` (a key's usage and limit) answer with this status.
+    #[serde(default)]
+    pub keys_status: Option<u16>,
 }
 
 #[derive(Default)]
@@ -44,6 +47,12 @@ pub async fn models(State(app): State<Arc<App>>) -> Response {
         return json_response(StatusCode::OK, &json!({"data": [], "total_count": 0, "links": {"next": null}}));
     }
     json_response(StatusCode::OK, &catalogue::models_json())
+}
+
+/// The error `/keys/{hash}` answers with while `keys_status` is set.
+pub fn keys_fault(app: &App) -> Option<Response> {
+    let status = app.runtime.get().keys_status.filter(|s| (400..=599).contains(s))?;
+    Some(error_response(status, faults::status_message(status), None))
 }
 
 /// `GET /__mock/faults`

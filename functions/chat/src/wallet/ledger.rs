@@ -21,7 +21,7 @@ fn unix_ms(at: i64) -> ScheduledTime {
     ScheduledTime::new(worker::js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64)))
 }
 
-/// Retry delay for a failed D1 projection.
+/// A new pass for work still pending after a pass (no step failing).
 const FLUSH_RETRY_MS: i64 = 5_000;
 /// Projection passes one flush runs before leaving the rest to the next one.
 const MAX_PASSES: usize = 8;
@@ -140,39 +140,43 @@ impl Ledger {
         self.project().await;
     }
 
-    /// Drains the outbox into D1, then brings the upstream key's limit in line
-    /// with the balance; on failure leaves what is pending for the alarm.
+    /// Drains the outbox into D1, brings the upstream key's limit in line with
+    /// the balance, and projects key use. The steps are independent: one that
+    /// fails does not hold up the others, and is retried with capped
+    /// exponential backoff (a permanent failure costs one attempt an hour).
     async fn project(&self) {
         let store = self.store();
         // Changes that land while this pass awaits D1 or the management API do not
         // start their own pass (the flag is set), so loop until nothing is pending.
         for _ in 0..MAX_PASSES {
-            if let Err(e) = self.project_once(&store).await {
-                self.flushing.set(false);
-                dexto_shared::log::event("wallet.flush_failed", serde_json::json!({ "error": e.to_string() }));
-                let _ = self.arm(now_ms() + FLUSH_RETRY_MS).await;
-                return;
+            let now = now_ms();
+            let mut failed = false;
+            // The ledger itself: always attempted (a new change may find D1 back).
+            let result = match self.env.d1("DB") {
+                Ok(db) => outbox::flush(&store, &db).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            failed |= step(&store, "outbox", now, result);
+            if store.retry_at("limit_sync").ok().flatten().is_none_or(|at| at <= now) {
+                let result = self.sync_upstream_limit(&store).await;
+                failed |= step(&store, "limit_sync", now, result);
+            }
+            if store.retry_at("key_use").ok().flatten().is_none_or(|at| at <= now) {
+                let result = match key_use::project(&store, &self.env).await {
+                    Ok(Some(next)) => self.arm(next).await,
+                    other => other.map(|_| ()),
+                };
+                failed |= step(&store, "key_use", now, result);
             }
             let pending = store.outbox_len().unwrap_or(1) > 0 || store.pending_limit_sync().map_or(true, |p| p.is_some());
-            if !pending {
+            if failed || !pending {
                 break;
             }
         }
         self.flushing.set(false);
-        // Anything still pending after MAX_PASSES (a steady stream of writes) is
-        // picked up by the next write's pass, or by this alarm.
-        if store.outbox_len().unwrap_or(0) > 0 {
-            let _ = self.arm(now_ms() + FLUSH_RETRY_MS).await;
-        }
-    }
-
-    async fn project_once(&self, store: &Store) -> Result<()> {
-        outbox::flush(store, &self.env.d1("DB")?).await?;
-        self.sync_upstream_limit(store).await?;
-        if let Some(next) = key_use::project(store, &self.env).await? {
-            self.arm(next).await?;
-        }
-        Ok(())
+        // Anything still pending (a steady stream of writes, or a step in
+        // backoff) is picked up by the next write's pass, or by the alarm.
+        self.rearm().await;
     }
 
     async fn sync_upstream_limit(&self, store: &Store) -> Result<()> {
@@ -207,12 +211,18 @@ impl Ledger {
         self.alarm_at.set(None);
     }
 
-    /// After the alarm's work: the next hold deadline (or a projection retry).
+    /// The alarm for what is left: the next hold deadline, the next retry of
+    /// a failing step, or a new pass for work still pending.
     pub async fn rearm(&self) {
         let store = self.store();
         let mut next = store.next_deadline().ok().flatten();
-        if store.outbox_len().unwrap_or(0) > 0 || store.pending_limit_sync().is_ok_and(|p| p.is_some()) {
-            let retry = now_ms() + FLUSH_RETRY_MS;
+        let pending = store.outbox_len().unwrap_or(0) > 0 || store.pending_limit_sync().is_ok_and(|p| p.is_some());
+        let retry = match store.next_retry().ok().flatten() {
+            Some(at) => Some(at),
+            None if pending => Some(now_ms() + FLUSH_RETRY_MS),
+            None => None,
+        };
+        if let Some(retry) = retry {
             next = Some(next.map_or(retry, |n| n.min(retry)));
         }
         if let Some(at) = next {
@@ -226,5 +236,23 @@ impl Ledger {
     /// here (`force`: also those not yet due — the operator's and tests' lever).
     pub async fn sweep(&self, force: bool) -> sweep::Report {
         sweep::run(self, force).await
+    }
+}
+
+/// Books a step's outcome: clears its failure streak, or extends it and
+/// logs. Returns whether it failed.
+fn step(store: &Store, name: &str, now: i64, result: Result<()>) -> bool {
+    match result {
+        Ok(()) => {
+            if store.retry_at(name).ok().flatten().is_some() {
+                let _ = store.step_succeeded(name);
+            }
+            false
+        }
+        Err(e) => {
+            let failures = store.step_failed(name, now).unwrap_or(1);
+            dexto_shared::log::event("wallet.flush_failed", serde_json::json!({ "step": name, "failures": failures, "error": e.to_string() }));
+            true
+        }
     }
 }

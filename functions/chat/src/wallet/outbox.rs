@@ -44,7 +44,7 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
         out.push(
             db.prepare(
                 "INSERT INTO credit_ledger (id, user_id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(reference) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(user_id, reference) DO NOTHING",
             )
             .bind(&[
                 e.id.as_str().into(),
@@ -142,6 +142,35 @@ fn payment_statements(db: &D1Database, e: &LedgerEntry, p: &PaymentEffect) -> Re
     Ok(out)
 }
 
+async fn ensure_replay(db: &D1Database, e: &LedgerEntry) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Row {
+        seq: Option<i64>,
+        usage_user: Option<String>,
+    }
+    let request_id = e.usage.as_ref().map_or("", |u| u.request_id.as_str());
+    let existing: Option<Row> = db
+        .prepare(
+            "SELECT (SELECT seq FROM credit_ledger WHERE user_id = ?1 AND reference = ?2) AS seq,
+                    (SELECT user_id FROM usage_ledger WHERE request_id = ?3) AS usage_user",
+        )
+        .bind(&[e.user_id.as_str().into(), e.reference.as_str().into(), request_id.into()])?
+        .first(None)
+        .await?;
+    let ours = |r: &Row| (e.amount == 0 || r.seq == Some(e.seq)) && (e.usage.is_none() || r.usage_user.as_deref() == Some(e.user_id.as_str()));
+    match existing {
+        Some(row) if ours(&row) => Ok(()),
+        other => {
+            let found = other.and_then(|r| r.seq);
+            dexto_shared::log::event(
+                "ledger.conflict",
+                serde_json::json!({"user_id": e.user_id, "reference": e.reference, "seq": e.seq, "existing_seq": found}),
+            );
+            Err(format!("ledger row {} for {} conflicts with seq {found:?}", e.seq, e.reference).into())
+        }
+    }
+}
+
 /// Writes pending entries to D1 until the outbox is empty. Returns how many
 /// entries were projected. On error the entries stay and the caller schedules
 /// a retry (alarm).
@@ -153,13 +182,27 @@ pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
             return Ok(flushed);
         };
         let mut batch = Vec::new();
+        // (index of the entry's first statement in the batch, the entry)
+        let mut ledger_rows = Vec::new();
         for row in &rows {
             let entry: LedgerEntry = serde_json::from_str(&row.payload)?;
+            ledger_rows.push((batch.len(), entry.clone()));
             batch.extend(statements(db, &entry)?);
         }
         let results = db.batch(batch).await?;
         if let Some(failed) = results.iter().find(|r| !r.success()) {
             return Err(failed.error().unwrap_or_else(|| "D1 batch failed".into()).into());
+        }
+        // A ledger row that was not inserted must be this very entry, already
+        // projected (a replay); anything else would be a row silently lost.
+        let changes = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(1);
+        for (first, entry) in &ledger_rows {
+            // statements(): the credit_ledger insert (when amount ≠ 0), then the usage_ledger insert.
+            let credit = (entry.amount != 0).then_some(*first);
+            let usage = entry.usage.as_ref().map(|_| first + usize::from(entry.amount != 0));
+            if credit.is_some_and(|i| changes(i) == 0) || usage.is_some_and(|i| changes(i) == 0) {
+                ensure_replay(db, entry).await?;
+            }
         }
         // Storage was awaited on D1 only: rows with seq ≤ last are exactly the ones sent
         // (new entries always get a larger seq), so deleting through `last` is safe.

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS applied (
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS adjustments (group_id TEXT PRIMARY KEY, total INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS key_use (key_id TEXT PRIMARY KEY, used_at INTEGER NOT NULL, flushed_at INTEGER NOT NULL DEFAULT 0);
+-- Background steps that failed: how often in a row, and when to try again.
+CREATE TABLE IF NOT EXISTS retries (step TEXT PRIMARY KEY, failures INTEGER NOT NULL, next_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
 ";
 
@@ -285,6 +287,47 @@ impl Store {
     pub fn clear_limit_sync(&self, token: i64) -> Result<()> {
         self.sql.exec("DELETE FROM limit_sync WHERE id = 1 AND token = ?", vec![int(token)])?;
         Ok(())
+    }
+
+    /// When a failed background step may run again (None: not failing).
+    pub fn retry_at(&self, step: &str) -> Result<Option<i64>> {
+        #[derive(Deserialize)]
+        struct Row {
+            next_at: i64,
+        }
+        let rows: Vec<Row> = self.sql.exec("SELECT next_at FROM retries WHERE step = ?", vec![step.into()])?.to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.next_at))
+    }
+
+    /// Records a failure of `step`; returns how many in a row.
+    pub fn step_failed(&self, step: &str, now_ms: i64) -> Result<u32> {
+        #[derive(Deserialize)]
+        struct Row {
+            failures: i64,
+        }
+        let rows: Vec<Row> = self.sql.exec("SELECT failures FROM retries WHERE step = ?", vec![step.into()])?.to_array()?;
+        let failures = rows.first().map_or(0, |r| r.failures) as u32 + 1;
+        let next_at = now_ms + dexto_shared::retry::backoff_ms(failures);
+        self.sql.exec(
+            "INSERT OR REPLACE INTO retries (step, failures, next_at) VALUES (?, ?, ?)",
+            vec![step.into(), int(failures as i64), int(next_at)],
+        )?;
+        Ok(failures)
+    }
+
+    pub fn step_succeeded(&self, step: &str) -> Result<()> {
+        self.sql.exec("DELETE FROM retries WHERE step = ?", vec![step.into()])?;
+        Ok(())
+    }
+
+    /// The earliest retry of any failing step.
+    pub fn next_retry(&self) -> Result<Option<i64>> {
+        #[derive(Deserialize)]
+        struct Row {
+            at: Option<i64>,
+        }
+        let row: Row = self.sql.exec("SELECT MIN(next_at) AS at FROM retries", None)?.one()?;
+        Ok(row.at)
     }
 
     /// The cumulative amount applied so far under an adjustment group.
