@@ -288,7 +288,7 @@ fn subscription_invoices_grant_monthly_credit_until_cancelled() {
     let sub = id("sub_");
     let invoice = |price: &str| json!({"id": id("evt_"), "type": "invoice.paid", "data": {"object": {
         "id": id("in_"), "object": "invoice", "customer": "cus_1", "subscription": sub,
-        "amount_paid": 2000, "billing_reason": "subscription_cycle",
+        "amount_paid": 2000, "currency": "usd", "billing_reason": "subscription_cycle",
         "subscription_details": {"metadata": {"user_id": u.id}},
         "lines": {"data": [{"price": {"id": price}}]}}}});
     let first = invoice("price_monthly");
@@ -303,11 +303,67 @@ fn subscription_invoices_grant_monthly_credit_until_cancelled() {
     let mut proration = invoice("price_monthly");
     proration["data"]["object"]["billing_reason"] = json!("subscription_update");
     assert_eq!(s.webhook(&proration, &[]).json()["outcome"], "ignored", "proration invoices grant nothing");
+    let mut euro = invoice("price_monthly");
+    euro["data"]["object"]["currency"] = json!("eur");
+    assert_eq!(s.webhook(&euro, &[]).json()["outcome"], "needs_review", "a currency we do not sell in grants nothing");
+    let mut short = invoice("price_monthly");
+    short["data"]["object"]["amount_paid"] = json!(500);
+    assert_eq!(s.webhook(&short, &[]).json()["outcome"], "needs_review", "never more credit than was paid");
+    assert_eq!(balance(s, &u.id), 20_000_000);
     s.webhook(&invoice("price_monthly"), &[]);
     assert_eq!(balance(s, &u.id), 40_000_000, "the next month's invoice grants again");
     s.webhook(&json!({"id": id("evt_"), "type": "customer.subscription.deleted", "data": {"object": {"id": sub, "object": "subscription"}}}), &[]);
     assert_eq!(s.webhook(&invoice("price_monthly"), &[]).json()["outcome"], "subscription_canceled");
     assert_eq!(balance(s, &u.id), 40_000_000);
+}
+
+#[test]
+fn refunds_of_invoice_payments_apply_and_unknown_payments_stop_retrying() {
+    let s = stack();
+    let u = s.new_user("0");
+    let (sub, pi) = (id("sub_"), id("pi_"));
+    let invoice = json!({"id": id("evt_"), "type": "invoice.paid", "data": {"object": {
+        "id": id("in_"), "object": "invoice", "customer": "cus_1", "subscription": sub, "payment_intent": pi,
+        "amount_paid": 2000, "currency": "usd", "billing_reason": "subscription_create",
+        "subscription_details": {"metadata": {"user_id": u.id}},
+        "lines": {"data": [{"price": {"id": "price_monthly"}}]}}}});
+    assert_eq!(s.webhook(&invoice, &[]).json()["outcome"], "granted");
+    let r = s.webhook(&charge_event("charge.refunded", &pi, json!({"amount_refunded": 2000})), &[]);
+    assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("refunded")), "{}", r.body);
+    assert_eq!(balance(s, &u.id), 0, "the subscription's refund takes its credit back");
+
+    // A refund of a payment the gateway never saw: retried while it may still
+    // arrive, then acknowledged for an operator instead of failing for days.
+    let stranger = id("pi_");
+    let fresh = charge_event("charge.refunded", &stranger, json!({"amount_refunded": 500}));
+    assert!(s.webhook(&fresh, &[]).status >= 500, "Stripe should retry a recent one");
+    let mut old = charge_event("charge.refunded", &stranger, json!({"amount_refunded": 500}));
+    old["created"] = json!(integration_tests::now_ms() / 1000 - 2 * 24 * 3600);
+    let r = s.webhook(&old, &[]);
+    assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("needs_review")), "{}", r.body);
+    let audit = s.d1(&format!("SELECT action FROM audit_log WHERE subject = '{}'", old["id"].as_str().unwrap()));
+    assert_eq!(audit.len(), 1, "{audit:?}");
+}
+
+#[test]
+fn a_dispute_created_again_after_it_closed_does_not_freeze_the_wallet() {
+    let s = stack();
+    let (u, _, pi) = paid_user(s, 1000);
+    let chat = json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let created = json!({"id": id("evt_"), "type": "charge.dispute.created", "data": {"object": {"id": "dp_late", "object": "dispute", "payment_intent": pi, "amount": 1000, "status": "needs_response"}}});
+    let closed = json!({"id": id("evt_"), "type": "charge.dispute.closed", "data": {"object": {"id": "dp_late", "object": "dispute", "payment_intent": pi, "amount": 1000, "status": "won"}}});
+    s.webhook(&created, &[]);
+    assert_eq!(s.chat(&u.key, &chat).status, 403, "frozen while open");
+    s.webhook(&closed, &[]);
+    assert_eq!(s.chat(&u.key, &chat).status, 200, "won: unfrozen");
+    // Stripe redelivers the old `created` (and a copy of it under a new event id).
+    let r = s.webhook(&created, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut copy = created.clone();
+    copy["id"] = json!(id("evt_"));
+    s.webhook(&copy, &[]);
+    assert_eq!(s.chat(&u.key, &chat).status, 200, "a closed dispute stays closed whatever arrives late");
+    assert_eq!(s.user(&u.id)["payments"][0]["status"], "paid");
 }
 
 #[test]

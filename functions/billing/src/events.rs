@@ -121,12 +121,22 @@ async fn session_owner(db: &D1Database, session_id: &str) -> Result<Option<Strin
     Ok(row.map(|r| r.user_id))
 }
 
+/// How long a refund or dispute for an unknown payment is retried before it
+/// is acknowledged for an operator instead (Stripe retries for up to 3 days
+/// and may disable an endpoint that keeps failing, stopping top-ups too).
+const UNKNOWN_PAYMENT_WINDOW_SECS: i64 = 6 * 3600;
+
 /// A refund or dispute for a payment intent we do not know (yet): its
 /// checkout may not be projected yet, or it arrived first (Stripe does not
-/// order events). Answer 5xx so Stripe redelivers it later.
-fn not_yet_known(event: &Event) -> GatewayError {
+/// order events). Within the window, 5xx so Stripe redelivers it later; past
+/// it, 200 and an audit row: it will never match.
+async fn unknown_payment(db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let age = (now_ms() / 1000).saturating_sub(event.created);
+    if event.created > 0 && age > UNKNOWN_PAYMENT_WINDOW_SECS {
+        return unmatched(db, event, "payment unknown to the gateway").await;
+    }
     dexto_shared::log::event("stripe.payment_not_yet_known", serde_json::json!({"event_id": event.id, "type": event.kind}));
-    internal("payment intent not known yet; Stripe will retry")
+    Err(internal("payment intent not known yet; Stripe will retry"))
 }
 
 /// The Checkout Session (ours) that a charge belongs to, by payment intent.
@@ -146,7 +156,7 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
     let obj = &event.object;
     let charge = text(obj, "/id").ok_or_else(|| internal("charge id"))?;
     let Some((tx, user_id, paid)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
-        return Err(not_yet_known(event));
+        return unknown_payment(db, event).await;
     };
     // `amount_refunded` is cumulative; the wallet applies only what is new.
     let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0).clamp(0, paid);
@@ -166,25 +176,41 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
 }
 
 async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
-    let Some((tx, user_id, _)) = transaction_for(db, text(&event.object, "/payment_intent").unwrap_or("")).await? else {
-        return Err(not_yet_known(event));
+    let obj = &event.object;
+    let Some((tx, user_id, _)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+        return unknown_payment(db, event).await;
     };
-    set_frozen(env, &user_id, true).await?;
-    db::run(db, "UPDATE stripe_transactions SET status = 'disputed', updated_at = ?2 WHERE id = ?1", &[tx.as_str().into(), now_f64()]).await?;
+    let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
+    // A dispute already closed stays closed (a late or redelivered `created`).
+    db::run(
+        db,
+        "INSERT INTO stripe_disputes (id, user_id, transaction_id, status, closed, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
+         ON CONFLICT(id) DO NOTHING",
+        &[dispute.into(), user_id.as_str().into(), tx.as_str().into(), text(obj, "/status").unwrap_or("needs_response").into(), now_f64()],
+    )
+    .await?;
+    db::run(
+        db,
+        "UPDATE stripe_transactions SET status = 'disputed', updated_at = ?2 WHERE id = ?1
+           AND EXISTS (SELECT 1 FROM stripe_disputes WHERE transaction_id = ?1 AND closed = 0)",
+        &[tx.as_str().into(), now_f64()],
+    )
+    .await?;
+    let frozen = sync_frozen(env, db, &user_id).await?;
     record_event(db, event).await?;
-    Ok("wallet_frozen")
+    Ok(if frozen { "wallet_frozen" } else { "dispute_already_closed" })
 }
 
 async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
     let Some((tx, user_id, _)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
-        return Err(not_yet_known(event));
+        return unknown_payment(db, event).await;
     };
+    let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
     // Only `lost` takes money back; `won` and `warning_closed` (an inquiry) do not.
     let lost = text(obj, "/status") == Some("lost");
     if lost {
         // Lost: the money went back to the card holder; the wallet owes it.
-        let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
         let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
         WalletClient::for_user(env, &user_id)?
             .adjust(&AdjustRequest {
@@ -198,20 +224,48 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
             })
             .await?;
     }
+    db::run(
+        db,
+        "INSERT INTO stripe_disputes (id, user_id, transaction_id, status, closed, updated_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status, closed = 1, updated_at = excluded.updated_at",
+        &[dispute.into(), user_id.as_str().into(), tx.as_str().into(), text(obj, "/status").unwrap_or("closed").into(), now_f64()],
+    )
+    .await?;
     let status = if lost { "refunded" } else { "paid" };
-    db::run(db, "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1", &[tx.as_str().into(), status.into(), now_f64()]).await?;
-    // The wallet stays frozen while any other payment of the user is disputed.
+    db::run(
+        db,
+        "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1
+           AND NOT EXISTS (SELECT 1 FROM stripe_disputes WHERE transaction_id = ?1 AND closed = 0)",
+        &[tx.as_str().into(), status.into(), now_f64()],
+    )
+    .await?;
+    sync_frozen(env, db, &user_id).await?;
+    record_event(db, event).await?;
+    Ok(if lost { "dispute_lost" } else { "dispute_closed" })
+}
+
+/// Sets the wallet's frozen flag to "any of the user's disputes is open" and
+/// returns it. Read again after the wallet call: a concurrent dispute event
+/// may have changed the set meanwhile, and the last write must be the truth.
+async fn sync_frozen(env: &Env, db: &D1Database, user_id: &str) -> Result<bool, GatewayError> {
     #[derive(serde::Deserialize)]
     struct Open {
         n: i64,
     }
-    let sql = "SELECT COUNT(*) AS n FROM stripe_transactions WHERE user_id = ?1 AND status = 'disputed'";
-    let open: Option<Open> = db::first(db, sql, &[user_id.as_str().into()]).await?;
-    if open.map_or(0, |o| o.n) == 0 {
-        set_frozen(env, &user_id, false).await?;
+    let open = || async {
+        let sql = "SELECT COUNT(*) AS n FROM stripe_disputes WHERE user_id = ?1 AND closed = 0";
+        Ok::<bool, GatewayError>(db::first::<Open>(db, sql, &[user_id.into()]).await?.is_some_and(|o| o.n > 0))
+    };
+    let mut frozen = open().await?;
+    for _ in 0..3 {
+        set_frozen(env, user_id, frozen).await?;
+        let now = open().await?;
+        if now == frozen {
+            break;
+        }
+        frozen = now;
     }
-    record_event(db, event).await?;
-    Ok(if lost { "dispute_lost" } else { "dispute_closed" })
+    Ok(frozen)
 }
 
 async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, event: &Event) -> Result<&'static str, GatewayError> {
@@ -223,11 +277,19 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
     });
     // Only money actually collected for a period grants: not $0 trial or
     // proration invoices.
-    let paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0) > 0;
+    let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
+    let paid = amount_paid > 0;
     let period = matches!(text(obj, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
     if !for_price || !paid || !period || config.subscription_credit <= Micros::ZERO {
         record_event(db, event).await?;
         return Ok("ignored");
+    }
+    // Never grant more credit than was collected, and only for what we sell in.
+    if text(obj, "/currency") != Some("usd") {
+        return unmatched(db, event, "subscription invoice not in usd").await;
+    }
+    if Micros(amount_paid.saturating_mul(MICROS_PER_CENT)) < config.subscription_credit {
+        return unmatched(db, event, "subscription invoice paid less than the credit it would grant").await;
     }
     let invoice = text(obj, "/id").ok_or_else(|| internal("invoice id"))?;
     let subscription = text(obj, "/subscription").or_else(|| text(obj, "/parent/subscription_details/subscription")).unwrap_or("");
@@ -251,6 +313,23 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
         db,
         "INSERT INTO subscriptions (id, user_id, customer, status, updated_at) VALUES (?1, ?2, ?3, 'active', ?4) ON CONFLICT(id) DO NOTHING",
         &[subscription.into(), user_id.into(), text(obj, "/customer").unwrap_or("").into(), now_f64()],
+    )
+    .await?;
+    // The invoice's payment is a transaction like a top-up, so its refunds and
+    // disputes find their user and apply.
+    let payment_intent = text(obj, "/payment_intent").or_else(|| text(obj, "/payments/data/0/payment/payment_intent"));
+    db::run(
+        db,
+        "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
+         VALUES (?1, ?2, 'invoice', ?3, 'usd', ?4, 'paid', ?5, ?6, ?6) ON CONFLICT(id) DO NOTHING",
+        &[
+            invoice.into(),
+            user_id.into(),
+            (amount_paid as f64).into(),
+            (config.subscription_credit.0 as f64).into(),
+            payment_intent.map_or(wasm_bindgen::JsValue::NULL, Into::into),
+            now_f64(),
+        ],
     )
     .await?;
     let outcome = WalletClient::for_user(env, user_id)?

@@ -20,6 +20,8 @@ pub struct Event {
     pub id: String,
     pub kind: String,
     pub object: Value,
+    /// When Stripe created the event (Unix seconds; 0 if absent).
+    pub created: i64,
 }
 
 pub async fn handle(req: &mut Request, env: &Env) -> ApiResult {
@@ -39,6 +41,7 @@ pub async fn handle(req: &mut Request, env: &Env) -> ApiResult {
         id: value.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
         kind: value.get("type").and_then(Value::as_str).unwrap_or_default().to_string(),
         object: value.pointer("/data/object").cloned().unwrap_or(Value::Null),
+        created: value.get("created").and_then(Value::as_i64).unwrap_or(0),
     };
     if event.id.is_empty() || event.kind.is_empty() {
         return Err(GatewayError::BadRequest("Event lacks id or type.".into()));
