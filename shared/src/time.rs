@@ -13,6 +13,12 @@ pub fn rfc3339(ms: UnixMillis) -> String {
     format!("{}T{:02}:{:02}:{:02}Z", date(ms), rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
+/// `YYYY-MM-DD HH:MM UTC`: for names a person reads.
+pub fn utc_minute(ms: UnixMillis) -> String {
+    let rem = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{} {:02}:{:02} UTC", date(ms), rem / 3600, (rem % 3600) / 60)
+}
+
 /// RFC 3339 UTC with milliseconds: `2026-01-27T10:00:00.123Z`.
 pub fn rfc3339_millis(ms: UnixMillis) -> String {
     let base = rfc3339(ms);
@@ -149,6 +155,7 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_774_988_593_000), "2026-03-31T20:23:13Z");
+        assert_eq!(utc_minute(1_774_988_593_000), "2026-03-31 20:23 UTC");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_millis(1_774_988_593_042), "2026-03-31T20:23:13.042Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");

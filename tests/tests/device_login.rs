@@ -95,7 +95,7 @@ fn new_generation_gets_a_working_api_key_once() {
     for family in FAMILIES {
         let u = s.new_user("1");
         let session = s.session_token(&u.id, "dev@example.com");
-        let started = begin(s, family);
+        let started = post(s, &format!("{family}/start"), &json!({"client": "dexto-cli", "host": "my-laptop"})).json();
 
         let pending = poll_new(s, family, &started);
         assert_eq!((pending.status, pending.json()), (200, json!({"status": "pending"})), "2xx, no error field");
@@ -110,13 +110,20 @@ fn new_generation_gets_a_working_api_key_once() {
         let key = b["fullKey"].as_str().unwrap();
         assert!(key.starts_with("dxk_"));
         let api_key = &b["apiKey"];
-        assert_eq!((&api_key["name"], &api_key["scopes"], &api_key["status"]), (&json!("Dexto CLI Key"), &json!(["gateway:use"]), &json!("active")));
+        assert_eq!((&api_key["scopes"], &api_key["status"]), (&json!(["gateway:use"]), &json!("active")));
+        // Named so a person can tell device logins apart: client, host, when.
+        let name = api_key["name"].as_str().unwrap();
+        assert!(name.starts_with("Device login · dexto-cli on my-laptop · 20") && name.ends_with(" UTC"), "{name}");
         assert!(api_key["keyDisplay"].as_str().unwrap().starts_with(&key[..8]));
 
         let chat = s.chat(key, &chat_body());
         assert_eq!(chat.status, 200, "{}", chat.body);
         let listed = s.call("GET", "/api/keys", &session, None).json();
         assert!(listed["data"].as_array().unwrap().iter().any(|k| k["id"] == api_key["id"]), "{listed}");
+        // …and when it was last used.
+        s.d1_until(&format!("SELECT last_used_at FROM api_keys WHERE id = '{}'", api_key["id"].as_str().unwrap()), |rows| {
+            rows.first().is_some_and(|r| !r["last_used_at"].is_null())
+        });
 
         wait_interval();
         let again = poll_new(s, family, &started);

@@ -157,7 +157,7 @@ pub async fn set_status(req: &mut Request, env: &Env, id: &str) -> AdminResult {
     let change = StatusChange { user_id: id.into(), revoke_key_id: None, suspended: Some(status == "suspended"), frozen: None };
     WalletClient::for_user(env, id)?.change_status(&change).await?;
     let sql = "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1";
-    db::run(&db::database(env)?, sql, &[id.into(), status.as_str().into(), db::ms(now_ms())]).await?;
+    db::run_idempotent(&db::database(env)?, sql, &[id.into(), status.as_str().into(), db::ms(now_ms())]).await?;
     audit(env, "user.status", id, json!({"status": status})).await?;
     ok(200, &json!({"id": id, "status": status}))
 }

@@ -59,17 +59,13 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
     let (Some(id), Some(url)) = (session.get("id").and_then(Value::as_str), session.get("url").and_then(Value::as_str)) else {
         return Err(GatewayError::UpstreamUnavailable);
     };
-    env.d1("DB")
-        .map_err(|e| GatewayError::Internal(e.to_string()))?
-        .prepare(
-            "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, created_at, updated_at)
-             VALUES (?1, ?2, 'checkout', ?3, 'usd', ?4, 'pending', ?5, ?5) ON CONFLICT(id) DO NOTHING",
-        )
-        .bind(&[id.into(), user.id.as_str().into(), (cents as f64).into(), (credit_micros as f64).into(), (now_ms() as f64).into()])
-        .map_err(|e| GatewayError::Internal(e.to_string()))?
-        .run()
-        .await
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    dexto_shared::db::run_idempotent(
+        &dexto_shared::db::database(env)?,
+        "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, created_at, updated_at)
+         VALUES (?1, ?2, 'checkout', ?3, 'usd', ?4, 'pending', ?5, ?5) ON CONFLICT(id) DO NOTHING",
+        &[id.into(), user.id.as_str().into(), (cents as f64).into(), (credit_micros as f64).into(), (now_ms() as f64).into()],
+    )
+    .await?;
     dexto_shared::log::event("billing.checkout_created", json!({"user_id": user.id, "session_id": id, "amount_cents": cents}));
     ok_json(200, &json!({"checkout_url": url, "checkout_session_id": id, "sessionUrl": url, "sessionId": id}))
 }

@@ -40,7 +40,7 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
         }
         "checkout.session.expired" | "checkout.session.async_payment_failed" => {
             let id = text(obj, "/id").ok_or_else(|| internal("session id"))?;
-            db::run(&db, "UPDATE stripe_transactions SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'pending'", &[id.into(), now_f64()]).await?;
+            db::run_idempotent(&db, "UPDATE stripe_transactions SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'pending'", &[id.into(), now_f64()]).await?;
             record_event(&db, event).await?;
             Ok("marked_failed")
         }
@@ -50,7 +50,7 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
         "invoice.paid" => subscription_grant(env, &db, config, event).await,
         "customer.subscription.deleted" => {
             let id = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
-            db::run(&db, "UPDATE subscriptions SET status = 'canceled', updated_at = ?2 WHERE id = ?1", &[id.into(), now_f64()]).await?;
+            db::run_idempotent(&db, "UPDATE subscriptions SET status = 'canceled', updated_at = ?2 WHERE id = ?1", &[id.into(), now_f64()]).await?;
             record_event(&db, event).await?;
             Ok("subscription_canceled")
         }
@@ -182,14 +182,14 @@ async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
     };
     let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
     // A dispute already closed stays closed (a late or redelivered `created`).
-    db::run(
+    db::run_idempotent(
         db,
         "INSERT INTO stripe_disputes (id, user_id, transaction_id, status, closed, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
          ON CONFLICT(id) DO NOTHING",
         &[dispute.into(), user_id.as_str().into(), tx.as_str().into(), text(obj, "/status").unwrap_or("needs_response").into(), now_f64()],
     )
     .await?;
-    db::run(
+    db::run_idempotent(
         db,
         "UPDATE stripe_transactions SET status = 'disputed', updated_at = ?2 WHERE id = ?1
            AND EXISTS (SELECT 1 FROM stripe_disputes WHERE transaction_id = ?1 AND closed = 0)",
@@ -224,7 +224,7 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
             })
             .await?;
     }
-    db::run(
+    db::run_idempotent(
         db,
         "INSERT INTO stripe_disputes (id, user_id, transaction_id, status, closed, updated_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, closed = 1, updated_at = excluded.updated_at",
@@ -232,7 +232,7 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
     )
     .await?;
     let status = if lost { "refunded" } else { "paid" };
-    db::run(
+    db::run_idempotent(
         db,
         "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1
            AND NOT EXISTS (SELECT 1 FROM stripe_disputes WHERE transaction_id = ?1 AND closed = 0)",
@@ -309,7 +309,7 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
         record_event(db, event).await?;
         return Ok("subscription_canceled");
     }
-    db::run(
+    db::run_idempotent(
         db,
         "INSERT INTO subscriptions (id, user_id, customer, status, updated_at) VALUES (?1, ?2, ?3, 'active', ?4) ON CONFLICT(id) DO NOTHING",
         &[subscription.into(), user_id.into(), text(obj, "/customer").unwrap_or("").into(), now_f64()],
@@ -318,7 +318,7 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
     // The invoice's payment is a transaction like a top-up, so its refunds and
     // disputes find their user and apply.
     let payment_intent = text(obj, "/payment_intent").or_else(|| text(obj, "/payments/data/0/payment/payment_intent"));
-    db::run(
+    db::run_idempotent(
         db,
         "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
          VALUES (?1, ?2, 'invoice', ?3, 'usd', ?4, 'paid', ?5, ?6, ?6) ON CONFLICT(id) DO NOTHING",
@@ -356,9 +356,12 @@ async fn set_frozen(env: &Env, user_id: &str, frozen: bool) -> Result<(), Gatewa
 /// A paid or refunded event we cannot attribute: acknowledged (so Stripe stops
 /// retrying) and left in the audit log for an operator, never silently dropped.
 async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static str, GatewayError> {
-    db::run(
+    db::run_idempotent(
         db,
-        "INSERT INTO audit_log (actor, action, subject, detail, created_at) VALUES ('stripe', 'stripe.unmatched_event', ?1, ?2, ?3)",
+        // Once per event, so the write can be retried (and Stripe can redeliver).
+        "INSERT INTO audit_log (actor, action, subject, detail, created_at)
+         SELECT 'stripe', 'stripe.unmatched_event', ?1, ?2, ?3
+         WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE action = 'stripe.unmatched_event' AND subject = ?1)",
         &[event.id.as_str().into(), serde_json::json!({"type": event.kind, "why": why}).to_string().into(), now_f64()],
     )
     .await?;
@@ -368,7 +371,7 @@ async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static
 }
 
 async fn record_event(db: &D1Database, event: &Event) -> Result<(), GatewayError> {
-    db::run(
+    db::run_idempotent(
         db,
         "INSERT INTO processed_webhook_events (event_id, event_type, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT(event_id) DO NOTHING",
         &[event.id.as_str().into(), event.kind.as_str().into(), now_f64()],

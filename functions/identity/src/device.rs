@@ -59,15 +59,46 @@ fn verification_uri(req: &Request, env: &Env) -> Result<String, GatewayError> {
 }
 
 /// What the CLI says it is, kept for audit: printable ASCII, at most 64 chars.
+/// Who is logging in, as the client says: `client`, and its host when sent
+/// (`host`/`hostname`/`device_name`), e.g. `dexto-cli on my-laptop`. It names
+/// the key the login mints, so a person can tell their keys apart.
 fn client_name(body: &Value) -> String {
-    let raw = body.get("client").and_then(Value::as_str).unwrap_or("unknown");
-    let clean: String = raw.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect();
-    if clean.trim().is_empty() { "unknown".into() } else { clean.trim().into() }
+    let clean = |field: &str, max: usize| -> Option<String> {
+        let raw = body.get(field).and_then(Value::as_str)?;
+        let text: String = raw.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(max).collect();
+        Some(text.trim().to_string()).filter(|t| !t.is_empty())
+    };
+    let client = clean("client", 32).unwrap_or_else(|| "unknown".into());
+    match clean("host", 40).or_else(|| clean("hostname", 40)).or_else(|| clean("device_name", 40)) {
+        Some(host) => format!("{client} on {host}"),
+        None => client,
+    }
 }
+
+/// Unauthenticated starts write to D1, so they are throttled before anything
+/// else: per client IP (`CF-Connecting-IP`) and overall, with the platform's
+/// rate-limit bindings (`[[ratelimits]]` in wrangler.toml: approximate by
+/// design, which is fine for abuse throttling). A binding that is not
+/// configured does not limit.
+async fn throttle_start(req: &Request, env: &Env) -> Result<(), GatewayError> {
+    let ip = req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_else(|| "unknown".into());
+    for (binding, key) in [("DEVICE_START_PER_IP", format!("ip:{ip}")), ("DEVICE_START_GLOBAL", "all".to_string())] {
+        let Ok(limiter) = env.rate_limiter(binding) else { continue };
+        if !limiter.limit(key).await.map_err(internal)?.success {
+            dexto_shared::log::event("device.start_throttled", serde_json::json!({"limit": binding}));
+            return Err(GatewayError::RateLimited { retry_after_secs: START_LIMIT_PERIOD_SECS });
+        }
+    }
+    Ok(())
+}
+
+/// The period of both start limits (wrangler.toml `simple.period`).
+const START_LIMIT_PERIOD_SECS: u32 = 60;
 
 /// `POST /auth/device/start`, `/api/auth/device/start` `{"client"}` (no auth).
 pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
     let config = enabled(env)?;
+    throttle_start(req, env).await?;
     let client = client_name(&json_object(req).await?);
     let uri = verification_uri(req, env)?;
     let db = db(env)?;
@@ -108,6 +139,7 @@ pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
 struct Polled {
     status: String,
     user_id: Option<String>,
+    client: String,
 }
 
 #[derive(Deserialize)]
@@ -143,7 +175,7 @@ pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
             "UPDATE device_codes SET last_poll_at = ?2
              WHERE device_code_hash = ?1 AND expires_at > ?2
                AND (last_poll_at IS NULL OR ?2 - last_poll_at >= interval_secs * 1000 - ?3)
-             RETURNING status, user_id",
+             RETURNING status, user_id, client",
         )
         .bind(&[hash.as_str().into(), (now as f64).into(), (POLL_TOLERANCE_MS as f64).into()])
         .map_err(internal)?
@@ -154,7 +186,7 @@ pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
         None => why_not_polled(&db, &hash, now).await?,
         Some(p) if p.status == "pending" => Refusal::Pending,
         Some(p) if p.status == "denied" => Refusal::Denied,
-        Some(p) if p.status == "approved" => return deliver(env, &db, generation, &hash, p.user_id, &session).await,
+        Some(p) if p.status == "approved" => return deliver(env, &db, generation, &hash, p.user_id, &p.client, &session).await,
         Some(_) => Refusal::InvalidGrant,
     };
     reply(protocol::refusal(generation, why))
@@ -179,7 +211,7 @@ async fn why_not_polled(db: &D1Database, hash: &str, now: i64) -> Result<Refusal
 /// The approved code's credential, minted by exactly one poll: the one whose
 /// `approved → consumed` UPDATE changes the row. Minting happens after that
 /// claim, so a failure there costs the user a new login, never a second key.
-async fn deliver(env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, session: &SessionConfig) -> ApiResult {
+async fn deliver(env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, client: &str, session: &SessionConfig) -> ApiResult {
     let user_id = user_id.ok_or_else(|| internal("approved code without a user"))?;
     let user: Option<Value> = db.prepare("SELECT email, status FROM users WHERE id = ?1").bind(&[user_id.as_str().into()]).map_err(internal)?.first(None).await.map_err(internal)?;
     let user = user.ok_or_else(|| internal("approving user missing"))?;
@@ -210,7 +242,9 @@ async fn deliver(env: &Env, db: &D1Database, generation: Generation, hash: &str,
     }
     match generation {
         Generation::Status => {
-            let k = keystore::issue(env, &user_id, keys_api::DEFAULT_NAME, &["gateway:use"]).await?;
+            // e.g. "Device login · dexto-cli on my-laptop · 2026-11-30 14:05 UTC"
+            let name = format!("Device login · {client} · {}", dexto_shared::time::utc_minute(now));
+            let k = keystore::issue(env, &user_id, &name, &["gateway:use"]).await?;
             log::event("device.issued", json!({"user_id": user_id, "generation": "status", "key_id": k.id}));
             let view = protocol::IssuedKeyView { id: &k.id, full_key: k.key.expose(), display: &k.display, name: &k.name, scopes: &k.scopes };
             reply(protocol::key_issued(&view))

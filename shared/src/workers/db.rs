@@ -1,6 +1,10 @@
 //! D1 access for request handlers (feature `workers`): one error mapping
-//! (`GatewayError::Internal`, details for logs only) and the three shapes every
+//! (`GatewayError::Internal`, details for logs only) and the shapes every
 //! handler needs — first row, all rows, run.
+//!
+//! D1 returns transient errors (and never retries writes itself), so reads
+//! and writes declared idempotent are retried a bounded number of times with
+//! a short backoff; a write that is not idempotent (`run`) is tried once.
 
 use crate::error::GatewayError;
 use serde::de::DeserializeOwned;
@@ -20,16 +24,44 @@ fn statement(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<D1PreparedS
     db.prepare(sql).bind(args).map_err(error)
 }
 
+/// Attempts of a retried statement, and the pause before each retry.
+const RETRY_DELAYS_MS: [u64; 2] = [25, 150];
+
+/// Runs `attempt` with the bounded retries of `RETRY_DELAYS_MS`.
+async fn retried<T, F, Fut>(what: &str, attempt: F) -> Result<T, GatewayError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, worker::Error>>,
+{
+    crate::retry::retrying(
+        &RETRY_DELAYS_MS,
+        attempt,
+        |ms| worker::Delay::from(std::time::Duration::from_millis(ms)),
+        |e| crate::log::event("d1.retry", serde_json::json!({"what": what, "error": e.to_string()})),
+    )
+    .await
+    .map_err(error)
+}
+
 pub async fn first<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Option<T>, GatewayError> {
-    statement(db, sql, args)?.first(None).await.map_err(error)
+    retried("first", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.first(None).await }).await
 }
 
 pub async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Vec<T>, GatewayError> {
-    statement(db, sql, args)?.all().await.map_err(error)?.results::<T>().map_err(error)
+    let rows = retried("all", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.all().await }).await?;
+    rows.results::<T>().map_err(error)
 }
 
+/// A write that is not idempotent: tried once.
 pub async fn run(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<(), GatewayError> {
     statement(db, sql, args)?.run().await.map_err(error)?;
+    Ok(())
+}
+
+/// A write whose repetition changes nothing (`ON CONFLICT DO NOTHING`, a
+/// guarded `UPDATE … SET x = v`): retried on transient errors.
+pub async fn run_idempotent(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<(), GatewayError> {
+    retried("run", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.run().await }).await?;
     Ok(())
 }
 
