@@ -4,6 +4,7 @@
 //! fresh state by creating their own users; upstream calls are counted per test
 //! through a unique marker in the prompt.
 
+pub mod audit;
 pub mod client;
 mod d1;
 mod stack;

@@ -45,6 +45,8 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
             Ok("marked_failed")
         }
         "charge.refunded" => refund(env, &db, event).await,
+        // Disputes: an event id already applied is a no-op (Stripe redelivers).
+        "charge.dispute.created" | "charge.dispute.closed" if already_processed(&db, event).await? => Ok("duplicate"),
         "charge.dispute.created" => dispute_opened(env, &db, event).await,
         "charge.dispute.closed" => dispute_closed(env, &db, event).await,
         "invoice.paid" => subscription_grant(env, &db, config, event).await,
@@ -368,6 +370,11 @@ async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static
     record_event(db, event).await?;
     dexto_shared::log::event("stripe.unmatched_event", serde_json::json!({"event_id": event.id, "type": event.kind, "why": why}));
     Ok("needs_review")
+}
+
+async fn already_processed(db: &D1Database, event: &Event) -> Result<bool, GatewayError> {
+    let row: Option<Value> = db::first(db, "SELECT event_id FROM processed_webhook_events WHERE event_id = ?1", &[event.id.as_str().into()]).await?;
+    Ok(row.is_some())
 }
 
 async fn record_event(db: &D1Database, event: &Event) -> Result<(), GatewayError> {

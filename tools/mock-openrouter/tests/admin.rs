@@ -253,7 +253,7 @@ fn runtime_switches_fail_and_empty_the_model_list() {
     assert_eq!(get(addr, "/credits", Some(USER)).status, 200);
 
     let merged = set(r#"{"models_status":null,"models_empty":true}"#).json();
-    assert_eq!(merged, json!({"models_status": null, "models_empty": true}));
+    assert_eq!(merged, json!({"models_status": null, "models_empty": true, "keys_status": null}));
     let r = get(addr, "/models", None);
     assert_eq!((r.status, r.json()["data"].as_array().map(Vec::len)), (200, Some(0)));
     assert_eq!(get(addr, "/__mock/faults", None).json()["models_empty"], true);

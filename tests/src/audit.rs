@@ -1,0 +1,333 @@
+//! A randomized billing auditor in the spirit of TigerBeetle's VOPR: from a
+//! seed, a workload of top-ups (some delivered twice), admin credits (some
+//! replayed), chats of every shape (streams, abandoned streams, upstream
+//! faults, providers that ignore `max_tokens`), refunds, disputes (some
+//! redelivered late), key revocations and concurrent bursts runs against the
+//! real stack; then every user's books are checked against invariants:
+//!
+//! - balance == Σ ledger;
+//! - no usage debit without its usage row, and no usage row without its debit;
+//! - every charge ≤ its hold (from the settlement log lines);
+//! - a price is never below the provider's cost unless flagged `needs_review`;
+//! - each payment credited once, and top-ups == what was paid;
+//! - usage never took a wallet below zero (for users without refunds or disputes);
+//! - no hold left open once the workload has settled.
+//!
+//! The same seed gives the same workload (timing, and so interleavings, vary).
+
+use crate::Stack;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// xorshift64*: small, seedable, good enough to draw a workload.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A paid Checkout Session of the workload.
+struct Payment {
+    user: usize,
+    payment_intent: String,
+    cents: i64,
+    refunded: i64,
+    disputed: bool,
+}
+
+struct User {
+    id: String,
+    key: String,
+    key_id: String,
+    had_refund_or_dispute: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub ops: usize,
+    pub chats: usize,
+    pub payments: usize,
+    pub users: usize,
+}
+
+const MODELS: &[&str] = &["openai/gpt-4o-mini", "anthropic/claude-haiku-4.5", "mock/output-only", "mock/no-max", "openai/gpt-4o"];
+
+/// Runs `ops` operations drawn from `seed`, then checks the invariants.
+/// Err carries every violation found (the caller prints the seed with it).
+pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
+    let mut rng = Rng::new(seed);
+    let mut users: Vec<User> = (0..3)
+        .map(|_| {
+            let u = s.new_user("0");
+            User { id: u.id, key: u.key, key_id: u.key_id, had_refund_or_dispute: false }
+        })
+        .collect();
+    let mut payments: Vec<Payment> = Vec::new();
+    let mut report = Report { users: users.len(), ..Report::default() };
+    for _ in 0..ops {
+        report.ops += 1;
+        let who = rng.below(users.len() as u64) as usize;
+        match rng.below(100) {
+            0..=14 => payments.push(top_up(s, &mut rng, who, &users[who])),
+            15..=19 => admin_credit(s, &mut rng, &users[who]),
+            20..=59 => {
+                report.chats += 1;
+                chat(s, &mut rng, &users[who]);
+            }
+            60..=67 => {
+                report.chats += 4;
+                burst(s, &mut rng, &users[who], 4);
+            }
+            68..=75 => refund(s, &mut rng, &mut payments, &mut users),
+            76..=83 => dispute(s, &mut rng, &mut payments, &mut users),
+            84..=87 => rotate_key(s, &mut users[who]),
+            _ => {
+                report.chats += 1;
+                chat(s, &mut rng, &users[who]);
+            }
+        }
+    }
+    report.payments = payments.len();
+    check(s, &users, &payments).map(|_| report)
+}
+
+fn top_up(s: &Stack, rng: &mut Rng, who: usize, u: &User) -> Payment {
+    let cents = *rng.pick(&[500, 1000, 2500]);
+    let token = s.session_token(&u.id, "audit@example.com");
+    let r = s.call("POST", "/api/billing/checkout-session", &token, Some(json!({"credits_usd": cents as f64 / 100.0})));
+    assert_eq!(r.status, 200, "checkout: {}", r.body);
+    let session = r.json()["checkout_session_id"].as_str().unwrap().to_string();
+    let pi = dexto_shared::ids::new_id("pi_");
+    let event = |kind: &str| {
+        json!({"id": dexto_shared::ids::new_id("evt_"), "object": "event", "type": kind, "data": {"object": {
+            "id": session, "object": "checkout.session", "amount_total": cents, "currency": "usd",
+            "client_reference_id": u.id, "metadata": {"user_id": u.id}, "mode": "payment",
+            "payment_status": "paid", "payment_intent": pi}}})
+    };
+    let completed = event("checkout.session.completed");
+    // Delivered once, twice, or as both events that may credit it.
+    for _ in 0..=rng.below(2) {
+        assert_eq!(s.webhook(&completed, &[]).status, 200);
+    }
+    if rng.chance(30) {
+        assert_eq!(s.webhook(&event("checkout.session.async_payment_succeeded"), &[]).status, 200);
+    }
+    Payment { user: who, payment_intent: pi, cents, refunded: 0, disputed: false }
+}
+
+fn admin_credit(s: &Stack, rng: &mut Rng, u: &User) {
+    let key = dexto_shared::ids::new_id("audit-");
+    let body = json!({"amount_usd": *rng.pick(&[0.5, 1.0, 2.0]), "reason": "audit", "idempotency_key": key});
+    for _ in 0..=rng.below(2) {
+        let r = s.admin("POST", &format!("/admin/users/{}/credits", u.id), Some(body.clone()));
+        assert_eq!(r.status, 200, "admin credit: {}", r.body);
+    }
+}
+
+/// A random chat body: model, output limit, and upstream behaviour.
+fn chat_body(rng: &mut Rng, stream: bool) -> Value {
+    let model = *rng.pick(MODELS);
+    let fault = match rng.below(10) {
+        0 => "[[mock:tokens=3000,ignore_max=1]]",
+        1 => "[[mock:no_usage=1]]",
+        2 => "[[mock:no_cost=1]]",
+        3 => "[[mock:status=503]]",
+        4 => "[[mock:error_after=2]]",
+        5 => "[[mock:drop_after=2]]",
+        6 => "[[mock:tokens=200]]",
+        _ => "",
+    };
+    let mut body = json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": format!("audit {fault}")}]});
+    if rng.chance(50) {
+        body["max_tokens"] = json!(1 + rng.below(2_000));
+    }
+    body
+}
+
+/// One chat. An abandoned stream is read for one event and dropped: its
+/// exchange goes on and settles without a reader.
+fn chat(s: &Stack, rng: &mut Rng, u: &User) {
+    let stream = rng.chance(40);
+    let body = chat_body(rng, stream);
+    if !stream {
+        let r = s.chat(&u.key, &body);
+        assert!(matches!(r.status, 200 | 402 | 403 | 502 | 504), "chat: {} {}", r.status, r.body);
+        return;
+    }
+    let mut sse = s.stream(&u.key, &body);
+    if sse.status != 200 {
+        return;
+    }
+    if rng.chance(30) {
+        let _ = sse.next_event();
+        return; // walk away
+    }
+    while sse.next_event().is_some() {}
+}
+
+fn burst(s: &Stack, rng: &mut Rng, u: &User, n: usize) {
+    let bodies: Vec<Value> = (0..n).map(|_| chat_body(rng, false)).collect();
+    std::thread::scope(|scope| {
+        for body in &bodies {
+            scope.spawn(|| s.chat(&u.key, body));
+        }
+    });
+}
+
+fn refund(s: &Stack, rng: &mut Rng, payments: &mut [Payment], users: &mut [User]) {
+    let open: Vec<usize> = (0..payments.len()).filter(|i| payments[*i].refunded < payments[*i].cents).collect();
+    if open.is_empty() {
+        return;
+    }
+    let p = &mut payments[*rng.pick(&open)];
+    // Cumulative, like Stripe's `amount_refunded`; sometimes an older total arrives again.
+    p.refunded = (p.refunded + 100 * (1 + rng.below(5) as i64)).min(p.cents);
+    let amount = if rng.chance(20) { p.refunded / 2 } else { p.refunded };
+    let event = json!({"id": dexto_shared::ids::new_id("evt_"), "type": "charge.refunded", "data": {"object": {
+        "id": format!("ch_{}", p.payment_intent), "object": "charge", "payment_intent": p.payment_intent,
+        "currency": "usd", "amount_refunded": amount}}});
+    assert_eq!(s.webhook(&event, &[]).status, 200);
+    users[p.user].had_refund_or_dispute = true;
+}
+
+fn dispute(s: &Stack, rng: &mut Rng, payments: &mut [Payment], users: &mut [User]) {
+    let open: Vec<usize> = (0..payments.len()).filter(|i| !payments[*i].disputed).collect();
+    if open.is_empty() {
+        return;
+    }
+    let p = &mut payments[*rng.pick(&open)];
+    p.disputed = true;
+    users[p.user].had_refund_or_dispute = true;
+    let event = |kind: &str, status: &str| {
+        json!({"id": dexto_shared::ids::new_id("evt_"), "type": kind, "data": {"object": {
+            "id": format!("dp_{}", p.payment_intent), "object": "dispute", "payment_intent": p.payment_intent,
+            "amount": p.cents, "status": status}}})
+    };
+    let created = event("charge.dispute.created", "needs_response");
+    assert_eq!(s.webhook(&created, &[]).status, 200);
+    let outcome = *rng.pick(&["won", "lost", "won"]);
+    assert_eq!(s.webhook(&event("charge.dispute.closed", outcome), &[]).status, 200);
+    if rng.chance(50) {
+        assert_eq!(s.webhook(&created, &[]).status, 200, "a late redelivery of `created`");
+    }
+}
+
+fn rotate_key(s: &Stack, u: &mut User) {
+    let r = s.admin("POST", &format!("/admin/keys/{}/revoke", u.key_id), None);
+    assert_eq!(r.status, 200, "revoke: {}", r.body);
+    let k = s.admin("POST", &format!("/admin/users/{}/keys", u.id), Some(json!({"name": "audit"})));
+    assert_eq!(k.status, 201, "key: {}", k.body);
+    u.key = k.json()["key"].as_str().unwrap().to_string();
+    u.key_id = k.json()["id"].as_str().unwrap().to_string();
+}
+
+/// Waits until nothing is held and the ledger is projected, then checks.
+fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(), String> {
+    let mut violations = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for u in users {
+        let view = loop {
+            let v = s.user(&u.id);
+            let settled = v["open_holds"].as_array().is_some_and(Vec::is_empty) && v["pending_ledger_rows"] == 0;
+            if settled || Instant::now() > deadline {
+                break v;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        if !view["open_holds"].as_array().is_some_and(Vec::is_empty) {
+            violations.push(format!("{}: holds still open: {}", u.id, view["open_holds"]));
+        }
+        if view["balance_micros"] != view["ledger_totals"]["net_micros"] {
+            violations.push(format!("{}: balance {} != Σ ledger {}", u.id, view["balance_micros"], view["ledger_totals"]["net_micros"]));
+        }
+    }
+    let ids: Vec<String> = users.iter().map(|u| format!("'{}'", u.id)).collect();
+    let in_users = ids.join(",");
+    let orphan_debits = s.d1(&format!(
+        "SELECT c.reference FROM credit_ledger c WHERE c.user_id IN ({in_users}) AND c.kind = 'usage'
+         AND NOT EXISTS (SELECT 1 FROM usage_ledger u WHERE u.user_id = c.user_id AND 'usage:' || u.request_id = c.reference)"
+    ));
+    if !orphan_debits.is_empty() {
+        violations.push(format!("usage debits without a usage row: {orphan_debits:?}"));
+    }
+    let unbilled = s.d1(&format!(
+        "SELECT u.request_id FROM usage_ledger u WHERE u.user_id IN ({in_users}) AND u.user_price_micros > 0
+         AND NOT EXISTS (SELECT 1 FROM credit_ledger c WHERE c.user_id = u.user_id AND c.reference = 'usage:' || u.request_id)"
+    ));
+    if !unbilled.is_empty() {
+        violations.push(format!("charged usage rows without a ledger debit: {unbilled:?}"));
+    }
+    let below_cost = s.d1(&format!(
+        "SELECT request_id, user_price_micros, provider_cost_micros FROM usage_ledger
+         WHERE user_id IN ({in_users}) AND user_price_micros < provider_cost_micros AND billing_status = 'billed'"
+    ));
+    if !below_cost.is_empty() {
+        violations.push(format!("billed below provider cost without review: {below_cost:?}"));
+    }
+    let doubled = s.d1(&format!(
+        "SELECT user_id, reference, COUNT(*) AS n FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'topup'
+         GROUP BY user_id, reference HAVING COUNT(*) > 1"
+    ));
+    if !doubled.is_empty() {
+        violations.push(format!("payments credited more than once: {doubled:?}"));
+    }
+    let topups = s.d1(&format!(
+        "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'topup' GROUP BY user_id"
+    ));
+    let negative = s.d1(&format!(
+        "SELECT user_id, reference, balance_after_micros FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'usage' AND balance_after_micros < 0"
+    ));
+    for (i, u) in users.iter().enumerate() {
+        let paid: i64 = payments.iter().filter(|p| p.user == i).map(|p| p.cents * 10_000).sum();
+        let credited = topups.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
+        if credited != paid {
+            violations.push(format!("{}: top-ups {credited} != paid {paid}", u.id));
+        }
+        let below_zero: Vec<&Value> = negative.iter().filter(|r| r["user_id"] == u.id.as_str()).collect();
+        if !u.had_refund_or_dispute && !below_zero.is_empty() {
+            violations.push(format!("{}: usage took the wallet below zero: {below_zero:?}", u.id));
+        }
+    }
+    // Every settlement's charge ≤ its hold (one log line per settled request).
+    let logs = s.logs();
+    let user_ids: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    for line in logs.lines().filter(|l| l.contains("\"event\":\"chat.completion\"")) {
+        let Some(start) = line.find('{') else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(&line[start..]) else { continue };
+        if !v["user_id"].as_str().is_some_and(|id| user_ids.contains(id)) {
+            continue;
+        }
+        if v["price_micros"].as_i64() > v["hold_micros"].as_i64() {
+            violations.push(format!("charge above its hold: {line}"));
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(violations.join("\n"))
+    }
+}
