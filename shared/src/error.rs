@@ -32,6 +32,9 @@ pub enum GatewayError {
     InsufficientCredits { available: Micros, needed: Option<(Micros, u64)> },
     WalletFrozen,
     RateLimited { retry_after_secs: u32 },
+    /// A spend cap stops the request: the message names the cap, its window
+    /// and when it resets (`caps::CapUse::refusal`).
+    SpendCapReached(String),
     /// Upstream refused the request as malformed (4xx that is the client's doing).
     UpstreamRejected { status: u16 },
     UpstreamUnavailable,
@@ -48,7 +51,7 @@ impl GatewayError {
             InsufficientCredits { .. } => 402,
             // Not 402: every CLI release turns a 402 into "buy credit", which
             // cannot help a frozen wallet or a suspended account.
-            Forbidden(_) | UserSuspended | WalletFrozen => 403,
+            Forbidden(_) | UserSuspended | WalletFrozen | SpendCapReached(_) => 403,
             NotFound(_) | ModelNotFound(_) => 404,
             MethodNotAllowed => 405,
             Conflict(_) => 409,
@@ -87,6 +90,8 @@ impl GatewayError {
             InsufficientCredits { .. } => ("insufficient_quota", "INSUFFICIENT_CREDITS"),
             WalletFrozen => ("permission_error", "WALLET_FROZEN"),
             RateLimited { .. } => ("rate_limit_error", "rate_limited"),
+            // Not 402: the CLI would say "buy credit", which does not lift a cap.
+            SpendCapReached(_) => ("permission_error", "spend_cap_reached"),
             UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
             UpstreamUnavailable => ("api_error", "upstream_unavailable"),
             UpstreamTimeout => ("api_error", "upstream_timeout"),
@@ -99,7 +104,7 @@ impl GatewayError {
         match self {
             MissingAuth => "Missing API key: send `Authorization: Bearer <DEXTO_API_KEY>`.".into(),
             InvalidAuth => "Invalid or revoked API key.".into(),
-            Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) => m.clone(),
+            Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) | SpendCapReached(m) => m.clone(),
             UserSuspended => "This account is suspended, so its keys cannot be used; adding credit will not lift this. Contact support@dexto.ai.".into(),
             PayloadTooLarge { limit_bytes } => format!("Request body exceeds {limit_bytes} bytes."),
             ModelNotFound(m) => format!("Model `{m}` does not exist or is not available."),

@@ -6,6 +6,7 @@
 
 pub mod apikey;
 pub mod billing;
+pub mod caps;
 pub mod catalogue;
 pub mod chat_request;
 pub mod csv;
@@ -39,4 +40,4 @@ pub mod wallet;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{auth, db, http, keystore, log, openrouter_keys, session, wallet_client};
+pub use workers::{auth, caps_api, db, http, keystore, log, openrouter_keys, session, wallet_client};

@@ -7,6 +7,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/admin", "ADMIN"),
     ("/api/provision", "IDENTITY"),
     ("/api/keys", "IDENTITY"),
+    ("/api/caps", "IDENTITY"),
     ("/keys", "IDENTITY"),
     ("/api/openrouter-key", "IDENTITY"),
     ("/api/auth/device", "IDENTITY"),

@@ -3,6 +3,7 @@
 //! compile against the same shapes.
 
 use crate::billing::{BillingStatus, PriceBasis};
+use crate::caps::{CapUse, Scope, Window};
 use crate::catalogue::ModelInfo;
 use crate::hold::Quote;
 use crate::money::Micros;
@@ -177,6 +178,16 @@ pub struct OpenHold {
     pub expires_at: i64,
 }
 
+/// `POST /caps`: set (or, `limit: None`, remove) a spend cap. Answers every
+/// cap of the wallet with what counts against it now (`Vec<CapUse>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapChange {
+    pub user_id: String,
+    /// None: only list the caps.
+    pub change: Option<(Scope, Window, Option<Micros>)>,
+    pub now_ms: i64,
+}
+
 /// `GET /state`: the authoritative view, after flushing the outbox to D1.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletState {
@@ -186,6 +197,8 @@ pub struct WalletState {
     pub pending_outbox: u64,
     pub frozen: bool,
     pub suspended: bool,
+    #[serde(default)]
+    pub caps: Vec<CapUse>,
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
         (Method::Post, ["admin", "users", id, "keys"]) => keys::create(req, env, id).await,
         (Method::Post, ["admin", "users", id, "settlements"]) => settlements::settle(req, env, id).await,
         (Method::Post, ["admin", "users", id, "holds", "sweep"]) => settlements::sweep(env, id).await,
+        (Method::Put, ["admin", "users", id, "caps"]) => users::set_cap(req, env, id).await,
         (Method::Post, ["admin", "keys", id, "revoke"]) => keys::revoke(env, id).await,
         (Method::Get, ["admin", "models"]) => models::list(env).await,
         (Method::Post, ["admin", "models"]) => models::add(req, env).await,

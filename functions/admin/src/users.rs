@@ -104,9 +104,21 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
             "balance_usd": wallet.balance.as_json_usd(), "balance_micros": wallet.balance.0,
             "available_usd": wallet.available.as_json_usd(), "frozen": wallet.frozen,
             "open_holds": holds, "pending_ledger_rows": wallet.pending_outbox,
+            "caps": dexto_shared::caps::to_json(&wallet.caps, now_ms()),
             "recent_ledger": ledger, "recent_usage": recent_usage, "payments": payments, "ledger_totals": totals, "usage_totals": usage,
         }),
     )
+}
+
+/// `PUT /admin/users/{id}/caps` `{"scope", "key_id"?, "window", "limit_usd"}`:
+/// an operator sets (or, null, removes) a spend cap on the user or a key.
+pub async fn set_cap(req: &mut Request, env: &Env, id: &str) -> AdminResult {
+    let body = json_body(req).await?;
+    let change = dexto_shared::caps::parse_change(&body).map_err(GatewayError::BadRequest)?;
+    ensure_user(env, id).await?;
+    let caps = dexto_shared::caps_api::apply(env, id, Some(change)).await?;
+    audit(env, "wallet.cap_set", id, json!({"change": body})).await?;
+    ok(200, &json!({"caps": caps}))
 }
 
 pub async fn credit(req: &mut Request, env: &Env, id: &str) -> AdminResult {

@@ -51,10 +51,14 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
     // upstream may serve (the one whose worst case sets the hold).
     let (pricing_model, markup) = models[quote.priciest()];
     let client = ClientMeta::from_headers(req.headers());
-    let die_after_events = req.headers().get("X-Dexto-Test-Die-After-Events").ok().flatten().and_then(|v| v.parse().ok());
+    // Test hooks (DEXTO_TEST_HOOKS=1 only): an owner that dies, a clock moved on.
+    let hooks = env.var("DEXTO_TEST_HOOKS").is_ok_and(|v| v.to_string() == "1");
+    let hook = |name: &str| req.headers().get(name).ok().flatten().filter(|_| hooks).and_then(|v| v.parse::<i64>().ok());
+    let die_after_events = hook("X-Dexto-Test-Die-After-Events").map(|n| n as u64);
+    let now_for_limits = started_ms + hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0);
     let exchange = ExchangeRequest {
         key_id: caller.key_id.clone(),
-        now_ms: started_ms,
+        now_ms: now_for_limits,
         ttl_ms: config.hold_ttl_ms,
         limit_fields: chat.limit_fields,
         terms: ExchangeTerms {

@@ -5,7 +5,7 @@
 //! single guarded UPDATE, so two racing polls can never mint twice. Wire shapes
 //! per generation: `dexto_shared::device_protocol`.
 
-use crate::{keys_api, principal, ApiResult};
+use crate::{principal, ApiResult};
 use dexto_shared::device::{self, DeviceConfig, POLL_TOLERANCE_MS, SESSION_TTL_SECS};
 use dexto_shared::device_protocol::{self as protocol, Generation, Refusal, Reply};
 use dexto_shared::error::GatewayError;

@@ -27,6 +27,23 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 /// `POST /api/openrouter-key/rotate` (session): the new key is never returned.
+/// `GET /api/caps`, `PUT /api/caps` `{"scope": "user"|"key", "key_id"?, "window", "limit_usd"}`
+/// (session): a user's own spend caps, with what counts against each now.
+async fn caps(req: &mut Request, env: &Env, set: bool) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let change = if set {
+        let body = dexto_shared::http::json_object(req).await?;
+        Some(dexto_shared::caps::parse_change(&body).map_err(GatewayError::BadRequest)?)
+    } else {
+        None
+    };
+    let caps = dexto_shared::caps_api::apply(env, &user.id, change).await?;
+    if set {
+        dexto_shared::log::event("caps.set", serde_json::json!({"user_id": user.id}));
+    }
+    dexto_shared::http::ok_json(200, &serde_json::json!({"caps": caps}))
+}
+
 async fn rotate_upstream(req: &mut Request, env: &Env) -> ApiResult {
     let user = principal::session(req, env).await?;
     dexto_shared::openrouter_keys::rotate(env, &user.id).await?;
@@ -44,6 +61,8 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Post, ["keys", "rotate"] | ["api", "keys", "rotate"]) => keys_api::rotate(req, env).await,
         (Method::Delete, ["api", "keys", id]) => keys_api::delete(req, env, id).await,
         (Method::Post, ["api", "openrouter-key", "rotate"]) => rotate_upstream(req, env).await,
+        (Method::Get, ["api", "caps"]) => caps(req, env, false).await,
+        (Method::Put, ["api", "caps"]) => caps(req, env, true).await,
         (Method::Post, ["auth", "device", "start"] | ["api", "auth", "device", "start"]) => device::start(req, env).await,
         (Method::Post, ["auth", "device", "poll"] | ["api", "auth", "device", "poll"]) => device::poll(req, env).await,
         (Method::Post, ["api", "auth", "device", "approve"]) => device::decide(req, env, device::Decision::Approve).await,

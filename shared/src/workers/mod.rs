@@ -4,6 +4,7 @@
 //! are pure and unit-tested natively.
 
 pub mod auth;
+pub mod caps_api;
 pub mod db;
 pub mod http;
 pub mod keystore;

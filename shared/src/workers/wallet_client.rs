@@ -78,6 +78,12 @@ impl WalletClient {
         Ok(())
     }
 
+    /// Sets (or removes) a spend cap, or with `change: None` lists them:
+    /// every cap with its current spending and holds.
+    pub async fn caps(&self, change: &CapChange) -> Result<Vec<crate::caps::CapUse>, GatewayError> {
+        Ok(self.call("/caps", change).await?.0)
+    }
+
     /// Authoritative balance and holds; flushes pending ledger rows to D1 first.
     pub async fn state(&self) -> Result<WalletState, GatewayError> {
         Ok(self.call("/state", &serde_json::json!({})).await?.0)

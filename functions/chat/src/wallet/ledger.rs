@@ -93,6 +93,8 @@ impl Ledger {
             return Ok(SettleOutcome { balance, replay: true });
         }
         store.drop_hold(&usage.request_id)?;
+        // Same turn as the debit: spend caps see it exactly once.
+        store.add_spend(&usage.key_id, usage.created_at, usage.user_price)?;
         let debit = Micros(-usage.user_price.0);
         let balance = store.apply_change(&reference, debit, usage.created_at, |seq, balance| {
             serde_json::to_string(&LedgerEntry {

@@ -16,6 +16,7 @@ mod rate_limit;
 mod store;
 mod sweep;
 
+use dexto_shared::caps::tightest;
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::HoldPlan;
 use dexto_shared::http::json_response;
@@ -64,6 +65,7 @@ impl DurableObject for WalletDO {
             "/credit" => self.credit(body(&mut req).await?).await,
             "/adjust" => self.adjust(body(&mut req).await?).await,
             "/status" => self.change_status(body(&mut req).await?).await,
+            "/caps" => self.caps(body(&mut req).await?).await,
             "/state" => self.snapshot().await,
             _ => Response::error("unknown wallet operation", 404),
         }
@@ -154,7 +156,12 @@ impl WalletDO {
             return refuse(GatewayError::RateLimited { retry_after_secs });
         }
         let available = Micros(wallet.balance).saturating_sub(self.store.held_total()?);
-        match req.quote.plan(available) {
+        // A cap bounds the hold like the balance does (clamping included).
+        let uses = self.store.cap_uses(self.store.caps(Some(&req.key_id))?, req.now_ms)?;
+        let cap = tightest(&uses).filter(|c| c.headroom() < available.max(Micros::ZERO));
+        let affordable = cap.map_or(available, |c| c.headroom());
+        match req.quote.plan(affordable) {
+            HoldPlan::Insufficient { .. } if cap.is_some() => refuse(GatewayError::SpendCapReached(cap.expect("checked").refusal(req.now_ms))),
             HoldPlan::Insufficient { needed, floor_tokens } => refuse(GatewayError::InsufficientCredits {
                 available: available.max(Micros::ZERO),
                 needed: Some((needed, floor_tokens)),
@@ -241,6 +248,15 @@ impl WalletDO {
         Ok(balance)
     }
 
+    /// Sets or removes a spend cap; answers every cap with its use now.
+    async fn caps(&self, req: CapChange) -> Result<Response> {
+        self.ensure_wallet(&req.user_id).await?;
+        if let Some((scope, window, limit)) = &req.change {
+            self.store.set_cap(scope, *window, *limit)?;
+        }
+        reply(&self.store.cap_uses(self.store.caps(None)?, req.now_ms)?)
+    }
+
     async fn change_status(&self, req: StatusChange) -> Result<Response> {
         self.ensure_wallet(&req.user_id).await?;
         if let Some(key_id) = &req.revoke_key_id {
@@ -262,6 +278,7 @@ impl WalletDO {
                 pending_outbox: 0,
                 frozen: false,
                 suspended: false,
+                caps: vec![],
             });
         };
         let held = self.store.held_total()?;
@@ -272,6 +289,7 @@ impl WalletDO {
             pending_outbox: self.store.outbox_len()?,
             frozen: wallet.frozen != 0,
             suspended: wallet.suspended != 0,
+            caps: self.store.cap_uses(self.store.caps(None)?, dexto_shared::http::now_ms())?,
         })
     }
 
