@@ -40,4 +40,4 @@ pub mod wallet;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{auth, caps_api, db, http, keystore, log, openrouter_keys, session, wallet_client};
+pub use workers::{audit, auth, caps_api, db, http, keystore, log, openrouter_keys, session, wallet_client};

@@ -8,6 +8,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/provision", "IDENTITY"),
     ("/api/keys", "IDENTITY"),
     ("/api/caps", "IDENTITY"),
+    ("/api/audit", "IDENTITY"),
     ("/keys", "IDENTITY"),
     ("/api/openrouter-key", "IDENTITY"),
     ("/api/auth/device", "IDENTITY"),

@@ -2,7 +2,7 @@
 //! its SHA-256 stored) and revoke one (wallet object first, so the very next
 //! request is refused even where the key → user mapping is cached).
 
-use crate::{audit, json_body, AdminResult};
+use crate::{AuditCtx, audit, json_body, AdminResult};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::json_response;
@@ -10,7 +10,7 @@ use dexto_shared::keystore::{self, SCOPES as ALLOWED_SCOPES};
 use serde_json::json;
 use worker::{Env, Request};
 
-pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult {
+pub async fn create(req: &mut Request, env: &Env, ctx: &AuditCtx, user_id: &str) -> AdminResult {
     let body = json_body(req).await?;
     let name = body.get("name").and_then(|v| v.as_str()).unwrap_or("default").trim();
     if name.is_empty() || name.len() > 100 {
@@ -31,7 +31,7 @@ pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
     }
     let scope_list: Vec<&str> = scopes.split(' ').collect();
     let issued = keystore::issue(env, user_id, name, &scope_list).await?;
-    audit(env, "key.create", user_id, json!({"key_id": issued.id, "name": name})).await?;
+    audit(env, ctx, "key.create", user_id, json!({"key_id": issued.id, "name": name})).await?;
     json_response(
         201,
         &json!({
@@ -42,7 +42,7 @@ pub async fn create(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
     .map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
-pub async fn revoke(env: &Env, key_id: &str) -> AdminResult {
+pub async fn revoke(env: &Env, ctx: &AuditCtx, key_id: &str) -> AdminResult {
     #[derive(serde::Deserialize)]
     struct Row {
         user_id: String,
@@ -50,6 +50,6 @@ pub async fn revoke(env: &Env, key_id: &str) -> AdminResult {
     let row: Option<Row> = db::first(&db::database(env)?, "SELECT user_id FROM api_keys WHERE id = ?1", &[key_id.into()]).await?;
     let row = row.ok_or_else(|| GatewayError::NotFound(format!("Key `{key_id}` not found.")))?;
     keystore::revoke(env, &row.user_id, key_id).await?;
-    audit(env, "key.revoke", &row.user_id, json!({"key_id": key_id})).await?;
+    audit(env, ctx, "key.revoke", &row.user_id, json!({"key_id": key_id})).await?;
     json_response(200, &json!({"id": key_id, "status": "revoked"})).map_err(|e| GatewayError::Internal(e.to_string()))
 }

@@ -2,12 +2,12 @@
 //! `ADMIN_TOKEN` secret. Creates users and keys, grants credit through the
 //! user's wallet object, and shows a user's authoritative wallet state.
 
+mod audit_api;
 mod keys;
 mod models;
 mod settlements;
 mod users;
 
-use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{bearer_token, constant_time_eq, error_response};
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -42,22 +42,24 @@ fn authorize(req: &Request, env: &Env) -> std::result::Result<(), GatewayError> 
 }
 
 async fn route(req: &mut Request, env: &Env) -> AdminResult {
+    let ctx = AuditCtx::of(req, "admin");
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
-        (Method::Post, ["admin", "users"]) => users::create(req, env).await,
+        (Method::Post, ["admin", "users"]) => users::create(req, env, &ctx).await,
         (Method::Get, ["admin", "users", id]) => users::show(env, id).await,
-        (Method::Patch, ["admin", "users", id]) => users::set_status(req, env, id).await,
-        (Method::Post, ["admin", "users", id, "credits"]) => users::credit(req, env, id).await,
-        (Method::Post, ["admin", "users", id, "keys"]) => keys::create(req, env, id).await,
-        (Method::Post, ["admin", "users", id, "settlements"]) => settlements::settle(req, env, id).await,
-        (Method::Post, ["admin", "users", id, "holds", "sweep"]) => settlements::sweep(env, id).await,
-        (Method::Put, ["admin", "users", id, "caps"]) => users::set_cap(req, env, id).await,
-        (Method::Post, ["admin", "keys", id, "revoke"]) => keys::revoke(env, id).await,
+        (Method::Patch, ["admin", "users", id]) => users::set_status(req, env, &ctx, id).await,
+        (Method::Post, ["admin", "users", id, "credits"]) => users::credit(req, env, &ctx, id).await,
+        (Method::Post, ["admin", "users", id, "keys"]) => keys::create(req, env, &ctx, id).await,
+        (Method::Post, ["admin", "users", id, "settlements"]) => settlements::settle(req, env, &ctx, id).await,
+        (Method::Post, ["admin", "users", id, "holds", "sweep"]) => settlements::sweep(env, &ctx, id).await,
+        (Method::Put, ["admin", "users", id, "caps"]) => users::set_cap(req, env, &ctx, id).await,
+        (Method::Post, ["admin", "keys", id, "revoke"]) => keys::revoke(env, &ctx, id).await,
         (Method::Get, ["admin", "models"]) => models::list(env).await,
-        (Method::Post, ["admin", "models"]) => models::add(req, env).await,
-        (Method::Patch, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::set_markup(req, env, &models::model_from_path(rest)).await,
-        (Method::Delete, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::remove(env, &models::model_from_path(rest)).await,
+        (Method::Get, ["admin", "audit"]) => audit_api::list(req, env).await,
+        (Method::Post, ["admin", "models"]) => models::add(req, env, &ctx).await,
+        (Method::Patch, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::set_markup(req, env, &ctx, &models::model_from_path(rest)).await,
+        (Method::Delete, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::remove(env, &ctx, &models::model_from_path(rest)).await,
         _ => Err(GatewayError::NotFound(format!("No admin route for {} {path}.", req.method()))),
     }
 }
@@ -69,9 +71,11 @@ pub async fn json_body(req: &mut Request) -> std::result::Result<serde_json::Val
 
 pub use dexto_shared::db::error as d1_error;
 
-/// Records an operator action (never secrets) for later audit.
-pub async fn audit(env: &Env, action: &str, subject: &str, detail: serde_json::Value) -> std::result::Result<(), GatewayError> {
-    let sql = "INSERT INTO audit_log (actor, action, subject, detail, created_at) VALUES ('admin', ?1, ?2, ?3, ?4)";
-    let args = [action.into(), subject.into(), detail.to_string().into(), db::ms(dexto_shared::http::now_ms())];
-    db::run(&db::database(env)?, sql, &args).await
+pub use dexto_shared::audit::AuditCtx;
+
+/// Records an operator action (never secrets) for later audit. The subject
+/// of `user.*`, `key.*` and `wallet.*` actions is the user they concern.
+pub async fn audit(env: &Env, ctx: &AuditCtx, action: &str, subject: &str, detail: serde_json::Value) -> std::result::Result<(), GatewayError> {
+    let user = ["user.", "key.", "wallet."].iter().any(|p| action.starts_with(p)).then_some(subject);
+    dexto_shared::audit::record(env, ctx, action, user, subject, &detail).await
 }

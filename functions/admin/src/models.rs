@@ -3,7 +3,7 @@
 //! (else `PRICE_MARKUP`). The chat Worker reads the table through an isolate
 //! cache, so a change takes effect within `ALLOWED_MODELS_TTL_SECONDS`.
 
-use crate::{audit, json_body, AdminResult};
+use crate::{AuditCtx, audit, json_body, AdminResult};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
@@ -52,27 +52,27 @@ pub async fn list(env: &Env) -> AdminResult {
 }
 
 /// `POST /admin/models {"model", "markup"?}`: add, or update the markup of, a model.
-pub async fn add(req: &mut Request, env: &Env) -> AdminResult {
+pub async fn add(req: &mut Request, env: &Env, ctx: &AuditCtx) -> AdminResult {
     let body = json_body(req).await?;
     let model = body.get("model").and_then(Value::as_str).unwrap_or("").trim().to_string();
     if !valid_model(&model) {
         return Err(GatewayError::BadRequest("`model` must be a model id such as `openai/gpt-4o`.".into()));
     }
     let bps = parse_markup(&body)?;
-    upsert(env, &model, bps, true).await
+    upsert(env, ctx, &model, bps, true).await
 }
 
 /// `PATCH /admin/models/{model}` `{"markup": "1.3" | null}`: set or reset the markup.
-pub async fn set_markup(req: &mut Request, env: &Env, model: &str) -> AdminResult {
+pub async fn set_markup(req: &mut Request, env: &Env, ctx: &AuditCtx, model: &str) -> AdminResult {
     let body = json_body(req).await?;
     if body.get("markup").is_none() {
         return Err(GatewayError::BadRequest("`markup` is required (null resets to the default).".into()));
     }
     let bps = parse_markup(&body)?;
-    upsert(env, model, bps, false).await
+    upsert(env, ctx, model, bps, false).await
 }
 
-async fn upsert(env: &Env, model: &str, bps: Option<u32>, create: bool) -> AdminResult {
+async fn upsert(env: &Env, ctx: &AuditCtx, model: &str, bps: Option<u32>, create: bool) -> AdminResult {
     let bps_js = bps.map_or(worker::wasm_bindgen::JsValue::NULL, |b| (b as f64).into());
     let sql = if create {
         "INSERT INTO allowed_models (model_id, markup_bps, created_at) VALUES (?1, ?2, ?3)
@@ -84,18 +84,18 @@ async fn upsert(env: &Env, model: &str, bps: Option<u32>, create: bool) -> Admin
     };
     let row: Option<Row> = db::first(&db::database(env)?, sql, &[model.into(), bps_js, db::ms(now_ms())]).await?;
     let row = row.ok_or_else(|| GatewayError::NotFound(format!("Model `{model}` is not on the allow-list.")))?;
-    audit(env, if create { "models.allow" } else { "models.markup" }, model, json!({"markup_bps": bps})).await?;
+    audit(env, ctx, if create { "models.allow" } else { "models.markup" }, model, json!({"markup_bps": bps})).await?;
     ok(if create { 201 } else { 200 }, &row_json(&row))
 }
 
 /// `DELETE /admin/models/{model}`.
-pub async fn remove(env: &Env, model: &str) -> AdminResult {
+pub async fn remove(env: &Env, ctx: &AuditCtx, model: &str) -> AdminResult {
     let sql = "DELETE FROM allowed_models WHERE model_id = ?1 RETURNING model_id";
     let gone: Option<Value> = db::first(&db::database(env)?, sql, &[model.into()]).await?;
     if gone.is_none() {
         return Err(GatewayError::NotFound(format!("Model `{model}` is not on the allow-list.")));
     }
-    audit(env, "models.disallow", model, json!({})).await?;
+    audit(env, ctx, "models.disallow", model, json!({})).await?;
     ok(200, &json!({"model": model, "removed": true}))
 }
 

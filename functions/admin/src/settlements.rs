@@ -4,7 +4,7 @@
 //! wallet path. Idempotent on the request id: a request already settled is
 //! answered as a replay and nothing changes.
 
-use crate::{audit, json_body, AdminResult};
+use crate::{AuditCtx, audit, json_body, AdminResult};
 use dexto_shared::billing::{BillingStatus, PriceBasis};
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
@@ -14,7 +14,7 @@ use dexto_shared::wallet_client::WalletClient;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
-pub async fn settle(req: &mut Request, env: &Env, user_id: &str) -> AdminResult {
+pub async fn settle(req: &mut Request, env: &Env, ctx: &AuditCtx, user_id: &str) -> AdminResult {
     let body = json_body(req).await?;
     let text = |field: &str| -> Result<String, GatewayError> {
         body.get(field)
@@ -73,7 +73,7 @@ pub async fn settle(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
     };
     let outcome = WalletClient::for_user(env, user_id)?.settle(record).await?;
     if !outcome.replay {
-        audit(env, "wallet.manual_settle", user_id, json!({"request_id": request_id, "price_micros": price.0})).await?;
+        audit(env, ctx, "wallet.manual_settle", user_id, json!({"request_id": request_id, "price_micros": price.0})).await?;
     }
     json_response(
         200,
@@ -86,8 +86,8 @@ pub async fn settle(req: &mut Request, env: &Env, user_id: &str) -> AdminResult 
 /// exchange is not running (the owner died: deploy, restart), from the
 /// upstream's generation record or provisionally. The alarm does the same at
 /// each hold's deadline; a second sweep finds nothing to do.
-pub async fn sweep(env: &Env, user_id: &str) -> AdminResult {
+pub async fn sweep(env: &Env, ctx: &AuditCtx, user_id: &str) -> AdminResult {
     let report = WalletClient::for_user(env, user_id)?.sweep().await?;
-    audit(env, "wallet.sweep", user_id, report.clone()).await?;
+    audit(env, ctx, "wallet.sweep", user_id, report.clone()).await?;
     json_response(200, &report).map_err(|e| GatewayError::Internal(e.to_string()))
 }

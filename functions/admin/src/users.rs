@@ -2,7 +2,7 @@
 //! through the user's wallet object (the single writer), which also writes the
 //! ledger row; reads of balance and holds come from it too.
 
-use crate::{audit, d1_error, json_body, AdminResult};
+use crate::{AuditCtx, audit, d1_error, json_body, AdminResult};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
@@ -21,7 +21,7 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub async fn create(req: &mut Request, env: &Env) -> AdminResult {
+pub async fn create(req: &mut Request, env: &Env, ctx: &AuditCtx) -> AdminResult {
     let body = json_body(req).await?;
     let email = body.get("email").and_then(Value::as_str).map(str::trim).unwrap_or("");
     if !email.contains('@') || email.len() > 254 {
@@ -54,7 +54,7 @@ pub async fn create(req: &mut Request, env: &Env) -> AdminResult {
     if let Err(e) = dexto_shared::openrouter_keys::ensure(env, &id).await {
         dexto_shared::log::event("admin.upstream_key_failed", json!({"user_id": id, "error": format!("{e:?}")}));
     }
-    audit(env, "user.create", &id, json!({"email": email})).await?;
+    audit(env, ctx, "user.create", &id, json!({"email": email})).await?;
     ok(201, &json!({"id": id, "email": email, "status": "active", "balance_usd": 0}))
 }
 
@@ -112,16 +112,16 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
 
 /// `PUT /admin/users/{id}/caps` `{"scope", "key_id"?, "window", "limit_usd"}`:
 /// an operator sets (or, null, removes) a spend cap on the user or a key.
-pub async fn set_cap(req: &mut Request, env: &Env, id: &str) -> AdminResult {
+pub async fn set_cap(req: &mut Request, env: &Env, ctx: &AuditCtx, id: &str) -> AdminResult {
     let body = json_body(req).await?;
     let change = dexto_shared::caps::parse_change(&body).map_err(GatewayError::BadRequest)?;
     ensure_user(env, id).await?;
     let caps = dexto_shared::caps_api::apply(env, id, Some(change)).await?;
-    audit(env, "wallet.cap_set", id, json!({"change": body})).await?;
+    audit(env, ctx, "wallet.cap_set", id, json!({"change": body})).await?;
     ok(200, &json!({"caps": caps}))
 }
 
-pub async fn credit(req: &mut Request, env: &Env, id: &str) -> AdminResult {
+pub async fn credit(req: &mut Request, env: &Env, ctx: &AuditCtx, id: &str) -> AdminResult {
     let body = json_body(req).await?;
     let amount = body
         .get("amount_usd")
@@ -151,7 +151,7 @@ pub async fn credit(req: &mut Request, env: &Env, id: &str) -> AdminResult {
         })
         .await?;
     if !outcome.replay {
-        audit(env, "wallet.credit", id, json!({"amount_micros": amount.0, "reason": reason, "reference": reference})).await?;
+        audit(env, ctx, "wallet.credit", id, json!({"amount_micros": amount.0, "reason": reason, "reference": reference})).await?;
     }
     ok(
         200,
@@ -159,7 +159,7 @@ pub async fn credit(req: &mut Request, env: &Env, id: &str) -> AdminResult {
     )
 }
 
-pub async fn set_status(req: &mut Request, env: &Env, id: &str) -> AdminResult {
+pub async fn set_status(req: &mut Request, env: &Env, ctx: &AuditCtx, id: &str) -> AdminResult {
     let body = json_body(req).await?;
     let status = match body.get("status").and_then(Value::as_str) {
         Some(s @ ("active" | "suspended")) => s.to_string(),
@@ -170,7 +170,7 @@ pub async fn set_status(req: &mut Request, env: &Env, id: &str) -> AdminResult {
     WalletClient::for_user(env, id)?.change_status(&change).await?;
     let sql = "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1";
     db::run_idempotent(&db::database(env)?, sql, &[id.into(), status.as_str().into(), db::ms(now_ms())]).await?;
-    audit(env, "user.status", id, json!({"status": status})).await?;
+    audit(env, ctx, "user.status", id, json!({"status": status})).await?;
     ok(200, &json!({"id": id, "status": status}))
 }
 

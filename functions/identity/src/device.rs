@@ -5,7 +5,7 @@
 //! single guarded UPDATE, so two racing polls can never mint twice. Wire shapes
 //! per generation: `dexto_shared::device_protocol`.
 
-use crate::{principal, ApiResult};
+use crate::{principal, security_event, ApiResult};
 use dexto_shared::device::{self, DeviceConfig, POLL_TOLERANCE_MS, SESSION_TTL_SECS};
 use dexto_shared::device_protocol::{self as protocol, Generation, Refusal, Reply};
 use dexto_shared::error::GatewayError;
@@ -186,7 +186,7 @@ pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
         None => why_not_polled(&db, &hash, now).await?,
         Some(p) if p.status == "pending" => Refusal::Pending,
         Some(p) if p.status == "denied" => Refusal::Denied,
-        Some(p) if p.status == "approved" => return deliver(env, &db, generation, &hash, p.user_id, &p.client, &session).await,
+        Some(p) if p.status == "approved" => return deliver(req, env, &db, generation, &hash, p.user_id, &p.client, &session).await,
         Some(_) => Refusal::InvalidGrant,
     };
     reply(protocol::refusal(generation, why))
@@ -211,7 +211,8 @@ async fn why_not_polled(db: &D1Database, hash: &str, now: i64) -> Result<Refusal
 /// The approved code's credential, minted by exactly one poll: the one whose
 /// `approved → consumed` UPDATE changes the row. Minting happens after that
 /// claim, so a failure there costs the user a new login, never a second key.
-async fn deliver(env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, client: &str, session: &SessionConfig) -> ApiResult {
+#[allow(clippy::too_many_arguments)]
+async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, client: &str, session: &SessionConfig) -> ApiResult {
     let user_id = user_id.ok_or_else(|| internal("approved code without a user"))?;
     let user: Option<Value> = db.prepare("SELECT email, status FROM users WHERE id = ?1").bind(&[user_id.as_str().into()]).map_err(internal)?.first(None).await.map_err(internal)?;
     let user = user.ok_or_else(|| internal("approving user missing"))?;
@@ -246,6 +247,7 @@ async fn deliver(env: &Env, db: &D1Database, generation: Generation, hash: &str,
             let name = format!("Device login · {client} · {}", dexto_shared::time::utc_minute(now));
             let k = keystore::issue(env, &user_id, &name, &["gateway:use"]).await?;
             log::event("device.issued", json!({"user_id": user_id, "generation": "status", "key_id": k.id}));
+            security_event(req, env, &user_id, "key.create", &k.id, json!({"name": k.name, "via": "device_login"})).await?;
             let view = protocol::IssuedKeyView { id: &k.id, full_key: k.key.expose(), display: &k.display, name: &k.name, scopes: &k.scopes };
             reply(protocol::key_issued(&view))
         }
@@ -304,6 +306,7 @@ pub async fn decide(req: &mut Request, env: &Env, decision: Decision) -> ApiResu
     let answer = |client: &Value| ok_json(200, &json!({"success": true, "status": to, "userCode": user_code, "client": client}));
     if let Some(row) = decided {
         log::event(&format!("device.{to}"), json!({"user_id": user.id, "client": row["client"]}));
+        security_event(req, env, &user.id, &format!("device.{to}"), &user.id, json!({"client": row["client"]})).await?;
         return answer(&row["client"]);
     }
     let current: Option<Decided> = db

@@ -5,6 +5,7 @@
 //! another user's key id is answered exactly like an unknown one (404).
 
 use crate::principal::{self, Principal};
+use crate::security_event;
 use crate::ApiResult;
 use dexto_shared::auth::{self, KeyLookup};
 use dexto_shared::error::GatewayError;
@@ -45,6 +46,7 @@ pub async fn provision(req: &mut Request, env: &Env) -> ApiResult {
         return ok_json(200, &json!({"success": true, "keyId": existing.id, "isNewKey": false}));
     }
     let issued = keystore::issue(env, &user.id, DEFAULT_NAME, GATEWAY_SCOPES).await?;
+    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": "provision"})).await?;
     ok_json(200, &issued_body(&issued))
 }
 
@@ -87,8 +89,10 @@ pub async fn provision_named(req: &mut Request, env: &Env) -> ApiResult {
     }
     for old in &same_name {
         keystore::revoke(env, &user.id, &old.id).await?;
+        security_event(req, env, &user.id, "key.revoke", &old.id, json!({"name": old.name, "via": "regenerate"})).await?;
     }
     let issued = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
+    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": "provision"})).await?;
     ok_json(200, &issued_body(&issued))
 }
 
@@ -115,6 +119,7 @@ pub async fn create(req: &mut Request, env: &Env) -> ApiResult {
     let name = key_name(&json_object(req).await?)?;
     dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
     let k = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
+    security_event(req, env, &user.id, "key.create", &k.id, json!({"name": k.name})).await?;
     ok_json(
         200,
         &json!({"success": true, "data": {"id": k.id, "fullKey": k.key.expose(), "name": k.name, "keyDisplay": k.display, "scopes": k.scopes, "status": "active"}}),
@@ -126,6 +131,7 @@ pub async fn delete(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
     let user = principal::session(req, env).await?;
     let key = keystore::find_owned(env, &user.id, key_id).await?.ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
     keystore::revoke(env, &user.id, &key.id).await?;
+    security_event(req, env, &user.id, "key.revoke", &key.id, json!({"name": key.name})).await?;
     ok_json(200, &json!({"success": true, "id": key.id, "status": "revoked"}))
 }
 
@@ -156,8 +162,10 @@ pub async fn rotate(req: &mut Request, env: &Env) -> ApiResult {
     };
     for k in retire {
         keystore::revoke(env, &user_id, &k.id).await?;
+        security_event(req, env, &user_id, "key.revoke", &k.id, json!({"name": k.name, "via": "rotate"})).await?;
     }
     let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let issued = keystore::issue(env, &user_id, &name, &scope_refs).await?;
+    security_event(req, env, &user_id, "key.create", &issued.id, json!({"name": issued.name, "via": "rotate"})).await?;
     ok_json(200, &json!({"success": true, "dextoApiKey": issued.key.expose(), "keyId": issued.id}))
 }

@@ -37,11 +37,46 @@ async fn caps(req: &mut Request, env: &Env, set: bool) -> ApiResult {
     } else {
         None
     };
-    let caps = dexto_shared::caps_api::apply(env, &user.id, change).await?;
-    if set {
-        dexto_shared::log::event("caps.set", serde_json::json!({"user_id": user.id}));
+    let caps = dexto_shared::caps_api::apply(env, &user.id, change.clone()).await?;
+    if let Some((scope, window, limit)) = change {
+        let detail = serde_json::json!({"scope": scope, "window": window, "limit_micros": limit.map(|l| l.0)});
+        security_event(req, env, &user.id, "caps.set", &user.id, detail).await?;
     }
     dexto_shared::http::ok_json(200, &serde_json::json!({"caps": caps}))
+}
+
+/// Records a security event of `user_id` (key lifecycle, device login,
+/// caps), with this request's id and client IP; the user can read it back.
+pub async fn security_event(req: &Request, env: &Env, user_id: &str, action: &str, subject: &str, detail: serde_json::Value) -> ApiResultUnit {
+    let ctx = dexto_shared::audit::AuditCtx::of(req, "user").as_user(user_id);
+    dexto_shared::audit::record(env, &ctx, action, Some(user_id), subject, &detail).await
+}
+
+type ApiResultUnit = std::result::Result<(), GatewayError>;
+
+/// Which audit entries a user sees of their own: their security events.
+const OWN_EVENTS: &[&str] = &["key.", "device.", "caps."];
+
+/// `GET /api/audit?cursor=&limit=` (session): the caller's own security
+/// events, newest first (keys created, revoked, rotated; device logins; caps).
+async fn own_audit(req: &mut Request, env: &Env) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let pairs = dexto_shared::url_query::pairs(&req.inner().url());
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let cursor = get("cursor").and_then(|c| c.parse::<i64>().ok());
+    let limit = get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|l| (1..=200).contains(l)).unwrap_or(50);
+    let q = dexto_shared::audit::Query { user_id: Some(&user.id), action: None, cursor, limit };
+    let mut page = dexto_shared::audit::list(env, &q).await?;
+    if let Some(rows) = page["data"].as_array_mut() {
+        rows.retain(|r| r["action"].as_str().is_some_and(|a| OWN_EVENTS.iter().any(|p| a.starts_with(p))));
+        for r in rows.iter_mut() {
+            // Other people's addresses (an operator's) are not the user's to see.
+            if r["actor"] == "admin" {
+                r["client_ip"] = serde_json::Value::Null;
+            }
+        }
+    }
+    dexto_shared::http::ok_json(200, &page)
 }
 
 async fn rotate_upstream(req: &mut Request, env: &Env) -> ApiResult {
@@ -61,6 +96,7 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Post, ["keys", "rotate"] | ["api", "keys", "rotate"]) => keys_api::rotate(req, env).await,
         (Method::Delete, ["api", "keys", id]) => keys_api::delete(req, env, id).await,
         (Method::Post, ["api", "openrouter-key", "rotate"]) => rotate_upstream(req, env).await,
+        (Method::Get, ["api", "audit"]) => own_audit(req, env).await,
         (Method::Get, ["api", "caps"]) => caps(req, env, false).await,
         (Method::Put, ["api", "caps"]) => caps(req, env, true).await,
         (Method::Post, ["auth", "device", "start"] | ["api", "auth", "device", "start"]) => device::start(req, env).await,

@@ -3,6 +3,7 @@
 //! build only with the "workers" feature; the domain modules beside this folder
 //! are pure and unit-tested natively.
 
+pub mod audit;
 pub mod auth;
 pub mod caps_api;
 pub mod db;
