@@ -32,6 +32,8 @@ pub enum GatewayError {
     InsufficientCredits { available: Micros, needed: Option<(Micros, u64)> },
     WalletFrozen,
     RateLimited { retry_after_secs: u32 },
+    /// The user already has `limit` requests in flight.
+    TooManyConcurrent { limit: u64 },
     /// A spend cap stops the request: the message names the cap, its window
     /// and when it resets (`caps::CapUse::refusal`).
     SpendCapReached(String),
@@ -56,7 +58,7 @@ impl GatewayError {
             MethodNotAllowed => 405,
             Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
-            RateLimited { .. } => 429,
+            RateLimited { .. } | TooManyConcurrent { .. } => 429,
             BadRequest(_) => 400,
             UpstreamRejected { status } => *status,
             UpstreamUnavailable => 502,
@@ -90,6 +92,7 @@ impl GatewayError {
             InsufficientCredits { .. } => ("insufficient_quota", "INSUFFICIENT_CREDITS"),
             WalletFrozen => ("permission_error", "WALLET_FROZEN"),
             RateLimited { .. } => ("rate_limit_error", "rate_limited"),
+            TooManyConcurrent { .. } => ("rate_limit_error", "too_many_concurrent_requests"),
             // Not 402: the CLI would say "buy credit", which does not lift a cap.
             SpendCapReached(_) => ("permission_error", "spend_cap_reached"),
             UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
@@ -124,6 +127,7 @@ impl GatewayError {
                  Adding credit will not lift this: contact support@dexto.ai."
                 .into(),
             RateLimited { retry_after_secs } => format!("Rate limit exceeded; retry after {retry_after_secs}s."),
+            TooManyConcurrent { limit } => format!("Too many requests in flight: at most {limit} at a time per account. Retry when one finishes."),
             UpstreamRejected { status } => upstream_rejection_message(*status).into(),
             UpstreamUnavailable => "The model provider is unavailable; you were not charged. Please retry.".into(),
             UpstreamTimeout => "The model provider timed out; you were not charged. Please retry.".into(),
@@ -148,6 +152,7 @@ impl GatewayError {
     pub fn retry_after_secs(&self) -> Option<u32> {
         match self {
             GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            GatewayError::TooManyConcurrent { .. } => Some(1),
             _ => None,
         }
     }

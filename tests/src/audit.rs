@@ -175,7 +175,7 @@ fn chat(s: &Stack, rng: &mut Rng, u: &User) {
     let body = chat_body(rng, stream);
     if !stream {
         let r = s.chat(&u.key, &body);
-        assert!(matches!(r.status, 200 | 402 | 403 | 502 | 504), "chat: {} {}", r.status, r.body);
+        assert!(matches!(r.status, 200 | 402 | 403 | 429 | 502 | 504), "chat: {} {}", r.status, r.body);
         return;
     }
     let mut sse = s.stream(&u.key, &body);

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 fn stack() -> &'static Stack {
     static S: OnceLock<Stack> = OnceLock::new();
-    S.get_or_init(|| start(&[("PRICE_MARKUP", "1.25"), ("HOLD_TTL_SECONDS", "1"), ("RATE_LIMIT_PER_MINUTE", "6"), ("RATE_LIMIT_BURST", "3")]))
+    S.get_or_init(|| start(&[("PRICE_MARKUP", "1.25"), ("HOLD_TTL_SECONDS", "1"), ("RATE_LIMIT_PER_MINUTE", "6"), ("RATE_LIMIT_BURST", "3"), ("MAX_CONCURRENT_REQUESTS", "2")]))
 }
 
 #[test]
@@ -65,4 +65,30 @@ fn the_rate_limit_is_per_user_with_retry_after() {
     assert_eq!(limited.json()["error"]["code"], "rate_limited");
     assert_eq!(limited.header("Retry-After"), Some("10"), "6/min: one token every 10 s");
     assert_eq!(call(&b.key).status, 200, "another user's bucket is untouched");
+}
+
+#[test]
+fn requests_in_flight_are_capped_per_user() {
+    let s = stack();
+    let u = s.new_user("1");
+    let slow = json!({"model": "openai/gpt-4o", "max_tokens": 4, "stream": true,
+        "messages": [{"role": "user", "content": "[[mock:delay_ms=2000,tokens=2]]"}]});
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            let (key, base, body) = (u.key.clone(), s.base.clone(), slow.clone());
+            std::thread::spawn(move || {
+                integration_tests::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], body.to_string().as_bytes()).collect()
+            })
+        })
+        .collect();
+    s.eventually_user(&u.id, "two requests in flight", |v| v["open_holds"].as_array().is_some_and(|h| h.len() == 2));
+    let third = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 4, "messages": [{"role": "user", "content": "x"}]}));
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert_eq!(third.json()["error"]["code"], "too_many_concurrent_requests");
+    assert_eq!((third.header("Retry-After"), third.header("X-Dexto-RateLimit-Remaining")), (Some("1"), Some("0")));
+    for r in running {
+        assert!(!r.join().unwrap().is_empty());
+    }
+    s.settled_user(&u.id, 2);
+    assert_eq!(s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 4, "messages": [{"role": "user", "content": "x"}]})).status, 200, "free again");
 }

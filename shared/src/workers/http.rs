@@ -21,6 +21,10 @@ pub fn error_response(err: &GatewayError, request_id: Option<&str>) -> Result<Re
     let headers = resp.headers_mut();
     if let Some(secs) = err.retry_after_secs() {
         headers.set("Retry-After", &secs.to_string())?;
+        if err.status() == 429 && matches!(err, GatewayError::RateLimited { .. } | GatewayError::TooManyConcurrent { .. }) {
+            // Our own limits: nothing is left until the retry.
+            headers.set("X-Dexto-RateLimit-Remaining", "0")?;
+        }
     }
     if let Some(id) = request_id {
         headers.set(REQUEST_ID_HEADER, id)?;

@@ -64,7 +64,8 @@ fn report(label: &str, gateway: &mut [Duration], direct: &mut [Duration]) {
 
 fn main() {
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let stack = start(&[]);
+    // Limits off: the bench measures the gateway, not its throttles.
+    let stack = start(&[("RATE_LIMIT_PER_MINUTE", "0"), ("MAX_CONCURRENT_REQUESTS", "0")]);
     let user = stack.new_user("100");
     let gateway_auth = format!("Bearer {}", user.key);
     let gateway_url = format!("{}/v1/chat/completions", stack.base);

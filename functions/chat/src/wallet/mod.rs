@@ -152,6 +152,10 @@ impl WalletDO {
         if wallet.frozen != 0 {
             return refuse(GatewayError::WalletFrozen);
         }
+        let max_concurrent = rate_limit::max_concurrent(&self.env);
+        if max_concurrent > 0 && self.store.open_hold_count()? >= max_concurrent {
+            return refuse(GatewayError::TooManyConcurrent { limit: max_concurrent });
+        }
         if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
             return refuse(GatewayError::RateLimited { retry_after_secs });
         }

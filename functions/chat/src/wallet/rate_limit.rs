@@ -1,8 +1,20 @@
-//! Per-user token bucket for abuse throttling (plan: 60/min, burst 10), kept in
-//! the wallet object's memory: approximate by design (reset if the object is
-//! evicted), never used for money. Off when `RATE_LIMIT_PER_MINUTE` is 0.
+//! Per-user token bucket for abuse throttling, on by default (600 a minute,
+//! bursts of 120: far above an agent's pace, far below a runaway loop's), kept
+//! in the wallet object's memory: approximate by design (reset if the object
+//! is evicted), never used for money. Off when `RATE_LIMIT_PER_MINUTE` is 0.
+//! Beside it, a cap on requests in flight per user (`MAX_CONCURRENT_REQUESTS`,
+//! default 32; 0 = off), counted exactly from the open holds.
 
 use worker::Env;
+
+const DEFAULT_PER_MINUTE: f64 = 600.0;
+const DEFAULT_BURST: f64 = 120.0;
+/// Requests in flight per user (open holds) unless MAX_CONCURRENT_REQUESTS says otherwise.
+pub const DEFAULT_MAX_CONCURRENT: u64 = 32;
+
+pub fn max_concurrent(env: &Env) -> u64 {
+    env.var("MAX_CONCURRENT_REQUESTS").ok().and_then(|v| v.to_string().trim().parse().ok()).unwrap_or(DEFAULT_MAX_CONCURRENT)
+}
 
 pub struct RateLimiter {
     per_minute: f64,
@@ -16,8 +28,8 @@ impl RateLimiter {
         let read = |name: &str, default: f64| {
             env.var(name).ok().and_then(|v| v.to_string().parse::<f64>().ok()).unwrap_or(default)
         };
-        let per_minute = read("RATE_LIMIT_PER_MINUTE", 0.0).max(0.0);
-        let burst = read("RATE_LIMIT_BURST", 10.0).max(1.0);
+        let per_minute = read("RATE_LIMIT_PER_MINUTE", DEFAULT_PER_MINUTE).max(0.0);
+        let burst = read("RATE_LIMIT_BURST", DEFAULT_BURST).max(1.0);
         RateLimiter { per_minute, burst, tokens: burst, last_ms: 0 }
     }
 

@@ -130,6 +130,15 @@ impl Store {
         Ok(Micros(sum.total.unwrap_or(0)))
     }
 
+    pub fn open_hold_count(&self) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: i64,
+        }
+        let c: Count = self.sql.exec("SELECT COUNT(*) AS n FROM holds", None)?.one()?;
+        Ok(c.n as u64)
+    }
+
     pub fn open_holds(&self) -> Result<Vec<OpenHold>> {
         self.sql.exec("SELECT request_id, key_id, amount, created_at, expires_at FROM holds ORDER BY created_at", None)?.to_array()
     }
