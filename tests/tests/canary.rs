@@ -3,7 +3,7 @@
 //! keys the gateway minted) and prompt text, then a scan of every log line
 //! and every error body for any of them.
 
-use integration_tests::{get, marker, Stack};
+use integration_tests::{get, marker};
 use serde_json::{json, Value};
 
 #[test]
