@@ -17,6 +17,7 @@ pub mod error;
 pub mod hold;
 pub mod ids;
 pub mod jwt;
+pub mod key_settings;
 #[cfg(any(test, feature = "test-support"))]
 pub mod jwt_testing;
 pub mod model_list;

@@ -5,6 +5,8 @@
 use crate::{AuditCtx, audit, json_body, AdminResult};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
+use dexto_shared::http::now_ms;
+use dexto_shared::key_settings::KeySettings;
 use dexto_shared::http::json_response;
 use dexto_shared::keystore::{self, SCOPES as ALLOWED_SCOPES};
 use serde_json::json;
@@ -26,11 +28,15 @@ pub async fn create(req: &mut Request, env: &Env, ctx: &AuditCtx, user_id: &str)
             list.join(" ")
         }
     };
+    let settings = KeySettings::parse(&body, now_ms()).map_err(GatewayError::BadRequest)?;
     if !db::user_exists(&db::database(env)?, user_id).await? {
         return Err(GatewayError::NotFound(format!("User `{user_id}` not found.")));
     }
     let scope_list: Vec<&str> = scopes.split(' ').collect();
     let issued = keystore::issue(env, user_id, name, &scope_list).await?;
+    if settings.expires_at.is_some() || settings.allowed_models.is_some() {
+        keystore::update(env, user_id, &issued.id, &KeySettings { name: None, ..settings }).await?;
+    }
     audit(env, ctx, "key.create", user_id, json!({"key_id": issued.id, "name": name})).await?;
     json_response(
         201,

@@ -43,6 +43,9 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
     let catalogue = catalogue::current(env, &config, ctx).await?;
     let mut models = Vec::new();
     for id in std::iter::once(&chat.model).chain(&chat.fallbacks) {
+        if !caller.may_use(id) {
+            return Err(GatewayError::Forbidden(format!("This API key may not use `{id}` (its allowed models are set on the key).")));
+        }
         let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
         models.push((info, allow.markup_for(&info.id, config.markup)));
     }

@@ -6,6 +6,8 @@
 
 use crate::principal::{self, Principal};
 use crate::security_event;
+use dexto_shared::http::now_ms;
+use dexto_shared::key_settings::{models_from_storage, KeySettings};
 use crate::ApiResult;
 use dexto_shared::auth::{self, KeyLookup};
 use dexto_shared::error::GatewayError;
@@ -107,22 +109,45 @@ pub async fn list(req: &mut Request, env: &Env) -> ApiResult {
                 "id": k.id, "name": k.name, "status": k.status, "isActive": k.status == "active",
                 "keyDisplay": k.display(), "scopes": k.scope_list(),
                 "createdAt": k.created_at, "lastUsedAt": k.last_used_at, "revokedAt": k.revoked_at,
+                "expiresAt": k.expires_at, "allowedModels": models_from_storage(k.allowed_models.as_deref()),
             })
         })
         .collect();
     ok_json(200, &json!({"success": true, "data": data}))
 }
 
-/// `POST /api/keys` `{name}` (session).
+/// `POST /api/keys` `{name, expires_at?, allowed_models?}` (session).
 pub async fn create(req: &mut Request, env: &Env) -> ApiResult {
     let user = principal::session(req, env).await?;
-    let name = key_name(&json_object(req).await?)?;
+    let body = json_object(req).await?;
+    let name = key_name(&body)?;
+    let settings = KeySettings::parse(&body, now_ms()).map_err(GatewayError::BadRequest)?;
     dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
     let k = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
+    if settings.expires_at.is_some() || settings.allowed_models.is_some() {
+        keystore::update(env, &user.id, &k.id, &KeySettings { name: None, ..settings }).await?;
+    }
     security_event(req, env, &user.id, "key.create", &k.id, json!({"name": k.name})).await?;
     ok_json(
         200,
         &json!({"success": true, "data": {"id": k.id, "fullKey": k.key.expose(), "name": k.name, "keyDisplay": k.display, "scopes": k.scopes, "status": "active"}}),
+    )
+}
+
+/// `PATCH /api/keys/{id}` `{name?, expires_at?, allowed_models?}` (session):
+/// renames a key or changes its expiry or models (`null` clears).
+pub async fn update(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let body = json_object(req).await?;
+    let change = KeySettings::parse(&body, now_ms()).map_err(GatewayError::BadRequest)?;
+    let key = keystore::find_owned(env, &user.id, key_id).await?.ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
+    keystore::update(env, &user.id, &key.id, &change).await?;
+    security_event(req, env, &user.id, "key.update", &key.id, body).await?;
+    let k = keystore::find_owned(env, &user.id, key_id).await?.ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
+    ok_json(
+        200,
+        &json!({"success": true, "data": {"id": k.id, "name": k.name, "status": k.status, "expiresAt": k.expires_at,
+            "allowedModels": models_from_storage(k.allowed_models.as_deref())}}),
     )
 }
 

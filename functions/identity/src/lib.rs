@@ -95,6 +95,7 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Get, ["keys", "validate"] | ["api", "keys", "validate"]) => keys_api::validate(req, env).await,
         (Method::Post, ["keys", "rotate"] | ["api", "keys", "rotate"]) => keys_api::rotate(req, env).await,
         (Method::Delete, ["api", "keys", id]) => keys_api::delete(req, env, id).await,
+        (Method::Patch, ["api", "keys", id]) => keys_api::update(req, env, id).await,
         (Method::Post, ["api", "openrouter-key", "rotate"]) => rotate_upstream(req, env).await,
         (Method::Get, ["api", "audit"]) => own_audit(req, env).await,
         (Method::Get, ["api", "caps"]) => caps(req, env, false).await,

@@ -1,7 +1,9 @@
 //! API-key authentication (feature `workers`): `Bearer dxk_…` → SHA-256 →
-//! (user, key, scopes). The hash → key mapping never changes, so the data plane
-//! may cache it in the isolate (`KeyLookup::Cached`) because its wallet call
-//! checks revocation on every request; other callers read D1 each time
+//! (user, key, scopes, expiry, allowed models). The data plane may cache it in
+//! the isolate (`KeyLookup::Cached`, for `KEY_CACHE_TTL_SECONDS`, default 30)
+//! because its wallet call checks revocation on every request, and an expiry
+//! is checked against the clock every time; settings changes (allowed models)
+//! reach it within the TTL. Other callers read D1 each time
 //! (`KeyLookup::Fresh`) so a revoked key is refused on the very next request.
 
 use crate::apikey::ApiKey;
@@ -17,11 +19,20 @@ pub struct Caller {
     pub user_id: String,
     pub key_id: String,
     pub scopes: Vec<String>,
+    /// After this instant the key is refused like a revoked one.
+    pub expires_at: Option<i64>,
+    /// The only models this key may call (None: any allowed model).
+    pub allowed_models: Option<Vec<String>>,
 }
 
 impl Caller {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope || s == "admin")
+    }
+
+    /// Whether this key may call `model`.
+    pub fn may_use(&self, model: &str) -> bool {
+        self.allowed_models.as_ref().is_none_or(|list| list.iter().any(|m| m == model))
     }
 }
 
@@ -41,7 +52,7 @@ const CACHE_CAPACITY: usize = 10_000;
 const UNKNOWN_TTL_MS: i64 = 5 * 60_000;
 
 thread_local! {
-    static KEY_CACHE: RefCell<HashMap<String, Caller>> = RefCell::new(HashMap::new());
+    static KEY_CACHE: RefCell<HashMap<String, (Caller, i64)>> = RefCell::new(HashMap::new());
     static UNKNOWN: RefCell<NegativeCache> = RefCell::new(NegativeCache::new(UNKNOWN_TTL_MS, CACHE_CAPACITY));
 }
 
@@ -54,8 +65,10 @@ pub async fn authenticate(headers: &Headers, env: &Env, lookup: KeyLookup, scope
     if UNKNOWN.with(|u| u.borrow().known_absent(&hash, now_ms())) {
         return Err(GatewayError::InvalidAuth);
     }
+    let now = now_ms();
+    let ttl_ms = env.var("KEY_CACHE_TTL_SECONDS").ok().and_then(|v| v.to_string().trim().parse::<i64>().ok()).unwrap_or(30) * 1000;
     let cached = match lookup {
-        KeyLookup::Cached => KEY_CACHE.with(|c| c.borrow().get(&hash).cloned()),
+        KeyLookup::Cached => KEY_CACHE.with(|c| c.borrow().get(&hash).filter(|(_, at)| now - at < ttl_ms).map(|(caller, _)| caller.clone())),
         KeyLookup::Fresh => None,
     };
     let caller = match cached {
@@ -68,12 +81,15 @@ pub async fn authenticate(headers: &Headers, env: &Env, lookup: KeyLookup, scope
                     if cache.len() >= CACHE_CAPACITY {
                         cache.clear();
                     }
-                    cache.insert(hash, caller.clone());
+                    cache.insert(hash, (caller.clone(), now));
                 });
             }
             caller
         }
     };
+    if caller.expires_at.is_some_and(|at| at <= now) {
+        return Err(GatewayError::InvalidAuth); // expired: refused like a revoked key
+    }
     if !caller.has_scope(scope) {
         return Err(GatewayError::Forbidden(format!("This API key lacks the `{scope}` scope.")));
     }
@@ -88,11 +104,13 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
         status: String,
         scopes: String,
         user_status: String,
+        expires_at: Option<i64>,
+        allowed_models: Option<String>,
     }
     let db = env.d1("DB").map_err(internal)?;
     let row: Option<Row> = db
         .prepare(
-            "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status
+            "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status, k.expires_at, k.allowed_models
              FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
         )
         .bind(&[hash.into()])
@@ -108,7 +126,13 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
     if row.user_status == "suspended" {
         return Err(GatewayError::UserSuspended);
     }
-    Ok(Caller { user_id: row.user_id, key_id: row.id, scopes: row.scopes.split_whitespace().map(str::to_string).collect() })
+    Ok(Caller {
+        user_id: row.user_id,
+        key_id: row.id,
+        scopes: row.scopes.split_whitespace().map(str::to_string).collect(),
+        expires_at: row.expires_at,
+        allowed_models: crate::key_settings::models_from_storage(row.allowed_models.as_deref()),
+    })
 }
 
 fn internal(e: worker::Error) -> GatewayError {

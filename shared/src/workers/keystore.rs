@@ -4,6 +4,7 @@
 //! where the key → user mapping is cached — and then marks D1.
 
 use crate::apikey::{display_form, ApiKey};
+use crate::key_settings::{models_to_storage, KeySettings};
 use crate::error::GatewayError;
 use crate::http::now_ms;
 use crate::ids::new_id;
@@ -34,6 +35,10 @@ pub struct KeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub allowed_models: Option<String>,
 }
 
 impl KeyRow {
@@ -82,7 +87,8 @@ pub async fn list(env: &Env, user_id: &str) -> Result<Vec<KeyRow>, GatewayError>
     env.d1("DB")
         .map_err(internal)?
         .prepare(
-            "SELECT id, user_id, name, key_prefix, key_last4, scopes, status, created_at, last_used_at, revoked_at
+            "SELECT id, user_id, name, key_prefix, key_last4, scopes, status, created_at, last_used_at, revoked_at,
+                    expires_at, allowed_models
              FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
         )
         .bind(&[user_id.into()])
@@ -98,6 +104,42 @@ pub async fn list(env: &Env, user_id: &str) -> Result<Vec<KeyRow>, GatewayError>
 /// of other users' keys are indistinguishable from unknown ones).
 pub async fn find_owned(env: &Env, user_id: &str, key_id: &str) -> Result<Option<KeyRow>, GatewayError> {
     Ok(list(env, user_id).await?.into_iter().find(|k| k.id == key_id))
+}
+
+/// Applies a settings change to one of the user's keys (name, expiry,
+/// allowed models). The data plane sees it within its key cache's TTL.
+pub async fn update(env: &Env, user_id: &str, key_id: &str, change: &KeySettings) -> Result<(), GatewayError> {
+    let null = || worker::wasm_bindgen::JsValue::NULL;
+    let (set_expiry, expiry) = match change.expires_at {
+        Some(at) => (1.0, at.map_or_else(null, |v| (v as f64).into())),
+        None => (0.0, null()),
+    };
+    let (set_models, models) = match &change.allowed_models {
+        Some(list) => (1.0, list.as_deref().map_or_else(null, |l| models_to_storage(l).into())),
+        None => (0.0, null()),
+    };
+    env.d1("DB")
+        .map_err(internal)?
+        .prepare(
+            "UPDATE api_keys SET name = COALESCE(?3, name),
+                expires_at = CASE WHEN ?4 = 1 THEN ?5 ELSE expires_at END,
+                allowed_models = CASE WHEN ?6 = 1 THEN ?7 ELSE allowed_models END
+             WHERE id = ?1 AND user_id = ?2",
+        )
+        .bind(&[
+            key_id.into(),
+            user_id.into(),
+            change.name.as_deref().map_or_else(null, Into::into),
+            set_expiry.into(),
+            expiry,
+            set_models.into(),
+            models,
+        ])
+        .map_err(internal)?
+        .run()
+        .await
+        .map_err(internal)?;
+    Ok(())
 }
 
 /// Revokes a key: wallet first (immediate effect), then D1.

@@ -1,0 +1,75 @@
+//! Per-key settings: an expiry (refused like a revoked key after it), the
+//! models a key may call, and renaming — set at creation or with
+//! `PATCH /api/keys/{id}`. This file's stack reads key settings fresh
+//! (KEY_CACHE_TTL_SECONDS=0; production caches them for 30 s).
+
+use integration_tests::{marker, Stack};
+use serde_json::json;
+use std::sync::OnceLock;
+
+fn stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| integration_tests::start(&[("KEY_CACHE_TTL_SECONDS", "0")]))
+}
+
+fn body(model: &str, m: &str) -> serde_json::Value {
+    json!({"model": model, "max_tokens": 3, "messages": [{"role": "user", "content": m}]})
+}
+
+#[test]
+fn a_key_limited_to_some_models_refuses_others_until_changed() {
+    let s = stack();
+    let sub = marker("models");
+    let session = s.session_token(&sub, "m@example.com");
+    assert_eq!(s.call("POST", "/api/provision", &session, Some(json!({}))).status, 200);
+    s.credit(&sub, "1");
+    let created = s.call("POST", "/api/keys", &session, Some(json!({"name": "mini only", "allowed_models": ["openai/gpt-4o-mini"]})));
+    assert_eq!(created.status, 200, "{}", created.body);
+    let (key, id) = (created.json()["data"]["fullKey"].as_str().unwrap().to_string(), created.json()["data"]["id"].as_str().unwrap().to_string());
+    let m = marker("refused");
+    assert_eq!(s.chat(&key, &body("openai/gpt-4o-mini", "ok")).status, 200);
+    let refused = s.chat(&key, &body("openai/gpt-4o", &m));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("may not use `openai/gpt-4o`"));
+    let mut fallback = body("openai/gpt-4o-mini", &m);
+    fallback["models"] = json!(["openai/gpt-4o"]);
+    assert_eq!(s.chat(&key, &fallback).status, 403, "fallbacks are checked too");
+    assert_eq!(s.upstream_calls(&m), 0);
+
+    let patched = s.call("PATCH", &format!("/api/keys/{id}"), &session, Some(json!({"name": "any model", "allowed_models": null})));
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!((patched.json()["data"]["name"].as_str(), patched.json()["data"]["allowedModels"].clone()), (Some("any model"), json!(null)));
+    assert_eq!(s.chat(&key, &body("openai/gpt-4o", "now ok")).status, 200);
+    let listed = s.call("GET", "/api/keys", &session, None).json();
+    assert!(listed["data"].as_array().unwrap().iter().any(|k| k["id"] == id.as_str() && k["name"] == "any model"));
+
+    let stranger = s.session_token(&marker("stranger"), "x@example.com");
+    assert_eq!(s.call("PATCH", &format!("/api/keys/{id}"), &stranger, Some(json!({"name": "mine"}))).status, 404);
+    assert_eq!(s.call("PATCH", &format!("/api/keys/{id}"), &session, Some(json!({"allowed_models": []}))).status, 400);
+}
+
+#[test]
+fn an_expired_key_is_refused_like_a_revoked_one() {
+    let s = stack();
+    let u = s.new_user("1");
+    let soon = dexto_shared::time::rfc3339(integration_tests::now_ms() + 3_000);
+    let k = s.admin("POST", &format!("/admin/users/{}/keys", u.id), Some(json!({"name": "short-lived", "expires_at": soon})));
+    assert_eq!(k.status, 201, "{}", k.body);
+    let key = k.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(s.chat(&key, &body("openai/gpt-4o-mini", "before")).status, 200);
+    // Time has to pass for an expiry: wait it out (≈3 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let r = s.chat(&key, &body("openai/gpt-4o-mini", "after"));
+        if r.status != 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "invalid_api_key");
+    let valid = s.call("GET", "/api/keys/validate", &key, None);
+    assert_eq!(valid.json()["valid"], false);
+    let past = s.admin("POST", &format!("/admin/users/{}/keys", u.id), Some(json!({"name": "x", "expires_at": "2020-01-01T00:00:00Z"})));
+    assert_eq!(past.status, 400, "an expiry must be in the future");
+}
