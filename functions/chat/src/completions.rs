@@ -20,9 +20,14 @@ use worker::{Context, Env, Request, Response, Result};
 
 pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let request_id = new_id("req_");
+    let started = now_ms();
     match run(&mut req, &env, &ctx, &request_id).await {
         Ok(resp) => Ok(resp),
-        Err(err) => rejected(&err, &request_id, serde_json::json!({})),
+        Err(err) => {
+            // Refused before the wallet: the user is known only if auth passed.
+            crate::metrics::refused(&env, "", &request_id, "", &err, now_ms() - started);
+            rejected(&err, &request_id, serde_json::json!({}))
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod completions;
 mod config;
 mod cron;
 mod metering;
+mod metrics;
 mod models;
 mod upstream;
 mod wallet;

@@ -47,7 +47,11 @@ pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
     let request_id = req.terms.request_id.clone();
     match run(wallet, &req, body).await {
         Ok(resp) => Ok(resp),
-        Err(err) => rejected(&err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.key_id, "model": req.terms.model.id})),
+        Err(err) => {
+            let latency = now_ms() - req.terms.started_ms;
+            crate::metrics::refused(&wallet.ledger.env, &req.terms.user_id, &request_id, &req.terms.model.id, &err, latency);
+            rejected(&err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.key_id, "model": req.terms.model.id}))
+        }
     }
 }
 
@@ -200,6 +204,7 @@ impl Exchange {
             }
         };
         metering::log("owner", &record, &charge, self.terms.hold, balance, extra);
+        crate::metrics::settled(&self.ledger.env, &record, "owner");
         (charge, balance)
     }
 }

@@ -116,6 +116,7 @@ async fn settle_one(ledger: &Ledger, config: &Config, hold: &OpenHold, report: &
         report.provisional += 1;
     }
     metering::log("sweep", &record, &charge, terms.hold, Some(settled.balance), serde_json::json!({}));
+    crate::metrics::settled(&ledger.env, &record, "sweep");
     Ok(())
 }
 
