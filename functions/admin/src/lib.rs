@@ -6,6 +6,7 @@ mod audit_api;
 mod keys;
 mod metrics;
 mod models;
+mod search;
 mod settlements;
 mod users;
 
@@ -48,6 +49,8 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
         (Method::Post, ["admin", "users"]) => users::create(req, env, &ctx).await,
+        (Method::Get, ["admin", "users"]) => search::users(req, env).await,
+        (Method::Get, ["admin", "users", id, "keys"]) => search::keys(env, id).await,
         (Method::Get, ["admin", "users", id]) => users::show(env, id).await,
         (Method::Patch, ["admin", "users", id]) => users::set_status(req, env, &ctx, id).await,
         (Method::Post, ["admin", "users", id, "credits"]) => users::credit(req, env, &ctx, id).await,
