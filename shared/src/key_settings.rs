@@ -15,6 +15,8 @@ pub struct KeySettings {
     pub name: Option<String>,
     pub expires_at: Option<Option<i64>>,
     pub allowed_models: Option<Option<Vec<String>>>,
+    /// Requests per minute this key may make (on top of the user's limit).
+    pub rate_limit_per_minute: Option<Option<u32>>,
 }
 
 impl KeySettings {
@@ -51,7 +53,15 @@ impl KeySettings {
             }
             Some(_) => return Err(format!("`allowed_models` must be 1–{MAX_ALLOWED_MODELS} model ids, or null.")),
         };
-        Ok(KeySettings { name, expires_at, allowed_models })
+        let rate_limit_per_minute = match body.get("rate_limit_per_minute") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=100_000).contains(&n) => Some(Some(n as u32)),
+                _ => return Err("`rate_limit_per_minute` must be 1 to 100000, or null.".into()),
+            },
+        };
+        Ok(KeySettings { name, expires_at, allowed_models, rate_limit_per_minute })
     }
 }
 
@@ -77,6 +87,8 @@ mod tests {
         assert_eq!(s.name.as_deref(), Some("laptop"));
         assert_eq!(s.expires_at, Some(Some(1_801_353_600_000)));
         assert_eq!(s.allowed_models, Some(Some(vec!["openai/gpt-4o-mini".to_string()])));
+        assert_eq!(KeySettings::parse(&json!({"rate_limit_per_minute": 30}), NOW).unwrap().rate_limit_per_minute, Some(Some(30)));
+        assert!(KeySettings::parse(&json!({"rate_limit_per_minute": 0}), NOW).is_err());
         let clear = KeySettings::parse(&json!({"expires_at": null, "allowed_models": null}), NOW).unwrap();
         assert_eq!((clear.expires_at, clear.allowed_models, clear.name), (Some(None), Some(None), None));
         assert_eq!(KeySettings::parse(&json!({}), NOW).unwrap(), KeySettings::default());

@@ -23,6 +23,9 @@ pub struct ExchangeRequest {
     pub quote: Quote,
     /// The body carries `max_tokens` / `max_completion_tokens` (for the rewrite).
     pub limit_fields: (bool, bool),
+    /// The key's own requests-per-minute limit, if it has one.
+    #[serde(default)]
+    pub key_rate_limit: Option<u32>,
     pub terms: ExchangeTerms,
     /// Test hook (honoured only with DEXTO_TEST_HOOKS=1): the owner "dies"
     /// after forwarding this many stream events — no settlement, no reply.
@@ -213,6 +216,7 @@ mod tests {
             ttl_ms: 2,
             quote: Quote { lines: vec![], prompt_tokens: 3, images: 0, n: 1, asked: None, floor: 1 },
             limit_fields: (false, false),
+            key_rate_limit: None,
             terms: ExchangeTerms {
                 request_id: "r".into(),
                 user_id: "u".into(),

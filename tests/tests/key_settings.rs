@@ -73,3 +73,22 @@ fn an_expired_key_is_refused_like_a_revoked_one() {
     let past = s.admin("POST", &format!("/admin/users/{}/keys", u.id), Some(json!({"name": "x", "expires_at": "2020-01-01T00:00:00Z"})));
     assert_eq!(past.status, 400, "an expiry must be in the future");
 }
+
+#[test]
+fn a_key_with_its_own_rate_limit_is_throttled_alone() {
+    let s = stack();
+    let u = s.new_user("1");
+    let limited = s.admin("POST", &format!("/admin/users/{}/keys", u.id), Some(json!({"name": "slow", "rate_limit_per_minute": 2})));
+    assert_eq!(limited.status, 201, "{}", limited.body);
+    let key = limited.json()["key"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(s.chat(&key, &body("openai/gpt-4o-mini", "ok")).status, 200);
+    }
+    let refused = s.chat(&key, &body("openai/gpt-4o-mini", "too fast"));
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "rate_limited");
+    let wait: u64 = refused.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "one request every 30 s: {wait}");
+    assert_eq!(refused.header("X-Dexto-RateLimit-Remaining"), Some("0"));
+    assert_eq!(s.chat(&u.key, &body("openai/gpt-4o-mini", "other key")).status, 200, "the user's other key is not throttled");
+}

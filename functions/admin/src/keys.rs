@@ -34,7 +34,7 @@ pub async fn create(req: &mut Request, env: &Env, ctx: &AuditCtx, user_id: &str)
     }
     let scope_list: Vec<&str> = scopes.split(' ').collect();
     let issued = keystore::issue(env, user_id, name, &scope_list).await?;
-    if settings.expires_at.is_some() || settings.allowed_models.is_some() {
+    if settings.expires_at.is_some() || settings.allowed_models.is_some() || settings.rate_limit_per_minute.is_some() {
         keystore::update(env, user_id, &issued.id, &KeySettings { name: None, ..settings }).await?;
     }
     audit(env, ctx, "key.create", user_id, json!({"key_id": issued.id, "name": name})).await?;

@@ -66,7 +66,7 @@ pub async fn keys(env: &Env, user_id: &str) -> AdminResult {
             json!({
                 "id": k.id, "name": k.name, "status": k.status, "display": k.display(), "scopes": k.scope_list(),
                 "created_at": k.created_at, "last_used_at": k.last_used_at, "revoked_at": k.revoked_at,
-                "expires_at": k.expires_at, "allowed_models": models_from_storage(k.allowed_models.as_deref()),
+                "expires_at": k.expires_at, "allowed_models": models_from_storage(k.allowed_models.as_deref()), "rate_limit_per_minute": k.rate_limit_per_minute,
             })
         })
         .collect();

@@ -69,6 +69,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
         now_ms: now_for_limits,
         ttl_ms: config.hold_ttl_ms,
         limit_fields: chat.limit_fields,
+        key_rate_limit: caller.rate_limit_per_minute,
         terms: ExchangeTerms {
             request_id: request_id.to_string(),
             user_id: caller.user_id.clone(),

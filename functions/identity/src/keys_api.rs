@@ -110,6 +110,7 @@ pub async fn list(req: &mut Request, env: &Env) -> ApiResult {
                 "keyDisplay": k.display(), "scopes": k.scope_list(),
                 "createdAt": k.created_at, "lastUsedAt": k.last_used_at, "revokedAt": k.revoked_at,
                 "expiresAt": k.expires_at, "allowedModels": models_from_storage(k.allowed_models.as_deref()),
+                "rateLimitPerMinute": k.rate_limit_per_minute,
             })
         })
         .collect();
@@ -124,7 +125,7 @@ pub async fn create(req: &mut Request, env: &Env) -> ApiResult {
     let settings = KeySettings::parse(&body, now_ms()).map_err(GatewayError::BadRequest)?;
     dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
     let k = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
-    if settings.expires_at.is_some() || settings.allowed_models.is_some() {
+    if settings.expires_at.is_some() || settings.allowed_models.is_some() || settings.rate_limit_per_minute.is_some() {
         keystore::update(env, &user.id, &k.id, &KeySettings { name: None, ..settings }).await?;
     }
     security_event(req, env, &user.id, "key.create", &k.id, json!({"name": k.name})).await?;
@@ -147,7 +148,7 @@ pub async fn update(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
     ok_json(
         200,
         &json!({"success": true, "data": {"id": k.id, "name": k.name, "status": k.status, "expiresAt": k.expires_at,
-            "allowedModels": models_from_storage(k.allowed_models.as_deref())}}),
+            "allowedModels": models_from_storage(k.allowed_models.as_deref()), "rateLimitPerMinute": k.rate_limit_per_minute}}),
     )
 }
 

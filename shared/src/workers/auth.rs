@@ -23,6 +23,8 @@ pub struct Caller {
     pub expires_at: Option<i64>,
     /// The only models this key may call (None: any allowed model).
     pub allowed_models: Option<Vec<String>>,
+    /// The key's own requests-per-minute limit.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 impl Caller {
@@ -106,11 +108,12 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
         user_status: String,
         expires_at: Option<i64>,
         allowed_models: Option<String>,
+        rate_limit_per_minute: Option<i64>,
     }
     let db = env.d1("DB").map_err(internal)?;
     let row: Option<Row> = db
         .prepare(
-            "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status, k.expires_at, k.allowed_models
+            "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status, k.expires_at, k.allowed_models, k.rate_limit_per_minute
              FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
         )
         .bind(&[hash.into()])
@@ -132,6 +135,7 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
         scopes: row.scopes.split_whitespace().map(str::to_string).collect(),
         expires_at: row.expires_at,
         allowed_models: crate::key_settings::models_from_storage(row.allowed_models.as_deref()),
+        rate_limit_per_minute: row.rate_limit_per_minute.and_then(|r| u32::try_from(r).ok()).filter(|r| *r > 0),
     })
 }
 

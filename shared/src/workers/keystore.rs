@@ -39,6 +39,8 @@ pub struct KeyRow {
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub allowed_models: Option<String>,
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 impl KeyRow {
@@ -88,7 +90,7 @@ pub async fn list(env: &Env, user_id: &str) -> Result<Vec<KeyRow>, GatewayError>
         .map_err(internal)?
         .prepare(
             "SELECT id, user_id, name, key_prefix, key_last4, scopes, status, created_at, last_used_at, revoked_at,
-                    expires_at, allowed_models
+                    expires_at, allowed_models, rate_limit_per_minute
              FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
         )
         .bind(&[user_id.into()])
@@ -118,12 +120,17 @@ pub async fn update(env: &Env, user_id: &str, key_id: &str, change: &KeySettings
         Some(list) => (1.0, list.as_deref().map_or_else(null, |l| models_to_storage(l).into())),
         None => (0.0, null()),
     };
+    let (set_rate, rate) = match change.rate_limit_per_minute {
+        Some(r) => (1.0, r.map_or_else(null, |v| (v as f64).into())),
+        None => (0.0, null()),
+    };
     env.d1("DB")
         .map_err(internal)?
         .prepare(
             "UPDATE api_keys SET name = COALESCE(?3, name),
                 expires_at = CASE WHEN ?4 = 1 THEN ?5 ELSE expires_at END,
-                allowed_models = CASE WHEN ?6 = 1 THEN ?7 ELSE allowed_models END
+                allowed_models = CASE WHEN ?6 = 1 THEN ?7 ELSE allowed_models END,
+                rate_limit_per_minute = CASE WHEN ?8 = 1 THEN ?9 ELSE rate_limit_per_minute END
              WHERE id = ?1 AND user_id = ?2",
         )
         .bind(&[
@@ -134,6 +141,8 @@ pub async fn update(env: &Env, user_id: &str, key_id: &str, change: &KeySettings
             expiry,
             set_models.into(),
             models,
+            set_rate.into(),
+            rate,
         ])
         .map_err(internal)?
         .run()

@@ -42,6 +42,8 @@ pub struct WalletDO {
     env: Env,
     store: Store,
     limiter: RefCell<RateLimiter>,
+    /// Keys with their own rate limit: one bucket each (in memory, approximate).
+    key_limiters: RefCell<std::collections::HashMap<String, RateLimiter>>,
     /// What outlives a request: storage, the flush flag, the live exchanges.
     ledger: Ledger,
 }
@@ -51,7 +53,7 @@ impl DurableObject for WalletDO {
         let store = Store::open(state.storage().sql()).expect("wallet schema");
         let limiter = RefCell::new(RateLimiter::from_env(&env));
         let ledger = Ledger::new(state, env.clone());
-        Self { env, store, limiter, ledger }
+        Self { env, store, limiter, key_limiters: RefCell::default(), ledger }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -155,6 +157,16 @@ impl WalletDO {
         let max_concurrent = rate_limit::max_concurrent(&self.env);
         if max_concurrent > 0 && self.store.open_hold_count()? >= max_concurrent {
             return refuse(GatewayError::TooManyConcurrent { limit: max_concurrent });
+        }
+        if let Some(per_minute) = req.key_rate_limit {
+            let mut buckets = self.key_limiters.borrow_mut();
+            let bucket = buckets.entry(req.key_id.clone()).or_insert_with(|| RateLimiter::per_key(per_minute));
+            if !bucket.has_rate(per_minute) {
+                *bucket = RateLimiter::per_key(per_minute);
+            }
+            if let Err(retry_after_secs) = bucket.take(req.now_ms) {
+                return refuse(GatewayError::RateLimited { retry_after_secs });
+            }
         }
         if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
             return refuse(GatewayError::RateLimited { retry_after_secs });

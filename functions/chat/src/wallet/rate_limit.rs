@@ -33,6 +33,17 @@ impl RateLimiter {
         RateLimiter { per_minute, burst, tokens: burst, last_ms: 0 }
     }
 
+    /// A key's own bucket: `per_minute`, bursts of up to a minute's worth.
+    pub fn per_key(per_minute: u32) -> RateLimiter {
+        let per_minute = per_minute.max(1) as f64;
+        RateLimiter { per_minute, burst: per_minute, tokens: per_minute, last_ms: 0 }
+    }
+
+    /// Whether this bucket has the given rate (a key's limit may change).
+    pub fn has_rate(&self, per_minute: u32) -> bool {
+        self.per_minute == per_minute as f64
+    }
+
     fn enabled(&self) -> bool {
         self.per_minute > 0.0
     }
