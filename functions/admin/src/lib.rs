@@ -62,6 +62,7 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
         (Method::Get, ["admin", "models"]) => models::list(env).await,
         (Method::Get, ["admin", "audit"]) => audit_api::list(req, env).await,
         (Method::Get, ["admin", "metrics"]) => metrics::show(req, env).await,
+        (Method::Get, ["admin", "reconciliation"]) => metrics::findings(env).await,
         (Method::Post, ["admin", "models"]) => models::add(req, env, &ctx).await,
         (Method::Patch, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::set_markup(req, env, &ctx, &models::model_from_path(rest)).await,
         (Method::Delete, ["admin", "models", rest @ ..]) if !rest.is_empty() => models::remove(env, &ctx, &models::model_from_path(rest)).await,

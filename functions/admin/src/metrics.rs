@@ -83,3 +83,23 @@ pub async fn show(req: &Request, env: &Env) -> AdminResult {
         }),
     )
 }
+
+/// `GET /admin/reconciliation`: what reconciliation found, newest first.
+pub async fn findings(env: &Env) -> AdminResult {
+    let rows: Vec<Value> = db::all(
+        &db::database(env)?,
+        "SELECT id, kind, user_id, detail, found_at, resolved_at FROM reconciliation_findings ORDER BY id DESC LIMIT 200",
+        &[],
+    )
+    .await?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|mut r| {
+            if let Some(text) = r["detail"].as_str() {
+                r["detail"] = serde_json::from_str(text).unwrap_or(Value::Null);
+            }
+            r
+        })
+        .collect();
+    ok_json(200, &json!({"data": data}))
+}

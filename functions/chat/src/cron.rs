@@ -1,5 +1,5 @@
-//! Scheduled work of the chat Worker: refresh the model catalogue in KV
-//! (`[triggers] crons`, hourly). Run by `#[event(scheduled)]` in production
+//! Scheduled work of the chat Worker (`[triggers] crons`, hourly): refresh the
+//! model catalogue in KV, then a reconciliation pass (`reconcile.rs`). Run by `#[event(scheduled)]` in production
 //! and, locally, by `POST /__cron` from the edge's relay (see
 //! functions/edge/src/cron_relay.rs): both call `run`.
 
@@ -18,6 +18,11 @@ pub async fn run(env: &Env, cron: &str) -> String {
             format!("refresh failed: {e}")
         }
     };
+    let reconciled = match crate::reconcile::run(env).await {
+        Ok((users, found)) => format!("reconciled {users} users, {found} new findings"),
+        Err(e) => format!("reconciliation failed: {e:?}"),
+    };
+    let outcome = format!("{outcome}; {reconciled}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"cron": cron, "outcome": outcome}));
     outcome
 }

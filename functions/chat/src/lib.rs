@@ -9,6 +9,7 @@ mod cron;
 mod metering;
 mod metrics;
 mod models;
+mod reconcile;
 mod upstream;
 mod wallet;
 

@@ -1,0 +1,91 @@
+//! Reconciliation, by cron (hourly; locally `GET /__scheduled`): visits users
+//! a page per run (a cursor in D1 carries on where the last run stopped) and
+//! compares each wallet object — the source of truth, flushed first — with its
+//! D1 projection: the `balances` mirror and the sum of the user's ledger rows.
+//! A difference is a finding, recorded once (kind + user + amounts) in
+//! `reconciliation_findings` and the audit log; `GET /admin/reconciliation`
+//! lists them. Idempotent: running it again finds nothing new.
+
+use dexto_shared::db;
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::now_ms;
+use dexto_shared::wallet_client::WalletClient;
+use serde::Deserialize;
+use serde_json::json;
+use worker::Env;
+
+/// Users visited per run (each is one wallet call and two D1 reads).
+const PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+struct Mirror {
+    id: String,
+    mirror: Option<i64>,
+    ledger: Option<i64>,
+}
+
+/// Returns (users checked, new findings).
+pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
+    let database = db::database(env)?;
+    #[derive(Deserialize)]
+    struct Cursor {
+        last_user_id: String,
+    }
+    let after = db::first::<Cursor>(&database, "SELECT last_user_id FROM reconciliation_cursor WHERE id = 1", &[]).await?.map_or(String::new(), |c| c.last_user_id);
+    let users: Vec<Mirror> = db::all(
+        &database,
+        "SELECT u.id, b.balance_micros AS mirror,
+                (SELECT SUM(amount_micros) FROM credit_ledger c WHERE c.user_id = u.id) AS ledger
+         FROM users u LEFT JOIN balances b ON b.user_id = u.id WHERE u.id > ?1 ORDER BY u.id LIMIT ?2",
+        &[after.as_str().into(), db::ms(PAGE)],
+    )
+    .await?;
+    let mut found = 0;
+    for user in &users {
+        // The wallet projects what is pending before answering: a difference
+        // after that is drift, not lag. Re-read D1 after the flush.
+        let state = WalletClient::for_user(env, &user.id)?.state().await?;
+        let now: Option<Mirror> = db::first(
+            &database,
+            "SELECT u.id, b.balance_micros AS mirror, (SELECT SUM(amount_micros) FROM credit_ledger c WHERE c.user_id = u.id) AS ledger
+             FROM users u LEFT JOIN balances b ON b.user_id = u.id WHERE u.id = ?1",
+            &[user.id.as_str().into()],
+        )
+        .await?;
+        let (mirror, ledger) = now.map_or((user.mirror, user.ledger), |n| (n.mirror, n.ledger));
+        let wallet = state.balance.0;
+        if mirror.unwrap_or(0) != wallet || ledger.unwrap_or(0) != wallet {
+            let detail = json!({"wallet_micros": wallet, "mirror_micros": mirror, "ledger_sum_micros": ledger});
+            found += record(env, "wallet_mirror_drift", &user.id, &format!("{wallet}/{mirror:?}/{ledger:?}"), &detail).await?;
+        }
+    }
+    let next = if (users.len() as i64) < PAGE { String::new() } else { users.last().map(|u| u.id.clone()).unwrap_or_default() };
+    db::run_idempotent(
+        &database,
+        "INSERT INTO reconciliation_cursor (id, last_user_id) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET last_user_id = excluded.last_user_id",
+        &[next.as_str().into()],
+    )
+    .await?;
+    Ok((users.len(), found))
+}
+
+/// Records a finding once; returns 1 if it is new.
+async fn record(env: &Env, kind: &str, user_id: &str, fingerprint: &str, detail: &serde_json::Value) -> Result<usize, GatewayError> {
+    let database = db::database(env)?;
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let inserted: Option<Id> = db::first(
+        &database,
+        "INSERT INTO reconciliation_findings (kind, user_id, fingerprint, detail, found_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(kind, user_id, fingerprint) DO NOTHING RETURNING id",
+        &[kind.into(), user_id.into(), fingerprint.into(), detail.to_string().into(), db::ms(now_ms())],
+    )
+    .await?;
+    let Some(row) = inserted else { return Ok(0) };
+    let ctx = dexto_shared::audit::AuditCtx { actor: "system".into(), request_id: format!("reconcile:{}", row.id), client_ip: None };
+    dexto_shared::audit::record(env, &ctx, "reconciliation.finding", Some(user_id), kind, detail).await?;
+    dexto_shared::log::event("reconciliation.finding", json!({"kind": kind, "user_id": user_id, "detail": detail}));
+    Ok(1)
+}

@@ -1,0 +1,46 @@
+//! Reconciliation (hourly cron; here `GET /__scheduled`): each wallet object
+//! is compared with its D1 projection (the balance mirror and the ledger sum);
+//! a seeded drift of each kind is reported exactly once, in
+//! `GET /admin/reconciliation` and the audit log.
+
+use integration_tests::{get_with, Stack};
+use serde_json::{json, Value};
+
+fn findings(s: &Stack, user: &str) -> Vec<Value> {
+    let r = get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == user).cloned().collect()
+}
+
+#[test]
+fn drift_between_a_wallet_and_its_projection_is_reported_once() {
+    let s = integration_tests::start(&[]);
+    let (clean, drifted) = (s.new_user("1"), s.new_user("2"));
+    assert_eq!(s.chat(&clean.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]})).status, 200);
+    s.settled_user(&clean.id, 1);
+    s.run_cron();
+    assert_eq!(findings(&s, &clean.id), Vec::<Value>::new(), "books that agree give no finding");
+
+    // The mirror drifts (a stray write, with a version the wallet will not overwrite).
+    s.d1(&format!("UPDATE balances SET balance_micros = balance_micros + 7, version = version + 1000 WHERE user_id = '{}'", drifted.id));
+    s.run_cron();
+    s.run_cron();
+    let found = findings(&s, &drifted.id);
+    assert_eq!(found.len(), 1, "once, however often it runs: {found:?}");
+    assert_eq!(found[0]["kind"], "wallet_mirror_drift");
+    assert_eq!((found[0]["detail"]["wallet_micros"].as_i64(), found[0]["detail"]["mirror_micros"].as_i64()), (Some(2_000_000), Some(2_000_007)));
+
+    // The ledger drifts too (a row the wallet never wrote): a second, distinct finding.
+    s.d1(&format!(
+        "INSERT INTO credit_ledger (id, user_id, seq, kind, amount_micros, balance_after_micros, reference, created_at)
+         VALUES ('cl_stray', '{}', 999, 'admin_credit', 5, 0, 'stray', 0)",
+        drifted.id
+    ));
+    s.run_cron();
+    let found = findings(&s, &drifted.id);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0]["detail"]["ledger_sum_micros"].as_i64(), Some(2_000_005));
+    let audit = get_with(&format!("{}/admin/audit?user={}&action=reconciliation.finding", s.base, drifted.id), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
+    assert_eq!(audit.json()["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(findings(&s, &clean.id), Vec::<Value>::new());
+}
