@@ -48,6 +48,14 @@ pub async fn handle(req: &mut Request, env: &Env) -> ApiResult {
     }
     let fault = config.test_faults.then(|| req.headers().get("X-Test-Fault").ok().flatten()).flatten();
     let outcome = events::dispatch(env, &config, &event, fault.as_deref()).await?;
+    // Every payment event in the audit log, once per event id (Stripe redelivers).
+    dexto_shared::db::run_idempotent(
+        &dexto_shared::db::database(env)?,
+        "INSERT INTO audit_log (actor, action, subject, detail, created_at)
+         SELECT 'stripe', ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE action = ?1 AND subject = ?2)",
+        &[format!("stripe.{}", event.kind).into(), event.id.as_str().into(), json!({"outcome": outcome}).to_string().into(), dexto_shared::db::ms(dexto_shared::http::now_ms())],
+    )
+    .await?;
     dexto_shared::log::event("stripe.event", json!({"event_id": event.id, "type": event.kind, "outcome": outcome}));
     ok_json(200, &json!({"received": true, "outcome": outcome}))
 }
