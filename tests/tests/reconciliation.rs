@@ -44,3 +44,28 @@ fn drift_between_a_wallet_and_its_projection_is_reported_once() {
     assert_eq!(audit.json()["data"].as_array().map(Vec::len), Some(2));
     assert_eq!(findings(&s, &clean.id), Vec::<Value>::new());
 }
+
+#[test]
+fn spending_through_the_upstream_key_outside_the_gateway_is_reported_once() {
+    let s = integration_tests::start(&[]);
+    let u = s.new_user("1");
+    let m = integration_tests::marker("recon-upstream");
+    let r = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": m}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.settled_user(&u.id, 1);
+    s.run_cron();
+    assert!(findings(&s, &u.id).is_empty(), "billed == spent upstream");
+
+    // Someone uses the user's OpenRouter key directly: $0.02 the ledger never saw.
+    let seen = integration_tests::get(&format!("{}/__mock/requests?contains={m}", s.mock)).json();
+    let auth = seen["requests"][0]["authorization"].as_str().expect("the gateway used the user's key").to_string();
+    let direct = json!({"model": "mock/output-only", "max_tokens": 1000, "messages": [{"role": "user", "content": "[[mock:tokens=1000]]"}]});
+    let r = integration_tests::post(&format!("{}/chat/completions", s.mock), &[("Authorization", &auth), ("Content-Type", "application/json")], direct.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.run_cron();
+    s.run_cron();
+    let found = findings(&s, &u.id);
+    assert_eq!(found.len(), 1, "once: {found:?}");
+    assert_eq!(found[0]["kind"], "upstream_usage_drift");
+    assert_eq!(found[0]["detail"]["drift_micros"].as_i64(), Some(20_000));
+}

@@ -1,7 +1,9 @@
 //! Reconciliation, by cron (hourly; locally `GET /__scheduled`): visits users
 //! a page per run (a cursor in D1 carries on where the last run stopped) and
 //! compares each wallet object — the source of truth, flushed first — with its
-//! D1 projection: the `balances` mirror and the sum of the user's ledger rows.
+//! D1 projection: the `balances` mirror and the sum of the user's ledger rows;
+//! and what the user's upstream key has spent (OpenRouter's own count) with
+//! the provider cost the ledger billed since that key was minted.
 //! A difference is a finding, recorded once (kind + user + amounts) in
 //! `reconciliation_findings` and the audit log; `GET /admin/reconciliation`
 //! lists them. Idempotent: running it again finds nothing new.
@@ -14,8 +16,13 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::Env;
 
-/// Users visited per run (each is one wallet call and two D1 reads).
+/// Users visited per run (each is one wallet call, a management API call and
+/// a few D1 reads).
 const PAGE: i64 = 50;
+/// Upstream spending beyond the billed provider cost by more than this (and
+/// more than 2 %) is drift: someone spent through the key outside the gateway,
+/// or usage was not billed.
+const USAGE_DRIFT_MIN_MICROS: i64 = 10_000;
 
 #[derive(Deserialize)]
 struct Mirror {
@@ -58,6 +65,7 @@ pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
             let detail = json!({"wallet_micros": wallet, "mirror_micros": mirror, "ledger_sum_micros": ledger});
             found += record(env, "wallet_mirror_drift", &user.id, &format!("{wallet}/{mirror:?}/{ledger:?}"), &detail).await?;
         }
+        found += upstream_drift(env, &database, &user.id).await?;
     }
     let next = if (users.len() as i64) < PAGE { String::new() } else { users.last().map(|u| u.id.clone()).unwrap_or_default() };
     db::run_idempotent(
@@ -67,6 +75,40 @@ pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
     )
     .await?;
     Ok((users.len(), found))
+}
+
+/// Compares the upstream key's reported spending with the billed provider
+/// cost since the key was minted (rows under review excluded: their cost is
+/// provisional). Returns 1 if a new finding was recorded.
+async fn upstream_drift(env: &Env, database: &worker::D1Database, user_id: &str) -> Result<usize, GatewayError> {
+    let reported = match dexto_shared::openrouter_keys::reported_usage(env, user_id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(0),
+        Err(e) => {
+            dexto_shared::log::event("reconciliation.upstream_unavailable", json!({"user_id": user_id, "error": format!("{e:?}")}));
+            return Ok(0);
+        }
+    };
+    let (upstream, since) = reported;
+    #[derive(Deserialize)]
+    struct Sum {
+        cost: Option<i64>,
+    }
+    let billed: Option<Sum> = db::first(
+        database,
+        "SELECT SUM(provider_cost_micros) AS cost FROM usage_ledger WHERE user_id = ?1 AND created_at >= ?2 AND billing_status = 'billed'",
+        &[user_id.into(), db::ms(since)],
+    )
+    .await?;
+    let billed = billed.and_then(|s| s.cost).unwrap_or(0);
+    let drift = upstream.0 - billed;
+    if drift <= USAGE_DRIFT_MIN_MICROS || drift * 50 <= billed {
+        return Ok(0);
+    }
+    let detail = json!({"upstream_usage_micros": upstream.0, "billed_provider_cost_micros": billed, "drift_micros": drift});
+    // Keyed by the drift itself: the same unexplained spending is reported once,
+    // however much ordinary usage follows it.
+    record(env, "upstream_usage_drift", user_id, &drift.to_string(), &detail).await
 }
 
 /// Records a finding once; returns 1 if it is new.

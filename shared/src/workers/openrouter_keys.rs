@@ -82,12 +82,13 @@ struct Row {
     upstream_hash: String,
     ciphertext: String,
     enc_key_id: String,
+    created_at: i64,
 }
 
 async fn active_row(env: &Env, user_id: &str) -> Result<Option<Row>, GatewayError> {
     env.d1("DB")
         .map_err(internal)?
-        .prepare("SELECT id, upstream_hash, ciphertext, enc_key_id FROM upstream_keys WHERE user_id = ?1 AND status = 'active'")
+        .prepare("SELECT id, upstream_hash, ciphertext, enc_key_id, created_at FROM upstream_keys WHERE user_id = ?1 AND status = 'active'")
         .bind(&[user_id.into()])
         .map_err(internal)?
         .first(None)
@@ -215,6 +216,26 @@ pub async fn sync_limit(env: &Env, user_id: &str, balance: Micros) -> Result<(),
         .await
         .map_err(internal)?;
     Ok(())
+}
+
+/// What the user's current upstream key has spent, as OpenRouter reports it,
+/// and when that key was minted (its usage counts from then). None when
+/// per-user keys are off or the user has none yet.
+pub async fn reported_usage(env: &Env, user_id: &str) -> Result<Option<(Micros, i64)>, GatewayError> {
+    let config = UpstreamConfig::from_env(env);
+    if !config.per_user() {
+        return Ok(None);
+    }
+    let Some(row) = active_row(env, user_id).await? else { return Ok(None) };
+    let (status, key) = config.management(Method::Get, &format!("/keys/{}", row.upstream_hash), None).await?;
+    if status != 200 {
+        return Err(internal(format!("GET key status {status}")));
+    }
+    let spent = match key.pointer("/data/usage") {
+        Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).map_err(internal)?.ceil_micros(),
+        _ => Micros::ZERO,
+    };
+    Ok(Some((spent, row.created_at)))
 }
 
 /// Replaces the user's upstream key: mint a new one with the same remaining
