@@ -186,6 +186,18 @@ async fn delete_upstream(config: &UpstreamConfig, hash: &str) {
     }
 }
 
+/// What an upstream key has spent, by OpenRouter's count (management API).
+async fn spent_upstream(config: &UpstreamConfig, hash: &str) -> Result<Micros, GatewayError> {
+    let (status, key) = config.management(Method::Get, &format!("/keys/{hash}"), None).await?;
+    if status != 200 {
+        return Err(internal(format!("GET key status {status}")));
+    }
+    Ok(match key.pointer("/data/usage") {
+        Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).map_err(internal)?.ceil_micros(),
+        _ => Micros::ZERO,
+    })
+}
+
 /// Sets the upstream key's `limit` to what it has spent plus the user's
 /// balance, so OpenRouter can never spend beyond what the user paid.
 pub async fn sync_limit(env: &Env, user_id: &str, balance: Micros) -> Result<(), GatewayError> {
@@ -194,14 +206,7 @@ pub async fn sync_limit(env: &Env, user_id: &str, balance: Micros) -> Result<(),
         return Ok(());
     }
     let Some(row) = active_row(env, user_id).await? else { return Ok(()) };
-    let (status, key) = config.management(Method::Get, &format!("/keys/{}", row.upstream_hash), None).await?;
-    if status != 200 {
-        return Err(internal(format!("GET key status {status}")));
-    }
-    let spent = match key.pointer("/data/usage") {
-        Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).map_err(internal)?.ceil_micros(),
-        _ => Micros::ZERO,
-    };
+    let spent = spent_upstream(&config, &row.upstream_hash).await?;
     let limit = spent.saturating_add(balance.max(Micros::ZERO));
     let (status, _) = config.management(Method::Patch, &format!("/keys/{}", row.upstream_hash), Some(json!({"limit": limit.as_json_usd()}))).await?;
     if status != 200 {
@@ -227,14 +232,7 @@ pub async fn reported_usage(env: &Env, user_id: &str) -> Result<Option<(Micros, 
         return Ok(None);
     }
     let Some(row) = active_row(env, user_id).await? else { return Ok(None) };
-    let (status, key) = config.management(Method::Get, &format!("/keys/{}", row.upstream_hash), None).await?;
-    if status != 200 {
-        return Err(internal(format!("GET key status {status}")));
-    }
-    let spent = match key.pointer("/data/usage") {
-        Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).map_err(internal)?.ceil_micros(),
-        _ => Micros::ZERO,
-    };
+    let spent = spent_upstream(&config, &row.upstream_hash).await?;
     Ok(Some((spent, row.created_at)))
 }
 

@@ -3,7 +3,6 @@
 //! one transaction (platform-facts: write coalescing), and no other request can
 //! interleave. That is what makes hold/settle/credit atomic without locks.
 
-use dexto_shared::caps::{Cap, CapUse, Scope, Window};
 use dexto_shared::money::Micros;
 use dexto_shared::wallet::OpenHold;
 use serde::{Deserialize, Serialize};
@@ -76,6 +75,9 @@ pub struct OutboxRow {
     pub payload: String,
 }
 
+mod background;
+mod caps;
+
 pub struct Store {
     sql: SqlStorage,
 }
@@ -131,11 +133,16 @@ impl Store {
     }
 
     pub fn open_hold_count(&self) -> Result<u64> {
+        self.count("SELECT COUNT(*) AS n FROM holds")
+    }
+
+    /// A `SELECT COUNT(*) AS n …` query's answer.
+    fn count(&self, sql: &str) -> Result<u64> {
         #[derive(Deserialize)]
         struct Count {
             n: i64,
         }
-        let c: Count = self.sql.exec("SELECT COUNT(*) AS n FROM holds", None)?.one()?;
+        let c: Count = self.sql.exec(sql, None)?.one()?;
         Ok(c.n as u64)
     }
 
@@ -268,157 +275,6 @@ impl Store {
         Ok(balance)
     }
 
-    pub fn outbox(&self, limit: i64) -> Result<Vec<OutboxRow>> {
-        self.sql.exec("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", vec![int(limit)])?.to_array()
-    }
-
-    pub fn outbox_len(&self) -> Result<u64> {
-        #[derive(Deserialize)]
-        struct Count {
-            n: i64,
-        }
-        let c: Count = self.sql.exec("SELECT COUNT(*) AS n FROM outbox", None)?.one()?;
-        Ok(c.n as u64)
-    }
-
-    /// Records that the upstream key's limit must follow `balance` (the sequence
-    /// number is the token: only the newest request is ever cleared).
-    pub fn request_limit_sync(&self, balance: Micros, token: i64) -> Result<()> {
-        self.sql.exec("INSERT OR REPLACE INTO limit_sync (id, balance, token) VALUES (1, ?, ?)", vec![int(balance.0), int(token)])?;
-        Ok(())
-    }
-
-    pub fn pending_limit_sync(&self) -> Result<Option<(Micros, i64)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            balance: i64,
-            token: i64,
-        }
-        let rows: Vec<Row> = self.sql.exec("SELECT balance, token FROM limit_sync WHERE id = 1", None)?.to_array()?;
-        Ok(rows.into_iter().next().map(|r| (Micros(r.balance), r.token)))
-    }
-
-    pub fn clear_limit_sync(&self, token: i64) -> Result<()> {
-        self.sql.exec("DELETE FROM limit_sync WHERE id = 1 AND token = ?", vec![int(token)])?;
-        Ok(())
-    }
-
-    pub fn set_cap(&self, scope: &Scope, window: Window, limit: Option<Micros>) -> Result<()> {
-        match limit {
-            Some(l) => self.sql.exec(
-                "INSERT OR REPLACE INTO caps (scope, window, limit_micros) VALUES (?, ?, ?)",
-                vec![scope.as_storage().into(), window.as_str().into(), int(l.0)],
-            )?,
-            None => self.sql.exec("DELETE FROM caps WHERE scope = ? AND window = ?", vec![scope.as_storage().into(), window.as_str().into()])?,
-        };
-        Ok(())
-    }
-
-    /// The caps on the user and, when given, on one key (None: every cap).
-    pub fn caps(&self, key_id: Option<&str>) -> Result<Vec<Cap>> {
-        #[derive(Deserialize)]
-        struct Row {
-            scope: String,
-            window: String,
-            limit_micros: i64,
-        }
-        let rows: Vec<Row> = match key_id {
-            Some(k) => self
-                .sql
-                .exec("SELECT scope, window, limit_micros FROM caps WHERE scope IN ('user', ?)", vec![format!("key:{k}").into()])?
-                .to_array()?,
-            None => self.sql.exec("SELECT scope, window, limit_micros FROM caps ORDER BY scope, window", None)?.to_array()?,
-        };
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| Some(Cap { scope: Scope::from_storage(&r.scope)?, window: Window::parse(&r.window)?, limit: Micros(r.limit_micros) }))
-            .collect())
-    }
-
-    /// Each cap with its window's settled spending and the open holds it covers.
-    pub fn cap_uses(&self, caps: Vec<Cap>, now_ms: i64) -> Result<Vec<CapUse>> {
-        #[derive(Deserialize)]
-        struct Sum {
-            total: Option<i64>,
-        }
-        caps.into_iter()
-            .map(|cap| {
-                let spent: Sum = self
-                    .sql
-                    .exec(
-                        "SELECT SUM(micros) AS total FROM spend WHERE scope = ? AND window = ? AND window_start = ?",
-                        vec![cap.scope.as_storage().into(), cap.window.as_str().into(), int(cap.window.start(now_ms))],
-                    )?
-                    .one()?;
-                let held: Sum = match &cap.scope {
-                    Scope::User => self.sql.exec("SELECT SUM(amount) AS total FROM holds", None)?.one()?,
-                    Scope::Key(k) => self.sql.exec("SELECT SUM(amount) AS total FROM holds WHERE key_id = ?", vec![k.as_str().into()])?.one()?,
-                };
-                Ok(CapUse { cap, spent: Micros(spent.total.unwrap_or(0)), held: Micros(held.total.unwrap_or(0)) })
-            })
-            .collect()
-    }
-
-    /// Counts a settled charge in every window of the user and the key.
-    pub fn add_spend(&self, key_id: &str, at_ms: i64, amount: Micros) -> Result<()> {
-        if amount.0 <= 0 {
-            return Ok(());
-        }
-        for scope in [Scope::User, Scope::Key(key_id.to_string())] {
-            for window in Window::ALL {
-                self.sql.exec(
-                    "INSERT INTO spend (scope, window, window_start, micros) VALUES (?, ?, ?, ?)
-                     ON CONFLICT(scope, window, window_start) DO UPDATE SET micros = micros + excluded.micros",
-                    vec![scope.as_storage().into(), window.as_str().into(), int(window.start(at_ms)), int(amount.0)],
-                )?;
-            }
-        }
-        // Past windows are never read again: keep about two months.
-        self.sql.exec("DELETE FROM spend WHERE window != 'lifetime' AND window_start < ?", vec![int(at_ms - 62 * 86_400_000)])?;
-        Ok(())
-    }
-
-    /// When a failed background step may run again (None: not failing).
-    pub fn retry_at(&self, step: &str) -> Result<Option<i64>> {
-        #[derive(Deserialize)]
-        struct Row {
-            next_at: i64,
-        }
-        let rows: Vec<Row> = self.sql.exec("SELECT next_at FROM retries WHERE step = ?", vec![step.into()])?.to_array()?;
-        Ok(rows.into_iter().next().map(|r| r.next_at))
-    }
-
-    /// Records a failure of `step`; returns how many in a row.
-    pub fn step_failed(&self, step: &str, now_ms: i64) -> Result<u32> {
-        #[derive(Deserialize)]
-        struct Row {
-            failures: i64,
-        }
-        let rows: Vec<Row> = self.sql.exec("SELECT failures FROM retries WHERE step = ?", vec![step.into()])?.to_array()?;
-        let failures = rows.first().map_or(0, |r| r.failures) as u32 + 1;
-        let next_at = now_ms + dexto_shared::retry::backoff_ms(failures);
-        self.sql.exec(
-            "INSERT OR REPLACE INTO retries (step, failures, next_at) VALUES (?, ?, ?)",
-            vec![step.into(), int(failures as i64), int(next_at)],
-        )?;
-        Ok(failures)
-    }
-
-    pub fn step_succeeded(&self, step: &str) -> Result<()> {
-        self.sql.exec("DELETE FROM retries WHERE step = ?", vec![step.into()])?;
-        Ok(())
-    }
-
-    /// The earliest retry of any failing step.
-    pub fn next_retry(&self) -> Result<Option<i64>> {
-        #[derive(Deserialize)]
-        struct Row {
-            at: Option<i64>,
-        }
-        let row: Row = self.sql.exec("SELECT MIN(next_at) AS at FROM retries", None)?.one()?;
-        Ok(row.at)
-    }
-
     /// The cumulative amount applied so far under an adjustment group.
     pub fn adjusted(&self, group: &str) -> Result<Micros> {
         #[derive(Deserialize)]
@@ -434,34 +290,4 @@ impl Store {
         Ok(())
     }
 
-    /// Notes that a key was used (projected to `api_keys.last_used_at` in batches).
-    pub fn touch_key(&self, key_id: &str, now_ms: i64) -> Result<()> {
-        self.sql.exec(
-            "INSERT INTO key_use (key_id, used_at) VALUES (?, ?) ON CONFLICT(key_id) DO UPDATE SET used_at = excluded.used_at",
-            vec![key_id.into(), int(now_ms)],
-        )?;
-        Ok(())
-    }
-
-    /// Keys used since their last projection: (key id, used at, flushed at).
-    pub fn unflushed_key_use(&self) -> Result<Vec<(String, i64, i64)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            key_id: String,
-            used_at: i64,
-            flushed_at: i64,
-        }
-        let rows: Vec<Row> = self.sql.exec("SELECT key_id, used_at, flushed_at FROM key_use WHERE used_at > flushed_at", None)?.to_array()?;
-        Ok(rows.into_iter().map(|r| (r.key_id, r.used_at, r.flushed_at)).collect())
-    }
-
-    pub fn mark_key_use_flushed(&self, key_id: &str, at: i64) -> Result<()> {
-        self.sql.exec("UPDATE key_use SET flushed_at = ? WHERE key_id = ?", vec![int(at), key_id.into()])?;
-        Ok(())
-    }
-
-    pub fn drop_outbox_through(&self, seq: i64) -> Result<()> {
-        self.sql.exec("DELETE FROM outbox WHERE seq <= ?", vec![int(seq)])?;
-        Ok(())
-    }
 }
