@@ -8,6 +8,7 @@ pub mod audit;
 pub mod client;
 mod d1;
 mod stack;
+pub mod stripe_fixtures;
 
 pub use client::{HttpResponse, SseReader};
 pub use stack::{spawn_guarded, stack, start, Stack, TestUser};

@@ -1,54 +1,17 @@
 //! Stripe payments through the real stack: checkout sessions against a local
 //! Stripe API, webhooks signed exactly as Stripe signs them; paid sessions
-//! credit exactly once whatever the delivery pattern; refunds, disputes,
-//! subscription grants, the intro credit.
+//! credit exactly once whatever the delivery pattern; subscription grants, the
+//! intro credit. Refunds and disputes: refunds_disputes.rs.
 
 use dexto_shared::stripe::sign;
-use integration_tests::{start, Stack};
+use integration_tests::stripe_fixtures::*;
+use integration_tests::Stack;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
 fn stack() -> &'static Stack {
     static S: OnceLock<Stack> = OnceLock::new();
-    S.get_or_init(|| {
-        start(&[
-            ("BILLING_TEST_FAULTS", "1"),
-            ("SUBSCRIPTION_PRICE_ID", "price_monthly"),
-            ("SUBSCRIPTION_CREDIT_USD", "20"),
-            ("INTRO_CREDIT_USD", "1.5"),
-        ])
-    })
-}
-
-fn id(prefix: &str) -> String {
-    dexto_shared::ids::new_id(prefix)
-}
-
-fn session_event(kind: &str, session: &str, user: &str, cents: i64, paid: bool, pi: &str) -> Value {
-    json!({"id": id("evt_"), "object": "event", "type": kind, "data": {"object": {
-        "id": session, "object": "checkout.session", "amount_total": cents, "currency": "usd",
-        "client_reference_id": user, "metadata": {"user_id": user}, "mode": "payment", "livemode": false,
-        "payment_status": if paid { "paid" } else { "unpaid" }, "payment_intent": pi, "customer": null}}})
-}
-
-/// A Checkout Session created through the gateway for `user` (as the CLI does).
-fn checkout(s: &Stack, user: &str, cents: i64) -> String {
-    let token = s.session_token(user, "buyer@example.com");
-    let r = s.call("POST", "/api/billing/checkout-session", &token, Some(json!({"credits_usd": cents as f64 / 100.0})));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["checkout_session_id"].as_str().unwrap().to_string()
-}
-
-fn balance(s: &Stack, user: &str) -> i64 {
-    s.user(user)["balance_micros"].as_i64().unwrap()
-}
-
-fn paid_user(s: &Stack, cents: i64) -> (integration_tests::TestUser, String, String) {
-    let u = s.new_user("0");
-    let (cs, pi) = (checkout(s, &u.id, cents), id("pi_"));
-    let r = s.webhook(&session_event("checkout.session.completed", &cs, &u.id, cents, true, &pi), &[]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    (u, cs, pi)
+    S.get_or_init(payments_stack)
 }
 
 #[test]
@@ -213,74 +176,6 @@ fn topped_up_credit_pays_for_chat_at_once_and_moves_the_upstream_limit() {
     s.eventually_user(&u.id, "upstream limit ≥ $10", key);
 }
 
-fn paid_user_into(s: &Stack, user: &str, cents: i64) {
-    let r = s.webhook(&session_event("checkout.session.completed", &checkout(s, user, cents), user, cents, true, &id("pi_")), &[]);
-    assert_eq!(r.json()["outcome"], "credited", "{}", r.body);
-}
-
-fn charge_event(kind: &str, pi: &str, extra: Value) -> Value {
-    let mut object = json!({"id": id("ch_"), "object": "charge", "payment_intent": pi, "currency": "usd"});
-    for (k, v) in extra.as_object().unwrap() {
-        object[k] = v.clone();
-    }
-    json!({"id": id("evt_"), "type": kind, "data": {"object": object}})
-}
-
-#[test]
-fn refunds_debit_what_is_new_and_leave_debt_recorded() {
-    let s = stack();
-    let (u, _, pi) = paid_user(s, 1000);
-    // Spend some first: a full refund then leaves a recorded debt.
-    let r = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
-    assert_eq!(r.status, 200);
-    let spent = s.settled_user(&u.id, 1)["ledger_totals"]["debits_micros"].as_i64().unwrap();
-    let charge = id("ch_");
-    let refund = |cumulative: i64| {
-        let mut e = charge_event("charge.refunded", &pi, json!({"amount_refunded": cumulative}));
-        e["data"]["object"]["id"] = json!(charge);
-        e
-    };
-    let partial = refund(400);
-    s.webhook(&partial, &[]);
-    s.webhook(&partial, &[]);
-    assert_eq!(balance(s, &u.id), 10_000_000 + spent - 4_000_000);
-    s.webhook(&refund(1000), &[]);
-    let user = s.user(&u.id);
-    assert_eq!(user["balance_micros"], spent, "negative: the spend is owed");
-    assert!(spent < 0);
-    let kinds: Vec<&str> = user["recent_ledger"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "refund").count(), 2);
-    assert_eq!(user["ledger_totals"]["net_micros"], user["balance_micros"]);
-    assert_eq!(s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})).status, 402);
-}
-
-#[test]
-fn disputes_freeze_the_wallet_until_won() {
-    let s = stack();
-    let (u, cs, pi) = paid_user(s, 1000);
-    let chat = json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-    let dispute = |kind: &str, status: &str| json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": "dp_1", "object": "dispute", "payment_intent": pi, "amount": 1000, "status": status}}});
-    s.webhook(&dispute("charge.dispute.created", "needs_response"), &[]);
-    let frozen = s.chat(&u.key, &chat);
-    // 403, not 402: the CLI turns every 402 into "buy credit", which cannot help here.
-    assert_eq!(frozen.status, 403);
-    assert_eq!(frozen.json()["error"]["code"], "WALLET_FROZEN");
-    let message = frozen.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(message.contains("dispute") && message.contains("credit is kept") && !message.contains("Balance: $0.00"), "{message}");
-    assert!(frozen.json()["error"].get("balance").is_none(), "no (wrong) balance for the CLI to show");
-    assert_eq!(s.user(&u.id)["payments"][0]["status"], "disputed");
-    assert_eq!(s.user(&u.id)["payments"][0]["id"], cs.as_str());
-    s.webhook(&dispute("charge.dispute.closed", "won"), &[]);
-    assert_eq!(s.chat(&u.key, &chat).status, 200);
-
-    let (u2, _, pi2) = paid_user(s, 1000);
-    let lost = |kind: &str, status: &str| json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": "dp_2", "object": "dispute", "payment_intent": pi2, "amount": 1000, "status": status}}});
-    s.webhook(&lost("charge.dispute.created", "needs_response"), &[]);
-    s.webhook(&lost("charge.dispute.closed", "lost"), &[]);
-    s.webhook(&lost("charge.dispute.closed", "lost"), &[]);
-    assert_eq!(balance(s, &u2.id), 0, "the disputed credit was taken back once");
-}
-
 #[test]
 fn subscription_invoices_grant_monthly_credit_until_cancelled() {
     let s = stack();
@@ -318,56 +213,6 @@ fn subscription_invoices_grant_monthly_credit_until_cancelled() {
 }
 
 #[test]
-fn refunds_of_invoice_payments_apply_and_unknown_payments_stop_retrying() {
-    let s = stack();
-    let u = s.new_user("0");
-    let (sub, pi) = (id("sub_"), id("pi_"));
-    let invoice = json!({"id": id("evt_"), "type": "invoice.paid", "data": {"object": {
-        "id": id("in_"), "object": "invoice", "customer": "cus_1", "subscription": sub, "payment_intent": pi,
-        "amount_paid": 2000, "currency": "usd", "billing_reason": "subscription_create",
-        "subscription_details": {"metadata": {"user_id": u.id}},
-        "lines": {"data": [{"price": {"id": "price_monthly"}}]}}}});
-    assert_eq!(s.webhook(&invoice, &[]).json()["outcome"], "granted");
-    let r = s.webhook(&charge_event("charge.refunded", &pi, json!({"amount_refunded": 2000})), &[]);
-    assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("refunded")), "{}", r.body);
-    assert_eq!(balance(s, &u.id), 0, "the subscription's refund takes its credit back");
-
-    // A refund of a payment the gateway never saw: retried while it may still
-    // arrive, then acknowledged for an operator instead of failing for days.
-    let stranger = id("pi_");
-    let fresh = charge_event("charge.refunded", &stranger, json!({"amount_refunded": 500}));
-    assert!(s.webhook(&fresh, &[]).status >= 500, "Stripe should retry a recent one");
-    let mut old = charge_event("charge.refunded", &stranger, json!({"amount_refunded": 500}));
-    old["created"] = json!(integration_tests::now_ms() / 1000 - 2 * 24 * 3600);
-    let r = s.webhook(&old, &[]);
-    assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("needs_review")), "{}", r.body);
-    let audit = s.d1(&format!("SELECT action FROM audit_log WHERE subject = '{}' ORDER BY action", old["id"].as_str().unwrap()));
-    let actions: Vec<&str> = audit.iter().filter_map(|r| r["action"].as_str()).collect();
-    assert_eq!(actions, ["stripe.charge.refunded", "stripe.unmatched_event"], "the event, and the finding for an operator");
-}
-
-#[test]
-fn a_dispute_created_again_after_it_closed_does_not_freeze_the_wallet() {
-    let s = stack();
-    let (u, _, pi) = paid_user(s, 1000);
-    let chat = json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-    let created = json!({"id": id("evt_"), "type": "charge.dispute.created", "data": {"object": {"id": "dp_late", "object": "dispute", "payment_intent": pi, "amount": 1000, "status": "needs_response"}}});
-    let closed = json!({"id": id("evt_"), "type": "charge.dispute.closed", "data": {"object": {"id": "dp_late", "object": "dispute", "payment_intent": pi, "amount": 1000, "status": "won"}}});
-    s.webhook(&created, &[]);
-    assert_eq!(s.chat(&u.key, &chat).status, 403, "frozen while open");
-    s.webhook(&closed, &[]);
-    assert_eq!(s.chat(&u.key, &chat).status, 200, "won: unfrozen");
-    // Stripe redelivers the old `created` (and a copy of it under a new event id).
-    let r = s.webhook(&created, &[]);
-    assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("duplicate")), "{}", r.body);
-    let mut copy = created.clone();
-    copy["id"] = json!(id("evt_"));
-    assert_eq!(s.webhook(&copy, &[]).json()["outcome"], "dispute_already_closed");
-    assert_eq!(s.chat(&u.key, &chat).status, 200, "a closed dispute stays closed whatever arrives late");
-    assert_eq!(s.user(&u.id)["payments"][0]["status"], "paid");
-}
-
-#[test]
 fn the_intro_credit_is_granted_once_per_user_and_balance_is_served() {
     let s = stack();
     let sub = id("u-");
@@ -401,41 +246,4 @@ fn only_top_ups_the_gateway_created_are_credited() {
     sub["data"]["object"]["mode"] = json!("subscription");
     assert_eq!(s.webhook(&sub, &[]).json()["outcome"], "not_a_top_up");
     assert_eq!((balance(s, &u.id), balance(s, &other.id)), (0, 0));
-}
-
-#[test]
-fn out_of_order_refunds_never_give_money_back() {
-    let s = stack();
-    let (u, _, pi) = paid_user(s, 1000);
-    let charge = id("ch_");
-    let refund = |cumulative: i64| {
-        let mut e = charge_event("charge.refunded", &pi, json!({"amount_refunded": cumulative}));
-        e["data"]["object"]["id"] = json!(charge);
-        e
-    };
-    s.webhook(&refund(500), &[]);
-    s.webhook(&refund(300), &[]); // an older event delivered late
-    assert_eq!(balance(s, &u.id), 5_000_000);
-    let before_known = charge_event("charge.refunded", &id("pi_"), json!({"amount_refunded": 100}));
-    assert_eq!(s.webhook(&before_known, &[]).status, 500, "unknown payment intent: Stripe retries later");
-}
-
-#[test]
-fn the_wallet_stays_frozen_while_any_dispute_is_open() {
-    let s = stack();
-    let (u, _, pi1) = paid_user(s, 1000);
-    let pi2 = id("pi_");
-    let r = s.webhook(&session_event("checkout.session.completed", &checkout(s, &u.id, 1000), &u.id, 1000, true, &pi2), &[]);
-    assert_eq!(r.json()["outcome"], "credited");
-    let dispute = |kind: &str, dp: &str, pi: &str, status: &str| {
-        json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": dp, "object": "dispute", "payment_intent": pi, "amount": 1000, "status": status}}})
-    };
-    let chat = json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-    s.webhook(&dispute("charge.dispute.created", "dp_a", &pi1, "needs_response"), &[]);
-    s.webhook(&dispute("charge.dispute.created", "dp_b", &pi2, "needs_response"), &[]);
-    s.webhook(&dispute("charge.dispute.closed", "dp_a", &pi1, "warning_closed"), &[]);
-    assert_eq!(s.chat(&u.key, &chat).status, 403, "dp_b is still open");
-    assert_eq!(balance(s, &u.id), 20_000_000, "an inquiry closed with a warning takes nothing");
-    s.webhook(&dispute("charge.dispute.closed", "dp_b", &pi2, "won"), &[]);
-    assert_eq!(s.chat(&u.key, &chat).status, 200);
 }
