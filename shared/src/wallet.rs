@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 /// a newline, then the client's body bytes (see `frame`/`unframe`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExchangeRequest {
-    pub key_id: String,
     pub now_ms: i64,
     /// Deadline of the hold while nobody heartbeats it (HOLD_TTL_SECONDS).
     pub ttl_ms: i64,
@@ -27,7 +26,7 @@ pub struct ExchangeRequest {
     #[serde(default)]
     pub key_rate_limit: Option<u32>,
     pub terms: ExchangeTerms,
-    /// Test hook (honoured only with DEXTO_TEST_HOOKS=1): the owner "dies"
+    /// Test hook (the chat Worker sets it only with DEXTO_TEST_HOOKS=1): the owner "dies"
     /// after forwarding this many stream events — no settlement, no reply.
     #[serde(default)]
     pub die_after_events: Option<u64>,
@@ -211,7 +210,6 @@ mod tests {
     #[test]
     fn exchange_frames_round_trip() {
         let req = ExchangeRequest {
-            key_id: "k".into(),
             now_ms: 1,
             ttl_ms: 2,
             quote: Quote { lines: vec![], prompt_tokens: 3, images: 0, n: 1, asked: None, floor: 1 },

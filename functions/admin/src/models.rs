@@ -82,7 +82,7 @@ async fn upsert(env: &Env, ctx: &AuditCtx, model: &str, bps: Option<u32>, create
         "UPDATE allowed_models SET markup_bps = ?2 WHERE model_id = ?1 AND ?3 IS NOT NULL
          RETURNING model_id, markup_bps, created_at"
     };
-    let row: Option<Row> = db::first(&db::database(env)?, sql, &[model.into(), bps_js, db::ms(now_ms())]).await?;
+    let row: Option<Row> = db::returning(&db::database(env)?, sql, &[model.into(), bps_js, db::ms(now_ms())]).await?;
     let row = row.ok_or_else(|| GatewayError::NotFound(format!("Model `{model}` is not on the allow-list.")))?;
     audit(env, ctx, if create { "models.allow" } else { "models.markup" }, model, json!({"markup_bps": bps})).await?;
     ok(if create { 201 } else { 200 }, &row_json(&row))
@@ -91,7 +91,7 @@ async fn upsert(env: &Env, ctx: &AuditCtx, model: &str, bps: Option<u32>, create
 /// `DELETE /admin/models/{model}`.
 pub async fn remove(env: &Env, ctx: &AuditCtx, model: &str) -> AdminResult {
     let sql = "DELETE FROM allowed_models WHERE model_id = ?1 RETURNING model_id";
-    let gone: Option<Value> = db::first(&db::database(env)?, sql, &[model.into()]).await?;
+    let gone: Option<Value> = db::returning(&db::database(env)?, sql, &[model.into()]).await?;
     if gone.is_none() {
         return Err(GatewayError::NotFound(format!("Model `{model}` is not on the allow-list.")));
     }

@@ -21,7 +21,7 @@ use worker::{Context, Env, Request, Response, Result};
 pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let request_id = new_id("req_");
     let started = now_ms();
-    match run(&mut req, &env, &ctx, &request_id).await {
+    match run(&mut req, &env, &ctx, &request_id, started).await {
         Ok(resp) => Ok(resp),
         Err(err) => {
             // Refused before the wallet: the user is known only if auth passed.
@@ -31,8 +31,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
     }
 }
 
-async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> std::result::Result<Response, GatewayError> {
-    let started_ms = now_ms();
+async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64) -> std::result::Result<Response, GatewayError> {
     let caller = authenticate(req.headers(), env, KeyLookup::Cached, "gateway:use").await?;
     let body = dexto_shared::http::read_body(req, MAX_BODY_BYTES).await?;
     let chat = ChatRequest::parse(&body).map_err(|e| match e {
@@ -65,7 +64,6 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str) -> s
     let die_after_events = hook("X-Dexto-Test-Die-After-Events").map(|n| n as u64);
     let now_for_limits = started_ms + hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0);
     let exchange = ExchangeRequest {
-        key_id: caller.key_id.clone(),
         now_ms: now_for_limits,
         ttl_ms: config.hold_ttl_ms,
         limit_fields: chat.limit_fields,

@@ -118,7 +118,7 @@ async fn record(env: &Env, kind: &str, user_id: &str, fingerprint: &str, detail:
     struct Id {
         id: i64,
     }
-    let inserted: Option<Id> = db::first(
+    let inserted: Option<Id> = db::returning(
         &database,
         "INSERT INTO reconciliation_findings (kind, user_id, fingerprint, detail, found_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(kind, user_id, fingerprint) DO NOTHING RETURNING id",

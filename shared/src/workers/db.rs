@@ -43,17 +43,15 @@ where
     .map_err(error)
 }
 
-/// The first row. A read is retried; a write with `RETURNING` is tried once
-/// (a retry after a lost reply could not tell what the first attempt did).
+/// The first row of a read (`SELECT`): retried on transient errors.
 pub async fn first<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Option<T>, GatewayError> {
-    if !is_read(sql) {
-        return statement(db, sql, args)?.first(None).await.map_err(error);
-    }
     retried("first", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.first(None).await }).await
 }
 
-fn is_read(sql: &str) -> bool {
-    sql.trim_start().get(..6).is_some_and(|head| head.eq_ignore_ascii_case("select"))
+/// The row a write `RETURNING …` produced: tried once (a retry after a lost
+/// reply could not tell what the first attempt did).
+pub async fn returning<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Option<T>, GatewayError> {
+    statement(db, sql, args)?.first(None).await.map_err(error)
 }
 
 pub async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Vec<T>, GatewayError> {

@@ -50,7 +50,7 @@ pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
         Err(err) => {
             let latency = now_ms() - req.terms.started_ms;
             crate::metrics::refused(&wallet.ledger.env, &req.terms.user_id, &request_id, &req.terms.model.id, &err, latency);
-            rejected(&err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.key_id, "model": req.terms.model.id}))
+            rejected(&err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.terms.key_id, "model": req.terms.model.id}))
         }
     }
 }
@@ -66,7 +66,6 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         Admission::Held { terms, max_tokens, clamped, balance, rate_limit_remaining } => (terms, max_tokens, clamped, balance, rate_limit_remaining),
     };
     let ledger = wallet.ledger.clone();
-    let test_hooks = ledger.env.var("DEXTO_TEST_HOOKS").is_ok_and(|v| v.to_string() == "1");
     let ex = Exchange {
         ledger: ledger.clone(),
         terms,
@@ -76,7 +75,8 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         rate_limit_remaining,
         hold_ms: now_ms() - req.terms.started_ms,
         ttl_ms: req.ttl_ms,
-        die_after_events: req.die_after_events.filter(|_| test_hooks),
+        // Set by the chat Worker only when DEXTO_TEST_HOOKS=1.
+        die_after_events: req.die_after_events,
     };
     // The sweep must come by if this object dies with the exchange open.
     if let Err(e) = ledger.arm(req.now_ms + req.ttl_ms).await {

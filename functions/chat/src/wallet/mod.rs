@@ -148,7 +148,7 @@ impl WalletDO {
         if wallet.suspended != 0 {
             return refuse(GatewayError::UserSuspended);
         }
-        if self.store.is_key_revoked(&req.key_id)? {
+        if self.store.is_key_revoked(&req.terms.key_id)? {
             return refuse(GatewayError::InvalidAuth);
         }
         if wallet.frozen != 0 {
@@ -160,7 +160,7 @@ impl WalletDO {
         }
         if let Some(per_minute) = req.key_rate_limit {
             let mut buckets = self.key_limiters.borrow_mut();
-            let bucket = buckets.entry(req.key_id.clone()).or_insert_with(|| RateLimiter::per_key(per_minute));
+            let bucket = buckets.entry(req.terms.key_id.clone()).or_insert_with(|| RateLimiter::per_key(per_minute));
             if !bucket.has_rate(per_minute) {
                 *bucket = RateLimiter::per_key(per_minute);
             }
@@ -173,7 +173,7 @@ impl WalletDO {
         }
         let available = Micros(wallet.balance).saturating_sub(self.store.held_total()?);
         // A cap bounds the hold like the balance does (clamping included).
-        let uses = self.store.cap_uses(self.store.caps(Some(&req.key_id))?, req.now_ms)?;
+        let uses = self.store.cap_uses(self.store.caps(Some(&req.terms.key_id))?, req.now_ms)?;
         let cap = tightest(&uses).filter(|c| c.headroom() < available.max(Micros::ZERO));
         let affordable = cap.map_or(available, |c| c.headroom());
         match req.quote.plan(affordable) {
@@ -184,10 +184,10 @@ impl WalletDO {
             }),
             HoldPlan::Held { amount, max_tokens, clamped } => {
                 let id = &req.terms.request_id;
-                self.store.put_hold(id, &req.key_id, amount, req.now_ms, req.ttl_ms)?;
+                self.store.put_hold(id, &req.terms.key_id, amount, req.now_ms, req.ttl_ms)?;
                 let terms = ExchangeTerms { hold: amount, ..req.terms.clone() };
                 self.store.put_exchange(id, &serde_json::to_string(&terms)?)?;
-                self.store.touch_key(&req.key_id, req.now_ms)?;
+                self.store.touch_key(&req.terms.key_id, req.now_ms)?;
                 self.ledger.live_insert(id);
                 Ok(Admission::Held {
                     terms,
