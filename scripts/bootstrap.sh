@@ -42,3 +42,12 @@ if [ ! -x "$WRANGLER" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.
     (cd "$ROOT" && npm ci --no-audit --no-fund >&2)
 fi
 mkdir -p "$WRANGLER_LOG_PATH"
+
+# Browser tests: Debian's Chromium and ChromeDriver (never a downloaded browser
+# build). Installed once through apt; root, or sudo without a password.
+if [ -z "${DEXTO_SKIP_BROWSER:-}" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+    echo "bootstrap: installing Debian chromium + chromium-driver (one-time)" >&2
+    as_root=""; [ "$(id -u)" = 0 ] || as_root="sudo -n"
+    $as_root apt-get update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+fi

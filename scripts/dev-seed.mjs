@@ -60,12 +60,16 @@ const session = {
   supabase_audience: "authenticated",
   stripe_webhook_secret: process.env.STRIPE_WEBHOOK_SECRET,
   upstream: process.env.OPENROUTER_BASE_URL,
+  dashboard_url: `${base}/dashboard`,
 };
 writeFileSync(sessionPath, JSON.stringify(session, null, 2) + "\n", { mode: 0o600 });
 console.log(`
 Dexto gateway ready on ${base}
   DEXTO_API_KEY=${session.api_key}
   user ${userId}, wallet $10.00; session token and admin token in ${sessionPath}
+
+  Dashboard: ${base}/dashboard
+${process.env.DEV_SIGN_IN_NOTE ?? ""}
 
   curl -s ${base}/v1/chat/completions \\
     -H "Authorization: Bearer ${session.api_key}" -H "Content-Type: application/json" \\

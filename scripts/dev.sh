@@ -40,6 +40,11 @@ if [ -z "${OPENROUTER_BASE_URL:-}" ]; then
     # ...and Stripe's Checkout API.
     export STRIPE_API_BASE="${STRIPE_API_BASE:-$OPENROUTER_BASE_URL}"
     export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_mock}"
+    # ...and the hosted pages: Supabase sign-in and Stripe Checkout.
+    export CHECKOUT_ORIGIN="${CHECKOUT_ORIGIN:-$OPENROUTER_BASE_URL}"
+    export SUPABASE_AUTH_PROVIDERS="${SUPABASE_AUTH_PROVIDERS:-github}"
+    export DEV_SIGN_IN_NOTE="  (sign in: \"Continue with GitHub\" → the mock's page → Continue, as dev@example.com)"
+    MOCK_UPSTREAM=1
 fi
 export OPENROUTER_BASE_URL
 # Local Supabase sessions: HS256 tokens signed with a dev secret kept in .dev/.
@@ -72,6 +77,11 @@ pids+=("$STACK_PID")
 BASE_URL=$(wait_for_line "$DEV_DIR/wrangler.log" 'Ready on http://127\.0\.0\.1:[0-9]+' "$STACK_PID")
 BASE_URL="${BASE_URL#Ready on }"
 
+if [ -n "${MOCK_UPSTREAM:-}" ]; then
+    # Paying on the mock's Checkout page sends a signed webhook to this stack.
+    node -e 'fetch(process.argv[1] + "/__mock/stripe/webhook", {method: "PUT", body: JSON.stringify({url: process.argv[2] + "/api/stripe/webhook", secret: process.env.STRIPE_WEBHOOK_SECRET})}).then(r => { if (!r.ok) process.exit(1); })' \
+        "$OPENROUTER_BASE_URL" "$BASE_URL"
+fi
 node "$ROOT/scripts/dev-seed.mjs" "$BASE_URL" "$DEV_DIR/session.json"
 echo "(logs: $DEV_DIR/wrangler.log — Ctrl-C to stop)" >&2
 tail -n 0 -f "$DEV_DIR/wrangler.log" &

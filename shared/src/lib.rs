@@ -35,6 +35,7 @@ pub mod usage;
 pub mod usage_query;
 pub mod usage_report;
 pub mod wallet;
+pub mod web;
 
 // Workers glue (feature "workers"): D1, KV, Durable Object stubs, HTTP and
 // logging on the Workers runtime. Everything above is pure domain logic.

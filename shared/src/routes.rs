@@ -13,10 +13,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/openrouter-key", "IDENTITY"),
     ("/api/auth/device", "IDENTITY"),
     ("/auth/device", "IDENTITY"),
-    ("/device", "IDENTITY"),
+    ("/device", "DASHBOARD"),
     ("/api/billing", "BILLING"),
     ("/api/stripe", "BILLING"),
-    ("/billing", "BILLING"),
+    ("/billing", "DASHBOARD"),
+    ("/dashboard", "DASHBOARD"),
     ("/me/usage", "USAGE"),
     ("/api/account/usage", "USAGE"),
 ];
@@ -40,7 +41,9 @@ mod tests {
         assert_eq!(service_for("/api/keys/abc"), Some("IDENTITY"));
         assert_eq!(service_for("/api/keysmith"), None);
         assert_eq!(service_for("/v10/x"), None);
-        assert_eq!(service_for("/device"), Some("IDENTITY"));
+        assert_eq!(service_for("/device"), Some("DASHBOARD"));
+        assert_eq!(service_for("/dashboard/settings/billing"), Some("DASHBOARD"));
+        assert_eq!(service_for("/dashboardx"), None);
         assert_eq!(service_for("/health"), None);
         assert_eq!(service_for("/me/usage/history"), Some("USAGE"));
         assert_eq!(service_for("/api/billing/balance"), Some("BILLING"));

@@ -82,6 +82,8 @@ pub enum GroupBy {
     Day,
     Model,
     Key,
+    /// One group per (UTC day, model): the dashboard's daily-spend chart.
+    DayModel,
 }
 
 impl GroupBy {
@@ -90,7 +92,8 @@ impl GroupBy {
             "day" => Ok(GroupBy::Day),
             "model" => Ok(GroupBy::Model),
             "key" => Ok(GroupBy::Key),
-            _ => Err("`group_by` must be `day`, `model` or `key`.".into()),
+            "day_model" => Ok(GroupBy::DayModel),
+            _ => Err("`group_by` must be `day`, `model`, `key` or `day_model`.".into()),
         }
     }
 
@@ -99,6 +102,7 @@ impl GroupBy {
             GroupBy::Day => "day",
             GroupBy::Model => "model",
             GroupBy::Key => "key",
+            GroupBy::DayModel => "day_model",
         }
     }
 
@@ -107,6 +111,8 @@ impl GroupBy {
             GroupBy::Day => "created_at / 86400000",
             GroupBy::Model => "model",
             GroupBy::Key => "key_id",
+            // `<day number>:<model>`; split again by the report.
+            GroupBy::DayModel => "(created_at / 86400000) || ':' || model",
         }
     }
 }

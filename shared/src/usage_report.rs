@@ -59,6 +59,13 @@ impl GroupTotal {
             other => other.to_string(),
         }
     }
+
+    /// A `day_model` group's `<day number>:<model>` as (`YYYY-MM-DD`, model).
+    fn day_and_model(&self) -> (String, String) {
+        let text = self.name();
+        let (day, model) = text.split_once(':').unwrap_or(("0", text.as_str()));
+        (date(day.parse::<i64>().unwrap_or(0) * DAY_MS), model.to_string())
+    }
 }
 
 pub const CSV_HEADER: &[&str] = &[
@@ -159,9 +166,20 @@ pub fn summary(group_by: GroupBy, range: TimeRange, groups: &[GroupTotal]) -> Va
         .iter()
         .map(|g| {
             let mut row = totals_json(g.requests, g.input_tokens, g.output_tokens, g.provider_cost_micros, g.user_price_micros, g.needs_review);
-            let label = if group_by == GroupBy::Key { "key_id" } else { group_by.as_str() };
             row.insert("group".into(), g.name().into());
-            row.insert(label.into(), g.name().into());
+            match group_by {
+                GroupBy::Key => {
+                    row.insert("key_id".into(), g.name().into());
+                }
+                GroupBy::DayModel => {
+                    let (day, model) = g.day_and_model();
+                    row.insert("day".into(), day.into());
+                    row.insert("model".into(), model.into());
+                }
+                _ => {
+                    row.insert(group_by.as_str().into(), g.name().into());
+                }
+            }
             Value::Object(row)
         })
         .collect();
@@ -234,6 +252,8 @@ mod tests {
         assert_eq!((v["total"]["requests"].clone(), v["total"]["user_price_usd"].clone()), (json!(4), json!("1.000000")));
         assert_eq!((v["from"].as_str(), v["to"].clone()), (Some("2026-01-01T00:00:00.000Z"), Value::Null));
         let keys = summary(GroupBy::Key, range, &[group("key_9".into(), 1, 5)]);
+        let by_day_model = summary(GroupBy::DayModel, range, &[group("20422:openai/gpt-4o:extended".into(), 1, 5)]);
+        assert_eq!((by_day_model["data"][0]["day"].as_str(), by_day_model["data"][0]["model"].as_str()), (Some("2025-11-30"), Some("openai/gpt-4o:extended")));
         assert_eq!(keys["data"][0]["key_id"], "key_9");
     }
 

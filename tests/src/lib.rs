@@ -5,6 +5,7 @@
 //! through a unique marker in the prompt.
 
 pub mod audit;
+pub mod browser;
 pub mod client;
 mod d1;
 mod stack;

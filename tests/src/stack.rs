@@ -31,7 +31,7 @@ pub struct TestUser {
 
 static STACK: OnceLock<Stack> = OnceLock::new();
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
@@ -88,10 +88,16 @@ fn start_on(vars: &[(&str, &str)], again: Option<(PathBuf, String)>) -> Stack {
             ("STRIPE_API_BASE", mock.as_str()),
             ("STRIPE_SECRET_KEY", "sk_test_mock"),
             ("STRIPE_WEBHOOK_SECRET", webhook_secret.as_str()),
+            // The dashboard sends browsers to the mock's hosted Checkout page.
+            ("CHECKOUT_ORIGIN", mock.as_str()),
         ],
     );
     let stdin = child.stdin.take().expect("stdin");
     let base = wait_for_ready(&mut child, &run_dir);
+    // Payments on the mock's Checkout page reach this stack's webhook, signed.
+    let hook = serde_json::json!({"url": format!("{base}/api/stripe/webhook"), "secret": webhook_secret});
+    let r = crate::client::send("PUT", &format!("{mock}/__mock/stripe/webhook"), &[("Content-Type", "application/json")], Some(hook.to_string().as_bytes()));
+    assert_eq!(r.status, 200, "configuring the mock's webhook: {}", r.body);
     Stack { base, mock, admin_token, jwt_secret, webhook_secret, run_dir, _watchdog: Mutex::new((child, stdin)) }
 }
 

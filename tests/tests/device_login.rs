@@ -253,13 +253,16 @@ fn unknown_codes_and_bad_bodies() {
 }
 
 #[test]
-fn the_verification_page_is_html() {
+fn the_verification_page_asks_to_sign_in_and_comes_back() {
+    // Signed out, /device leads to the dashboard's sign-in, which returns to
+    // the same code afterwards (tests/tests/dashboard_browser.rs approves one).
     let s = main_stack();
     let r = integration_tests::get(&format!("{}/device?user_code=ABCD-EFGH", s.base));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
     assert!(r.header("Content-Security-Policy").unwrap().contains("frame-ancestors 'none'"));
-    assert!(r.body.contains("/api/auth/device/") && r.body.contains("access_token") && !r.body.contains("http://") && !r.body.contains("https://"));
+    assert!(r.body.contains("Sign in to Dexto") && r.body.contains("next=%2Fdevice%3Fuser_code%3DABCD-EFGH"), "{}", r.body);
+    assert!(!r.body.contains("<script>"), "no inline script");
 }
 
 #[test]

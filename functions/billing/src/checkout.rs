@@ -10,7 +10,7 @@ use dexto_shared::ids::new_id;
 use dexto_shared::stripe::{checkout_amount_cents, form_encode, PACKS_USD};
 use dexto_shared::url_query::redirect_allowed;
 use serde_json::{json, Value};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
 pub enum Flavor {
     /// `POST /api/billing/checkout-session` `{"credits_usd", "return_url"?}` (CLI 1.6.25+).
@@ -28,14 +28,16 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
     if matches!(flavor, Flavor::Plan) && (cents % 100 != 0 || !PACKS_USD.contains(&(cents / 100))) {
         return Err(GatewayError::BadRequest(format!("`credits_usd` must be one of the packs {PACKS_USD:?}.")));
     }
-    let success = match body.get("return_url").and_then(Value::as_str) {
-        Some(u) if redirect_allowed(u, &config.return_origins) => u.to_string(),
-        Some(_) => {
-            let origins = config.return_origins.join(", ");
-            return Err(GatewayError::BadRequest(format!("`return_url` must be a URL on one of: {origins}.")));
-        }
-        None => config.success_url.clone(),
+    // Our own origin (the dashboard is served here) and the configured ones.
+    let mut origins = config.return_origins.clone();
+    origins.extend(dexto_shared::url_query::origin(&req.inner().url()));
+    let url_field = |name: &str, default: &str| match body.get(name).and_then(Value::as_str) {
+        Some(u) if redirect_allowed(u, &origins) => Ok(u.to_string()),
+        Some(_) => Err(GatewayError::BadRequest(format!("`{name}` must be a URL on one of: {}.", config.return_origins.join(", ")))),
+        None => Ok(default.to_string()),
     };
+    let success = url_field("return_url", &config.success_url)?;
+    let cancel = url_field("cancel_url", &config.cancel_url)?;
     if config.secret_key.is_empty() {
         return Err(GatewayError::Internal("STRIPE_SECRET_KEY not configured".into()));
     }
@@ -47,7 +49,7 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
         ("line_items[0][price_data][product_data][name]", format!("Dexto credits (${}.{:02})", cents / 100, cents % 100)),
         ("line_items[0][quantity]", "1".into()),
         ("success_url", success),
-        ("cancel_url", config.cancel_url.clone()),
+        ("cancel_url", cancel),
         ("client_reference_id", user.id.clone()),
         ("metadata[user_id]", user.id.clone()),
         ("metadata[credit_micros]", credit_micros.to_string()),
@@ -87,22 +89,4 @@ async fn stripe_post(config: &BillingConfig, path: &str, form: &str, idempotency
         return Err(if status >= 500 { GatewayError::UpstreamUnavailable } else { GatewayError::Internal(format!("stripe status {status}")) });
     }
     Ok(body)
-}
-
-/// `GET /billing?credits_usd=N` — the page `dexto billing --buy` opens: with the
-/// visitor's Supabase session (from the `#access_token=` fragment the
-/// dashboard passes, or pasted) it creates a session and redirects to Stripe.
-pub fn page(req: &Request) -> ApiResult {
-    let amount = dexto_shared::url_query::pairs(&req.inner().url())
-        .into_iter()
-        .find(|(k, _)| k == "credits_usd")
-        .map(|(_, v)| v)
-        .filter(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.') && v.len() <= 10)
-        .unwrap_or_else(|| "25".into());
-    let html = include_str!("topup.html").replace("{{AMOUNT}}", &amount);
-    let headers = Headers::new();
-    for (k, v) in [("content-type", "text/html; charset=utf-8"), ("content-security-policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"), ("cache-control", "no-store")] {
-        headers.set(k, v).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    }
-    Ok(Response::from_html(html).map_err(|e| GatewayError::Internal(e.to_string()))?.with_headers(headers))
 }

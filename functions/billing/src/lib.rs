@@ -1,10 +1,12 @@
 //! `dexto-billing`: buying credit. Stripe Checkout sessions for top-ups, the
 //! Stripe webhook that credits each paid session exactly once (and handles
-//! refunds, disputes and subscription grants), the balance, the top-up page.
+//! refunds, disputes and subscription grants), the balance and the account's
+//! payment and ledger history (the dashboard's top-up page is dexto-dashboard).
 
 mod checkout;
 mod config;
 mod events;
+mod history;
 mod webhook;
 
 use dexto_shared::error::GatewayError;
@@ -21,7 +23,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Post, "/api/billing/checkout-session") => checkout::create(&mut req, &env, checkout::Flavor::Cli).await,
         (Method::Post, "/api/stripe/create-checkout-session") => checkout::create(&mut req, &env, checkout::Flavor::Plan).await,
         (Method::Get, "/api/billing/balance") => balance(&req, &env).await,
-        (Method::Get, "/billing") => checkout::page(&req),
+        (Method::Get, "/api/billing/history") => history::history(&req, &env).await,
         (Method::Post, "/api/stripe/webhook") => webhook::handle(&mut req, &env).await,
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     };

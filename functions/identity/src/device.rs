@@ -244,7 +244,7 @@ async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generati
     match generation {
         Generation::Status => {
             // e.g. "Device login · dexto-cli on my-laptop · 2026-11-30 14:05 UTC"
-            let name = format!("Device login · {client} · {}", dexto_shared::time::utc_minute(now));
+            let name = format!("{KEY_NAME_PREFIX}{client} · {}", dexto_shared::time::utc_minute(now));
             let k = keystore::issue(env, &user_id, &name, &["gateway:use"]).await?;
             log::event("device.issued", json!({"user_id": user_id, "generation": "status", "key_id": k.id}));
             security_event(req, env, &user_id, "key.create", &k.id, json!({"name": k.name, "via": "device_login"})).await?;
@@ -279,6 +279,10 @@ struct Decided {
 /// `POST /api/auth/device/approve` and `/deny` `{"userCode"}` (session auth).
 /// 404 for unknown or expired codes; repeating one's own decision is a no-op;
 /// a code someone already decided is 409.
+/// Keys minted by a device login are named "Device login · …" (the dashboard
+/// tells them apart by it).
+pub const KEY_NAME_PREFIX: &str = "Device login · ";
+
 pub async fn decide(req: &mut Request, env: &Env, decision: Decision) -> ApiResult {
     enabled(env)?;
     let user = principal::session(req, env).await?;

@@ -111,6 +111,7 @@ pub async fn list(req: &mut Request, env: &Env) -> ApiResult {
                 "createdAt": k.created_at, "lastUsedAt": k.last_used_at, "revokedAt": k.revoked_at,
                 "expiresAt": k.expires_at, "allowedModels": models_from_storage(k.allowed_models.as_deref()),
                 "rateLimitPerMinute": k.rate_limit_per_minute,
+                "source": if k.name.starts_with(crate::device::KEY_NAME_PREFIX) { "device_login" } else { "created" },
             })
         })
         .collect();
@@ -159,6 +160,26 @@ pub async fn delete(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
     keystore::revoke(env, &user.id, &key.id).await?;
     security_event(req, env, &user.id, "key.revoke", &key.id, json!({"name": key.name})).await?;
     ok_json(200, &json!({"success": true, "id": key.id, "status": "revoked"}))
+}
+
+/// `POST /api/keys/{id}/rotate` (session, the dashboard): revokes that key and
+/// issues its replacement with the same name, scopes and settings; the new
+/// secret is returned once.
+pub async fn rotate_one(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    let old = keystore::find_owned(env, &user.id, key_id).await?.filter(|k| k.status == "active").ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
+    keystore::revoke(env, &user.id, &old.id).await?;
+    security_event(req, env, &user.id, "key.revoke", &old.id, json!({"name": old.name, "via": "rotate"})).await?;
+    let issued = keystore::issue(env, &user.id, &old.name, &old.scope_list()).await?;
+    let settings = KeySettings {
+        name: None,
+        expires_at: old.expires_at.map(Some),
+        allowed_models: old.allowed_models.as_deref().map(|m| models_from_storage(Some(m))),
+        rate_limit_per_minute: old.rate_limit_per_minute.map(|r| Some(r as u32)),
+    };
+    keystore::update(env, &user.id, &issued.id, &settings).await?;
+    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": "rotate", "replaces": old.id})).await?;
+    ok_json(200, &json!({"success": true, "data": {"id": issued.id, "fullKey": issued.key.expose(), "name": issued.name, "keyDisplay": issued.display, "replaces": old.id}}))
 }
 
 /// `GET /keys/validate`, `/api/keys/validate` (API key): `{"valid": bool}`.

@@ -4,7 +4,6 @@
 //! follow `../shared/reference/dexto-client.md` exactly.
 
 mod device;
-mod device_page;
 mod keys_api;
 mod principal;
 
@@ -85,6 +84,12 @@ async fn rotate_upstream(req: &mut Request, env: &Env) -> ApiResult {
     dexto_shared::http::ok_json(200, &serde_json::json!({"success": true}))
 }
 
+/// `GET /api/openrouter-key` (session): the upstream key's status, never the key.
+async fn upstream_status(req: &mut Request, env: &Env) -> ApiResult {
+    let user = principal::session(req, env).await?;
+    dexto_shared::http::ok_json(200, &dexto_shared::openrouter_keys::status(env, &user.id).await?)
+}
+
 async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
@@ -97,6 +102,8 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Delete, ["api", "keys", id]) => keys_api::delete(req, env, id).await,
         (Method::Patch, ["api", "keys", id]) => keys_api::update(req, env, id).await,
         (Method::Post, ["api", "openrouter-key", "rotate"]) => rotate_upstream(req, env).await,
+        (Method::Get, ["api", "openrouter-key"]) => upstream_status(req, env).await,
+        (Method::Post, ["api", "keys", id, "rotate"]) => keys_api::rotate_one(req, env, id).await,
         (Method::Get, ["api", "audit"]) => own_audit(req, env).await,
         (Method::Get, ["api", "caps"]) => caps(req, env, false).await,
         (Method::Put, ["api", "caps"]) => caps(req, env, true).await,
@@ -104,7 +111,6 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Post, ["auth", "device", "poll"] | ["api", "auth", "device", "poll"]) => device::poll(req, env).await,
         (Method::Post, ["api", "auth", "device", "approve"]) => device::decide(req, env, device::Decision::Approve).await,
         (Method::Post, ["api", "auth", "device", "deny"]) => device::decide(req, env, device::Decision::Deny).await,
-        (Method::Get, ["device"]) => device_page::serve(env),
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     }
 }

@@ -10,7 +10,6 @@
 
 use crate::db::{all, database};
 use crate::{Params, UsageResult};
-use dexto_shared::auth::Caller;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::time::date;
@@ -83,7 +82,7 @@ impl Export {
     }
 }
 
-pub async fn stream(env: &Env, caller: &Caller, params: &Params) -> UsageResult {
+pub async fn stream(env: &Env, user_id: &str, params: &Params) -> UsageResult {
     let bad = GatewayError::BadRequest;
     let format = match params.get("format").as_deref() {
         None | Some("csv") => Format::Csv,
@@ -93,7 +92,7 @@ pub async fn stream(env: &Env, caller: &Caller, params: &Params) -> UsageResult 
     let mtd = TimeRange::month_to_date(now_ms());
     let range = TimeRange::parse(params.get("from").as_deref(), params.get("to").as_deref(), mtd.from_ms, mtd.to_ms).map_err(bad)?;
     let filters = Filters::parse(|n| params.get(n)).map_err(bad)?;
-    let mut export = Export { db: database(env)?, user_id: caller.user_id.clone(), range, filters, format, pending: None, written: 0, finished: false };
+    let mut export = Export { db: database(env)?, user_id: user_id.to_string(), range, filters, format, pending: None, written: 0, finished: false };
     export.pending = Some(export.fetch(None).await?);
 
     let head = match format {

@@ -3,7 +3,6 @@
 
 use crate::db::{all, database};
 use crate::{Params, UsageResult};
-use dexto_shared::auth::Caller;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
 use dexto_shared::usage_query::{self, Cursor, Filters, GroupBy, TimeRange, MAX_MS};
@@ -24,7 +23,7 @@ fn ok(body: &serde_json::Value) -> UsageResult {
 
 /// `limit` (1–500, default 50), `cursor` (from the previous page), `from`/`to`
 /// (default: all time), `model`, `key`, `session`, `status`.
-pub async fn page(env: &Env, caller: &Caller, params: &Params) -> UsageResult {
+pub async fn page(env: &Env, user_id: &str, params: &Params) -> UsageResult {
     let limit = match params.get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => v.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| bad(format!("`limit` must be 1–{MAX_LIMIT}.")))?,
@@ -32,7 +31,7 @@ pub async fn page(env: &Env, caller: &Caller, params: &Params) -> UsageResult {
     let range = TimeRange::parse(params.get("from").as_deref(), params.get("to").as_deref(), 0, MAX_MS).map_err(bad)?;
     let filters = Filters::parse(|n| params.get(n)).map_err(bad)?;
     let cursor = params.get("cursor").map(|c| Cursor::decode(&c)).transpose().map_err(bad)?;
-    let q = usage_query::history(&caller.user_id, range, &filters, cursor.as_ref(), limit + 1);
+    let q = usage_query::history(user_id, range, &filters, cursor.as_ref(), limit + 1);
     let mut rows: Vec<LedgerRow> = all(&database(env)?, &q).await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -45,10 +44,10 @@ pub async fn page(env: &Env, caller: &Caller, params: &Params) -> UsageResult {
 }
 
 /// `group_by` (default `day`), `from`/`to` (default: this calendar month, UTC).
-pub async fn summary(env: &Env, caller: &Caller, params: &Params) -> UsageResult {
+pub async fn summary(env: &Env, user_id: &str, params: &Params) -> UsageResult {
     let group = GroupBy::parse(params.get("group_by").as_deref()).map_err(bad)?;
     let mtd = TimeRange::month_to_date(now_ms());
     let range = TimeRange::parse(params.get("from").as_deref(), params.get("to").as_deref(), mtd.from_ms, mtd.to_ms).map_err(bad)?;
-    let groups: Vec<GroupTotal> = all(&database(env)?, &usage_query::summary(&caller.user_id, range, group)).await?;
+    let groups: Vec<GroupTotal> = all(&database(env)?, &usage_query::summary(user_id, range, group)).await?;
     ok(&usage_report::summary(group, range, &groups))
 }

@@ -1,6 +1,7 @@
 //! `dexto-usage`: where a user's money went, from the ledger (one source of
 //! truth). API-key auth (`gateway:use`, read fresh from D1 so a revoked key is
-//! refused at once); every query is bound to the caller's user id.
+//! refused at once) or the owner's session (dashboard); every query is bound
+//! to the caller's user id.
 //!
 //! - `GET /me/usage`, `GET /api/account/usage`: balance + month-to-date (CLI and plan shapes)
 //! - `GET /me/usage/history`: keyset-paginated rows with filters
@@ -12,7 +13,7 @@ mod export;
 mod history;
 mod me;
 
-use dexto_shared::auth::{authenticate, Caller, KeyLookup};
+use dexto_shared::auth::{authenticate, KeyLookup};
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::error_response;
 use std::collections::HashMap;
@@ -52,12 +53,23 @@ async fn route(req: &Request, env: &Env) -> UsageResult {
     if req.method() != Method::Get {
         return Err(GatewayError::MethodNotAllowed);
     }
-    let caller: Caller = authenticate(req.headers(), env, KeyLookup::Fresh, "gateway:use").await?;
+    let user_id = account(req, env).await?;
     let params = Params(dexto_shared::url_query::pairs(&req.inner().url()).into_iter().collect());
     match path.as_str() {
-        "/me/usage/history" => history::page(env, &caller, &params).await,
-        "/me/usage/summary" => history::summary(env, &caller, &params).await,
-        "/me/usage/export" => export::stream(env, &caller, &params).await,
-        _ => me::usage(env, &caller).await,
+        "/me/usage/history" => history::page(env, &user_id, &params).await,
+        "/me/usage/summary" => history::summary(env, &user_id, &params).await,
+        "/me/usage/export" => export::stream(env, &user_id, &params).await,
+        _ => me::usage(env, &user_id).await,
+    }
+}
+
+/// Whose usage: a `dxk_` key with `gateway:use` (read fresh, so a revoked key
+/// is refused at once), or the account owner's Supabase session (the dashboard).
+async fn account(req: &Request, env: &Env) -> std::result::Result<String, GatewayError> {
+    let token = dexto_shared::http::bearer_token(req.headers()).ok_or(GatewayError::MissingAuth)?;
+    if token.starts_with(dexto_shared::apikey::KEY_PREFIX) {
+        Ok(authenticate(req.headers(), env, KeyLookup::Fresh, "gateway:use").await?.user_id)
+    } else {
+        Ok(dexto_shared::session::authenticate(req.headers(), env).await?.id)
     }
 }

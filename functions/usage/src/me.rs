@@ -9,7 +9,6 @@
 
 use crate::db::{all, database, d1_error, statement};
 use crate::UsageResult;
-use dexto_shared::auth::Caller;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
 use dexto_shared::usage_query::{history, summary, Filters, GroupBy, TimeRange};
@@ -19,12 +18,12 @@ use worker::Env;
 
 const RECENT: u32 = 10;
 
-pub async fn usage(env: &Env, caller: &Caller) -> UsageResult {
-    let wallet = WalletClient::for_user(env, &caller.user_id)?.state().await?;
+pub async fn usage(env: &Env, user_id: &str) -> UsageResult {
+    let wallet = WalletClient::for_user(env, user_id)?.state().await?;
     let mtd = TimeRange::month_to_date(now_ms());
     let db = database(env)?;
-    let by_model = summary(&caller.user_id, mtd, GroupBy::Model);
-    let recent = history(&caller.user_id, TimeRange { from_ms: 0, to_ms: mtd.to_ms }, &Filters::default(), None, RECENT);
+    let by_model = summary(user_id, mtd, GroupBy::Model);
+    let recent = history(user_id, TimeRange { from_ms: 0, to_ms: mtd.to_ms }, &Filters::default(), None, RECENT);
     // Both reads in one round trip.
     let results = db.batch(vec![statement(&db, &by_model)?, statement(&db, &recent)?]).await.map_err(d1_error)?;
     let (by_model, recent): (Vec<GroupTotal>, Vec<LedgerRow>) = match results.as_slice() {

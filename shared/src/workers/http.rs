@@ -57,12 +57,7 @@ pub fn bearer_token(headers: &Headers) -> Option<String> {
 }
 
 /// Constant-time equality for secrets presented by callers (admin token).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::secret::constant_time_eq;
 
 pub fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64

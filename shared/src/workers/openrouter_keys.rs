@@ -83,12 +83,14 @@ struct Row {
     ciphertext: String,
     enc_key_id: String,
     created_at: i64,
+    #[serde(default)]
+    limit_synced_at: Option<i64>,
 }
 
 async fn active_row(env: &Env, user_id: &str) -> Result<Option<Row>, GatewayError> {
     env.d1("DB")
         .map_err(internal)?
-        .prepare("SELECT id, upstream_hash, ciphertext, enc_key_id, created_at FROM upstream_keys WHERE user_id = ?1 AND status = 'active'")
+        .prepare("SELECT id, upstream_hash, ciphertext, enc_key_id, created_at, limit_synced_at FROM upstream_keys WHERE user_id = ?1 AND status = 'active'")
         .bind(&[user_id.into()])
         .map_err(internal)?
         .first(None)
@@ -188,14 +190,43 @@ async fn delete_upstream(config: &UpstreamConfig, hash: &str) {
 
 /// What an upstream key has spent, by OpenRouter's count (management API).
 async fn spent_upstream(config: &UpstreamConfig, hash: &str) -> Result<Micros, GatewayError> {
-    let (status, key) = config.management(Method::Get, &format!("/keys/{hash}"), None).await?;
+    let key = upstream_record(config, hash).await?;
+    usd_field(&key, "usage").map(|m| m.unwrap_or(Micros::ZERO))
+}
+
+/// The management API's record of one key (`data` of `GET /keys/{hash}`).
+async fn upstream_record(config: &UpstreamConfig, hash: &str) -> Result<Value, GatewayError> {
+    let (status, mut key) = config.management(Method::Get, &format!("/keys/{hash}"), None).await?;
     if status != 200 {
         return Err(internal(format!("GET key status {status}")));
     }
-    Ok(match key.pointer("/data/usage") {
-        Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).map_err(internal)?.ceil_micros(),
-        _ => Micros::ZERO,
-    })
+    Ok(key["data"].take())
+}
+
+/// A USD amount of a key record, exactly (JSON number text → micro-USD, up).
+fn usd_field(key: &Value, name: &str) -> Result<Option<Micros>, GatewayError> {
+    match key.get(name) {
+        Some(Value::Number(n)) => Ok(Some(Picos::parse_usd(&n.to_string()).map_err(internal)?.ceil_micros())),
+        _ => Ok(None),
+    }
+}
+
+/// What a user may know of their upstream key (never the key itself): whether
+/// it exists, its limit, what remains of it and what it spent this month.
+pub async fn status(env: &Env, user_id: &str) -> Result<Value, GatewayError> {
+    let config = UpstreamConfig::from_env(env);
+    if !config.per_user() {
+        return Ok(json!({"per_user_keys": false, "exists": false}));
+    }
+    let Some(row) = active_row(env, user_id).await? else { return Ok(json!({"per_user_keys": true, "exists": false})) };
+    let key = upstream_record(&config, &row.upstream_hash).await?;
+    let usd = |name: &str| -> Result<Value, GatewayError> { Ok(usd_field(&key, name)?.map_or(Value::Null, Micros::as_json_usd)) };
+    Ok(json!({
+        "per_user_keys": true, "exists": true, "created_at": row.created_at,
+        "disabled": key.get("disabled").and_then(Value::as_bool).unwrap_or(false),
+        "limit_usd": usd("limit")?, "limit_remaining_usd": usd("limit_remaining")?, "limit_reset": key.get("limit_reset").cloned().unwrap_or(Value::Null),
+        "usage_usd": usd("usage")?, "usage_monthly_usd": usd("usage_monthly")?, "limit_synced_at": row.limit_synced_at,
+    }))
 }
 
 /// Sets the upstream key's `limit` to what it has spent plus the user's

@@ -20,7 +20,9 @@ pub mod money;
 mod recorder;
 mod runtime;
 mod stripe;
+mod stripe_checkout;
 mod supabase;
+pub mod supabase_auth;
 mod util;
 
 use axum::body::Body;
@@ -50,6 +52,8 @@ pub struct App {
     ids: Ids,
     jwks: supabase::Jwks,
     stripe: stripe::Stripe,
+    auth: supabase_auth::Auth,
+    checkout: stripe_checkout::Checkout,
 }
 
 impl App {
@@ -64,6 +68,8 @@ impl App {
             ids: Ids::new(),
             jwks: Default::default(),
             stripe: Default::default(),
+            auth: Default::default(),
+            checkout: Default::default(),
         }
     }
 
@@ -155,7 +161,17 @@ pub fn router() -> Router {
         .route("/__mock/jwks", axum::routing::put(supabase::put))
         .route("/auth/v1/.well-known/jwks.json", get(supabase::get))
         .route("/auth/v1/user", get(supabase::user))
+        .route("/auth/v1/authorize", get(supabase_auth::authorize_page).post(supabase_auth::authorize_submit))
+        .route("/auth/v1/otp", post(supabase_auth::otp))
+        .route("/auth/v1/verify", get(supabase_auth::verify))
+        .route("/auth/v1/token", post(supabase_auth::token))
+        .route("/auth/v1/logout", post(supabase_auth::logout))
+        .route("/__mock/auth", axum::routing::put(supabase_auth::configure))
+        .route("/__mock/auth/mailbox", get(supabase_auth::mailbox))
         .route("/v1/checkout/sessions", post(stripe::create_checkout_session))
+        .route("/c/pay/{id}", get(stripe_checkout::page).post(stripe_checkout::pay))
+        .route("/__mock/stripe/webhook", axum::routing::put(stripe_checkout::configure))
+        .route("/__mock/stripe/deliver", post(stripe_checkout::deliver_held))
         .fallback(|| async { util::error_response(404, "Not Found", None) })
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         // Bodies are buffered by `observe`; large prompts are legitimate.

@@ -22,24 +22,6 @@ fn stripe_error(status: u16, message: &str) -> Response {
     util::json_response(StatusCode::from_u16(status).unwrap(), &json!({"error": {"type": "invalid_request_error", "message": message}}))
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.replace('+', " ").into_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 pub async fn create_checkout_session(State(app): State<Arc<crate::App>>, headers: HeaderMap, body: Bytes) -> Response {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     if !auth.starts_with("Bearer sk_") {
@@ -54,8 +36,7 @@ pub async fn create_checkout_session(State(app): State<Arc<crate::App>>, headers
             return util::json_response(StatusCode::OK, resp);
         }
     }
-    let form: HashMap<String, String> =
-        std::str::from_utf8(&body).unwrap_or("").split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect();
+    let form = util::parse_form(&body);
     let amount: i64 = form.get("line_items[0][price_data][unit_amount]").and_then(|v| v.parse().ok()).unwrap_or(0);
     let quantity: i64 = form.get("line_items[0][quantity]").and_then(|v| v.parse().ok()).unwrap_or(1);
     let metadata: Map<String, Value> = form
@@ -65,7 +46,8 @@ pub async fn create_checkout_session(State(app): State<Arc<crate::App>>, headers
     let id = format!("cs_test_{}", app.ids_hex(24));
     let resp = json!({
         "id": id, "object": "checkout.session", "mode": form.get("mode"),
-        "url": format!("https://checkout.stripe.com/c/pay/{id}"),
+        // The mock's own hosted page (stripe_checkout.rs), on the host the caller used.
+        "url": format!("http://{}/c/pay/{id}", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")),
         "amount_total": amount * quantity, "currency": form.get("line_items[0][price_data][currency]"),
         "client_reference_id": form.get("client_reference_id"), "metadata": metadata,
         "success_url": form.get("success_url"), "cancel_url": form.get("cancel_url"),
@@ -74,5 +56,6 @@ pub async fn create_checkout_session(State(app): State<Arc<crate::App>>, headers
     if let Some(key) = idem {
         app.stripe.idempotent.lock().unwrap().insert(key, (body, resp.clone()));
     }
+    app.checkout.remember(&resp);
     util::json_response(StatusCode::OK, &resp)
 }

@@ -1,0 +1,66 @@
+//! The APIs behind the pages, over service bindings (in-process, no network
+//! hop), called as the signed-in user: `Authorization: Bearer <their Supabase
+//! access token>`. The dashboard has no storage binding of its own, so every
+//! rule (ownership, audit, limits) is the API's, applied once.
+
+use crate::respond::PageError;
+use crate::session::Session;
+use dexto_shared::error::GatewayError;
+use serde_json::Value;
+use worker::{Env, Headers, Method, Request, RequestInit, Response};
+
+pub struct Backend<'a> {
+    env: &'a Env,
+    session: &'a Session,
+    origin: String,
+    client_ip: Option<String>,
+}
+
+impl<'a> Backend<'a> {
+    pub fn new(env: &'a Env, req: &Request, session: &'a Session) -> Backend<'a> {
+        let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
+        Backend { env, session, origin: crate::session::own_origin(req), client_ip }
+    }
+
+    pub async fn get(&self, service: &str, path: &str) -> Result<Value, PageError> {
+        self.call(service, Method::Get, path, None).await
+    }
+
+    pub async fn send(&self, service: &str, method: Method, path: &str, body: Value) -> Result<Value, PageError> {
+        self.call(service, method, path, Some(body)).await
+    }
+
+    /// A JSON call; a non-2xx answer becomes `PageError::Api` with the API's
+    /// own (client-facing) message.
+    async fn call(&self, service: &str, method: Method, path: &str, body: Option<Value>) -> Result<Value, PageError> {
+        let mut resp = self.raw(service, method, path, body).await?;
+        let status = resp.status_code();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            if status == 401 {
+                return Err(PageError::SignIn { next: "/dashboard".into() });
+            }
+            let message = value.pointer("/error/message").and_then(Value::as_str).unwrap_or("The request failed.").to_string();
+            return Err(PageError::Api { status, message });
+        }
+        Ok(value)
+    }
+
+    /// The API's response as it is (streamed exports).
+    pub async fn raw(&self, service: &str, method: Method, path: &str, body: Option<Value>) -> Result<Response, PageError> {
+        let internal = |e: worker::Error| PageError::Gateway(GatewayError::Internal(format!("backend {service}: {e}")));
+        let headers = Headers::new();
+        headers.set("Authorization", &format!("Bearer {}", self.session.token.expose())).map_err(internal)?;
+        if let Some(ip) = &self.client_ip {
+            headers.set("CF-Connecting-IP", ip).map_err(internal)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        if let Some(b) = body {
+            init.headers.set("Content-Type", "application/json").map_err(internal)?;
+            init.with_body(Some(b.to_string().into()));
+        }
+        let req = Request::new_with_init(&format!("{}{path}", self.origin), &init).map_err(internal)?;
+        self.env.service(service).map_err(internal)?.fetch_request(req).await.map_err(internal)
+    }
+}

@@ -1,0 +1,57 @@
+//! The page shell: one stylesheet and one script of our own (the CSP allows
+//! nothing else), a skip link, the navigation and the sign-out form.
+
+use crate::session::Session;
+use dexto_shared::web::html::esc;
+
+/// Bumped with the assets so browsers never mix an old script with a new page.
+pub const ASSET_VERSION: &str = "1";
+
+const NAV: &[(&str, &str)] = &[
+    ("/dashboard", "Overview"),
+    ("/dashboard/keys", "API keys"),
+    ("/dashboard/usage", "Usage"),
+    ("/dashboard/settings/billing", "Billing"),
+    ("/dashboard/account", "Account"),
+    ("/dashboard/models", "Models"),
+];
+
+fn head(title: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{} · Dexto</title><link rel="stylesheet" href="/dashboard/assets/app.css?v={ASSET_VERSION}">
+<script src="/dashboard/assets/app.js?v={ASSET_VERSION}" defer></script></head>"#,
+        esc(title)
+    )
+}
+
+/// A page without navigation (sign-in, errors).
+pub fn bare(title: &str, body: &str) -> String {
+    format!(r#"{}<body><main id="main" class="narrow">{body}</main></body></html>"#, head(title))
+}
+
+/// A signed-in page; `active` is the nav entry's path.
+pub fn page(title: &str, session: &Session, active: &str, body: &str) -> String {
+    let nav: String = NAV
+        .iter()
+        .map(|(href, label)| {
+            let current = if *href == active { r#" aria-current="page""# } else { "" };
+            format!(r#"<li><a href="{href}"{current}>{label}</a></li>"#)
+        })
+        .collect();
+    format!(
+        r##"{}<body><a class="skip" href="#main">Skip to content</a>
+<header><nav aria-label="Dashboard"><span class="brand">Dexto</span><ul>{nav}</ul></nav>
+<form method="post" action="/dashboard/auth/logout" class="signout"><input type="hidden" name="csrf" value="{csrf}">
+<span class="who">{email}</span> <button type="submit" class="link">Sign out</button></form></header>
+<main id="main">{body}</main></body></html>"##,
+        head(title),
+        csrf = esc(&session.csrf),
+        email = esc(&session.email),
+    )
+}
+
+/// The hidden CSRF field every state-changing form carries.
+pub fn csrf_field(session: &Session) -> String {
+    format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&session.csrf))
+}

@@ -1,0 +1,64 @@
+//! `dexto-dashboard`: the account dashboard on the API's own origin —
+//! `/dashboard/*` (overview, keys, usage, billing, account, models), `/device`
+//! (approving a CLI sign-in) and `/billing` (the old top-up link). Pages are
+//! rendered here from the other Workers' JSON APIs (`backend.rs`), as the
+//! signed-in user; the session is Supabase's, kept in httpOnly cookies
+//! (`session.rs`, `signin.rs`). See docs/ARCHITECTURE.md "Dashboard".
+
+mod assets;
+mod backend;
+mod form;
+mod layout;
+mod pages;
+mod respond;
+mod session;
+mod signin;
+mod supabase;
+
+use respond::{into_response, Page, PageError, PageResult};
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let checkout_origin = env.var("CHECKOUT_ORIGIN").map(|v| v.to_string()).unwrap_or_else(|_| "https://checkout.stripe.com".into());
+    let page = route(&mut req, &env, &path).await.unwrap_or_else(|err| {
+        if let PageError::Gateway(dexto_shared::error::GatewayError::Internal(detail)) = &err {
+            dexto_shared::log::event("dashboard.internal_error", serde_json::json!({"path": path, "detail": detail}));
+        }
+        respond::error_page(err)
+    });
+    into_response(page, &respond::csp(&checkout_origin))
+}
+
+async fn route(req: &mut Request, env: &Env, path: &str) -> PageResult {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (req.method(), segments.as_slice()) {
+        (Method::Get, ["dashboard", "assets", name]) => assets::serve(name),
+        (Method::Get, ["dashboard", "login"]) => signin::login_page(req, env),
+        (Method::Get, ["dashboard", "auth", "start"]) => signin::start(req, env),
+        (Method::Post, ["dashboard", "auth", "magic-link"]) => signin::magic_link(req, env).await,
+        (Method::Get, ["dashboard", "auth", "callback"]) => signin::callback(req, env).await,
+        (Method::Post, ["dashboard", "auth", "logout"]) => signin::logout(req, env).await,
+        (_, ["device"]) if env.var("DEVICE_LOGIN_ENABLED").is_ok_and(|v| v.to_string() == "false") => {
+            Err(PageError::Gateway(dexto_shared::error::GatewayError::NotFound("Device login is not enabled on this server.".into())))
+        }
+        // `dexto billing --buy` on older releases opened /billing?credits_usd=N.
+        (Method::Get, ["billing"]) => {
+            let query = req.inner().url().split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+            Ok(Page::redirect(format!("/dashboard/settings/billing{query}")))
+        }
+        _ => {
+            let Some(session) = session::current(req, env).await? else {
+                let query = req.inner().url().split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+                let next = format!("{path}{query}");
+                return Err(PageError::SignIn { next });
+            };
+            pages::route(req, env, &session, &segments).await.map_err(|e| match e {
+                // The session ended between pages (revoked at Supabase): sign in again.
+                PageError::SignIn { .. } => PageError::SignIn { next: path.to_string() },
+                other => other,
+            })
+        }
+    }
+}

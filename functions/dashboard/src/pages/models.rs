@@ -1,0 +1,44 @@
+//! `/dashboard/models`: the catalogue with our prices (after markup), per
+//! million tokens, computed exactly from the per-token decimal strings.
+
+use crate::backend::Backend;
+use crate::layout;
+use crate::respond::{Page, PageResult};
+use crate::session::Session;
+use dexto_shared::money::Picos;
+use dexto_shared::web::html::esc;
+use serde_json::Value;
+use worker::{Env, Request};
+
+fn per_million(price: &Value) -> String {
+    match price.as_str().and_then(|p| Picos::parse_usd(p).ok()) {
+        Some(p) => format!("${}", p.times(1_000_000).usd_decimal()),
+        None => "–".into(),
+    }
+}
+
+pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
+    let models = Backend::new(env, req, session).get("CHAT", "/v1/models").await?;
+    let rows: String = models["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            format!(
+                "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(m["id"].as_str().unwrap_or("")),
+                esc(m["display"].as_str().unwrap_or("")),
+                m["context_length"].as_i64().map_or_else(|| "–".into(), |c| c.to_string()),
+                per_million(&m["pricing"]["prompt"]),
+                per_million(&m["pricing"]["completion"]),
+            )
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        r#"<p class="empty">No models are available right now.</p>"#.to_string()
+    } else {
+        format!(r#"<div class="scroll"><table id="models"><thead><tr><th scope="col">Model id</th><th scope="col">Name</th><th scope="col">Context</th><th scope="col">Input per 1M tokens</th><th scope="col">Output per 1M tokens</th></tr></thead><tbody>{rows}</tbody></table></div>"#)
+    };
+    let body = format!(r#"<h1>Models</h1><p>Prices include our margin; you are charged exactly what each call used.</p>{table}"#);
+    Ok(Page::html(layout::page("Models", session, "/dashboard/models", &body)).with_cookies(session.cookies.clone()))
+}

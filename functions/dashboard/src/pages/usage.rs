@@ -1,0 +1,109 @@
+//! `/dashboard/usage`: the usage history with filters (model, key, dates,
+//! status) and cursor pages, and CSV / JSON export of the same filter.
+
+use super::{query, usd_of};
+use crate::backend::Backend;
+use crate::layout;
+use crate::respond::{Page, PageBody, PageResult};
+use crate::session::Session;
+use dexto_shared::url_query::encode;
+use dexto_shared::web::html::{esc, usd};
+use worker::{Env, Method, Request};
+
+const FILTERS: &[&str] = &["model", "key", "from", "to", "status"];
+const PAGE_SIZE: u32 = 50;
+
+/// The filters present in the request, as a query string (no leading `&`).
+fn filter_query(req: &Request) -> String {
+    let q = query(req);
+    FILTERS.iter().filter_map(|f| q.get(*f).filter(|v| !v.is_empty()).map(|v| format!("{f}={}", encode(v)))).collect::<Vec<_>>().join("&")
+}
+
+pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
+    let q = query(req);
+    let filters = filter_query(req);
+    let cursor = q.get("cursor").map(|c| format!("&cursor={}", encode(c))).unwrap_or_default();
+    let api = Backend::new(env, req, session);
+    let history = api.get("USAGE", &format!("/me/usage/history?limit={PAGE_SIZE}&{filters}{cursor}")).await?;
+    let rows: String = history["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(r["timestamp"].as_str().unwrap_or("")),
+                esc(r["model"].as_str().unwrap_or("")),
+                esc(r["key_id"].as_str().unwrap_or("")),
+                r["input_tokens"].as_i64().unwrap_or(0),
+                r["output_tokens"].as_i64().unwrap_or(0),
+                usd(usd_of(&r["user_price_usd"])),
+                esc(r["billing_status"].as_str().unwrap_or("")),
+            )
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        r#"<p class="empty">No usage yet for these filters.</p>"#.to_string()
+    } else {
+        format!(
+            r#"<div class="scroll"><table id="usage"><thead><tr><th scope="col">Time (UTC)</th><th scope="col">Model</th><th scope="col">Key</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th><th scope="col">Cost</th><th scope="col">Status</th></tr></thead><tbody>{rows}</tbody></table></div>"#
+        )
+    };
+    let next = match history["next_cursor"].as_str() {
+        Some(c) => format!(r#"<p><a id="next-page" href="/dashboard/usage?{}cursor={}">Older entries</a></p>"#, esc(&amp_join(&filters)), esc(&encode(c))),
+        None => String::new(),
+    };
+    let field = |name: &str, label: &str, kind: &str| {
+        format!(
+            r#"<div><label for="f-{name}">{label}</label><input id="f-{name}" name="{name}" type="{kind}" value="{}"></div>"#,
+            esc(q.get(name).map_or("", String::as_str))
+        )
+    };
+    let status_opts: String = ["", "billed", "needs_review", "refunded"]
+        .iter()
+        .map(|s| {
+            let selected = if q.get("status").map(String::as_str) == Some(*s) { " selected" } else { "" };
+            format!(r#"<option value="{s}"{selected}>{}</option>"#, if s.is_empty() { "any" } else { s })
+        })
+        .collect();
+    let body = format!(
+        r#"<h1>Usage</h1>
+<form method="get" action="/dashboard/usage" class="filters" aria-label="Filter usage">{}{}{}{}
+<div><label for="f-status">Status</label><select id="f-status" name="status">{status_opts}</select></div>
+<button type="submit">Filter</button></form>
+<p class="exports">Export these rows: <a href="/dashboard/usage/export?format=csv{amp}{fq}">CSV</a> · <a href="/dashboard/usage/export?format=json{amp}{fq}">JSON</a></p>
+{table}{next}"#,
+        field("model", "Model", "text"),
+        field("key", "Key id", "text"),
+        field("from", "From (YYYY-MM-DD)", "date"),
+        field("to", "To (YYYY-MM-DD)", "date"),
+        amp = if filters.is_empty() { "" } else { "&amp;" },
+        fq = esc(&filters),
+    );
+    Ok(Page::html(layout::page("Usage", session, "/dashboard/usage", &body)).with_cookies(session.cookies.clone()))
+}
+
+fn amp_join(filters: &str) -> String {
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!("{filters}&")
+    }
+}
+
+/// `GET /dashboard/usage/export?format=csv|json&…`: the usage API's streamed
+/// export, passed through as a download.
+pub async fn export(req: &Request, env: &Env, session: &Session) -> PageResult {
+    let format = if query(req).get("format").map(String::as_str) == Some("json") { "json" } else { "csv" };
+    let path = format!("/me/usage/export?format={format}&{}", filter_query(req));
+    let mut upstream = Backend::new(env, req, session).raw("USAGE", Method::Get, &path, None).await?;
+    let status = upstream.status_code();
+    let content_type = upstream.headers().get("Content-Type")?.unwrap_or_else(|| "application/octet-stream".into());
+    // A fetched response's headers are immutable: stream its body into a new one.
+    let mut resp = worker::Response::from_stream(upstream.stream()?)?;
+    resp.headers_mut().set("Content-Type", &content_type)?;
+    if (200..300).contains(&status) {
+        resp.headers_mut().set("Content-Disposition", &format!("attachment; filename=\"dexto-usage.{format}\""))?;
+    }
+    Ok(Page { status, body: PageBody::Passthrough(resp), cookies: session.cookies.clone() })
+}
