@@ -34,6 +34,7 @@ pub mod url_query;
 pub mod usage;
 pub mod usage_query;
 pub mod usage_report;
+pub mod usage_review;
 pub mod wallet;
 
 // Workers glue (feature "workers"): D1, KV, Durable Object stubs, HTTP and

@@ -11,6 +11,7 @@ mod metrics;
 mod models;
 mod reconcile;
 mod upstream;
+mod usage_review;
 mod wallet;
 
 use dexto_shared::error::GatewayError;
