@@ -14,6 +14,7 @@ mod decimal;
 pub mod device;
 pub mod device_protocol;
 pub mod error;
+pub mod error_counts;
 pub mod hold;
 pub mod ids;
 pub mod jwt;

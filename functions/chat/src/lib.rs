@@ -6,6 +6,7 @@ mod catalogue;
 mod completions;
 mod config;
 mod cron;
+mod error_counts;
 mod metering;
 mod metrics;
 mod models;
