@@ -8,12 +8,15 @@
 --   resolved_at        when the true price was settled (NULL: still open)
 --   review_outcome     exact | refunded | undercharged
 --   true_price_micros  what the generation record prices the request at
+--   true_cost_micros   the provider cost the record reports (what the upstream
+--                      key was charged: for comparing with its spending)
 --   corrected_micros   credited back to the wallet (`usage_correction:<request id>`)
 ALTER TABLE usage_ledger ADD COLUMN markup_bps INTEGER;
 ALTER TABLE usage_ledger ADD COLUMN review_checked_at INTEGER;
 ALTER TABLE usage_ledger ADD COLUMN resolved_at INTEGER;
 ALTER TABLE usage_ledger ADD COLUMN review_outcome TEXT;
 ALTER TABLE usage_ledger ADD COLUMN true_price_micros INTEGER;
+ALTER TABLE usage_ledger ADD COLUMN true_cost_micros INTEGER;
 ALTER TABLE usage_ledger ADD COLUMN corrected_micros INTEGER;
 -- The open review queue only: least recently checked first.
 CREATE INDEX usage_review_queue ON usage_ledger (review_checked_at, created_at)

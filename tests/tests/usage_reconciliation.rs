@@ -48,6 +48,12 @@ fn true_price(s: &Stack, generation_id: &str) -> i64 {
     Markup::parse("1.5").unwrap().apply(cost).ceil_micros().max(cost.ceil_micros()).0
 }
 
+/// The provider cost a generation record reports, rounded up to the micro.
+fn cost_micros(s: &Stack, generation_id: &str) -> i64 {
+    let record = get_with(&format!("{}/generation?id={generation_id}", s.mock), &[("Authorization", "Bearer test")]);
+    Picos::parse_usd(&record.json()["data"]["total_cost"].to_string()).unwrap().ceil_micros().0
+}
+
 /// A streamed call whose upstream sends no usage: charged by estimate,
 /// `needs_review`. Returns its request id.
 fn estimated_call(s: &Stack, key: &str) -> String {
@@ -97,6 +103,7 @@ fn an_estimate_above_the_generation_record_is_refunded_exactly_once() {
     assert_eq!(row["user_price_micros"].as_i64(), Some(charged), "the original amounts are kept: {row}");
     assert_eq!((row["review_outcome"].as_str(), row["corrected_micros"].as_i64(), row["true_price_micros"].as_i64()), (Some("refunded"), Some(refund), Some(truth)), "{row}");
     assert!(row["resolved_at"].as_i64().is_some(), "{row}");
+    assert_eq!(row["true_cost_micros"].as_i64(), Some(cost_micros(s, &generation_id)), "the record's provider cost: {row}");
     let found = findings(s, &u.id);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["kind"], "usage_refunded");

@@ -134,9 +134,17 @@ async fn review_one(env: &Env, database: &D1Database, config: &Config, row: &Row
     }
     db::run_idempotent(
         database,
-        "UPDATE usage_ledger SET resolved_at = ?1, review_checked_at = ?1, review_outcome = ?2, true_price_micros = ?3, corrected_micros = ?4
-         WHERE request_id = ?5 AND resolved_at IS NULL",
-        &[db::ms(now), verdict.outcome().into(), db::ms(verdict.true_price().0), db::ms(verdict.refund().0), row.request_id.as_str().into()],
+        "UPDATE usage_ledger SET resolved_at = ?1, review_checked_at = ?1, review_outcome = ?2, true_price_micros = ?3, corrected_micros = ?4,
+                true_cost_micros = ?5
+         WHERE request_id = ?6 AND resolved_at IS NULL",
+        &[
+            db::ms(now),
+            verdict.outcome().into(),
+            db::ms(verdict.true_price().0),
+            db::ms(verdict.refund().0),
+            db::ms(provider_cost.0),
+            row.request_id.as_str().into(),
+        ],
     )
     .await?;
     dexto_shared::log::event("usage_review.resolved", json!({"request_id": row.request_id, "user_id": row.user_id, "outcome": verdict.outcome(), "charged_micros": charged.0, "true_price_micros": verdict.true_price().0, "refund_micros": verdict.refund().0}));
