@@ -14,6 +14,7 @@ mod decimal;
 pub mod device;
 pub mod device_protocol;
 pub mod error;
+pub mod error_counts;
 pub mod hold;
 pub mod ids;
 pub mod jwt;
@@ -34,6 +35,7 @@ pub mod url_query;
 pub mod usage;
 pub mod usage_query;
 pub mod usage_report;
+pub mod usage_review;
 pub mod wallet;
 pub mod web;
 

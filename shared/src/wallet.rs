@@ -92,6 +92,11 @@ pub struct UsageRecord {
     pub client_version: Option<String>,
     pub latency_ms: i64,
     pub created_at: i64,
+    /// The markup the charge was priced with: what lets reconciliation re-price
+    /// a `needs_review` row exactly from the upstream's record. (Absent in
+    /// outbox entries written before it existed.)
+    #[serde(default)]
+    pub markup_bps: Option<u32>,
 }
 
 /// `POST /settle`: release the hold and debit `usage.user_price` (may be zero).

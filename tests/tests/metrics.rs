@@ -39,3 +39,58 @@ fn operators_see_revenue_cost_margin_and_latency_by_model_and_day() {
     let bad = get_with(&format!("{}/admin/metrics?days=0", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
     assert_eq!(bad.status, 400);
 }
+
+/// Refusals are never in the ledger: the chat Worker counts them per UTC day,
+/// status and error code (coalesced per isolate, written after the response).
+#[test]
+fn refusals_are_counted_by_status_and_code() {
+    let s: Stack = integration_tests::start(&[]);
+    let (rich, broke) = (s.new_user("1"), s.new_user("0"));
+    let body = |content: &str| json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": content}]});
+    let post = |auth: Option<&str>, payload: &[u8]| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        let auth = auth.map(|k| format!("Bearer {k}"));
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        integration_tests::post(&format!("{}/v1/chat/completions", s.base), &headers, payload).status
+    };
+    // In the chat Worker: auth and validation.
+    assert_eq!(post(None, body("hi").to_string().as_bytes()), 401);
+    for _ in 0..3 {
+        assert_eq!(post(Some("dxk_0000000000000000000000000000000000000000000000000000000000000000"), body("hi").to_string().as_bytes()), 401);
+    }
+    assert_eq!(post(Some(&rich.key), b"{not json"), 400);
+    assert_eq!(s.chat(&rich.key, &json!({"model": "nobody/nothing", "messages": [{"role": "user", "content": "hi"}]})).status, 404);
+    // From the wallet object: credit, the upstream's rate limit, its outage.
+    assert_eq!(s.chat(&broke.key, &body("hi")).status, 402);
+    assert_eq!(s.chat(&broke.key, &body("hi")).status, 402);
+    assert_eq!(s.chat(&rich.key, &body("[[mock:status=429]]")).status, 429);
+    assert_eq!(s.chat(&rich.key, &body("[[mock:status=503]]")).status, 502);
+    // Successes are not counted (and cost no write here).
+    assert_eq!(s.chat(&rich.key, &body("hi")).status, 200);
+
+    let want = json!({
+        "400/invalid_request": 1, "401/invalid_api_key": 3, "401/missing_api_key": 1, "402/INSUFFICIENT_CREDITS": 2,
+        "404/model_not_found": 1, "429/rate_limited": 1, "502/upstream_unavailable": 1,
+    });
+    // Written after the responses: poll until the counts are in (never more).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // Two days: a run that crosses midnight (UTC) splits the counts, not the sums.
+        let r = get_with(&format!("{}/admin/metrics?days=2", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let mut got = serde_json::Map::new();
+        for row in r.json()["errors_by_code"].as_array().unwrap() {
+            assert!(row["day"].as_str().is_some_and(|d| d.len() == 10), "{row}");
+            let key = format!("{}/{}", row["status"], row["code"].as_str().unwrap());
+            let sum = got.get(&key).and_then(|v| v.as_i64()).unwrap_or(0) + row["count"].as_i64().unwrap();
+            got.insert(key, sum.into());
+        }
+        if serde_json::Value::Object(got.clone()) == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "errors_by_code never matched: {got:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

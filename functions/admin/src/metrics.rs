@@ -1,8 +1,9 @@
 //! `GET /admin/metrics?days=N` (1–90, default 7): settled requests, revenue,
 //! provider cost and margin by UTC day and by model, latency p50/p95 by model,
-//! and requests by upstream status — from the usage ledger. Refused requests
-//! (never billed) are in the Analytics Engine dataset `dexto_requests`
-//! (blob4 = error code), queried with its SQL API in production.
+//! and requests by upstream status — from the usage ledger; refused chat
+//! requests (never billed) by day, status and error code from `error_counts`
+//! (written by the chat Worker, coalesced per isolate). Each refusal is also
+//! in the Analytics Engine dataset `dexto_requests` (blob4 = error code).
 
 use crate::AdminResult;
 use dexto_shared::db;
@@ -52,6 +53,13 @@ pub async fn show(req: &Request, env: &Env) -> AdminResult {
         &range,
     )
     .await?;
+    // Refusals (never in the ledger): counted by the chat Worker per UTC day.
+    let errors: Vec<Value> = db::all(
+        &db,
+        "SELECT day, status, code, count FROM error_counts WHERE day >= ?1 AND day <= ?2 ORDER BY day, status, code",
+        &[dexto_shared::time::date(from).into(), dexto_shared::time::date(to - 1).into()],
+    )
+    .await?;
     let money = |row: &Value| {
         let (revenue, cost) = (Micros(row["revenue"].as_i64().unwrap_or(0)), Micros(row["cost"].as_i64().unwrap_or(0)));
         json!({"revenue_usd": revenue.as_json_usd(), "provider_cost_usd": cost.as_json_usd(), "margin_usd": revenue.saturating_sub(cost).as_json_usd()})
@@ -80,6 +88,7 @@ pub async fn show(req: &Request, env: &Env) -> AdminResult {
                 "latency_p50_ms": m["p50"], "latency_p95_ms": m["p95"],
             }), money(m))).collect::<Vec<_>>(),
             "by_upstream_status": by_status,
+            "errors_by_code": errors,
         }),
     )
 }

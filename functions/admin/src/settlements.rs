@@ -70,6 +70,8 @@ pub async fn settle(req: &mut Request, env: &Env, ctx: &AuditCtx, user_id: &str)
         client_version: None,
         latency_ms: 0,
         created_at: now,
+        // An operator's price: not a markup of anything.
+        markup_bps: None,
     };
     let outcome = WalletClient::for_user(env, user_id)?.settle(record).await?;
     if !outcome.replay {

@@ -22,13 +22,27 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
     let request_id = new_id("req_");
     let started = now_ms();
     match run(&mut req, &env, &ctx, &request_id, started).await {
+        Ok(resp) if resp.status_code() >= 400 => counted(resp, &env, &ctx).await,
         Ok(resp) => Ok(resp),
         Err(err) => {
             // Refused before the wallet: the user is known only if auth passed.
             crate::metrics::refused(&env, "", &request_id, "", &err, now_ms() - started);
+            crate::error_counts::count(&env, &ctx, err.status(), err.body()["error"]["code"].as_str().unwrap_or("error"));
             rejected(&err, &request_id, serde_json::json!({}))
         }
     }
+}
+
+/// A refusal answered by the wallet object (402, 403, 429, upstream errors):
+/// counted by the code in its small JSON envelope, then passed on unchanged.
+/// (Successful replies, streams included, are never read here.)
+async fn counted(mut resp: Response, env: &Env, ctx: &Context) -> Result<Response> {
+    let status = resp.status_code();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await?;
+    let code = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_string));
+    crate::error_counts::count(env, ctx, status, code.as_deref().unwrap_or("error"));
+    Ok(Response::from_bytes(bytes)?.with_status(status).with_headers(headers))
 }
 
 async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64) -> std::result::Result<Response, GatewayError> {

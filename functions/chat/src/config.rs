@@ -23,6 +23,10 @@ pub struct Config {
     pub models_public: bool,
     /// How long an isolate trusts its copy of `allowed_models` (0 = read D1 every time).
     pub allowed_models_ttl_ms: i64,
+    /// A `needs_review` row is re-priced from the upstream's generation record
+    /// only once it is this old (USAGE_REVIEW_MIN_AGE_SECONDS, default 600):
+    /// records appear a little after a generation ends.
+    pub usage_review_min_age_ms: i64,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -55,6 +59,11 @@ impl Config {
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .filter(|n| *n >= 0)
                 .unwrap_or(30)
+                * 1000,
+            usage_review_min_age_ms: var(env, "USAGE_REVIEW_MIN_AGE_SECONDS")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .unwrap_or(600)
                 * 1000,
         }
     }

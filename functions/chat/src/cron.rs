@@ -1,5 +1,5 @@
 //! Scheduled work of the chat Worker (`[triggers] crons`, hourly): refresh the
-//! model catalogue in KV, then a reconciliation pass (`reconcile.rs`). Run by `#[event(scheduled)]` in production
+//! model catalogue in KV, then a reconciliation pass (`reconcile.rs`, then `usage_review.rs`). Run by `#[event(scheduled)]` in production
 //! and, locally, by `POST /__cron` from the edge's relay (see
 //! functions/edge/src/cron_relay.rs): both call `run`.
 
@@ -22,7 +22,11 @@ pub async fn run(env: &Env, cron: &str) -> String {
         Ok((users, found)) => format!("reconciled {users} users, {found} new findings"),
         Err(e) => format!("reconciliation failed: {e:?}"),
     };
-    let outcome = format!("{outcome}; {reconciled}");
+    let reviewed = match crate::usage_review::run(env).await {
+        Ok((rows, found)) => format!("reviewed {rows} needs_review rows, {found} new findings"),
+        Err(e) => format!("usage review failed: {e:?}"),
+    };
+    let outcome = format!("{outcome}; {reconciled}; {reviewed}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"cron": cron, "outcome": outcome}));
     outcome
 }

@@ -6,11 +6,13 @@ mod catalogue;
 mod completions;
 mod config;
 mod cron;
+mod error_counts;
 mod metering;
 mod metrics;
 mod models;
 mod reconcile;
 mod upstream;
+mod usage_review;
 mod wallet;
 
 use dexto_shared::error::GatewayError;

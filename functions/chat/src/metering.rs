@@ -75,6 +75,7 @@ pub fn record(terms: &ExchangeTerms, outcome: &Outcome, charge: &Charge) -> Usag
         client_version: terms.client_version.clone(),
         latency_ms: now_ms() - terms.started_ms,
         created_at: now_ms(),
+        markup_bps: Some(terms.markup_bps),
     }
 }
 

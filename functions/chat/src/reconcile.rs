@@ -111,8 +111,9 @@ async fn upstream_drift(env: &Env, database: &worker::D1Database, user_id: &str)
     record(env, "upstream_usage_drift", user_id, &drift.to_string(), &detail).await
 }
 
-/// Records a finding once; returns 1 if it is new.
-async fn record(env: &Env, kind: &str, user_id: &str, fingerprint: &str, detail: &serde_json::Value) -> Result<usize, GatewayError> {
+/// Records a finding once (per kind, user and fingerprint) in
+/// `reconciliation_findings` and the audit log; returns 1 if it is new.
+pub(crate) async fn record(env: &Env, kind: &str, user_id: &str, fingerprint: &str, detail: &serde_json::Value) -> Result<usize, GatewayError> {
     let database = db::database(env)?;
     #[derive(Deserialize)]
     struct Id {

@@ -5,7 +5,9 @@
 
 use crate::config::Config;
 use dexto_shared::error::GatewayError;
+use dexto_shared::openrouter_keys;
 use dexto_shared::secret::Secret;
+use dexto_shared::usage::{from_generation, UpstreamUsage};
 use futures::future::{select, Either};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -43,6 +45,31 @@ pub async fn send_chat(config: &Config, key: &Secret<String>, body: &[u8]) -> Re
         }
     };
     result
+}
+
+/// The upstream's record of a generation (`GET /generation?id=`), read with
+/// the user's upstream key (the one that made the call): its usage and whether
+/// it was cancelled; `Ok(None)` while the upstream has no record (404) or one
+/// that reports neither tokens nor cost. Shared by the hold sweep and the
+/// reconciliation of `needs_review` usage.
+pub async fn generation(env: &worker::Env, config: &Config, user_id: &str, id: &str) -> Result<Option<(UpstreamUsage, bool)>, String> {
+    let key = openrouter_keys::key_for(env, user_id).await.map_err(|e: GatewayError| format!("{e:?}"))?;
+    let headers = Headers::new();
+    headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(|e| e.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let url = format!("{}/generation?id={}", config.upstream_base, dexto_shared::url_query::encode(id));
+    let req = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+    // The error text can carry the upstream URL: report only the status.
+    let mut resp = Fetch::Request(req).send().await.map_err(|_| "generation lookup failed".to_string())?;
+    match resp.status_code() {
+        200 => {
+            let body: serde_json::Value = resp.json().await.map_err(|_| "generation body unreadable".to_string())?;
+            Ok(from_generation(&body))
+        }
+        404 => Ok(None),
+        status => Err(format!("generation lookup: status {status}")),
+    }
 }
 
 fn js_sys_bytes(body: &[u8]) -> wasm_bindgen::JsValue {

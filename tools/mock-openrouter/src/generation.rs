@@ -71,6 +71,9 @@ pub async fn get(
     let Some(id) = q.get("id") else {
         return error_response(400, "id is required", None);
     };
+    if let Some(fault) = crate::runtime::generation_fault(&app) {
+        return fault;
+    }
     match app.generations.get(id) {
         Some(g) => json_response(StatusCode::OK, &Data { data: g }),
         None => error_response(404, &format!("Generation {id} not found"), None),

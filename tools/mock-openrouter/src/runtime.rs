@@ -2,7 +2,8 @@
 //! the gateway fetches `/models` on its own (cron, cache refresh), so neither an
 //! `X-Mock-Fault` header nor a prompt marker can reach it.
 //!
-//! `POST /__mock/faults {"models_status":503}` (or `{"models_empty":true}`)
+//! `POST /__mock/faults {"models_status":503}` (or `{"models_empty":true}`,
+//! `{"keys_status":500}`, `{"generation_status":404}`)
 //! merges into the current switches, `GET` shows them, `DELETE` clears them.
 
 use crate::util::{error_response, json_response};
@@ -26,6 +27,10 @@ pub struct Switches {
     /// `GET`/`PATCH /keys/{hash}` (a key's usage and limit) answer with this status.
     #[serde(default)]
     pub keys_status: Option<u16>,
+    /// `GET /generation` answers with this status (404: the record is not
+    /// there, as while OpenRouter has not written it yet).
+    #[serde(default)]
+    pub generation_status: Option<u16>,
 }
 
 #[derive(Default)]
@@ -53,6 +58,13 @@ pub async fn models(State(app): State<Arc<App>>) -> Response {
 pub fn keys_fault(app: &App) -> Option<Response> {
     let status = app.runtime.get().keys_status.filter(|s| (400..=599).contains(s))?;
     Some(error_response(status, faults::status_message(status), None))
+}
+
+/// The error `/generation` answers with while `generation_status` is set.
+pub fn generation_fault(app: &App) -> Option<Response> {
+    let status = app.runtime.get().generation_status.filter(|s| (400..=599).contains(s))?;
+    let message = if status == 404 { "Generation not found" } else { faults::status_message(status) };
+    Some(error_response(status, message, None))
 }
 
 /// `GET /__mock/faults`

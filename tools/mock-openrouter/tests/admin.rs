@@ -253,7 +253,7 @@ fn runtime_switches_fail_and_empty_the_model_list() {
     assert_eq!(get(addr, "/credits", Some(USER)).status, 200);
 
     let merged = set(r#"{"models_status":null,"models_empty":true}"#).json();
-    assert_eq!(merged, json!({"models_status": null, "models_empty": true, "keys_status": null}));
+    assert_eq!(merged, json!({"models_status": null, "models_empty": true, "keys_status": null, "generation_status": null}));
     let r = get(addr, "/models", None);
     assert_eq!((r.status, r.json()["data"].as_array().map(Vec::len)), (200, Some(0)));
     assert_eq!(get(addr, "/__mock/faults", None).json()["models_empty"], true);
@@ -262,4 +262,21 @@ fn runtime_switches_fail_and_empty_the_model_list() {
     assert_eq!(set(r#"{"models_status":"x"}"#).status, 400);
     assert_eq!(request(addr, "DELETE", "/__mock/faults", &[], "").status, 200);
     assert!(get(addr, "/models", None).json()["data"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn a_runtime_switch_hides_generation_records_until_cleared() {
+    let addr = spawn_in_background();
+    let body = json!({"model": "openai/gpt-4o", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]});
+    let r = request(addr, "POST", "/api/v1/chat/completions", &[("Authorization", USER), ("Content-Type", "application/json")], &body.to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let path = format!("/api/v1/generation?id={}", r.header("x-generation-id").unwrap());
+    assert_eq!(get(addr, &path, Some(USER)).status, 200);
+    let set = |body: &str| request(addr, "POST", "/__mock/faults", &[("Content-Type", "application/json")], body);
+    assert_eq!(set(r#"{"generation_status":404}"#).json()["generation_status"], 404);
+    let hidden = get(addr, &path, Some(USER));
+    assert_eq!((hidden.status, hidden.json()["error"]["code"].as_u64()), (404, Some(404)));
+    set(r#"{"generation_status":null}"#);
+    let back = get(addr, &path, Some(USER));
+    assert_eq!((back.status, back.json()["data"]["tokens_completion"].as_u64()), (200, Some(3)));
 }

@@ -16,14 +16,11 @@
 use super::ledger::Ledger;
 use crate::config::Config;
 use crate::metering::{self, Outcome};
+use crate::upstream;
 use dexto_shared::billing::provisional;
-use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
-use dexto_shared::openrouter_keys;
-use dexto_shared::usage::from_generation;
 use dexto_shared::wallet::{ExchangeTerms, OpenHold};
 use serde::Serialize;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
 
 /// Lookups of a generation record before settling provisionally.
 const MAX_ATTEMPTS: i64 = 6;
@@ -85,7 +82,7 @@ async fn settle_one(ledger: &Ledger, config: &Config, hold: &OpenHold, report: &
     let terms: ExchangeTerms = serde_json::from_str(&row.terms).map_err(|e| e.to_string())?;
     let mut outcome = Outcome { generation_id: row.generation_id.clone(), cancelled: true, ..Outcome::default() };
     let charge = match &row.generation_id {
-        Some(id) => match generation(ledger, config, &terms.user_id, id).await {
+        Some(id) => match upstream::generation(&ledger.env, config, &terms.user_id, id).await {
             Ok(Some((usage, cancelled))) => {
                 outcome.usage = Some(usage);
                 outcome.cancelled = cancelled;
@@ -118,30 +115,4 @@ async fn settle_one(ledger: &Ledger, config: &Config, hold: &OpenHold, report: &
     metering::log("sweep", &record, &charge, terms.hold, Some(settled.balance), serde_json::json!({}));
     crate::metrics::settled(&ledger.env, &record, "sweep");
     Ok(())
-}
-
-/// The upstream's record of a generation: `Ok(None)` while it has none.
-async fn generation(
-    ledger: &Ledger,
-    config: &Config,
-    user_id: &str,
-    id: &str,
-) -> Result<Option<(dexto_shared::usage::UpstreamUsage, bool)>, String> {
-    let key = openrouter_keys::key_for(&ledger.env, user_id).await.map_err(|e: GatewayError| format!("{e:?}"))?;
-    let headers = Headers::new();
-    headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(|e| e.to_string())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let url = format!("{}/generation?id={}", config.upstream_base, dexto_shared::url_query::encode(id));
-    let req = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
-    // The error text can carry the upstream URL: report only the status.
-    let mut resp = Fetch::Request(req).send().await.map_err(|_| "generation lookup failed".to_string())?;
-    match resp.status_code() {
-        200 => {
-            let body: serde_json::Value = resp.json().await.map_err(|_| "generation body unreadable".to_string())?;
-            Ok(from_generation(&body))
-        }
-        404 => Ok(None),
-        status => Err(format!("generation lookup: status {status}")),
-    }
 }
