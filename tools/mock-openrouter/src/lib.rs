@@ -5,7 +5,9 @@
 //! per-request fault injection (see [`faults`]) and a request log under
 //! `/__mock`. Routes are served both at `/` and under `/api/v1`. The same
 //! server also plays a Supabase project's JWKS endpoint and Stripe's Checkout
-//! Session API, so the gateway's other upstreams are real HTTP in tests too.
+//! Session and Refund APIs (create, retrieve, list; payments and refunds made
+//! out of band through `/__mock/stripe/*`), so the gateway's other upstreams
+//! are real HTTP in tests too.
 
 // Helpers return a finished error `Response` as their `Err`; boxing it would
 // only add noise at every call site of a test server.
@@ -155,7 +157,11 @@ pub fn router() -> Router {
         .route("/__mock/jwks", axum::routing::put(supabase::put))
         .route("/auth/v1/.well-known/jwks.json", get(supabase::get))
         .route("/auth/v1/user", get(supabase::user))
-        .route("/v1/checkout/sessions", post(stripe::create_checkout_session))
+        .route("/v1/checkout/sessions", post(stripe::create_checkout_session).get(stripe::list_sessions))
+        .route("/v1/checkout/sessions/{id}", get(stripe::retrieve_session))
+        .route("/v1/refunds", get(stripe::list_refunds))
+        .route("/__mock/stripe/sessions/{id}/pay", post(stripe::pay))
+        .route("/__mock/stripe/refunds", post(stripe::refund))
         .fallback(|| async { util::error_response(404, "Not Found", None) })
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         // Bodies are buffered by `observe`; large prompts are legitimate.
