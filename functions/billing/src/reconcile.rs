@@ -33,7 +33,7 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::findings;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
-use dexto_shared::stripe_reconcile::{backs_a_credit, compare_sessions, is_paid, refund_group, refund_shortfall, refunds_by_charge, Recorded, SessionDrift, Window};
+use dexto_shared::stripe_reconcile::{backs_a_credit, compare_sessions, is_paid, refund_group, refund_shortfall, refunds_by_charge, ChargeRefunds, Recorded, SessionDrift, Window};
 use dexto_shared::time::rfc3339;
 use dexto_shared::wallet_client::WalletClient;
 use serde::Deserialize;
@@ -102,33 +102,50 @@ async fn check_sessions(env: &Env, database: &D1Database, sessions: &[Value], wi
     }
     let mut found = 0;
     for drift in compare_sessions(sessions, &known, window) {
-        match drift {
-            SessionDrift::Missing { top_up, created_s } => {
-                flush(env, &top_up.user_id).await?;
-                if recorded(database, &[&top_up.session_id]).await?.get(&top_up.session_id).is_some_and(|r| r.credited.is_some()) {
-                    continue; // credited, only not yet projected (an amount mismatch shows next run)
-                }
-                let detail = json!({
-                    "session_id": top_up.session_id, "amount_minor": top_up.amount_minor, "credit_micros": top_up.credit().0,
-                    "session_created": rfc3339(created_s * 1000), "action": "credited",
-                });
-                found += findings::record(env, "topup_missing", &top_up.user_id, &top_up.session_id, &detail).await?;
-                let event_id = format!("reconcile:{}", top_up.session_id);
-                payments::credit_top_up(env, &top_up, &Cause { event_id: &event_id, event_type: "reconciliation.topup_missing" }).await?;
-                // Projected now, so the books (and the refunds below) see the payment.
-                flush(env, &top_up.user_id).await?;
-            }
-            SessionDrift::AmountMismatch { top_up, credited } => {
-                let detail = json!({
-                    "session_id": top_up.session_id, "amount_minor": top_up.amount_minor,
-                    "granted_micros": top_up.credit().0, "credited_micros": credited.0,
-                });
-                let fingerprint = format!("{}:{}", top_up.session_id, credited.0);
-                found += findings::record(env, "topup_amount_mismatch", &top_up.user_id, &fingerprint, &detail).await?;
-            }
-        }
+        let (what, id) = match &drift {
+            SessionDrift::Missing { top_up, .. } | SessionDrift::AmountMismatch { top_up, .. } => ("session", top_up.session_id.clone()),
+        };
+        found += isolated(session_drift(env, database, drift).await, what, &id);
     }
     Ok(found)
+}
+
+/// One item's failure (a wallet or D1 error) is logged and retried by the next
+/// run; it does not stop the others.
+fn isolated(result: Result<usize, GatewayError>, what: &str, id: &str) -> usize {
+    result.unwrap_or_else(|e| {
+        dexto_shared::log::event("stripe_reconcile.item_failed", json!({"what": what, "id": id, "error": format!("{e:?}")}));
+        0
+    })
+}
+
+async fn session_drift(env: &Env, database: &D1Database, drift: SessionDrift) -> Result<usize, GatewayError> {
+    match drift {
+        SessionDrift::Missing { top_up, created_s } => {
+            flush(env, &top_up.user_id).await?;
+            if recorded(database, &[&top_up.session_id]).await?.get(&top_up.session_id).is_some_and(|r| r.credited.is_some()) {
+                return Ok(0); // credited, only not yet projected (an amount mismatch shows next run)
+            }
+            let detail = json!({
+                "session_id": top_up.session_id, "amount_minor": top_up.amount_minor, "credit_micros": top_up.credit().0,
+                "session_created": rfc3339(created_s * 1000), "action": "credited",
+            });
+            let found = findings::record(env, "topup_missing", &top_up.user_id, &top_up.session_id, &detail).await?;
+            let event_id = format!("reconcile:{}", top_up.session_id);
+            payments::credit_top_up(env, &top_up, &Cause { event_id: &event_id, event_type: "reconciliation.topup_missing" }).await?;
+            // Projected now, so the books (and the refunds below) see the payment.
+            flush(env, &top_up.user_id).await?;
+            Ok(found)
+        }
+        SessionDrift::AmountMismatch { top_up, credited } => {
+            let detail = json!({
+                "session_id": top_up.session_id, "amount_minor": top_up.amount_minor,
+                "granted_micros": top_up.credit().0, "credited_micros": credited.0,
+            });
+            let fingerprint = format!("{}:{}", top_up.session_id, credited.0);
+            findings::record(env, "topup_amount_mismatch", &top_up.user_id, &fingerprint, &detail).await
+        }
+    }
 }
 
 /// Sessions credited here (created in the window) that Stripe's list of paid
@@ -155,14 +172,17 @@ async fn unknown_to_stripe(env: &Env, config: &BillingConfig, database: &D1Datab
     .await?;
     let mut found = 0;
     for row in credited.iter().filter(|r| !paid.contains(r.id.as_str())).take(MAX_LOOKUPS) {
-        let path = format!("/v1/checkout/sessions/{}", dexto_shared::url_query::encode(&row.id));
-        let session = stripe_api::get(config, &path).await?;
-        if backs_a_credit(session.as_ref()) {
-            continue;
-        }
-        let stripe = session.map_or(json!("unknown"), |s| json!({"status": s.get("status"), "payment_status": s.get("payment_status")}));
-        let detail = json!({"session_id": row.id, "credited_micros": row.credit_micros, "stripe": stripe});
-        found += findings::record(env, "topup_unknown_to_stripe", &row.user_id, &row.id, &detail).await?;
+        let one = async {
+            let path = format!("/v1/checkout/sessions/{}", dexto_shared::url_query::encode(&row.id));
+            let session = stripe_api::get(config, &path).await?;
+            if backs_a_credit(session.as_ref()) {
+                return Ok(0);
+            }
+            let stripe = session.map_or(json!("unknown"), |s| json!({"status": s.get("status"), "payment_status": s.get("payment_status")}));
+            let detail = json!({"session_id": row.id, "credited_micros": row.credit_micros, "stripe": stripe});
+            findings::record(env, "topup_unknown_to_stripe", &row.user_id, &row.id, &detail).await
+        };
+        found += isolated(one.await, "session", &row.id);
     }
     Ok(found)
 }
@@ -191,23 +211,28 @@ async fn check_refunds(env: &Env, config: &BillingConfig, database: &D1Database,
     for (charge, seen) in &by_charge {
         // Refunds of payments that are not ours: the webhook leaves them to an operator.
         let Some(tx) = ours.get(&seen.payment_intent) else { continue };
-        if refund_shortfall(seen, tx.amount_minor, refunded_here(database, &tx.user_id, charge).await?, window).is_none() {
-            continue;
-        }
-        // The window may hold only some of the charge's refunds: all of them decide.
-        let (all, _) = stripe_api::list(config, "/v1/refunds", &[("charge", charge.clone())], MAX_PAGES).await?;
-        let Some(whole) = refunds_by_charge(&all).remove(charge) else { continue };
-        flush(env, &tx.user_id).await?;
-        let applied = refunded_here(database, &tx.user_id, charge).await?;
-        let Some(target) = refund_shortfall(&whole, tx.amount_minor, applied, window) else { continue };
-        let detail = json!({
-            "charge": charge, "payment_intent": seen.payment_intent, "transaction_id": tx.id,
-            "refunded_minor": whole.refunded_minor, "applied_micros": applied.0, "debit_micros": target.0 - applied.0, "action": "debited",
-        });
-        found += findings::record(env, "refund_missing", &tx.user_id, &format!("{charge}:{}", target.0), &detail).await?;
-        let event_id = format!("reconcile:{charge}:{}", target.0);
-        payments::apply_refund(env, tx, charge, target, &Cause { event_id: &event_id, event_type: "reconciliation.refund_missing" }).await?;
-        flush(env, &tx.user_id).await?;
+        found += isolated(charge_refunds(env, config, database, charge, seen, tx, window).await, "charge", charge);
     }
+    Ok(found)
+}
+
+async fn charge_refunds(env: &Env, config: &BillingConfig, database: &D1Database, charge: &str, seen: &ChargeRefunds, tx: &Transaction, window: &Window) -> Result<usize, GatewayError> {
+    if refund_shortfall(seen, tx.amount_minor, refunded_here(database, &tx.user_id, charge).await?, window).is_none() {
+        return Ok(0);
+    }
+    // The window may hold only some of the charge's refunds: all of them decide.
+    let (all, _) = stripe_api::list(config, "/v1/refunds", &[("charge", charge.to_string())], MAX_PAGES).await?;
+    let Some(whole) = refunds_by_charge(&all).remove(charge) else { return Ok(0) };
+    flush(env, &tx.user_id).await?;
+    let applied = refunded_here(database, &tx.user_id, charge).await?;
+    let Some(target) = refund_shortfall(&whole, tx.amount_minor, applied, window) else { return Ok(0) };
+    let detail = json!({
+        "charge": charge, "payment_intent": seen.payment_intent, "transaction_id": tx.id,
+        "refunded_minor": whole.refunded_minor, "applied_micros": applied.0, "debit_micros": target.0 - applied.0, "action": "debited",
+    });
+    let found = findings::record(env, "refund_missing", &tx.user_id, &format!("{charge}:{}", target.0), &detail).await?;
+    let event_id = format!("reconcile:{charge}:{}", target.0);
+    payments::apply_refund(env, tx, charge, target, &Cause { event_id: &event_id, event_type: "reconciliation.refund_missing" }).await?;
+    flush(env, &tx.user_id).await?;
     Ok(found)
 }
