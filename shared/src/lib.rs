@@ -30,6 +30,7 @@ pub mod sealing;
 pub mod secret;
 pub mod sse;
 pub mod stripe;
+pub mod stripe_reconcile;
 pub mod time;
 pub mod url_query;
 pub mod usage;
@@ -44,4 +45,4 @@ pub mod web;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, db, http, keystore, log, openrouter_keys, session, wallet_client};
+pub use workers::{audit, auth, caps_api, db, findings, http, keystore, log, openrouter_keys, session, wallet_client};

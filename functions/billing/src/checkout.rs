@@ -10,7 +10,7 @@ use dexto_shared::ids::new_id;
 use dexto_shared::stripe::{checkout_amount_cents, form_encode, PACKS_USD};
 use dexto_shared::url_query::redirect_allowed;
 use serde_json::{json, Value};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Env, Request};
 
 pub enum Flavor {
     /// `POST /api/billing/checkout-session` `{"credits_usd", "return_url"?}` (CLI 1.6.25+).
@@ -57,7 +57,7 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
     ]);
     // A client retry with the same Idempotency-Key gets the same session.
     let idempotency = req.headers().get("Idempotency-Key").ok().flatten().filter(|k| !k.is_empty() && k.len() <= 200).unwrap_or_else(|| new_id("chk_"));
-    let session = stripe_post(&config, "/v1/checkout/sessions", &form, &format!("{}:{idempotency}", user.id)).await?;
+    let session = crate::stripe_api::post(&config, "/v1/checkout/sessions", &form, &format!("{}:{idempotency}", user.id)).await?;
     let (Some(id), Some(url)) = (session.get("id").and_then(Value::as_str), session.get("url").and_then(Value::as_str)) else {
         return Err(GatewayError::UpstreamUnavailable);
     };
@@ -70,23 +70,4 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
     .await?;
     dexto_shared::log::event("billing.checkout_created", json!({"user_id": user.id, "session_id": id, "amount_cents": cents}));
     ok_json(200, &json!({"checkout_url": url, "checkout_session_id": id, "sessionUrl": url, "sessionId": id}))
-}
-
-async fn stripe_post(config: &BillingConfig, path: &str, form: &str, idempotency_key: &str) -> Result<Value, GatewayError> {
-    let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| GatewayError::Internal(e.to_string()));
-    set("Authorization", &format!("Bearer {}", config.secret_key))?;
-    set("Content-Type", "application/x-www-form-urlencoded")?;
-    set("Idempotency-Key", idempotency_key)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(form.into()));
-    let req = Request::new_with_init(&format!("{}{path}", config.api_base), &init).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let mut resp = Fetch::Request(req).send().await.map_err(|_| GatewayError::UpstreamUnavailable)?;
-    let status = resp.status_code();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if status != 200 {
-        dexto_shared::log::event("billing.stripe_error", json!({"status": status, "type": body.pointer("/error/type")}));
-        return Err(if status >= 500 { GatewayError::UpstreamUnavailable } else { GatewayError::Internal(format!("stripe status {status}")) });
-    }
-    Ok(body)
 }

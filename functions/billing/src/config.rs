@@ -16,6 +16,11 @@ pub struct BillingConfig {
     pub subscription_price: Option<String>,
     pub subscription_credit: Micros,
     pub test_faults: bool,
+    /// Reconciliation with Stripe: how far back each run looks
+    /// (STRIPE_RECONCILE_LOOKBACK_DAYS, 7) and how old a payment or refund must
+    /// be before a missing webhook counts as lost (STRIPE_RECONCILE_GRACE_SECONDS, 3600).
+    pub reconcile_lookback_days: i64,
+    pub reconcile_grace_secs: i64,
 }
 
 impl BillingConfig {
@@ -40,6 +45,8 @@ impl BillingConfig {
             subscription_price: var("SUBSCRIPTION_PRICE_ID"),
             subscription_credit: var("SUBSCRIPTION_CREDIT_USD").and_then(|v| Micros::parse_usd_exact(&v).ok()).unwrap_or(Micros::ZERO),
             test_faults: var("BILLING_TEST_FAULTS").as_deref() == Some("1"),
+            reconcile_lookback_days: int("STRIPE_RECONCILE_LOOKBACK_DAYS", 7).clamp(1, 90),
+            reconcile_grace_secs: int("STRIPE_RECONCILE_GRACE_SECONDS", 3600).max(0),
         }
     }
 }

@@ -7,18 +7,17 @@
 //! - subscription invoice → credit `stripe:invoice:<invoice id>`.
 
 use crate::config::BillingConfig;
+use crate::payments::{self, transaction_for, Cause, Transaction};
 use crate::webhook::Event;
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
+use dexto_shared::stripe_reconcile::{is_paid, refund_cumulative, top_up, NotATopUp, MICROS_PER_CENT};
 use dexto_shared::wallet::{AdjustRequest, CreditRequest, PaymentEffect, StatusChange};
 use dexto_shared::wallet_client::WalletClient;
 use serde_json::Value;
 use worker::{D1Database, Env};
-
-/// Minor units per USD cent → micro-USD.
-const MICROS_PER_CENT: i64 = 10_000;
 
 fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(format!("stripe event: {e}"))
@@ -33,7 +32,7 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
     let obj = &event.object;
     match event.kind.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            if text(obj, "/payment_status") != Some("paid") {
+            if !is_paid(obj) {
                 return Ok("awaiting_payment"); // credited on async_payment_succeeded
             }
             fulfil(env, &db, event, fault).await
@@ -64,23 +63,21 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
 }
 
 async fn fulfil(env: &Env, db: &D1Database, event: &Event, fault: Option<&str>) -> Result<&'static str, GatewayError> {
-    let obj = &event.object;
-    let session_id = text(obj, "/id").ok_or_else(|| internal("session id"))?;
-    if text(obj, "/mode") != Some("payment") {
-        // Subscriptions bought through Checkout are paid by their invoices.
-        record_event(db, event).await?;
-        return Ok("not_a_top_up");
-    }
-    let Some(user_id) = text(obj, "/client_reference_id").or_else(|| text(obj, "/metadata/user_id")) else {
-        return unmatched(db, event, "no user on the session").await;
+    let top_up = match top_up(&event.object) {
+        Ok(t) => t,
+        Err(NotATopUp::NoSessionId) => return Err(internal("session id")),
+        Err(NotATopUp::NotPayment) => {
+            // Subscriptions bought through Checkout are paid by their invoices.
+            record_event(db, event).await?;
+            return Ok("not_a_top_up");
+        }
+        Err(NotATopUp::NoUser) => return unmatched(db, event, "no user on the session").await,
+        Err(NotATopUp::Currency) => return unmatched(db, event, "currency not sold").await,
+        Err(NotATopUp::NoAmount) => return Err(internal("amount_total")),
     };
-    if text(obj, "/currency") != Some("usd") {
-        return unmatched(db, event, "currency not sold").await;
-    }
-    let amount_minor = obj.pointer("/amount_total").and_then(Value::as_i64).filter(|a| *a > 0).ok_or_else(|| internal("amount_total"))?;
     // Only sessions this gateway created, for the same user, are top-ups: a
     // Payment Link or a session made elsewhere on the account credits nothing.
-    if session_owner(db, session_id).await?.as_deref() != Some(user_id) {
+    if session_owner(db, &top_up.session_id).await?.as_deref() != Some(top_up.user_id.as_str()) {
         return unmatched(db, event, "session not created by the gateway for this user").await;
     }
     if fault == Some("crash-before-credit") {
@@ -88,30 +85,13 @@ async fn fulfil(env: &Env, db: &D1Database, event: &Event, fault: Option<&str>) 
         // call. Nothing (no dedupe record either) may have been written.
         return Err(internal("injected crash before credit"));
     }
-    let outcome = WalletClient::for_user(env, user_id)?
-        .credit(&CreditRequest {
-            user_id: user_id.into(),
-            reference: format!("stripe:checkout:{session_id}"),
-            amount: Micros(amount_minor * MICROS_PER_CENT),
-            kind: "topup".into(),
-            reason: Some("Stripe checkout".into()),
-            now_ms: now_ms(),
-            payment: Some(PaymentEffect::Fulfilled {
-                event_id: event.id.clone(),
-                event_type: event.kind.clone(),
-                session_id: session_id.into(),
-                amount_minor,
-                currency: "usd".into(),
-                payment_intent: text(obj, "/payment_intent").map(str::to_string),
-            }),
-        })
-        .await?;
+    let replay = payments::credit_top_up(env, &top_up, &Cause { event_id: &event.id, event_type: &event.kind }).await?;
     if fault == Some("crash-after-credit") {
         // Test hook (BILLING_TEST_FAULTS=1): the worker dies after the wallet
         // committed; Stripe sees a 5xx and redelivers.
         return Err(internal("injected crash after credit"));
     }
-    Ok(if outcome.replay { "already_credited" } else { "credited" })
+    Ok(if replay { "already_credited" } else { "credited" })
 }
 
 async fn session_owner(db: &D1Database, session_id: &str) -> Result<Option<String>, GatewayError> {
@@ -141,45 +121,22 @@ async fn unknown_payment(db: &D1Database, event: &Event) -> Result<&'static str,
     Err(internal("payment intent not known yet; Stripe will retry"))
 }
 
-/// The Checkout Session (ours) that a charge belongs to, by payment intent.
-async fn transaction_for(db: &D1Database, payment_intent: &str) -> Result<Option<(String, String, i64)>, GatewayError> {
-    #[derive(serde::Deserialize)]
-    struct Row {
-        id: String,
-        user_id: String,
-        amount_minor: i64,
-    }
-    let sql = "SELECT id, user_id, amount_minor FROM stripe_transactions WHERE payment_intent = ?1";
-    let row: Option<Row> = db::first(db, sql, &[payment_intent.into()]).await?;
-    Ok(row.map(|r| (r.id, r.user_id, r.amount_minor)))
-}
-
 async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
     let charge = text(obj, "/id").ok_or_else(|| internal("charge id"))?;
-    let Some((tx, user_id, paid)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+    let Some(tx) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
         return unknown_payment(db, event).await;
     };
     // `amount_refunded` is cumulative; the wallet applies only what is new.
-    let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0).clamp(0, paid);
-    let status = if refunded > 0 { "refunded" } else { "paid" };
-    let outcome = WalletClient::for_user(env, &user_id)?
-        .adjust(&AdjustRequest {
-            user_id: user_id.clone(),
-            group: format!("stripe:refund:{charge}"),
-            cumulative: Micros(-refunded * MICROS_PER_CENT),
-            kind: "refund".into(),
-            reason: Some("Stripe refund".into()),
-            now_ms: now_ms(),
-            payment: Some(PaymentEffect::StatusChanged { event_id: event.id.clone(), event_type: event.kind.clone(), transaction_id: tx, status: status.into() }),
-        })
-        .await?;
-    Ok(if outcome.replay { "already_refunded" } else { "refunded" })
+    let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0);
+    let cumulative = refund_cumulative(refunded, tx.amount_minor);
+    let replay = payments::apply_refund(env, &tx, charge, cumulative, &Cause { event_id: &event.id, event_type: &event.kind }).await?;
+    Ok(if replay { "already_refunded" } else { "refunded" })
 }
 
 async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
-    let Some((tx, user_id, _)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+    let Some(Transaction { id: tx, user_id, .. }) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
         return unknown_payment(db, event).await;
     };
     let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
@@ -205,7 +162,7 @@ async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
 
 async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
-    let Some((tx, user_id, _)) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+    let Some(Transaction { id: tx, user_id, .. }) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
         return unknown_payment(db, event).await;
     };
     let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;

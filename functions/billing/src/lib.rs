@@ -2,17 +2,21 @@
 //! Stripe webhook that credits each paid session exactly once (and handles
 //! refunds, disputes and subscription grants), the balance and the account's
 //! payment and ledger history (the dashboard's top-up page is dexto-dashboard).
+//! Hourly, top-ups are reconciled with Stripe's records (reconcile.rs).
 
 mod checkout;
 mod config;
 mod events;
 mod history;
+mod payments;
+mod reconcile;
+mod stripe_api;
 mod webhook;
 
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{error_response, ok_json};
+use dexto_shared::http::{error_response, json_response, ok_json};
 use dexto_shared::wallet_client::WalletClient;
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 pub type ApiResult = std::result::Result<Response, GatewayError>;
 
@@ -25,6 +29,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Get, "/api/billing/balance") => balance(&req, &env).await,
         (Method::Get, "/api/billing/history") => history::history(&req, &env).await,
         (Method::Post, "/api/stripe/webhook") => webhook::handle(&mut req, &env).await,
+        // Only reachable through a service binding (the edge's local cron relay):
+        // the edge routes no public path here.
+        (Method::Post, "/__cron") => return json_response(200, &serde_json::json!({"outcome": cron(&env).await})),
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     };
     result.or_else(|err| {
@@ -33,6 +40,18 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         error_response(&err, None)
     })
+}
+
+/// `[triggers] crons` in wrangler.toml: hourly reconciliation with Stripe.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    cron(&env).await;
+}
+
+async fn cron(env: &Env) -> String {
+    let outcome = reconcile::run(env).await.unwrap_or_else(|e| format!("stripe reconciliation failed: {e:?}"));
+    dexto_shared::log::event("cron.ran", serde_json::json!({"worker": "billing", "outcome": outcome}));
+    outcome
 }
 
 /// `GET /api/billing/balance` (session): the wallet's authoritative balance.

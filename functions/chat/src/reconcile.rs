@@ -5,12 +5,11 @@
 //! and what the user's upstream key has spent (OpenRouter's own count) with
 //! the provider cost the ledger billed since that key was minted.
 //! A difference is a finding, recorded once (kind + user + amounts) in
-//! `reconciliation_findings` and the audit log; `GET /admin/reconciliation`
-//! lists them. Idempotent: running it again finds nothing new.
+//! `reconciliation_findings` and the audit log (`findings::record`, shared with
+//! the billing Worker's Stripe pass); `GET /admin/reconciliation` lists them. Idempotent: running it again finds nothing new.
 
-use dexto_shared::db;
+use dexto_shared::{db, findings};
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::now_ms;
 use dexto_shared::wallet_client::WalletClient;
 use serde::Deserialize;
 use serde_json::json;
@@ -63,7 +62,7 @@ pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
         let wallet = state.balance.0;
         if mirror.unwrap_or(0) != wallet || ledger.unwrap_or(0) != wallet {
             let detail = json!({"wallet_micros": wallet, "mirror_micros": mirror, "ledger_sum_micros": ledger});
-            found += record(env, "wallet_mirror_drift", &user.id, &format!("{wallet}/{mirror:?}/{ledger:?}"), &detail).await?;
+            found += findings::record(env, "wallet_mirror_drift", &user.id, &format!("{wallet}/{mirror:?}/{ledger:?}"), &detail).await?;
         }
         found += upstream_drift(env, &database, &user.id).await?;
     }
@@ -108,27 +107,5 @@ async fn upstream_drift(env: &Env, database: &worker::D1Database, user_id: &str)
     let detail = json!({"upstream_usage_micros": upstream.0, "billed_provider_cost_micros": billed, "drift_micros": drift});
     // Keyed by the drift itself: the same unexplained spending is reported once,
     // however much ordinary usage follows it.
-    record(env, "upstream_usage_drift", user_id, &drift.to_string(), &detail).await
-}
-
-/// Records a finding once (per kind, user and fingerprint) in
-/// `reconciliation_findings` and the audit log; returns 1 if it is new.
-pub(crate) async fn record(env: &Env, kind: &str, user_id: &str, fingerprint: &str, detail: &serde_json::Value) -> Result<usize, GatewayError> {
-    let database = db::database(env)?;
-    #[derive(Deserialize)]
-    struct Id {
-        id: i64,
-    }
-    let inserted: Option<Id> = db::returning(
-        &database,
-        "INSERT INTO reconciliation_findings (kind, user_id, fingerprint, detail, found_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(kind, user_id, fingerprint) DO NOTHING RETURNING id",
-        &[kind.into(), user_id.into(), fingerprint.into(), detail.to_string().into(), db::ms(now_ms())],
-    )
-    .await?;
-    let Some(row) = inserted else { return Ok(0) };
-    let ctx = dexto_shared::audit::AuditCtx { actor: "system".into(), request_id: format!("reconcile:{}", row.id), client_ip: None };
-    dexto_shared::audit::record(env, &ctx, "reconciliation.finding", Some(user_id), kind, detail).await?;
-    dexto_shared::log::event("reconciliation.finding", json!({"kind": kind, "user_id": user_id, "detail": detail}));
-    Ok(1)
+    findings::record(env, "upstream_usage_drift", user_id, &drift.to_string(), &detail).await
 }

@@ -21,7 +21,7 @@
 //! looked at first, so rows that stay open cannot starve the others.
 
 use crate::config::Config;
-use crate::reconcile::record;
+use dexto_shared::findings::record;
 use crate::upstream;
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;

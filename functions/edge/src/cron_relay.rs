@@ -11,7 +11,7 @@
 use worker::{Env, Method, Request, RequestInit};
 
 /// Service bindings whose Workers declare `[triggers] crons`.
-const CRON_WORKERS: &[&str] = &["CHAT"];
+const CRON_WORKERS: &[&str] = &["CHAT", "BILLING"];
 
 pub async fn relay(env: &Env, cron: &str) {
     for binding in CRON_WORKERS {

@@ -77,6 +77,11 @@ pub async fn user_exists(db: &D1Database, user_id: &str) -> Result<bool, Gateway
     Ok(row.is_some())
 }
 
+/// `?1,?2,…,?n`, for `IN (…)` over n bound values (D1 binds at most 100).
+pub fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",")
+}
+
 /// Milliseconds as a bound parameter (exact: timestamps are far below 2^53).
 pub fn ms(value: i64) -> JsValue {
     JsValue::from_f64(value as f64)

@@ -5,7 +5,9 @@
 //! per-request fault injection (see [`faults`]) and a request log under
 //! `/__mock`. Routes are served both at `/` and under `/api/v1`. The same
 //! server also plays a Supabase project's JWKS endpoint and Stripe's Checkout
-//! Session API, so the gateway's other upstreams are real HTTP in tests too.
+//! Session and Refund APIs (create, retrieve, list; payments and refunds made
+//! out of band through `/__mock/stripe/*`), so the gateway's other upstreams
+//! are real HTTP in tests too.
 
 // Helpers return a finished error `Response` as their `Err`; boxing it would
 // only add noise at every call site of a test server.
@@ -168,10 +170,14 @@ pub fn router() -> Router {
         .route("/auth/v1/logout", post(supabase_auth::logout))
         .route("/__mock/auth", axum::routing::put(supabase_auth::configure))
         .route("/__mock/auth/mailbox", get(supabase_auth::mailbox))
-        .route("/v1/checkout/sessions", post(stripe::create_checkout_session))
         .route("/c/pay/{id}", get(stripe_checkout::page).post(stripe_checkout::pay))
         .route("/__mock/stripe/webhook", axum::routing::put(stripe_checkout::configure))
         .route("/__mock/stripe/deliver", post(stripe_checkout::deliver_held))
+        .route("/v1/checkout/sessions", post(stripe::create_checkout_session).get(stripe::list_sessions))
+        .route("/v1/checkout/sessions/{id}", get(stripe::retrieve_session))
+        .route("/v1/refunds", get(stripe::list_refunds))
+        .route("/__mock/stripe/sessions/{id}/pay", post(stripe::pay))
+        .route("/__mock/stripe/refunds", post(stripe::refund))
         .fallback(|| async { util::error_response(404, "Not Found", None) })
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         // Bodies are buffered by `observe`; large prompts are legitimate.

@@ -14,12 +14,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 pub struct Checkout {
-    sessions: Mutex<HashMap<String, Value>>,
     webhook: Mutex<Option<Webhook>>,
     held: Mutex<Vec<String>>,
 }
@@ -31,21 +29,12 @@ struct Webhook {
     hold: bool,
 }
 
-impl Checkout {
-    /// Remembers a created session (called by `create_checkout_session`).
-    pub fn remember(&self, session: &Value) {
-        if let Some(id) = session["id"].as_str() {
-            self.sessions.lock().unwrap().insert(id.to_string(), session.clone());
-        }
-    }
-}
-
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub async fn page(State(app): State<Arc<crate::App>>, Path(id): Path<String>) -> Response {
-    let Some(session) = app.checkout.sessions.lock().unwrap().get(&id).cloned() else {
+    let Some(session) = crate::stripe::session(&app, &id) else {
         return util::error_response(404, "No such checkout session", None);
     };
     let cents = session["amount_total"].as_i64().unwrap_or(0);
@@ -62,13 +51,8 @@ pub async fn page(State(app): State<Arc<crate::App>>, Path(id): Path<String>) ->
 }
 
 pub async fn pay(State(app): State<Arc<crate::App>>, Path(id): Path<String>) -> Response {
-    let session = {
-        let mut sessions = app.checkout.sessions.lock().unwrap();
-        let Some(s) = sessions.get_mut(&id) else { return util::error_response(404, "No such checkout session", None) };
-        s["payment_status"] = json!("paid");
-        s["status"] = json!("complete");
-        s["payment_intent"] = json!(format!("pi_mock_{}", app.ids_hex(16)));
-        s.clone()
+    let Some(session) = crate::stripe::mark_paid(&app, &id, None) else {
+        return util::error_response(404, "No such checkout session", None);
     };
     let event = json!({"id": format!("evt_mock_{}", app.ids_hex(16)), "object": "event", "type": "checkout.session.completed",
         "created": util::now_secs(), "data": {"object": session}}).to_string();
