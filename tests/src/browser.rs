@@ -58,7 +58,7 @@ pub struct Browser {
 
 impl Browser {
     /// A fresh headless Chromium session (desktop-sized window).
-    pub fn new() -> Browser {
+    pub fn open() -> Browser {
         let binary = std::env::var("DEXTO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",

@@ -47,7 +47,7 @@ fn keys_of(s: &Stack, user: &str, email: &str) -> Vec<Value> {
 fn sign_in_create_use_and_revoke_a_key() {
     let _turn = one_at_a_time();
     let s = stack();
-    let b = Browser::new();
+    let b = Browser::open();
     let mail = email("keys");
     let user = sign_in(&b, s, &mail, "/dashboard/keys");
     assert!(b.url().ends_with("/dashboard/keys"), "returned to the page asked for: {}", b.url());
@@ -87,7 +87,7 @@ fn sign_in_create_use_and_revoke_a_key() {
 fn an_xss_attempt_in_a_key_name_is_inert() {
     let _turn = one_at_a_time();
     let s = stack();
-    let b = Browser::new();
+    let b = Browser::open();
     sign_in(&b, s, &email("xss"), "/dashboard/keys");
     let payload = r#"<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>"#;
     b.type_into("#key-name", payload);
@@ -106,7 +106,7 @@ fn an_xss_attempt_in_a_key_name_is_inert() {
 fn a_cross_site_post_is_refused() {
     let _turn = one_at_a_time();
     let s = stack();
-    let b = Browser::new();
+    let b = Browser::open();
     let mail = email("csrf");
     let user = sign_in(&b, s, &mail, "/dashboard");
     // Another origin (same host, other port: the same *site*, so SameSite
@@ -120,6 +120,16 @@ fn a_cross_site_post_is_refused() {
     assert!(b.source().contains("Cross-site request refused."), "{}", b.source());
     b.screenshot("csrf-refused");
     assert!(keys_of(s, &user, &mail).iter().all(|k| k["name"] != "pwned"), "no key was created");
+}
+
+/// What the page at `path` (already loaded) cost: the document and every
+/// resource it fetched, as the browser's Resource Timing reports them.
+fn page_weight(b: &Browser, path: &str) -> String {
+    let v = b.script(
+        "const n = performance.getEntriesByType('navigation')[0]; const r = performance.getEntriesByType('resource');\
+         return {html: n.encodedBodySize, html_decoded: n.decodedBodySize, resources: r.length, resource_bytes: r.reduce((a, e) => a + e.encodedBodySize, 0)};",
+    );
+    format!("{path}: html {} B ({} B decoded), {} resources {} B", v["html"], v["html_decoded"], v["resources"], v["resource_bytes"])
 }
 
 /// Serves `html` to every request on a fresh port (the attacker's page).
@@ -146,7 +156,7 @@ fn top_up_through_checkout_waits_for_the_webhook_then_shows_the_credit() {
     let hook = json!({"url": format!("{}/api/stripe/webhook", s.base), "secret": s.webhook_secret, "hold": true});
     let put = integration_tests::client::send("PUT", &format!("{}/__mock/stripe/webhook", s.mock), &[], Some(hook.to_string().as_bytes()));
     assert_eq!(put.status, 200);
-    let b = Browser::new();
+    let b = Browser::open();
     let user = sign_in(&b, s, &email("topup"), "/dashboard/settings/billing?credits_usd=25");
     assert!(b.url().ends_with("/dashboard/settings/billing?credits_usd=25"), "{}", b.url());
     assert_eq!(b.script("return document.querySelector('input[name=pack][value=\"25\"]').checked"), json!(true), "?credits_usd preselects");
@@ -187,7 +197,7 @@ fn approving_a_device_code_while_the_cli_polls() {
             _ => panic!("poll: {} {}", r.status, r.body),
         }
     });
-    let b = Browser::new();
+    let b = Browser::open();
     let mail = email("device");
     let user = sign_in(&b, s, &mail, &format!("/device?user_code={user_code}"));
     assert_eq!(b.script("return document.getElementById('user-code').value"), json!(user_code), "came back to the code after sign-in");
@@ -210,7 +220,7 @@ fn approving_a_device_code_while_the_cli_polls() {
 fn the_usage_chart_draws_real_rows_and_every_page_renders() {
     let _turn = one_at_a_time();
     let s = stack();
-    let b = Browser::new();
+    let b = Browser::open();
     let mail = email("chart");
     let user = sign_in(&b, s, &mail, "/dashboard");
     assert!(b.source().contains("No usage yet"), "empty state before any call");
@@ -230,7 +240,9 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
     assert!(b.count("#ledger tbody tr") >= 4, "usage rows and the credit in recent activity");
     b.screenshot("overview");
 
+    let mut weights = vec![page_weight(&b, "/dashboard")];
     for (path, h1, name) in [
+        ("/dashboard/keys", "API keys", "keys"),
         ("/dashboard/usage", "Usage", "usage"),
         ("/dashboard/settings/billing", "Billing", "billing-page"),
         ("/dashboard/account", "Account", "account"),
@@ -240,7 +252,12 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
         assert_eq!(b.text("h1"), h1);
         assert_eq!(b.count(".error"), 0, "{path}: {}", b.source());
         b.screenshot(name);
+        weights.push(page_weight(&b, path));
     }
+    // A measurement, not an assertion: written next to the screenshots.
+    let report = weights.join("\n");
+    eprintln!("dashboard page weight (HTML per page on the wire; resources this load fetched, cached ones count 0):\n{report}");
+    std::fs::write(b.screenshot("models").with_file_name("page-weight.txt"), report + "\n").expect("page weight report");
     assert_eq!(b.count("#usage tbody tr"), 0, "the usage page is not on screen now");
     b.goto(&format!("{}/dashboard/usage?model=openai%2Fgpt-4o-mini", s.base));
     assert_eq!(b.count("#usage tbody tr"), 2, "filtered by model");
@@ -260,7 +277,7 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
 fn magic_link_sign_in_refresh_and_sign_out() {
     let _turn = one_at_a_time();
     let s = stack();
-    let b = Browser::new();
+    let b = Browser::open();
     let mail = email("magic");
     b.goto(&format!("{}/dashboard/login", s.base));
     b.screenshot("login");

@@ -81,3 +81,10 @@ pub fn check_csrf(req: &Request, session: &Session, form_token: Option<&str>) ->
     let header = |n: &str| req.headers().get(n).ok().flatten();
     csrf::check(header("Origin").as_deref(), header("Sec-Fetch-Site").as_deref(), &own_origin(req), Some(&session.csrf), form_token).map_err(PageError::Csrf)
 }
+
+/// Refuses a cross-site POST where there is no session (and so no CSRF
+/// secret) yet: only the same-origin part of the check applies.
+pub fn check_same_origin(req: &Request) -> Result<(), PageError> {
+    let header = |n: &str| req.headers().get(n).ok().flatten();
+    csrf::check(header("Origin").as_deref(), header("Sec-Fetch-Site").as_deref(), &own_origin(req), Some("-"), Some("-")).map_err(PageError::Csrf)
+}

@@ -100,8 +100,7 @@ pub fn start(req: &Request, env: &Env) -> PageResult {
 /// no CSRF secret: the same-origin check is what stops cross-site sends.
 pub async fn magic_link(req: &mut Request, env: &Env) -> PageResult {
     let form = crate::form::read(req).await?;
-    let header = |n: &str| req.headers().get(n).ok().flatten();
-    dexto_shared::web::csrf::check(header("Origin").as_deref(), header("Sec-Fetch-Site").as_deref(), &own_origin(req), Some("-"), Some("-")).map_err(PageError::Csrf)?;
+    session::check_same_origin(req)?;
     let email = form.get("email").map(|e| e.trim().to_string()).filter(|e| e.contains('@') && e.len() <= 254);
     let email = email.ok_or_else(|| GatewayError::BadRequest("Enter a valid email address.".into()))?;
     let next = safe_next(form.get("next").map(String::as_str));
@@ -131,6 +130,7 @@ pub async fn callback(req: &Request, env: &Env) -> PageResult {
 /// `POST /dashboard/auth/logout` (CSRF): ends the session at Supabase too.
 pub async fn logout(req: &mut Request, env: &Env) -> PageResult {
     let form = crate::form::read(req).await?;
+    session::check_same_origin(req)?;
     if let Some(s) = session::current(req, env).await? {
         session::check_csrf(req, &s, form.get("csrf").map(String::as_str))?;
         if let Err(e) = Supabase::from_env(env).sign_out(s.token.expose()).await {

@@ -33,7 +33,7 @@ pub fn usd(amount: Micros) -> String {
     let dollars = (cents / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in dollars.chars().enumerate() {
-        if i > 0 && (dollars.len() - i) % 3 == 0 {
+        if i > 0 && (dollars.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
