@@ -243,7 +243,7 @@ pub fn summary(user_id: &str, range: TimeRange, group: GroupBy) -> Query {
     let sql = format!(
         "SELECT {} AS grp, COUNT(*) AS requests, SUM(prompt_tokens) AS input_tokens, SUM(completion_tokens) AS output_tokens, \
          SUM(provider_cost_micros) AS provider_cost_micros, SUM(user_price_micros) AS user_price_micros, \
-         SUM(billing_status = 'needs_review') AS needs_review \
+         SUM(billing_status = 'needs_review' AND resolved_at IS NULL) AS needs_review \
          FROM usage_ledger INDEXED BY usage_user_time WHERE user_id = ?1 AND created_at >= ?2 AND created_at < ?3 \
          GROUP BY grp ORDER BY grp",
         group.sql()

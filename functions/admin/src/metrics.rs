@@ -35,7 +35,7 @@ pub async fn show(req: &Request, env: &Env) -> AdminResult {
     let by_model: Vec<Value> = db::all(
         &db,
         "SELECT model, COUNT(*) AS requests, SUM(user_price_micros) AS revenue, SUM(provider_cost_micros) AS cost,
-                SUM(billing_status = 'needs_review') AS needs_review,
+                SUM(billing_status = 'needs_review' AND resolved_at IS NULL) AS needs_review,
                 MAX(CASE WHEN rn <= (n * 50 + 99) / 100 THEN latency_ms END) AS p50,
                 MAX(CASE WHEN rn <= (n * 95 + 99) / 100 THEN latency_ms END) AS p95
          FROM (SELECT model, user_price_micros, provider_cost_micros, billing_status, latency_ms,

@@ -84,7 +84,7 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
          FROM credit_ledger WHERE user_id = ?1").await?;
     let usage = one(&db, id, "SELECT COUNT(*) AS requests, COALESCE(SUM(user_price_micros), 0) AS price_micros,
                 COALESCE(SUM(provider_cost_micros), 0) AS provider_cost_micros,
-                COALESCE(SUM(billing_status = 'needs_review'), 0) AS needs_review
+                COALESCE(SUM(billing_status = 'needs_review' AND resolved_at IS NULL), 0) AS needs_review
          FROM usage_ledger WHERE user_id = ?1").await?;
     let recent_usage = rows(&db, id, "SELECT request_id, key_id, model, prompt_tokens, completion_tokens, provider_cost_micros,
                 user_price_micros, price_basis, billing_status, upstream_status, stream, cancelled, session_id, client_source,
