@@ -13,18 +13,30 @@ pub struct ErrorKey {
     pub code: String,
 }
 
+/// A flush older than this is presumed dead: its `wait_until` was cut off
+/// (the platform ends it 30 s after the response) before it could say so.
+pub const FLUSH_PRESUMED_DEAD_MS: i64 = 25_000;
+
 #[derive(Debug, Default)]
 pub struct ErrorCounts {
     pending: BTreeMap<ErrorKey, u64>,
-    flushing: bool,
+    /// When the flush in flight started (None: no flush).
+    flushing_since: Option<i64>,
 }
 
 impl ErrorCounts {
-    /// Counts one refusal. Returns true when the caller must start a flush
-    /// (none is in flight); otherwise the running flush picks it up.
-    pub fn add(&mut self, key: ErrorKey) -> bool {
+    /// Counts one refusal at `now_ms`. Returns true when the caller must
+    /// start a flush (none is in flight, or the one that is was cut off);
+    /// otherwise the running flush picks it up.
+    pub fn add(&mut self, key: ErrorKey, now_ms: i64) -> bool {
         *self.pending.entry(key).or_insert(0) += 1;
-        !std::mem::replace(&mut self.flushing, true)
+        match self.flushing_since {
+            Some(since) if now_ms - since < FLUSH_PRESUMED_DEAD_MS => false,
+            _ => {
+                self.flushing_since = Some(now_ms);
+                true
+            }
+        }
     }
 
     /// The counts to write now, leaving nothing pending. Empty: the flush is
@@ -32,7 +44,7 @@ impl ErrorCounts {
     pub fn take(&mut self) -> Vec<(ErrorKey, u64)> {
         let batch: Vec<_> = std::mem::take(&mut self.pending).into_iter().collect();
         if batch.is_empty() {
-            self.flushing = false;
+            self.flushing_since = None;
         }
         batch
     }
@@ -43,13 +55,13 @@ impl ErrorCounts {
         for (key, n) in batch {
             *self.pending.entry(key).or_insert(0) += n;
         }
-        self.flushing = false;
+        self.flushing_since = None;
     }
 
     /// Ends a flush that stops early (its pass budget spent) with counts still
     /// pending: they wait for the next refusal's flush.
     pub fn stop(&mut self) {
-        self.flushing = false;
+        self.flushing_since = None;
     }
 
     pub fn pending(&self) -> u64 {
@@ -68,28 +80,37 @@ mod tests {
     #[test]
     fn a_flood_starts_one_flush_and_coalesces() {
         let mut c = ErrorCounts::default();
-        assert!(c.add(key(401, "invalid_api_key")), "the first refusal starts a flush");
+        assert!(c.add(key(401, "invalid_api_key"), 0), "the first refusal starts a flush");
         for _ in 0..999 {
-            assert!(!c.add(key(401, "invalid_api_key")), "one flush in flight");
+            assert!(!c.add(key(401, "invalid_api_key"), 0), "one flush in flight");
         }
-        assert!(!c.add(key(402, "INSUFFICIENT_CREDITS")));
+        assert!(!c.add(key(402, "INSUFFICIENT_CREDITS"), 0));
         assert_eq!(c.take(), vec![(key(401, "invalid_api_key"), 1000), (key(402, "INSUFFICIENT_CREDITS"), 1)]);
         // Arrivals during the write: the same flush writes them next.
-        assert!(!c.add(key(401, "invalid_api_key")));
+        assert!(!c.add(key(401, "invalid_api_key"), 0));
         assert_eq!(c.take(), vec![(key(401, "invalid_api_key"), 1)]);
         assert_eq!(c.take(), vec![], "nothing left: the flush ends");
-        assert!(c.add(key(429, "rate_limited")), "and the next refusal starts a new one");
+        assert!(c.add(key(429, "rate_limited"), 0), "and the next refusal starts a new one");
     }
 
     #[test]
     fn a_failed_write_keeps_its_counts() {
         let mut c = ErrorCounts::default();
-        c.add(key(401, "missing_api_key"));
+        c.add(key(401, "missing_api_key"), 0);
         let batch = c.take();
-        c.add(key(401, "missing_api_key"));
+        c.add(key(401, "missing_api_key"), 0);
         c.give_back(batch);
         assert_eq!(c.pending(), 2);
-        assert!(c.add(key(401, "missing_api_key")), "a new flush after the failed one");
+        assert!(c.add(key(401, "missing_api_key"), 0), "a new flush after the failed one");
         assert_eq!(c.take(), vec![(key(401, "missing_api_key"), 3)]);
+    }
+
+    #[test]
+    fn a_flush_cut_off_by_the_platform_does_not_stop_counting_for_good() {
+        let mut c = ErrorCounts::default();
+        assert!(c.add(key(401, "invalid_api_key"), 0));
+        assert!(!c.add(key(401, "invalid_api_key"), FLUSH_PRESUMED_DEAD_MS - 1), "still in flight");
+        assert!(c.add(key(401, "invalid_api_key"), FLUSH_PRESUMED_DEAD_MS), "presumed dead: a new flush");
+        assert_eq!(c.take().iter().map(|(_, n)| n).sum::<u64>(), 3, "nothing counted was lost");
     }
 }

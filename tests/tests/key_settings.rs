@@ -92,3 +92,40 @@ fn a_key_with_its_own_rate_limit_is_throttled_alone() {
     assert_eq!(refused.header("X-Dexto-RateLimit-Remaining"), Some("0"));
     assert_eq!(s.chat(&u.key, &body("openai/gpt-4o-mini", "other key")).status, 200, "the user's other key is not throttled");
 }
+
+#[test]
+fn rotating_one_key_keeps_its_settings_and_caps_and_retires_the_old_secret() {
+    // POST /api/keys/{id}/rotate (the dashboard's Rotate button).
+    let s = stack();
+    let sub = marker("rotate-one");
+    let session = s.session_token(&sub, "r@example.com");
+    let expires = "2099-01-01T00:00:00Z";
+    let created = s.call("POST", "/api/keys", &session, Some(json!({"name": "ci", "allowed_models": ["openai/gpt-4o-mini"], "expires_at": expires, "rate_limit_per_minute": 7})));
+    assert_eq!(created.status, 200, "{}", created.body);
+    s.credit(&sub, "1");
+    let (old_key, old_id) = (created.json()["data"]["fullKey"].as_str().unwrap().to_string(), created.json()["data"]["id"].as_str().unwrap().to_string());
+    let cap = s.call("PUT", "/api/caps", &session, Some(json!({"scope": "key", "key_id": old_id, "window": "daily", "limit_usd": 0.5})));
+    assert_eq!(cap.status, 200, "{}", cap.body);
+
+    let rotated = s.call("POST", &format!("/api/keys/{old_id}/rotate"), &session, None);
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let data = rotated.json()["data"].clone();
+    let (new_key, new_id) = (data["fullKey"].as_str().unwrap().to_string(), data["id"].as_str().unwrap().to_string());
+    assert_ne!(new_id, old_id);
+    assert_eq!((data["name"].as_str(), data["replaces"].as_str()), (Some("ci"), Some(old_id.as_str())));
+
+    let keys = s.call("GET", "/api/keys", &session, None).json()["data"].as_array().unwrap().clone();
+    let find = |id: &str| keys.iter().find(|k| k["id"] == id).unwrap().clone();
+    assert_eq!(find(&old_id)["status"], "revoked");
+    let new = find(&new_id);
+    assert_eq!((new["status"].as_str(), new["allowedModels"].clone(), new["rateLimitPerMinute"].clone()), (Some("active"), json!(["openai/gpt-4o-mini"]), json!(7)));
+    assert!(new["expiresAt"].as_i64().is_some(), "{new}");
+    let caps = s.call("GET", "/api/caps", &session, None).json()["caps"].clone();
+    assert!(caps.as_array().unwrap().iter().any(|c| c["key_id"] == new_id.as_str() && c["window"] == "daily" && c["limit_usd"] == json!(0.5)), "{caps}");
+
+    assert_eq!(s.chat(&old_key, &body("openai/gpt-4o-mini", "old")).status, 401);
+    assert_eq!(s.chat(&new_key, &body("openai/gpt-4o-mini", "new")).status, 200);
+    assert_eq!(s.chat(&new_key, &body("openai/gpt-4o", "still limited")).status, 403);
+    let other = s.session_token(&marker("other"), "o@example.com");
+    assert_eq!(s.call("POST", &format!("/api/keys/{new_id}/rotate"), &other, None).status, 404, "not someone else's key");
+}

@@ -38,7 +38,7 @@ pub async fn show(req: &Request, env: &Env) -> AdminResult {
                 SUM(billing_status = 'needs_review' AND resolved_at IS NULL) AS needs_review,
                 MAX(CASE WHEN rn <= (n * 50 + 99) / 100 THEN latency_ms END) AS p50,
                 MAX(CASE WHEN rn <= (n * 95 + 99) / 100 THEN latency_ms END) AS p95
-         FROM (SELECT model, user_price_micros, provider_cost_micros, billing_status, latency_ms,
+         FROM (SELECT model, user_price_micros, provider_cost_micros, billing_status, resolved_at, latency_ms,
                       ROW_NUMBER() OVER (PARTITION BY model ORDER BY latency_ms) AS rn,
                       COUNT(*) OVER (PARTITION BY model) AS n
                FROM usage_ledger WHERE created_at >= ?1 AND created_at < ?2)

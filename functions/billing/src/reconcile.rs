@@ -217,7 +217,12 @@ async fn check_refunds(env: &Env, config: &BillingConfig, database: &D1Database,
 }
 
 async fn charge_refunds(env: &Env, config: &BillingConfig, database: &D1Database, charge: &str, seen: &ChargeRefunds, tx: &Transaction, window: &Window) -> Result<usize, GatewayError> {
-    if refund_shortfall(seen, tx.amount_minor, refunded_here(database, &tx.user_id, charge).await?, window).is_none() {
+    // Cheap pre-check from the window alone — valid only while nothing of the
+    // charge is applied here yet. With earlier refunds applied, the window may
+    // hold just the newer ones (a $10 refund last month applied, a $5 one this
+    // week lost: −5 vs −10 looks fine), so the charge's whole list decides.
+    let applied_before = refunded_here(database, &tx.user_id, charge).await?;
+    if applied_before == Micros::ZERO && refund_shortfall(seen, tx.amount_minor, applied_before, window).is_none() {
         return Ok(0);
     }
     // The window may hold only some of the charge's refunds: all of them decide.

@@ -18,8 +18,10 @@ use worker::{Context, Env};
 /// Least time between two writes of one flush.
 const FLUSH_SPACING_MS: u64 = 1_000;
 /// Passes of one flush (it lives in one request's `wait_until`, which ends
-/// 30 s after the response); what is left waits for the next refusal.
-const MAX_PASSES: usize = 20;
+/// 30 s after the response: 10 passes ≥ 1 s apart stay well inside it); what
+/// is left waits for the next refusal. Should the platform cut a flush off
+/// anyway, the next refusal after `FLUSH_PRESUMED_DEAD_MS` starts another.
+const MAX_PASSES: usize = 10;
 
 thread_local! {
     static COUNTS: RefCell<ErrorCounts> = RefCell::default();
@@ -28,7 +30,7 @@ thread_local! {
 /// Counts one refusal; starts a flush after the response when none is running.
 pub fn count(env: &Env, ctx: &Context, status: u16, code: &str) {
     let key = ErrorKey { day: dexto_shared::time::date(now_ms()), status, code: code.to_string() };
-    if COUNTS.with(|c| c.borrow_mut().add(key)) {
+    if COUNTS.with(|c| c.borrow_mut().add(key, now_ms())) {
         let env = env.clone();
         ctx.wait_until(async move { flush(&env).await });
     }

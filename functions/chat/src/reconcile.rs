@@ -95,7 +95,12 @@ async fn upstream_drift(env: &Env, database: &worker::D1Database, user_id: &str)
     }
     let billed: Option<Sum> = db::first(
         database,
-        "SELECT SUM(provider_cost_micros) AS cost FROM usage_ledger WHERE user_id = ?1 AND created_at >= ?2 AND billing_status = 'billed'",
+        // Billed rows at their reported cost; reviewed rows at the cost their
+        // generation record gave (usage_review.rs); rows still under review
+        // are left out (they may be re-priced).
+        "SELECT SUM(CASE WHEN billing_status = 'billed' AND resolved_at IS NULL THEN provider_cost_micros
+                         WHEN resolved_at IS NOT NULL THEN true_cost_micros ELSE 0 END) AS cost
+         FROM usage_ledger WHERE user_id = ?1 AND created_at >= ?2",
         &[user_id.into(), db::ms(since)],
     )
     .await?;

@@ -39,6 +39,10 @@ const PAGE: i64 = 50;
 /// An open row with a generation id is looked at again after this long (the
 /// record may appear; an upstream outage passes).
 const RECHECK_MS: i64 = 6 * 3_600_000;
+/// ...for this long after the call; then it stays open for an operator (its
+/// `usage_unverifiable` finding is already recorded), so a record that never
+/// appears does not cost a lookup every six hours forever.
+const RECHECK_FOR_MS: i64 = 30 * 24 * 3_600_000;
 
 #[derive(Deserialize)]
 struct Row {
@@ -61,9 +65,9 @@ pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
         "SELECT request_id, user_id, model, generation_id, user_price_micros, price_basis, markup_bps
          FROM usage_ledger INDEXED BY usage_review_queue
          WHERE billing_status = 'needs_review' AND resolved_at IS NULL AND created_at <= ?1
-           AND (review_checked_at IS NULL OR (generation_id IS NOT NULL AND review_checked_at <= ?2))
+           AND (review_checked_at IS NULL OR (generation_id IS NOT NULL AND review_checked_at <= ?2 AND created_at >= ?4))
          ORDER BY review_checked_at, created_at LIMIT ?3",
-        &[db::ms(now - config.usage_review_min_age_ms), db::ms(now - RECHECK_MS), db::ms(PAGE)],
+        &[db::ms(now - config.usage_review_min_age_ms), db::ms(now - RECHECK_MS), db::ms(PAGE), db::ms(now - RECHECK_FOR_MS)],
     )
     .await?;
     let mut found = 0;

@@ -37,7 +37,10 @@ impl<'a> Backend<'a> {
         let status = resp.status_code();
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if !(200..300).contains(&status) {
-            if status == 401 {
+            // A session API refusing the session: it ended (revoked at
+            // Supabase). Not so for CHAT, which wants an API key when the
+            // model list is private (MODELS_PUBLIC = "false").
+            if status == 401 && service != "CHAT" {
                 return Err(PageError::SignIn { next: "/dashboard".into() });
             }
             let message = value.pointer("/error/message").and_then(Value::as_str).unwrap_or("The request failed.").to_string();

@@ -22,16 +22,21 @@ use worker::{event, Context, Env, Method, Request, Response, Result};
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     let checkout_origin = env.var("CHECKOUT_ORIGIN").map(|v| v.to_string()).unwrap_or_else(|_| "https://checkout.stripe.com".into());
-    let page = route(&mut req, &env, &path).await.unwrap_or_else(|err| {
+    // Cookies the session set (a refresh rotates the refresh token) go out
+    // with whatever the outcome is, error pages included: a lost rotated
+    // token would sign the user out at the next refresh.
+    let mut cookies = Vec::new();
+    let mut page = route(&mut req, &env, &path, &mut cookies).await.unwrap_or_else(|err| {
         if let PageError::Gateway(dexto_shared::error::GatewayError::Internal(detail)) = &err {
             dexto_shared::log::event("dashboard.internal_error", serde_json::json!({"path": path, "detail": detail}));
         }
         respond::error_page(err)
     });
+    page.cookies.extend(cookies);
     into_response(page, &respond::csp(&checkout_origin))
 }
 
-async fn route(req: &mut Request, env: &Env, path: &str) -> PageResult {
+async fn route(req: &mut Request, env: &Env, path: &str, cookies: &mut Vec<String>) -> PageResult {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
         (Method::Get, ["dashboard", "assets", name]) => assets::serve(name),
@@ -49,14 +54,18 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> PageResult {
             Ok(Page::redirect(format!("/dashboard/settings/billing{query}")))
         }
         _ => {
+            let query = req.inner().url().split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+            let next = format!("{path}{query}");
             let Some(session) = session::current(req, env).await? else {
-                let query = req.inner().url().split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-                let next = format!("{path}{query}");
+                // Signed out, or a refresh token that no longer works: drop
+                // the dead cookies so later pages do not try them again.
+                cookies.extend(session::cleared_cookies());
                 return Err(PageError::SignIn { next });
             };
+            cookies.extend(session.cookies.iter().cloned());
             pages::route(req, env, &session, &segments).await.map_err(|e| match e {
                 // The session ended between pages (revoked at Supabase): sign in again.
-                PageError::SignIn { .. } => PageError::SignIn { next: path.to_string() },
+                PageError::SignIn { .. } => PageError::SignIn { next },
                 other => other,
             })
         }

@@ -103,10 +103,26 @@ pub async fn magic_link(req: &mut Request, env: &Env) -> PageResult {
     session::check_same_origin(req)?;
     let email = form.get("email").map(|e| e.trim().to_string()).filter(|e| e.contains('@') && e.len() <= 254);
     let email = email.ok_or_else(|| GatewayError::BadRequest("Enter a valid email address.".into()))?;
+    throttle_magic_link(req, env, &email).await?;
     let next = safe_next(form.get("next").map(String::as_str));
     let (challenge, cookie) = begin(&next);
     Supabase::from_env(env).send_magic_link(&email, &callback_url(req), &challenge).await?;
     Ok(Page::redirect(format!("/dashboard/login?sent=1&next={}", dexto_shared::url_query::encode(&next))).with_cookies(vec![cookie]))
+}
+
+/// Magic links spend the Supabase project's email quota and need no account:
+/// throttled per client IP and per address (`[[ratelimits]]`; a binding that
+/// is not configured does not limit).
+async fn throttle_magic_link(req: &Request, env: &Env, email: &str) -> Result<(), PageError> {
+    let ip = req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_else(|| "unknown".into());
+    for (binding, key) in [("MAGIC_LINK_PER_IP", format!("ip:{ip}")), ("MAGIC_LINK_PER_EMAIL", format!("email:{}", email.to_ascii_lowercase()))] {
+        let Ok(limiter) = env.rate_limiter(binding) else { continue };
+        if !limiter.limit(key).await?.success {
+            dexto_shared::log::event("dashboard.magic_link_throttled", serde_json::json!({"limit": binding}));
+            return Err(GatewayError::RateLimited { retry_after_secs: 60 }.into());
+        }
+    }
+    Ok(())
 }
 
 /// `GET /dashboard/auth/callback?code=…`

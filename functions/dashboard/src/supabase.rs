@@ -61,23 +61,25 @@ impl Supabase {
         self.token("refresh_token", &json!({"refresh_token": refresh_token})).await
     }
 
-    /// Ends the session at Supabase (its refresh tokens stop working).
+    /// Ends this session at Supabase (its refresh token stops working); the
+    /// user's other devices stay signed in (`scope=local`).
     pub async fn sign_out(&self, access_token: &str) -> Result<(), GatewayError> {
-        self.post("/auth/v1/logout", Some(access_token), &json!({})).await.map(|_| ())
+        self.post("/auth/v1/logout?scope=local", Some(access_token), &json!({})).await.map(|_| ())
     }
 
     async fn token(&self, grant: &str, body: &Value) -> Result<Tokens, GatewayError> {
         let (status, v) = self.post(&format!("/auth/v1/token?grant_type={grant}"), None, body).await?;
-        if status >= 500 {
-            return Err(GatewayError::UpstreamUnavailable);
-        }
         match (status, v["access_token"].as_str(), v["refresh_token"].as_str()) {
             (200, Some(access), Some(refresh)) => Ok(Tokens {
                 access: Secret::new(access.to_string()),
                 refresh: Secret::new(refresh.to_string()),
                 expires_in: v["expires_in"].as_i64().unwrap_or(3600),
             }),
-            _ => Err(GatewayError::InvalidAuth),
+            // Only a refused grant ends the session; a busy or failing
+            // Supabase must not sign people out.
+            (400 | 401 | 403 | 404, _, _) => Err(GatewayError::InvalidAuth),
+            (429, _, _) => Err(GatewayError::RateLimited { retry_after_secs: 10 }),
+            _ => Err(GatewayError::UpstreamUnavailable),
         }
     }
 

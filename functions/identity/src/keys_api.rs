@@ -162,14 +162,15 @@ pub async fn delete(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
     ok_json(200, &json!({"success": true, "id": key.id, "status": "revoked"}))
 }
 
-/// `POST /api/keys/{id}/rotate` (session, the dashboard): revokes that key and
-/// issues its replacement with the same name, scopes and settings; the new
-/// secret is returned once.
+/// `POST /api/keys/{id}/rotate` (session, the dashboard): replaces that key
+/// with a new secret carrying the same name, scopes, settings (expiry,
+/// models, rate limit) and spend caps, then revokes it; the new secret is
+/// returned once. The replacement is complete before the old key stops, so a
+/// failure half-way leaves the user a working key (at worst two). A cap's
+/// spending starts again with the new key; the user's own caps are untouched.
 pub async fn rotate_one(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
     let user = principal::session(req, env).await?;
     let old = keystore::find_owned(env, &user.id, key_id).await?.filter(|k| k.status == "active").ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
-    keystore::revoke(env, &user.id, &old.id).await?;
-    security_event(req, env, &user.id, "key.revoke", &old.id, json!({"name": old.name, "via": "rotate"})).await?;
     let issued = keystore::issue(env, &user.id, &old.name, &old.scope_list()).await?;
     let settings = KeySettings {
         name: None,
@@ -178,7 +179,15 @@ pub async fn rotate_one(req: &mut Request, env: &Env, key_id: &str) -> ApiResult
         rate_limit_per_minute: old.rate_limit_per_minute.map(|r| Some(r as u32)),
     };
     keystore::update(env, &user.id, &issued.id, &settings).await?;
+    let caps = dexto_shared::caps_api::apply(env, &user.id, None).await?;
+    for cap in caps.as_array().into_iter().flatten().filter(|c| c["scope"] == "key" && c["key_id"] == old.id.as_str()) {
+        let change = json!({"scope": "key", "key_id": issued.id, "window": cap["window"], "limit_usd": cap["limit_usd"]});
+        let change = dexto_shared::caps::parse_change(&change).map_err(GatewayError::Internal)?;
+        dexto_shared::caps_api::apply(env, &user.id, Some(change)).await?;
+    }
     security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": "rotate", "replaces": old.id})).await?;
+    keystore::revoke(env, &user.id, &old.id).await?;
+    security_event(req, env, &user.id, "key.revoke", &old.id, json!({"name": old.name, "via": "rotate", "replaced_by": issued.id})).await?;
     ok_json(200, &json!({"success": true, "data": {"id": issued.id, "fullKey": issued.key.expose(), "name": issued.name, "keyDisplay": issued.display, "replaces": old.id}}))
 }
 

@@ -20,8 +20,9 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// `$1,234.56` style (two decimals, floor of sub-cent amounts shown exactly
-/// when below a cent so small usage is not displayed as $0.00).
+/// `$1,234.56` style. Amounts under a cent are shown exactly (small usage is
+/// not "$0.00"); others to the cent, rounded so as never to flatter the
+/// account: a credit down, a debt (negative) up.
 pub fn usd(amount: Micros) -> String {
     let m = amount.0;
     let sign = if m < 0 { "-" } else { "" };
@@ -29,7 +30,7 @@ pub fn usd(amount: Micros) -> String {
     if abs != 0 && abs < 10_000 {
         return format!("{sign}${}", Micros(abs as i64).usd_trimmed());
     }
-    let cents = abs / 10_000;
+    let cents = if m < 0 { abs.div_ceil(10_000) } else { abs / 10_000 };
     let dollars = (cents / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in dollars.chars().enumerate() {
@@ -61,6 +62,8 @@ mod tests {
         assert_eq!(usd(Micros(10_000_000)), "$10.00");
         assert_eq!(usd(Micros(1_234_567_890)), "$1,234.56");
         assert_eq!(usd(Micros(-2_500_000)), "-$2.50");
+        assert_eq!(usd(Micros(19_999)), "$0.01");
+        assert_eq!(usd(Micros(-19_999)), "-$0.02");
         assert_eq!(usd(Micros(1_234)), "$0.001234");
         assert_eq!(usd(Micros(0)), "$0.00");
     }

@@ -27,7 +27,12 @@ pub async fn record(env: &Env, kind: &str, user_id: &str, fingerprint: &str, det
     .await?;
     let Some(row) = inserted else { return Ok(0) };
     let ctx = crate::audit::AuditCtx { actor: "system".into(), request_id: format!("reconcile:{}", row.id), client_ip: None };
-    crate::audit::record(env, &ctx, "reconciliation.finding", Some(user_id), kind, detail).await?;
+    if let Err(e) = crate::audit::record(env, &ctx, "reconciliation.finding", Some(user_id), kind, detail).await {
+        // A finding without its audit entry would never get one: take the
+        // finding back, so the next run records both (or fails again).
+        let _ = db::run(&database, "DELETE FROM reconciliation_findings WHERE id = ?1", &[db::ms(row.id)]).await;
+        return Err(e);
+    }
     crate::log::event("reconciliation.finding", json!({"kind": kind, "user_id": user_id, "detail": detail}));
     Ok(1)
 }

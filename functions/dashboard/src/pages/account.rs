@@ -2,23 +2,29 @@
 //! key — the account's spend caps (with a form to set the account-wide ones)
 //! and its recent security events.
 
-use super::usd_of;
+use super::show_usd;
 use crate::backend::Backend;
 use crate::layout::{self, csrf_field};
 use crate::respond::{Page, PageResult};
 use crate::session::{check_csrf, Session};
 use dexto_shared::error::GatewayError;
-use dexto_shared::web::html::{esc, usd, when};
+use dexto_shared::web::html::{esc, when};
 use serde_json::{json, Value};
 use worker::{Env, Method, Request};
 
 pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
     let api = Backend::new(env, req, session);
-    let upstream = api.get("IDENTITY", "/api/openrouter-key").await?;
+    // OpenRouter being unreachable costs this section, not the page.
+    let upstream = match api.get("IDENTITY", "/api/openrouter-key").await {
+        Err(crate::respond::PageError::Api { status, .. }) if status >= 500 => serde_json::json!({"unavailable": true}),
+        other => other?,
+    };
     let caps = api.get("IDENTITY", "/api/caps").await?;
     let events = api.get("IDENTITY", "/api/audit?limit=10").await?;
-    let money = |v: &Value| if v.is_null() { "no limit".to_string() } else { usd(usd_of(v)) };
-    let upstream_html = if upstream["exists"] == true {
+    let money = |v: &Value| if v.is_null() { "no limit".to_string() } else { show_usd(v) };
+    let upstream_html = if upstream["unavailable"] == true {
+        r#"<p id="upstream" class="error" role="alert">The upstream key's status cannot be read right now. Try again in a moment.</p>"#.to_string()
+    } else if upstream["exists"] == true {
         format!(
             r#"<dl id="upstream"><dt>Status</dt><dd>{}</dd><dt>Limit</dt><dd>{}</dd><dt>Remaining</dt><dd>{}</dd><dt>Used this month</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd></dl>"#,
             if upstream["disabled"] == true { "disabled" } else { "active" },
@@ -42,8 +48,8 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
                 "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
                 esc(&format!("{}{}", c["scope"].as_str().unwrap_or(""), c["key_id"].as_str().map(|k| format!(" {k}")).unwrap_or_default())),
                 esc(c["window"].as_str().unwrap_or("")),
-                usd(usd_of(&c["limit_usd"])),
-                usd(usd_of(&c["spent_usd"])),
+                show_usd(&c["limit_usd"]),
+                show_usd(&c["spent_usd"]),
                 esc(c["resets_at"].as_str().unwrap_or("never")),
             )
         })
@@ -72,7 +78,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         csrf = csrf_field(session),
         events = if event_rows.is_empty() { "<li>None yet.</li>".to_string() } else { event_rows },
     );
-    Ok(Page::html(layout::page("Account", session, "/dashboard/account", &body)).with_cookies(session.cookies.clone()))
+    Ok(Page::html(layout::page("Account", session, "/dashboard/account", &body)))
 }
 
 /// `POST /dashboard/account/caps` (CSRF): sets or removes an account-wide cap.
@@ -85,5 +91,5 @@ pub async fn set_cap(req: &mut Request, env: &Env, session: &Session) -> PageRes
         Some(l) => serde_json::from_str::<Value>(l).ok().filter(Value::is_number).ok_or_else(|| GatewayError::BadRequest("The cap must be a number of dollars.".into()))?,
     };
     Backend::new(env, req, session).send("IDENTITY", Method::Put, "/api/caps", json!({"scope": "user", "window": window, "limit_usd": limit})).await?;
-    Ok(Page::redirect("/dashboard/account").with_cookies(session.cookies.clone()))
+    Ok(Page::redirect("/dashboard/account"))
 }

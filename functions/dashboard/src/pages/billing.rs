@@ -4,7 +4,7 @@
 //! page that waits for the webhook (`?session_id=`), payment history and the
 //! subscription state.
 
-use super::{query, usd_of};
+use super::{query, show_usd};
 use crate::backend::Backend;
 use crate::layout::{self, csrf_field};
 use crate::respond::{Page, PageBody, PageError, PageResult};
@@ -53,12 +53,12 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
 <label for="custom">Or another amount in USD</label><input id="custom" name="custom" inputmode="decimal" value="{custom}" placeholder="e.g. 15"></fieldset>
 <button type="submit">Continue to payment</button></form>
 <section aria-labelledby="pay-h"><h2 id="pay-h">Payments</h2>{subscription}{payments}</section>"#,
-        balance = usd(usd_of(&balance["credits_usd"])),
+        balance = show_usd(&balance["credits_usd"]),
         csrf = csrf_field(session),
         custom = esc(&custom),
         payments = payments_table(&history["payments"]),
     );
-    Ok(Page::html(layout::page("Billing", session, "/dashboard/settings/billing", &body)).with_cookies(session.cookies.clone()))
+    Ok(Page::html(layout::page("Billing", session, "/dashboard/settings/billing", &body)))
 }
 
 /// The return from Checkout: credited already, or a progress state that the
@@ -120,7 +120,7 @@ pub async fn checkout(req: &mut Request, env: &Env, session: &Session) -> PageRe
         )
         .await?;
     let url = created["checkout_url"].as_str().ok_or(GatewayError::UpstreamUnavailable)?;
-    Ok(Page::redirect(url).with_cookies(session.cookies.clone()))
+    Ok(Page::redirect(url))
 }
 
 /// `GET …/status?session_id=` (JSON, polled by the return page).
@@ -129,5 +129,5 @@ pub async fn status(req: &Request, env: &Env, session: &Session) -> PageResult {
     let api = Backend::new(env, req, session);
     let found = api.get("BILLING", &format!("/api/billing/history?checkout_session_id={}", encode(&id))).await?;
     let status = found["payments"][0]["status"].as_str().unwrap_or("unknown").to_string();
-    Ok(Page { status: 200, body: PageBody::Json(json!({"status": status})), cookies: session.cookies.clone() })
+    Ok(Page { status: 200, body: PageBody::Json(json!({"status": status})), cookies: Vec::new() })
 }

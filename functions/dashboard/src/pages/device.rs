@@ -25,7 +25,7 @@ pub fn page(req: &Request, session: &Session) -> PageResult {
         csrf = csrf_field(session),
         code = esc(&code),
     );
-    Ok(Page::html(layout::page("Device login", session, "", &body)).with_cookies(session.cookies.clone()))
+    Ok(Page::html(layout::page("Device login", session, "", &body)))
 }
 
 pub async fn decide(req: &mut Request, env: &Env, session: &Session) -> PageResult {
@@ -40,5 +40,5 @@ pub async fn decide(req: &mut Request, env: &Env, session: &Session) -> PageResu
     let answer = Backend::new(env, req, session).send("IDENTITY", Method::Post, path, json!({"userCode": code})).await?;
     let client = answer["client"].as_str().map(|c| format!("<p>Client: {}</p>", esc(c))).unwrap_or_default();
     let body = format!(r#"<h1>Device login</h1><p class="notice" role="status" id="device-result">{done}</p>{client}<p><a href="/dashboard/keys">See your keys</a></p>"#);
-    Ok(Page::html(layout::page("Device login", session, "", &body)).with_cookies(session.cookies.clone()))
+    Ok(Page::html(layout::page("Device login", session, "", &body)))
 }

@@ -45,7 +45,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session, fresh: Option<New
         csrf = csrf_field(session)
     );
     let status = if fresh.is_some() { 201 } else { 200 };
-    let mut page = Page::html(layout::page("API keys", session, "/dashboard/keys", &body)).with_cookies(session.cookies.clone());
+    let mut page = Page::html(layout::page("API keys", session, "/dashboard/keys", &body));
     page.status = status;
     Ok(page)
 }
@@ -100,5 +100,5 @@ pub async fn revoke(req: &mut Request, env: &Env, session: &Session, id: &str) -
     check_csrf(req, session, form.get("csrf").map(String::as_str))?;
     let path = format!("/api/keys/{}", dexto_shared::url_query::encode(id));
     Backend::new(env, req, session).send("IDENTITY", Method::Delete, &path, json!({})).await?;
-    Ok(Page::redirect("/dashboard/keys?done=revoked").with_cookies(session.cookies.clone()))
+    Ok(Page::redirect("/dashboard/keys?done=revoked"))
 }

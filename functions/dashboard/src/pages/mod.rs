@@ -23,11 +23,17 @@ pub fn query(req: &Request) -> HashMap<String, String> {
 }
 
 /// An exact amount from an API's JSON (a decimal number or string of USD).
-pub fn usd_of(v: &Value) -> Micros {
+pub fn usd_of(v: &Value) -> Option<Micros> {
     match v {
-        Value::String(s) => Micros::parse_usd_exact(s).unwrap_or(Micros::ZERO),
-        other => Micros::from_json_usd(other).unwrap_or(Micros::ZERO),
+        Value::String(s) => Micros::parse_usd_exact(s).ok(),
+        other => Micros::from_json_usd(other).ok(),
     }
+}
+
+/// An API's amount for display; "—" when it is missing or unreadable (never
+/// a made-up $0.00).
+pub fn show_usd(v: &Value) -> String {
+    usd_of(v).map_or_else(|| "—".to_string(), dexto_shared::web::html::usd)
 }
 
 pub async fn route(req: &mut Request, env: &Env, session: &Session, segments: &[&str]) -> PageResult {

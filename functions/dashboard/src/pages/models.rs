@@ -18,7 +18,14 @@ fn per_million(price: &Value) -> String {
 }
 
 pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
-    let models = Backend::new(env, req, session).get("CHAT", "/v1/models").await?;
+    let models = match Backend::new(env, req, session).get("CHAT", "/v1/models").await {
+        // MODELS_PUBLIC = "false": the list is for API keys only.
+        Err(crate::respond::PageError::Api { status: 401, .. }) => {
+            let body = r#"<h1>Models</h1><p class="empty">On this server the model list is available with an API key: <code>GET /v1/models</code>.</p>"#;
+            return Ok(Page::html(layout::page("Models", session, "/dashboard/models", body)));
+        }
+        other => other?,
+    };
     let rows: String = models["data"]
         .as_array()
         .into_iter()
@@ -40,5 +47,5 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         format!(r#"<div class="scroll"><table id="models"><thead><tr><th scope="col">Model id</th><th scope="col">Name</th><th scope="col">Context</th><th scope="col">Input per 1M tokens</th><th scope="col">Output per 1M tokens</th></tr></thead><tbody>{rows}</tbody></table></div>"#)
     };
     let body = format!(r#"<h1>Models</h1><p>Prices include our margin; you are charged exactly what each call used.</p>{table}"#);
-    Ok(Page::html(layout::page("Models", session, "/dashboard/models", &body)).with_cookies(session.cookies.clone()))
+    Ok(Page::html(layout::page("Models", session, "/dashboard/models", &body)))
 }

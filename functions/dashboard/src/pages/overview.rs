@@ -1,7 +1,7 @@
 //! `GET /dashboard`: balance, month-to-date spend, daily spend by model over
 //! the last 30 days (from the usage ledger), and the latest ledger entries.
 
-use super::usd_of;
+use super::{show_usd, usd_of};
 use crate::backend::Backend;
 use crate::layout;
 use crate::respond::{Page, PageResult};
@@ -27,7 +27,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|g| DaySpend { day: g["day"].as_str().unwrap_or("").into(), model: g["model"].as_str().unwrap_or("").into(), cost: usd_of(&g["user_price_usd"]) })
+        .map(|g| DaySpend { day: g["day"].as_str().unwrap_or("").into(), model: g["model"].as_str().unwrap_or("").into(), cost: usd_of(&g["user_price_usd"]).unwrap_or(Micros::ZERO) })
         .collect();
     let chart = if rows.is_empty() {
         r#"<p class="empty">No usage yet. Calls made with your API keys show up here.</p>"#.to_string()
@@ -43,12 +43,12 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
 </section>
 <section aria-labelledby="spend-h"><h2 id="spend-h">Daily spend by model, last 30 days</h2>{chart}</section>
 <section aria-labelledby="ledger-h"><h2 id="ledger-h">Recent activity</h2>{ledger}</section>"#,
-        balance = usd(usd_of(&me["credits_usd"])),
-        mtd = usd(usd_of(&me["mtd_usage"]["total_cost_usd"])),
+        balance = show_usd(&me["credits_usd"]),
+        mtd = show_usd(&me["mtd_usage"]["total_cost_usd"]),
         requests = me["mtd_usage"]["total_requests"].as_i64().unwrap_or(0),
         ledger = ledger_table(&history["ledger"]),
     );
-    Ok(Page::html(layout::page("Overview", session, "/dashboard", &body)).with_cookies(session.cookies.clone()))
+    Ok(Page::html(layout::page("Overview", session, "/dashboard", &body)))
 }
 
 fn kind_label(kind: &str) -> &str {
@@ -60,6 +60,7 @@ fn kind_label(kind: &str) -> &str {
         "admin_credit" => "Adjustment",
         "intro_credit" => "Welcome credit",
         "subscription" => "Subscription credit",
+        "usage_correction" => "Usage correction",
         other => other,
     }
 }

@@ -1,13 +1,13 @@
 //! `/dashboard/usage`: the usage history with filters (model, key, dates,
 //! status) and cursor pages, and CSV / JSON export of the same filter.
 
-use super::{query, usd_of};
+use super::{query, show_usd};
 use crate::backend::Backend;
 use crate::layout;
 use crate::respond::{Page, PageBody, PageResult};
 use crate::session::Session;
 use dexto_shared::url_query::encode;
-use dexto_shared::web::html::{esc, usd};
+use dexto_shared::web::html::esc;
 use worker::{Env, Method, Request};
 
 const FILTERS: &[&str] = &["model", "key", "from", "to", "status"];
@@ -37,7 +37,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
                 esc(r["key_id"].as_str().unwrap_or("")),
                 r["input_tokens"].as_i64().unwrap_or(0),
                 r["output_tokens"].as_i64().unwrap_or(0),
-                usd(usd_of(&r["user_price_usd"])),
+                show_usd(&r["user_price_usd"]),
                 esc(r["billing_status"].as_str().unwrap_or("")),
             )
         })
@@ -80,7 +80,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         amp = if filters.is_empty() { "" } else { "&amp;" },
         fq = esc(&filters),
     );
-    Ok(Page::html(layout::page("Usage", session, "/dashboard/usage", &body)).with_cookies(session.cookies.clone()))
+    Ok(Page::html(layout::page("Usage", session, "/dashboard/usage", &body)))
 }
 
 fn amp_join(filters: &str) -> String {
@@ -105,5 +105,5 @@ pub async fn export(req: &Request, env: &Env, session: &Session) -> PageResult {
     if (200..300).contains(&status) {
         resp.headers_mut().set("Content-Disposition", &format!("attachment; filename=\"dexto-usage.{format}\""))?;
     }
-    Ok(Page { status, body: PageBody::Passthrough(resp), cookies: session.cookies.clone() })
+    Ok(Page { status, body: PageBody::Passthrough(resp), cookies: Vec::new() })
 }
