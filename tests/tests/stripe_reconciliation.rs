@@ -158,3 +158,30 @@ fn credits_stripe_does_not_back_are_reported_once_and_left_to_an_operator() {
     assert_eq!(audited(s, &u.id), 3);
     assert_eq!(balance(s, &u.id), 40_000_000, "reported, not corrected: $15 + $15 + $10 as credited");
 }
+
+#[test]
+fn a_lost_refund_is_found_even_when_an_older_one_of_the_charge_was_applied() {
+    // $10 refunded 8 days ago (its webhook applied), then $5 more refunded
+    // without a webhook: the 7-day window holds only the $5 one, which alone
+    // looks "covered" by the $10 applied. The charge's whole list decides.
+    let s = stack();
+    let u = s.new_user("0");
+    let cs = checkout(s, &u.id, 3000);
+    let pi = pay_at_stripe(s, &cs, Some(now_s() - 9 * 86_400))["payment_intent"].as_str().unwrap().to_string();
+    assert_eq!(s.webhook(&session_event("checkout.session.completed", &cs, &u.id, 3000, true, &pi), &[]).json()["outcome"], "credited");
+    let old = refund_at_stripe(s, &pi, 1000, now_s() - 8 * 86_400);
+    let charge = old["charge"].as_str().unwrap().to_string();
+    let applied = json!({"id": id("evt_"), "type": "charge.refunded", "data": {"object": {
+        "id": charge, "object": "charge", "payment_intent": pi, "currency": "usd", "amount_refunded": 1000}}});
+    assert_eq!(s.webhook(&applied, &[]).status, 200);
+    assert_eq!(balance(s, &u.id), 20_000_000);
+    refund_at_stripe(s, &pi, 500, now_s() - 7200);
+    s.run_cron();
+    s.run_cron();
+
+    let found = findings(s, &u.id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let d = &found[0]["detail"];
+    assert_eq!((found[0]["kind"].as_str(), d["refunded_minor"].as_i64(), d["debit_micros"].as_i64()), (Some("refund_missing"), Some(1500), Some(-5_000_000)));
+    assert_eq!(balance(s, &u.id), 15_000_000, "$30 paid, $10 + $5 refunded");
+}
