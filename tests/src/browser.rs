@@ -98,6 +98,11 @@ impl Browser {
         self.cmd("POST", "/execute/sync", Some(json!({"script": script, "args": []})))
     }
 
+    /// Runs an async script: it gets a `done` callback as its last argument.
+    pub fn script_async(&self, script: &str) -> Value {
+        self.cmd("POST", "/execute/async", Some(json!({"script": script, "args": []})))
+    }
+
     fn element_id(v: &Value) -> String {
         v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("element reference").to_string()
     }

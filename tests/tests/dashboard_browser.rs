@@ -261,6 +261,13 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
     assert_eq!(b.count("#usage tbody tr"), 0, "the usage page is not on screen now");
     b.goto(&format!("{}/dashboard/usage?model=openai%2Fgpt-4o-mini", s.base));
     assert_eq!(b.count("#usage tbody tr"), 2, "filtered by model");
+    // The export links download the same filter, with the session cookie.
+    let fetch = |href: &str| b.script_async(&format!("const done = arguments[arguments.length - 1]; fetch(document.querySelector('a[href^=\"{href}\"]').href).then(r => r.text()).then(done, e => done('failed: ' + e))"));
+    let csv = fetch("/dashboard/usage/export?format=csv");
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("request_id,") && csv.lines().count() == 3 && !csv.contains("claude"), "{csv}");
+    let json_export = fetch("/dashboard/usage/export?format=json");
+    assert!(json_export.as_str().unwrap().matches("openai/gpt-4o-mini").count() >= 2, "{json_export}");
     assert!(b.count("#upstream") == 0 || b.text("h1") == "Usage");
 
     // A phone: nothing wider than the screen.
