@@ -262,6 +262,12 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
     assert_eq!(b.count("#usage tbody tr"), 0, "the usage page is not on screen now");
     b.goto(&format!("{}/dashboard/usage?model=openai%2Fgpt-4o-mini", s.base));
     assert_eq!(b.count("#usage tbody tr"), 2, "filtered by model");
+    assert!(b.text("#usage tbody tr td:nth-child(3)").starts_with("chart (dxk_"), "keys are named");
+    let key_id = created.json()["data"]["id"].as_str().unwrap().to_string();
+    b.goto(&format!("{}/dashboard/usage?key={key_id}", s.base));
+    assert_eq!(b.count("#usage tbody tr"), 3, "filtered by key");
+    assert_eq!(b.script("return document.getElementById('f-key').value"), json!(key_id), "the filter shows what was chosen");
+    b.goto(&format!("{}/dashboard/usage?model=openai%2Fgpt-4o-mini", s.base));
     // The export links download the same filter, with the session cookie.
     let fetch = |href: &str| b.script_async(&format!("const done = arguments[arguments.length - 1]; fetch(document.querySelector('a[href^=\"{href}\"]').href).then(r => r.text()).then(done, e => done('failed: ' + e))"));
     let csv = fetch("/dashboard/usage/export?format=csv");

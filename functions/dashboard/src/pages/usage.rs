@@ -25,16 +25,25 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
     let cursor = q.get("cursor").map(|c| format!("&cursor={}", encode(c))).unwrap_or_default();
     let api = Backend::new(env, req, session);
     let history = api.get("USAGE", &format!("/me/usage/history?limit={PAGE_SIZE}&{filters}{cursor}")).await?;
+    // Keys by id, to show names (revoked keys too: old usage names them).
+    let keys = api.get("IDENTITY", "/api/keys").await?;
+    let keys: Vec<(String, String)> = keys["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| (k["id"].as_str().unwrap_or("").to_string(), format!("{} ({})", k["name"].as_str().unwrap_or(""), k["keyDisplay"].as_str().unwrap_or(""))))
+        .collect();
+    let key_name = |id: &str| keys.iter().find(|(k, _)| k == id).map_or_else(|| id.to_string(), |(_, n)| n.clone());
     let rows: String = history["data"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|r| {
             format!(
-                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
                 esc(r["timestamp"].as_str().unwrap_or("")),
                 esc(r["model"].as_str().unwrap_or("")),
-                esc(r["key_id"].as_str().unwrap_or("")),
+                esc(&key_name(r["key_id"].as_str().unwrap_or(""))),
                 r["input_tokens"].as_i64().unwrap_or(0),
                 r["output_tokens"].as_i64().unwrap_or(0),
                 show_usd(&r["user_price_usd"]),
@@ -59,6 +68,11 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
             esc(q.get(name).map_or("", String::as_str))
         )
     };
+    let chosen_key = q.get("key").map(String::as_str).unwrap_or("");
+    let key_opts: String = std::iter::once(("".to_string(), "any".to_string()))
+        .chain(keys.iter().cloned())
+        .map(|(id, name)| format!(r#"<option value="{}"{}>{}</option>"#, esc(&id), if id == chosen_key { " selected" } else { "" }, esc(&name)))
+        .collect();
     let status_opts: String = ["", "billed", "needs_review", "refunded"]
         .iter()
         .map(|s| {
@@ -68,13 +82,13 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         .collect();
     let body = format!(
         r#"<h1>Usage</h1>
-<form method="get" action="/dashboard/usage" class="filters" aria-label="Filter usage">{}{}{}{}
+<form method="get" action="/dashboard/usage" class="filters" aria-label="Filter usage">{}
+<div><label for="f-key">Key</label><select id="f-key" name="key">{key_opts}</select></div>{}{}
 <div><label for="f-status">Status</label><select id="f-status" name="status">{status_opts}</select></div>
 <button type="submit">Filter</button></form>
 <p class="exports">Export these rows: <a href="/dashboard/usage/export?format=csv{amp}{fq}">CSV</a> · <a href="/dashboard/usage/export?format=json{amp}{fq}">JSON</a></p>
 {table}{next}"#,
         field("model", "Model", "text"),
-        field("key", "Key id", "text"),
         field("from", "From (YYYY-MM-DD)", "date"),
         field("to", "To (YYYY-MM-DD)", "date"),
         amp = if filters.is_empty() { "" } else { "&amp;" },
