@@ -12,7 +12,7 @@ use dexto_shared::catalogue::ModelInfo;
 use dexto_shared::chat_request::{ChatRequest, RequestError, MAX_BODY_BYTES};
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::Quote;
-use dexto_shared::http::{now_ms, rejected};
+use dexto_shared::http::{now_ms, rejected, ERROR_CODE_HEADER};
 use dexto_shared::ids::new_id;
 use dexto_shared::wallet::{ExchangeRequest, ExchangeTerms};
 use dexto_shared::wallet_client::WalletClient;
@@ -22,8 +22,16 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
     let request_id = new_id("req_");
     let started = now_ms();
     match run(&mut req, &env, &ctx, &request_id, started).await {
-        Ok(resp) if resp.status_code() >= 400 => counted(resp, &env, &ctx).await,
-        Ok(resp) => Ok(resp),
+        Ok(resp) => {
+            // A refusal answered by the wallet object (402, 403, 429, upstream
+            // errors) is counted by the code its error response names in a
+            // header; no body is read, successes and streams pass untouched.
+            if resp.status_code() >= 400 {
+                let code = resp.headers().get(ERROR_CODE_HEADER).ok().flatten();
+                crate::error_counts::count(&env, &ctx, resp.status_code(), code.as_deref().unwrap_or("error"));
+            }
+            Ok(resp)
+        }
         Err(err) => {
             // Refused before the wallet: the user is known only if auth passed.
             crate::metrics::refused(&env, "", &request_id, "", &err, now_ms() - started);
@@ -31,18 +39,6 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
             rejected(&err, &request_id, serde_json::json!({}))
         }
     }
-}
-
-/// A refusal answered by the wallet object (402, 403, 429, upstream errors):
-/// counted by the code in its small JSON envelope, then passed on unchanged.
-/// (Successful replies, streams included, are never read here.)
-async fn counted(mut resp: Response, env: &Env, ctx: &Context) -> Result<Response> {
-    let status = resp.status_code();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await?;
-    let code = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_string));
-    crate::error_counts::count(env, ctx, status, code.as_deref().unwrap_or("error"));
-    Ok(Response::from_bytes(bytes)?.with_status(status).with_headers(headers))
 }
 
 async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64) -> std::result::Result<Response, GatewayError> {

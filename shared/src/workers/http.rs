@@ -5,6 +5,9 @@ use crate::error::GatewayError;
 use worker::{Headers, Response, Result};
 
 pub const REQUEST_ID_HEADER: &str = "X-Dexto-Request-ID";
+/// Every error response names its code here too (the same as the body's
+/// `error.code`), so a caller can count refusals without reading the body.
+pub const ERROR_CODE_HEADER: &str = "X-Dexto-Error-Code";
 
 pub fn json_response(status: u16, body: &serde_json::Value) -> Result<Response> {
     let headers = Headers::new();
@@ -17,8 +20,12 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Result<Response> 
 /// Renders an error in the OpenAI envelope with its status, `Retry-After` where
 /// it applies, and the request id when there is one.
 pub fn error_response(err: &GatewayError, request_id: Option<&str>) -> Result<Response> {
-    let mut resp = json_response(err.status(), &err.body())?;
+    let body = err.body();
+    let mut resp = json_response(err.status(), &body)?;
     let headers = resp.headers_mut();
+    if let Some(code) = body["error"]["code"].as_str() {
+        headers.set(ERROR_CODE_HEADER, code)?;
+    }
     if let Some(secs) = err.retry_after_secs() {
         headers.set("Retry-After", &secs.to_string())?;
         if err.status() == 429 && matches!(err, GatewayError::RateLimited { .. } | GatewayError::TooManyConcurrent { .. }) {
