@@ -55,3 +55,14 @@ pub fn page(title: &str, session: &Session, active: &str, body: &str) -> String 
 pub fn csrf_field(session: &Session) -> String {
     format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&session.csrf))
 }
+
+/// A data table (scrolls sideways on a phone), or the empty state when there
+/// are no rows. `headers` are literal text (a header may be raw HTML, e.g. a
+/// screen-reader-only label); `rows` are `<tr>`s already escaped by the caller.
+pub fn table(id: &str, headers: &[&str], rows: &str, empty: &str) -> String {
+    if rows.is_empty() {
+        return format!(r#"<p class="empty">{empty}</p>"#);
+    }
+    let head: String = headers.iter().map(|h| format!(r#"<th scope="col">{h}</th>"#)).collect();
+    format!(r#"<div class="scroll"><table id="{id}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"#)
+}

@@ -12,7 +12,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
@@ -87,11 +86,9 @@ pub async fn deliver_held(State(app): State<Arc<crate::App>>) -> Response {
     util::json_response(StatusCode::OK, &json!({"delivered": statuses}))
 }
 
-/// Signs like Stripe (`t=<secs>,v1=<hex HMAC-SHA256 of "t.payload">`) and posts.
+/// Signs as Stripe does (the gateway's own `stripe::sign`, the exact inverse
+/// of what the webhook verifies) and posts.
 async fn deliver(hook: Webhook, payload: String) -> u16 {
-    let t = util::now_secs();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(hook.secret.as_bytes()).expect("any key size");
-    mac.update(format!("{t}.{payload}").as_bytes());
-    let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    util::http_post(&hook.url, &[("Stripe-Signature", &format!("t={t},v1={sig}")), ("Content-Type", "application/json")], payload.into_bytes()).await
+    let signature = dexto_shared::stripe::sign(payload.as_bytes(), &hook.secret, util::now_secs() as i64);
+    util::http_post(&hook.url, &[("Stripe-Signature", &signature), ("Content-Type", "application/json")], payload.into_bytes()).await
 }

@@ -54,11 +54,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
             )
         })
         .collect();
-    let caps_html = if cap_rows.is_empty() {
-        r#"<p class="empty">No spend caps set.</p>"#.to_string()
-    } else {
-        format!(r#"<div class="scroll"><table id="caps"><thead><tr><th scope="col">Scope</th><th scope="col">Window</th><th scope="col">Cap</th><th scope="col">Spent</th><th scope="col">Resets</th></tr></thead><tbody>{cap_rows}</tbody></table></div>"#)
-    };
+    let caps_html = layout::table("caps", &["Scope", "Window", "Cap", "Spent", "Resets"], &cap_rows, "No spend caps set.");
     let event_rows: String = events["data"]
         .as_array()
         .into_iter()

@@ -94,10 +94,7 @@ fn payments_table(payments: &Value) -> String {
             )
         })
         .collect();
-    if rows.is_empty() {
-        return r#"<p class="empty">No payments yet.</p>"#.into();
-    }
-    format!(r#"<div class="scroll"><table id="payments"><thead><tr><th scope="col">When</th><th scope="col">Kind</th><th scope="col">Credit</th><th scope="col">Status</th></tr></thead><tbody>{rows}</tbody></table></div>"#)
+    crate::layout::table("payments", &["When", "Kind", "Credit", "Status"], &rows, "No payments yet.")
 }
 
 /// `POST …/checkout` (CSRF): a Checkout Session for the chosen amount, then

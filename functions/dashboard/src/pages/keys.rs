@@ -30,13 +30,8 @@ pub async fn page(req: &Request, env: &Env, session: &Session, fresh: Option<New
         _ => String::new(),
     };
     let rows: String = keys["data"].as_array().into_iter().flatten().map(|k| row(k, session)).collect();
-    let table = if rows.is_empty() {
-        r#"<p class="empty">No API keys yet. Create one below, or sign in with the Dexto CLI.</p>"#.to_string()
-    } else {
-        format!(
-            r#"<div class="scroll"><table id="keys"><thead><tr><th scope="col">Name</th><th scope="col">Key</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Scopes</th><th scope="col">Status</th><th scope="col"><span class="sr">Actions</span></th></tr></thead><tbody>{rows}</tbody></table></div>"#
-        )
-    };
+    let headers = ["Name", "Key", "Created", "Last used", "Scopes", "Status", r#"<span class="sr">Actions</span>"#];
+    let table = layout::table("keys", &headers, &rows, "No API keys yet. Create one below, or sign in with the Dexto CLI.");
     let body = format!(
         r#"<h1>API keys</h1>{notice}{table}
 <form method="post" action="/dashboard/keys" class="stack" aria-labelledby="create-h"><h2 id="create-h">Create a key</h2>{csrf}

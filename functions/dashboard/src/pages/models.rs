@@ -41,11 +41,8 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
             )
         })
         .collect();
-    let table = if rows.is_empty() {
-        r#"<p class="empty">No models are available right now.</p>"#.to_string()
-    } else {
-        format!(r#"<div class="scroll"><table id="models"><thead><tr><th scope="col">Model id</th><th scope="col">Name</th><th scope="col">Context</th><th scope="col">Input per 1M tokens</th><th scope="col">Output per 1M tokens</th></tr></thead><tbody>{rows}</tbody></table></div>"#)
-    };
+    let headers = ["Model id", "Name", "Context", "Input per 1M tokens", "Output per 1M tokens"];
+    let table = layout::table("models", &headers, &rows, "No models are available right now.");
     let body = format!(r#"<h1>Models</h1><p>Prices include our margin; you are charged exactly what each call used.</p>{table}"#);
     Ok(Page::html(layout::page("Models", session, "/dashboard/models", &body)))
 }

@@ -81,8 +81,5 @@ fn ledger_table(entries: &Value) -> String {
             )
         })
         .collect();
-    if rows.is_empty() {
-        return r#"<p class="empty">No activity yet.</p>"#.into();
-    }
-    format!(r#"<div class="scroll"><table id="ledger"><thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Amount</th><th scope="col">Balance after</th><th scope="col">Note</th></tr></thead><tbody>{rows}</tbody></table></div>"#)
+    layout::table("ledger", &["When", "What", "Amount", "Balance after", "Note"], &rows, "No activity yet.")
 }

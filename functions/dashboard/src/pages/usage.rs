@@ -51,13 +51,8 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
             )
         })
         .collect();
-    let table = if rows.is_empty() {
-        r#"<p class="empty">No usage yet for these filters.</p>"#.to_string()
-    } else {
-        format!(
-            r#"<div class="scroll"><table id="usage"><thead><tr><th scope="col">Time (UTC)</th><th scope="col">Model</th><th scope="col">Key</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th><th scope="col">Cost</th><th scope="col">Status</th></tr></thead><tbody>{rows}</tbody></table></div>"#
-        )
-    };
+    let headers = ["Time (UTC)", "Model", "Key", "Input tokens", "Output tokens", "Cost", "Status"];
+    let table = layout::table("usage", &headers, &rows, "No usage yet for these filters.");
     let next = match history["next_cursor"].as_str() {
         Some(c) => format!(r#"<p><a id="next-page" href="/dashboard/usage?{}cursor={}">Older entries</a></p>"#, esc(&amp_join(&filters)), esc(&encode(c))),
         None => String::new(),
