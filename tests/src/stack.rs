@@ -240,6 +240,26 @@ impl Stack {
         self.eventually_user(user_id, &format!("{n} settled requests"), |u| u["usage_totals"]["requests"] == n)
     }
 
+    /// A stream whose owner (the wallet's exchange) dies before the upstream
+    /// names its generation: the test hook kills it after the upstream's first
+    /// event, a keep-alive, so the sweep can only charge provisionally. Needs
+    /// DEXTO_TEST_HOOKS (every test stack has it). Returns the hold that was
+    /// open and the user once the sweep has settled the call.
+    pub fn orphan_before_generation_id(&self, user: &TestUser) -> (i64, Value) {
+        let body = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 100,
+            "messages": [{"role": "user", "content": "[[mock:hide_generation=1,tokens=20,chunk_delay_ms=30]]"}]});
+        let auth = format!("Bearer {}", user.key);
+        let sse = SseReader::open(
+            &format!("{}/v1/chat/completions", self.base),
+            &[("Authorization", &auth), ("X-Dexto-Test-Die-After-Events", "1")],
+            body.to_string().as_bytes(),
+        );
+        let open = self.eventually_user(&user.id, "the hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+        let hold = open["open_holds"][0]["amount_micros"].as_i64().expect("the hold's amount");
+        drop(sse);
+        (hold, self.settled_user(&user.id, 1))
+    }
+
     /// The issuer session tokens must carry.
     pub fn issuer(&self) -> String {
         format!("{}/auth/v1", self.mock)

@@ -33,6 +33,23 @@ fn sign_in(b: &Browser, s: &Stack, email: &str, start_path: &str) -> String {
     sub_for(email)
 }
 
+/// One test's browser, signed in as a fresh user (see `sign_in`). Browsers
+/// take turns (`one_at_a_time`); the turn ends after the browser closes.
+struct Visitor {
+    b: Browser,
+    mail: String,
+    user: String,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+fn visitor(tag: &str, start_path: &str) -> Visitor {
+    let turn = one_at_a_time();
+    let b = Browser::open();
+    let mail = email(tag);
+    let user = sign_in(&b, stack(), &mail, start_path);
+    Visitor { b, mail, user, _turn: turn }
+}
+
 fn session(s: &Stack, user: &str, email: &str) -> String {
     s.session_token(user, email)
 }
@@ -45,11 +62,8 @@ fn keys_of(s: &Stack, user: &str, email: &str) -> Vec<Value> {
 
 #[test]
 fn sign_in_create_use_and_revoke_a_key() {
-    let _turn = one_at_a_time();
-    let s = stack();
-    let b = Browser::open();
-    let mail = email("keys");
-    let user = sign_in(&b, s, &mail, "/dashboard/keys");
+    let (s, v) = (stack(), visitor("keys", "/dashboard/keys"));
+    let (b, mail, user) = (&v.b, &v.mail, &v.user);
     assert!(b.url().ends_with("/dashboard/keys"), "returned to the page asked for: {}", b.url());
     b.screenshot("keys-empty");
 
@@ -65,10 +79,10 @@ fn sign_in_create_use_and_revoke_a_key() {
     assert!(!b.source().contains(&secret));
 
     // The key works, and the list learns when it was last used.
-    s.credit(&user, "1");
+    s.credit(user, "1");
     let call = s.chat(&secret, &json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(call.status, 200, "{}", call.body);
-    let key_id = keys_of(s, &user, &mail).iter().find(|k| k["name"] == "laptop").expect("listed")["id"].as_str().unwrap().to_string();
+    let key_id = keys_of(s, user, mail).iter().find(|k| k["name"] == "laptop").expect("listed")["id"].as_str().unwrap().to_string();
     let row = format!("tr[data-key-id='{key_id}']");
     b.wait_until("last used to be shown", || {
         b.goto(&format!("{}/dashboard/keys", s.base));
@@ -85,10 +99,8 @@ fn sign_in_create_use_and_revoke_a_key() {
 
 #[test]
 fn an_xss_attempt_in_a_key_name_is_inert() {
-    let _turn = one_at_a_time();
-    let s = stack();
-    let b = Browser::open();
-    sign_in(&b, s, &email("xss"), "/dashboard/keys");
+    let (s, v) = (stack(), visitor("xss", "/dashboard/keys"));
+    let b = &v.b;
     let payload = r#"<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>"#;
     b.type_into("#key-name", payload);
     b.click("form[action='/dashboard/keys'] button[type=submit]");
@@ -104,11 +116,8 @@ fn an_xss_attempt_in_a_key_name_is_inert() {
 
 #[test]
 fn a_cross_site_post_is_refused() {
-    let _turn = one_at_a_time();
-    let s = stack();
-    let b = Browser::open();
-    let mail = email("csrf");
-    let user = sign_in(&b, s, &mail, "/dashboard");
+    let (s, v) = (stack(), visitor("csrf", "/dashboard"));
+    let (b, mail, user) = (&v.b, &v.mail, &v.user);
     // Another origin (same host, other port: the same *site*, so SameSite
     // cookies alone would not stop it) auto-submits a form to our endpoint.
     let target = format!("{}/dashboard/keys", s.base);
@@ -119,7 +128,7 @@ fn a_cross_site_post_is_refused() {
     b.wait_until("the cross-site POST to land", || b.url().starts_with(&target));
     assert!(b.source().contains("Cross-site request refused."), "{}", b.source());
     b.screenshot("csrf-refused");
-    assert!(keys_of(s, &user, &mail).iter().all(|k| k["name"] != "pwned"), "no key was created");
+    assert!(keys_of(s, user, mail).iter().all(|k| k["name"] != "pwned"), "no key was created");
 }
 
 /// What the page at `path` (already loaded) cost: the document and every
@@ -150,14 +159,11 @@ fn serve_once(html: &str) -> String {
 
 #[test]
 fn top_up_through_checkout_waits_for_the_webhook_then_shows_the_credit() {
-    let _turn = one_at_a_time();
-    let s = stack();
-    // Hold webhook deliveries so the return page is seen waiting.
-    let hook = json!({"url": format!("{}/api/stripe/webhook", s.base), "secret": s.webhook_secret, "hold": true});
-    let put = integration_tests::client::send("PUT", &format!("{}/__mock/stripe/webhook", s.mock), &[], Some(hook.to_string().as_bytes()));
-    assert_eq!(put.status, 200);
-    let b = Browser::open();
-    let user = sign_in(&b, s, &email("topup"), "/dashboard/settings/billing?credits_usd=25");
+    let (s, v) = (stack(), visitor("topup", "/dashboard/settings/billing?credits_usd=25"));
+    let (b, user) = (&v.b, &v.user);
+    // Hold webhook deliveries so the return page is seen waiting (other
+    // browser tests wait for their turn, so none pays meanwhile).
+    hold_webhooks(s, true);
     assert!(b.url().ends_with("/dashboard/settings/billing?credits_usd=25"), "{}", b.url());
     assert_eq!(b.script("return document.querySelector('input[name=pack][value=\"25\"]').checked"), json!(true), "?credits_usd preselects");
     b.screenshot("billing");
@@ -167,22 +173,28 @@ fn top_up_through_checkout_waits_for_the_webhook_then_shows_the_credit() {
     b.click("#pay");
     b.wait_for("#topup-pending");
     b.screenshot("billing-waiting");
-    assert_eq!(s.user(&user)["balance_micros"], 0, "nothing credited before the webhook");
+    assert_eq!(s.user(user)["balance_micros"], 0, "nothing credited before the webhook");
 
     let delivered = integration_tests::post(&format!("{}/__mock/stripe/deliver", s.mock), &[], b"");
     assert_eq!(delivered.json()["delivered"], json!([200]), "{}", delivered.body);
     b.wait_for("#topup-done");
     assert!(b.text("#topup-done").contains("$25.00"));
     assert_eq!(b.text("#balance"), "$25.00");
-    assert_eq!(s.user(&user)["balance_micros"], 25_000_000);
+    assert_eq!(s.user(user)["balance_micros"], 25_000_000);
     b.screenshot("billing-credited");
-    let hook = json!({"url": format!("{}/api/stripe/webhook", s.base), "secret": s.webhook_secret});
-    integration_tests::client::send("PUT", &format!("{}/__mock/stripe/webhook", s.mock), &[], Some(hook.to_string().as_bytes()));
+    hold_webhooks(s, false);
+}
+
+/// Where the mock's Checkout page sends its signed webhooks: this stack,
+/// delivered at once or (`hold`) queued until `POST /__mock/stripe/deliver`.
+fn hold_webhooks(s: &Stack, hold: bool) {
+    let hook = json!({"url": format!("{}/api/stripe/webhook", s.base), "secret": s.webhook_secret, "hold": hold});
+    let put = integration_tests::client::send("PUT", &format!("{}/__mock/stripe/webhook", s.mock), &[], Some(hook.to_string().as_bytes()));
+    assert_eq!(put.status, 200, "{}", put.body);
 }
 
 #[test]
 fn approving_a_device_code_while_the_cli_polls() {
-    let _turn = one_at_a_time();
     let s = stack();
     let started = integration_tests::post(&format!("{}/api/auth/device/start", s.base), &[("Content-Type", "application/json")], br#"{"client":"dexto-cli on ci"}"#).json();
     let (device_code, user_code) = (started["deviceCode"].as_str().unwrap().to_string(), started["userCode"].as_str().unwrap().to_string());
@@ -197,9 +209,8 @@ fn approving_a_device_code_while_the_cli_polls() {
             _ => panic!("poll: {} {}", r.status, r.body),
         }
     });
-    let b = Browser::open();
-    let mail = email("device");
-    let user = sign_in(&b, s, &mail, &format!("/device?user_code={user_code}"));
+    let v = visitor("device", &format!("/device?user_code={user_code}"));
+    let (b, mail, user) = (&v.b, &v.mail, &v.user);
     assert_eq!(b.script("return document.getElementById('user-code').value"), json!(user_code), "came back to the code after sign-in");
     b.screenshot("device");
     b.click("#approve");
@@ -212,26 +223,23 @@ fn approving_a_device_code_while_the_cli_polls() {
     b.goto(&format!("{}/dashboard/keys", s.base));
     b.wait_for("#keys");
     assert!(b.text("#keys").contains("Device login"), "the device-login key is told apart");
-    assert_eq!(keys_of(s, &user, &mail).len(), 1);
+    assert_eq!(keys_of(s, user, mail).len(), 1);
     b.screenshot("keys-device-login");
 }
 
 #[test]
 fn the_usage_chart_draws_real_rows_and_every_page_renders() {
-    let _turn = one_at_a_time();
-    let s = stack();
-    let b = Browser::open();
-    let mail = email("chart");
-    let user = sign_in(&b, s, &mail, "/dashboard");
+    let (s, v) = (stack(), visitor("chart", "/dashboard"));
+    let (b, mail, user) = (&v.b, &v.mail, &v.user);
     assert!(b.source().contains("No usage yet"), "empty state before any call");
-    s.credit(&user, "5");
-    let created = s.call("POST", "/api/keys", &session(s, &user, &mail), Some(json!({"name": "chart"})));
+    s.credit(user, "5");
+    let created = s.call("POST", "/api/keys", &session(s, user, mail), Some(json!({"name": "chart"})));
     let key = created.json()["data"]["fullKey"].as_str().unwrap().to_string();
     for model in ["openai/gpt-4o-mini", "openai/gpt-4o-mini", "anthropic/claude-haiku-4.5"] {
         let r = s.chat(&key, &json!({"model": model, "messages": [{"role": "user", "content": "count"}]}));
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    s.settled_user(&user, 3);
+    s.settled_user(user, 3);
     b.goto(&format!("{}/dashboard", s.base));
     b.wait_for("svg.chart");
     // One segment per model and day (two days if the calls straddle midnight UTC).
@@ -241,7 +249,7 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
     assert!(b.count("#ledger tbody tr") >= 4, "usage rows and the credit in recent activity");
     b.screenshot("overview");
 
-    let mut weights = vec![page_weight(&b, "/dashboard")];
+    let mut weights = vec![page_weight(b, "/dashboard")];
     for (path, h1, name) in [
         ("/dashboard/keys", "API keys", "keys"),
         ("/dashboard/usage", "Usage", "usage"),
@@ -253,7 +261,7 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
         assert_eq!(b.text("h1"), h1);
         assert_eq!(b.count(".error"), 0, "{path}: {}", b.source());
         b.screenshot(name);
-        weights.push(page_weight(&b, path));
+        weights.push(page_weight(b, path));
     }
     // A measurement, not an assertion: written next to the screenshots.
     let report = weights.join("\n");

@@ -267,21 +267,7 @@ fn a_client_that_stops_reading_is_cut_off_while_the_upstream_is_billed() {
 fn an_owner_that_dies_before_the_generation_is_named_leaves_a_provisional_charge() {
     let s = stack();
     let u = s.new_user("1");
-    let body = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 100,
-        "messages": [{"role": "user", "content": "[[mock:hide_generation=1,tokens=20,chunk_delay_ms=30]]"}]});
-    let auth = format!("Bearer {}", u.key);
-    // The first event is the upstream's keep-alive comment: no id seen yet.
-    let sse = integration_tests::SseReader::open(
-        &format!("{}/v1/chat/completions", s.base),
-        &[("Authorization", &auth), ("X-Dexto-Test-Die-After-Events", "1")],
-        body.to_string().as_bytes(),
-    );
-    let hold: i64 = {
-        let user = s.user(&u.id);
-        user["open_holds"][0]["amount_micros"].as_i64().expect("the hold is open")
-    };
-    drop(sse);
-    let user = s.settled_user(&u.id, 1);
+    let (hold, user) = s.orphan_before_generation_id(&u);
     let usage = &user["recent_usage"][0];
     assert_eq!(usage["user_price_micros"], hold, "the whole hold, provisionally: {usage}");
     assert_eq!((usage["billing_status"].as_str(), usage["price_basis"].as_str()), (Some("needs_review"), Some("estimate")));

@@ -174,18 +174,7 @@ fn a_charge_under_review_that_was_right_is_resolved_without_money_or_finding() {
 fn a_provisional_charge_without_a_generation_id_is_reported_once_and_left_open() {
     let s = stack();
     let u = s.new_user("1");
-    let body = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 100,
-        "messages": [{"role": "user", "content": "[[mock:hide_generation=1,tokens=20,chunk_delay_ms=30]]"}]});
-    let auth = format!("Bearer {}", u.key);
-    // The owner dies after the upstream's first event (a keep-alive): no id seen.
-    let sse = integration_tests::SseReader::open(
-        &format!("{}/v1/chat/completions", s.base),
-        &[("Authorization", &auth), ("X-Dexto-Test-Die-After-Events", "1")],
-        body.to_string().as_bytes(),
-    );
-    s.eventually_user(&u.id, "the hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
-    drop(sse);
-    let user = s.settled_user(&u.id, 1);
+    let (_, user) = s.orphan_before_generation_id(&u);
     let request_id = user["recent_usage"][0]["request_id"].as_str().unwrap().to_string();
     assert_eq!(user["recent_usage"][0]["generation_id"], Value::Null);
     s.run_cron();
