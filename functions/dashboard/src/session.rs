@@ -86,5 +86,5 @@ pub fn check_csrf(req: &Request, session: &Session, form_token: Option<&str>) ->
 /// secret) yet: only the same-origin part of the check applies.
 pub fn check_same_origin(req: &Request) -> Result<(), PageError> {
     let header = |n: &str| req.headers().get(n).ok().flatten();
-    csrf::check(header("Origin").as_deref(), header("Sec-Fetch-Site").as_deref(), &own_origin(req), Some("-"), Some("-")).map_err(PageError::Csrf)
+    csrf::same_origin(header("Origin").as_deref(), header("Sec-Fetch-Site").as_deref(), &own_origin(req)).map_err(PageError::Csrf)
 }

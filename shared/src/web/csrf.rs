@@ -22,13 +22,19 @@ impl CsrfError {
     }
 }
 
-/// `origin`: the `Origin` header; `fetch_site`: `Sec-Fetch-Site`; `own`: our origin.
-pub fn check(origin: Option<&str>, fetch_site: Option<&str>, own: &str, cookie_secret: Option<&str>, form_token: Option<&str>) -> Result<(), CsrfError> {
+/// (1) alone: `origin`: the `Origin` header; `fetch_site`: `Sec-Fetch-Site`;
+/// `own`: our origin. (Where there is no session yet, this is all there is.)
+pub fn same_origin(origin: Option<&str>, fetch_site: Option<&str>, own: &str) -> Result<(), CsrfError> {
     match (origin, fetch_site) {
-        (Some(o), _) if o != own => return Err(CsrfError::ForeignOrigin),
-        (None, Some(site)) if site != "same-origin" && site != "none" => return Err(CsrfError::ForeignOrigin),
-        _ => {}
+        (Some(o), _) if o != own => Err(CsrfError::ForeignOrigin),
+        (None, Some(site)) if site != "same-origin" && site != "none" => Err(CsrfError::ForeignOrigin),
+        _ => Ok(()),
     }
+}
+
+/// (1) and (2).
+pub fn check(origin: Option<&str>, fetch_site: Option<&str>, own: &str, cookie_secret: Option<&str>, form_token: Option<&str>) -> Result<(), CsrfError> {
+    same_origin(origin, fetch_site, own)?;
     let (Some(secret), Some(token)) = (cookie_secret.filter(|s| !s.is_empty()), form_token) else {
         return Err(CsrfError::MissingToken);
     };
