@@ -14,13 +14,13 @@ use worker::{Env, Method, Request};
 
 pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
     let api = Backend::new(env, req, session);
+    let (upstream, caps, events) = futures::join!(api.get("IDENTITY", "/api/openrouter-key"), api.get("IDENTITY", "/api/caps"), api.get("IDENTITY", "/api/audit?limit=10"));
+    let (caps, events) = (caps?, events?);
     // OpenRouter being unreachable costs this section, not the page.
-    let upstream = match api.get("IDENTITY", "/api/openrouter-key").await {
+    let upstream = match upstream {
         Err(crate::respond::PageError::Api { status, .. }) if status >= 500 => serde_json::json!({"unavailable": true}),
         other => other?,
     };
-    let caps = api.get("IDENTITY", "/api/caps").await?;
-    let events = api.get("IDENTITY", "/api/audit?limit=10").await?;
     let money = |v: &Value| if v.is_null() { "no limit".to_string() } else { show_usd(v) };
     let upstream_html = if upstream["unavailable"] == true {
         r#"<p id="upstream" class="error" role="alert">The upstream key's status cannot be read right now. Try again in a moment.</p>"#.to_string()

@@ -24,11 +24,10 @@ fn preselected(req: &Request) -> Option<String> {
 
 pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
     let api = Backend::new(env, req, session);
-    let balance = api.get("BILLING", "/api/billing/balance").await?;
-    let history = api.get("BILLING", "/api/billing/history").await?;
+    let (balance, history) = futures::try_join!(api.get("BILLING", "/api/billing/balance"), api.get("BILLING", "/api/billing/history"))?;
     let q = query(req);
     let returned = match q.get("session_id") {
-        Some(id) => checkout_state(&api, id).await?,
+        Some(id) => checkout_state(&api, &history, id).await?,
         None if q.contains_key("cancelled") => r#"<p class="notice" role="status">Checkout was cancelled; nothing was charged.</p>"#.into(),
         None => String::new(),
     };
@@ -62,10 +61,15 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
 }
 
 /// The return from Checkout: credited already, or a progress state that the
-/// page script polls (`status`) until the webhook has landed.
-async fn checkout_state(api: &Backend<'_>, session_id: &str) -> Result<String, PageError> {
-    let found = api.get("BILLING", &format!("/api/billing/history?checkout_session_id={}", encode(session_id))).await?;
-    let Some(payment) = found["payments"].as_array().and_then(|p| p.first()) else {
+/// page script polls (`status`) until the webhook has landed. The session is
+/// among the latest payments the page already has; asked for by id only if not.
+async fn checkout_state(api: &Backend<'_>, history: &Value, session_id: &str) -> Result<String, PageError> {
+    let latest = history["payments"].as_array().and_then(|p| p.iter().find(|p| p["id"] == session_id)).cloned();
+    let payment = match latest {
+        Some(p) => Some(p),
+        None => api.get("BILLING", &format!("/api/billing/history?checkout_session_id={}", encode(session_id))).await?["payments"][0].as_object().map(|o| Value::Object(o.clone())),
+    };
+    let Some(payment) = payment else {
         return Ok(r#"<p class="error" role="alert">We could not find that payment on your account.</p>"#.into());
     };
     Ok(match payment["status"].as_str() {

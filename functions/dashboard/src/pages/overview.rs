@@ -20,9 +20,8 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
     let api = Backend::new(env, req, session);
     let now = dexto_shared::http::now_ms();
     let days: Vec<String> = (0..CHART_DAYS).rev().map(|i| date(now - i * DAY_MS)).collect();
-    let me = api.get("USAGE", "/me/usage").await?;
-    let summary = api.get("USAGE", &format!("/me/usage/summary?group_by=day_model&from={}&to={}", days[0], days[days.len() - 1])).await?;
-    let history = api.get("BILLING", "/api/billing/history").await?;
+    let summary_path = format!("/me/usage/summary?group_by=day_model&from={}&to={}", days[0], days[days.len() - 1]);
+    let (me, summary, history) = futures::try_join!(api.get("USAGE", "/me/usage"), api.get("USAGE", &summary_path), api.get("BILLING", "/api/billing/history"))?;
     let rows: Vec<DaySpend> = summary["data"]
         .as_array()
         .into_iter()

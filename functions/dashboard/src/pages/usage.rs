@@ -24,9 +24,9 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
     let filters = filter_query(req);
     let cursor = q.get("cursor").map(|c| format!("&cursor={}", encode(c))).unwrap_or_default();
     let api = Backend::new(env, req, session);
-    let history = api.get("USAGE", &format!("/me/usage/history?limit={PAGE_SIZE}&{filters}{cursor}")).await?;
     // Keys by id, to show names (revoked keys too: old usage names them).
-    let keys = api.get("IDENTITY", "/api/keys").await?;
+    let history_path = format!("/me/usage/history?limit={PAGE_SIZE}&{filters}{cursor}");
+    let (history, keys) = futures::try_join!(api.get("USAGE", &history_path), api.get("IDENTITY", "/api/keys"))?;
     let keys: Vec<(String, String)> = keys["data"]
         .as_array()
         .into_iter()
