@@ -151,6 +151,7 @@ mod tests {
             images: 0,
             limit_fields: (max_output.is_some(), false),
             fallbacks: vec![],
+            routing: false,
         }
     }
 

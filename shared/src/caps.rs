@@ -87,12 +87,35 @@ impl Scope {
     }
 }
 
+/// Who set a cap, and so who may change it. A user's own caps and an
+/// operator's are stored apart: a user can set, raise or remove only their
+/// own; where both bound the same scope and window, both are checked, so the
+/// lower binds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    #[default]
+    User,
+    Operator,
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::User => "user",
+            Owner::Operator => "operator",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cap {
     #[serde(flatten)]
     pub scope: Scope,
     pub window: Window,
     pub limit: Micros,
+    #[serde(default)]
+    pub owner: Owner,
 }
 
 /// A cap with what counts against it right now.
@@ -120,8 +143,12 @@ impl CapUse {
             Some(at) => format!("it resets at {}", rfc3339(at)),
             None => "it does not reset".into(),
         };
+        let remedy = match self.cap.owner {
+            Owner::User => "Raise the cap (PUT /api/caps) to continue.",
+            Owner::Operator => "This cap was set by Dexto for your account; contact support@dexto.ai to change it.",
+        };
         format!(
-            "Spend cap reached: this {} {} cap is ${} and ${} is spent or reserved; {reset}. Raise the cap (PUT /api/caps) to continue.",
+            "Spend cap reached: this {} {} cap is ${} and ${} is spent or reserved; {reset}. {remedy}",
             self.cap.scope.describe(),
             self.cap.window.as_str(),
             self.cap.limit.usd_trimmed(),
@@ -175,6 +202,7 @@ pub fn to_json(uses: &[CapUse], now_ms: i64) -> serde_json::Value {
                 "limit_usd": u.cap.limit.as_json_usd(), "spent_usd": u.spent.as_json_usd(),
                 "held_usd": u.held.as_json_usd(), "remaining_usd": u.headroom().as_json_usd(),
                 "resets_at": u.cap.window.reset_at(now_ms).map(rfc3339),
+                "set_by": u.cap.owner.as_str(),
             })
         })
         .collect();
@@ -207,13 +235,16 @@ mod tests {
 
     #[test]
     fn headroom_counts_spending_and_open_holds() {
-        let u = CapUse { cap: Cap { scope: Scope::Key("k1".into()), window: Window::Daily, limit: Micros(5_000_000) }, spent: Micros(3_000_000), held: Micros(1_500_000) };
+        let u = CapUse { cap: Cap { scope: Scope::Key("k1".into()), window: Window::Daily, limit: Micros(5_000_000), owner: Owner::User }, spent: Micros(3_000_000), held: Micros(1_500_000) };
         assert_eq!(u.headroom(), Micros(500_000));
         let over = CapUse { spent: Micros(6_000_000), ..u.clone() };
         assert_eq!(over.headroom(), Micros::ZERO, "a cap lowered below the spending leaves nothing");
         let msg = u.refusal(NOV_30_1530);
         assert!(msg.contains("key's daily cap is $5.00") && msg.contains("$4.50 is spent or reserved") && msg.contains("2026-12-01T00:00:00Z"), "{msg}");
         assert_eq!(tightest(&[u.clone(), over.clone()]), Some(&over));
+        let operators = CapUse { cap: Cap { owner: Owner::Operator, ..u.cap.clone() }, ..u.clone() };
+        let msg = operators.refusal(NOV_30_1530);
+        assert!(msg.contains("set by Dexto") && !msg.contains("PUT /api/caps"), "a user cannot raise an operator's cap: {msg}");
     }
 
     #[test]

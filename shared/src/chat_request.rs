@@ -50,6 +50,9 @@ pub struct ChatRequest {
     /// OpenRouter's `models` fallbacks: the upstream may serve any of them, so
     /// each must be allowed and the hold covers the priciest.
     pub fallbacks: Vec<String>,
+    /// The body asks for provider routing (`provider`): bounded by
+    /// `provider_routing` before it is forwarded.
+    pub routing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +139,7 @@ impl ChatRequest {
             Some(_) => return Err(invalid(format!("`models` must be an array of at most {MAX_FALLBACKS} model ids"))),
         };
         let limit_fields = (obj.contains_key("max_tokens"), obj.contains_key("max_completion_tokens"));
+        let routing = crate::provider_routing::asks_for_routing(obj);
         Ok(ChatRequest {
             model,
             stream,
@@ -146,6 +150,7 @@ impl ChatRequest {
             images: media.images,
             limit_fields,
             fallbacks,
+            routing,
         })
     }
 

@@ -25,6 +25,7 @@ pub mod model_list;
 pub mod retry;
 pub mod money;
 pub mod negative_cache;
+pub mod provider_routing;
 pub mod routes;
 pub mod sealing;
 pub mod secret;
@@ -45,4 +46,4 @@ pub mod web;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, db, findings, http, keystore, log, openrouter_keys, session, wallet_client};
+pub use workers::{audit, auth, caps_api, db, findings, http, keystore, log, openrouter_keys, session, throttle, wallet_client};

@@ -166,7 +166,7 @@ pub struct CreditOutcome {
 }
 
 /// `POST /key-status`: revoke a key (or mark the user suspended/active).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StatusChange {
     pub user_id: String,
     pub revoke_key_id: Option<String>,
@@ -174,6 +174,11 @@ pub struct StatusChange {
     /// Frozen wallets refuse new holds (open payment dispute).
     #[serde(default)]
     pub frozen: Option<bool>,
+    /// With `revoke_key_id`: the key that replaces it (a rotation). Its caps
+    /// and the spending counted against them move to the replacement in the
+    /// same turn, so rotating never loosens a key's limits.
+    #[serde(default)]
+    pub replaced_by: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +195,9 @@ pub struct OpenHold {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CapChange {
     pub user_id: String,
+    /// Whose caps this changes (a user's request never touches an operator's).
+    #[serde(default)]
+    pub owner: crate::caps::Owner,
     /// None: only list the caps.
     pub change: Option<(Scope, Window, Option<Micros>)>,
     pub now_ms: i64,

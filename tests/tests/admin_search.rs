@@ -47,3 +47,23 @@ fn operators_search_users_and_list_their_keys() {
     assert!(key["display"].as_str().unwrap().starts_with("dxk_"));
     assert!(!keys.to_string().contains(&plaintext), "never the key itself");
 }
+
+#[test]
+fn an_email_prefix_finds_addresses_with_non_ascii_characters_after_it() {
+    let s = integration_tests::start(&[]);
+    let tag = marker("intl").to_ascii_lowercase();
+    let mut ids = Vec::new();
+    for email in [format!("{tag}-ascii@example.com"), format!("{tag}-jürgen@example.com"), format!("{tag}-名前@example.com")] {
+        let r = s.admin("POST", "/admin/users", Some(json!({"email": email})));
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let (status, found) = admin_get(&s, &format!("/admin/users?email={tag}-"));
+    assert_eq!(status, 200, "{found}");
+    let mut got: Vec<&str> = found["data"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>(), "every address after the prefix, whatever its characters: {found}");
+    let (_, narrower) = admin_get(&s, &format!("/admin/users?email={tag}-j%C3%BC"));
+    assert_eq!(narrower["data"].as_array().unwrap().len(), 1, "a non-ASCII prefix matches too: {narrower}");
+}

@@ -115,3 +115,38 @@ fn a_daily_cap_resets_when_the_utc_day_rolls_over() {
     let r = s.chat_raw(&u.key, call_body().to_string().as_bytes(), &[("X-Dexto-Test-Now-Offset-Ms", &tomorrow)]);
     assert_eq!(r.status, 200, "a new day, a new window: {}", r.body);
 }
+
+#[test]
+fn an_operators_cap_binds_until_an_operator_changes_it() {
+    let s = stack();
+    let u = s.new_user("1");
+    let session = s.session_token(&u.id, "owned@example.com");
+    set_cap(s, &u.id, json!({"scope": "user", "window": "daily", "limit_usd": 0.004}));
+    // The user can neither remove nor raise it: their change touches only their own caps.
+    for change in [json!({"window": "daily", "limit_usd": null}), json!({"window": "daily", "limit_usd": 50})] {
+        let r = s.call("PUT", "/api/caps", &session, Some(change));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let listed = s.call("GET", "/api/caps", &session, None).json();
+    let operators: Vec<&Value> = listed["caps"].as_array().unwrap().iter().filter(|c| c["set_by"] == "operator").collect();
+    assert_eq!(operators.len(), 1, "{listed}");
+    assert_eq!(operators[0]["limit_usd"], 0.004);
+    assert_eq!(s.chat(&u.key, &call_body()).status, 200);
+    assert_eq!(s.chat(&u.key, &call_body()).status, 200);
+    let refused = s.chat(&u.key, &call_body());
+    assert_eq!(refused.status, 403, "the operator's $0.004 binds below the user's $50: {}", refused.body);
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("set by Dexto") && !message.contains("PUT /api/caps"), "{message}");
+    // The lower of both binds: a user's own cap below the operator's.
+    let v = s.new_user("1");
+    let session = s.session_token(&v.id, "owned@example.com");
+    set_cap(s, &v.id, json!({"scope": "user", "window": "daily", "limit_usd": 0.004}));
+    assert_eq!(s.call("PUT", "/api/caps", &session, Some(json!({"window": "daily", "limit_usd": 0.002}))).status, 200);
+    assert_eq!(s.chat(&v.key, &call_body()).status, 200);
+    let own = s.chat(&v.key, &call_body());
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(own.json()["error"]["message"].as_str().unwrap().contains("PUT /api/caps"), "the user's own cap says how to raise it");
+    // An operator can remove theirs.
+    set_cap(s, &u.id, json!({"scope": "user", "window": "daily", "limit_usd": null}));
+    assert_eq!(s.chat(&u.key, &call_body()).status, 200);
+}

@@ -40,6 +40,18 @@ fn checkout_sessions_are_created_with_stripe() {
         assert!(r.json()["error"]["message"].as_str().unwrap().contains("https://dexto.ai"), "{}", r.body);
     }
 
+    // Without a return_url, Checkout returns to the dashboard on the origin
+    // that was called (locally: this stack, not dexto.ai).
+    let plain = s.call("POST", "/api/billing/checkout-session", &token, Some(json!({"credits_usd": 5})));
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    let plain_id = plain.json()["checkout_session_id"].as_str().unwrap().to_string();
+    let sessions = integration_tests::get(&format!("{}/__mock/requests?contains=client_reference_id%3D{sub}", s.mock)).json();
+    let form = sessions["requests"].as_array().unwrap().last().unwrap()["body"].as_str().unwrap().to_string();
+    let back = dexto_shared::url_query::encode(&format!("{}/dashboard/settings/billing", s.base));
+    assert!(form.contains(&format!("success_url={back}%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D")), "{form}");
+    assert!(form.contains(&format!("cancel_url={back}&")) || form.ends_with(&format!("cancel_url={back}")), "{form}");
+    assert!(!plain_id.is_empty());
+
     // The plan's endpoint sells packs only; bounds are enforced on both.
     assert!(s.call("POST", "/api/stripe/create-checkout-session", &token, Some(json!({"credits_usd": 50}))).json()["sessionUrl"].is_string());
     for (path, amount) in [("/api/stripe/create-checkout-session", json!(30)), ("/api/billing/checkout-session", json!(4)), ("/api/billing/checkout-session", json!(501)), ("/api/billing/checkout-session", json!("lots"))] {

@@ -72,3 +72,32 @@ fn provision_mints_seals_uses_and_limits_the_users_key() {
     let used2 = calls[1]["authorization"].as_str().unwrap().to_string();
     assert_ne!(used2.trim_start_matches("Bearer "), used, "the chat path picked up the rotated key");
 }
+
+#[test]
+fn upstream_key_rotation_is_throttled_per_user() {
+    let s = stack();
+    let sub = format!("u-{}", dexto_shared::ids::new_id(""));
+    let token = s.session_token(&sub, "t@example.com");
+    assert_eq!(s.call("POST", "/api/provision", &token, Some(json!({}))).status, 200);
+    let mints_before = mgmt_calls(s, &format!("dexto:{sub}")).len();
+    // Two rotations a minute (UPSTREAM_ROTATE_PER_USER); the third is refused
+    // before the management API is called. The window is fixed: however one
+    // window boundary falls among the calls, the fifth is refused at the latest.
+    let mut statuses = Vec::new();
+    let refused = loop {
+        let r = s.call("POST", "/api/openrouter-key/rotate", &token, None);
+        statuses.push(r.status);
+        if r.status != 200 || statuses.len() == 5 {
+            break r;
+        }
+    };
+    assert_eq!(refused.status, 429, "{statuses:?} {}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("60"));
+    assert_eq!(refused.json()["error"]["code"], "rate_limited", "{}", refused.body);
+    let minted = mgmt_calls(s, &format!("dexto:{sub}")).len() - mints_before;
+    assert_eq!(minted, statuses.len() - 1, "a refused rotation mints nothing");
+    // Another user is not held up by this one.
+    let other = s.session_token(&format!("u-{}", dexto_shared::ids::new_id("")), "o@example.com");
+    assert_eq!(s.call("POST", "/api/provision", &other, Some(json!({}))).status, 200);
+    assert_eq!(s.call("POST", "/api/openrouter-key/rotate", &other, None).status, 200);
+}

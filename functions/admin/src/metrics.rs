@@ -1,6 +1,7 @@
 //! `GET /admin/metrics?days=N` (1–90, default 7): settled requests, revenue,
 //! provider cost and margin by UTC day and by model, latency p50/p95 by model,
-//! and requests by upstream status — from the usage ledger; refused chat
+//! requests by upstream status, and charges capped at their hold
+//! (`settle_excess`) — from the usage ledger; refused chat
 //! requests (never billed) by day, status and error code from `error_counts`
 //! (written by the chat Worker, coalesced per isolate). Each refusal is also
 //! in the Analytics Engine dataset `dexto_requests` (blob4 = error code).
@@ -53,6 +54,21 @@ pub async fn show(req: &Request, env: &Env) -> AdminResult {
         &range,
     )
     .await?;
+    // Charges capped at their hold because the upstream reported more (the
+    // `settle.excess` log line): the excess is ours, never the user's. Those
+    // rows are `needs_review` priced from a report (a provisional charge is
+    // priced as an `estimate`); the excess is the marked-up report beyond the
+    // charge, rounded up like a charge.
+    let excess: Option<Value> = db::first(
+        &db,
+        "SELECT COUNT(*) AS requests,
+                COALESCE(SUM(MAX(0, (provider_cost_micros * COALESCE(markup_bps, 10000) + 9999) / 10000 - user_price_micros)), 0) AS excess
+         FROM usage_ledger WHERE created_at >= ?1 AND created_at < ?2
+           AND billing_status = 'needs_review' AND price_basis IN ('reported_cost', 'price_table')",
+        &range,
+    )
+    .await?;
+    let excess = excess.unwrap_or_default();
     // Refusals (never in the ledger): counted by the chat Worker per UTC day.
     let errors: Vec<Value> = db::all(
         &db,
@@ -89,6 +105,7 @@ pub async fn show(req: &Request, env: &Env) -> AdminResult {
             }), money(m))).collect::<Vec<_>>(),
             "by_upstream_status": by_status,
             "errors_by_code": errors,
+            "settle_excess": {"requests": excess["requests"].as_i64().unwrap_or(0), "excess_usd": Micros(excess["excess"].as_i64().unwrap_or(0)).as_json_usd()},
         }),
     )
 }

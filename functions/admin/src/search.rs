@@ -31,14 +31,16 @@ pub async fn users(req: &Request, env: &Env) -> AdminResult {
     }
     let null = || worker::wasm_bindgen::JsValue::NULL;
     let opt = |v: &Option<String>| v.as_deref().map_or_else(null, Into::into);
-    // Email: a prefix, case-insensitively (index users_email keeps it cheap for exact-case prefixes).
+    // Email: a prefix, case-insensitively (ASCII case, as SQLite's lower()).
+    // Compared by characters, not as a range up to some "largest" character:
+    // no printable bound sorts above every UTF-8 character that may follow.
     let email = get("email").map(|e| e.to_ascii_lowercase());
     let rows: Vec<Value> = db::all(
         &db::database(env)?,
         "SELECT u.id, u.email, u.status, u.created_at, COALESCE(b.balance_micros, 0) AS balance_micros
          FROM users u LEFT JOIN balances b ON b.user_id = u.id
          WHERE (?1 IS NULL OR u.id = ?1)
-           AND (?2 IS NULL OR lower(u.email) >= ?2 AND lower(u.email) < ?2 || '~')
+           AND (?2 IS NULL OR substr(lower(u.email), 1, length(?2)) = ?2)
            AND (?3 IS NULL OR u.status = ?3)
            AND (u.created_at < ?4 OR (u.created_at = ?4 AND u.id < ?5))
          ORDER BY u.created_at DESC, u.id DESC LIMIT ?6",

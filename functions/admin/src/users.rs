@@ -111,12 +111,13 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
 }
 
 /// `PUT /admin/users/{id}/caps` `{"scope", "key_id"?, "window", "limit_usd"}`:
-/// an operator sets (or, null, removes) a spend cap on the user or a key.
+/// an operator sets (or, null, removes) a spend cap on the user or a key. The
+/// user sees it (`set_by: "operator"`) but cannot change or remove it.
 pub async fn set_cap(req: &mut Request, env: &Env, ctx: &AuditCtx, id: &str) -> AdminResult {
     let body = json_body(req).await?;
     let change = dexto_shared::caps::parse_change(&body).map_err(GatewayError::BadRequest)?;
     ensure_user(env, id).await?;
-    let caps = dexto_shared::caps_api::apply(env, id, Some(change)).await?;
+    let caps = dexto_shared::caps_api::apply(env, id, dexto_shared::caps::Owner::Operator, Some(change)).await?;
     audit(env, ctx, "wallet.cap_set", id, json!({"change": body})).await?;
     ok(200, &json!({"caps": caps}))
 }
@@ -166,7 +167,7 @@ pub async fn set_status(req: &mut Request, env: &Env, ctx: &AuditCtx, id: &str) 
         _ => return Err(GatewayError::BadRequest("`status` must be `active` or `suspended`.".into())),
     };
     ensure_user(env, id).await?;
-    let change = StatusChange { user_id: id.into(), revoke_key_id: None, suspended: Some(status == "suspended"), frozen: None };
+    let change = StatusChange { user_id: id.into(), suspended: Some(status == "suspended"), ..StatusChange::default() };
     WalletClient::for_user(env, id)?.change_status(&change).await?;
     let sql = "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1";
     db::run_idempotent(&db::database(env)?, sql, &[id.into(), status.as_str().into(), db::ms(now_ms())]).await?;

@@ -12,6 +12,9 @@ use dexto_shared::url_query::redirect_allowed;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
+/// The dashboard's top-up page (dexto-dashboard), where Checkout returns.
+const BILLING_PAGE: &str = "/dashboard/settings/billing";
+
 pub enum Flavor {
     /// `POST /api/billing/checkout-session` `{"credits_usd", "return_url"?}` (CLI 1.6.25+).
     Cli,
@@ -29,15 +32,22 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
         return Err(GatewayError::BadRequest(format!("`credits_usd` must be one of the packs {PACKS_USD:?}.")));
     }
     // Our own origin (the dashboard is served here) and the configured ones.
+    let own = dexto_shared::url_query::origin(&req.inner().url());
     let mut origins = config.return_origins.clone();
-    origins.extend(dexto_shared::url_query::origin(&req.inner().url()));
+    origins.extend(own.clone());
+    // Unconfigured returns go to the dashboard's billing page on the origin
+    // that was called — in production the API's, locally `npm run dev`'s —
+    // which waits for the webhook and shows the credit.
+    let own = own.unwrap_or_default();
+    let success_default = config.success_url.clone().unwrap_or_else(|| format!("{own}{BILLING_PAGE}?session_id={{CHECKOUT_SESSION_ID}}"));
+    let cancel_default = config.cancel_url.clone().unwrap_or_else(|| format!("{own}{BILLING_PAGE}"));
     let url_field = |name: &str, default: &str| match body.get(name).and_then(Value::as_str) {
         Some(u) if redirect_allowed(u, &origins) => Ok(u.to_string()),
         Some(_) => Err(GatewayError::BadRequest(format!("`{name}` must be a URL on one of: {}.", config.return_origins.join(", ")))),
         None => Ok(default.to_string()),
     };
-    let success = url_field("return_url", &config.success_url)?;
-    let cancel = url_field("cancel_url", &config.cancel_url)?;
+    let success = url_field("return_url", &success_default)?;
+    let cancel = url_field("cancel_url", &cancel_default)?;
     if config.secret_key.is_empty() {
         return Err(GatewayError::Internal("STRIPE_SECRET_KEY not configured".into()));
     }

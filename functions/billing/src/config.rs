@@ -9,8 +9,10 @@ pub struct BillingConfig {
     pub webhook_secrets: Vec<String>,
     pub min_usd: i64,
     pub max_usd: i64,
-    pub success_url: String,
-    pub cancel_url: String,
+    /// Where Checkout returns without a client `return_url`/`cancel_url`
+    /// (None: this origin's dashboard billing page, see `checkout.rs`).
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
     /// Origins a client's `return_url` may point at (RETURN_URL_ORIGINS, exact).
     pub return_origins: Vec<String>,
     pub subscription_price: Option<String>,
@@ -34,8 +36,8 @@ impl BillingConfig {
             webhook_secrets: secret("STRIPE_WEBHOOK_SECRET").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
             min_usd: int("CHECKOUT_MIN_USD", 5),
             max_usd: int("CHECKOUT_MAX_USD", 500),
-            success_url: var("CHECKOUT_SUCCESS_URL").unwrap_or_else(|| "https://dexto.ai/billing/success".into()),
-            cancel_url: var("CHECKOUT_CANCEL_URL").unwrap_or_else(|| "https://dexto.ai/billing".into()),
+            success_url: var("CHECKOUT_SUCCESS_URL"),
+            cancel_url: var("CHECKOUT_CANCEL_URL"),
             return_origins: var("RETURN_URL_ORIGINS")
                 .unwrap_or_else(|| "https://dexto.ai,https://app.dexto.ai".into())
                 .split(',')

@@ -308,7 +308,7 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
 
 async fn set_frozen(env: &Env, user_id: &str, frozen: bool) -> Result<(), GatewayError> {
     WalletClient::for_user(env, user_id)?
-        .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: None, suspended: None, frozen: Some(frozen) })
+        .change_status(&StatusChange { user_id: user_id.into(), frozen: Some(frozen), ..StatusChange::default() })
         .await
 }
 

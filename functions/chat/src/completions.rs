@@ -14,6 +14,7 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::hold::Quote;
 use dexto_shared::http::{now_ms, rejected, ERROR_CODE_HEADER};
 use dexto_shared::ids::new_id;
+use dexto_shared::provider_routing::{bound_routing, PriceCeiling};
 use dexto_shared::wallet::{ExchangeRequest, ExchangeTerms};
 use dexto_shared::wallet_client::WalletClient;
 use worker::{Context, Env, Request, Response, Result};
@@ -61,12 +62,22 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
             return Err(GatewayError::Forbidden(format!("This API key may not use `{id}` (its allowed models are set on the key).")));
         }
         let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
-        models.push((info, allow.markup_for(&info.id, config.markup)));
+        models.push((info.clone(), allow.markup_for(&info.id, config.markup)));
     }
-    let quote = Quote::for_request(&chat, &models, config.output_floor).map_err(GatewayError::BadRequest)?;
+    // Provider routing may pick a dearer provider: bound it at the upstream
+    // (`provider.max_price`) and hold for that bound (provider_routing.rs).
+    let body = if chat.routing {
+        let ceiling = PriceCeiling::of(models.iter().map(|(m, _)| m));
+        models = models.into_iter().map(|(m, markup)| (ceiling.price(&m), markup)).collect();
+        bound_routing(&body, &ceiling)
+    } else {
+        body
+    };
+    let priced: Vec<(&ModelInfo, _)> = models.iter().map(|(m, markup)| (m, *markup)).collect();
+    let quote = Quote::for_request(&chat, &priced, config.output_floor).map_err(GatewayError::BadRequest)?;
     // A charge without a reported cost is priced at the priciest model the
     // upstream may serve (the one whose worst case sets the hold).
-    let (pricing_model, markup) = models[quote.priciest()];
+    let (pricing_model, markup) = priced[quote.priciest()];
     let client = ClientMeta::from_headers(req.headers());
     // Test hooks (DEXTO_TEST_HOOKS=1 only): an owner that dies, a clock moved on.
     let hooks = env.var("DEXTO_TEST_HOOKS").is_ok_and(|v| v.to_string() == "1");

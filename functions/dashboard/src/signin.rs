@@ -115,14 +115,8 @@ pub async fn magic_link(req: &mut Request, env: &Env) -> PageResult {
 /// is not configured does not limit).
 async fn throttle_magic_link(req: &Request, env: &Env, email: &str) -> Result<(), PageError> {
     let ip = req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_else(|| "unknown".into());
-    for (binding, key) in [("MAGIC_LINK_PER_IP", format!("ip:{ip}")), ("MAGIC_LINK_PER_EMAIL", format!("email:{}", email.to_ascii_lowercase()))] {
-        let Ok(limiter) = env.rate_limiter(binding) else { continue };
-        if !limiter.limit(key).await?.success {
-            dexto_shared::log::event("dashboard.magic_link_throttled", serde_json::json!({"limit": binding}));
-            return Err(GatewayError::RateLimited { retry_after_secs: 60 }.into());
-        }
-    }
-    Ok(())
+    let limits = [("MAGIC_LINK_PER_IP", format!("ip:{ip}")), ("MAGIC_LINK_PER_EMAIL", format!("email:{}", email.to_ascii_lowercase()))];
+    Ok(dexto_shared::throttle::check(env, "dashboard.magic_link", &limits).await?)
 }
 
 /// `GET /dashboard/auth/callback?code=…`

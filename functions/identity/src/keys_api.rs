@@ -163,32 +163,21 @@ pub async fn delete(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
 }
 
 /// `POST /api/keys/{id}/rotate` (session, the dashboard): replaces that key
-/// with a new secret carrying the same name, scopes, settings (expiry,
-/// models, rate limit) and spend caps, then revokes it; the new secret is
-/// returned once. The replacement is complete before the old key stops, so a
-/// failure half-way leaves the user a working key (at worst two). A cap's
-/// spending starts again with the new key; the user's own caps are untouched.
+/// (see `rotate_key`); the new secret is returned once.
 pub async fn rotate_one(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
     let user = principal::session(req, env).await?;
     let old = keystore::find_owned(env, &user.id, key_id).await?.filter(|k| k.status == "active").ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
-    let issued = keystore::issue(env, &user.id, &old.name, &old.scope_list()).await?;
-    let settings = KeySettings {
-        name: None,
-        expires_at: old.expires_at.map(Some),
-        allowed_models: old.allowed_models.as_deref().map(|m| models_from_storage(Some(m))),
-        rate_limit_per_minute: old.rate_limit_per_minute.map(|r| Some(r as u32)),
-    };
-    keystore::update(env, &user.id, &issued.id, &settings).await?;
-    let caps = dexto_shared::caps_api::apply(env, &user.id, None).await?;
-    for cap in caps.as_array().into_iter().flatten().filter(|c| c["scope"] == "key" && c["key_id"] == old.id.as_str()) {
-        let change = json!({"scope": "key", "key_id": issued.id, "window": cap["window"], "limit_usd": cap["limit_usd"]});
-        let change = dexto_shared::caps::parse_change(&change).map_err(GatewayError::Internal)?;
-        dexto_shared::caps_api::apply(env, &user.id, Some(change)).await?;
-    }
-    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": "rotate", "replaces": old.id})).await?;
-    keystore::revoke(env, &user.id, &old.id).await?;
-    security_event(req, env, &user.id, "key.revoke", &old.id, json!({"name": old.name, "via": "rotate", "replaced_by": issued.id})).await?;
+    let issued = rotate_key(req, env, &user.id, &old).await?;
     ok_json(200, &json!({"success": true, "data": {"id": issued.id, "fullKey": issued.key.expose(), "name": issued.name, "keyDisplay": issued.display, "replaces": old.id}}))
+}
+
+/// Every rotation goes through here: `keystore::rotate` (same name, scopes,
+/// settings, caps and counted spending; one replacement per key), audited.
+async fn rotate_key(req: &Request, env: &Env, user_id: &str, old: &KeyRow) -> Result<IssuedKey, GatewayError> {
+    let issued = keystore::rotate(env, user_id, old).await?;
+    security_event(req, env, user_id, "key.create", &issued.id, json!({"name": issued.name, "via": "rotate", "replaces": old.id})).await?;
+    security_event(req, env, user_id, "key.revoke", &old.id, json!({"name": old.name, "via": "rotate", "replaced_by": issued.id})).await?;
+    Ok(issued)
 }
 
 /// `GET /keys/validate`, `/api/keys/validate` (API key): `{"valid": bool}`.
@@ -202,26 +191,26 @@ pub async fn validate(req: &mut Request, env: &Env) -> ApiResult {
     ok_json(200, &json!({"valid": valid}))
 }
 
-/// `POST /keys/rotate`, `/api/keys/rotate` (session or API key): revoke and
-/// replace. With a key: that key, keeping its name and scopes. With a session:
-/// every active key, replaced by one default key.
+/// `POST /keys/rotate`, `/api/keys/rotate` (session or API key): replace one
+/// key and return its successor once. With a key: that key. With a session:
+/// the CLI's key (the newest active "Dexto CLI Key", else the newest active
+/// key); a user with no active key gets a new default key. Either way the
+/// replacement keeps every restriction of the key it replaces (`rotate_key`).
 pub async fn rotate(req: &mut Request, env: &Env) -> ApiResult {
     let principal = principal::session_or_key(req, env).await?;
     let user_id = principal.user_id().to_string();
     let keys = active(keystore::list(env, &user_id).await?);
-    let (retire, name, scopes): (Vec<&KeyRow>, String, Vec<String>) = match &principal {
-        Principal::Key(caller) => {
-            let own = keys.iter().find(|k| k.id == caller.key_id).ok_or(GatewayError::InvalidAuth)?;
-            (vec![own], own.name.clone(), own.scope_list().iter().map(|s| s.to_string()).collect())
-        }
-        Principal::Session(_) => (keys.iter().collect(), DEFAULT_NAME.into(), vec!["gateway:use".into()]),
+    let target = match &principal {
+        Principal::Key(caller) => Some(keys.iter().find(|k| k.id == caller.key_id).ok_or(GatewayError::InvalidAuth)?),
+        Principal::Session(_) => keys.iter().find(|k| k.name == DEFAULT_NAME).or_else(|| keys.first()),
     };
-    for k in retire {
-        keystore::revoke(env, &user_id, &k.id).await?;
-        security_event(req, env, &user_id, "key.revoke", &k.id, json!({"name": k.name, "via": "rotate"})).await?;
-    }
-    let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let issued = keystore::issue(env, &user_id, &name, &scope_refs).await?;
-    security_event(req, env, &user_id, "key.create", &issued.id, json!({"name": issued.name, "via": "rotate"})).await?;
+    let issued = match target {
+        Some(old) => rotate_key(req, env, &user_id, old).await?,
+        None => {
+            let issued = keystore::issue(env, &user_id, DEFAULT_NAME, GATEWAY_SCOPES).await?;
+            security_event(req, env, &user_id, "key.create", &issued.id, json!({"name": issued.name, "via": "rotate"})).await?;
+            issued
+        }
+    };
     ok_json(200, &json!({"success": true, "dextoApiKey": issued.key.expose(), "keyId": issued.id}))
 }

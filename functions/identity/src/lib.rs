@@ -36,7 +36,8 @@ async fn caps(req: &mut Request, env: &Env, set: bool) -> ApiResult {
     } else {
         None
     };
-    let caps = dexto_shared::caps_api::apply(env, &user.id, change.clone()).await?;
+    // A user changes only their own caps; an operator's stay as they are.
+    let caps = dexto_shared::caps_api::apply(env, &user.id, dexto_shared::caps::Owner::User, change.clone()).await?;
     if let Some((scope, window, limit)) = change {
         let detail = serde_json::json!({"scope": scope, "window": window, "limit_micros": limit.map(|l| l.0)});
         security_event(req, env, &user.id, "caps.set", &user.id, detail).await?;
@@ -78,8 +79,13 @@ async fn own_audit(req: &mut Request, env: &Env) -> ApiResult {
     dexto_shared::http::ok_json(200, &page)
 }
 
+/// Each rotation makes three calls with the shared management key, whose
+/// rate limit every user's provisioning depends on: throttled per user and
+/// overall (`UPSTREAM_ROTATE_PER_USER`, `UPSTREAM_ROTATE_GLOBAL`).
 async fn rotate_upstream(req: &mut Request, env: &Env) -> ApiResult {
     let user = principal::session(req, env).await?;
+    let limits = [("UPSTREAM_ROTATE_PER_USER", format!("user:{}", user.id)), ("UPSTREAM_ROTATE_GLOBAL", "all".to_string())];
+    dexto_shared::throttle::check(env, "upstream_key.rotate", &limits).await?;
     dexto_shared::openrouter_keys::rotate(env, &user.id).await?;
     dexto_shared::http::ok_json(200, &serde_json::json!({"success": true}))
 }

@@ -1,7 +1,10 @@
 //! Daily spend by model over a window of days, as an inline SVG (stacked
 //! bars, one colour per model, the rest as "other") plus a legend. Drawn on
-//! the server: no chart library, no script, and readable by screen readers
-//! (each segment has a `<title>`; the page also has the rows as a table).
+//! the server: no chart library, no script. Readable without hovering: the
+//! date axis is labelled (every few days and the last), the value axis shows
+//! its top and zero; and by screen readers: each day's bar is a group whose
+//! `<title>` says the date and its total, each segment has its own `<title>`
+//! (the page also has the rows as a table).
 //! Colours are SVG attributes and stylesheet classes (`.s0`…`.s5` in the
 //! dashboard's CSS, same order), never inline `style`: the CSP forbids it.
 
@@ -13,7 +16,14 @@ use std::collections::BTreeMap;
 const SERIES: usize = 5;
 const COLOURS: [&str; SERIES + 1] = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#6b7280"];
 const WIDTH: i64 = 600;
-const HEIGHT: i64 = 160;
+/// The plot area: left of it the value labels, under it the date labels.
+const LEFT: i64 = 64;
+const TOP: i64 = 8;
+const PLOT_HEIGHT: i64 = 150;
+const BASELINE: i64 = TOP + PLOT_HEIGHT;
+const HEIGHT: i64 = BASELINE + 22;
+/// At most this many date labels, so they never overlap.
+const DATE_LABELS: usize = 7;
 
 pub struct DaySpend {
     /// `YYYY-MM-DD`
@@ -40,31 +50,57 @@ pub fn render(days: &[String], rows: &[DaySpend]) -> String {
         }
     }
     let max = stacks.iter().map(|s| s.iter().sum::<i64>()).max().unwrap_or(0).max(1);
-    let slot = WIDTH / (days.len().max(1) as i64);
+    let slot = (WIDTH - LEFT) / (days.len().max(1) as i64);
     let bar = (slot - 2).max(1);
     let mut svg = format!(
         r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title"><title id="chart-title">Daily spend by model, {} to {}</title>"#,
         esc(days.first().map_or("", String::as_str)),
         esc(days.last().map_or("", String::as_str))
     );
+    // Value axis: its top (the largest day) and zero, with the baseline.
+    svg.push_str(&format!(
+        r##"<g class="axis" fill="#6b7280" font-size="11"><text x="{}" y="{}" text-anchor="end">{}</text><text x="{}" y="{BASELINE}" text-anchor="end">$0</text><line x1="{LEFT}" y1="{BASELINE}" x2="{WIDTH}" y2="{BASELINE}" stroke="#d1d5db"/></g>"##,
+        LEFT - 6,
+        TOP + 10,
+        usd(Micros(max)),
+        LEFT - 6,
+    ));
+    // Date axis: every `step`-th day from the first, and always the last
+    // (whose label replaces a regular one too close to it).
+    let step = days.len().div_ceil(DATE_LABELS).max(1);
+    let labelled = |d: usize| d + 1 == days.len() || (d.is_multiple_of(step) && days.len() - 1 - d >= step.div_ceil(2));
+    let mut dates = String::from(r##"<g class="axis" fill="#6b7280" font-size="11" text-anchor="middle">"##);
+    for (d, day) in days.iter().enumerate() {
+        if labelled(d) {
+            dates.push_str(&format!(r#"<text x="{}" y="{}">{}</text>"#, LEFT + d as i64 * slot + bar / 2, HEIGHT - 4, esc(short_date(day))));
+        }
+    }
+    dates.push_str("</g>");
+    svg.push_str(&dates);
     for (d, stack) in stacks.iter().enumerate() {
-        let mut y = HEIGHT;
+        let total: i64 = stack.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        svg.push_str(&format!(r#"<g class="day"><title>{}: {} in all</title>"#, esc(&days[d]), usd(Micros(total))));
+        let mut y = BASELINE;
         for (s, &cost) in stack.iter().enumerate() {
             if cost == 0 {
                 continue;
             }
-            let h = (cost * HEIGHT / max).max(1);
+            let h = (cost * PLOT_HEIGHT / max).max(1);
             y -= h;
             let label = if s < SERIES { named[s] } else { "other models" };
             svg.push_str(&format!(
                 r#"<rect class="bar" x="{}" y="{y}" width="{bar}" height="{h}" fill="{}"><title>{}: {} {}</title></rect>"#,
-                d as i64 * slot,
+                LEFT + d as i64 * slot,
                 COLOURS[s],
                 esc(&days[d]),
                 esc(label),
                 usd(Micros(cost))
             ));
         }
+        svg.push_str("</g>");
     }
     svg.push_str("</svg>");
     let mut legend = String::from(r#"<ul class="legend">"#);
@@ -77,6 +113,11 @@ pub fn render(days: &[String], rows: &[DaySpend]) -> String {
     }
     legend.push_str("</ul>");
     format!("{svg}{legend}")
+}
+
+/// `2026-11-03` → `11-03`: the year is in the chart's title.
+fn short_date(day: &str) -> &str {
+    day.get(5..).unwrap_or(day)
 }
 
 #[cfg(test)]
@@ -92,8 +133,23 @@ mod tests {
         let days: Vec<String> = ["2026-11-01", "2026-11-02", "2026-11-03"].map(String::from).to_vec();
         let out = render(&days, &[row("2026-11-01", "a/x", 500), row("2026-11-01", "b/y", 500), row("2026-11-03", "a/x", 250)]);
         assert_eq!(out.matches(r#"class="bar""#).count(), 3);
-        assert!(out.contains(r#"y="80" width="198" height="80""#), "{out}");
+        // Plot 150 high from y=8: two halves of the tallest day, 75 each.
+        assert!(out.contains(r#"x="64" y="83" width="176" height="75""#), "{out}");
+        assert!(out.contains(r#"x="64" y="8" width="176" height="75""#), "{out}");
         assert!(out.contains("a/x — $0.00075") && out.contains("b/y — $0.0005"));
+    }
+
+    #[test]
+    fn the_axes_are_labelled_and_each_bar_says_its_date_and_total() {
+        let days: Vec<String> = (1..=30).map(|d| format!("2026-11-{d:02}")).collect();
+        let out = render(&days, &[row("2026-11-02", "a/x", 1_000_000), row("2026-11-02", "b/y", 500_000), row("2026-11-30", "a/x", 250_000)]);
+        assert!(out.contains("<title>2026-11-02: $1.50 in all</title>"), "{out}");
+        assert!(out.contains("<title>2026-11-30: $0.25 in all</title>"));
+        assert!(out.contains(">$1.50</text>") && out.contains(">$0</text>"), "the value axis shows its top and zero");
+        let labels: Vec<&str> = out.match_indices(r#"<text x=""#).map(|(i, _)| &out[i..]).filter_map(|t| t.split('>').nth(1)?.strip_suffix("</text")).collect();
+        assert!(labels.contains(&"11-01") && labels.contains(&"11-30"), "first and last day: {labels:?}");
+        let dates = labels.iter().filter(|l| l.starts_with("11-")).count();
+        assert!((5..=8).contains(&dates), "a date every few days, never crowded: {labels:?}");
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub async fn update(env: &Env, user_id: &str, key_id: &str, change: &KeySettings
 /// Revokes a key: wallet first (immediate effect), then D1.
 pub async fn revoke(env: &Env, user_id: &str, key_id: &str) -> Result<(), GatewayError> {
     WalletClient::for_user(env, user_id)?
-        .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: Some(key_id.into()), suspended: None, frozen: None })
+        .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: Some(key_id.into()), ..StatusChange::default() })
         .await?;
     env.d1("DB")
         .map_err(internal)?
@@ -165,4 +165,57 @@ pub async fn revoke(env: &Env, user_id: &str, key_id: &str) -> Result<(), Gatewa
         .await
         .map_err(internal)?;
     Ok(())
+}
+
+/// The one way a key is rotated, whoever asks (the key itself, a session, the
+/// dashboard): the replacement has exactly the old key's name, scopes, expiry,
+/// allowed models and rate limit, its spend caps and the spending counted
+/// against them — a key can never widen its own rights by rotating. At most
+/// one replacement per key: a second or concurrent rotation of the same key
+/// is a 409, never a second secret.
+///
+/// Order, so that no failure leaves a key with fewer restrictions:
+/// 1. the wallet object copies the key's caps and spending to the new id and
+///    refuses the old key from now on (idempotent: a retry copies nothing twice);
+/// 2. one D1 batch inserts the replacement (settings copied by the database
+///    from the old row, only while it is active) and revokes the old key.
+///
+/// If (2) fails, the old key is refused by the wallet but still valid in D1,
+/// so the same caller can retry the rotation with it.
+pub async fn rotate(env: &Env, user_id: &str, old: &KeyRow) -> Result<IssuedKey, GatewayError> {
+    let key = ApiKey::generate();
+    let (prefix, last4) = key.display_parts();
+    let id = new_id("key_");
+    WalletClient::for_user(env, user_id)?
+        .change_status(&StatusChange {
+            user_id: user_id.into(),
+            revoke_key_id: Some(old.id.clone()),
+            replaced_by: Some(id.clone()),
+            ..StatusChange::default()
+        })
+        .await?;
+    let db = env.d1("DB").map_err(internal)?;
+    let now = now_ms() as f64;
+    let insert = db
+        .prepare(
+            "INSERT INTO api_keys (id, user_id, key_hash, key_prefix, key_last4, name, scopes, status, created_at,
+                                   expires_at, allowed_models, rate_limit_per_minute, replaces)
+             SELECT ?1, user_id, ?3, ?4, ?5, name, scopes, 'active', ?6, expires_at, allowed_models, rate_limit_per_minute, id
+             FROM api_keys WHERE id = ?7 AND user_id = ?2 AND status = 'active'
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&[id.as_str().into(), user_id.into(), key.hash_hex().into(), prefix.as_str().into(), last4.as_str().into(), now.into(), old.id.as_str().into()])
+        .map_err(internal)?;
+    let retire = db
+        .prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ?3, replaced_by = ?4 WHERE id = ?1 AND user_id = ?2 AND status = 'active'")
+        .bind(&[old.id.as_str().into(), user_id.into(), now.into(), id.as_str().into()])
+        .map_err(internal)?;
+    let results = db.batch(vec![insert, retire]).await.map_err(internal)?;
+    let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+    if inserted == 0 {
+        return Err(GatewayError::Conflict(
+            "This key has already been rotated (or revoked): use the key that replaced it, or create a new key in the dashboard.".into(),
+        ));
+    }
+    Ok(IssuedKey { id, key, name: old.name.clone(), display: display_form(&prefix, &last4), scopes: old.scope_list().iter().map(|s| s.to_string()).collect() })
 }

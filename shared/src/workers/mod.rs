@@ -13,4 +13,5 @@ pub mod keystore;
 pub mod log;
 pub mod openrouter_keys;
 pub mod session;
+pub mod throttle;
 pub mod wallet_client;

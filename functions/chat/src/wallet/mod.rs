@@ -268,7 +268,7 @@ impl WalletDO {
     async fn caps(&self, req: CapChange) -> Result<Response> {
         self.ensure_wallet(&req.user_id).await?;
         if let Some((scope, window, limit)) = &req.change {
-            self.store.set_cap(scope, *window, *limit)?;
+            self.store.set_cap(req.owner, scope, *window, *limit)?;
         }
         reply(&self.store.cap_uses(self.store.caps(None)?, req.now_ms)?)
     }
@@ -276,6 +276,11 @@ impl WalletDO {
     async fn change_status(&self, req: StatusChange) -> Result<Response> {
         self.ensure_wallet(&req.user_id).await?;
         if let Some(key_id) = &req.revoke_key_id {
+            // One turn: the replacement is bound by the old key's caps before
+            // the old key stops.
+            if let Some(new_key) = &req.replaced_by {
+                self.store.carry_key_over(key_id, new_key)?;
+            }
             self.store.revoke_key(key_id)?;
         }
         self.store.set_flags(req.suspended, req.frozen)?;

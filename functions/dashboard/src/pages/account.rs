@@ -45,16 +45,19 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         .flatten()
         .map(|c| {
             format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&format!("{}{}", c["scope"].as_str().unwrap_or(""), c["key_id"].as_str().map(|k| format!(" {k}")).unwrap_or_default())),
                 esc(c["window"].as_str().unwrap_or("")),
                 show_usd(&c["limit_usd"]),
                 show_usd(&c["spent_usd"]),
                 esc(c["resets_at"].as_str().unwrap_or("never")),
+                // An operator's cap is shown, never offered for change: the
+                // form below sets only the user's own caps.
+                if c["set_by"] == "operator" { "Dexto (read-only)" } else { "you" },
             )
         })
         .collect();
-    let caps_html = layout::table("caps", &["Scope", "Window", "Cap", "Spent", "Resets"], &cap_rows, "No spend caps set.");
+    let caps_html = layout::table("caps", &["Scope", "Window", "Cap", "Spent", "Resets", "Set by"], &cap_rows, "No spend caps set.");
     let event_rows: String = events["data"]
         .as_array()
         .into_iter()

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+mod routing;
 mod stream;
+use routing::Route;
 use stream::run_stream;
 
 const DEFAULT_COMPLETION_TOKENS: u64 = 8;
@@ -40,6 +42,8 @@ struct Plan {
     completion_tokens: u64,
     finish_reason: &'static str,
     faults: Faults,
+    /// The provider routing chose and its price multiple.
+    route: Route,
 }
 
 struct Costs {
@@ -102,8 +106,8 @@ struct Chunk<'a> {
 
 impl Plan {
     fn costs(&self, completion_tokens: u64) -> Costs {
-        let prompt = self.model.prompt_price().times(self.prompt_tokens);
-        let completion = self.model.completion_price().times(completion_tokens);
+        let prompt = self.model.prompt_price().times(self.prompt_tokens).times(self.route.factor);
+        let completion = self.model.completion_price().times(completion_tokens).times(self.route.factor);
         let upstream = prompt + completion;
         let charged = if self.faults.byok {
             upstream.ratio(5, 100)
@@ -158,7 +162,7 @@ impl Plan {
             object: "chat.completion.chunk",
             created: self.created,
             model: self.model.id,
-            provider: "Mock",
+            provider: self.route.provider,
             error,
             choices,
             usage,
@@ -185,7 +189,7 @@ impl Plan {
             id: self.id.clone(),
             model: self.model.id.to_string(),
             created_at: iso8601(self.started_ms),
-            provider_name: "Mock",
+            provider_name: self.route.provider,
             origin: String::new(),
             streamed,
             cancelled,
@@ -304,6 +308,10 @@ pub async fn completions(
         Ok(m) => m,
         Err(resp) => return resp,
     };
+    let route = match routing::route(&req, model) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
 
     let prompt_bytes: usize = texts.iter().map(|t| t.len()).sum();
     let wanted = faults.tokens.unwrap_or(DEFAULT_COMPLETION_TOKENS);
@@ -321,6 +329,7 @@ pub async fn completions(
         completion_tokens,
         finish_reason,
         faults,
+        route,
     };
 
     if req.get("stream").and_then(Value::as_bool).unwrap_or(false) {
@@ -357,7 +366,7 @@ pub async fn completions(
         object: "chat.completion",
         created: plan.created,
         model: plan.model.id,
-        provider: "Mock",
+        provider: plan.route.provider,
         system_fingerprint: "fp_mock",
         choices: json!([{
             "index": 0,

@@ -2,42 +2,78 @@
 //! and UTC window), in the wallet's storage. See shared/src/caps.rs.
 
 use super::{int, Store};
-use dexto_shared::caps::{Cap, CapUse, Scope, Window};
+use dexto_shared::caps::{Cap, CapUse, Owner, Scope, Window};
 use dexto_shared::money::Micros;
 use serde::Deserialize;
 use worker::Result;
 
+/// Each owner's caps live in their own table (same shape), so a change by
+/// one owner can never touch the other's.
+fn table(owner: Owner) -> &'static str {
+    match owner {
+        Owner::User => "caps",
+        Owner::Operator => "operator_caps",
+    }
+}
+
 impl Store {
-    pub fn set_cap(&self, scope: &Scope, window: Window, limit: Option<Micros>) -> Result<()> {
+    pub fn set_cap(&self, owner: Owner, scope: &Scope, window: Window, limit: Option<Micros>) -> Result<()> {
+        let table = table(owner);
         match limit {
             Some(l) => self.sql.exec(
-                "INSERT OR REPLACE INTO caps (scope, window, limit_micros) VALUES (?, ?, ?)",
+                &format!("INSERT OR REPLACE INTO {table} (scope, window, limit_micros) VALUES (?, ?, ?)"),
                 vec![scope.as_storage().into(), window.as_str().into(), int(l.0)],
             )?,
-            None => self.sql.exec("DELETE FROM caps WHERE scope = ? AND window = ?", vec![scope.as_storage().into(), window.as_str().into()])?,
+            None => self.sql.exec(&format!("DELETE FROM {table} WHERE scope = ? AND window = ?"), vec![scope.as_storage().into(), window.as_str().into()])?,
         };
         Ok(())
     }
 
-    /// The caps on the user and, when given, on one key (None: every cap).
+    /// The caps on the user and, when given, on one key (None: every cap), of
+    /// both owners.
     pub fn caps(&self, key_id: Option<&str>) -> Result<Vec<Cap>> {
         #[derive(Deserialize)]
         struct Row {
             scope: String,
             window: String,
             limit_micros: i64,
+            owner: String,
         }
+        let all = "SELECT scope, window, limit_micros, 'user' AS owner FROM caps
+                   UNION ALL SELECT scope, window, limit_micros, 'operator' AS owner FROM operator_caps";
         let rows: Vec<Row> = match key_id {
             Some(k) => self
                 .sql
-                .exec("SELECT scope, window, limit_micros FROM caps WHERE scope IN ('user', ?)", vec![format!("key:{k}").into()])?
+                .exec(&format!("SELECT * FROM ({all}) WHERE scope IN ('user', ?)"), vec![format!("key:{k}").into()])?
                 .to_array()?,
-            None => self.sql.exec("SELECT scope, window, limit_micros FROM caps ORDER BY scope, window", None)?.to_array()?,
+            None => self.sql.exec(&format!("SELECT * FROM ({all}) ORDER BY scope, window, owner"), None)?.to_array()?,
         };
         Ok(rows
             .into_iter()
-            .filter_map(|r| Some(Cap { scope: Scope::from_storage(&r.scope)?, window: Window::parse(&r.window)?, limit: Micros(r.limit_micros) }))
+            .filter_map(|r| {
+                let owner = if r.owner == "operator" { Owner::Operator } else { Owner::User };
+                Some(Cap { scope: Scope::from_storage(&r.scope)?, window: Window::parse(&r.window)?, limit: Micros(r.limit_micros), owner })
+            })
             .collect())
+    }
+
+    /// A rotation: the replacement key inherits the old key's caps (of both
+    /// owners) and the spending counted against them, so rotating neither
+    /// lifts a cap nor restarts its count. Idempotent: what is already there
+    /// is kept, so a repeated rotation request copies nothing twice.
+    pub fn carry_key_over(&self, old_key: &str, new_key: &str) -> Result<()> {
+        let (old, new) = (format!("key:{old_key}"), format!("key:{new_key}"));
+        for table in [table(Owner::User), table(Owner::Operator)] {
+            self.sql.exec(
+                &format!("INSERT OR IGNORE INTO {table} (scope, window, limit_micros) SELECT ?, window, limit_micros FROM {table} WHERE scope = ?"),
+                vec![new.as_str().into(), old.as_str().into()],
+            )?;
+        }
+        self.sql.exec(
+            "INSERT OR IGNORE INTO spend (scope, window, window_start, micros) SELECT ?, window, window_start, micros FROM spend WHERE scope = ?",
+            vec![new.as_str().into(), old.as_str().into()],
+        )?;
+        Ok(())
     }
 
     /// Each cap with its window's settled spending and the open holds it covers.

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS key_use (key_id TEXT PRIMARY KEY, used_at INTEGER NOT
 -- Spend caps (scope `user` or `key:<id>`; window daily | monthly | lifetime)
 -- and settled spending per scope and window (window_start: UTC ms).
 CREATE TABLE IF NOT EXISTS caps (scope TEXT NOT NULL, window TEXT NOT NULL, limit_micros INTEGER NOT NULL, PRIMARY KEY (scope, window));
+-- Caps an operator set (same shape): only the admin API changes these.
+CREATE TABLE IF NOT EXISTS operator_caps (scope TEXT NOT NULL, window TEXT NOT NULL, limit_micros INTEGER NOT NULL, PRIMARY KEY (scope, window));
 CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, window TEXT NOT NULL, window_start INTEGER NOT NULL, micros INTEGER NOT NULL, PRIMARY KEY (scope, window, window_start));
 -- Background steps that failed: how often in a row, and when to try again.
 CREATE TABLE IF NOT EXISTS retries (step TEXT PRIMARY KEY, failures INTEGER NOT NULL, next_at INTEGER NOT NULL);
