@@ -119,13 +119,13 @@ fn a_key_is_replaced_once_however_often_rotation_is_asked() {
         assert!(*status == 409 || *status == 404, "a losing rotation is refused, not a second key: {status} {body}");
     }
     let all = keys(s, &session);
-    let active: Vec<&Value> = all.iter().filter(|k| k["isActive"] == true).collect();
+    let active: Vec<&Value> = all.iter().filter(|k| k["isActive"] == true && k["name"] == "twice").collect();
     assert_eq!(active.len(), 1, "no orphan replacement: {all:?}");
     assert_eq!(active[0]["id"], winners[0]["data"]["id"]);
     let again = s.call("POST", &format!("/api/keys/{old_id}/rotate"), &session, None);
     assert_eq!(again.status, 404, "a rotated key is gone: {}", again.body);
     let created_rows = s.d1_until(
-        &format!("SELECT COUNT(*) AS n FROM api_keys WHERE user_id = '{sub}'"),
+        &format!("SELECT COUNT(*) AS n FROM api_keys WHERE user_id = '{sub}' AND name = 'twice'"),
         |rows| !rows.is_empty(),
     );
     assert_eq!(created_rows[0]["n"], 2, "the old key and exactly one replacement exist in D1");
