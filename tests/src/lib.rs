@@ -12,7 +12,7 @@ mod stack;
 pub mod stripe_fixtures;
 
 pub use client::{HttpResponse, SseReader};
-pub use stack::{spawn_guarded, stack, start, Stack, TestUser};
+pub use stack::{spawn_guarded, stack, start, wait_for_ready, Stack, TestUser};
 
 /// A marker unique to one test, to put in prompts and find its upstream calls.
 pub fn marker(name: &str) -> String {

@@ -113,7 +113,7 @@ pub fn spawn_guarded(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Child {
 
 /// Reads wrangler's output until "Ready on http://…", teeing everything to
 /// RUN_DIR/wrangler.log (which tests also read to check what was logged).
-fn wait_for_ready(child: &mut Child, run_dir: &std::path::Path) -> String {
+pub fn wait_for_ready(child: &mut Child, run_dir: &std::path::Path) -> String {
     let log_path = run_dir.join("wrangler.log");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {

@@ -1,0 +1,78 @@
+//! Added latency: the same request sent in turn to each target and directly to
+//! the mock, one keep-alive connection per endpoint, the order rotated every
+//! round so that machine noise and position hit every endpoint alike. "Added"
+//! is a target's percentile minus the mock's.
+
+use crate::{ms, percentile};
+use crate::targets::Target;
+use std::io::{BufRead, BufReader, Read};
+use std::time::{Duration, Instant};
+
+/// Added p50 and p99, in milliseconds.
+pub struct Added {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// Total time for a non-stream call, or time to the first `data:` line for a
+/// stream; plus the gateway's own `Server-Timing: hold;dur=` (ms) when present.
+fn timed(agent: &ureq::Agent, url: &str, auth: &str, body: &str, stream: bool) -> (Duration, Option<f64>) {
+    let started = Instant::now();
+    let resp = agent.post(url).header("Authorization", auth).header("Content-Type", "application/json").send(body).expect("request");
+    assert_eq!(resp.status().as_u16(), 200, "bench request to {url} failed");
+    let hold = resp
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').find_map(|m| m.trim().strip_prefix("hold;dur=")).and_then(|d| d.parse().ok()));
+    let mut reader = BufReader::new(resp.into_body().into_reader());
+    if stream {
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.starts_with("data:") {
+            line.clear();
+        }
+        let first = started.elapsed();
+        std::io::copy(&mut reader, &mut std::io::sink()).ok();
+        (first, hold)
+    } else {
+        let mut sink = Vec::new();
+        reader.read_to_end(&mut sink).ok();
+        (started.elapsed(), hold)
+    }
+}
+
+/// `n` rounds (after 20 unmeasured) of `body` to every target and to the mock
+/// (`mock_url`, `mock_auth`); prints each target's figures and returns its added latency.
+pub fn run(agent: &ureq::Agent, label: &str, targets: &[&Target], (mock_url, mock_auth): (&str, &str), body: &str, n: usize, stream: bool) -> Vec<Added> {
+    let endpoints: Vec<(&str, &str)> = targets.iter().map(|t| (t.url.as_str(), t.auth.as_str())).chain([(mock_url, mock_auth)]).collect();
+    let mut samples = vec![Vec::with_capacity(n); endpoints.len()];
+    let mut holds = vec![Vec::new(); endpoints.len()];
+    for round in 0..20 + n {
+        for k in 0..endpoints.len() {
+            let i = (round + k) % endpoints.len();
+            let (url, auth) = endpoints[i];
+            let (took, hold) = timed(agent, url, auth, body, stream);
+            if round >= 20 {
+                samples[i].push(took);
+                holds[i].extend(hold.map(|h| Duration::from_secs_f64(h / 1000.0)));
+            }
+        }
+    }
+    let mut direct = samples.pop().expect("the mock's samples");
+    let (d50, d99) = (ms(percentile(&mut direct, 0.5)), ms(percentile(&mut direct, 0.99)));
+    let mut added = Vec::new();
+    for ((target, times), holds) in targets.iter().zip(&mut samples).zip(&mut holds) {
+        let (p50, p99) = (ms(percentile(times, 0.5)), ms(percentile(times, 0.99)));
+        println!(
+            "{label:<28} {:<8} p50 {p50:>7.2} ms  p99 {p99:>7.2} ms | mock p50 {d50:>6.2} ms  p99 {d99:>6.2} ms | added p50 {:>6.2} ms  p99 {:>6.2} ms",
+            target.name,
+            p50 - d50,
+            p99 - d99
+        );
+        if !holds.is_empty() {
+            println!("{:<28} {:<8} auth+validate+hold (Server-Timing) p50 {:>6.2} ms  p99 {:>6.2} ms", "", target.name, ms(percentile(holds, 0.5)), ms(percentile(holds, 0.99)));
+        }
+        added.push(Added { p50: p50 - d50, p99: p99 - d99 });
+    }
+    added
+}
