@@ -151,6 +151,8 @@ mod tests {
             images: 0,
             limit_fields: (max_output.is_some(), false),
             fallbacks: vec![],
+            prints: None,
+            cache_writes: false,
         }
     }
 

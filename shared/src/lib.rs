@@ -25,6 +25,7 @@ pub mod model_list;
 pub mod retry;
 pub mod money;
 pub mod negative_cache;
+pub mod prompt_prefix;
 pub mod routes;
 pub mod sealing;
 pub mod secret;
