@@ -23,7 +23,7 @@ fn tool(i: usize, name: &str) -> Value {
         "{name}: one of the agent's built-in tools. Use it when the task needs it and prefer it over shell equivalents. \
          It runs inside the working directory unless told otherwise, asks for approval outside it, and reports errors \
          as text the agent can act on. Keep calls small and precise; read before you write; never guess paths. {}",
-        "Results longer than the output limit are truncated with a note saying how to read the rest. ".repeat(5 + i % 3)
+        "Results longer than the output limit are truncated with a note saying how to read the rest. ".repeat(6 + i % 3)
     );
     let property = |what: &str| json!({"type": "string", "description": format!("The {what} for {name}. Relative paths resolve against the working directory; absolute paths are used as given, subject to approval.")});
     json!({"type": "function", "function": {"name": name, "description": description, "parameters": {
@@ -37,7 +37,7 @@ fn system_message() -> Value {
     let instructions = "You are Dexto, a coding agent working in the user's repository. Plan briefly, then act with \
         tools; keep the user informed in short messages; verify your changes by running the project's tests. ";
     let environment = "<env>os: linux; shell: bash; working directory: /home/dev/project; git: main, clean</env>";
-    json!({"role": "system", "content": format!("{}{environment}", instructions.repeat(36))})
+    json!({"role": "system", "content": format!("{}{environment}", instructions.repeat(45))})
 }
 
 /// The request of turn `turn` (0 = the first): the same system message and
