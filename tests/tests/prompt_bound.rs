@@ -151,6 +151,16 @@ fn the_hold_stays_a_bound_turn_after_turn_and_under_worse_tokenization() {
                 _ => assert!(counted * 3 < bytes, "{counted} vs {bytes}"),
             }
         }
-        check_books(s, &u.id, turns as u64);
+        let mut requests = turns as u64;
+        if name == "real" {
+            // A new session of the same agent: the same system message and
+            // tools, a new question. Its first turn is bounded by the counts too.
+            let fresh = dexto_cli_turn(&format!("{} [[mock:{faults}]]", marker("real-again")), 0);
+            let turn = run_turn(s, &u.key, &fresh).expect("a new session's first turn");
+            assert_covered(&turn);
+            assert!(turn.prompt_bound() * 3 < byte_bound(&fresh), "{} vs {}", turn.prompt_bound(), byte_bound(&fresh));
+            requests += 1;
+        }
+        check_books(s, &u.id, requests);
     }
 }
