@@ -32,7 +32,9 @@ use std::cell::RefCell;
 use store::Store;
 use worker::*;
 
-/// The outcome of `admit`.
+/// The outcome of `admit`. Built once per request and taken apart at once:
+/// boxing the larger variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Admission {
     Refused(GatewayError),
     Held { terms: ExchangeTerms, max_tokens: u64, clamped: bool, balance: Micros, rate_limit_remaining: Option<u32> },
