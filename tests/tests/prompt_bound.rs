@@ -64,18 +64,6 @@ fn assert_covered(turn: &Turn) {
     assert!(turn.n("prompt_tokens") <= turn.prompt_bound(), "the upstream counted more than the bound: {l}");
 }
 
-fn check_books(s: &Stack, user_id: &str, requests: u64) -> i64 {
-    let user = s.settled_user(user_id, requests);
-    let balance = user["balance_micros"].as_i64().unwrap();
-    assert!(balance >= 0, "{user:#}");
-    assert_eq!(user["ledger_totals"]["net_micros"], balance, "Σ ledger == balance");
-    assert_eq!(user["open_holds"], serde_json::json!([]));
-    for row in user["recent_ledger"].as_array().unwrap() {
-        assert!(row["balance_after_micros"].as_i64().unwrap() >= 0, "negative balance in {row}");
-    }
-    balance
-}
-
 #[test]
 fn a_cli_loop_on_five_cents_runs_on_counted_prefixes_and_never_overspends() {
     let s = stack();
@@ -125,7 +113,7 @@ fn a_cli_loop_on_five_cents_runs_on_counted_prefixes_and_never_overspends() {
         }
     }
     assert!(below_five_cents >= 1, "a turn was admitted with $0.05 or less");
-    check_books(s, &u.id, settled);
+    s.books_balanced(&u.id, settled);
 }
 
 #[test]
@@ -161,6 +149,6 @@ fn the_hold_stays_a_bound_turn_after_turn_and_under_worse_tokenization() {
             assert!(turn.prompt_bound() * 3 < byte_bound(&fresh), "{} vs {}", turn.prompt_bound(), byte_bound(&fresh));
             requests += 1;
         }
-        check_books(s, &u.id, requests);
+        s.books_balanced(&u.id, requests);
     }
 }
