@@ -152,6 +152,8 @@ mod tests {
             limit_fields: (max_output.is_some(), false),
             fallbacks: vec![],
             routing: false,
+            prints: None,
+            cache_writes: false,
         }
     }
 

@@ -24,6 +24,10 @@ pub struct ModelInfo {
     /// Pico-USD per input image (`pricing.image`), on top of its tokens.
     #[serde(default)]
     pub image_price: i64,
+    /// Pico-USD per prompt token written to a prompt cache
+    /// (`pricing.input_cache_write`; Anthropic bills writes above the prompt price).
+    #[serde(default)]
+    pub cache_write_price: i64,
     /// `architecture.input_modalities` lists "image".
     #[serde(default)]
     pub accepts_images: bool,
@@ -105,6 +109,7 @@ fn parse_model(m: &Value) -> Option<ModelInfo> {
         context_length,
         max_output: m.pointer("/top_provider/max_completion_tokens").and_then(Value::as_u64),
         image_price: price("image")?.max(0),
+        cache_write_price: price("input_cache_write")?.max(0),
         accepts_images: m
             .pointer("/architecture/input_modalities")
             .and_then(Value::as_array)
@@ -124,6 +129,8 @@ mod tests {
              "top_provider":{"context_length":128000,"max_completion_tokens":16384,"is_moderated":true}},
             {"id":"qwen/qwen3-coder:free","context_length":262144,"pricing":{"prompt":"0","completion":"0"},
              "top_provider":{"max_completion_tokens":null}},
+            {"id":"anthropic/claude-haiku-4.5","context_length":200000,
+             "pricing":{"prompt":"0.000001","completion":"0.000005","input_cache_read":"0.0000001","input_cache_write":"0.00000125"}},
             {"id":"openrouter/auto","context_length":2000000,"pricing":{"prompt":"-1","completion":"-1"}},
             {"id":"broken","pricing":{"prompt":"x","completion":"0"},"context_length":1}
         ]})
@@ -144,6 +151,8 @@ mod tests {
         assert_eq!(gpt.image_price, 3_613_000_000);
         assert!(c.get("openrouter/auto").is_none(), "variable pricing is not billable");
         assert!(c.get("broken").is_none());
-        assert_eq!(c.models.len(), 2);
+        assert_eq!(gpt.cache_write_price, 0, "none listed");
+        assert_eq!(c.get("anthropic/claude-haiku-4.5").unwrap().cache_write_price, 1_250_000);
+        assert_eq!(c.models.len(), 3);
     }
 }

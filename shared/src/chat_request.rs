@@ -4,6 +4,7 @@
 //! (`with_output_limit`). This module reads what billing needs and refuses what
 //! cannot be priced before the call, before any hold or upstream call.
 
+use crate::prompt_prefix::PromptPrints;
 use serde_json::Value;
 
 /// Largest body accepted (413 beyond). Long-context prompts are big, but 4 MiB
@@ -53,6 +54,14 @@ pub struct ChatRequest {
     /// The body asks for provider routing (`provider`): bounded by
     /// `provider_routing` before it is forwarded.
     pub routing: bool,
+    /// Fingerprints at message boundaries, for the counted-prefix bound
+    /// (`prompt_prefix.rs`). None with fallbacks: an earlier count may come
+    /// from another model's tokenizer than the one serving this request.
+    pub prints: Option<PromptPrints>,
+    /// The request asks for prompt caching (`cache_control` anywhere): cache
+    /// writes are billed above the prompt price, so the hold prices the
+    /// prompt at the dearer of the two.
+    pub cache_writes: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,10 +118,8 @@ impl ChatRequest {
             tool_count = tools.as_array().map_or(0, |t| t.len() as u64);
         }
         let text_bytes = body.len().saturating_sub(media.payload_bytes) as u64;
-        let prompt_bound = text_bytes
-            + BOUND_TOKENS_PER_MESSAGE * messages.len() as u64
-            + BOUND_TOKENS_PER_TOOL * tool_count
-            + BOUND_TOKENS_FIXED;
+        let template = BOUND_TOKENS_PER_MESSAGE * messages.len() as u64 + BOUND_TOKENS_PER_TOOL * tool_count + BOUND_TOKENS_FIXED;
+        let prompt_bound = text_bytes + template;
         let stream = match obj.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -140,6 +147,7 @@ impl ChatRequest {
         };
         let limit_fields = (obj.contains_key("max_tokens"), obj.contains_key("max_completion_tokens"));
         let routing = crate::provider_routing::asks_for_routing(obj);
+        let prints = if fallbacks.is_empty() { PromptPrints::of(body, template, text_bytes) } else { None };
         Ok(ChatRequest {
             model,
             stream,
@@ -151,6 +159,8 @@ impl ChatRequest {
             limit_fields,
             fallbacks,
             routing,
+            prints,
+            cache_writes: has_key(&json, "cache_control"),
         })
     }
 
@@ -184,6 +194,16 @@ pub fn set_output_limit(body: &[u8], limit_fields: (bool, bool), asked: Option<u
                 serde_json::to_vec(&json).expect("JSON serialises")
             }
         }
+    }
+}
+
+/// Whether `key` names a field anywhere in `value` (decoded keys: an escaped
+/// spelling is the same field to the upstream).
+fn has_key(value: &Value, key: &str) -> bool {
+    match value {
+        Value::Object(obj) => obj.iter().any(|(k, v)| k == key || has_key(v, key)),
+        Value::Array(items) => items.iter().any(|v| has_key(v, key)),
+        _ => false,
     }
 }
 
@@ -288,6 +308,20 @@ mod tests {
         let img = format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#, "A".repeat(100_000));
         let r = parse(&img).unwrap();
         assert!(r.prompt_bound < 1_000, "{}", r.prompt_bound);
+    }
+
+    #[test]
+    fn fingerprints_and_caching_are_read_for_the_hold() {
+        let r = parse(r#"{"model":"m","tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        let prints = r.prints.expect("fingerprinted");
+        assert_eq!(prints.allowance, BOUND_TOKENS_PER_MESSAGE + BOUND_TOKENS_PER_TOOL + BOUND_TOKENS_FIXED);
+        assert_eq!(r.prompt_bound, prints.text_bytes + prints.allowance, "the byte bound: text + the same allowance");
+        // Fallbacks may be served by another tokenizer: no counted-prefix bound.
+        assert_eq!(parse(r#"{"model":"m","models":["n"],"messages":[{"role":"user","content":"x"}]}"#).unwrap().prints, None);
+        assert!(!r.cache_writes);
+        // Anywhere, however spelled in JSON.
+        let cached = parse(r#"{"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"s","cache\u005fcontrol":{"type":"ephemeral"}}]}]}"#).unwrap();
+        assert!(cached.cache_writes);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::catalogue::ModelInfo;
 use crate::chat_request::ChatRequest;
 use crate::money::{Markup, Micros, Picos};
+use crate::prompt_prefix::{Counted, PrefixBound, PromptPrints};
 use serde::{Deserialize, Serialize};
 
 /// Default least output a clamped request still gets (`OUTPUT_FLOOR_TOKENS`):
@@ -31,6 +32,9 @@ pub struct PriceLine {
     pub request_price: i64,
     #[serde(default)]
     pub image_price: i64,
+    /// Pico-USD per prompt token written to a prompt cache (0: none listed).
+    #[serde(default)]
+    pub cache_write_price: i64,
     pub markup_bps: u32,
     pub context_length: u64,
     /// The most output this model is asked for when the client sets no limit.
@@ -42,7 +46,8 @@ pub struct PriceLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     pub lines: Vec<PriceLine>,
-    /// Prompt tokens, bounded from above (UTF-8 bytes of the text + overheads).
+    /// Prompt tokens, bounded from above (UTF-8 bytes of the text + overheads;
+    /// lowered by the wallet when a counted prefix proves less: `tightened`).
     pub prompt_tokens: u64,
     pub images: u64,
     /// Choices requested (`n`): output is paid per choice.
@@ -51,6 +56,13 @@ pub struct Quote {
     pub asked: Option<u64>,
     /// Least output a clamped request gets (never above what was asked).
     pub floor: u64,
+    /// Fingerprints for the counted-prefix bound (none: the byte bound only).
+    #[serde(default)]
+    pub prints: Option<PromptPrints>,
+    /// Prompt caching asked for: prompt tokens are priced at the cache-write
+    /// price where it is dearer.
+    #[serde(default)]
+    pub cache_writes: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +84,7 @@ impl PriceLine {
             completion_price: model.completion_price,
             request_price: model.request_price,
             image_price: model.image_price,
+            cache_write_price: model.cache_write_price,
             markup_bps: markup.bps(),
             context_length: model.context_length,
             output_cap: model.output_cap(typical_prompt),
@@ -82,7 +95,9 @@ impl PriceLine {
     fn worst_case(&self, q: &Quote, output: u64) -> Picos {
         // A prompt can never exceed the model's context window.
         let prompt = q.prompt_tokens.saturating_add(q.images.saturating_mul(IMAGE_TOKEN_BOUND)).min(self.context_length);
-        let cost = Picos(self.prompt_price as i128)
+        // A token written to a prompt cache is billed at the write price.
+        let prompt_price = if q.cache_writes { self.prompt_price.max(self.cache_write_price) } else { self.prompt_price };
+        let cost = Picos(prompt_price as i128)
             .times(prompt)
             .plus(Picos(self.image_price as i128).times(q.images))
             .plus(Picos(self.completion_price as i128).times(output.saturating_mul(q.n)))
@@ -102,7 +117,23 @@ impl Quote {
             }
             lines.push(PriceLine::new(model, *markup, req.prompt_estimate));
         }
-        Ok(Quote { lines, prompt_tokens: req.prompt_bound, images: req.images, n: req.n, asked: req.max_output, floor: floor.max(1) })
+        Ok(Quote {
+            lines,
+            prompt_tokens: req.prompt_bound,
+            images: req.images,
+            n: req.n,
+            asked: req.max_output,
+            floor: floor.max(1),
+            prints: req.prints.clone(),
+            cache_writes: req.cache_writes,
+        })
+    }
+
+    /// This quote with its prompt bound lowered to what a prompt the
+    /// upstream already counted proves, when that is lower (never raised).
+    pub fn tightened(&self, counted: &[Counted]) -> Option<(Quote, PrefixBound)> {
+        let bound = self.prints.as_ref()?.bound_from(counted)?;
+        (bound.tokens < self.prompt_tokens).then(|| (Quote { prompt_tokens: bound.tokens, ..self.clone() }, bound))
     }
 
     /// The request's own output ceiling: what it asked for, else the largest
@@ -229,6 +260,62 @@ mod tests {
         let q = Quote::for_request(&r, &[(&vision, Markup::NONE)], 1024).unwrap();
         let text_only = Quote { images: 0, ..q.clone() };
         assert_eq!(q.hold_for(10).0 - text_only.hold_for(10).0, IMAGE_TOKEN_BOUND as i64 + 3);
+    }
+
+    /// A Dexto-CLI-sized turn: 48 tool schemas (~1.7 KB each), a system
+    /// message, then `turns` rounds of tool call + tool result.
+    fn cli_body(turns: usize) -> String {
+        let tools: Vec<serde_json::Value> = (0..48)
+            .map(|i| serde_json::json!({"type": "function", "function": {"name": format!("tool_{i}"),
+                "description": "Reads, searches or edits files in the workspace. ".repeat(34),
+                "parameters": {"type": "object", "properties": {"path": {"type": "string", "description": "A path."}}, "required": ["path"]}}}))
+            .collect();
+        let mut messages = vec![serde_json::json!({"role": "system", "content": "You are a coding agent. ".repeat(300)}), serde_json::json!({"role": "user", "content": "fix the bug"})];
+        for t in 0..turns {
+            messages.push(serde_json::json!({"role": "assistant", "content": null, "tool_calls": [{"id": format!("c{t}"), "type": "function", "function": {"name": "tool_1", "arguments": "{\"path\":\"src/a.rs\"}"}}]}));
+            messages.push(serde_json::json!({"role": "tool", "tool_call_id": format!("c{t}"), "content": "fn main() {}\n".repeat(150)}));
+        }
+        serde_json::json!({"model": "anthropic/claude-haiku-4.5", "stream": true, "tools": tools, "messages": messages}).to_string()
+    }
+
+    fn counted(q: &Quote, tokens: u64) -> Vec<Counted> {
+        q.prints.as_ref().unwrap().memo().prints.into_iter().map(|print| Counted { print, prompt_tokens: tokens }).collect()
+    }
+
+    #[test]
+    fn a_counted_prefix_lets_the_cli_turn_through_that_the_byte_bound_refuses() {
+        let (first, second) = (cli_body(0), cli_body(1));
+        assert!((90_000..100_000).contains(&first.len()), "{}", first.len());
+        let wallet = Micros(50_000); // $0.05
+        let q1 = quote(&first);
+        assert!(matches!(q1.plan(wallet), HoldPlan::Insufficient { .. }), "the byte bound: {} tokens", q1.prompt_tokens);
+        // The upstream counted the first turn at ~4 bytes a token.
+        let reported = first.len() as u64 / 4;
+        let q2 = quote(&second);
+        let (tight, bound) = q2.tightened(&counted(&q1, reported)).expect("the second turn extends the first");
+        assert_eq!(bound.prefix_messages, 2);
+        let prints = q2.prints.as_ref().unwrap();
+        let appended = second.len() as u64 - first.len() as u64; // the two new messages and a comma
+        assert_eq!(tight.prompt_tokens, reported + prints.boundaries[2].suffix_bytes + prints.allowance + crate::prompt_prefix::JUNCTION_TOKENS);
+        assert!(prints.boundaries[2].suffix_bytes < appended);
+        assert!(tight.prompt_tokens * 2 < q2.prompt_tokens, "{} vs {}", tight.prompt_tokens, q2.prompt_tokens);
+        let HoldPlan::Held { amount, max_tokens, .. } = tight.plan(wallet) else { panic!("refused with {} tokens", tight.prompt_tokens) };
+        assert!(amount <= wallet && max_tokens >= DEFAULT_OUTPUT_FLOOR);
+        // A count that proves less than the byte bound changes nothing.
+        assert_eq!(q2.tightened(&counted(&q1, q2.prompt_tokens)), None);
+        assert_eq!(q2.tightened(&[]), None);
+    }
+
+    #[test]
+    fn prompt_caching_prices_the_prompt_at_the_cache_write_price() {
+        let cached = ModelInfo { cache_write_price: 1_250_000, ..haiku() };
+        let plain = r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"x"}]}"#;
+        let asks = r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}]}"#;
+        let q = |body: &str| Quote::for_request(&request(body), &[(&cached, Markup::NONE)], 1024).unwrap();
+        let (without, with) = (q(plain), q(asks));
+        assert!(!without.cache_writes && with.cache_writes);
+        assert_eq!(without.hold_for(10).0, without.prompt_tokens as i64 + 50);
+        assert_eq!(with.hold_for(10).0, (with.prompt_tokens as i64 * 5 + 3) / 4 + 50);
     }
 
     #[test]

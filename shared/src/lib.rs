@@ -26,6 +26,7 @@ pub mod retry;
 pub mod money;
 pub mod negative_cache;
 pub mod provider_routing;
+pub mod prompt_prefix;
 pub mod routes;
 pub mod sealing;
 pub mod secret;

@@ -7,6 +7,7 @@ use crate::caps::{CapUse, Scope, Window};
 use crate::catalogue::ModelInfo;
 use crate::hold::Quote;
 use crate::money::Micros;
+use crate::prompt_prefix::PromptMemo;
 use serde::{Deserialize, Serialize};
 
 /// `POST /exchange`: the wallet object owns the whole upstream exchange of a
@@ -49,6 +50,10 @@ pub struct ExchangeTerms {
     /// The hold placed for it (set by the wallet).
     #[serde(default)]
     pub hold: Micros,
+    /// What to remember once the upstream counts this prompt (set by the
+    /// wallet from the quote's fingerprints).
+    #[serde(default)]
+    pub prompt_memo: Option<PromptMemo>,
     pub session_id: Option<String>,
     pub client_source: Option<String>,
     pub client_version: Option<String>,
@@ -225,7 +230,7 @@ mod tests {
         let req = ExchangeRequest {
             now_ms: 1,
             ttl_ms: 2,
-            quote: Quote { lines: vec![], prompt_tokens: 3, images: 0, n: 1, asked: None, floor: 1 },
+            quote: Quote { lines: vec![], prompt_tokens: 3, images: 0, n: 1, asked: None, floor: 1, prints: None, cache_writes: false },
             limit_fields: (false, false),
             key_rate_limit: None,
             terms: ExchangeTerms {
@@ -238,6 +243,7 @@ mod tests {
                 stream: true,
                 started_ms: 1,
                 hold: Micros(0),
+                prompt_memo: None,
                 session_id: Some("line\nbreak".into()),
                 client_source: None,
                 client_version: None,

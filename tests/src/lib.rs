@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod browser;
+pub mod cli_shape;
 pub mod client;
 mod d1;
 mod stack;

@@ -240,6 +240,21 @@ impl Stack {
         self.eventually_user(user_id, &format!("{n} settled requests"), |u| u["usage_totals"]["requests"] == n)
     }
 
+    /// The user once `n` requests are settled, after checking the books:
+    /// no open hold, Σ ledger == balance, and no balance below zero, now or
+    /// after any recent ledger entry.
+    pub fn books_balanced(&self, user_id: &str, n: u64) -> Value {
+        let user = self.settled_user(user_id, n);
+        let balance = user["balance_micros"].as_i64().expect("balance");
+        assert!(balance >= 0, "{user:#}");
+        assert_eq!(user["ledger_totals"]["net_micros"], balance, "Σ ledger == balance");
+        assert_eq!(user["open_holds"], json!([]));
+        for row in user["recent_ledger"].as_array().expect("ledger") {
+            assert!(row["balance_after_micros"].as_i64().expect("balance after") >= 0, "negative balance in {row}");
+        }
+        user
+    }
+
     /// A stream whose owner (the wallet's exchange) dies before the upstream
     /// names its generation: the test hook kills it after the upstream's first
     /// event, a keep-alive, so the sweep can only charge provisionally. Needs

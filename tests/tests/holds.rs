@@ -51,13 +51,7 @@ fn parallel(s: &'static Stack, key: &str, body: &Value, n: usize) -> Vec<integra
 }
 
 fn check_books(s: &Stack, user_id: &str, requests: u64) -> Value {
-    let user = s.settled_user(user_id, requests);
-    assert!(user["balance_micros"].as_i64().unwrap() >= 0, "{user:#}");
-    assert_eq!(user["open_holds"], json!([]));
-    for row in user["recent_ledger"].as_array().unwrap() {
-        assert!(row["balance_after_micros"].as_i64().unwrap() >= 0, "negative balance in {row}");
-    }
-    user
+    s.books_balanced(user_id, requests)
 }
 
 #[test]

@@ -99,6 +99,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
             stream: chat.stream,
             started_ms,
             hold: Default::default(),
+            prompt_memo: None,
             session_id: client.session_id,
             client_source: client.source,
             client_version: client.version,

@@ -15,6 +15,8 @@ pub struct ModelSpec {
     pub prompt: &'static str,
     pub completion: &'static str,
     pub input_cache_read: &'static str,
+    /// Price of a prompt token written to the cache (Anthropic), when listed.
+    pub input_cache_write: Option<&'static str>,
     pub context_length: u64,
     pub max_completion_tokens: Option<u64>,
     pub is_moderated: bool,
@@ -31,7 +33,7 @@ impl ModelSpec {
     }
 
     fn to_json(&self) -> Value {
-        json!({
+        let mut model = json!({
             "id": self.id,
             "canonical_slug": self.canonical_slug,
             "name": self.name,
@@ -61,7 +63,11 @@ impl ModelSpec {
                 "max_tokens", "temperature", "top_p", "stop", "seed",
                 "tools", "tool_choice", "response_format",
             ],
-        })
+        });
+        if let Some(write) = self.input_cache_write {
+            model["pricing"]["input_cache_write"] = json!(write);
+        }
+        model
     }
 }
 
@@ -76,6 +82,7 @@ pub const MODELS: &[ModelSpec] = &[
         prompt: "0.00000015",
         completion: "0.0000006",
         input_cache_read: "0.000000075",
+        input_cache_write: None,
         context_length: 128_000,
         max_completion_tokens: Some(16_384),
         is_moderated: true,
@@ -91,6 +98,7 @@ pub const MODELS: &[ModelSpec] = &[
         prompt: "0.0000025",
         completion: "0.00001",
         input_cache_read: "0.00000125",
+        input_cache_write: None,
         context_length: 128_000,
         max_completion_tokens: Some(16_384),
         is_moderated: true,
@@ -106,6 +114,7 @@ pub const MODELS: &[ModelSpec] = &[
         prompt: "0.000001",
         completion: "0.000005",
         input_cache_read: "0.0000001",
+        input_cache_write: Some("0.00000125"),
         context_length: 200_000,
         max_completion_tokens: Some(64_000),
         is_moderated: false,
@@ -121,6 +130,7 @@ pub const MODELS: &[ModelSpec] = &[
         prompt: "0",
         completion: "0",
         input_cache_read: "0",
+        input_cache_write: None,
         context_length: 262_144,
         max_completion_tokens: None,
         is_moderated: false,
@@ -136,6 +146,7 @@ pub const MODELS: &[ModelSpec] = &[
         prompt: "0.00001",
         completion: "0.00003",
         input_cache_read: "0.000005",
+        input_cache_write: None,
         context_length: 8_192,
         max_completion_tokens: Some(4_096),
         is_moderated: false,
@@ -151,6 +162,7 @@ pub const MODELS: &[ModelSpec] = &[
         prompt: "0.000001",
         completion: "0.000002",
         input_cache_read: "0.0000005",
+        input_cache_write: None,
         context_length: 32_768,
         max_completion_tokens: None,
         is_moderated: false,
@@ -166,6 +178,7 @@ pub const MODELS: &[ModelSpec] = &[
         prompt: "0",
         completion: "0.00002",
         input_cache_read: "0",
+        input_cache_write: None,
         context_length: 8_192,
         max_completion_tokens: Some(1_024),
         is_moderated: false,

@@ -43,6 +43,11 @@ pub struct Faults {
     pub pad: Option<u64>,
     /// Omit the `X-Generation-Id` response header (the id is then only in the body).
     pub hide_generation: bool,
+    /// Prompt bytes per token (default 4, what real tokenizers average on
+    /// English and code; 1 is the worst any tokenizer can do).
+    pub bytes_per_token: Option<u64>,
+    /// Template tokens per message (default 0).
+    pub message_tokens: Option<u64>,
 }
 
 impl Faults {
@@ -72,6 +77,8 @@ impl Faults {
                 "byok" => self.byok = flag,
                 "pad" => self.pad = num().or(self.pad),
                 "hide_generation" => self.hide_generation = flag,
+                "bytes_per_token" => self.bytes_per_token = num().filter(|n| *n > 0).or(self.bytes_per_token),
+                "message_tokens" => self.message_tokens = num().or(self.message_tokens),
                 _ => {}
             }
         }

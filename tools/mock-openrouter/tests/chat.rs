@@ -203,3 +203,23 @@ fn non_stream_drop_gives_incomplete_reply() {
     assert!(!r.complete, "status {} body {:?}", r.status, r.text());
     assert!(r.body.is_empty());
 }
+
+#[test]
+fn token_counting_covers_tool_schemas_and_tool_calls() {
+    let addr = spawn_in_background();
+    let tools = json!([{ "type": "function", "function": { "name": "read_file", "parameters": { "type": "object" } } }]);
+    let tools_bytes = tools.to_string().len() as u64;
+    let messages = json!([
+        { "role": "user", "content": "read a.rs" },
+        { "role": "assistant", "content": null, "tool_calls": [{ "id": "c1", "type": "function", "function": { "name": "read_file", "arguments": "{\"path\":\"a.rs\"}" } }] },
+        { "role": "tool", "tool_call_id": "c1", "content": "fn main() {}" },
+    ]);
+    let texts = 9 + (9 + 15) + 12; // contents, the call's name and arguments, the result
+    let body = json!({ "model": "openai/gpt-4o", "tools": tools, "messages": messages });
+    let v = chat(addr, &body, None).json();
+    // ~4 bytes a token over everything the model reads, plus the tool-use preamble.
+    assert_eq!(v["usage"]["prompt_tokens"], (texts + tools_bytes).div_ceil(4) + 346);
+    // A test can force the worst ratio and a heavier template.
+    let v = chat(addr, &body, Some("bytes_per_token=1,message_tokens=16")).json();
+    assert_eq!(v["usage"]["prompt_tokens"], texts + tools_bytes + 3 * 16 + 346);
+}

@@ -203,6 +203,7 @@ impl Exchange {
                 None
             }
         };
+        super::prompt_memory::remember(&self.ledger, &self.terms, outcome.usage.as_ref());
         metering::log("owner", &record, &charge, self.terms.hold, balance, extra);
         crate::metrics::settled(&self.ledger.env, &record, "owner");
         (charge, balance)

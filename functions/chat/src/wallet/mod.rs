@@ -12,6 +12,7 @@ mod key_use;
 mod ledger;
 mod outbox;
 mod pipe;
+mod prompt_memory;
 mod rate_limit;
 mod store;
 mod sweep;
@@ -31,7 +32,9 @@ use std::cell::RefCell;
 use store::Store;
 use worker::*;
 
-/// The outcome of `admit`.
+/// The outcome of `admit`. Built once per request and taken apart at once:
+/// boxing the larger variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Admission {
     Refused(GatewayError),
     Held { terms: ExchangeTerms, max_tokens: u64, clamped: bool, balance: Micros, rate_limit_remaining: Option<u32> },
@@ -176,7 +179,8 @@ impl WalletDO {
         let uses = self.store.cap_uses(self.store.caps(Some(&req.terms.key_id))?, req.now_ms)?;
         let cap = tightest(&uses).filter(|c| c.headroom() < available.max(Micros::ZERO));
         let affordable = cap.map_or(available, |c| c.headroom());
-        match req.quote.plan(affordable) {
+        let tightened = prompt_memory::tightened(&self.store, req)?;
+        match tightened.as_ref().unwrap_or(&req.quote).plan(affordable) {
             HoldPlan::Insufficient { .. } if cap.is_some() => refuse(GatewayError::SpendCapReached(cap.expect("checked").refusal(req.now_ms))),
             HoldPlan::Insufficient { needed, floor_tokens } => refuse(GatewayError::InsufficientCredits {
                 available: available.max(Micros::ZERO),
@@ -185,7 +189,8 @@ impl WalletDO {
             HoldPlan::Held { amount, max_tokens, clamped } => {
                 let id = &req.terms.request_id;
                 self.store.put_hold(id, &req.terms.key_id, amount, req.now_ms, req.ttl_ms)?;
-                let terms = ExchangeTerms { hold: amount, ..req.terms.clone() };
+                let prompt_memo = req.quote.prints.as_ref().map(|p| p.memo());
+                let terms = ExchangeTerms { hold: amount, prompt_memo, ..req.terms.clone() };
                 self.store.put_exchange(id, &serde_json::to_string(&terms)?)?;
                 self.store.touch_key(&req.terms.key_id, req.now_ms)?;
                 self.ledger.live_insert(id);

@@ -25,6 +25,11 @@ use routing::Route;
 use stream::run_stream;
 
 const DEFAULT_COMPLETION_TOKENS: u64 = 8;
+/// What real tokenizers average on English and code.
+const DEFAULT_BYTES_PER_TOKEN: u64 = 4;
+/// The system prompt a provider adds when tools are offered (Anthropic
+/// documents 346 tokens for `tool_choice` auto).
+const TOOL_PREAMBLE_TOKENS: u64 = 346;
 const KEEPALIVE: &str = ": OPENROUTER PROCESSING\n\n";
 /// Lets hyper flush frames already handed over before we break the
 /// connection, so the client really sees N frames then a drop.
@@ -248,6 +253,26 @@ fn message_texts(req: &Value) -> Vec<&str> {
     out
 }
 
+/// Prompt tokens as a provider counts them: every text the model reads
+/// (message texts, tool calls, tool schemas) at `bytes_per_token`, plus
+/// template tokens per message and the tool-use preamble when tools are offered.
+fn count_prompt(req: &Value, texts: &[&str], faults: &Faults) -> u64 {
+    let messages = req.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let calls: usize = messages
+        .iter()
+        .filter_map(|m| m.get("tool_calls").and_then(Value::as_array))
+        .flatten()
+        .map(|c| ["name", "arguments"].iter().filter_map(|k| c.pointer(&format!("/function/{k}")).and_then(Value::as_str)).map(str::len).sum::<usize>())
+        .sum();
+    let tools = req.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty());
+    let tool_bytes = tools.map_or(0, |t| Value::Array(t.clone()).to_string().len());
+    let bytes = texts.iter().map(|t| t.len()).sum::<usize>() + calls + tool_bytes;
+    let per_token = faults.bytes_per_token.unwrap_or(DEFAULT_BYTES_PER_TOKEN);
+    let template = faults.message_tokens.unwrap_or(0) * messages.len() as u64;
+    let preamble = if tools.is_some() { TOOL_PREAMBLE_TOKENS } else { 0 };
+    ((bytes as u64).div_ceil(per_token) + template + preamble).max(1)
+}
+
 /// `model`, else the first known entry of the `models` fallback list.
 fn pick_model(req: &Value) -> Result<&'static ModelSpec, Response> {
     let primary = req.get("model").and_then(Value::as_str);
@@ -313,7 +338,7 @@ pub async fn completions(
         Err(resp) => return resp,
     };
 
-    let prompt_bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let prompt_tokens = count_prompt(&req, &texts, &faults);
     let wanted = faults.tokens.unwrap_or(DEFAULT_COMPLETION_TOKENS);
     let (completion_tokens, finish_reason) = match requested_cap(&req) {
         Some(cap) if cap < wanted && !faults.ignore_max => (cap, "length"),
@@ -325,7 +350,7 @@ pub async fn completions(
         created: now_secs(),
         started_ms: now_ms(),
         token: token.to_string(),
-        prompt_tokens: (prompt_bytes as u64).div_ceil(4).max(1),
+        prompt_tokens,
         completion_tokens,
         finish_reason,
         faults,

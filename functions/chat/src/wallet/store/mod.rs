@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS operator_caps (scope TEXT NOT NULL, window TEXT NOT N
 CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, window TEXT NOT NULL, window_start INTEGER NOT NULL, micros INTEGER NOT NULL, PRIMARY KEY (scope, window, window_start));
 -- Background steps that failed: how often in a row, and when to try again.
 CREATE TABLE IF NOT EXISTS retries (step TEXT PRIMARY KEY, failures INTEGER NOT NULL, next_at INTEGER NOT NULL);
+-- Prompts the upstream counted: fingerprint -> reported prompt tokens (store/prompts.rs).
+CREATE TABLE IF NOT EXISTS counted_prompts (key_id TEXT NOT NULL, model TEXT NOT NULL, print TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, used_at INTEGER NOT NULL, PRIMARY KEY (key_id, model, print));
 CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
 ";
 
@@ -79,6 +81,7 @@ pub struct OutboxRow {
 
 mod background;
 mod caps;
+mod prompts;
 
 pub struct Store {
     sql: SqlStorage,

@@ -1,0 +1,59 @@
+//! Prompts the upstream counted (shared/src/prompt_prefix.rs): fingerprint →
+//! reported prompt tokens, per key and model. A small table in the object's
+//! SQLite, not memory: an agent's next turn often comes after the object was
+//! evicted (a person reading, a long tool run), and a lost entry would only
+//! send that turn back to the byte bound. Bounded: the most recently used
+//! `PER_KEY_MODEL` fingerprints of each key and model, `TOTAL` in all.
+
+use super::{int, Store};
+use dexto_shared::prompt_prefix::Counted;
+use serde::Deserialize;
+use worker::Result;
+
+/// Three fingerprints per counted prompt (whole, first message, context):
+/// the last eight prompts of a key and model — an agent and its sub-agents.
+const PER_KEY_MODEL: i64 = 24;
+const TOTAL: i64 = 96;
+
+impl Store {
+    /// The fingerprints remembered for a key and model, most recent first.
+    pub fn counted_prompts(&self, key_id: &str, model: &str) -> Result<Vec<Counted>> {
+        #[derive(Deserialize)]
+        struct Row {
+            print: String,
+            prompt_tokens: i64,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT print, prompt_tokens FROM counted_prompts WHERE key_id = ? AND model = ? ORDER BY used_at DESC LIMIT ?",
+                vec![key_id.into(), model.into(), int(PER_KEY_MODEL)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| Counted { print: r.print, prompt_tokens: r.prompt_tokens.max(0) as u64 }).collect())
+    }
+
+    /// Remembers that the upstream counted `prompt_tokens` for a prompt with
+    /// these fingerprints. A count bounds every prefix of its prompt, so a
+    /// fingerprint seen again keeps the smaller count.
+    pub fn remember_prompt(&self, key_id: &str, model: &str, prints: &[String], prompt_tokens: u64, now_ms: i64) -> Result<()> {
+        for print in prints {
+            self.sql.exec(
+                "INSERT INTO counted_prompts (key_id, model, print, prompt_tokens, used_at) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (key_id, model, print) DO UPDATE SET
+                   prompt_tokens = MIN(prompt_tokens, excluded.prompt_tokens), used_at = excluded.used_at",
+                vec![key_id.into(), model.into(), print.as_str().into(), int(prompt_tokens as i64), int(now_ms)],
+            )?;
+        }
+        self.sql.exec(
+            "DELETE FROM counted_prompts WHERE key_id = ? AND model = ? AND print NOT IN
+               (SELECT print FROM counted_prompts WHERE key_id = ? AND model = ? ORDER BY used_at DESC LIMIT ?)",
+            vec![key_id.into(), model.into(), key_id.into(), model.into(), int(PER_KEY_MODEL)],
+        )?;
+        self.sql.exec(
+            "DELETE FROM counted_prompts WHERE rowid NOT IN (SELECT rowid FROM counted_prompts ORDER BY used_at DESC LIMIT ?)",
+            vec![int(TOTAL)],
+        )?;
+        Ok(())
+    }
+}
