@@ -48,6 +48,12 @@ pub struct Faults {
     pub bytes_per_token: Option<u64>,
     /// Template tokens per message (default 0).
     pub message_tokens: Option<u64>,
+    /// The first token's text is this many bytes, as an image model's base64
+    /// image: one SSE event when streamed, a huge body when not.
+    pub image_bytes: Option<u64>,
+    /// Answer 204 No Content: a reply without a body, which the gateway
+    /// cannot stream (its stream set-up fails).
+    pub no_content: bool,
 }
 
 impl Faults {
@@ -79,6 +85,8 @@ impl Faults {
                 "hide_generation" => self.hide_generation = flag,
                 "bytes_per_token" => self.bytes_per_token = num().filter(|n| *n > 0).or(self.bytes_per_token),
                 "message_tokens" => self.message_tokens = num().or(self.message_tokens),
+                "image_bytes" => self.image_bytes = num().or(self.image_bytes),
+                "no_content" => self.no_content = flag,
                 _ => {}
             }
         }
@@ -182,6 +190,8 @@ mod tests {
         assert_eq!(f.delay_ms, Some(200));
         f.apply_markers("hi [[mock:tokens=3,byok=1]] and [[mock:status=429]] [[mock:open");
         assert_eq!(f.tokens, Some(3));
+        f.apply("image_bytes=3145728,no_content=1");
+        assert_eq!((f.image_bytes, f.no_content), (Some(3_145_728), true));
         assert!(f.byok);
         assert_eq!(f.status, Some(429));
     }

@@ -280,3 +280,31 @@ fn a_runtime_switch_hides_generation_records_until_cleared() {
     let back = get(addr, &path, Some(USER));
     assert_eq!((back.status, back.json()["data"]["tokens_completion"].as_u64()), (200, Some(3)));
 }
+
+/// A caller that hangs up before the answer (a gateway restarting
+/// mid-request) is still charged on its key, as OpenRouter bills a generation
+/// its caller left.
+#[test]
+fn a_key_is_charged_for_a_call_whose_caller_went_away() {
+    let addr = spawn_in_background();
+    let created = json_req(addr, "POST", "/keys", MGMT, &json!({ "name": "gone" }));
+    let (hash, secret) = (created.json()["data"]["hash"].as_str().unwrap().to_string(), created.json()["key"].as_str().unwrap().to_string());
+    let body = json!({ "model": "openai/gpt-4o", "messages": [{ "role": "user", "content": "hello world!" }] });
+    let bearer = format!("Bearer {secret}");
+    let caller = send(addr, "POST", "/chat/completions", &[("Authorization", &bearer), ("Content-Type", "application/json"), ("X-Mock-Fault", "delay_ms=300")], &body.to_string());
+    // Hang up once the mock has the request (its answer then runs on its own).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get(addr, "/__mock/requests?contains=hello", None).json()["count"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "the request never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(caller);
+    loop {
+        let key = get(addr, &format!("/keys/{hash}"), Some(MGMT));
+        if key.text().contains(r#""usage":0.0000875,"#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never charged: {}", key.text());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -196,3 +196,20 @@ fn generation_record_after_cancelled_stream() {
         404
     );
 }
+
+#[test]
+fn image_bytes_make_one_large_event_and_no_content_a_bodiless_reply() {
+    let addr = spawn_in_background();
+    let body = json!({ "model": "openai/gpt-4o", "stream": true, "messages": [{ "role": "user", "content": "draw" }] });
+    let r = chat(addr, &body, Some("image_bytes=3145728,tokens=2"));
+    assert_eq!(r.status, 200);
+    let contents: Vec<usize> = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Data(d) if d != "[DONE]"))
+        .filter_map(|e| e.json().pointer("/choices/0/delta/content").and_then(|c| c.as_str()).map(str::len))
+        .collect();
+    assert_eq!(contents, vec![3_145_728, 5], "the image in the first content event, whole");
+    let r = chat(addr, &body, Some("no_content=1"));
+    assert_eq!((r.status, r.body.len()), (204, 0));
+}

@@ -150,8 +150,12 @@ impl Plan {
         (0..tokens).map(|i| self.token(i)).collect()
     }
 
-    /// Token `i`'s text, padded to `pad` bytes when asked.
+    /// Token `i`'s text, padded to `pad` bytes when asked (the first one is
+    /// `image_bytes` long when asked).
     fn token(&self, i: u64) -> String {
+        if let (0, Some(n)) = (i, self.faults.image_bytes) {
+            return "A".repeat(n as usize);
+        }
         let mut t = token_text(i);
         if let Some(pad) = self.faults.pad {
             while (t.len() as u64) < pad {
@@ -318,15 +322,27 @@ pub async fn completions(
         Ok(v @ Value::Object(_)) => v,
         _ => return error_response(400, "Invalid JSON in request body", None),
     };
-    let texts = message_texts(&req);
     let mut faults = Faults::from_header(&headers);
-    texts.iter().for_each(|t| faults.apply_markers(t));
+    message_texts(&req).iter().for_each(|t| faults.apply_markers(t));
+    // The answer runs as a task of its own: as at OpenRouter, a caller that
+    // goes away (a gateway restarting mid-request) stops neither the
+    // generation nor its billing on the key.
+    let answer = tokio::spawn(answer(app, id, token.to_string(), req, faults));
+    answer.await.unwrap_or_else(|_| error_response(500, "Mock answer failed", None))
+}
 
+async fn answer(app: Arc<App>, id: String, token: String, req: Value, faults: Faults) -> Response {
+    let texts = message_texts(&req);
     // Faults come before validation: a test asking for a 503 wants a 503.
     if let Some(ms) = faults.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if let Some(resp) = injected_status_response(&faults) {
+        return resp;
+    }
+    if faults.no_content {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
         return resp;
     }
     let model = match pick_model(&req) {
@@ -349,7 +365,7 @@ pub async fn completions(
         model,
         created: now_secs(),
         started_ms: now_ms(),
-        token: token.to_string(),
+        token,
         prompt_tokens,
         completion_tokens,
         finish_reason,
