@@ -6,31 +6,90 @@
 use crate::usage::UpstreamUsage;
 use serde_json::Value;
 
-/// Splits bytes into complete events (each including its blank-line terminator).
-#[derive(Default)]
+/// The largest single SSE event passed to a client (image-output models send
+/// a whole base64 image in one event). A longer event is not buffered: it is
+/// skipped and counted (`SseSplitter::oversized`), and the client is cut off.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Splits bytes into complete events (each including its blank-line
+/// terminator). Holds at most one partial event, of at most `MAX_EVENT_BYTES`
+/// (terminator included).
 pub struct SseSplitter {
     buf: Vec<u8>,
+    /// Where the search for the end of the partial event resumes (bytes before
+    /// it were searched already), so a large event costs linear time.
+    scanned: usize,
+    /// Inside an event longer than the maximum: its bytes are dropped.
+    skipping: bool,
+    oversized: u64,
+    max_event: usize,
+}
+
+impl Default for SseSplitter {
+    fn default() -> SseSplitter {
+        SseSplitter::with_max_event(MAX_EVENT_BYTES)
+    }
 }
 
 impl SseSplitter {
+    pub fn with_max_event(max_event: usize) -> SseSplitter {
+        SseSplitter { buf: Vec::new(), scanned: 0, skipping: false, oversized: 0, max_event }
+    }
+
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = find_event_end(&self.buf) {
-            events.push(self.buf.drain(..end).collect());
+        while let Some(end) = find_event_end(&self.buf, self.scanned) {
+            let event: Vec<u8> = self.buf.drain(..end).collect();
+            self.scanned = 0;
+            if std::mem::take(&mut self.skipping) {
+                continue; // the end of an event already counted
+            }
+            if event.len() > self.max_event {
+                self.oversized += 1;
+            } else {
+                events.push(event);
+            }
         }
+        // A terminator (≤ 4 bytes) may straddle this chunk and the next.
+        let keep = self.buf.len().min(3);
+        if self.buf.len() > self.max_event || (self.skipping && self.buf.len() > keep) {
+            self.oversized += u64::from(!self.skipping);
+            self.skipping = true;
+            self.buf.drain(..self.buf.len() - keep);
+        }
+        self.scanned = self.buf.len() - keep;
         events
+    }
+
+    /// Events longer than the maximum seen so far (skipped, not returned).
+    pub fn oversized(&self) -> u64 {
+        self.oversized
     }
 
     /// Bytes of an unterminated final event, if the stream ended mid-event.
     pub fn finish(self) -> Option<Vec<u8>> {
-        (!self.buf.is_empty()).then_some(self.buf)
+        (!self.buf.is_empty() && !self.skipping).then_some(self.buf)
     }
 }
 
-/// Index just past the first blank line (`\n\n`, `\r\n\r\n` or `\r\r`).
-fn find_event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// Whether an event of `len` bytes may join a client's queue where `waiting`
+/// bytes wait and the largest waiting event has `largest` bytes. The backlog
+/// is bounded, not the event: events up to `limit` may back up to `limit` in
+/// all (a client that stops reading is cut off there), and one event larger
+/// than `limit` (up to `MAX_EVENT_BYTES`) waits on top of that. So a reading
+/// client gets any event up to the maximum, and the queue never holds more
+/// than `limit + MAX_EVENT_BYTES`.
+pub fn queue_admits(waiting: usize, largest: usize, len: usize, limit: usize) -> bool {
+    let large = largest.max(len);
+    let allowance = if large > limit { large } else { 0 };
+    len <= MAX_EVENT_BYTES && waiting + len <= limit + allowance
+}
+
+/// Index just past the first blank line (`\n\n`, `\r\n\r\n` or `\r\r`) that
+/// starts at or after `from`.
+fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     while i + 1 < buf.len() {
         match (buf[i], buf[i + 1]) {
             (b'\n', b'\n') | (b'\r', b'\r') => return Some(i + 2),
@@ -141,6 +200,50 @@ mod tests {
         let mut s = SseSplitter::default();
         assert!(s.push(b"data: {\"x\":").is_empty());
         assert_eq!(s.finish(), Some(b"data: {\"x\":".to_vec()));
+    }
+
+    #[test]
+    fn a_large_event_in_small_chunks_passes_whole() {
+        let event = format!("data: {{\"b64\":\"{}\"}}\n\n", "A".repeat(3 * 1024 * 1024));
+        let stream = format!("{event}data: [DONE]\n\n");
+        let mut s = SseSplitter::default();
+        // 3 MiB in 1 KiB chunks: rescanning the whole buffer for every chunk would be quadratic.
+        let events: Vec<Vec<u8>> = stream.as_bytes().chunks(1024).flat_map(|c| s.push(c)).collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], event.as_bytes());
+        assert_eq!(s.oversized(), 0);
+    }
+
+    #[test]
+    fn an_event_beyond_the_maximum_is_skipped_and_counted_once() {
+        let big = format!("data: {}\r\n\r\n", "x".repeat(100));
+        let stream = format!(": ping\n\n{big}data: {{\"a\":1}}\n\n");
+        for chunk in [1, 7, 50, stream.len()] {
+            let mut s = SseSplitter::with_max_event(64);
+            let events: Vec<Vec<u8>> = stream.as_bytes().chunks(chunk).flat_map(|c| s.push(c)).collect();
+            assert_eq!(events, vec![b": ping\n\n".to_vec(), b"data: {\"a\":1}\n\n".to_vec()], "chunks of {chunk}");
+            assert_eq!(s.oversized(), 1);
+        }
+        let mut s = SseSplitter::with_max_event(64);
+        assert!(s.push(big[..90].as_bytes()).is_empty());
+        assert_eq!(s.finish(), None, "a skipped tail is not an event");
+    }
+
+    #[test]
+    fn the_queue_bounds_the_backlog_not_the_event() {
+        const LIMIT: usize = 1024;
+        // Ordinary events back up to the limit, then the client is cut off.
+        assert!(queue_admits(1000, 10, 24, LIMIT));
+        assert!(!queue_admits(1000, 10, 25, LIMIT));
+        // One event beyond the limit passes, with a backlog behind it...
+        assert!(queue_admits(0, 0, 3 * LIMIT, LIMIT));
+        assert!(queue_admits(500, 100, 3 * LIMIT, LIMIT));
+        assert!(queue_admits(3 * LIMIT + 1000, 3 * LIMIT, 24, LIMIT));
+        assert!(!queue_admits(3 * LIMIT + 1000, 3 * LIMIT, 25, LIMIT));
+        // ...but not a second one, nor one beyond the maximum.
+        assert!(!queue_admits(3 * LIMIT, 3 * LIMIT, 2 * LIMIT, LIMIT));
+        assert!(!queue_admits(0, 0, MAX_EVENT_BYTES + 1, LIMIT));
+        assert!(queue_admits(0, 0, MAX_EVENT_BYTES, LIMIT));
     }
 
     fn meter(frames: &[&str]) -> StreamMeter {

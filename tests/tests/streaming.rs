@@ -94,3 +94,45 @@ fn a_client_that_disconnects_is_still_billed_for_the_upstream_usage() {
     assert_eq!(user["open_holds"], json!([]));
     assert_eq!(s.upstream_calls(&m), 1);
 }
+
+#[test]
+fn one_event_larger_than_the_client_buffer_reaches_a_reading_client_whole() {
+    let s = stack();
+    let u = s.new_user("1");
+    // An image model's reply: a 3 MiB base64 image in one SSE event (the buffer is 1 MiB).
+    let image = 3 * 1024 * 1024;
+    let body = json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 5,
+        "messages": [{"role": "user", "content": format!("[[mock:image_bytes={image},tokens=2]]")}]});
+    let reader = s.stream(&u.key, &body);
+    assert_eq!(reader.status, 200);
+    let request_id = reader.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("X-Dexto-Request-ID")).unwrap().1.clone();
+    let events = reader.collect();
+    let contents: Vec<usize> = data_events(&events).iter().filter_map(|(v, _)| v.pointer("/choices/0/delta/content").and_then(Value::as_str).map(str::len)).collect();
+    assert_eq!(contents.first(), Some(&image), "the image arrived whole: {contents:?}");
+    let n = events.len();
+    assert_eq!(events[n - 1].0.trim(), "data: [DONE]", "the stream ran to its end");
+    assert!(events[n - 2].0.starts_with(": dexto-cost usd="), "and was billed: {}", events[n - 2].0);
+    let line = s.log_line(&["chat.completion", &request_id]);
+    let line: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    assert_eq!(line["client_cut_off"], false, "{line}");
+}
+
+#[test]
+fn a_stream_that_cannot_be_set_up_releases_its_hold() {
+    let s = stack();
+    let u = s.new_user("1");
+    let m = marker("nobody");
+    // The upstream answers 204 No Content: there is no body to stream.
+    let body = json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 5,
+        "messages": [{"role": "user", "content": format!("{m} [[mock:no_content=1]]")}]});
+    let r = s.chat(&u.key, &body);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (502, Some("upstream_unavailable")), "{}", r.body);
+    assert_eq!(s.upstream_calls(&m), 1);
+    let user = s.user(&u.id);
+    assert_eq!(user["open_holds"], json!([]), "released at once, not left live for every sweep to extend");
+    assert_eq!((user["balance_micros"].as_i64(), user["usage_totals"]["requests"].as_u64()), (Some(1_000_000), Some(0)), "nothing charged");
+    // The released request no longer counts toward the requests in flight.
+    let again = s.stream(&u.key, &json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(again.status, 200);
+    assert!(again.collect().last().is_some_and(|(e, _)| e.trim() == "data: [DONE]"));
+}

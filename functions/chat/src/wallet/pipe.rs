@@ -1,8 +1,11 @@
 //! Streaming exchanges: the wallet object reads the upstream itself and
 //! forwards each complete SSE event to the client through a bounded pipe.
-//! A client that stops reading is cut off once `BUFFER_LIMIT` bytes wait for
-//! it, while the upstream is still drained and billed; memory per stream stays
-//! bounded. At the end the bill goes out as an SSE comment before `[DONE]`:
+//! The backlog is bounded, not the event (`sse::queue_admits`): a client that
+//! stops reading is cut off once `BUFFER_LIMIT` bytes wait for it, while one
+//! event of up to `sse::MAX_EVENT_BYTES` (an image in base64) still passes to
+//! a client that reads; the upstream is drained and billed either way, and
+//! memory per stream stays bounded. At the end the bill goes out as an SSE
+//! comment before `[DONE]`:
 //! `: dexto-cost usd=0.000123 cents=0.0123 credits_remaining_cents=987 request_id=req_…`
 
 use super::exchange::Exchange;
@@ -10,7 +13,7 @@ use crate::metering::Outcome;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
-use dexto_shared::sse::{EventKind, SseSplitter, StreamMeter};
+use dexto_shared::sse::{queue_admits, EventKind, SseSplitter, StreamMeter};
 use futures::StreamExt;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -19,13 +22,16 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use worker::{ByteStream, Response};
 
-/// Bytes that may wait for a slow client before it is cut off.
+/// Bytes of ordinary events that may wait for a slow client before it is cut
+/// off (one larger event may wait on top: `sse::queue_admits`).
 pub const BUFFER_LIMIT: usize = 1024 * 1024;
 
 #[derive(Default)]
 struct Queue {
     items: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// The largest event queued since the queue was last empty.
+    largest: usize,
     peak: usize,
     /// No more items: the writer finished, or the client was cut off.
     closed: bool,
@@ -54,24 +60,27 @@ impl ClientPipe {
         if q.closed || q.reader_gone {
             return false;
         }
-        if q.bytes + bytes.len() > BUFFER_LIMIT {
+        if !queue_admits(q.bytes, q.largest, bytes.len(), BUFFER_LIMIT) {
             // Not reading: drop what waits and end its stream with an error.
-            q.items.clear();
-            q.bytes = 0;
-            q.closed = true;
-            q.cut = true;
-            if let Some(w) = q.waker.take() {
-                w.wake();
-            }
+            cut_queue(&mut q);
             return false;
         }
         q.bytes += bytes.len();
+        q.largest = q.largest.max(bytes.len());
         q.peak = q.peak.max(q.bytes);
         q.items.push_back(bytes);
         if let Some(w) = q.waker.take() {
             w.wake();
         }
         true
+    }
+
+    /// Ends the client's stream with an error (an event it can never get).
+    fn cut_off(&self) {
+        let mut q = self.0.borrow_mut();
+        if !q.closed && !q.reader_gone {
+            cut_queue(&mut q);
+        }
     }
 
     pub fn close(&self) {
@@ -93,6 +102,17 @@ impl ClientPipe {
     }
 }
 
+/// Drops what waits and ends the client's stream with an error.
+fn cut_queue(q: &mut Queue) {
+    q.items.clear();
+    q.bytes = 0;
+    q.closed = true;
+    q.cut = true;
+    if let Some(w) = q.waker.take() {
+        w.wake();
+    }
+}
+
 impl futures::Stream for ClientStream {
     type Item = Result<Vec<u8>, worker::Error>;
 
@@ -100,6 +120,9 @@ impl futures::Stream for ClientStream {
         let mut q = self.0.borrow_mut();
         if let Some(item) = q.items.pop_front() {
             q.bytes -= item.len();
+            if q.items.is_empty() {
+                q.largest = 0;
+            }
             return Poll::Ready(Some(Ok(item)));
         }
         if q.cut {
@@ -123,17 +146,31 @@ impl Drop for ClientStream {
     }
 }
 
-/// The client's streaming response; the pump runs on in the object.
+/// The client's streaming response; the pump runs on in the object. If the
+/// stream cannot be set up, nothing was delivered: the hold is released and
+/// the request leaves the live set (else every sweep would extend it, and it
+/// would count toward the concurrency limit until the object restarts).
 pub fn start(mut upstream: Response, ex: Exchange) -> Result<Response, GatewayError> {
-    let internal = |_| GatewayError::Internal("stream setup".into());
-    let body = upstream.stream().map_err(internal)?;
-    let status = upstream.status_code();
     let (pipe, reader) = ClientPipe::new();
-    let headers = ex.headers().map_err(internal)?;
-    for (k, v) in [("content-type", "text/event-stream"), ("cache-control", "no-cache")] {
-        headers.set(k, v).map_err(internal)?;
-    }
-    let response = Response::from_stream(reader).map_err(internal)?.with_headers(headers);
+    let set_up = || -> Result<(ByteStream, Response), GatewayError> {
+        let internal = |e: worker::Error| GatewayError::Internal(format!("stream setup: {e}"));
+        let headers = ex.headers().map_err(internal)?;
+        for (k, v) in [("content-type", "text/event-stream"), ("cache-control", "no-cache")] {
+            headers.set(k, v).map_err(internal)?;
+        }
+        // A reply without a body (a 204) has nothing to stream: the upstream's failure.
+        let body = upstream.stream().map_err(|_| GatewayError::UpstreamUnavailable)?;
+        Ok((body, Response::from_stream(reader).map_err(internal)?.with_headers(headers)))
+    };
+    let (body, response) = match set_up() {
+        Ok(parts) => parts,
+        Err(e) => {
+            ex.release();
+            dexto_shared::log::event("stream.setup_failed", serde_json::json!({"request_id": ex.terms.request_id, "error": format!("{e:?}")}));
+            return Err(e);
+        }
+    };
+    let status = upstream.status_code();
     let ledger = ex.ledger.clone();
     ledger.spawn(pump(body, pipe, ex, status));
     Ok(response)
@@ -153,6 +190,7 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16)
             interrupted = true;
             break;
         };
+        let oversized_before = splitter.oversized();
         for event in splitter.push(&bytes) {
             let known = meter.generation_id.is_some();
             if meter.observe(&event) == EventKind::Done {
@@ -173,6 +211,11 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16)
                 pipe.close();
                 return;
             }
+        }
+        if splitter.oversized() > oversized_before {
+            // An event beyond the maximum was skipped: the client's stream
+            // would be corrupt. Cut it off; the upstream is still billed.
+            pipe.cut_off();
         }
         if now_ms() >= next_beat {
             ex.heartbeat();
