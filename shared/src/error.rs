@@ -41,6 +41,9 @@ pub enum GatewayError {
     UpstreamRejected { status: u16 },
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// A non-streamed reply larger than the gateway buffers (it is billed as
+    /// the upstream reports; the client is told to stream).
+    UpstreamResponseTooLarge { limit_bytes: usize },
     /// Detail is for logs only; the client sees a generic message.
     Internal(String),
 }
@@ -61,7 +64,7 @@ impl GatewayError {
             RateLimited { .. } | TooManyConcurrent { .. } => 429,
             BadRequest(_) => 400,
             UpstreamRejected { status } => *status,
-            UpstreamUnavailable => 502,
+            UpstreamUnavailable | UpstreamResponseTooLarge { .. } => 502,
             UpstreamTimeout => 504,
             Internal(_) => 500,
         }
@@ -70,7 +73,7 @@ impl GatewayError {
     pub fn blame(&self) -> Blame {
         use GatewayError::*;
         match self {
-            UpstreamUnavailable | UpstreamTimeout => Blame::Upstream,
+            UpstreamUnavailable | UpstreamTimeout | UpstreamResponseTooLarge { .. } => Blame::Upstream,
             Internal(_) => Blame::Internal,
             _ => Blame::Client,
         }
@@ -98,6 +101,7 @@ impl GatewayError {
             UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
             UpstreamUnavailable => ("api_error", "upstream_unavailable"),
             UpstreamTimeout => ("api_error", "upstream_timeout"),
+            UpstreamResponseTooLarge { .. } => ("api_error", "upstream_response_too_large"),
             Internal(_) => ("api_error", "internal_error"),
         }
     }
@@ -131,6 +135,11 @@ impl GatewayError {
             UpstreamRejected { status } => upstream_rejection_message(*status).into(),
             UpstreamUnavailable => "The model provider is unavailable; you were not charged. Please retry.".into(),
             UpstreamTimeout => "The model provider timed out; you were not charged. Please retry.".into(),
+            UpstreamResponseTooLarge { limit_bytes } => format!(
+                "The model's reply is larger than the {} MiB the gateway returns without streaming, so it could not be delivered; \
+                 it is billed as the provider reports. Send \"stream\": true to receive large outputs.",
+                limit_bytes / (1024 * 1024)
+            ),
             Internal(_) => "Internal error.".into(),
         }
     }

@@ -122,3 +122,28 @@ fn a_client_that_gives_up_is_still_billed() {
     assert!(user["balance_micros"].as_i64().unwrap() < 1_000_000);
     assert_eq!(s.upstream_calls(&m), 1);
 }
+
+#[test]
+fn a_reply_beyond_the_buffer_cap_is_a_502_billed_as_the_upstream_reports() {
+    let s = stack();
+    let u = s.new_user("1");
+    let m = marker("huge");
+    // 17 MiB of reply (an image in base64), beyond the 16 MiB a non-streamed reply may have.
+    let body = json!({"model": "openai/gpt-4o-mini", "max_tokens": 5,
+        "messages": [{"role": "user", "content": format!("{m} [[mock:image_bytes={},tokens=3]]", 17 * 1024 * 1024)}]});
+    let r = s.chat(&u.key, &body);
+    assert_eq!(r.status, 502, "{}", r.body.chars().take(300).collect::<String>());
+    let error = &r.json()["error"];
+    assert_eq!(error["code"], "upstream_response_too_large");
+    assert!(error["message"].as_str().unwrap().contains("16 MiB") && error["message"].as_str().unwrap().contains("\"stream\": true"), "{error}");
+    // The upstream billed the generation: so is the user, from its record.
+    let user = s.settled_user(&u.id, 1);
+    let row = &user["recent_usage"][0];
+    let generation_id = row["generation_id"].as_str().expect("named by its header");
+    let generation = integration_tests::get_with(&format!("{}/generation?id={generation_id}", s.mock), &[("Authorization", "Bearer test")]);
+    let cost = Picos::parse_usd(&generation.json()["data"]["total_cost"].to_string()).unwrap().ceil_micros();
+    assert_eq!((row["billing_status"].as_str(), row["completion_tokens"].as_u64(), row["user_price_micros"].as_i64()), (Some("billed"), Some(3), Some(cost.0)), "{row}");
+    assert_eq!(user["balance_micros"].as_i64(), Some(1_000_000 - cost.0));
+    assert_eq!(user["open_holds"], json!([]));
+    assert_eq!(s.upstream_calls(&m), 1);
+}

@@ -26,6 +26,11 @@ use worker::{Env, Headers, Response, Result};
 pub const MAX_TOKENS_HEADER: &str = "X-Dexto-Max-Tokens";
 /// Response header, present when that ceiling was lowered to what the wallet affords.
 pub const CLAMPED_HEADER: &str = "X-Dexto-Output-Clamped";
+/// The largest non-streamed upstream reply the object buffers (the same as
+/// the largest stream event: one image in base64). Beyond it the reply is
+/// dropped, the client gets a 502 saying to stream, and the sweep bills the
+/// call from the upstream's generation record.
+pub const MAX_REPLY_BYTES: usize = dexto_shared::sse::MAX_EVENT_BYTES;
 
 /// A held exchange: what its settlement and its reply need.
 pub struct Exchange {
@@ -126,13 +131,29 @@ async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, body: &[u
     upstream::send_chat(config, &fresh, body).await
 }
 
-/// Non-streaming: read the whole upstream body, settle, reply with the bill.
+/// Non-streaming: read the whole upstream body (at most `MAX_REPLY_BYTES`),
+/// settle, reply with the bill.
 async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<Response, GatewayError> {
     let status = upstream.status_code();
-    let Ok(body) = upstream.bytes().await else {
-        // Connection lost before the body: nothing was delivered, nothing is charged.
-        ex.release();
-        return Err(GatewayError::UpstreamUnavailable);
+    let body = match read_reply(&mut upstream).await {
+        Ok(body) => body,
+        Err(Reply::Lost) => {
+            // Connection lost before the body: nothing was delivered, nothing is charged.
+            ex.release();
+            return Err(GatewayError::UpstreamUnavailable);
+        }
+        Err(Reply::TooLarge(head)) => {
+            // The upstream has generated (and billed) it: the sweep settles the
+            // call from its generation record, as if this owner had died. (The
+            // header's id, if any, was recorded when the headers arrived.)
+            let named = upstream.headers().has("X-Generation-Id").unwrap_or(false);
+            if let Some(id) = first_id(&head).filter(|_| !named) {
+                ex.note_generation(&id);
+            }
+            ex.leave_to_sweep().await;
+            dexto_shared::log::event("chat.reply_too_large", serde_json::json!({"request_id": ex.terms.request_id, "limit_bytes": MAX_REPLY_BYTES}));
+            return Err(GatewayError::UpstreamResponseTooLarge { limit_bytes: MAX_REPLY_BYTES });
+        }
     };
     let json: Option<Value> = serde_json::from_slice(&body).ok();
     let outcome = Outcome {
@@ -152,6 +173,39 @@ async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<R
     let remaining = balance.unwrap_or(ex.balance_at_hold.saturating_sub(charge.user_price));
     headers.set("X-Dexto-Credits-Remaining", &remaining.whole_cents_floor().to_string()).map_err(internal)?;
     Ok(Response::from_bytes(body).map_err(internal)?.with_status(status).with_headers(headers))
+}
+
+enum Reply {
+    Lost,
+    /// Beyond `MAX_REPLY_BYTES`; the first bytes read.
+    TooLarge(Vec<u8>),
+}
+
+/// The upstream reply's bytes, read as they arrive and never past the cap.
+async fn read_reply(upstream: &mut Response) -> std::result::Result<Vec<u8>, Reply> {
+    use futures::StreamExt;
+    let Ok(mut stream) = upstream.stream() else {
+        return Ok(Vec::new()); // no body at all
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Reply::Lost)?;
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            body.truncate(4096);
+            return Err(Reply::TooLarge(body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The generation id at the head of a completion body (`{"id":"gen-…",…`),
+/// for an upstream that sent no `X-Generation-Id` header.
+fn first_id(head: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
+    let rest = &text[text.find("\"id\"")? + 4..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_string()).filter(|id| !id.is_empty())
 }
 
 impl Exchange {
@@ -182,6 +236,18 @@ impl Exchange {
     /// Moves the hold's deadline on while the exchange runs.
     pub fn heartbeat(&self) {
         let _ = self.ledger.store().extend_hold(&self.terms.request_id, now_ms() + self.ttl_ms);
+    }
+
+    /// Hands the hold to the sweep now (the exchange cannot settle it itself):
+    /// it leaves the live set and falls due at once.
+    pub async fn leave_to_sweep(&self) {
+        let now = now_ms();
+        self.ledger.live_remove(&self.terms.request_id);
+        let due = self.ledger.store().extend_hold(&self.terms.request_id, now);
+        if let Err(e) = due.and(self.ledger.arm(now).await) {
+            // The hold stays; the alarm set at admission still sweeps it.
+            dexto_shared::log::event("hold.handoff_failed", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()}));
+        }
     }
 
     pub fn release(&self) {
