@@ -36,6 +36,7 @@ pub mod stripe_reconcile;
 pub mod time;
 pub mod url_query;
 pub mod usage;
+pub mod usage_bound;
 pub mod usage_query;
 pub mod usage_report;
 pub mod usage_review;

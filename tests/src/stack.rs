@@ -259,8 +259,10 @@ impl Stack {
     /// names its generation: the test hook kills it after the upstream's first
     /// event, a keep-alive, so the sweep can only charge provisionally. Needs
     /// DEXTO_TEST_HOOKS (every test stack has it). Returns the hold that was
-    /// open and the user once the sweep has settled the call.
+    /// open and the user once the sweep has settled the call (after the
+    /// user's earlier calls, which must be settled already).
     pub fn orphan_before_generation_id(&self, user: &TestUser) -> (i64, Value) {
+        let settled = self.user(&user.id)["usage_totals"]["requests"].as_u64().unwrap_or(0);
         let body = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 100,
             "messages": [{"role": "user", "content": "[[mock:hide_generation=1,tokens=20,chunk_delay_ms=30]]"}]});
         let auth = format!("Bearer {}", user.key);
@@ -272,7 +274,7 @@ impl Stack {
         let open = self.eventually_user(&user.id, "the hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
         let hold = open["open_holds"][0]["amount_micros"].as_i64().expect("the hold's amount");
         drop(sse);
-        (hold, self.settled_user(&user.id, 1))
+        (hold, self.settled_user(&user.id, settled + 1))
     }
 
     /// The issuer session tokens must carry.

@@ -1,5 +1,8 @@
 //! Scheduled work of the chat Worker (`[triggers] crons`, hourly): refresh the
-//! model catalogue in KV, then a reconciliation pass (`reconcile.rs`, then `usage_review.rs`). Run by `#[event(scheduled)]` in production
+//! model catalogue in KV, then a reconciliation pass: `needs_review` usage
+//! (`usage_review.rs`, then `usage_bound.rs`), then the books (`reconcile.rs`:
+//! after the corrections, so the key-spending comparison sees their resolved
+//! costs). Run by `#[event(scheduled)]` in production
 //! and, locally, by `POST /__cron` from the edge's relay (see
 //! functions/edge/src/cron_relay.rs): both call `run`.
 
@@ -18,15 +21,19 @@ pub async fn run(env: &Env, cron: &str) -> String {
             format!("refresh failed: {e}")
         }
     };
-    let reconciled = match crate::reconcile::run(env).await {
-        Ok((users, found)) => format!("reconciled {users} users, {found} new findings"),
-        Err(e) => format!("reconciliation failed: {e:?}"),
-    };
     let reviewed = match crate::usage_review::run(env).await {
         Ok((rows, found)) => format!("reviewed {rows} needs_review rows, {found} new findings"),
         Err(e) => format!("usage review failed: {e:?}"),
     };
-    let outcome = format!("{outcome}; {reconciled}; {reviewed}");
+    let bounded = match crate::usage_bound::run(env).await {
+        Ok((users, found)) => format!("bounded the provisional charges of {users} users, {found} new findings"),
+        Err(e) => format!("usage bound failed: {e:?}"),
+    };
+    let reconciled = match crate::reconcile::run(env).await {
+        Ok((users, found)) => format!("reconciled {users} users, {found} new findings"),
+        Err(e) => format!("reconciliation failed: {e:?}"),
+    };
+    let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"cron": cron, "outcome": outcome}));
     outcome
 }

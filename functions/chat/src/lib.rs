@@ -12,6 +12,7 @@ mod metrics;
 mod models;
 mod reconcile;
 mod upstream;
+mod usage_bound;
 mod usage_review;
 mod wallet;
 

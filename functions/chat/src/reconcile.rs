@@ -88,7 +88,7 @@ async fn upstream_drift(env: &Env, database: &worker::D1Database, user_id: &str)
             return Ok(0);
         }
     };
-    let (upstream, since) = reported;
+    let (upstream, since) = (reported.0.ceil_micros(), reported.1);
     #[derive(Deserialize)]
     struct Sum {
         cost: Option<i64>,

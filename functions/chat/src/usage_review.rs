@@ -10,10 +10,13 @@
 //! - charged less: nothing is debited (a charge never exceeds its hold), a
 //!   `usage_undercharged` finding, the row resolved;
 //! - equal: the row resolved;
-//! - no generation id, no record (404, or one without cost), or no markup on
-//!   the row (written before it was recorded): a `usage_unverifiable` finding,
-//!   the row left open (rows with an id are looked at again after
-//!   `RECHECK_MS`).
+//! - no record (404, or one without cost), or no markup on the row (written
+//!   before it was recorded): a `usage_unverifiable` finding, the row left
+//!   open (looked at again after `RECHECK_MS`).
+//!
+//! Rows without a generation id (the owner died before the upstream named
+//! it) have no record to look up: `usage_bound.rs` corrects them from the
+//! upstream key's spending.
 //!
 //! Every step is idempotent (credit by reference, findings by request id,
 //! resolution by a guarded UPDATE), so a pass that dies half-way is finished
@@ -36,13 +39,13 @@ use worker::{D1Database, Env};
 
 /// Rows looked at per pass (each one generation lookup, at most one wallet call).
 const PAGE: i64 = 50;
-/// An open row with a generation id is looked at again after this long (the
-/// record may appear; an upstream outage passes).
-const RECHECK_MS: i64 = 6 * 3_600_000;
+/// An open row is looked at again after this long (the record may appear; an
+/// upstream outage passes).
+pub const RECHECK_MS: i64 = 6 * 3_600_000;
 /// ...for this long after the call; then it stays open for an operator (its
 /// `usage_unverifiable` finding is already recorded), so a record that never
 /// appears does not cost a lookup every six hours forever.
-const RECHECK_FOR_MS: i64 = 30 * 24 * 3_600_000;
+pub const RECHECK_FOR_MS: i64 = 30 * 24 * 3_600_000;
 
 #[derive(Deserialize)]
 struct Row {
@@ -64,8 +67,8 @@ pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
         &database,
         "SELECT request_id, user_id, model, generation_id, user_price_micros, price_basis, markup_bps
          FROM usage_ledger INDEXED BY usage_review_queue
-         WHERE billing_status = 'needs_review' AND resolved_at IS NULL AND created_at <= ?1
-           AND (review_checked_at IS NULL OR (generation_id IS NOT NULL AND review_checked_at <= ?2 AND created_at >= ?4))
+         WHERE billing_status = 'needs_review' AND resolved_at IS NULL AND created_at <= ?1 AND generation_id IS NOT NULL
+           AND (review_checked_at IS NULL OR (review_checked_at <= ?2 AND created_at >= ?4))
          ORDER BY review_checked_at, created_at LIMIT ?3",
         &[db::ms(now - config.usage_review_min_age_ms), db::ms(now - RECHECK_MS), db::ms(PAGE), db::ms(now - RECHECK_FOR_MS)],
     )
@@ -88,8 +91,7 @@ async fn review_one(env: &Env, database: &D1Database, config: &Config, row: &Row
         "price_basis": row.price_basis, "charged_micros": charged.0,
     });
     let (Some(generation_id), Some(bps)) = (&row.generation_id, row.markup_bps) else {
-        let reason = if row.generation_id.is_none() { "no_generation_id" } else { "markup_unknown" };
-        return unverifiable(env, database, row, base, reason, now).await;
+        return unverifiable(env, database, row, base, "markup_unknown", now).await;
     };
     let markup = Markup::from_bps(bps as u32);
     let looked_up = match upstream::generation(env, config, &row.user_id, generation_id).await {
@@ -156,13 +158,19 @@ async fn review_one(env: &Env, database: &D1Database, config: &Config, row: &Row
 }
 
 /// A row that cannot be priced from the upstream: reported once, left open.
-async fn unverifiable(env: &Env, database: &D1Database, row: &Row, mut detail: serde_json::Value, reason: &str, now: i64) -> Result<usize, GatewayError> {
+async fn unverifiable(env: &Env, database: &D1Database, row: &Row, detail: serde_json::Value, reason: &str, now: i64) -> Result<usize, GatewayError> {
+    report_unverifiable(env, database, &row.user_id, &row.request_id, detail, reason, now).await
+}
+
+/// Reports a row no source can price (`usage_unverifiable`, with its reason:
+/// once per request id) and leaves it open for an operator, marked checked.
+pub async fn report_unverifiable(env: &Env, database: &D1Database, user_id: &str, request_id: &str, mut detail: serde_json::Value, reason: &str, now: i64) -> Result<usize, GatewayError> {
     detail["reason"] = json!(reason);
-    let found = record(env, "usage_unverifiable", &row.user_id, &row.request_id, &detail).await?;
-    mark_checked(database, &row.request_id, now).await?;
+    let found = record(env, "usage_unverifiable", user_id, request_id, &detail).await?;
+    mark_checked(database, request_id, now).await?;
     Ok(found)
 }
 
-async fn mark_checked(database: &D1Database, request_id: &str, now: i64) -> Result<(), GatewayError> {
+pub async fn mark_checked(database: &D1Database, request_id: &str, now: i64) -> Result<(), GatewayError> {
     db::run_idempotent(database, "UPDATE usage_ledger SET review_checked_at = ?1 WHERE request_id = ?2", &[db::ms(now), request_id.into()]).await
 }

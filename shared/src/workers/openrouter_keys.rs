@@ -188,10 +188,17 @@ async fn delete_upstream(config: &UpstreamConfig, hash: &str) {
     }
 }
 
-/// What an upstream key has spent, by OpenRouter's count (management API).
-async fn spent_upstream(config: &UpstreamConfig, hash: &str) -> Result<Micros, GatewayError> {
+/// What an upstream key has spent, by OpenRouter's count (management API):
+/// its credit `usage` plus `byok_usage` (the provider's own charge on BYOK
+/// requests), exactly — the same total the ledger bills as provider cost, and
+/// what the key's `limit` counts (`include_byok_in_limit`).
+async fn spent_upstream(config: &UpstreamConfig, hash: &str) -> Result<Picos, GatewayError> {
     let key = upstream_record(config, hash).await?;
-    usd_field(&key, "usage").map(|m| m.unwrap_or(Micros::ZERO))
+    let amount = |name: &str| match key.get(name) {
+        Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).map_err(internal),
+        _ => Ok(Picos::ZERO),
+    };
+    Ok(amount("usage")?.plus(amount("byok_usage")?))
 }
 
 /// The management API's record of one key (`data` of `GET /keys/{hash}`).
@@ -237,7 +244,7 @@ pub async fn sync_limit(env: &Env, user_id: &str, balance: Micros) -> Result<(),
         return Ok(());
     }
     let Some(row) = active_row(env, user_id).await? else { return Ok(()) };
-    let spent = spent_upstream(&config, &row.upstream_hash).await?;
+    let spent = spent_upstream(&config, &row.upstream_hash).await?.ceil_micros();
     let limit = spent.saturating_add(balance.max(Micros::ZERO));
     let (status, _) = config.management(Method::Patch, &format!("/keys/{}", row.upstream_hash), Some(json!({"limit": limit.as_json_usd()}))).await?;
     if status != 200 {
@@ -254,10 +261,10 @@ pub async fn sync_limit(env: &Env, user_id: &str, balance: Micros) -> Result<(),
     Ok(())
 }
 
-/// What the user's current upstream key has spent, as OpenRouter reports it,
-/// and when that key was minted (its usage counts from then). None when
-/// per-user keys are off or the user has none yet.
-pub async fn reported_usage(env: &Env, user_id: &str) -> Result<Option<(Micros, i64)>, GatewayError> {
+/// What the user's current upstream key has spent, as OpenRouter reports it
+/// (exactly, in pico-USD), and when that key was minted (its usage counts from
+/// then). None when per-user keys are off or the user has none yet.
+pub async fn reported_usage(env: &Env, user_id: &str) -> Result<Option<(Picos, i64)>, GatewayError> {
     let config = UpstreamConfig::from_env(env);
     if !config.per_user() {
         return Ok(None);
