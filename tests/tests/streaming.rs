@@ -126,11 +126,11 @@ fn a_stream_that_cannot_be_set_up_releases_its_hold() {
     let body = json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 5,
         "messages": [{"role": "user", "content": format!("{m} [[mock:no_content=1]]")}]});
     let r = s.chat(&u.key, &body);
-    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (502, Some("upstream_unavailable")), "{}", r.body);
     assert_eq!(s.upstream_calls(&m), 1);
     let user = s.user(&u.id);
     assert_eq!(user["open_holds"], json!([]), "released at once, not left live for every sweep to extend");
     assert_eq!((user["balance_micros"].as_i64(), user["usage_totals"]["requests"].as_u64()), (Some(1_000_000), Some(0)), "nothing charged");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (502, Some("upstream_unavailable")), "{}", r.body);
     // The released request no longer counts toward the requests in flight.
     let again = s.stream(&u.key, &json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(again.status, 200);

@@ -294,16 +294,17 @@ fn a_bound_that_explains_the_whole_charge_is_reported_once_and_left_open() {
     let m = marker("outside");
     assert_eq!(s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": m}]})).status, 200);
     s.settled_user(&u.id, 1);
-    let before = key_spent(s, &u.id, Picos::ZERO);
-    let (hold, _) = s.orphan_before_generation_id(&u);
-    key_spent(s, &u.id, before);
-    // Someone spends $0.02 through the user's upstream key outside the gateway:
-    // the key's counter no longer bounds the provisional charge below its hold.
+    // Someone spends $0.02 through the user's upstream key outside the gateway
+    // (before the orphan, so that any pass — other tests run the cron too —
+    // sees it): the key's counter no longer bounds a provisional charge below its hold.
     let seen = integration_tests::get(&format!("{}/__mock/requests?contains={m}", s.mock)).json();
     let key = seen["requests"][0]["authorization"].as_str().expect("the gateway used the user's key").to_string();
     let direct = json!({"model": "mock/output-only", "max_tokens": 1000, "messages": [{"role": "user", "content": "[[mock:tokens=1000]]"}]});
     let r = integration_tests::post(&format!("{}/chat/completions", s.mock), &[("Authorization", &key), ("Content-Type", "application/json")], direct.to_string().as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
+    let before = key_spent(s, &u.id, Picos::ZERO);
+    let (hold, _) = s.orphan_before_generation_id(&u);
+    key_spent(s, &u.id, before);
 
     s.run_cron();
     let first = books(s, &u.id);
