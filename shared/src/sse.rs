@@ -225,7 +225,7 @@ mod tests {
             assert_eq!(s.oversized(), 1);
         }
         let mut s = SseSplitter::with_max_event(64);
-        assert!(s.push(big[..90].as_bytes()).is_empty());
+        assert!(s.push(&big.as_bytes()[..90]).is_empty());
         assert_eq!(s.finish(), None, "a skipped tail is not an event");
     }
 

@@ -14,7 +14,7 @@
 //! without the production minimum age, HOLD_TTL_SECONDS=2 and the test hook
 //! that lets an exchange's owner "die".
 
-use dexto_shared::money::{Markup, Micros, Picos};
+use dexto_shared::money::{Markup, Picos};
 use integration_tests::{get_with, marker, Stack};
 use serde_json::{json, Value};
 use std::sync::OnceLock;

@@ -20,15 +20,13 @@
 //!   the row left open and looked at again after `RECHECK_MS`.
 
 use crate::config::Config;
-use crate::usage_review::{mark_checked, report_unverifiable, RECHECK_FOR_MS, RECHECK_MS};
+use crate::usage_review::{mark_checked, refund_usage, report_unverifiable, RECHECK_FOR_MS, RECHECK_MS};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::findings::record;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::{Markup, Micros};
 use dexto_shared::usage_bound::{allocate, cost_bound, Provisional};
-use dexto_shared::wallet::CreditRequest;
-use dexto_shared::wallet_client::WalletClient;
 use serde::Deserialize;
 use serde_json::json;
 use worker::{D1Database, Env};
@@ -186,16 +184,8 @@ async fn finish_claimed(env: &Env, database: &D1Database, user_id: &str, now: i6
     for row in &claimed {
         let (charged, price, refund) = (Micros(row.user_price_micros), Micros(row.true_price_micros), Micros(row.corrected_micros));
         if refund > Micros::ZERO {
-            let credit = CreditRequest {
-                user_id: user_id.to_string(),
-                reference: format!("usage_correction:{}", row.request_id),
-                amount: refund,
-                kind: "usage_correction".into(),
-                reason: Some(format!("{}: charged {} provisionally; the upstream key's spending bounds it at {}", row.request_id, charged.usd_fixed(), price.usd_fixed())),
-                now_ms: now,
-                payment: None,
-            };
-            WalletClient::for_user(env, user_id)?.credit(&credit).await?;
+            let reason = format!("charged {} provisionally; the upstream key's spending bounds it at {}", charged.usd_fixed(), price.usd_fixed());
+            refund_usage(env, user_id, &row.request_id, refund, &reason, now).await?;
             let detail = json!({
                 "request_id": row.request_id, "charged_micros": charged.0, "true_price_micros": price.0,
                 "true_cost_micros": row.true_cost_micros, "refund_micros": refund.0, "basis": "upstream_key_spending",

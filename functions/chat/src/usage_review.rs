@@ -117,18 +117,10 @@ async fn review_one(env: &Env, database: &D1Database, config: &Config, row: &Row
     let mut found = 0;
     match verdict {
         Verdict::Refund { refund, .. } => {
-            let credit = CreditRequest {
-                user_id: row.user_id.clone(),
-                reference: format!("usage_correction:{}", row.request_id),
-                amount: refund,
-                kind: "usage_correction".into(),
-                reason: Some(format!("{}: charged {}, the upstream's record prices it at {}", row.request_id, charged.usd_fixed(), verdict.true_price().usd_fixed())),
-                now_ms: now,
-                payment: None,
-            };
             // Before the finding and the resolution: if this pass dies after
             // the credit, the next one replays it (no-op) and finishes.
-            WalletClient::for_user(env, &row.user_id)?.credit(&credit).await?;
+            let reason = format!("charged {}, the upstream's record prices it at {}", charged.usd_fixed(), verdict.true_price().usd_fixed());
+            refund_usage(env, &row.user_id, &row.request_id, refund, &reason, now).await?;
             detail["refund_micros"] = json!(refund.0);
             found += record(env, "usage_refunded", &row.user_id, &row.request_id, &detail).await?;
         }
@@ -155,6 +147,22 @@ async fn review_one(env: &Env, database: &D1Database, config: &Config, row: &Row
     .await?;
     dexto_shared::log::event("usage_review.resolved", json!({"request_id": row.request_id, "user_id": row.user_id, "outcome": verdict.outcome(), "charged_micros": charged.0, "true_price_micros": verdict.true_price().0, "refund_micros": verdict.refund().0}));
     Ok(found)
+}
+
+/// Gives an overcharge back through the wallet, once per request id (a
+/// replay, whatever its amount, is a no-op): `usage_correction:<request id>`.
+pub async fn refund_usage(env: &Env, user_id: &str, request_id: &str, amount: Micros, why: &str, now: i64) -> Result<(), GatewayError> {
+    let credit = CreditRequest {
+        user_id: user_id.to_string(),
+        reference: format!("usage_correction:{request_id}"),
+        amount,
+        kind: "usage_correction".into(),
+        reason: Some(format!("{request_id}: {why}")),
+        now_ms: now,
+        payment: None,
+    };
+    WalletClient::for_user(env, user_id)?.credit(&credit).await?;
+    Ok(())
 }
 
 /// A row that cannot be priced from the upstream: reported once, left open.
