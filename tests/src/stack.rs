@@ -257,14 +257,15 @@ impl Stack {
 
     /// A stream whose owner (the wallet's exchange) dies before the upstream
     /// names its generation: the test hook kills it after the upstream's first
-    /// event, a keep-alive, so the sweep can only charge provisionally. Needs
+    /// event, a keep-alive, so the sweep can only charge provisionally (the
+    /// upstream's generation ends, billed on the key, long before). Needs
     /// DEXTO_TEST_HOOKS (every test stack has it). Returns the hold that was
     /// open and the user once the sweep has settled the call (after the
     /// user's earlier calls, which must be settled already).
     pub fn orphan_before_generation_id(&self, user: &TestUser) -> (i64, Value) {
         let settled = self.user(&user.id)["usage_totals"]["requests"].as_u64().unwrap_or(0);
         let body = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 100,
-            "messages": [{"role": "user", "content": "[[mock:hide_generation=1,tokens=20,chunk_delay_ms=30]]"}]});
+            "messages": [{"role": "user", "content": "[[mock:hide_generation=1,tokens=20,chunk_delay_ms=5]]"}]});
         let auth = format!("Bearer {}", user.key);
         let sse = SseReader::open(
             &format!("{}/v1/chat/completions", self.base),
