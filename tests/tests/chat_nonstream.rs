@@ -53,10 +53,14 @@ fn a_call_is_billed_exactly_and_reported_in_headers() {
     let debit = &user["recent_ledger"][0];
     assert_eq!((debit["amount_micros"].as_i64(), debit["balance_after_micros"].as_i64()), (Some(-price.0), Some(balance.0)));
 
-    // Forwarded byte-for-byte (OpenRouter-only fields included), with our key, once.
+    // Forwarded as sent (OpenRouter-only fields included), with our key,
+    // once; only provider routing gains the price ceiling the hold covers.
     let calls = mock_requests(s, &m);
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0]["body"].as_str(), Some(body.as_str()));
+    let mut expected: serde_json::Value = serde_json::from_str(&body).unwrap();
+    expected["provider"]["max_price"] = json!({"prompt": 2.5, "completion": 10.0, "request": 0, "image": 0.003613});
+    let forwarded: serde_json::Value = serde_json::from_str(calls[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(forwarded, expected);
     let auth = calls[0]["authorization"].as_str().unwrap();
     assert!(!auth.contains(&u.key), "the client's key never goes upstream");
 }
