@@ -247,6 +247,10 @@ fn the_device_token_regenerates_the_cli_key_the_old_way() {
     let fresh = again.json()["dextoApiKey"].as_str().unwrap().to_string();
     assert_eq!(s.call("GET", "/keys/validate", &fresh, None).json()["valid"], true);
     assert_eq!(s.call("GET", "/keys/validate", existing.json()["dextoApiKey"].as_str().unwrap(), None).json()["valid"], false);
+    // One key per login: the same token cannot regenerate it again.
+    let third = s.call("POST", "/keys/provision", &token, Some(json!({"name": "Dexto CLI Key", "regenerate": true})));
+    assert_eq!(third.status, 403, "{}", third.body);
+    assert_eq!(s.call("GET", "/keys/validate", &fresh, None).json()["valid"], true);
     assert_eq!(key_names(s, &session), ["Dexto CLI Key"]);
 }
 
