@@ -1,9 +1,10 @@
 //! Device login (RFC 8628 style), the pure parts: user and device codes,
-//! settings, and the claims of the session handed to RFC 8628-generation CLIs.
+//! settings, the device token handed to RFC 8628-generation CLIs, what the
+//! logging-in client says it is, and when an approval needs a second
+//! confirmation.
 //! The wire shapes per CLI generation are in `device_protocol.rs`; storage and
 //! HTTP in the identity Worker (`functions/identity/src/device.rs`).
 
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Crockford base32: no I, L, O or U, so what is read aloud or copied from a
@@ -85,23 +86,106 @@ impl DeviceConfig {
 /// without a slow-down: the two requests may be timed by different machines.
 pub const POLL_TOLERANCE_MS: i64 = 250;
 
-/// Lifetime of the session handed to RFC 8628-generation CLIs. They use it
-/// once, to provision a DEXTO_API_KEY; no refresh token is issued.
-pub const SESSION_TTL_SECS: i64 = 3600;
+/// What a device login may yield to 1.6.9–1.7.x CLIs, whose poll expects a
+/// Supabase-style session: an opaque *device token* (`dxd_` + 32 random
+/// bytes, hex; only its SHA-256 is stored, in D1 `device_tokens`). It is not
+/// a JWT, so no Supabase project and no session verifier takes it for a
+/// session; the control plane accepts it only where the CLI needs it
+/// (`session::authenticate_cli`): provisioning the CLI's key once, and
+/// reading balance and usage. Everywhere else it gets 403
+/// [`DEVICE_TOKEN_REFUSED`].
+pub const DEVICE_TOKEN_PREFIX: &str = "dxd_";
 
-/// Claims of a Supabase-shaped access token that this gateway's session
-/// verification accepts (`jwt::verify`: iss, aud, role, sub, exp).
-pub fn session_claims(sub: &str, email: &str, issuer: &str, audience: &str, now_secs: i64) -> Value {
-    json!({
-        "sub": sub, "email": email, "iss": issuer, "aud": audience, "role": "authenticated",
-        "iat": now_secs, "exp": now_secs + SESSION_TTL_SECS, "amr": [{"method": "device_code", "timestamp": now_secs}],
-    })
+/// Lifetime of a device token. The CLIs provision their key right after the
+/// poll; they treat a token with under 5 minutes left as expiring, so this
+/// leaves them 5 minutes of use. No refresh token is issued.
+pub const DEVICE_TOKEN_TTL_SECS: i64 = 600;
+
+/// The one key name a device token may provision, list or revoke: what every
+/// CLI generation names its key.
+pub const CLI_KEY_NAME: &str = "Dexto CLI Key";
+
+/// The 403 a device token gets wherever it is not enough.
+pub const DEVICE_TOKEN_REFUSED: &str =
+    "A CLI device login can only provision the Dexto CLI key and read balance and usage. Sign in to the dashboard (/dashboard) to do this.";
+
+/// A fresh device token. Only its SHA-256 ([`device_code_hash`]) is stored.
+pub fn new_device_token() -> String {
+    format!("{DEVICE_TOKEN_PREFIX}{}", hex::encode(crate::ids::random_bytes::<32>()))
+}
+
+/// Whether a bearer token is a device token (and not a Supabase session).
+pub fn is_device_token(token: &str) -> bool {
+    token.starts_with(DEVICE_TOKEN_PREFIX)
+}
+
+/// Approving a code older than this asks for a second confirmation: a login
+/// the user started is approved within a minute or two, while a phisher's
+/// code, sent on to a victim, has usually been waiting for a while.
+pub const CONFIRM_AFTER_SECS: i64 = 180;
+
+/// Whether approving a code issued at `created_at_ms` needs the second confirmation.
+pub fn needs_confirmation(created_at_ms: i64, now_ms: i64) -> bool {
+    now_ms - created_at_ms > CONFIRM_AFTER_SECS * 1000
+}
+
+/// "just now", "45 seconds ago", "1 minute ago", "7 minutes ago", "2 hours ago".
+pub fn describe_age(secs: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
+    match secs.max(0) {
+        s if s < 10 => "just now".into(),
+        s if s < 60 => plural(s, "second"),
+        s if s < 3600 => plural(s / 60, "minute"),
+        s => plural(s / 3600, "hour"),
+    }
+}
+
+/// Text a client sent about itself: printable ASCII only, trimmed, at most `max` chars.
+fn printable(raw: &str, max: usize) -> Option<String> {
+    let text: String = raw.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(max).collect();
+    Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// What the logging-in client says it is, shown on the approval page and
+/// kept for audit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// `client` (1.6.9–1.7.x) or `clientId` (1.8.0+), and its host when sent
+    /// (`host`/`hostname`/`device_name`), e.g. `dexto-cli on my-laptop`.
+    pub name: String,
+    /// `X-Dexto-Version`, else a `version`/`clientVersion` field, else a
+    /// `dexto…/1.2.3` User-Agent; None when the client did not say (the CLIs'
+    /// start requests send none of these today).
+    pub version: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn from_start(body: &serde_json::Value, version_header: Option<&str>, user_agent: Option<&str>) -> ClientInfo {
+        let field = |name: &str, max: usize| body.get(name).and_then(serde_json::Value::as_str).and_then(|v| printable(v, max));
+        let client = field("client", 32).or_else(|| field("clientId", 32)).unwrap_or_else(|| "unknown".into());
+        let name = match field("host", 40).or_else(|| field("hostname", 40)).or_else(|| field("device_name", 40)) {
+            Some(host) => format!("{client} on {host}"),
+            None => client,
+        };
+        let from_agent = user_agent.and_then(|ua| {
+            ua.split_whitespace().find_map(|product| {
+                let (who, version) = product.split_once('/')?;
+                who.to_ascii_lowercase().starts_with("dexto").then_some(version)
+            })
+        });
+        let version = version_header
+            .and_then(|v| printable(v, 32))
+            .or_else(|| field("version", 32))
+            .or_else(|| field("clientVersion", 32))
+            .or_else(|| from_agent.and_then(|v| printable(v, 32)));
+        ClientInfo { name, version }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::{self, KeySet, Policy};
+    use serde_json::json;
 
     #[test]
     fn user_codes_are_grouped_crockford_and_use_every_bit() {
@@ -153,13 +237,33 @@ mod tests {
     }
 
     #[test]
-    fn session_claims_pass_the_gateways_own_verification() {
-        let iss = "https://proj.supabase.co/auth/v1";
-        let now = 1_800_000_000;
-        let token = jwt::sign_hs256(&session_claims("user-1", "a@example.com", iss, "authenticated", now), b"secret");
-        let policy = Policy { issuer: iss, audience: "authenticated", hs256_secret: Some(b"secret") };
-        let claims = jwt::verify(&token, &KeySet::default(), &policy, now + 60).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.email.as_deref(), claims.exp), ("user-1", Some("a@example.com"), now + SESSION_TTL_SECS));
-        assert_eq!(jwt::verify(&token, &KeySet::default(), &policy, now + SESSION_TTL_SECS), Err(jwt::JwtError::Expired));
+    fn device_tokens_are_random_prefixed_and_never_jwts() {
+        let t = new_device_token();
+        assert!(is_device_token(&t) && t.len() == 4 + 64, "{t}");
+        assert_ne!(t, new_device_token());
+        assert_eq!(t.split('.').count(), 1, "not a JWT: no session verifier parses it");
+        assert!(!is_device_token("eyJhbGciOi.x.y") && !is_device_token("dxk_abc"));
+    }
+
+    #[test]
+    fn old_codes_need_a_second_confirmation() {
+        let issued = 1_000_000;
+        assert!(!needs_confirmation(issued, issued + CONFIRM_AFTER_SECS * 1000));
+        assert!(needs_confirmation(issued, issued + CONFIRM_AFTER_SECS * 1000 + 1));
+        for (secs, text) in [(-3, "just now"), (9, "just now"), (10, "10 seconds ago"), (61, "1 minute ago"), (420, "7 minutes ago"), (7200, "2 hours ago")] {
+            assert_eq!(describe_age(secs), text, "{secs}");
+        }
+    }
+
+    #[test]
+    fn client_info_from_every_generation() {
+        let old = ClientInfo::from_start(&json!({"client": "dexto-cli", "host": "my-laptop"}), None, Some("node"));
+        assert_eq!(old, ClientInfo { name: "dexto-cli on my-laptop".into(), version: None });
+        let new = ClientInfo::from_start(&json!({"clientId": "dexto-cli"}), Some("1.10.4"), Some("dexto-cli/9.9.9"));
+        assert_eq!(new, ClientInfo { name: "dexto-cli".into(), version: Some("1.10.4".into()) });
+        let agent = ClientInfo::from_start(&json!({}), None, Some("Mozilla/5.0 dexto-cli/1.7.2 node/22"));
+        assert_eq!(agent, ClientInfo { name: "unknown".into(), version: Some("1.7.2".into()) });
+        let hostile = ClientInfo::from_start(&json!({"client": "<b>x</b>\n\u{202e}", "version": "  "}), Some(""), None);
+        assert_eq!(hostile, ClientInfo { name: "<b>x</b>".into(), version: None }, "printable only; escaping is the page's");
     }
 }

@@ -11,7 +11,7 @@
 //! | expired | 400 `expired_token` | 400 `expired` / `expired_token` |
 //! | denied | 400 `access_denied` | 400 `denied` / `access_denied` |
 //! | unknown or already used | 400 `invalid_grant` | 400 `invalid` / `invalid_grant` |
-//! | approved | 200 Supabase-style session | 200 `approved` + `fullKey` |
+//! | approved | 200 Supabase-style session (a device token) | 200 `approved` + `fullKey` |
 //!
 //! 403 and 404 are never used here: every CLI reads them as "device login is
 //! disabled on this server".
@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generation {
-    /// 1.6.9–1.7.x: `{"device_code"}`, RFC 8628 errors, gets a Supabase-style session.
+    /// 1.6.9–1.7.x: `{"device_code"}`, RFC 8628 errors, gets a Supabase-style
+    /// session whose access token is a device token.
     Rfc8628,
     /// 1.8.0+: `{"deviceCode"}`, `{"status": …}` answers, gets a DEXTO_API_KEY.
     Status,
@@ -49,10 +50,6 @@ pub enum Refusal {
     Denied,
     /// Unknown device code, or one whose credential was already handed out.
     InvalidGrant,
-    /// RFC 8628 generation, but no `SUPABASE_JWT_SECRET` to sign a session with.
-    /// Not `server_error`: 1.7.x CLIs retry that silently until the code expires,
-    /// while any other error code stops them at once with its name.
-    SessionsUnavailable,
 }
 
 impl Refusal {
@@ -65,11 +62,6 @@ impl Refusal {
             Expired => (400, "expired_token", "The device code expired; start the login again."),
             Denied => (400, "access_denied", "The user denied this login."),
             InvalidGrant => (400, "invalid_grant", "Unknown or already used device code."),
-            SessionsUnavailable => (
-                400,
-                "unsupported_grant_type",
-                "This server cannot issue sessions to this CLI version (no SUPABASE_JWT_SECRET); upgrade to Dexto CLI 1.8.0+ or set DEXTO_API_KEY.",
-            ),
         }
     }
 
@@ -80,7 +72,7 @@ impl Refusal {
             SlowDown { .. } => "slow_down",
             Expired => "expired",
             Denied => "denied",
-            InvalidRequest | InvalidGrant | SessionsUnavailable => "invalid",
+            InvalidRequest | InvalidGrant => "invalid",
         }
     }
 }
@@ -120,8 +112,10 @@ pub fn key_issued(k: &IssuedKeyView) -> Reply {
     Reply { status: 200, body: json!({"status": "approved", "fullKey": k.full_key, "apiKey": api_key}), retry_after_secs: None }
 }
 
-/// The Supabase-style session handed to a 1.6.9–1.7.x CLI. No refresh token:
-/// the CLI uses the access token once, to provision its DEXTO_API_KEY.
+/// The Supabase-style session handed to a 1.6.9–1.7.x CLI: its access token
+/// is a device token (`device::DEVICE_TOKEN_PREFIX`), good only for
+/// provisioning the CLI's key and reading balance and usage. No refresh
+/// token: there is nothing to refresh into.
 pub fn session_issued(access_token: &str, expires_in: i64, now_secs: i64, user_id: &str, email: &str) -> Reply {
     let body = json!({
         "access_token": access_token, "token_type": "bearer", "expires_in": expires_in,
@@ -178,7 +172,6 @@ mod tests {
             (Refusal::Denied, "access_denied"),
             (Refusal::InvalidGrant, "invalid_grant"),
             (Refusal::InvalidRequest, "invalid_request"),
-            (Refusal::SessionsUnavailable, "unsupported_grant_type"),
         ] {
             let r = refusal(Rfc8628, why);
             assert_eq!((r.status, r.body["error"].as_str()), (400, Some(code)), "{why:?}");

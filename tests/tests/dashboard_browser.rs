@@ -1,8 +1,8 @@
 //! The dashboard in a real browser (Debian's headless Chromium over
 //! WebDriver) against the real stack: sign-in through the mock Supabase
 //! hosted page, keys, top-up through the mock Stripe Checkout and a signed
-//! webhook, device approval while a CLI-style poll runs, the usage chart,
-//! an XSS attempt and a cross-site POST. Screenshots of every page are saved
+//! webhook, device approval (who is asking shown first) while a CLI-style
+//! poll runs, the usage chart, an XSS attempt and a cross-site POST. Screenshots of every page are saved
 //! in target/browser-artifacts/.
 
 use integration_tests::browser::{one_at_a_time, Browser};
@@ -211,7 +211,13 @@ fn approving_a_device_code_while_the_cli_polls() {
     });
     let v = visitor("device", &format!("/device?user_code={user_code}"));
     let (b, mail, user) = (&v.b, &v.mail, &v.user);
-    assert_eq!(b.script("return document.getElementById('user-code').value"), json!(user_code), "came back to the code after sign-in");
+    assert_eq!(b.text("#device-code"), user_code, "came back to the code after sign-in");
+    // Who is asking, before anything is approved.
+    assert_eq!(b.text("#device-client"), "dexto-cli on ci, version not reported");
+    assert!(!b.text("#device-ip").is_empty());
+    let age = b.text("#device-age");
+    assert!(age == "just now" || age.ends_with(" ago"), "{age}");
+    assert!(b.text("#device-warning").starts_with("Approve only if you started this login yourself just now"));
     b.screenshot("device");
     b.click("#approve");
     b.wait_for("#device-result");

@@ -1,7 +1,10 @@
 //! Device login through the real stack, both CLI generations on both path
 //! families: start → pending → approve (session) → poll → credential, with
-//! slow-down, expiry, deny, single use, the session requirement, the page,
-//! and the off switch. Polls are 1 s apart (`DEVICE_POLL_INTERVAL_SECONDS=1`).
+//! slow-down, expiry, deny, single use, the session requirement, the page
+//! (who is asking, before approval; a second confirmation for old codes),
+//! what the older generation's device token may and may not do, the audit
+//! row of every key-creating path, and the off switch. Polls are 1 s apart
+//! (`DEVICE_POLL_INTERVAL_SECONDS=1`).
 
 use dexto_shared::jwt_testing::{self as t, EC_KID};
 use integration_tests::{start, HttpResponse, Stack};
@@ -16,8 +19,8 @@ fn main_stack() -> &'static Stack {
     S.get_or_init(|| start(&[("DEVICE_POLL_INTERVAL_SECONDS", "1")]))
 }
 
-/// Codes live 1 s, no HS256 secret (so no sessions for the RFC 8628 CLIs),
-/// and no verification URL (so the page on this origin), as `npm run dev` does.
+/// Codes live 1 s, no HS256 secret (device tokens need none), and no
+/// verification URL (so the page on this origin), as `npm run dev` does.
 fn short_stack() -> &'static Stack {
     static S: OnceLock<Stack> = OnceLock::new();
     S.get_or_init(|| {
@@ -131,35 +134,176 @@ fn new_generation_gets_a_working_api_key_once() {
     }
 }
 
+/// An RFC 8628-generation login approved by `sub`: the poll's Supabase-style answer.
+fn old_generation_login(s: &Stack, family: &str, sub: &str) -> Value {
+    let started = begin(s, family);
+    let pending = poll_old(s, family, &started);
+    assert_eq!((pending.status, pending.json()["error"].as_str()), (400, Some("authorization_pending")));
+    assert_eq!(decide(s, "approve", &s.session_token(sub, "old@example.com"), &started["user_code"]).status, 200);
+    wait_interval();
+    let r = poll_old(s, family, &started);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_interval();
+    let again = poll_old(s, family, &started);
+    assert_eq!((again.status, again.json()["error"].as_str()), (400, Some("invalid_grant")), "single use");
+    r.json()
+}
+
+fn key_names(s: &Stack, token: &str) -> Vec<String> {
+    let r = s.call("GET", "/api/keys", token, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"].as_array().unwrap().iter().filter(|k| k["status"] == "active").map(|k| k["name"].as_str().unwrap().to_string()).collect()
+}
+
 #[test]
-fn old_generation_gets_a_session_the_gateway_accepts_once() {
+fn old_generation_gets_a_short_device_token_that_provisions_the_cli_key_once() {
     let s = main_stack();
     for family in FAMILIES {
         let sub = fresh_sub();
-        let started = begin(s, family);
-        let pending = poll_old(s, family, &started);
-        assert_eq!((pending.status, pending.json()["error"].as_str()), (400, Some("authorization_pending")));
-
-        assert_eq!(decide(s, "approve", &s.session_token(&sub, "old@example.com"), &started["user_code"]).status, 200);
-        wait_interval();
-        let r = poll_old(s, family, &started);
-        assert_eq!(r.status, 200, "{}", r.body);
-        let b = r.json();
+        let b = old_generation_login(s, family, &sub);
         assert!(b.get("error").is_none());
-        assert_eq!((&b["token_type"], &b["expires_in"], &b["user"]["id"]), (&json!("bearer"), &json!(3600), &json!(sub)));
-        assert!(b["refresh_token"].is_null());
+        assert_eq!((&b["token_type"], &b["expires_in"], &b["user"]["id"]), (&json!("bearer"), &json!(600), &json!(sub)), "{b}");
+        assert!(b["refresh_token"].is_null(), "nothing to refresh into a session");
         let token = b["access_token"].as_str().unwrap();
+        assert!(token.starts_with("dxd_") && !token.contains('.'), "a device token, not a JWT: {token}");
 
-        // What 1.6.x does next: provision a key with that session.
-        let keys = s.call("GET", "/api/keys", token, None);
-        assert_eq!(keys.status, 200, "{}", keys.body);
+        // What 1.6.11–1.7.x do next: list, delete the old CLI key, create one.
+        assert_eq!(key_names(s, token), Vec::<String>::new());
         let provisioned = s.call("POST", "/api/keys", token, Some(json!({"name": "Dexto CLI Key"})));
         assert_eq!(provisioned.status, 200, "{}", provisioned.body);
-
-        wait_interval();
-        let again = poll_old(s, family, &started);
-        assert_eq!((again.status, again.json()["error"].as_str()), (400, Some("invalid_grant")));
+        let key = provisioned.json()["data"]["fullKey"].as_str().unwrap().to_string();
+        assert_eq!(s.call("GET", "/keys/validate", &key, None).json()["valid"], true);
+        // One key per login.
+        let second = s.call("POST", "/api/keys", token, Some(json!({"name": "Dexto CLI Key"})));
+        assert_eq!(second.status, 403, "{}", second.body);
+        assert!(second.json()["error"]["message"].as_str().unwrap().contains("dexto login"), "{}", second.body);
     }
+}
+
+#[test]
+fn the_device_token_reads_balance_and_usage_and_nothing_else() {
+    let s = main_stack();
+    let sub = fresh_sub();
+    let session = s.session_token(&sub, "old@example.com");
+    // The user's own key of another name: a device token neither sees nor touches it.
+    let laptop = s.call("POST", "/api/keys", &session, Some(json!({"name": "laptop"})));
+    assert_eq!(laptop.status, 200, "{}", laptop.body);
+    let laptop_id = laptop.json()["data"]["id"].as_str().unwrap().to_string();
+    let token = old_generation_login(s, "/api/auth/device", &sub)["access_token"].as_str().unwrap().to_string();
+
+    let balance = s.call("GET", "/api/billing/balance", &token, None);
+    assert_eq!((balance.status, balance.json()["credits_usd"].as_f64()), (200, Some(0.0)), "{}", balance.body);
+    for path in ["/me/usage", "/api/account/usage"] {
+        let usage = s.call("GET", path, &token, None);
+        assert_eq!(usage.status, 200, "{path}: {}", usage.body);
+        assert!(usage.json()["mtd_usage"]["total_requests"].is_number(), "{}", usage.body);
+    }
+    assert_eq!(key_names(s, &token), Vec::<String>::new(), "only the CLI's key is listed");
+
+    let refused = [
+        ("GET", "/api/caps".to_string(), None),
+        ("PUT", "/api/caps".to_string(), Some(json!({"scope": "user", "window": "day", "limit_usd": null}))),
+        ("POST", "/api/keys".to_string(), Some(json!({"name": "permanent"}))),
+        ("DELETE", format!("/api/keys/{laptop_id}"), None),
+        ("PATCH", format!("/api/keys/{laptop_id}"), Some(json!({"expires_at": null}))),
+        ("POST", format!("/api/keys/{laptop_id}/rotate"), Some(json!({}))),
+        ("POST", "/keys/rotate".to_string(), Some(json!({}))),
+        ("POST", "/api/keys/rotate".to_string(), Some(json!({}))),
+        ("POST", "/keys/provision".to_string(), Some(json!({"name": "laptop", "regenerate": true}))),
+        ("POST", "/api/openrouter-key/rotate".to_string(), Some(json!({}))),
+        ("GET", "/api/openrouter-key".to_string(), None),
+        ("GET", "/api/audit".to_string(), None),
+        ("POST", "/api/billing/checkout-session".to_string(), Some(json!({"credits_usd": 10}))),
+        ("GET", "/api/billing/history".to_string(), None),
+        ("GET", "/me/usage/history".to_string(), None),
+        ("GET", "/me/usage/summary".to_string(), None),
+        ("POST", "/api/auth/device/approve".to_string(), Some(json!({"userCode": "ABCD-EFGH"}))),
+    ];
+    for (method, path, body) in refused {
+        let r = s.call(method, &path, &token, body);
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("Sign in to the dashboard"), "{method} {path}: {}", r.body);
+    }
+    let keys = s.call("GET", "/api/keys", &session, None).json();
+    let laptop_now = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == laptop_id.as_str()).cloned().unwrap();
+    assert_eq!(laptop_now["status"], "active", "{keys}");
+    // A made-up or expired device token is no credential at all.
+    assert_eq!(s.call("GET", "/api/billing/balance", &format!("dxd_{}", "0".repeat(64)), None).status, 401);
+}
+
+#[test]
+fn the_device_token_regenerates_the_cli_key_the_old_way() {
+    // 1.6.9–1.6.10: POST /keys/provision, and `regenerate: true` when a key of that name exists.
+    let s = main_stack();
+    let sub = fresh_sub();
+    let session = s.session_token(&sub, "old@example.com");
+    let existing = s.call("POST", "/keys/provision", &session, Some(json!({"name": "Dexto CLI Key", "regenerate": false})));
+    assert_eq!(existing.status, 200, "{}", existing.body);
+    let token = old_generation_login(s, "/auth/device", &sub)["access_token"].as_str().unwrap().to_string();
+    let ask = s.call("POST", "/keys/provision", &token, Some(json!({"name": "Dexto CLI Key", "regenerate": false}))).json();
+    assert_eq!((&ask["isNewKey"], &ask["keyId"]), (&json!(false), &existing.json()["keyId"]), "{ask}");
+    let again = s.call("POST", "/keys/provision", &token, Some(json!({"name": "Dexto CLI Key", "regenerate": true})));
+    assert_eq!(again.status, 200, "{}", again.body);
+    let fresh = again.json()["dextoApiKey"].as_str().unwrap().to_string();
+    assert_eq!(s.call("GET", "/keys/validate", &fresh, None).json()["valid"], true);
+    assert_eq!(s.call("GET", "/keys/validate", existing.json()["dextoApiKey"].as_str().unwrap(), None).json()["valid"], false);
+    // One key per login: the same token cannot regenerate it again.
+    let third = s.call("POST", "/keys/provision", &token, Some(json!({"name": "Dexto CLI Key", "regenerate": true})));
+    assert_eq!(third.status, 403, "{}", third.body);
+    assert_eq!(s.call("GET", "/keys/validate", &fresh, None).json()["valid"], true);
+    assert_eq!(key_names(s, &session), ["Dexto CLI Key"]);
+}
+
+/// The `key.create` audit rows of `user` (newest first).
+fn key_creations(s: &Stack, user: &str) -> Vec<Value> {
+    let r = s.admin("GET", &format!("/admin/audit?user={user}&action=key.create&limit=200"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"].as_array().unwrap().clone()
+}
+
+/// The `key.create` row naming `key_id` (identity names the key as subject,
+/// the admin API in `detail.key_id`).
+fn creation_of(rows: &[Value], key_id: &str) -> Option<Value> {
+    rows.iter().find(|r| r["subject"] == key_id || r["detail"]["key_id"] == key_id).cloned()
+}
+
+#[test]
+fn every_path_that_creates_a_key_writes_its_audit_row() {
+    let s = main_stack();
+    let sub = fresh_sub();
+    let session = s.session_token(&sub, "audit@example.com");
+    let id_of = |r: HttpResponse, pointer: &str| -> String {
+        assert!(r.status == 200 || r.status == 201, "{}", r.body);
+        r.json().pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("{pointer} in {}", r.body)).to_string()
+    };
+    let mut created = vec![
+        ("provision", id_of(s.call("POST", "/api/provision", &session, Some(json!({}))), "/keyId")),
+        ("keys/provision", id_of(s.call("POST", "/keys/provision", &session, Some(json!({"name": "old cli", "regenerate": false}))), "/keyId")),
+    ];
+    let made = id_of(s.call("POST", "/api/keys", &session, Some(json!({"name": "made"}))), "/data/id");
+    created.push(("api/keys/{id}/rotate", id_of(s.call("POST", &format!("/api/keys/{made}/rotate"), &session, Some(json!({}))), "/data/id")));
+    created.push(("api/keys", made));
+    let admin = s.admin("POST", &format!("/admin/users/{sub}/keys"), Some(json!({"name": "ops"})));
+    let admin_key = admin.json()["key"].as_str().unwrap_or_default().to_string();
+    created.push(("admin", id_of(admin, "/id")));
+    created.push(("keys/rotate", id_of(s.call("POST", "/keys/rotate", &admin_key, Some(json!({}))), "/keyId")));
+    // Device login, 1.8.0+: the poll mints the key.
+    let started = begin(s, "/api/auth/device");
+    assert_eq!(decide(s, "approve", &session, &started["userCode"]).status, 200);
+    wait_interval();
+    created.push(("device approval", id_of(poll_new(s, "/api/auth/device", &started), "/apiKey/id")));
+    // Device login, 1.6.9–1.7.x: the device token provisions it.
+    let token = old_generation_login(s, "/api/auth/device", &sub)["access_token"].as_str().unwrap().to_string();
+    let via_token = id_of(s.call("POST", "/api/keys", &token, Some(json!({"name": "Dexto CLI Key"}))), "/data/id");
+
+    let rows = key_creations(s, &sub);
+    for (path, key_id) in &created {
+        assert!(creation_of(&rows, key_id).is_some(), "{path}: no key.create row for {key_id}: {rows:#?}");
+    }
+    let row = creation_of(&rows, &via_token).unwrap_or_else(|| panic!("device token: no key.create row: {rows:#?}"));
+    assert_eq!(row["detail"]["via"], "device_login", "{row}");
+    let issued = s.admin("GET", &format!("/admin/audit?user={sub}&action=device.token_issued"), None).json();
+    assert_eq!(issued["data"].as_array().unwrap().len(), 1, "the device token's issue is recorded: {issued}");
 }
 
 #[test]
@@ -265,6 +409,116 @@ fn the_verification_page_asks_to_sign_in_and_comes_back() {
     assert!(!r.body.contains("<script>"), "no inline script");
 }
 
+/// A signed-in dashboard visitor without a browser: the session and CSRF
+/// cookies, as the sign-in sets them.
+struct Visitor {
+    cookie: String,
+    csrf: String,
+}
+
+fn visitor(s: &Stack, sub: &str) -> Visitor {
+    let csrf = dexto_shared::ids::new_id("csrf-").repeat(2);
+    let token = s.session_token(sub, "page@example.com");
+    Visitor { cookie: format!("__Host-dexto_session={token}; __Host-dexto_csrf={csrf}"), csrf }
+}
+
+impl Visitor {
+    fn get(&self, s: &Stack, path: &str) -> HttpResponse {
+        integration_tests::get_with(&format!("{}{path}", s.base), &[("Cookie", &self.cookie)])
+    }
+
+    /// A form POST from our own page (same origin, the session's CSRF secret).
+    fn post(&self, s: &Stack, path: &str, fields: &[(&str, &str)]) -> HttpResponse {
+        let mut form: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", dexto_shared::url_query::encode(v))).collect();
+        form.push(format!("csrf={}", self.csrf));
+        let headers = [("Cookie", self.cookie.as_str()), ("Origin", s.base.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+        integration_tests::post(&format!("{}{path}", s.base), &headers, form.join("&").as_bytes())
+    }
+}
+
+/// A 1.8.0+-style start from "ci-box", version in `X-Dexto-Version`.
+fn begin_from_ci_box(s: &Stack) -> Value {
+    let headers = [("Content-Type", "application/json"), ("X-Dexto-Version", "1.7.2")];
+    let r = integration_tests::post(&format!("{}/api/auth/device/start", s.base), &headers, json!({"clientId": "dexto-cli", "host": "ci-box"}).to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn the_page_shows_who_is_asking_before_approval() {
+    let s = main_stack();
+    let started = begin_from_ci_box(s);
+    let code = started["userCode"].as_str().unwrap();
+    let stored = s.d1(&format!("SELECT client, client_version, client_ip, client_country FROM device_codes WHERE user_code = '{code}'"));
+    let ip = stored[0]["client_ip"].as_str().unwrap_or_else(|| panic!("the requesting IP is recorded: {stored:?}")).to_string();
+    assert_eq!((&stored[0]["client"], &stored[0]["client_version"]), (&json!("dexto-cli on ci-box"), &json!("1.7.2")), "{stored:?}");
+
+    let v = visitor(s, &fresh_sub());
+    let page = v.get(s, &format!("/device?user_code={code}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let html = &page.body;
+    for shown in ["dexto-cli on ci-box", "version 1.7.2", "just now", "Approve only if you started this login yourself just now", code] {
+        assert!(html.contains(shown), "{shown:?} missing: {html}");
+    }
+    let from = match stored[0]["client_country"].as_str() {
+        Some(country) => format!(r#"<dd id="device-ip">{ip} ({country})</dd>"#),
+        None => format!(r#"<dd id="device-ip">{ip}</dd>"#),
+    };
+    assert!(html.contains(&from), "{from} missing: {html}");
+    assert!(!html.contains(started["deviceCode"].as_str().unwrap()), "never the device code");
+    assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
+    // Still pending: showing is not approving.
+    assert_eq!(poll_new(s, "/api/auth/device", &started).json(), json!({"status": "pending"}));
+
+    // The look-up is for signed-in people only, and names no device code.
+    let api = format!("/api/auth/device/pending?user_code={code}");
+    assert_eq!(integration_tests::get(&format!("{}{api}", s.base)).status, 401);
+    let looked = s.call("GET", &api, &s.session_token(&fresh_sub(), "x@example.com"), None).json();
+    assert_eq!((&looked["client"], &looked["clientVersion"], &looked["ip"], &looked["needsConfirmation"]), (&json!("dexto-cli on ci-box"), &json!("1.7.2"), &json!(ip), &json!(false)));
+    assert!(!looked.to_string().contains(started["deviceCode"].as_str().unwrap()));
+
+    // Approving from the page hands the CLI its key.
+    let done = v.post(s, "/device", &[("user_code", code), ("decision", "approve")]);
+    assert!(done.body.contains(r#"id="device-result">Approved"#), "{}", done.body);
+    wait_interval();
+    assert_eq!(poll_new(s, "/api/auth/device", &started).json()["status"], "approved");
+
+    // Without a code the page asks for one; an unknown code says so.
+    assert!(v.get(s, "/device").body.contains(r#"id="user-code""#));
+    let unknown = v.get(s, "/device?user_code=ZZZZ-ZZZ0");
+    assert!(unknown.body.contains(r#"id="device-problem""#) && !unknown.body.contains(r#"id="approve""#), "{}", unknown.body);
+}
+
+#[test]
+fn an_old_code_needs_a_second_confirmation() {
+    let s = main_stack();
+    let started = begin_from_ci_box(s);
+    let code = started["userCode"].as_str().unwrap();
+    // Issued 4 minutes ago (past CONFIRM_AFTER_SECS), still live.
+    let age_ms = (dexto_shared::device::CONFIRM_AFTER_SECS + 60) * 1000;
+    s.d1(&format!("UPDATE device_codes SET created_at = created_at - {age_ms} WHERE user_code = '{code}'"));
+    let v = visitor(s, &fresh_sub());
+    let page = v.get(s, &format!("/device?user_code={code}"));
+    assert!(page.body.contains(r#"<dd id="device-age">4 minutes ago</dd>"#), "{}", page.body);
+
+    // The first Approve asks again, and approves nothing yet.
+    let first = v.post(s, "/device", &[("user_code", code), ("decision", "approve")]);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.contains(r#"id="device-confirm""#) && first.body.contains(r#"name="confirm" value="yes""#), "{}", first.body);
+    assert!(!first.body.contains("device-result"), "{}", first.body);
+    assert_eq!(poll_new(s, "/api/auth/device", &started).json(), json!({"status": "pending"}));
+    // The API holds the same line for any other caller.
+    let session = s.session_token(&fresh_sub(), "api@example.com");
+    let unconfirmed = decide(s, "approve", &session, &json!(code));
+    assert_eq!(unconfirmed.status, 409, "{}", unconfirmed.body);
+    assert!(unconfirmed.json()["error"]["message"].as_str().unwrap().contains("4 minutes ago"), "{}", unconfirmed.body);
+
+    let second = v.post(s, "/device", &[("user_code", code), ("decision", "approve"), ("confirm", "yes")]);
+    assert!(second.body.contains(r#"id="device-result">Approved"#), "{}", second.body);
+    wait_interval();
+    assert_eq!(poll_new(s, "/api/auth/device", &started).json()["status"], "approved");
+}
+
 #[test]
 fn codes_expire() {
     let s = short_stack();
@@ -279,13 +533,13 @@ fn codes_expire() {
 }
 
 #[test]
-fn without_an_hs256_secret_old_clients_are_told_at_once() {
+fn without_an_hs256_secret_old_clients_still_log_in() {
+    // Device tokens need no signing secret: the 1.6.9–1.7.x poll waits like any other.
     let s = short_stack();
     let started = begin(s, "/auth/device");
     assert_eq!(started["verificationUri"], format!("{}/device", s.base));
     let r = poll_old(s, "/auth/device", &started);
-    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("unsupported_grant_type")), "{}", r.body);
-    assert_eq!(poll_new(s, "/auth/device", &started).json(), json!({"status": "pending"}));
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("authorization_pending")), "{}", r.body);
 }
 
 #[test]

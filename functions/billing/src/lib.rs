@@ -54,9 +54,10 @@ async fn cron(env: &Env) -> String {
     outcome
 }
 
-/// `GET /api/billing/balance` (session): the wallet's authoritative balance.
+/// `GET /api/billing/balance` (session, or a CLI's device token): the
+/// wallet's authoritative balance.
 async fn balance(req: &Request, env: &Env) -> ApiResult {
-    let user = dexto_shared::session::authenticate(req.headers(), env).await?;
+    let user = dexto_shared::session::authenticate_cli(req.headers(), env).await?.user;
     let state = WalletClient::for_user(env, &user.id)?.state().await?;
     ok_json(200, &serde_json::json!({"credits_usd": state.balance.as_json_usd(), "credits_cents": state.balance.whole_cents_floor(), "frozen": state.frozen}))
 }

@@ -5,7 +5,7 @@ use crate::session::Session;
 use dexto_shared::web::html::esc;
 
 /// Bumped with the assets so browsers never mix an old script with a new page.
-pub const ASSET_VERSION: &str = "1";
+pub const ASSET_VERSION: &str = "2";
 
 const NAV: &[(&str, &str)] = &[
     ("/dashboard", "Overview"),

@@ -1,28 +1,27 @@
-//! Device login for the Dexto CLI (1.6.9+): `start`, `poll` (both CLI
-//! generations on both path families, told apart by the poll body), and
-//! `approve`/`deny` by a signed-in user (session auth, also used by the
-//! `/device` page). Codes live in D1 `device_codes`; every state change is a
-//! single guarded UPDATE, so two racing polls can never mint twice. Wire shapes
-//! per generation: `dexto_shared::device_protocol`.
+//! Device login for the Dexto CLI (1.6.9+): `start` and `poll` (both CLI
+//! generations on both path families, told apart by the poll body). The
+//! signed-in side (look-up, approve, deny) is `device_approval.rs`. Codes
+//! live in D1 `device_codes`; every state change is a single guarded UPDATE,
+//! so two racing polls can never mint twice. Wire shapes per generation:
+//! `dexto_shared::device_protocol`.
 
-use crate::{principal, security_event, ApiResult};
-use dexto_shared::device::{self, DeviceConfig, POLL_TOLERANCE_MS, SESSION_TTL_SECS};
+use crate::{security_event, ApiResult};
+use dexto_shared::device::{self, ClientInfo, DeviceConfig, DEVICE_TOKEN_TTL_SECS, POLL_TOLERANCE_MS};
 use dexto_shared::device_protocol::{self as protocol, Generation, Refusal, Reply};
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{json_object, now_ms, ok_json};
-use dexto_shared::session::SessionConfig;
-use dexto_shared::{jwt, keystore, log};
+use dexto_shared::http::{json_object, now_ms};
+use dexto_shared::{device_token, keystore, log};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{D1Database, Env, Request};
 
 const DAY_MS: i64 = 86_400_000;
 
-fn internal(e: impl std::fmt::Display) -> GatewayError {
+pub fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(format!("device: {e}"))
 }
 
-fn db(env: &Env) -> Result<D1Database, GatewayError> {
+pub fn db(env: &Env) -> Result<D1Database, GatewayError> {
     env.d1("DB").map_err(internal)
 }
 
@@ -39,7 +38,7 @@ pub fn enabled(env: &Env) -> Result<DeviceConfig, GatewayError> {
 
 /// A protocol reply: never cached (it may carry a credential), `Retry-After` on 429.
 fn reply(r: Reply) -> ApiResult {
-    let mut resp = ok_json(r.status, &r.body)?;
+    let mut resp = dexto_shared::http::ok_json(r.status, &r.body)?;
     let headers = resp.headers_mut();
     headers.set("Cache-Control", "no-store").map_err(internal)?;
     if let Some(secs) = r.retry_after_secs {
@@ -58,21 +57,15 @@ fn verification_uri(req: &Request, env: &Env) -> Result<String, GatewayError> {
     }
 }
 
-/// What the CLI says it is, kept for audit: printable ASCII, at most 64 chars.
-/// Who is logging in, as the client says: `client`, and its host when sent
-/// (`host`/`hostname`/`device_name`), e.g. `dexto-cli on my-laptop`. It names
-/// the key the login mints, so a person can tell their keys apart.
-fn client_name(body: &Value) -> String {
-    let clean = |field: &str, max: usize| -> Option<String> {
-        let raw = body.get(field).and_then(Value::as_str)?;
-        let text: String = raw.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(max).collect();
-        Some(text.trim().to_string()).filter(|t| !t.is_empty())
-    };
-    let client = clean("client", 32).unwrap_or_else(|| "unknown".into());
-    match clean("host", 40).or_else(|| clean("hostname", 40)).or_else(|| clean("device_name", 40)) {
-        Some(host) => format!("{client} on {host}"),
-        None => client,
-    }
+/// What the start request says about the client and where it came from:
+/// shown on the approval page before anyone approves.
+fn requester(req: &Request, body: &Value) -> (ClientInfo, Option<String>, Option<String>) {
+    let header = |n: &str| req.headers().get(n).ok().flatten();
+    let info = ClientInfo::from_start(body, header("X-Dexto-Version").as_deref(), header("User-Agent").as_deref());
+    let ip = header("CF-Connecting-IP").filter(|ip| ip.len() <= 45);
+    // The platform's geolocation; absent locally and where it is not given.
+    let country = req.cf().and_then(|cf| cf.country()).filter(|c| c.len() == 2);
+    (info, ip, country)
 }
 
 /// Unauthenticated starts write to D1, so they are throttled before anything
@@ -95,11 +88,15 @@ async fn throttle_start(req: &Request, env: &Env) -> Result<(), GatewayError> {
 /// The period of both start limits (wrangler.toml `simple.period`).
 const START_LIMIT_PERIOD_SECS: u32 = 60;
 
-/// `POST /auth/device/start`, `/api/auth/device/start` `{"client"}` (no auth).
+/// `POST /auth/device/start`, `/api/auth/device/start` `{"client"}` or
+/// `{"clientId"}` (no auth). Records who asks (client, version, IP, country)
+/// for the approval page.
 pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
     let config = enabled(env)?;
     throttle_start(req, env).await?;
-    let client = client_name(&json_object(req).await?);
+    let body = json_object(req).await?;
+    let (info, ip, country) = requester(req, &body);
+    let client = info.name.clone();
     let uri = verification_uri(req, env)?;
     let db = db(env)?;
     let now = now_ms();
@@ -112,8 +109,9 @@ pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
             .batch(vec![
                 db.prepare("DELETE FROM device_codes WHERE expires_at < ?1").bind(&[((now - DAY_MS) as f64).into()]).map_err(internal)?,
                 db.prepare(
-                    "INSERT INTO device_codes (device_code_hash, user_code, client, status, interval_secs, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                    "INSERT INTO device_codes (device_code_hash, user_code, client, status, interval_secs, created_at, expires_at,
+                                               client_version, client_ip, client_country)
+                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
                 )
                 .bind(&[
                     device::device_code_hash(&device_code).into(),
@@ -122,6 +120,9 @@ pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
                     (config.interval_secs as f64).into(),
                     (now as f64).into(),
                     ((now + config.ttl_secs * 1000) as f64).into(),
+                    optional(info.version.as_deref()),
+                    optional(ip.as_deref()),
+                    optional(country.as_deref()),
                 ])
                 .map_err(internal)?,
             ])
@@ -133,6 +134,10 @@ pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
         }
     }
     Err(internal("no free user code"))
+}
+
+fn optional(text: Option<&str>) -> worker::wasm_bindgen::JsValue {
+    text.map_or(worker::wasm_bindgen::JsValue::NULL, Into::into)
 }
 
 #[derive(Deserialize)]
@@ -156,12 +161,6 @@ pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
     let Some((generation, code)) = protocol::parse_poll(&body) else {
         return reply(protocol::refusal(Generation::Rfc8628, Refusal::InvalidRequest));
     };
-    // Fail the RFC 8628 generation at once (not after the user approves) when
-    // no session can be signed for it.
-    let session = SessionConfig::from_env(env);
-    if generation == Generation::Rfc8628 && (session.hs256_secret.is_none() || session.issuer.is_empty()) {
-        return reply(protocol::refusal(generation, Refusal::SessionsUnavailable));
-    }
     if !device::plausible_device_code(&code) {
         return reply(protocol::refusal(generation, Refusal::InvalidGrant));
     }
@@ -186,7 +185,7 @@ pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
         None => why_not_polled(&db, &hash, now).await?,
         Some(p) if p.status == "pending" => Refusal::Pending,
         Some(p) if p.status == "denied" => Refusal::Denied,
-        Some(p) if p.status == "approved" => return deliver(req, env, &db, generation, &hash, p.user_id, &p.client, &session).await,
+        Some(p) if p.status == "approved" => return deliver(req, env, &db, generation, &hash, p.user_id, &p.client).await,
         Some(_) => Refusal::InvalidGrant,
     };
     reply(protocol::refusal(generation, why))
@@ -211,8 +210,7 @@ async fn why_not_polled(db: &D1Database, hash: &str, now: i64) -> Result<Refusal
 /// The approved code's credential, minted by exactly one poll: the one whose
 /// `approved → consumed` UPDATE changes the row. Minting happens after that
 /// claim, so a failure there costs the user a new login, never a second key.
-#[allow(clippy::too_many_arguments)]
-async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, client: &str, session: &SessionConfig) -> ApiResult {
+async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, client: &str) -> ApiResult {
     let user_id = user_id.ok_or_else(|| internal("approved code without a user"))?;
     let user: Option<Value> = db.prepare("SELECT email, status FROM users WHERE id = ?1").bind(&[user_id.as_str().into()]).map_err(internal)?.first(None).await.map_err(internal)?;
     let user = user.ok_or_else(|| internal("approving user missing"))?;
@@ -252,78 +250,18 @@ async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generati
             reply(protocol::key_issued(&view))
         }
         Generation::Rfc8628 => {
+            // Not a session: a device token, good for the CLI's key, balance and usage.
             let email = user["email"].as_str().unwrap_or("");
-            let secret = session.hs256_secret.as_deref().ok_or_else(|| internal("HS256 secret vanished"))?;
-            let now_secs = now / 1000;
-            let token = jwt::sign_hs256(&device::session_claims(&user_id, email, &session.issuer, &session.audience, now_secs), secret.as_bytes());
+            let token = device_token::mint(env, &user_id).await?;
             log::event("device.issued", json!({"user_id": user_id, "generation": "rfc8628"}));
-            reply(protocol::session_issued(&token, SESSION_TTL_SECS, now_secs, &user_id, email))
+            let detail = json!({"client": client, "generation": "rfc8628", "expires_in": DEVICE_TOKEN_TTL_SECS});
+            security_event(req, env, &user_id, "device.token_issued", &user_id, detail).await?;
+            reply(protocol::session_issued(&token, DEVICE_TOKEN_TTL_SECS, now / 1000, &user_id, email))
         }
     }
 }
 
-#[derive(Clone, Copy)]
-pub enum Decision {
-    Approve,
-    Deny,
-}
 
-#[derive(Deserialize)]
-struct Decided {
-    status: String,
-    user_id: Option<String>,
-    expires_at: i64,
-    client: String,
-}
-
-/// `POST /api/auth/device/approve` and `/deny` `{"userCode"}` (session auth).
-/// 404 for unknown or expired codes; repeating one's own decision is a no-op;
-/// a code someone already decided is 409.
 /// Keys minted by a device login are named "Device login · …" (the dashboard
 /// tells them apart by it).
 pub const KEY_NAME_PREFIX: &str = "Device login · ";
-
-pub async fn decide(req: &mut Request, env: &Env, decision: Decision) -> ApiResult {
-    enabled(env)?;
-    let user = principal::session(req, env).await?;
-    let body = json_object(req).await?;
-    let typed = body.get("userCode").or_else(|| body.get("user_code")).and_then(Value::as_str);
-    let typed = typed.ok_or_else(|| GatewayError::BadRequest("`userCode` is required.".into()))?;
-    let unknown = || GatewayError::NotFound("Unknown or expired code.".into());
-    let user_code = device::normalize_user_code(typed).ok_or_else(unknown)?;
-    let to = match decision {
-        Decision::Approve => "approved",
-        Decision::Deny => "denied",
-    };
-    let db = db(env)?;
-    let now = now_ms();
-    let decided: Option<Value> = db
-        .prepare(
-            "UPDATE device_codes SET status = ?2, user_id = ?3, decided_at = ?4
-             WHERE user_code = ?1 AND status = 'pending' AND expires_at > ?4 RETURNING client",
-        )
-        .bind(&[user_code.as_str().into(), to.into(), user.id.as_str().into(), (now as f64).into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
-    let answer = |client: &Value| ok_json(200, &json!({"success": true, "status": to, "userCode": user_code, "client": client}));
-    if let Some(row) = decided {
-        log::event(&format!("device.{to}"), json!({"user_id": user.id, "client": row["client"]}));
-        security_event(req, env, &user.id, &format!("device.{to}"), &user.id, json!({"client": row["client"]})).await?;
-        return answer(&row["client"]);
-    }
-    let current: Option<Decided> = db
-        .prepare("SELECT status, user_id, expires_at, client FROM device_codes WHERE user_code = ?1")
-        .bind(&[user_code.as_str().into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
-    match current {
-        None => Err(unknown()),
-        Some(c) if c.expires_at <= now => Err(unknown()),
-        Some(c) if c.status == to && c.user_id.as_deref() == Some(user.id.as_str()) => answer(&json!(c.client)),
-        Some(_) => Err(GatewayError::Conflict("This code was already approved, denied or used.".into())),
-    }
-}

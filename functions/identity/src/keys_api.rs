@@ -19,7 +19,7 @@ use dexto_shared::wallet_client::WalletClient;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
-pub const DEFAULT_NAME: &str = "Dexto CLI Key";
+pub const DEFAULT_NAME: &str = dexto_shared::device::CLI_KEY_NAME;
 const GATEWAY_SCOPES: &[&str] = &["gateway:use"];
 
 fn key_name(body: &Value) -> Result<String, GatewayError> {
@@ -38,17 +38,20 @@ fn issued_body(k: &IssuedKey) -> Value {
     json!({"success": true, "dextoApiKey": k.key.expose(), "keyId": k.id, "isNewKey": true})
 }
 
-/// `POST /api/provision` (session): the user's upstream key exists, and a
-/// DEXTO_API_KEY is issued if they have none (an existing one is not rotated).
+/// `POST /api/provision` (session or device token): the user's upstream key
+/// exists, and a DEXTO_API_KEY is issued if they have none (an existing one
+/// is not rotated).
 pub async fn provision(req: &mut Request, env: &Env) -> ApiResult {
-    let user = principal::session(req, env).await?;
+    let cli = principal::cli_session(req, env).await?;
+    let user = &cli.user;
     grant_intro_credit(env, &user.id).await?;
     dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
     if let Some(existing) = active(keystore::list(env, &user.id).await?).first() {
         return ok_json(200, &json!({"success": true, "keyId": existing.id, "isNewKey": false}));
     }
+    let via = principal::claim_issuance(env, &cli, "provision").await?;
     let issued = keystore::issue(env, &user.id, DEFAULT_NAME, GATEWAY_SCOPES).await?;
-    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": "provision"})).await?;
+    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": via})).await?;
     ok_json(200, &issued_body(&issued))
 }
 
@@ -76,12 +79,14 @@ async fn grant_intro_credit(env: &Env, user_id: &str) -> Result<(), GatewayError
     Ok(())
 }
 
-/// `POST /keys/provision` `{name, regenerate}` (session, CLI 1.5.7–1.6.10).
+/// `POST /keys/provision` `{name, regenerate}` (session or device token, CLI 1.5.7–1.6.10).
 pub async fn provision_named(req: &mut Request, env: &Env) -> ApiResult {
-    let user = principal::session(req, env).await?;
-    grant_intro_credit(env, &user.id).await?;
+    let cli = principal::cli_session(req, env).await?;
+    let user = &cli.user;
     let body = json_object(req).await?;
     let name = key_name(&body)?;
+    principal::only_cli_key(&cli, &name)?;
+    grant_intro_credit(env, &user.id).await?;
     let regenerate = body.get("regenerate").and_then(Value::as_bool).unwrap_or(false);
     dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
     let same_name: Vec<KeyRow> = active(keystore::list(env, &user.id).await?).into_iter().filter(|k| k.name == name).collect();
@@ -89,21 +94,23 @@ pub async fn provision_named(req: &mut Request, env: &Env) -> ApiResult {
         // The secret cannot be shown again; the CLI answers with regenerate:true.
         return ok_json(200, &json!({"success": true, "keyId": existing.id, "isNewKey": false}));
     }
+    let via = principal::claim_issuance(env, &cli, "provision").await?;
     for old in &same_name {
         keystore::revoke(env, &user.id, &old.id).await?;
         security_event(req, env, &user.id, "key.revoke", &old.id, json!({"name": old.name, "via": "regenerate"})).await?;
     }
     let issued = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
-    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": "provision"})).await?;
+    security_event(req, env, &user.id, "key.create", &issued.id, json!({"name": issued.name, "via": via})).await?;
     ok_json(200, &issued_body(&issued))
 }
 
-/// `GET /api/keys` (session).
+/// `GET /api/keys` (session; a device token sees only the CLI's key).
 pub async fn list(req: &mut Request, env: &Env) -> ApiResult {
-    let user = principal::session(req, env).await?;
-    let data: Vec<Value> = keystore::list(env, &user.id)
+    let cli = principal::cli_session(req, env).await?;
+    let data: Vec<Value> = keystore::list(env, &cli.user.id)
         .await?
         .iter()
+        .filter(|k| principal::only_cli_key(&cli, &k.name).is_ok())
         .map(|k| {
             json!({
                 "id": k.id, "name": k.name, "status": k.status, "isActive": k.status == "active",
@@ -118,18 +125,22 @@ pub async fn list(req: &mut Request, env: &Env) -> ApiResult {
     ok_json(200, &json!({"success": true, "data": data}))
 }
 
-/// `POST /api/keys` `{name, expires_at?, allowed_models?}` (session).
+/// `POST /api/keys` `{name, expires_at?, allowed_models?}` (session; a
+/// device token may create the CLI's key, once).
 pub async fn create(req: &mut Request, env: &Env) -> ApiResult {
-    let user = principal::session(req, env).await?;
+    let cli = principal::cli_session(req, env).await?;
+    let user = &cli.user;
     let body = json_object(req).await?;
     let name = key_name(&body)?;
+    principal::only_cli_key(&cli, &name)?;
     let settings = KeySettings::parse(&body, now_ms()).map_err(GatewayError::BadRequest)?;
     dexto_shared::openrouter_keys::ensure(env, &user.id).await?;
+    let via = principal::claim_issuance(env, &cli, "api_keys").await?;
     let k = keystore::issue(env, &user.id, &name, GATEWAY_SCOPES).await?;
     if settings.expires_at.is_some() || settings.allowed_models.is_some() || settings.rate_limit_per_minute.is_some() {
         keystore::update(env, &user.id, &k.id, &KeySettings { name: None, ..settings }).await?;
     }
-    security_event(req, env, &user.id, "key.create", &k.id, json!({"name": k.name})).await?;
+    security_event(req, env, &user.id, "key.create", &k.id, json!({"name": k.name, "via": via})).await?;
     ok_json(
         200,
         &json!({"success": true, "data": {"id": k.id, "fullKey": k.key.expose(), "name": k.name, "keyDisplay": k.display, "scopes": k.scopes, "status": "active"}}),
@@ -153,10 +164,13 @@ pub async fn update(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
     )
 }
 
-/// `DELETE /api/keys/{id}` (session): revokes one of the caller's keys.
+/// `DELETE /api/keys/{id}` (session; a device token only the CLI's key):
+/// revokes one of the caller's keys.
 pub async fn delete(req: &mut Request, env: &Env, key_id: &str) -> ApiResult {
-    let user = principal::session(req, env).await?;
+    let cli = principal::cli_session(req, env).await?;
+    let user = &cli.user;
     let key = keystore::find_owned(env, &user.id, key_id).await?.ok_or_else(|| GatewayError::NotFound("Key not found.".into()))?;
+    principal::only_cli_key(&cli, &key.name)?;
     keystore::revoke(env, &user.id, &key.id).await?;
     security_event(req, env, &user.id, "key.revoke", &key.id, json!({"name": key.name})).await?;
     ok_json(200, &json!({"success": true, "id": key.id, "status": "revoked"}))

@@ -4,6 +4,7 @@
 //! follow `../shared/reference/dexto-client.md` exactly.
 
 mod device;
+mod device_approval;
 mod keys_api;
 mod principal;
 
@@ -115,8 +116,9 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Put, ["api", "caps"]) => caps(req, env, true).await,
         (Method::Post, ["auth", "device", "start"] | ["api", "auth", "device", "start"]) => device::start(req, env).await,
         (Method::Post, ["auth", "device", "poll"] | ["api", "auth", "device", "poll"]) => device::poll(req, env).await,
-        (Method::Post, ["api", "auth", "device", "approve"]) => device::decide(req, env, device::Decision::Approve).await,
-        (Method::Post, ["api", "auth", "device", "deny"]) => device::decide(req, env, device::Decision::Deny).await,
+        (Method::Get, ["api", "auth", "device", "pending"]) => device_approval::pending(req, env).await,
+        (Method::Post, ["api", "auth", "device", "approve"]) => device_approval::decide(req, env, device_approval::Decision::Approve).await,
+        (Method::Post, ["api", "auth", "device", "deny"]) => device_approval::decide(req, env, device_approval::Decision::Deny).await,
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     }
 }

@@ -4,7 +4,8 @@
 use dexto_shared::auth::{self, Caller, KeyLookup};
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::bearer_token;
-use dexto_shared::session::{self, SessionUser};
+use dexto_shared::device;
+use dexto_shared::session::{self, CliSession, SessionUser};
 use worker::{Env, Request};
 
 pub enum Principal {
@@ -21,8 +22,36 @@ impl Principal {
     }
 }
 
+/// A full session (a device token gets 403: see `session::authenticate`).
 pub async fn session(req: &Request, env: &Env) -> Result<SessionUser, GatewayError> {
     session::authenticate(req.headers(), env).await
+}
+
+/// A full session or a device token, for the endpoints the 1.6.9–1.7.x CLIs
+/// call with their device login; with a device token only the CLI's key
+/// (`device::CLI_KEY_NAME`) may be listed, revoked or issued, and one issued.
+pub async fn cli_session(req: &Request, env: &Env) -> Result<CliSession, GatewayError> {
+    session::authenticate_cli(req.headers(), env).await
+}
+
+/// Refuses a device token anything but the CLI's own key.
+pub fn only_cli_key(cli: &CliSession, key_name: &str) -> Result<(), GatewayError> {
+    match &cli.device {
+        Some(_) if key_name != device::CLI_KEY_NAME => Err(GatewayError::Forbidden(device::DEVICE_TOKEN_REFUSED.into())),
+        _ => Ok(()),
+    }
+}
+
+/// Before a key is issued: a device token claims its one key (403 after
+/// that). Returns how the key.create audit row names the path.
+pub async fn claim_issuance(env: &Env, cli: &CliSession, via: &'static str) -> Result<&'static str, GatewayError> {
+    match &cli.device {
+        Some(grant) => {
+            dexto_shared::device_token::claim_key(env, grant).await?;
+            Ok("device_login")
+        }
+        None => Ok(via),
+    }
 }
 
 /// A session token or an API key, told apart by the key prefix.

@@ -53,7 +53,10 @@ async fn route(req: &Request, env: &Env) -> UsageResult {
     if req.method() != Method::Get {
         return Err(GatewayError::MethodNotAllowed);
     }
-    let user_id = account(req, env).await?;
+    // The CLI's usage shapes are readable with its device login too; history,
+    // summaries and exports are the dashboard's (a full session).
+    let cli_shape = matches!(path.as_str(), "/me/usage" | "/api/account/usage");
+    let user_id = account(req, env, cli_shape).await?;
     let params = Params(dexto_shared::url_query::pairs(&req.inner().url()).into_iter().collect());
     match path.as_str() {
         "/me/usage/history" => history::page(env, &user_id, &params).await,
@@ -64,11 +67,14 @@ async fn route(req: &Request, env: &Env) -> UsageResult {
 }
 
 /// Whose usage: a `dxk_` key with `gateway:use` (read fresh, so a revoked key
-/// is refused at once), or the account owner's Supabase session (the dashboard).
-async fn account(req: &Request, env: &Env) -> std::result::Result<String, GatewayError> {
+/// is refused at once), the account owner's Supabase session (the
+/// dashboard), or — where `device_token_ok` — a CLI's device token.
+async fn account(req: &Request, env: &Env, device_token_ok: bool) -> std::result::Result<String, GatewayError> {
     let token = dexto_shared::http::bearer_token(req.headers()).ok_or(GatewayError::MissingAuth)?;
     if token.starts_with(dexto_shared::apikey::KEY_PREFIX) {
         Ok(authenticate(req.headers(), env, KeyLookup::Fresh, "gateway:use").await?.user_id)
+    } else if device_token_ok {
+        Ok(dexto_shared::session::authenticate_cli(req.headers(), env).await?.user.id)
     } else {
         Ok(dexto_shared::session::authenticate(req.headers(), env).await?.id)
     }

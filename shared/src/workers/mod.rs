@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod caps_api;
 pub mod db;
+pub mod device_token;
 pub mod findings;
 pub mod http;
 pub mod keystore;

@@ -3,7 +3,15 @@
 //! most 10 minutes and refetched (at most every 30 s) when a token names an
 //! unknown `kid` — or the legacy HS256 secret, then creates the user on first
 //! sight and refuses suspended users.
+//!
+//! Two doors: [`authenticate`] takes full sessions only, and answers a
+//! device token (what a 1.6.9–1.7.x CLI got from a device login) with 403;
+//! [`authenticate_cli`] also takes a device token, and is called only by the
+//! endpoints that CLI needs (provisioning its key, balance, usage), which
+//! then hold it to what it may do. A new endpoint is therefore closed to
+//! device tokens unless it opts in.
 
+use crate::device_token::DeviceGrant;
 use crate::error::GatewayError;
 use crate::http::{bearer_token, now_ms};
 use crate::jwt::{self, JwtError, KeySet, Policy};
@@ -52,12 +60,33 @@ impl SessionConfig {
     }
 }
 
-/// Authenticates `Authorization: Bearer <Supabase access token>`.
+/// Authenticates `Authorization: Bearer <Supabase access token>`: a full
+/// session. A (valid) device token gets 403 saying to use the dashboard.
 pub async fn authenticate(headers: &worker::Headers, env: &Env) -> Result<SessionUser, GatewayError> {
+    match authenticate_cli(headers, env).await? {
+        CliSession { device: Some(_), .. } => Err(GatewayError::Forbidden(crate::device::DEVICE_TOKEN_REFUSED.into())),
+        CliSession { user, device: None } => Ok(user),
+    }
+}
+
+/// A full session, or a device token (`device` is then set, and the caller
+/// must keep it to what a device token may do).
+pub struct CliSession {
+    pub user: SessionUser,
+    pub device: Option<DeviceGrant>,
+}
+
+/// Authenticates a Supabase access token or a device token. Only for the
+/// endpoints a 1.6.9–1.7.x CLI calls with what its device login gave it.
+pub async fn authenticate_cli(headers: &worker::Headers, env: &Env) -> Result<CliSession, GatewayError> {
     let token = bearer_token(headers).ok_or(GatewayError::MissingAuth)?;
+    if crate::device::is_device_token(&token) {
+        let (user, grant) = crate::device_token::verify(env, &token).await?;
+        return Ok(CliSession { user, device: Some(grant) });
+    }
     let claims = verify_token(&token, env).await?;
     let user = ensure_user(env, &claims.sub, claims.email.as_deref().unwrap_or("")).await?;
-    Ok(user)
+    Ok(CliSession { user, device: None })
 }
 
 /// Verifies a token and returns its claims (no user lookup).

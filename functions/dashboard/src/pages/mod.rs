@@ -51,7 +51,7 @@ pub async fn route(req: &mut Request, env: &Env, session: &Session, segments: &[
         (Method::Get, ["dashboard", "account"]) => account::page(req, env, session).await,
         (Method::Post, ["dashboard", "account", "caps"]) => account::set_cap(req, env, session).await,
         (Method::Get, ["dashboard", "models"]) => models::page(req, env, session).await,
-        (Method::Get, ["device"]) => device::page(req, session),
+        (Method::Get, ["device"]) => device::page(req, env, session).await,
         (Method::Post, ["device"]) => device::decide(req, env, session).await,
         _ => Err(PageError::Gateway(GatewayError::NotFound("No such page.".into()))),
     }
