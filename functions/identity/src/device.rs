@@ -75,18 +75,9 @@ fn requester(req: &Request, body: &Value) -> (ClientInfo, Option<String>, Option
 /// configured does not limit.
 async fn throttle_start(req: &Request, env: &Env) -> Result<(), GatewayError> {
     let ip = req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_else(|| "unknown".into());
-    for (binding, key) in [("DEVICE_START_PER_IP", format!("ip:{ip}")), ("DEVICE_START_GLOBAL", "all".to_string())] {
-        let Ok(limiter) = env.rate_limiter(binding) else { continue };
-        if !limiter.limit(key).await.map_err(internal)?.success {
-            dexto_shared::log::event("device.start_throttled", serde_json::json!({"limit": binding}));
-            return Err(GatewayError::RateLimited { retry_after_secs: START_LIMIT_PERIOD_SECS });
-        }
-    }
-    Ok(())
+    let limits = [("DEVICE_START_PER_IP", format!("ip:{ip}")), ("DEVICE_START_GLOBAL", "all".to_string())];
+    dexto_shared::throttle::check(env, "device.start", &limits).await
 }
-
-/// The period of both start limits (wrangler.toml `simple.period`).
-const START_LIMIT_PERIOD_SECS: u32 = 60;
 
 /// `POST /auth/device/start`, `/api/auth/device/start` `{"client"}` or
 /// `{"clientId"}` (no auth). Records who asks (client, version, IP, country)
