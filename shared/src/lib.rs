@@ -25,6 +25,7 @@ pub mod model_list;
 pub mod retry;
 pub mod money;
 pub mod negative_cache;
+pub mod phases;
 pub mod provider_routing;
 pub mod prompt_prefix;
 pub mod routes;

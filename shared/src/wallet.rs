@@ -31,6 +31,13 @@ pub struct ExchangeRequest {
     /// after forwarding this many stream events — no settlement, no reply.
     #[serde(default)]
     pub die_after_events: Option<u64>,
+    /// The chat Worker's phases (auth, body, quote), continued by the wallet
+    /// object into one Server-Timing header and log line.
+    #[serde(default)]
+    pub phases: crate::phases::Phases,
+    /// Wall clock when the chat Worker sent this (the hop to the object).
+    #[serde(default)]
+    pub sent_at_ms: i64,
 }
 
 /// What an exchange is billed by; stored with its hold so that whoever
@@ -249,6 +256,8 @@ mod tests {
                 client_version: None,
             },
             die_after_events: None,
+            phases: Default::default(),
+            sent_at_ms: 0,
         };
         let body = b"{\"a\":\n1}";
         let framed = frame(&req, body);

@@ -12,7 +12,8 @@ use dexto_shared::catalogue::ModelInfo;
 use dexto_shared::chat_request::{ChatRequest, RequestError, MAX_BODY_BYTES};
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::Quote;
-use dexto_shared::http::{now_ms, rejected, ERROR_CODE_HEADER};
+use dexto_shared::http::{clock_ms, now_ms, rejected, ERROR_CODE_HEADER};
+use dexto_shared::phases::Phases;
 use dexto_shared::ids::new_id;
 use dexto_shared::provider_routing::{bound_routing, PriceCeiling};
 use dexto_shared::wallet::{ExchangeRequest, ExchangeTerms};
@@ -43,8 +44,11 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
 }
 
 async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64) -> std::result::Result<Response, GatewayError> {
+    let mut phases = Phases::start(clock_ms());
     let caller = authenticate(req.headers(), env, KeyLookup::Cached, "gateway:use").await?;
+    phases.lap("auth", clock_ms());
     let body = dexto_shared::http::read_body(req, MAX_BODY_BYTES).await?;
+    phases.lap("body", clock_ms());
     let chat = ChatRequest::parse(&body).map_err(|e| match e {
         RequestError::TooLarge => GatewayError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES },
         RequestError::Invalid(msg) => GatewayError::BadRequest(msg),
@@ -84,7 +88,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     let hook = |name: &str| req.headers().get(name).ok().flatten().filter(|_| hooks).and_then(|v| v.parse::<i64>().ok());
     let die_after_events = hook("X-Dexto-Test-Die-After-Events").map(|n| n as u64);
     let now_for_limits = started_ms + hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0);
-    let exchange = ExchangeRequest {
+    let mut exchange = ExchangeRequest {
         now_ms: now_for_limits,
         ttl_ms: config.hold_ttl_ms,
         limit_fields: chat.limit_fields,
@@ -106,6 +110,10 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         },
         quote,
         die_after_events,
+        phases,
+        sent_at_ms: 0,
     };
+    exchange.phases.lap("quote", clock_ms());
+    exchange.sent_at_ms = now_ms();
     WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await
 }

@@ -70,6 +70,20 @@ pub fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
+/// A monotonic clock for phase timing (`performance.now()`, fractional ms
+/// where the runtime gives them; `Date.now()` otherwise). Only differences
+/// within one isolate mean anything.
+pub fn clock_ms() -> f64 {
+    use worker::js_sys::{global, Function, Reflect};
+    use worker::wasm_bindgen::JsCast;
+    let perf = Reflect::get(&global(), &"performance".into()).ok().filter(|p| p.is_object());
+    perf.and_then(|p| {
+        let now: Function = Reflect::get(&p, &"now".into()).ok()?.dyn_into().ok()?;
+        now.call0(&p).ok()?.as_f64()
+    })
+    .unwrap_or_else(worker::js_sys::Date::now)
+}
+
 /// Reads a JSON object body; an empty body counts as `{}`. 400 with the
 /// parser's reason otherwise.
 pub async fn json_object(req: &mut worker::Request) -> Result2<serde_json::Value> {

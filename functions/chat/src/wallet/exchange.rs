@@ -14,7 +14,9 @@ use crate::upstream;
 use dexto_shared::billing::Charge;
 use dexto_shared::chat_request::set_output_limit;
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{error_response, now_ms, rejected, REQUEST_ID_HEADER};
+use dexto_shared::http::{clock_ms, error_response, now_ms, rejected, REQUEST_ID_HEADER};
+use dexto_shared::phases::Phases;
+use std::cell::RefCell;
 use dexto_shared::money::Micros;
 use dexto_shared::openrouter_keys;
 use dexto_shared::usage::UpstreamUsage;
@@ -43,6 +45,8 @@ pub struct Exchange {
     pub hold_ms: i64,
     pub ttl_ms: i64,
     pub die_after_events: Option<u64>,
+    /// Where this request's time went (chat Worker's phases, then ours).
+    pub phases: RefCell<Phases>,
 }
 
 pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
@@ -65,6 +69,9 @@ fn internal(e: worker::Error) -> GatewayError {
 }
 
 async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::result::Result<Response, GatewayError> {
+    let mut phases = req.phases.clone();
+    phases.record("hop", (now_ms() - req.sent_at_ms) as f64);
+    phases.resume(clock_ms());
     wallet.ensure_wallet(&req.terms.user_id).await.map_err(internal)?;
     let (terms, max_tokens, clamped, balance, rate_limit_remaining) = match wallet.admit(req).map_err(internal)? {
         Admission::Refused(e) => return Err(e),
@@ -82,11 +89,14 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         ttl_ms: req.ttl_ms,
         // Set by the chat Worker only when DEXTO_TEST_HOOKS=1.
         die_after_events: req.die_after_events,
+        phases: RefCell::new(phases),
     };
+    ex.lap("admit");
     // The sweep must come by if this object dies with the exchange open.
     if let Err(e) = ledger.arm(req.now_ms + req.ttl_ms).await {
         dexto_shared::log::event("wallet.alarm_failed", serde_json::json!({"request_id": ex.terms.request_id, "error": e.to_string()}));
     }
+    ex.lap("arm");
 
     let forwarded = set_output_limit(body, req.limit_fields, req.quote.asked, max_tokens);
     let config = Config::from_env(&ledger.env);
@@ -105,6 +115,7 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
             return Err(e);
         }
     };
+    ex.lap("upstream");
     if let Some(id) = upstream.headers().get("X-Generation-Id").ok().flatten() {
         ex.note_generation(&id);
     }
@@ -155,6 +166,7 @@ async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<R
             return Err(GatewayError::UpstreamResponseTooLarge { limit_bytes: MAX_REPLY_BYTES });
         }
     };
+    ex.lap("read");
     let json: Option<Value> = serde_json::from_slice(&body).ok();
     let outcome = Outcome {
         usage: json.as_ref().and_then(|j| j.get("usage")).and_then(UpstreamUsage::from_json),
@@ -163,6 +175,7 @@ async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<R
         cancelled: false,
         upstream_status: status,
     };
+    ex.lap("parse");
     let (charge, balance) = ex.settle(&outcome, serde_json::json!({"max_tokens": ex.max_tokens}));
     let internal = |_| GatewayError::Internal("response".into());
     let headers = ex.headers().map_err(internal)?;
@@ -221,8 +234,14 @@ impl Exchange {
         if let Some(remaining) = self.rate_limit_remaining {
             h.set("X-Dexto-RateLimit-Remaining", &remaining.to_string())?;
         }
-        h.set("Server-Timing", &format!("hold;dur={}, total;dur={}", self.hold_ms, now_ms() - self.terms.started_ms))?;
+        let phases = self.phases.borrow().server_timing();
+        h.set("Server-Timing", &format!("{phases}, hold;dur={}, total;dur={}", self.hold_ms, now_ms() - self.terms.started_ms))?;
         Ok(h)
+    }
+
+    /// Ends the phase running since the last lap (Server-Timing, log line).
+    pub fn lap(&self, name: &str) {
+        self.phases.borrow_mut().lap(name, clock_ms());
     }
 
     /// Records the upstream generation id with the hold, so the sweep can
@@ -259,7 +278,7 @@ impl Exchange {
 
     /// Prices and settles the outcome here and now; the balance after it
     /// (None if storage failed: the hold then stays for the sweep).
-    pub fn settle(&self, outcome: &Outcome, extra: Value) -> (Charge, Option<Micros>) {
+    pub fn settle(&self, outcome: &Outcome, mut extra: Value) -> (Charge, Option<Micros>) {
         let charge = metering::price(&self.terms, outcome);
         let record = metering::record(&self.terms, outcome, &charge);
         let balance = match self.ledger.settle(&record) {
@@ -269,7 +288,10 @@ impl Exchange {
                 None
             }
         };
+        self.lap("settle");
         super::prompt_memory::remember(&self.ledger, &self.terms, outcome.usage.as_ref());
+        self.lap("remember");
+        extra["phases"] = self.phases.borrow().to_json();
         metering::log("owner", &record, &charge, self.terms.hold, balance, extra);
         crate::metrics::settled(&self.ledger.env, &record, "owner");
         (charge, balance)

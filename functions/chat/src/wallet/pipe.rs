@@ -235,6 +235,7 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16)
         upstream_status: status,
     };
     let (peak, cut) = pipe.stats();
+    ex.lap("stream");
     let extra = serde_json::json!({"peak_buffered_bytes": peak, "client_cut_off": cut, "max_tokens": ex.max_tokens});
     let (charge, balance) = ex.settle(&outcome, extra);
 

@@ -14,17 +14,26 @@ pub struct Added {
     pub p99: f64,
 }
 
+/// A response's `Server-Timing` phases (name, ms), in order.
+type Phases = Vec<(String, f64)>;
+
+fn phases(header: &str) -> Phases {
+    header
+        .split(',')
+        .filter_map(|m| {
+            let (name, dur) = m.trim().split_once(";dur=")?;
+            Some((name.to_string(), dur.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Total time for a non-stream call, or time to the first `data:` line for a
-/// stream; plus the gateway's own `Server-Timing: hold;dur=` (ms) when present.
-fn timed(agent: &ureq::Agent, url: &str, auth: &str, body: &str, stream: bool) -> (Duration, Option<f64>) {
+/// stream; plus the gateway's own `Server-Timing` phases (ms) when present.
+fn timed(agent: &ureq::Agent, url: &str, auth: &str, body: &str, stream: bool) -> (Duration, Phases) {
     let started = Instant::now();
     let resp = agent.post(url).header("Authorization", auth).header("Content-Type", "application/json").send(body).expect("request");
     assert_eq!(resp.status().as_u16(), 200, "bench request to {url} failed");
-    let hold = resp
-        .headers()
-        .get("server-timing")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').find_map(|m| m.trim().strip_prefix("hold;dur=")).and_then(|d| d.parse().ok()));
+    let hold = resp.headers().get("server-timing").and_then(|v| v.to_str().ok()).map(phases).unwrap_or_default();
     let mut reader = BufReader::new(resp.into_body().into_reader());
     if stream {
         let mut line = String::new();
@@ -46,7 +55,7 @@ fn timed(agent: &ureq::Agent, url: &str, auth: &str, body: &str, stream: bool) -
 pub fn run(agent: &ureq::Agent, label: &str, targets: &[&Target], (mock_url, mock_auth): (&str, &str), body: &str, n: usize, stream: bool) -> Vec<Added> {
     let endpoints: Vec<(&str, &str)> = targets.iter().map(|t| (t.url.as_str(), t.auth.as_str())).chain([(mock_url, mock_auth)]).collect();
     let mut samples = vec![Vec::with_capacity(n); endpoints.len()];
-    let mut holds = vec![Vec::new(); endpoints.len()];
+    let mut timings: Vec<Vec<Phases>> = vec![Vec::new(); endpoints.len()];
     for round in 0..20 + n {
         for k in 0..endpoints.len() {
             let i = (round + k) % endpoints.len();
@@ -54,14 +63,16 @@ pub fn run(agent: &ureq::Agent, label: &str, targets: &[&Target], (mock_url, moc
             let (took, hold) = timed(agent, url, auth, body, stream);
             if round >= 20 {
                 samples[i].push(took);
-                holds[i].extend(hold.map(|h| Duration::from_secs_f64(h / 1000.0)));
+                if !hold.is_empty() {
+                    timings[i].push(hold);
+                }
             }
         }
     }
     let mut direct = samples.pop().expect("the mock's samples");
     let (d50, d99) = (ms(percentile(&mut direct, 0.5)), ms(percentile(&mut direct, 0.99)));
     let mut added = Vec::new();
-    for ((target, times), holds) in targets.iter().zip(&mut samples).zip(&mut holds) {
+    for ((target, times), timings) in targets.iter().zip(&mut samples).zip(&timings) {
         let (p50, p99) = (ms(percentile(times, 0.5)), ms(percentile(times, 0.99)));
         println!(
             "{label:<28} {:<8} p50 {p50:>7.2} ms  p99 {p99:>7.2} ms | mock p50 {d50:>6.2} ms  p99 {d99:>6.2} ms | added p50 {:>6.2} ms  p99 {:>6.2} ms",
@@ -69,10 +80,23 @@ pub fn run(agent: &ureq::Agent, label: &str, targets: &[&Target], (mock_url, moc
             p50 - d50,
             p99 - d99
         );
-        if !holds.is_empty() {
-            println!("{:<28} {:<8} auth+validate+hold (Server-Timing) p50 {:>6.2} ms  p99 {:>6.2} ms", "", target.name, ms(percentile(holds, 0.5)), ms(percentile(holds, 0.99)));
-        }
+        print_phases(target.name, timings);
         added.push(Added { p50: p50 - d50, p99: p99 - d99 });
     }
     added
+}
+
+/// Each `Server-Timing` phase's mean and p50 over the samples, in the order
+/// the gateway reports them: where the added time goes.
+fn print_phases(name: &str, timings: &[Phases]) {
+    let Some(first) = timings.first() else { return };
+    let line: Vec<String> = first
+        .iter()
+        .map(|(phase, _)| {
+            let mut values: Vec<Duration> = timings.iter().filter_map(|t| t.iter().find(|(p, _)| p == phase)).map(|(_, v)| Duration::from_secs_f64(v.max(0.0) / 1000.0)).collect();
+            let mean = values.iter().map(|d| ms(*d)).sum::<f64>() / values.len().max(1) as f64;
+            format!("{phase} {mean:.2}/{:.2}", ms(percentile(&mut values, 0.5)))
+        })
+        .collect();
+    println!("{:<28} {name:<8} phases, mean/p50 ms (Server-Timing): {}", "", line.join("  "));
 }
