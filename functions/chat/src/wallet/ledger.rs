@@ -23,6 +23,8 @@ fn unix_ms(at: i64) -> ScheduledTime {
 
 /// A new pass for work still pending after a pass (no step failing).
 const FLUSH_RETRY_MS: i64 = 5_000;
+/// How long a scheduled projection waits before it starts (see `schedule_flush`).
+const FLUSH_DELAY_MS: u64 = 20;
 /// Projection passes one flush runs before leaving the rest to the next one.
 const MAX_PASSES: usize = 8;
 
@@ -123,13 +125,20 @@ impl Ledger {
     }
 
     /// Projects the outbox after the reply has gone (pending I/O keeps the
-    /// object alive for it).
+    /// object alive for it). The pass starts `FLUSH_DELAY_MS` later: a task
+    /// spawned now would run its synchronous part (reading the outbox,
+    /// building the D1 batch) before the runtime takes this request's reply,
+    /// and on a busy wallet the settlements that land meanwhile share one
+    /// batch. The entries are durable in the object's storage either way.
     pub fn schedule_flush(&self) {
         if self.flushing.replace(true) {
             return; // the running flush loops until the outbox is empty
         }
         let me = self.clone();
-        self.state.wait_until(async move { me.project().await });
+        self.state.wait_until(async move {
+            worker::Delay::from(std::time::Duration::from_millis(FLUSH_DELAY_MS)).await;
+            me.project().await
+        });
     }
 
     /// Runs `task` after the current request's reply (a stream pump).
