@@ -8,7 +8,6 @@
 
 use crate::config::BillingConfig;
 use crate::payments::{self, transaction_for, Cause, Transaction};
-use crate::webhook::Event;
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
@@ -25,6 +24,15 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
 
 fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// A verified Stripe event, as `webhook.rs` hands it over.
+pub struct Event {
+    pub id: String,
+    pub kind: String,
+    pub object: Value,
+    /// When Stripe created the event (Unix seconds; 0 if absent).
+    pub created: i64,
 }
 
 pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: Option<&str>) -> Result<&'static str, GatewayError> {

@@ -6,7 +6,8 @@
 //! Processing errors answer 5xx so Stripe retries.
 
 use crate::config::BillingConfig;
-use crate::{events, ApiResult};
+use crate::events::{self, Event};
+use crate::ApiResult;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{now_ms, ok_json};
 use dexto_shared::stripe::verify_signature;
@@ -15,14 +16,6 @@ use worker::{Env, Request};
 
 /// Largest webhook body read (Stripe's events are far smaller).
 const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
-
-pub struct Event {
-    pub id: String,
-    pub kind: String,
-    pub object: Value,
-    /// When Stripe created the event (Unix seconds; 0 if absent).
-    pub created: i64,
-}
 
 pub async fn handle(req: &mut Request, env: &Env) -> ApiResult {
     let config = BillingConfig::from_env(env);

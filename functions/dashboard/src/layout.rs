@@ -1,8 +1,14 @@
 //! The page shell: one stylesheet and one script of our own (the CSP allows
 //! nothing else), a skip link, the navigation and the sign-out form.
 
-use crate::session::Session;
 use dexto_shared::web::html::esc;
+
+/// Who a signed-in page is for: what the shell shows and every form carries.
+/// (Implemented by the cookie session; the shell needs nothing else of it.)
+pub trait Viewer {
+    fn email(&self) -> &str;
+    fn csrf(&self) -> &str;
+}
 
 /// Bumped with the assets so browsers never mix an old script with a new page.
 pub const ASSET_VERSION: &str = "2";
@@ -31,7 +37,7 @@ pub fn bare(title: &str, body: &str) -> String {
 }
 
 /// A signed-in page; `active` is the nav entry's path.
-pub fn page(title: &str, session: &Session, active: &str, body: &str) -> String {
+pub fn page(title: &str, viewer: &impl Viewer, active: &str, body: &str) -> String {
     let nav: String = NAV
         .iter()
         .map(|(href, label)| {
@@ -46,14 +52,14 @@ pub fn page(title: &str, session: &Session, active: &str, body: &str) -> String 
 <span class="who">{email}</span> <button type="submit" class="link">Sign out</button></form></header>
 <main id="main">{body}</main></body></html>"##,
         head(title),
-        csrf = esc(&session.csrf),
-        email = esc(&session.email),
+        csrf = esc(viewer.csrf()),
+        email = esc(viewer.email()),
     )
 }
 
 /// The hidden CSRF field every state-changing form carries.
-pub fn csrf_field(session: &Session) -> String {
-    format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&session.csrf))
+pub fn csrf_field(viewer: &impl Viewer) -> String {
+    format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(viewer.csrf()))
 }
 
 /// A data table (scrolls sideways on a phone), or the empty state when there

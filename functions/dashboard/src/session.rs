@@ -23,6 +23,15 @@ pub struct Session {
     pub cookies: Vec<String>,
 }
 
+impl crate::layout::Viewer for Session {
+    fn email(&self) -> &str {
+        &self.email
+    }
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub fn cookie(req: &Request, name: &str) -> Option<String> {
     let header = req.headers().get("Cookie").ok().flatten()?;
     cookies::get(&header, name).map(str::to_string)

@@ -5,7 +5,7 @@
 
 use super::outbox::{self, LedgerEntry};
 use super::store::Store;
-use super::{key_use, sweep};
+use super::key_use;
 use dexto_shared::http::now_ms;
 use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
@@ -241,12 +241,6 @@ impl Ledger {
                 dexto_shared::log::event("wallet.alarm_failed", serde_json::json!({ "error": e.to_string() }));
             }
         }
-    }
-
-    /// Settles every hold past its deadline whose exchange is not running
-    /// here (`force`: also those not yet due — the operator's and tests' lever).
-    pub async fn sweep(&self, force: bool) -> sweep::Report {
-        sweep::run(self, force).await
     }
 }
 

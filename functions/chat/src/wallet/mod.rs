@@ -8,6 +8,7 @@
 //! change through the outbox (see `outbox.rs`).
 
 mod exchange;
+mod held;
 mod key_use;
 mod ledger;
 mod outbox;
@@ -64,7 +65,7 @@ impl DurableObject for WalletDO {
         let path = req.path();
         match path.as_str() {
             "/exchange" => exchange::handle(self, req.bytes().await?).await,
-            "/sweep" => reply(&self.ledger.sweep(true).await),
+            "/sweep" => reply(&sweep::run(&self.ledger, true).await),
             "/settle" => self.settle(body(&mut req).await?).await,
             "/release" => self.release(body(&mut req).await?),
             "/credit" => self.credit(body(&mut req).await?).await,
@@ -81,7 +82,7 @@ impl DurableObject for WalletDO {
     async fn alarm(&self) -> Result<Response> {
         self.ledger.alarm_fired();
         self.ledger.flush_now().await;
-        self.ledger.sweep(false).await;
+        sweep::run(&self.ledger, false).await;
         self.ledger.rearm().await;
         Response::ok("swept")
     }

@@ -8,7 +8,7 @@
 //! comment before `[DONE]`:
 //! `: dexto-cost usd=0.000123 cents=0.0123 credits_remaining_cents=987 request_id=req_…`
 
-use super::exchange::Exchange;
+use super::held::Exchange;
 use crate::metering::Outcome;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;

@@ -41,6 +41,8 @@ pub struct Report {
     pub released: u32,
 }
 
+/// Settles every hold past its deadline whose exchange is not running here
+/// (`force`: also those not yet due — the operator's and tests' lever).
 pub async fn run(ledger: &Ledger, force: bool) -> Report {
     let mut report = Report::default();
     let store = ledger.store();
