@@ -23,8 +23,9 @@ fn unix_ms(at: i64) -> ScheduledTime {
 
 /// A new pass for work still pending after a pass (no step failing).
 const FLUSH_RETRY_MS: i64 = 5_000;
-/// How long a scheduled projection waits before it starts (see `schedule_flush`).
-const FLUSH_DELAY_MS: u64 = 20;
+/// How long the projection after a usage settlement waits before it starts
+/// (see `schedule_flush_after_settlement`).
+const SETTLE_FLUSH_DELAY_MS: u64 = 20;
 /// Projection passes one flush runs before leaving the rest to the next one.
 const MAX_PASSES: usize = 8;
 
@@ -114,7 +115,7 @@ impl Ledger {
             })
             .expect("ledger entry serialises")
         })?;
-        self.schedule_flush();
+        self.schedule_flush_after_settlement();
         Ok(SettleOutcome { balance, replay: false })
     }
 
@@ -125,18 +126,31 @@ impl Ledger {
     }
 
     /// Projects the outbox after the reply has gone (pending I/O keeps the
-    /// object alive for it). The pass starts `FLUSH_DELAY_MS` later: a task
-    /// spawned now would run its synchronous part (reading the outbox,
-    /// building the D1 batch) before the runtime takes this request's reply,
-    /// and on a busy wallet the settlements that land meanwhile share one
-    /// batch. The entries are durable in the object's storage either way.
+    /// object alive for it). Payments project at once: the webhook that
+    /// follows a credit (a refund, a dispute) finds the payment in D1.
     pub fn schedule_flush(&self) {
+        self.start_flush(None);
+    }
+
+    /// The projection after a usage settlement starts `SETTLE_FLUSH_DELAY_MS`
+    /// later: a pass spawned at once would run its synchronous part (reading
+    /// the outbox, building the D1 batch) before the runtime takes this
+    /// request's reply, and on a busy wallet the settlements that land
+    /// meanwhile share one pass. The entries are durable in the object's
+    /// storage either way, and readers of the ledger flush first (`/state`).
+    pub fn schedule_flush_after_settlement(&self) {
+        self.start_flush(Some(SETTLE_FLUSH_DELAY_MS));
+    }
+
+    fn start_flush(&self, delay_ms: Option<u64>) {
         if self.flushing.replace(true) {
             return; // the running flush loops until the outbox is empty
         }
         let me = self.clone();
         self.state.wait_until(async move {
-            worker::Delay::from(std::time::Duration::from_millis(FLUSH_DELAY_MS)).await;
+            if let Some(ms) = delay_ms {
+                worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+            }
             me.project().await
         });
     }
