@@ -9,6 +9,7 @@ pub mod browser;
 pub mod cli_shape;
 pub mod client;
 mod d1;
+pub mod device;
 mod stack;
 pub mod stripe_fixtures;
 
