@@ -66,18 +66,21 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
             return Err(GatewayError::Forbidden(format!("This API key may not use `{id}` (its allowed models are set on the key).")));
         }
         let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
-        models.push((info.clone(), allow.markup_for(&info.id, config.markup)));
+        models.push((info, allow.markup_for(&info.id, config.markup)));
     }
     // Provider routing may pick a dearer provider: bound it at the upstream
     // (`provider.max_price`) and hold for that bound (provider_routing.rs).
-    let body = if chat.routing {
-        let ceiling = PriceCeiling::of(models.iter().map(|(m, _)| m));
-        models = models.into_iter().map(|(m, markup)| (ceiling.price(&m), markup)).collect();
-        bound_routing(&body, &ceiling)
-    } else {
-        body
+    // Only then are the models copied, to price them at the ceiling.
+    let ceiling = chat.routing.then(|| PriceCeiling::of(models.iter().map(|(m, _)| *m)));
+    let routed: Vec<ModelInfo> = ceiling.iter().flat_map(|c| models.iter().map(move |(m, _)| c.price(m))).collect();
+    let priced: Vec<(&ModelInfo, _)> = match ceiling {
+        Some(_) => routed.iter().zip(&models).map(|(m, (_, markup))| (m, *markup)).collect(),
+        None => models,
     };
-    let priced: Vec<(&ModelInfo, _)> = models.iter().map(|(m, markup)| (m, *markup)).collect();
+    let body = match &ceiling {
+        Some(c) => bound_routing(&body, c),
+        None => body,
+    };
     let quote = Quote::for_request(&chat, &priced, config.output_floor).map_err(GatewayError::BadRequest)?;
     // A charge without a reported cost is priced at the priciest model the
     // upstream may serve (the one whose worst case sets the hold).
@@ -88,7 +91,8 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     let hook = |name: &str| req.headers().get(name).ok().flatten().filter(|_| hooks).and_then(|v| v.parse::<i64>().ok());
     let die_after_events = hook("X-Dexto-Test-Die-After-Events").map(|n| n as u64);
     let now_for_limits = started_ms + hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0);
-    let mut exchange = ExchangeRequest {
+    phases.lap("quote", clock_ms());
+    let exchange = ExchangeRequest {
         now_ms: now_for_limits,
         ttl_ms: config.hold_ttl_ms,
         limit_fields: chat.limit_fields,
@@ -111,9 +115,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         quote,
         die_after_events,
         phases,
-        sent_at_ms: 0,
+        sent_at_ms: now_ms(),
     };
-    exchange.phases.lap("quote", clock_ms());
-    exchange.sent_at_ms = now_ms();
     WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await
 }

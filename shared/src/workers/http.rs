@@ -70,18 +70,12 @@ pub fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
-/// A monotonic clock for phase timing (`performance.now()`, fractional ms
-/// where the runtime gives them; `Date.now()` otherwise). Only differences
-/// within one isolate mean anything.
+/// The clock for phase timing, in ms. Deployed Workers advance it only
+/// across I/O, so phases of pure CPU read 0 there: the breakdown is a local
+/// tool (`npm run bench`), where it advances in whole milliseconds and means
+/// over many requests carry the figure.
 pub fn clock_ms() -> f64 {
-    use worker::js_sys::{global, Function, Reflect};
-    use worker::wasm_bindgen::JsCast;
-    let perf = Reflect::get(&global(), &"performance".into()).ok().filter(|p| p.is_object());
-    perf.and_then(|p| {
-        let now: Function = Reflect::get(&p, &"now".into()).ok()?.dyn_into().ok()?;
-        now.call0(&p).ok()?.as_f64()
-    })
-    .unwrap_or_else(worker::js_sys::Date::now)
+    worker::js_sys::Date::now()
 }
 
 /// Reads a JSON object body; an empty body counts as `{}`. 400 with the
