@@ -23,6 +23,6 @@ export WRANGLER_SEND_ERROR_REPORTS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 export WRANGLER_HIDE_BANNER=true
 export WRANGLER_LOG_PATH="${WRANGLER_LOG_PATH:-$ROOT/.wrangler/logs}"
-# Every Worker crate under functions/ (edge first). Adding a Worker: list it
-# here, in Cargo.toml members, as a service in wrangler.toml and in the edge's ROUTES.
-export WORKERS="edge chat admin identity billing usage dashboard"
+# Every Worker crate under functions/. Adding a Worker: list it here, in
+# Cargo.toml members, as a service in wrangler.toml and in the edge's ROUTES.
+export WORKERS="chat edge admin identity billing usage dashboard"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole gateway locally in one `wrangler dev`: every Worker in $WORKERS
-# (edge first), local D1/KV/Durable Objects under RUN_DIR/state, migrations applied.
+# (chat first), local D1/KV/Durable Objects under RUN_DIR/state, migrations applied.
 # Used by `npm run dev`, the integration tests and the bench, so all three run
 # exactly the same stack. `--test-scheduled` lets `GET /__scheduled` fire the
-# crons (relayed by the edge: docs/ARCHITECTURE.md, "Model catalogue").
+# crons (relayed by the chat Worker: functions/chat/src/cron_relay.rs).
 #
 # Usage: stack.sh RUN_DIR PORT
 # Env:   OPENROUTER_BASE_URL  upstream (the mock, or the real OpenRouter)
@@ -28,11 +28,17 @@ render() { # render SRC DEST: copy a wrangler config, making its paths absolute
         -e "s#^migrations_dir = \"([^\"]+)\"#migrations_dir = \"$dir/\\1\"#" \
         "$src" > "$2"
 }
-# The edge config comes first: the first config owns the port.
+# The first config owns the port: the data plane, as the zone's routes send
+# /v1/* straight to it in production. Locally it gets two bindings production
+# does not have: EDGE, to which it hands every other path (the stand-in for the
+# zone's routes), and CRON_RELAY_BILLING (the first config alone gets
+# `GET /__scheduled`; functions/chat/src/cron_relay.rs).
+render "$ROOT/functions/chat/wrangler.toml" "$RUN_DIR/chat.toml"
+printf '\n[[services]]\nbinding = "EDGE"\nservice = "dexto-edge"\n\n[[services]]\nbinding = "CRON_RELAY_BILLING"\nservice = "dexto-billing"\n' >> "$RUN_DIR/chat.toml"
 render "$ROOT/wrangler.toml" "$RUN_DIR/edge.toml"
-configs=(-c "$RUN_DIR/edge.toml")
+configs=(-c "$RUN_DIR/chat.toml" -c "$RUN_DIR/edge.toml")
 for name in $WORKERS; do
-    [ "$name" = edge ] && continue
+    case "$name" in chat | edge) continue ;; esac
     render "$ROOT/functions/$name/wrangler.toml" "$RUN_DIR/$name.toml"
     configs+=(-c "$RUN_DIR/$name.toml")
 done

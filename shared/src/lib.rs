@@ -49,4 +49,4 @@ pub mod web;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, db, device_token, findings, http, keystore, log, openrouter_keys, session, throttle, wallet_client};
+pub use workers::{audit, auth, caps_api, cors, db, device_token, findings, http, keystore, log, openrouter_keys, session, throttle, wallet_client};

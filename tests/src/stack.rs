@@ -346,8 +346,8 @@ impl Stack {
         r.json()["requests"].as_array().unwrap().iter().filter(|q| q["path"].as_str().is_some_and(|p| p.ends_with("/models"))).count()
     }
 
-    /// Fires the hourly cron as `wrangler dev --test-scheduled` does (via the
-    /// edge's relay to the chat Worker; see functions/edge/src/cron_relay.rs).
+    /// Fires the hourly cron as `wrangler dev --test-scheduled` does (the chat
+    /// Worker's, then relayed to billing; see functions/chat/src/cron_relay.rs).
     pub fn run_cron(&self) {
         let r = send("GET", &format!("{}/__scheduled?cron=0+*+*+*+*", self.base), &[], None);
         assert_eq!(r.status, 200, "{}", r.body);

@@ -31,4 +31,18 @@ fn allowed_origins_get_cors_and_others_do_not() {
     assert_eq!(unlisted.status, 200, "the API still answers; the browser blocks it");
     assert!(unlisted.header("Access-Control-Allow-Origin").is_none());
     assert!(unlisted.header("Access-Control-Allow-Credentials").is_none());
+
+    // The data plane answers CORS itself (clients reach it without the edge).
+    let chat = format!("{}/v1/chat/completions", s.base);
+    let pre = send("OPTIONS", &chat, &[("Origin", "https://dexto.ai"), ("Access-Control-Request-Method", "POST")], None);
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("Access-Control-Allow-Origin"), Some("https://dexto.ai"));
+    let evil_pre = send("OPTIONS", &chat, &[("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")], None);
+    assert_eq!(evil_pre.status, 403);
+    let models = send("GET", &format!("{}/v1/models", s.base), &[("Origin", "https://dexto.ai")], None);
+    assert_eq!(models.status, 200);
+    assert_eq!(models.header("Access-Control-Allow-Origin"), Some("https://dexto.ai"));
+    assert!(models.header("Access-Control-Expose-Headers").unwrap().contains("X-Dexto-Cost-USD"));
+    let evil_models = send("GET", &format!("{}/v1/models", s.base), &[("Origin", "https://evil.example")], None);
+    assert!(evil_models.header("Access-Control-Allow-Origin").is_none());
 }

@@ -1,5 +1,5 @@
 //! Top-ups compared with Stripe's records, by cron (hourly; locally
-//! `GET /__scheduled`, relayed by the edge to `POST /__cron`). Stripe is the
+//! `GET /__scheduled`, relayed by the chat Worker to `POST /__cron`). Stripe is the
 //! record of what was paid, D1 of what was credited; each run reads Stripe's
 //! paid Checkout Sessions and refunds created in the look-back window
 //! (`STRIPE_RECONCILE_LOOKBACK_DAYS`) and compares (shared/src/stripe_reconcile.rs):

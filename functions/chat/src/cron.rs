@@ -2,9 +2,8 @@
 //! model catalogue in KV, then a reconciliation pass: `needs_review` usage
 //! (`usage_review.rs`, then `usage_bound.rs`), then the books (`reconcile.rs`:
 //! after the corrections, so the key-spending comparison sees their resolved
-//! costs). Run by `#[event(scheduled)]` in production
-//! and, locally, by `POST /__cron` from the edge's relay (see
-//! functions/edge/src/cron_relay.rs): both call `run`.
+//! costs). Run by `#[event(scheduled)]`, in production and locally (this
+//! Worker owns the local port, so `GET /__scheduled` reaches it).
 
 use crate::catalogue;
 use crate::config::Config;

@@ -1,11 +1,18 @@
 //! `dexto-chat`: the data plane (`/v1/chat/completions`, `/v1/models`) and the
 //! `WalletDO` Durable Object class that owns every user's balance and holds.
+//!
+//! Clients reach it directly: the zone routes `/v1/*` here, everything else to
+//! `dexto-edge` (one Worker invocation per chat request, no service-binding
+//! hop). Locally this Worker owns the port and hands every other path to the
+//! edge over the `EDGE` binding that only the local config has (the stand-in
+//! for the zone's routes; docs/ARCHITECTURE.md, "Composition").
 
 mod allowed;
 mod catalogue;
 mod completions;
 mod config;
 mod cron;
+mod cron_relay;
 mod error_counts;
 mod metering;
 mod metrics;
@@ -16,8 +23,9 @@ mod usage_bound;
 mod usage_review;
 mod wallet;
 
+use dexto_shared::cors;
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{error_response, json_response};
+use dexto_shared::http::error_response;
 use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 pub use wallet::WalletDO;
@@ -25,22 +33,32 @@ pub use wallet::WalletDO;
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Post, "/v1/chat/completions") => completions::handle(req, env, ctx).await,
-        (_, "/v1/chat/completions") => error_response(&GatewayError::MethodNotAllowed, None),
-        (Method::Get, p) if p == "/v1/models" || p.starts_with("/v1/models/") => models::handle(req, env, ctx).await,
-        // Only reachable through a service binding (the edge routes `/v1/*` here, nothing else).
-        (Method::Post, "/__cron") => {
-            let pairs = dexto_shared::url_query::pairs(&req.inner().url());
-            let cron = pairs.into_iter().find(|(k, _)| k == "cron").map(|(_, v)| v).unwrap_or_default();
-            json_response(200, &serde_json::json!({"outcome": cron::run(&env, &cron).await}))
-        }
-        _ => error_response(&GatewayError::NotFound("Unknown path.".into()), None),
+    if path != "/v1" && !path.starts_with("/v1/") {
+        return match env.service("EDGE") {
+            Ok(edge) => edge.fetch_request(req).await,
+            Err(_) => error_response(&GatewayError::NotFound(format!("No route for {path}.")), None),
+        };
+    }
+    let origin = cors::allowed_origin(&req, &env);
+    if let Some(preflight) = cors::preflight(&req, origin.as_deref())? {
+        return Ok(preflight);
+    }
+    let resp = match (req.method(), path.as_str()) {
+        (Method::Post, "/v1/chat/completions") => completions::handle(req, env, ctx).await?,
+        (_, "/v1/chat/completions") => error_response(&GatewayError::MethodNotAllowed, None)?,
+        (Method::Get, p) if p == "/v1/models" || p.starts_with("/v1/models/") => models::handle(req, env, ctx).await?,
+        _ => error_response(&GatewayError::NotFound("Unknown path.".into()), None)?,
+    };
+    match origin {
+        Some(o) => cors::decorate(resp, &o),
+        None => Ok(resp),
     }
 }
 
-/// `[triggers] crons` in wrangler.toml: hourly catalogue refresh.
+/// `[triggers] crons` in wrangler.toml: hourly catalogue refresh and
+/// reconciliation; locally also relayed to the other Workers with crons.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     cron::run(&env, &event.cron()).await;
+    cron_relay::relay(&env, &event.cron()).await;
 }

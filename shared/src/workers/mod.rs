@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod caps_api;
+pub mod cors;
 pub mod db;
 pub mod device_token;
 pub mod findings;

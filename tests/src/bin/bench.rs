@@ -57,8 +57,8 @@ fn main() {
     let mock = (format!("{}/chat/completions", stack.mock), MOCK_AUTH);
     let agent = agent();
 
-    // What local `wrangler dev` itself costs (its proxy + the edge Worker
-    // answering /health with no storage), to read the figures below against.
+    // What local `wrangler dev` itself costs (its proxy, the chat Worker
+    // handing /health to the edge Worker, no storage), to read the figures below against.
     let health = format!("{}/health", stack.base);
     let mut baseline: Vec<Duration> = (0..n)
         .map(|_| {
@@ -68,7 +68,7 @@ fn main() {
             started.elapsed()
         })
         .collect();
-    println!("{:<28} p50 {:>7.2} ms  p99 {:>7.2} ms  (local wrangler dev: edge Worker, no storage)", "GET /health", ms(percentile(&mut baseline, 0.5)), ms(percentile(&mut baseline, 0.99)));
+    println!("{:<28} p50 {:>7.2} ms  p99 {:>7.2} ms  (local wrangler dev: chat → edge Worker, no storage)", "GET /health", ms(percentile(&mut baseline, 0.5)), ms(percentile(&mut baseline, 0.99)));
 
     let mut table = table::Table::default();
     let (gateway, bare) = (Target::gateway(&stack), Target::floor(&floor, "latency"));
