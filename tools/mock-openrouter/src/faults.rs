@@ -138,10 +138,31 @@ pub fn status_message(status: u16) -> &'static str {
     }
 }
 
-/// The error response for an injected `status=N` (only 4xx/5xx count), with
-/// `Retry-After` where OpenRouter sends one: 429s and in-flight-budget 402s
-/// (a 402 given a `reason`).
-pub fn injected_status_response(f: &Faults) -> Option<axum::response::Response> {
+/// An injected `status=N` error (only 4xx/5xx count), for any dialect to
+/// write in its own envelope.
+pub struct InjectedError {
+    pub status: u16,
+    pub message: &'static str,
+    pub metadata: serde_json::Value,
+    /// OpenRouter sends `Retry-After` on 429s and in-flight-budget 402s (a
+    /// 402 given a `reason`).
+    retry_after: bool,
+}
+
+impl InjectedError {
+    /// Adds the headers OpenRouter sends with this error to `resp`.
+    pub fn headers(&self, mut resp: axum::response::Response) -> axum::response::Response {
+        if self.retry_after {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
+    }
+}
+
+pub fn injected_error(f: &Faults) -> Option<InjectedError> {
     let status = f.status.filter(|s| (400..=599).contains(s))?;
     let mut metadata = serde_json::Map::new();
     if status != 402 {
@@ -150,15 +171,18 @@ pub fn injected_status_response(f: &Faults) -> Option<axum::response::Response> 
     if let Some(r) = &f.reason {
         metadata.insert("reason".into(), r.clone().into());
     }
-    let mut resp =
-        crate::util::error_response(status, status_message(status), Some(metadata.into()));
-    if status == 429 || (status == 402 && f.reason.is_some()) {
-        resp.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-    }
-    Some(resp)
+    Some(InjectedError {
+        status,
+        message: status_message(status),
+        metadata: metadata.into(),
+        retry_after: status == 429 || (status == 402 && f.reason.is_some()),
+    })
+}
+
+/// The injected error in OpenRouter's own envelope (routes without a dialect).
+pub fn injected_status_response(f: &Faults) -> Option<axum::response::Response> {
+    let e = injected_error(f)?;
+    Some(e.headers(crate::util::error_response(e.status, e.message, Some(e.metadata.clone()))))
 }
 
 /// A 200 whose body fails at once: hyper then drops the connection without a

@@ -1,9 +1,14 @@
 //! A native mock of the OpenRouter API for tests and local development.
 //!
-//! Speaks the upstream shapes the gateway depends on (chat completions,
-//! streaming, model catalogue, management keys), deterministically, plus
-//! per-request fault injection (see [`faults`]) and a request log under
-//! `/__mock`. Routes are served both at `/` and under `/api/v1`. The same
+//! Speaks the upstream shapes the gateway depends on, deterministically:
+//! generation in OpenRouter's three dialects (OpenAI Chat Completions at
+//! `/chat/completions`, Anthropic Messages at `/messages`, OpenAI Responses
+//! at `/responses`; streamed or not, one token and price model and one set of
+//! faults for all three, see `generate`), the model catalogue and management
+//! keys, plus per-request fault injection (see [`faults`]) and a request log
+//! under `/__mock` that names each generation request's dialect. Routes are
+//! served both at `/` and under `/api/v1` (the dialects also under `/v1`,
+//! where Anthropic's and OpenAI's clients put them). The same
 //! server also plays a Supabase project's JWKS endpoint and Stripe's Checkout
 //! Session and Refund APIs (create, retrieve, list; payments and refunds made
 //! out of band through `/__mock/stripe/*`), so the gateway's other upstreams
@@ -14,8 +19,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod catalogue;
-mod chat;
 pub mod faults;
+mod generate;
 mod generation;
 mod keys;
 pub mod money;
@@ -29,7 +34,7 @@ mod util;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -40,6 +45,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use generate::Dialect;
 
 pub const DEFAULT_MANAGEMENT_KEY: &str = "sk-or-v1-mgmt-dev-0000";
 pub const MANAGEMENT_KEY_ENV: &str = "MOCK_OPENROUTER_MANAGEMENT_KEY";
@@ -81,8 +88,8 @@ impl App {
     }
 }
 
-/// The request's generation id, set by the middleware so the chat body's
-/// `id` and the `X-Generation-Id` header agree.
+/// The request's generation id, set by the middleware so the body's `id`
+/// and the `X-Generation-Id` header agree.
 #[derive(Clone)]
 pub(crate) struct GenerationId(pub String);
 
@@ -132,7 +139,9 @@ impl Ids {
 /// The OpenRouter-compatible routes, mounted twice (root and `/api/v1`).
 fn api_routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/chat/completions", post(chat::completions))
+        .route("/chat/completions", generate::route(Dialect::Chat))
+        .route("/messages", generate::route(Dialect::Messages))
+        .route("/responses", generate::route(Dialect::Responses))
         .route("/models", get(runtime::models))
         .route("/keys", post(keys::create).get(keys::list))
         .route(
@@ -151,6 +160,8 @@ pub fn router() -> Router {
     Router::new()
         .merge(api.clone())
         .nest("/api/v1", api)
+        .route("/v1/messages", generate::route(Dialect::Messages))
+        .route("/v1/responses", generate::route(Dialect::Responses))
         .route(
             "/__mock/requests",
             get(recorder::list).delete(recorder::clear),
@@ -185,13 +196,13 @@ pub fn router() -> Router {
         .with_state(app)
 }
 
-/// Internal marker from the chat handler to `observe`: omit `X-Generation-Id`.
+/// Internal marker from a generation handler to `observe`: omit `X-Generation-Id`.
 pub(crate) const HIDE_GENERATION: &str = "x-mock-hide-generation";
 
 /// Runs on every request: assigns the generation id (echoed as
 /// `X-Generation-Id` on every response), records the request, and applies
-/// header-driven faults to non-chat routes (chat handles its own, since its
-/// directives may also come from message text).
+/// header-driven faults to other routes (generation routes handle their own,
+/// since their directives may also come from message text).
 async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let id = app.ids.generation_id();
     let (mut parts, body) = req.into_parts();
@@ -200,20 +211,17 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
         Ok(bytes) => {
             let path = parts.uri.path().to_string();
             let is_mock = path.starts_with("/__mock");
+            let dialect = Dialect::from_path(&path);
             if !is_mock {
                 let full = parts
                     .uri
                     .path_and_query()
                     .map_or(path.as_str(), |p| p.as_str());
-                let auth = parts
-                    .headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok());
                 app.recorder
-                    .record(parts.method.as_str(), full, auth, &bytes);
+                    .record(parts.method.as_str(), full, dialect, &parts.headers, &bytes);
             }
             let faults = faults::Faults::from_header(&parts.headers);
-            if is_mock || path.ends_with("/chat/completions") {
+            if is_mock || dialect.is_some() {
                 parts.extensions.insert(GenerationId(id.clone()));
                 next.run(Request::from_parts(parts, Body::from(bytes)))
                     .await
@@ -232,7 +240,7 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
             }
         }
     };
-    // A chat reply asks for no header with `hide_generation` (see chat/mod.rs).
+    // A generation reply asks for no header with `hide_generation` (see generate/mod.rs).
     if resp.headers_mut().remove(HIDE_GENERATION).is_none() {
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert("x-generation-id", v);

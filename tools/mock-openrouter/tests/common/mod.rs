@@ -214,3 +214,52 @@ pub fn data_frames(r: &Reply) -> Vec<Value> {
         .collect()
 }
 
+
+/// A generation request in any dialect, keyed with `USER` as a bearer.
+pub fn post_dialect(addr: SocketAddr, path: &str, body: &Value, fault: Option<&str>) -> Reply {
+    let mut h = vec![("Authorization", USER), ("Content-Type", "application/json")];
+    if let Some(f) = fault {
+        h.push(("X-Mock-Fault", f));
+    }
+    request(addr, "POST", path, &h, &body.to_string())
+}
+
+/// Named SSE events (`event: name` + `data: json`) in order; comments and
+/// unnamed `data:` frames are left out.
+pub fn named_events(r: &Reply) -> Vec<(String, Value)> {
+    r.text()
+        .split("\n\n")
+        .filter_map(|block| {
+            let (name, data) = block.strip_prefix("event: ")?.split_once("\ndata: ")?;
+            let json = serde_json::from_str(data).unwrap_or_else(|e| panic!("bad event ({e}): {data}"));
+            Some((name.to_string(), json))
+        })
+        .collect()
+}
+
+pub fn event_names(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+/// The recorded requests the mock lists for `query` (`contains=…&dialect=…`).
+pub fn recorded(addr: SocketAddr, query: &str) -> Vec<Value> {
+    let v = get(addr, &format!("/__mock/requests?{query}"), None).json();
+    v["requests"].as_array().unwrap().clone()
+}
+
+/// Checks a dialect's reply to the system prompt "ab" and the user text
+/// "hello world!" on openai/gpt-4o: 14 bytes -> 4 input tokens and 8 output
+/// tokens, costing 4 * 0.0000025 + 8 * 0.00001 = 0.00001 + 0.00008, written
+/// exactly, and what the same conversation costs through chat.
+pub fn assert_priced_like_chat(addr: SocketAddr, r: &Reply) {
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(text.contains(r#""cost":0.00009,"is_byok":false"#), "{text}");
+    assert!(text.contains(r#""upstream_inference_input_cost":0.00001,"upstream_inference_output_cost":0.00008}"#), "{text}");
+    let usage = &r.json()["usage"];
+    assert_eq!((usage["input_tokens"].as_u64(), usage["output_tokens"].as_u64()), (Some(4), Some(8)));
+    assert_eq!(usage["cost_details"]["upstream_inference_cost"], usage["cost"]);
+    let chat_body = json!({ "model": "openai/gpt-4o", "messages": [
+        { "role": "system", "content": "ab" }, { "role": "user", "content": "hello world!" }] });
+    assert_eq!(chat(addr, &chat_body, None).json()["usage"]["cost"], usage["cost"], "priced like chat");
+}

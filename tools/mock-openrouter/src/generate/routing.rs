@@ -8,8 +8,7 @@
 
 use crate::catalogue::ModelSpec;
 use crate::money::Usd;
-use crate::util::error_response;
-use axum::response::Response;
+use super::Refusal;
 use serde_json::Value;
 
 pub const PRICEY_FACTOR: u64 = 3;
@@ -24,7 +23,7 @@ pub struct Route {
 const LIST: Route = Route { provider: "Mock", factor: 1 };
 const PRICEY: Route = Route { provider: "Pricey", factor: PRICEY_FACTOR };
 
-pub fn route(req: &Value, model: &ModelSpec) -> Result<Route, Response> {
+pub fn route(req: &Value, model: &ModelSpec) -> Result<Route, Refusal> {
     let Some(prefs) = req.get("provider").filter(|p| p.is_object()) else {
         return Ok(LIST);
     };
@@ -38,7 +37,7 @@ pub fn route(req: &Value, model: &ModelSpec) -> Result<Route, Response> {
     candidates
         .into_iter()
         .find(|r| within_max_price(prefs.get("max_price"), model, *r))
-        .ok_or_else(|| error_response(404, "No endpoints found matching your provider preferences (max_price).", None))
+        .ok_or_else(|| Refusal::new(404, "No endpoints found matching your provider preferences (max_price)."))
 }
 
 /// Per million tokens, as `max_price` is written.
