@@ -26,6 +26,7 @@ pub mod retry;
 pub mod money;
 pub mod negative_cache;
 pub mod phases;
+pub mod platform_ops;
 pub mod provider_routing;
 pub mod prompt_prefix;
 pub mod routes;
@@ -49,4 +50,4 @@ pub mod web;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, cors, db, device_token, findings, http, keystore, log, openrouter_keys, session, throttle, wallet_client};
+pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, findings, http, keystore, log, openrouter_keys, session, throttle, wallet_client};

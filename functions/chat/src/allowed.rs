@@ -49,6 +49,7 @@ async fn load(env: &Env) -> Result<AllowList, String> {
         markup_bps: Option<i64>,
     }
     let db = env.d1("DB").map_err(|e| e.to_string())?;
+    dexto_shared::ops::count(|o| o.d1_queries += 1); // once per isolate per ALLOWED_MODELS_TTL_SECONDS
     let rows = db
         .prepare("SELECT model_id, markup_bps FROM allowed_models")
         .all()

@@ -42,6 +42,7 @@ pub async fn current(env: &Env, config: &Config, ctx: &Context) -> Result<Rc<Cat
         }
     }
     let kv = env.kv("CATALOGUE").map_err(|e| GatewayError::Internal(format!("kv binding: {e}")))?;
+    dexto_shared::ops::count(|o| o.kv_reads += 1);
     let stored: Option<Catalogue> = kv.get(KV_KEY).json().await.ok().flatten();
     let Some(stored) = stored else {
         // Nothing to serve: this request has to wait for the upstream.
@@ -75,6 +76,7 @@ pub async fn refresh(env: &Env, config: &Config) -> Result<Rc<Catalogue>, String
     }
     let kv = env.kv("CATALOGUE").map_err(|e| e.to_string())?;
     let body = serde_json::to_string(&fresh).map_err(|e| e.to_string())?;
+    dexto_shared::ops::count(|o| o.kv_writes += 1);
     kv.put(KV_KEY, body).map_err(|e| e.to_string())?.execute().await.map_err(|e| e.to_string())?;
     let fresh = Rc::new(fresh);
     remember(fresh.clone(), now_ms());

@@ -17,6 +17,7 @@ mod error_counts;
 mod metering;
 mod metrics;
 mod models;
+mod ops;
 mod reconcile;
 mod upstream;
 mod usage_bound;
@@ -33,12 +34,16 @@ pub use wallet::WalletDO;
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
+    if path == "/__ops" {
+        return ops::handle(&req, &env);
+    }
     if path != "/v1" && !path.starts_with("/v1/") {
         return match env.service("EDGE") {
             Ok(edge) => edge.fetch_request(req).await,
             Err(_) => error_response(&GatewayError::NotFound(format!("No route for {path}.")), None),
         };
     }
+    dexto_shared::ops::count(|o| o.worker_requests += 1);
     let origin = cors::allowed_origin(&req, &env);
     if let Some(preflight) = cors::preflight(&req, origin.as_deref())? {
         return Ok(preflight);

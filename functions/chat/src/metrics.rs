@@ -37,6 +37,7 @@ fn write(env: &Env, index: &str, blobs: &[&str], doubles: &[f64]) {
     for d in doubles {
         point = point.add_double(*d);
     }
+    dexto_shared::ops::count(|o| o.analytics_points += 1);
     if let Err(e) = point.write_to(&dataset) {
         dexto_shared::log::event("metrics.write_failed", serde_json::json!({"error": e.to_string()}));
     }

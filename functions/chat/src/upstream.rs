@@ -25,6 +25,7 @@ pub async fn send_chat(config: &Config, key: &Secret<String>, body: &[u8]) -> Re
     let payload = js_sys_bytes(body);
     init.with_method(Method::Post).with_headers(headers).with_body(Some(payload));
     let url = format!("{}/chat/completions", config.upstream_base);
+    dexto_shared::ops::count(|o| o.subrequests += 1);
     let req = Request::new_with_init(&url, &init).map_err(|_| GatewayError::Internal("upstream request".into()))?;
 
     let controller = AbortController::default();

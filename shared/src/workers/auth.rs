@@ -111,6 +111,7 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
         rate_limit_per_minute: Option<i64>,
     }
     let db = env.d1("DB").map_err(internal)?;
+    crate::ops::count(|o| o.d1_queries += 1); // rows: `first` reports none (a cold key only)
     let row: Option<Row> = db
         .prepare(
             "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status, k.expires_at, k.allowed_models, k.rate_limit_per_minute

@@ -14,6 +14,7 @@ pub mod http;
 pub mod keystore;
 pub mod log;
 pub mod openrouter_keys;
+pub mod ops;
 pub mod session;
 pub mod throttle;
 pub mod wallet_client;

@@ -69,6 +69,7 @@ impl UpstreamConfig {
             init.with_body(Some(b.to_string().into()));
         }
         let req = Request::new_with_init(&format!("{}{path}", self.base), &init).map_err(internal)?;
+        crate::ops::count(|o| o.subrequests += 1);
         let mut resp = Fetch::Request(req).send().await.map_err(|_| GatewayError::UpstreamUnavailable)?;
         let status = resp.status_code();
         let value = resp.json::<Value>().await.unwrap_or(Value::Null);
@@ -88,6 +89,7 @@ struct Row {
 }
 
 async fn active_row(env: &Env, user_id: &str) -> Result<Option<Row>, GatewayError> {
+    crate::ops::count(|o| o.d1_queries += 1); // a cold isolate or a rotated key only
     env.d1("DB")
         .map_err(internal)?
         .prepare("SELECT id, upstream_hash, ciphertext, enc_key_id, created_at, limit_synced_at FROM upstream_keys WHERE user_id = ?1 AND status = 'active'")

@@ -23,7 +23,7 @@ pub async fn project(store: &Store, env: &Env) -> Result<Option<i64>> {
                     .bind(&[key_id.as_str().into(), JsValue::from_f64(*used_at as f64)])
             })
             .collect::<Result<Vec<_>>>()?;
-        db.batch(statements).await?;
+        dexto_shared::ops::d1(&db.batch(statements).await?);
         for (key_id, _, _) in &due {
             store.mark_key_use_flushed(key_id, now)?;
         }

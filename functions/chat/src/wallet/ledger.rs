@@ -74,11 +74,15 @@ impl Ledger {
     }
 
     pub fn live_insert(&self, request_id: &str) {
-        self.live.borrow_mut().insert(request_id.to_string());
+        if self.live.borrow_mut().insert(request_id.to_string()) {
+            dexto_shared::ops::busy(1);
+        }
     }
 
     pub fn live_remove(&self, request_id: &str) {
-        self.live.borrow_mut().remove(request_id);
+        if self.live.borrow_mut().remove(request_id) {
+            dexto_shared::ops::busy(-1);
+        }
     }
 
     pub fn is_live(&self, request_id: &str) -> bool {
@@ -147,11 +151,13 @@ impl Ledger {
             return; // the running flush loops until the outbox is empty
         }
         let me = self.clone();
+        dexto_shared::ops::busy(1);
         self.state.wait_until(async move {
             if let Some(ms) = delay_ms {
                 worker::Delay::from(std::time::Duration::from_millis(ms)).await;
             }
-            me.project().await
+            me.project().await;
+            dexto_shared::ops::busy(-1);
         });
     }
 
@@ -224,6 +230,7 @@ impl Ledger {
         let storage = self.storage();
         let current = storage.get_alarm().await?;
         if current.is_none_or(|set| set > at) {
+            dexto_shared::ops::count(|o| o.do_alarm_sets += 1);
             storage.set_alarm(unix_ms(at)).await?;
             self.alarm_at.set(Some(at));
         } else {

@@ -61,6 +61,7 @@ impl DurableObject for WalletDO {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        dexto_shared::ops::count(|o| o.do_requests += 1);
         self.ledger.first_contact();
         let path = req.path();
         match path.as_str() {
@@ -80,6 +81,7 @@ impl DurableObject for WalletDO {
     /// Projects pending changes, settles holds past their deadline, and
     /// re-arms itself for whatever is left.
     async fn alarm(&self) -> Result<Response> {
+        dexto_shared::ops::count(|o| o.do_requests += 1);
         self.ledger.alarm_fired();
         self.ledger.flush_now().await;
         sweep::run(&self.ledger, false).await;
@@ -104,6 +106,7 @@ impl WalletDO {
             return Ok(());
         }
         let db = self.env.d1("DB")?;
+        dexto_shared::ops::count(|o| o.d1_queries += 2); // first use of the object only
         #[derive(serde::Deserialize)]
         struct Known {
             balance_micros: Option<i64>,

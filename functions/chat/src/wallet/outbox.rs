@@ -191,6 +191,7 @@ pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
             batch.extend(statements(db, &entry)?);
         }
         let results = db.batch(batch).await?;
+        dexto_shared::ops::d1(&results);
         if let Some(failed) = results.iter().find(|r| !r.success()) {
             return Err(failed.error().unwrap_or_else(|| "D1 batch failed".into()).into());
         }

@@ -82,9 +82,10 @@ pub struct OutboxRow {
 mod background;
 mod caps;
 mod prompts;
+mod sql;
 
 pub struct Store {
-    sql: SqlStorage,
+    sql: sql::Sql,
 }
 
 fn int(v: i64) -> V {
@@ -94,12 +95,12 @@ fn int(v: i64) -> V {
 impl Store {
     pub fn open(sql: SqlStorage) -> Result<Store> {
         sql.exec(SCHEMA, None)?;
-        Ok(Store { sql })
+        Ok(Store::attach(sql))
     }
 
     /// A handle on storage whose schema `open` already created.
     pub fn attach(sql: SqlStorage) -> Store {
-        Store { sql }
+        Store { sql: sql::Sql::new(sql) }
     }
 
     pub fn wallet(&self) -> Result<Option<WalletRow>> {

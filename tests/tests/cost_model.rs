@@ -1,0 +1,150 @@
+//! "What a request costs" (docs/ARCHITECTURE.md), counted by the code itself:
+//! the chat Worker's and wallet objects' own counters of billable platform
+//! operations (`GET /__ops`, shared/src/workers/ops.rs), read around single
+//! warm requests of each kind, priced with `platform_ops::WORKERS_PAID`. The
+//! table it prints is the one in ARCHITECTURE; the assertions pin what each
+//! kind of request may do, so an added storage write or hop shows up here.
+
+use dexto_shared::platform_ops::Ops;
+use integration_tests::{client::send, marker, stack, Stack, TestUser};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Requests measured per kind (the median of each counter is taken, so a rare
+/// background pass — an alarm, a key-use projection — does not count).
+const SAMPLES: usize = 5;
+
+fn ops(s: &Stack) -> (Ops, i64) {
+    let r = send("GET", &format!("{}/__ops", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    (serde_json::from_value(v["ops"].clone()).expect("ops"), v["busy"].as_i64().expect("busy"))
+}
+
+/// The counters once nothing runs in the background any more (exchanges
+/// settled, projections to D1 done).
+fn quiet_ops(s: &Stack) -> Ops {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ops, busy) = ops(s);
+        if busy == 0 {
+            return ops;
+        }
+        assert!(Instant::now() < deadline, "background work still running after 30 s: {busy}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Per-field median of the operations each of `SAMPLES` calls of `request` made.
+fn measure(s: &Stack, request: impl Fn()) -> Ops {
+    let samples: Vec<Ops> = (0..SAMPLES)
+        .map(|_| {
+            let before = quiet_ops(s);
+            request();
+            quiet_ops(s).since(&before)
+        })
+        .collect();
+    let median = |f: fn(&Ops) -> u64| {
+        let mut v: Vec<u64> = samples.iter().map(f).collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    Ops {
+        worker_requests: median(|o| o.worker_requests),
+        service_calls: median(|o| o.service_calls),
+        do_requests: median(|o| o.do_requests),
+        do_statements: median(|o| o.do_statements),
+        do_rows_read: median(|o| o.do_rows_read),
+        do_rows_written: median(|o| o.do_rows_written),
+        do_alarm_sets: median(|o| o.do_alarm_sets),
+        d1_queries: median(|o| o.d1_queries),
+        d1_rows_read: median(|o| o.d1_rows_read),
+        d1_rows_written: median(|o| o.d1_rows_written),
+        kv_reads: median(|o| o.kv_reads),
+        kv_writes: median(|o| o.kv_writes),
+        analytics_points: median(|o| o.analytics_points),
+        subrequests: median(|o| o.subrequests),
+    }
+}
+
+fn body(stream: bool) -> Value {
+    json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": format!("hello {}", marker("cost"))}], "max_tokens": 16, "stream": stream})
+}
+
+fn non_stream(s: &Stack, u: &TestUser) {
+    let r = s.chat(&u.key, &body(false));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn stream(s: &Stack, u: &TestUser) {
+    let events = s.stream(&u.key, &body(true)).collect();
+    assert!(events.iter().any(|(e, _)| e.contains("[DONE]")), "{events:?}");
+}
+
+fn refused(s: &Stack, u: &TestUser) {
+    let r = s.chat(&u.key, &body(false));
+    assert_eq!(r.status, 402, "{}", r.body);
+}
+
+fn row(kind: &str, o: &Ops) -> String {
+    format!(
+        "| {kind} | {} | {} | {} | {} | {} / {} | {} | {} / {} / {} | {} | {} | {} | ${:.4} |",
+        o.worker_requests,
+        o.service_calls,
+        o.do_requests,
+        o.do_statements,
+        o.do_rows_read,
+        o.do_rows_written,
+        o.do_alarm_sets,
+        o.d1_queries,
+        o.d1_rows_read,
+        o.d1_rows_written,
+        o.kv_reads,
+        o.analytics_points,
+        o.subrequests,
+        o.micro_usd_per_million(1) as f64 / 1e6,
+    )
+}
+
+#[test]
+fn each_kind_of_chat_request_makes_only_the_operations_it_needs() {
+    let s = stack();
+    let paying = s.new_user("5");
+    let broke = s.new_user("0");
+    // Warm: keys, allow-list, catalogue and upstream key cached in the
+    // isolate, both wallet objects created, first key-use projected.
+    non_stream(&s, &paying);
+    stream(&s, &paying);
+    refused(&s, &broke);
+
+    let measured = [
+        ("non-stream", measure(&s, || non_stream(&s, &paying))),
+        ("stream", measure(&s, || stream(&s, &paying))),
+        ("refused (402)", measure(&s, || refused(&s, &broke))),
+    ];
+    println!("| request | Worker requests | service calls | DO requests | DO statements | DO rows read / written | alarm sets | D1 queries / rows read / written | KV reads | AE points | subrequests | platform $ per million |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (kind, o) in &measured {
+        println!("{}", row(kind, o));
+    }
+
+    for (kind, o) in &measured {
+        // One Worker invocation and one wallet-object request: no edge hop, no
+        // other Worker, no KV or D1 read on a warm path.
+        assert_eq!((o.worker_requests, o.service_calls, o.do_requests), (1, 0, 1), "{kind}: {o:?}");
+        assert_eq!((o.kv_reads, o.kv_writes, o.analytics_points), (0, 0, 1), "{kind}: {o:?}");
+    }
+    let [(_, plain), (_, streamed), (_, refusal)] = &measured;
+    // A refusal writes nothing anywhere and calls nobody.
+    assert_eq!((refusal.do_rows_written, refusal.do_alarm_sets, refusal.d1_queries, refusal.subrequests), (0, 0, 0, 0), "{refusal:?}");
+    for o in [plain, streamed] {
+        assert_eq!(o.subrequests, 1, "one upstream call: {o:?}");
+        // The settlement's projection: one D1 batch (ledger row, usage row, balance).
+        assert_eq!(o.d1_queries, 3, "{o:?}");
+        assert!(o.do_rows_written <= DO_ROWS_WRITTEN_MAX, "DO rows written per request: {o:?}");
+    }
+}
+
+/// What the wallet object writes per settled request at most (see
+/// ARCHITECTURE, "What a request costs", for what each row buys).
+const DO_ROWS_WRITTEN_MAX: u64 = 64;
