@@ -18,7 +18,7 @@ use dexto_shared::openrouter_keys;
 use dexto_shared::usage::UpstreamUsage;
 use dexto_shared::wallet::{unframe, ExchangeRequest};
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use worker::{Env, Response, Result};
 
 /// The largest non-streamed upstream reply the object buffers (the same as
@@ -68,6 +68,7 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         // Set by the chat Worker only when DEXTO_TEST_HOOKS=1.
         die_after_events: req.die_after_events,
         phases: RefCell::new(phases),
+        generation_noted: Cell::new(false),
     };
     ex.lap("admit");
     // The sweep must come by if this object dies with the exchange open.

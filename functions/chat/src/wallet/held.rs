@@ -12,7 +12,7 @@ use dexto_shared::money::Micros;
 use dexto_shared::phases::Phases;
 use dexto_shared::wallet::ExchangeTerms;
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use worker::{Headers, Result};
 
 /// Response header: the output ceiling forwarded upstream (`max_tokens`).
@@ -33,6 +33,8 @@ pub struct Exchange {
     pub die_after_events: Option<u64>,
     /// Where this request's time went (chat Worker's phases, then ours).
     pub phases: RefCell<Phases>,
+    /// Whether the generation id is recorded (it is written once).
+    pub generation_noted: Cell<bool>,
 }
 
 impl Exchange {
@@ -61,8 +63,12 @@ impl Exchange {
     /// Records the upstream generation id with the hold, so the sweep can
     /// settle from the upstream's record if this object dies.
     pub fn note_generation(&self, id: &str) {
-        if let Err(e) = self.ledger.store().set_generation(&self.terms.request_id, id) {
-            dexto_shared::log::event("hold.generation_unrecorded", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()}));
+        if self.generation_noted.get() {
+            return;
+        }
+        match self.ledger.store().set_generation(&self.terms.request_id, id) {
+            Ok(()) => self.generation_noted.set(true),
+            Err(e) => dexto_shared::log::event("hold.generation_unrecorded", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()})),
         }
     }
 

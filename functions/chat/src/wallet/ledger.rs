@@ -32,6 +32,8 @@ const MAX_PASSES: usize = 8;
 #[derive(Clone)]
 pub struct Ledger {
     state: Rc<State>,
+    /// The object's one `Store` (its memory of rows must be the only one).
+    store: Rc<Store>,
     pub env: Env,
     flushing: Rc<Cell<bool>>,
     /// Request ids whose exchange runs in this incarnation. In-memory on
@@ -46,6 +48,7 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(state: State, env: Env) -> Ledger {
         Ledger {
+            store: Rc::new(Store::open(state.storage().sql()).expect("wallet schema")),
             state: Rc::new(state),
             env,
             flushing: Rc::new(Cell::new(false)),
@@ -65,8 +68,8 @@ impl Ledger {
         }
     }
 
-    pub fn store(&self) -> Store {
-        Store::attach(self.state.storage().sql())
+    pub fn store(&self) -> Rc<Store> {
+        self.store.clone()
     }
 
     fn storage(&self) -> Storage {

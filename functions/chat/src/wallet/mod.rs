@@ -28,6 +28,7 @@ use dexto_shared::wallet::*;
 use outbox::LedgerEntry;
 use rate_limit::RateLimiter;
 use serde::de::DeserializeOwned;
+use std::rc::Rc;
 use ledger::Ledger;
 use std::cell::RefCell;
 use store::Store;
@@ -44,7 +45,7 @@ enum Admission {
 #[durable_object]
 pub struct WalletDO {
     env: Env,
-    store: Store,
+    store: Rc<Store>,
     limiter: RefCell<RateLimiter>,
     /// Keys with their own rate limit: one bucket each (in memory, approximate).
     key_limiters: RefCell<std::collections::HashMap<String, RateLimiter>>,
@@ -54,9 +55,9 @@ pub struct WalletDO {
 
 impl DurableObject for WalletDO {
     fn new(state: State, env: Env) -> Self {
-        let store = Store::open(state.storage().sql()).expect("wallet schema");
         let limiter = RefCell::new(RateLimiter::from_env(&env));
         let ledger = Ledger::new(state, env.clone());
+        let store = ledger.store();
         Self { env, store, limiter, key_limiters: RefCell::default(), ledger }
     }
 

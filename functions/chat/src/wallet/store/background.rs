@@ -1,9 +1,20 @@
 //! What the wallet projects after replying: the outbox (→ D1), the upstream
-//! key's limit sync, keys' last use, and the backoff of failing steps.
+//! key's limit sync, keys' last use, and the backoff of failing steps. The
+//! outbox's length, the pending limit sync and the retry schedule are mirrored
+//! in memory (memory.rs), so a projection pass with nothing failing reads only
+//! the outbox itself.
+//!
+//! Keys' last use lives in memory only: a use is projected to
+//! `api_keys.last_used_at` at most once a minute per key (key_use.rs), and an
+//! incarnation that ends before that loses at most that minute of a display
+//! hint — never billing or access. (The `key_use` table of earlier versions is
+//! read once, so what it held is still projected.)
 
 use super::{int, OutboxRow, Store};
 use dexto_shared::money::Micros;
 use serde::Deserialize;
+use std::cell::RefMut;
+use std::collections::HashMap;
 use worker::Result;
 
 impl Store {
@@ -12,39 +23,63 @@ impl Store {
     }
 
     pub fn outbox_len(&self) -> Result<u64> {
-        self.count("SELECT COUNT(*) AS n FROM outbox")
+        if let Some(n) = self.mem.borrow().outbox_len {
+            return Ok(n);
+        }
+        let n = self.count("SELECT COUNT(*) AS n FROM outbox")?;
+        self.mem.borrow_mut().outbox_len = Some(n);
+        Ok(n)
     }
 
     /// Records that the upstream key's limit must follow `balance` (the sequence
     /// number is the token: only the newest request is ever cleared).
     pub fn request_limit_sync(&self, balance: Micros, token: i64) -> Result<()> {
         self.sql.exec("INSERT OR REPLACE INTO limit_sync (id, balance, token) VALUES (1, ?, ?)", vec![int(balance.0), int(token)])?;
+        self.mem.borrow_mut().limit_sync = Some(Some((balance, token)));
         Ok(())
     }
 
     pub fn pending_limit_sync(&self) -> Result<Option<(Micros, i64)>> {
+        if let Some(pending) = self.mem.borrow().limit_sync {
+            return Ok(pending);
+        }
         #[derive(Deserialize)]
         struct Row {
             balance: i64,
             token: i64,
         }
         let rows: Vec<Row> = self.sql.exec("SELECT balance, token FROM limit_sync WHERE id = 1", None)?.to_array()?;
-        Ok(rows.into_iter().next().map(|r| (Micros(r.balance), r.token)))
+        let pending = rows.into_iter().next().map(|r| (Micros(r.balance), r.token));
+        self.mem.borrow_mut().limit_sync = Some(pending);
+        Ok(pending)
     }
 
     pub fn clear_limit_sync(&self, token: i64) -> Result<()> {
         self.sql.exec("DELETE FROM limit_sync WHERE id = 1 AND token = ?", vec![int(token)])?;
+        let mut mem = self.mem.borrow_mut();
+        if mem.limit_sync.is_some_and(|p| p.is_some_and(|(_, t)| t == token)) {
+            mem.limit_sync = Some(None);
+        }
         Ok(())
+    }
+
+    /// Failing steps and when each may run again, read once per incarnation.
+    fn retries(&self) -> Result<RefMut<'_, HashMap<String, i64>>> {
+        if self.mem.borrow().retries.is_none() {
+            #[derive(Deserialize)]
+            struct Row {
+                step: String,
+                next_at: i64,
+            }
+            let rows: Vec<Row> = self.sql.exec("SELECT step, next_at FROM retries", None)?.to_array()?;
+            self.mem.borrow_mut().retries = Some(rows.into_iter().map(|r| (r.step, r.next_at)).collect());
+        }
+        Ok(RefMut::map(self.mem.borrow_mut(), |m| m.retries.as_mut().expect("loaded")))
     }
 
     /// When a failed background step may run again (None: not failing).
     pub fn retry_at(&self, step: &str) -> Result<Option<i64>> {
-        #[derive(Deserialize)]
-        struct Row {
-            next_at: i64,
-        }
-        let rows: Vec<Row> = self.sql.exec("SELECT next_at FROM retries WHERE step = ?", vec![step.into()])?.to_array()?;
-        Ok(rows.into_iter().next().map(|r| r.next_at))
+        Ok(self.retries()?.get(step).copied())
     }
 
     /// Records a failure of `step`; returns how many in a row.
@@ -60,52 +95,60 @@ impl Store {
             "INSERT OR REPLACE INTO retries (step, failures, next_at) VALUES (?, ?, ?)",
             vec![step.into(), int(failures as i64), int(next_at)],
         )?;
+        self.retries()?.insert(step.to_string(), next_at);
         Ok(failures)
     }
 
     pub fn step_succeeded(&self, step: &str) -> Result<()> {
         self.sql.exec("DELETE FROM retries WHERE step = ?", vec![step.into()])?;
+        self.retries()?.remove(step);
         Ok(())
     }
 
     /// The earliest retry of any failing step.
     pub fn next_retry(&self) -> Result<Option<i64>> {
-        #[derive(Deserialize)]
-        struct Row {
-            at: Option<i64>,
+        Ok(self.retries()?.values().copied().min())
+    }
+
+    /// Keys' last use, in memory (module docs), seeded once from the old table.
+    fn key_use(&self) -> Result<RefMut<'_, HashMap<String, (i64, i64)>>> {
+        if self.mem.borrow().key_use.is_none() {
+            #[derive(Deserialize)]
+            struct Row {
+                key_id: String,
+                used_at: i64,
+                flushed_at: i64,
+            }
+            let rows: Vec<Row> = self.sql.exec("SELECT key_id, used_at, flushed_at FROM key_use", None)?.to_array()?;
+            if !rows.is_empty() {
+                self.sql.exec("DELETE FROM key_use", None)?; // now in memory (module docs)
+            }
+            self.mem.borrow_mut().key_use = Some(rows.into_iter().map(|r| (r.key_id, (r.used_at, r.flushed_at))).collect());
         }
-        let row: Row = self.sql.exec("SELECT MIN(next_at) AS at FROM retries", None)?.one()?;
-        Ok(row.at)
+        Ok(RefMut::map(self.mem.borrow_mut(), |m| m.key_use.as_mut().expect("loaded")))
     }
 
     /// Notes that a key was used (projected to `api_keys.last_used_at` in batches).
     pub fn touch_key(&self, key_id: &str, now_ms: i64) -> Result<()> {
-        self.sql.exec(
-            "INSERT INTO key_use (key_id, used_at) VALUES (?, ?) ON CONFLICT(key_id) DO UPDATE SET used_at = excluded.used_at",
-            vec![key_id.into(), int(now_ms)],
-        )?;
+        self.key_use()?.entry(key_id.to_string()).or_insert((0, 0)).0 = now_ms;
         Ok(())
     }
 
     /// Keys used since their last projection: (key id, used at, flushed at).
     pub fn unflushed_key_use(&self) -> Result<Vec<(String, i64, i64)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            key_id: String,
-            used_at: i64,
-            flushed_at: i64,
-        }
-        let rows: Vec<Row> = self.sql.exec("SELECT key_id, used_at, flushed_at FROM key_use WHERE used_at > flushed_at", None)?.to_array()?;
-        Ok(rows.into_iter().map(|r| (r.key_id, r.used_at, r.flushed_at)).collect())
+        Ok(self.key_use()?.iter().filter(|(_, (used, flushed))| used > flushed).map(|(k, (used, flushed))| (k.clone(), *used, *flushed)).collect())
     }
 
     pub fn mark_key_use_flushed(&self, key_id: &str, at: i64) -> Result<()> {
-        self.sql.exec("UPDATE key_use SET flushed_at = ? WHERE key_id = ?", vec![int(at), key_id.into()])?;
+        if let Some(entry) = self.key_use()?.get_mut(key_id) {
+            entry.1 = at;
+        }
         Ok(())
     }
 
     pub fn drop_outbox_through(&self, seq: i64) -> Result<()> {
         self.sql.exec("DELETE FROM outbox WHERE seq <= ?", vec![int(seq)])?;
+        self.mem.borrow_mut().outbox_len = None; // recounted when next asked
         Ok(())
     }
 }

@@ -26,12 +26,26 @@ impl Store {
             )?,
             None => self.sql.exec(&format!("DELETE FROM {table} WHERE scope = ? AND window = ?"), vec![scope.as_storage().into(), window.as_str().into()])?,
         };
+        self.mem.borrow_mut().caps = None; // read again when next asked
         Ok(())
     }
 
     /// The caps on the user and, when given, on one key (None: every cap), of
-    /// both owners.
+    /// both owners. Mirrored in memory: admission asks on every request.
     pub fn caps(&self, key_id: Option<&str>) -> Result<Vec<Cap>> {
+        if self.mem.borrow().caps.is_none() {
+            let all = self.all_caps()?;
+            self.mem.borrow_mut().caps = Some(all);
+        }
+        let mem = self.mem.borrow();
+        let all = mem.caps.as_ref().expect("loaded");
+        Ok(match key_id {
+            Some(k) => all.iter().filter(|c| matches!(&c.scope, Scope::User) || matches!(&c.scope, Scope::Key(id) if id == k)).cloned().collect(),
+            None => all.clone(),
+        })
+    }
+
+    fn all_caps(&self) -> Result<Vec<Cap>> {
         #[derive(Deserialize)]
         struct Row {
             scope: String,
@@ -41,13 +55,7 @@ impl Store {
         }
         let all = "SELECT scope, window, limit_micros, 'user' AS owner FROM caps
                    UNION ALL SELECT scope, window, limit_micros, 'operator' AS owner FROM operator_caps";
-        let rows: Vec<Row> = match key_id {
-            Some(k) => self
-                .sql
-                .exec(&format!("SELECT * FROM ({all}) WHERE scope IN ('user', ?)"), vec![format!("key:{k}").into()])?
-                .to_array()?,
-            None => self.sql.exec(&format!("SELECT * FROM ({all}) ORDER BY scope, window, owner"), None)?.to_array()?,
-        };
+        let rows: Vec<Row> = self.sql.exec(&format!("SELECT * FROM ({all}) ORDER BY scope, window, owner"), None)?.to_array()?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -73,6 +81,7 @@ impl Store {
             "INSERT OR IGNORE INTO spend (scope, window, window_start, micros) SELECT ?, window, window_start, micros FROM spend WHERE scope = ?",
             vec![new.as_str().into(), old.as_str().into()],
         )?;
+        self.mem.borrow_mut().caps = None;
         Ok(())
     }
 
@@ -91,11 +100,11 @@ impl Store {
                         vec![cap.scope.as_storage().into(), cap.window.as_str().into(), int(cap.window.start(now_ms))],
                     )?
                     .one()?;
-                let held: Sum = match &cap.scope {
-                    Scope::User => self.sql.exec("SELECT SUM(amount) AS total FROM holds", None)?.one()?,
-                    Scope::Key(k) => self.sql.exec("SELECT SUM(amount) AS total FROM holds WHERE key_id = ?", vec![k.as_str().into()])?.one()?,
+                let held = match &cap.scope {
+                    Scope::User => self.held_total()?,
+                    Scope::Key(k) => self.held_by_key(k)?,
                 };
-                Ok(CapUse { cap, spent: Micros(spent.total.unwrap_or(0)), held: Micros(held.total.unwrap_or(0)) })
+                Ok(CapUse { cap, spent: Micros(spent.total.unwrap_or(0)), held })
             })
             .collect()
     }
@@ -105,17 +114,27 @@ impl Store {
         if amount.0 <= 0 {
             return Ok(());
         }
+        // One statement for every window of both scopes.
+        let mut values = Vec::new();
         for scope in [Scope::User, Scope::Key(key_id.to_string())] {
             for window in Window::ALL {
-                self.sql.exec(
-                    "INSERT INTO spend (scope, window, window_start, micros) VALUES (?, ?, ?, ?)
-                     ON CONFLICT(scope, window, window_start) DO UPDATE SET micros = micros + excluded.micros",
-                    vec![scope.as_storage().into(), window.as_str().into(), int(window.start(at_ms)), int(amount.0)],
-                )?;
+                values.extend([scope.as_storage().into(), window.as_str().into(), int(window.start(at_ms)), int(amount.0)]);
             }
         }
-        // Past windows are never read again: keep about two months.
-        self.sql.exec("DELETE FROM spend WHERE window != 'lifetime' AND window_start < ?", vec![int(at_ms - 62 * 86_400_000)])?;
+        let rows = vec!["(?, ?, ?, ?)"; values.len() / 4].join(", ");
+        self.sql.exec(
+            &format!(
+                "INSERT INTO spend (scope, window, window_start, micros) VALUES {rows}
+                 ON CONFLICT(scope, window, window_start) DO UPDATE SET micros = micros + excluded.micros"
+            ),
+            values,
+        )?;
+        // Past windows are never read again: keep about two months, pruned
+        // at most once an hour per incarnation.
+        if at_ms - self.mem.borrow().spend_pruned_at >= 3_600_000 {
+            self.sql.exec("DELETE FROM spend WHERE window != 'lifetime' AND window_start < ?", vec![int(at_ms - 62 * 86_400_000)])?;
+            self.mem.borrow_mut().spend_pruned_at = at_ms;
+        }
         Ok(())
     }
 }

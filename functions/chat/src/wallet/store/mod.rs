@@ -4,10 +4,16 @@
 //! interleave. That is what makes hold/settle/credit atomic without locks.
 
 use dexto_shared::money::Micros;
-use dexto_shared::wallet::OpenHold;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashSet;
 use worker::{Result, SqlStorage, SqlStorageValue as V};
 
+/// Tables written on every request are `WITHOUT ROWID`: the row lives in its
+/// primary key's b-tree, so a change writes one row, not a row and its key's
+/// index (the platform bills rows written; docs/ARCHITECTURE.md, "What a
+/// request costs"). Objects created before keep their rowid tables; the SQL
+/// is the same for both.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS wallet (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -23,7 +29,7 @@ CREATE TABLE IF NOT EXISTS holds (
     amount INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 -- What a hold's exchange is billed by if its owner dies: the terms, and the
 -- upstream generation id as soon as it is known (see sweep.rs).
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -31,14 +37,16 @@ CREATE TABLE IF NOT EXISTS exchanges (
     terms TEXT NOT NULL,
     generation_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS holds_deadline ON holds (expires_at);
+) WITHOUT ROWID;
+-- Open holds are few and mirrored in memory: an index on their deadline cost
+-- a row written per hold and per heartbeat and bought nothing.
+DROP INDEX IF EXISTS holds_deadline;
 CREATE TABLE IF NOT EXISTS revoked_keys (key_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS applied (
     reference TEXT PRIMARY KEY,
     balance_after INTEGER NOT NULL,
     applied_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS adjustments (group_id TEXT PRIMARY KEY, total INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS key_use (key_id TEXT PRIMARY KEY, used_at INTEGER NOT NULL, flushed_at INTEGER NOT NULL DEFAULT 0);
@@ -47,7 +55,7 @@ CREATE TABLE IF NOT EXISTS key_use (key_id TEXT PRIMARY KEY, used_at INTEGER NOT
 CREATE TABLE IF NOT EXISTS caps (scope TEXT NOT NULL, window TEXT NOT NULL, limit_micros INTEGER NOT NULL, PRIMARY KEY (scope, window));
 -- Caps an operator set (same shape): only the admin API changes these.
 CREATE TABLE IF NOT EXISTS operator_caps (scope TEXT NOT NULL, window TEXT NOT NULL, limit_micros INTEGER NOT NULL, PRIMARY KEY (scope, window));
-CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, window TEXT NOT NULL, window_start INTEGER NOT NULL, micros INTEGER NOT NULL, PRIMARY KEY (scope, window, window_start));
+CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, window TEXT NOT NULL, window_start INTEGER NOT NULL, micros INTEGER NOT NULL, PRIMARY KEY (scope, window, window_start)) WITHOUT ROWID;
 -- Background steps that failed: how often in a row, and when to try again.
 CREATE TABLE IF NOT EXISTS retries (step TEXT PRIMARY KEY, failures INTEGER NOT NULL, next_at INTEGER NOT NULL);
 -- Prompts the upstream counted: fingerprint -> reported prompt tokens (store/prompts.rs).
@@ -81,11 +89,15 @@ pub struct OutboxRow {
 
 mod background;
 mod caps;
+mod holds;
+mod memory;
 mod prompts;
 mod sql;
 
+/// One per object (the ledger's): its memory of the rows must be the only one.
 pub struct Store {
     sql: sql::Sql,
+    mem: RefCell<memory::Memory>,
 }
 
 fn int(v: i64) -> V {
@@ -98,17 +110,28 @@ impl Store {
         Ok(Store::attach(sql))
     }
 
-    /// A handle on storage whose schema `open` already created.
-    pub fn attach(sql: SqlStorage) -> Store {
-        Store { sql: sql::Sql::new(sql) }
+    fn attach(sql: SqlStorage) -> Store {
+        Store { sql: sql::Sql::new(sql), mem: RefCell::default() }
     }
 
     pub fn wallet(&self) -> Result<Option<WalletRow>> {
+        if let Some(w) = &self.mem.borrow().wallet {
+            return Ok(Some(w.clone()));
+        }
         let rows: Vec<WalletRow> = self
             .sql
             .exec("SELECT user_id, balance, seq, frozen, suspended FROM wallet WHERE id = 1", None)?
             .to_array()?;
-        Ok(rows.into_iter().next())
+        let row = rows.into_iter().next();
+        self.mem.borrow_mut().wallet = row.clone();
+        Ok(row)
+    }
+
+    /// Changes the remembered wallet row (after the same change in SQL).
+    fn remember_wallet(&self, change: impl FnOnce(&mut WalletRow)) {
+        if let Some(w) = self.mem.borrow_mut().wallet.as_mut() {
+            change(w);
+        }
     }
 
     /// Creates the wallet row from D1's last known state; a no-op if another
@@ -121,25 +144,12 @@ impl Store {
             "INSERT INTO wallet (id, user_id, balance, seq, suspended) VALUES (1, ?, ?, ?, ?)",
             vec![user_id.into(), int(balance.0), int(seq), int(suspended as i64)],
         )?;
+        let row = WalletRow { user_id: user_id.to_string(), balance: balance.0, seq, frozen: 0, suspended: suspended as i64 };
+        self.mem.borrow_mut().wallet = Some(row);
         for key_id in revoked {
             self.revoke_key(key_id)?;
         }
         Ok(())
-    }
-
-    /// Open holds total. A hold past its deadline still counts: it ends only
-    /// in a settlement (the sweep), never by silently expiring.
-    pub fn held_total(&self) -> Result<Micros> {
-        #[derive(Deserialize)]
-        struct Sum {
-            total: Option<i64>,
-        }
-        let sum: Sum = self.sql.exec("SELECT SUM(amount) AS total FROM holds", None)?.one()?;
-        Ok(Micros(sum.total.unwrap_or(0)))
-    }
-
-    pub fn open_hold_count(&self) -> Result<u64> {
-        self.count("SELECT COUNT(*) AS n FROM holds")
     }
 
     /// A `SELECT COUNT(*) AS n …` query's answer.
@@ -152,96 +162,34 @@ impl Store {
         Ok(c.n as u64)
     }
 
-    pub fn open_holds(&self) -> Result<Vec<OpenHold>> {
-        self.sql.exec("SELECT request_id, key_id, amount, created_at, expires_at FROM holds ORDER BY created_at", None)?.to_array()
-    }
-
-    /// Holds whose deadline has passed (their owner may be gone).
-    pub fn due_holds(&self, now_ms: i64) -> Result<Vec<OpenHold>> {
-        self.sql
-            .exec(
-                "SELECT request_id, key_id, amount, created_at, expires_at FROM holds WHERE expires_at <= ? ORDER BY expires_at LIMIT 50",
-                vec![int(now_ms)],
-            )?
-            .to_array()
-    }
-
-    pub fn next_deadline(&self) -> Result<Option<i64>> {
-        #[derive(Deserialize)]
-        struct Row {
-            at: Option<i64>,
-        }
-        let row: Row = self.sql.exec("SELECT MIN(expires_at) AS at FROM holds", None)?.one()?;
-        Ok(row.at)
-    }
-
-    /// Moves a hold's deadline (heartbeat of a running exchange, or the
-    /// sweep's next attempt).
-    pub fn extend_hold(&self, request_id: &str, until_ms: i64) -> Result<()> {
-        self.sql.exec("UPDATE holds SET expires_at = ? WHERE request_id = ?", vec![int(until_ms), request_id.into()])?;
-        Ok(())
-    }
-
-    pub fn put_exchange(&self, request_id: &str, terms: &str) -> Result<()> {
-        self.sql.exec("INSERT OR REPLACE INTO exchanges (request_id, terms) VALUES (?, ?)", vec![request_id.into(), terms.into()])?;
-        Ok(())
-    }
-
-    pub fn set_generation(&self, request_id: &str, generation_id: &str) -> Result<()> {
-        self.sql.exec(
-            "UPDATE exchanges SET generation_id = ? WHERE request_id = ? AND generation_id IS NULL",
-            vec![generation_id.into(), request_id.into()],
-        )?;
-        Ok(())
-    }
-
-    pub fn exchange(&self, request_id: &str) -> Result<Option<ExchangeRow>> {
-        let rows: Vec<ExchangeRow> = self
-            .sql
-            .exec("SELECT terms, generation_id, attempts FROM exchanges WHERE request_id = ?", vec![request_id.into()])?
-            .to_array()?;
-        Ok(rows.into_iter().next())
-    }
-
-    pub fn count_attempt(&self, request_id: &str) -> Result<()> {
-        self.sql.exec("UPDATE exchanges SET attempts = attempts + 1 WHERE request_id = ?", vec![request_id.into()])?;
-        Ok(())
-    }
-
-    pub fn put_hold(&self, request_id: &str, key_id: &str, amount: Micros, now_ms: i64, ttl_ms: i64) -> Result<()> {
-        self.sql.exec(
-            "INSERT OR REPLACE INTO holds (request_id, key_id, amount, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            vec![request_id.into(), key_id.into(), int(amount.0), int(now_ms), int(now_ms + ttl_ms)],
-        )?;
-        Ok(())
-    }
-
-    /// Ends a hold (settled or released) and its exchange record, together.
-    pub fn drop_hold(&self, request_id: &str) -> Result<()> {
-        self.sql.exec("DELETE FROM holds WHERE request_id = ?", vec![request_id.into()])?;
-        self.sql.exec("DELETE FROM exchanges WHERE request_id = ?", vec![request_id.into()])?;
-        Ok(())
-    }
-
     pub fn is_key_revoked(&self, key_id: &str) -> Result<bool> {
-        let rows: Vec<serde_json::Value> = self
-            .sql
-            .exec("SELECT key_id FROM revoked_keys WHERE key_id = ?", vec![key_id.into()])?
-            .to_array()?;
-        Ok(!rows.is_empty())
+        if self.mem.borrow().revoked.is_none() {
+            #[derive(Deserialize)]
+            struct Row {
+                key_id: String,
+            }
+            let rows: Vec<Row> = self.sql.exec("SELECT key_id FROM revoked_keys", None)?.to_array()?;
+            self.mem.borrow_mut().revoked = Some(rows.into_iter().map(|r| r.key_id).collect::<HashSet<_>>());
+        }
+        Ok(self.mem.borrow().revoked.as_ref().is_some_and(|r| r.contains(key_id)))
     }
 
     pub fn revoke_key(&self, key_id: &str) -> Result<()> {
         self.sql.exec("INSERT OR IGNORE INTO revoked_keys (key_id) VALUES (?)", vec![key_id.into()])?;
+        if let Some(r) = self.mem.borrow_mut().revoked.as_mut() {
+            r.insert(key_id.to_string());
+        }
         Ok(())
     }
 
     pub fn set_flags(&self, suspended: Option<bool>, frozen: Option<bool>) -> Result<()> {
         if let Some(s) = suspended {
             self.sql.exec("UPDATE wallet SET suspended = ? WHERE id = 1", vec![int(s as i64)])?;
+            self.remember_wallet(|w| w.suspended = s as i64);
         }
         if let Some(f) = frozen {
             self.sql.exec("UPDATE wallet SET frozen = ? WHERE id = 1", vec![int(f as i64)])?;
+            self.remember_wallet(|w| w.frozen = f as i64);
         }
         Ok(())
     }
@@ -273,11 +221,15 @@ impl Store {
         let balance = Micros(wallet.balance).saturating_add(delta);
         let seq = wallet.seq + 1;
         self.sql.exec("UPDATE wallet SET balance = ?, seq = ? WHERE id = 1", vec![int(balance.0), int(seq)])?;
+        self.remember_wallet(|w| (w.balance, w.seq) = (balance.0, seq));
         self.sql.exec(
             "INSERT INTO applied (reference, balance_after, applied_at) VALUES (?, ?, ?)",
             vec![reference.into(), int(balance.0), int(now_ms)],
         )?;
         self.sql.exec("INSERT INTO outbox (seq, payload) VALUES (?, ?)", vec![int(seq), payload(seq, balance).into()])?;
+        if let Some(n) = self.mem.borrow_mut().outbox_len.as_mut() {
+            *n += 1;
+        }
         Ok(balance)
     }
 

@@ -37,18 +37,32 @@ impl Store {
     /// these fingerprints. A count bounds every prefix of its prompt, so a
     /// fingerprint seen again keeps the smaller count.
     pub fn remember_prompt(&self, key_id: &str, model: &str, prints: &[String], prompt_tokens: u64, now_ms: i64) -> Result<()> {
-        for print in prints {
-            self.sql.exec(
-                "INSERT INTO counted_prompts (key_id, model, print, prompt_tokens, used_at) VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (key_id, model, print) DO UPDATE SET
-                   prompt_tokens = MIN(prompt_tokens, excluded.prompt_tokens), used_at = excluded.used_at",
-                vec![key_id.into(), model.into(), print.as_str().into(), int(prompt_tokens as i64), int(now_ms)],
-            )?;
+        if prints.is_empty() {
+            return Ok(());
         }
+        let mut values = Vec::new();
+        for print in prints {
+            values.extend([key_id.into(), model.into(), print.as_str().into(), int(prompt_tokens as i64), int(now_ms)]);
+        }
+        let rows = vec!["(?, ?, ?, ?, ?)"; prints.len()].join(", ");
         self.sql.exec(
-            "DELETE FROM counted_prompts WHERE key_id = ? AND model = ? AND print NOT IN
-               (SELECT print FROM counted_prompts WHERE key_id = ? AND model = ? ORDER BY used_at DESC LIMIT ?)",
-            vec![key_id.into(), model.into(), key_id.into(), model.into(), int(PER_KEY_MODEL)],
+            &format!(
+                "INSERT INTO counted_prompts (key_id, model, print, prompt_tokens, used_at) VALUES {rows}
+                 ON CONFLICT (key_id, model, print) DO UPDATE SET
+                   prompt_tokens = MIN(prompt_tokens, excluded.prompt_tokens), used_at = excluded.used_at"
+            ),
+            values,
+        )?;
+        // The bounds are kept by pruning at most once a minute per incarnation:
+        // between prunings a busy object holds a few rows more, never fewer.
+        if now_ms - self.mem.borrow().prompts_pruned_at < 60_000 {
+            return Ok(());
+        }
+        self.mem.borrow_mut().prompts_pruned_at = now_ms;
+        self.sql.exec(
+            "DELETE FROM counted_prompts WHERE rowid IN (SELECT rowid FROM (SELECT rowid, ROW_NUMBER() OVER
+               (PARTITION BY key_id, model ORDER BY used_at DESC) AS n FROM counted_prompts) WHERE n > ?)",
+            vec![int(PER_KEY_MODEL)],
         )?;
         self.sql.exec(
             "DELETE FROM counted_prompts WHERE rowid NOT IN (SELECT rowid FROM counted_prompts ORDER BY used_at DESC LIMIT ?)",

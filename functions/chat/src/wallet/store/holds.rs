@@ -1,0 +1,119 @@
+//! Holds and their exchange records. Open holds are mirrored in memory
+//! (memory.rs): admission sums them on every request.
+
+use super::memory::HoldMemo;
+use super::{int, ExchangeRow, Store};
+use dexto_shared::money::Micros;
+use dexto_shared::wallet::OpenHold;
+use serde::Deserialize;
+use std::cell::RefMut;
+use std::collections::HashMap;
+use worker::Result;
+
+impl Store {
+    /// The open holds, read from SQL once per incarnation.
+    fn held(&self) -> Result<RefMut<'_, HashMap<String, HoldMemo>>> {
+        if self.mem.borrow().holds.is_none() {
+            #[derive(Deserialize)]
+            struct Row {
+                request_id: String,
+                key_id: String,
+                amount: i64,
+                expires_at: i64,
+            }
+            let rows: Vec<Row> = self.sql.exec("SELECT request_id, key_id, amount, expires_at FROM holds", None)?.to_array()?;
+            let holds = rows.into_iter().map(|r| (r.request_id, HoldMemo { key_id: r.key_id, amount: Micros(r.amount), expires_at: r.expires_at })).collect();
+            self.mem.borrow_mut().holds = Some(holds);
+        }
+        Ok(RefMut::map(self.mem.borrow_mut(), |m| m.holds.as_mut().expect("loaded")))
+    }
+
+    /// Open holds total. A hold past its deadline still counts: it ends only
+    /// in a settlement (the sweep), never by silently expiring.
+    pub fn held_total(&self) -> Result<Micros> {
+        Ok(Micros(self.held()?.values().map(|h| h.amount.0).sum()))
+    }
+
+    /// Open holds of one key.
+    pub fn held_by_key(&self, key_id: &str) -> Result<Micros> {
+        Ok(Micros(self.held()?.values().filter(|h| h.key_id == key_id).map(|h| h.amount.0).sum()))
+    }
+
+    pub fn open_hold_count(&self) -> Result<u64> {
+        Ok(self.held()?.len() as u64)
+    }
+
+    pub fn next_deadline(&self) -> Result<Option<i64>> {
+        Ok(self.held()?.values().map(|h| h.expires_at).min())
+    }
+
+    pub fn open_holds(&self) -> Result<Vec<OpenHold>> {
+        self.sql.exec("SELECT request_id, key_id, amount, created_at, expires_at FROM holds ORDER BY created_at", None)?.to_array()
+    }
+
+    /// Holds whose deadline has passed (their owner may be gone).
+    pub fn due_holds(&self, now_ms: i64) -> Result<Vec<OpenHold>> {
+        self.sql
+            .exec(
+                "SELECT request_id, key_id, amount, created_at, expires_at FROM holds WHERE expires_at <= ? ORDER BY expires_at LIMIT 50",
+                vec![int(now_ms)],
+            )?
+            .to_array()
+    }
+
+    /// Moves a hold's deadline (heartbeat of a running exchange, or the
+    /// sweep's next attempt).
+    pub fn extend_hold(&self, request_id: &str, until_ms: i64) -> Result<()> {
+        let mut held = self.held()?;
+        self.sql.exec("UPDATE holds SET expires_at = ? WHERE request_id = ?", vec![int(until_ms), request_id.into()])?;
+        if let Some(h) = held.get_mut(request_id) {
+            h.expires_at = until_ms;
+        }
+        Ok(())
+    }
+
+    pub fn put_hold(&self, request_id: &str, key_id: &str, amount: Micros, now_ms: i64, ttl_ms: i64) -> Result<()> {
+        let mut held = self.held()?;
+        self.sql.exec(
+            "INSERT OR REPLACE INTO holds (request_id, key_id, amount, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            vec![request_id.into(), key_id.into(), int(amount.0), int(now_ms), int(now_ms + ttl_ms)],
+        )?;
+        held.insert(request_id.to_string(), HoldMemo { key_id: key_id.to_string(), amount, expires_at: now_ms + ttl_ms });
+        Ok(())
+    }
+
+    /// Ends a hold (settled or released) and its exchange record, together.
+    pub fn drop_hold(&self, request_id: &str) -> Result<()> {
+        let mut held = self.held()?;
+        self.sql.exec("DELETE FROM holds WHERE request_id = ?", vec![request_id.into()])?;
+        self.sql.exec("DELETE FROM exchanges WHERE request_id = ?", vec![request_id.into()])?;
+        held.remove(request_id);
+        Ok(())
+    }
+
+    pub fn put_exchange(&self, request_id: &str, terms: &str) -> Result<()> {
+        self.sql.exec("INSERT OR REPLACE INTO exchanges (request_id, terms) VALUES (?, ?)", vec![request_id.into(), terms.into()])?;
+        Ok(())
+    }
+
+    pub fn set_generation(&self, request_id: &str, generation_id: &str) -> Result<()> {
+        self.sql.exec(
+            "UPDATE exchanges SET generation_id = ? WHERE request_id = ? AND generation_id IS NULL",
+            vec![generation_id.into(), request_id.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn exchange(&self, request_id: &str) -> Result<Option<ExchangeRow>> {
+        let rows: Vec<ExchangeRow> = self
+            .sql
+            .exec("SELECT terms, generation_id, attempts FROM exchanges WHERE request_id = ?", vec![request_id.into()])?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub fn count_attempt(&self, request_id: &str) -> Result<()> {
+        self.sql.exec("UPDATE exchanges SET attempts = attempts + 1 WHERE request_id = ?", vec![request_id.into()])?;
+        Ok(())
+    }
+}

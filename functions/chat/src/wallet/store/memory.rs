@@ -1,0 +1,44 @@
+//! What the object keeps in memory of its own storage, so the request path
+//! reads no SQL for what only this object ever writes. Each part is loaded
+//! from SQL on first use in an incarnation and then changed by the very
+//! `Store` methods that write the row, after the write succeeded (a failed
+//! write leaves memory as it was; a failed commit resets the object, memory
+//! included). Nothing else writes these tables: the object is their only
+//! writer, on one thread.
+//!
+//! `key_use` is the exception that is memory only (see background.rs): the
+//! last use of a key is a display hint, never used for billing or access.
+
+use super::WalletRow;
+use dexto_shared::caps::Cap;
+use dexto_shared::money::Micros;
+use std::collections::{HashMap, HashSet};
+
+/// An open hold as admission needs it.
+#[derive(Clone, Debug)]
+pub struct HoldMemo {
+    pub key_id: String,
+    pub amount: Micros,
+    pub expires_at: i64,
+}
+
+#[derive(Default)]
+pub struct Memory {
+    /// The wallet row (None: not read yet in this incarnation).
+    pub wallet: Option<WalletRow>,
+    /// Open holds by request id.
+    pub holds: Option<HashMap<String, HoldMemo>>,
+    pub revoked: Option<HashSet<String>>,
+    /// Every cap, of both owners.
+    pub caps: Option<Vec<Cap>>,
+    /// Failing background steps: step → when it may run again.
+    pub retries: Option<HashMap<String, i64>>,
+    /// The pending upstream-limit sync: Some(None) when there is none.
+    pub limit_sync: Option<Option<(Micros, i64)>>,
+    pub outbox_len: Option<u64>,
+    /// Keys' last use: key → (used at, projected at).
+    pub key_use: Option<HashMap<String, (i64, i64)>>,
+    /// When old spend windows and surplus counted prompts were last pruned.
+    pub spend_pruned_at: i64,
+    pub prompts_pruned_at: i64,
+}
