@@ -25,13 +25,18 @@ fn codex(recorder: &Recorder) -> AgentRun {
     Agent::codex(recorder.base(), KEY).args(["-m", "openai/gpt-4o-mini", "say hi"]).run()
 }
 
+/// Claude Code answers "say hi" with the recorder's text; the one request it made.
+fn claude_answers(auth: AnthropicAuth) -> Recorded {
+    let answer = format!("canned answer for Claude Code ({auth:?})");
+    let recorder = Recorder::answering(&answer);
+    let run = claude(&recorder, auth);
+    assert_eq!(run.assert_ok().stdout.trim(), answer);
+    only_request(&recorder)
+}
+
 #[test]
 fn claude_code_sends_its_auth_token_as_bearer_and_prints_the_answer() {
-    let recorder = Recorder::answering("canned answer for Claude Code");
-    let run = claude(&recorder, AnthropicAuth::AuthToken);
-    run.assert_ok();
-    assert_eq!(run.stdout.trim(), "canned answer for Claude Code");
-    let request = only_request(&recorder);
+    let request = claude_answers(AnthropicAuth::AuthToken);
     assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/v1/messages?beta=true"));
     assert_eq!(request.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
     assert_eq!(request.header("x-api-key"), None);
@@ -43,11 +48,7 @@ fn claude_code_sends_its_auth_token_as_bearer_and_prints_the_answer() {
 
 #[test]
 fn claude_code_sends_its_api_key_as_x_api_key() {
-    let recorder = Recorder::answering("canned answer for an API key");
-    let run = claude(&recorder, AnthropicAuth::ApiKey);
-    run.assert_ok();
-    assert_eq!(run.stdout.trim(), "canned answer for an API key");
-    let request = only_request(&recorder);
+    let request = claude_answers(AnthropicAuth::ApiKey);
     assert_eq!(request.header("x-api-key"), Some(KEY));
     assert_eq!(request.header("authorization"), None);
 }
@@ -85,45 +86,37 @@ fn codex_exec_reports_a_server_error_after_one_request() {
     only_request(&recorder);
 }
 
-#[test]
-fn anthropic_sdk_creates_and_streams_a_message() {
+/// One SDK call, then one streamed: the text and usage come back, and the
+/// request carries the key as a bearer token and the output ceiling asked for.
+fn sdk_round_trip(sdk: Sdk, path: &str, ceiling_field: &str) {
     for stream in [false, true] {
-        let recorder = Recorder::answering("canned answer for the Anthropic SDK");
-        let mut agent = Agent::sdk(Sdk::Anthropic, recorder.base(), KEY);
+        let answer = format!("canned answer for {sdk:?}, stream={stream}");
+        let recorder = Recorder::answering(&answer);
+        let mut agent = Agent::sdk(sdk, recorder.base(), KEY);
         if stream {
             agent = agent.arg("--stream");
         }
         let result = agent.run().assert_ok().json();
-        assert_eq!(result["text"], "canned answer for the Anthropic SDK", "stream={stream}: {result}");
+        assert_eq!(result["text"], answer.as_str(), "{result}");
         assert_eq!(result["response"]["usage"]["input_tokens"], INPUT_TOKENS);
         assert_eq!(result["response"]["usage"]["output_tokens"], OUTPUT_TOKENS);
         let request = only_request(&recorder);
-        assert_eq!(request.path, "/v1/messages");
-        // @anthropic-ai/sdk 1.x sends `apiKey` as a bearer token, not `x-api-key`.
+        assert_eq!(request.path, path);
         assert_eq!(request.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
-        assert_eq!(request.body["max_tokens"], 64);
+        assert_eq!(request.body[ceiling_field], 64);
         assert_eq!(request.body["stream"].as_bool().unwrap_or(false), stream);
     }
 }
 
 #[test]
+fn anthropic_sdk_creates_and_streams_a_message() {
+    // @anthropic-ai/sdk 1.x sends `apiKey` as a bearer token, not `x-api-key`.
+    sdk_round_trip(Sdk::Anthropic, "/v1/messages", "max_tokens");
+}
+
+#[test]
 fn openai_sdk_creates_and_streams_a_response() {
-    for stream in [false, true] {
-        let recorder = Recorder::answering("canned answer for the OpenAI SDK");
-        let mut agent = Agent::sdk(Sdk::OpenAi, recorder.base(), KEY);
-        if stream {
-            agent = agent.arg("--stream");
-        }
-        let result = agent.run().assert_ok().json();
-        assert_eq!(result["text"], "canned answer for the OpenAI SDK", "stream={stream}: {result}");
-        assert_eq!(result["response"]["usage"]["input_tokens"], INPUT_TOKENS);
-        assert_eq!(result["response"]["usage"]["output_tokens"], OUTPUT_TOKENS);
-        let request = only_request(&recorder);
-        assert_eq!(request.path, "/v1/responses");
-        assert_eq!(request.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
-        assert_eq!(request.body["max_output_tokens"], 64);
-        assert_eq!(request.body["stream"].as_bool().unwrap_or(false), stream);
-    }
+    sdk_round_trip(Sdk::OpenAi, "/v1/responses", "max_output_tokens");
 }
 
 #[test]

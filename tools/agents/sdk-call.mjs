@@ -39,6 +39,16 @@ const require = createRequire(join(agentsDir, "package.json"));
 const maxTokens = Number(values["max-tokens"]);
 const maxRetries = Number(values["max-retries"]);
 
+// `create`, or with --stream the SDK's stream helper: every event's type, then
+// the response it assembled (`final` names the helper's method for it).
+async function call(resource, params, final) {
+  if (!values.stream) return { response: await resource.create(params), events: [] };
+  const stream = resource.stream(params);
+  const events = [];
+  for await (const event of stream) events.push(event.type);
+  return { response: await stream[final](), events };
+}
+
 async function anthropic() {
   const { Anthropic } = require("@anthropic-ai/sdk");
   const auth = values.auth === "auth-token" ? { authToken: key, apiKey: null } : { apiKey: key, authToken: null };
@@ -48,15 +58,7 @@ async function anthropic() {
     max_tokens: maxTokens,
     messages: [{ role: "user", content: values.prompt }],
   };
-  const events = [];
-  let response;
-  if (values.stream) {
-    const stream = client.messages.stream(params);
-    for await (const event of stream) events.push(event.type);
-    response = await stream.finalMessage();
-  } else {
-    response = await client.messages.create(params);
-  }
+  const { response, events } = await call(client.messages, params, "finalMessage");
   const text = response.content.filter((b) => b.type === "text").map((b) => b.text).join("");
   return { text, response, events };
 }
@@ -65,15 +67,7 @@ async function openai() {
   const { OpenAI } = require("openai");
   const client = new OpenAI({ baseURL: values["base-url"], apiKey: key, maxRetries });
   const params = { model: values.model ?? "openai/gpt-4o-mini", input: values.prompt, max_output_tokens: maxTokens };
-  const events = [];
-  let response;
-  if (values.stream) {
-    const stream = client.responses.stream(params);
-    for await (const event of stream) events.push(event.type);
-    response = await stream.finalResponse();
-  } else {
-    response = await client.responses.create(params);
-  }
+  const { response, events } = await call(client.responses, params, "finalResponse");
   return { text: response.output_text, response, events };
 }
 

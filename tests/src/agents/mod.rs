@@ -8,9 +8,10 @@
 //!
 //! Every run starts from an empty environment plus what the client needs, in
 //! its own throwaway HOME and config dirs, with the settings that stop all
-//! traffic but to the base URL and with client retries off (one call, one
-//! request: what a test asserts), under a timeout. What each client sends and
-//! why each setting is there: docs/agent-clients.md.
+//! traffic but to the base URL (a proxy trap fails the run if any is tried)
+//! and with client retries off (one call, one request: what a test asserts),
+//! under a timeout. What each client sends and why each setting is there:
+//! docs/agent-clients.md.
 
 pub mod recorder;
 mod replies;
