@@ -43,6 +43,27 @@ if [ ! -x "$WRANGLER" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.
 fi
 mkdir -p "$WRANGLER_LOG_PATH"
 
+# Agent-client tests: Claude Code, the Codex CLI and the official Anthropic and
+# OpenAI SDKs, pinned by tools/agents/package-lock.json and installed with
+# `npm ci` from the npm registry only (each CLI's native binary is an optional
+# dependency of its package; nothing is fetched when they run). Installed into
+# a scratch dir, checked, then moved into place: present means complete.
+if [ -z "${DEXTO_SKIP_AGENTS:-}" ] && { [ ! -x "$DEXTO_CLAUDE_BIN" ] || [ ! -x "$DEXTO_CODEX_BIN" ]; }; then
+    echo "bootstrap: installing coding agents + SDKs into $DEXTO_AGENTS_DIR (one-time, ~850 MB)" >&2
+    agents_tmp="$DEXTO_AGENTS_DIR.tmp.$$"
+    trap 'rm -rf "$agents_tmp"' EXIT
+    rm -rf "$agents_tmp" && mkdir -p "$agents_tmp"
+    cp "$ROOT/tools/agents/package.json" "$ROOT/tools/agents/package-lock.json" "$agents_tmp/"
+    (cd "$agents_tmp" && npm ci --no-audit --no-fund >&2)
+    for agent in claude codex; do
+        "$agents_tmp/node_modules/.bin/$agent" --version >/dev/null \
+            || { echo "bootstrap: $agent does not run from $agents_tmp" >&2; exit 1; }
+    done
+    # Another bootstrap may have finished first: keep its copy.
+    mv -T "$agents_tmp" "$DEXTO_AGENTS_DIR" 2>/dev/null || rm -rf "$agents_tmp"
+    trap - EXIT
+fi
+
 # Browser tests: Debian's Chromium and ChromeDriver (never a downloaded browser
 # build). Installed once through apt; root, or sudo without a password.
 if [ -z "${DEXTO_SKIP_BROWSER:-}" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then

@@ -23,6 +23,11 @@ export WRANGLER_SEND_ERROR_REPORTS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 export WRANGLER_HIDE_BANNER=true
 export WRANGLER_LOG_PATH="${WRANGLER_LOG_PATH:-$ROOT/.wrangler/logs}"
+# The coding agents and SDKs the agent-client tests drive (tools/agents/): one
+# cached install per lock file, so a changed pin installs beside the old one.
+export DEXTO_AGENTS_DIR="$DEXTO_TOOLS/agents-$(sha256sum "$ROOT/tools/agents/package-lock.json" | cut -c1-16)"
+export DEXTO_CLAUDE_BIN="$DEXTO_AGENTS_DIR/node_modules/.bin/claude"
+export DEXTO_CODEX_BIN="$DEXTO_AGENTS_DIR/node_modules/.bin/codex"
 # Every Worker crate under functions/. Adding a Worker: list it here, in
 # Cargo.toml members, as a service in wrangler.toml and in the edge's ROUTES.
 export WORKERS="chat edge admin identity billing usage dashboard"

@@ -4,6 +4,7 @@
 //! fresh state by creating their own users; upstream calls are counted per test
 //! through a unique marker in the prompt.
 
+pub mod agents;
 pub mod audit;
 pub mod browser;
 pub mod cli_shape;
