@@ -100,6 +100,20 @@ fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// The event with an SSE `id:` field first (resumable streams: a client
+/// that reconnects sends the last one it saw as `Last-Event-ID`).
+pub fn with_event_id(event: &[u8], id: u64) -> Vec<u8> {
+    let mut out = format!("id: {id}\n").into_bytes();
+    out.extend_from_slice(event);
+    out
+}
+
+/// The event id a reconnecting client sends (`Last-Event-ID`): a number our
+/// streams gave, else none.
+pub fn parse_event_id(value: &str) -> Option<u64> {
+    value.trim().parse().ok()
+}
+
 /// The `data:` payload of an event (lines joined by `\n`), or None for comments.
 pub fn event_data(event: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(event).ok()?;
@@ -193,6 +207,16 @@ mod tests {
             assert_eq!(events.concat(), stream.to_vec());
             assert!(s.finish().is_none());
         }
+    }
+
+    #[test]
+    fn event_ids_go_first_and_parse_back() {
+        let event = b"data: {\"a\":1}\n\n";
+        let with_id = with_event_id(event, 7);
+        assert_eq!(with_id, b"id: 7\ndata: {\"a\":1}\n\n".to_vec());
+        assert_eq!(event_data(&with_id).as_deref(), Some("{\"a\":1}"));
+        assert_eq!(parse_event_id(" 7 "), Some(7));
+        assert_eq!(parse_event_id("abc"), None);
     }
 
     #[test]

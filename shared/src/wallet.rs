@@ -265,3 +265,11 @@ mod tests {
         assert_eq!((back.terms.session_id.as_deref(), rest), (Some("line\nbreak"), &body[..]));
     }
 }
+
+/// `POST /reattach`: a reader for the rest of a stream of this wallet, after
+/// the event with id `after` (0: from its start).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReattachRequest {
+    pub request_id: String,
+    pub after: u64,
+}

@@ -88,8 +88,17 @@ pub struct SseReader {
 
 impl SseReader {
     pub fn open(url: &str, headers: &[(&str, &str)], body: &[u8]) -> SseReader {
+        SseReader::request("POST", url, headers, Some(body))
+    }
+
+    /// A stream fetched with GET (reattaching to a stream).
+    pub fn get(url: &str, headers: &[(&str, &str)]) -> SseReader {
+        SseReader::request("GET", url, headers, None)
+    }
+
+    fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> SseReader {
         let started = Instant::now();
-        let resp = start("POST", url, headers, Some(body));
+        let resp = start(method, url, headers, body);
         let status = resp.status().as_u16();
         let headers = headers_of(&resp);
         let reader: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
@@ -122,4 +131,14 @@ impl SseReader {
         }
         all
     }
+}
+
+/// The `data:` field of an SSE event (as `SseReader` returns it), if any.
+pub fn sse_data(event: &str) -> Option<&str> {
+    event.lines().find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+}
+
+/// The `id:` field of an SSE event, if any.
+pub fn sse_id(event: &str) -> Option<u64> {
+    event.lines().find_map(|l| l.strip_prefix("id: ")).and_then(|v| v.trim().parse().ok())
 }

@@ -3,6 +3,7 @@
 //! what the upstream reports.
 
 use dexto_shared::money::{Micros, Picos};
+use integration_tests::client::sse_data;
 use integration_tests::{marker, stack};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 fn data_events(events: &[(String, Duration)]) -> Vec<(Value, Duration)> {
     events
         .iter()
-        .filter_map(|(e, t)| e.strip_prefix("data: ").and_then(|d| serde_json::from_str(d.trim()).ok()).map(|v| (v, *t)))
+        .filter_map(|(e, t)| sse_data(e).and_then(|d| serde_json::from_str(d.trim()).ok()).map(|v| (v, *t)))
         .collect()
 }
 
@@ -34,7 +35,7 @@ fn frames_pass_through_unbuffered_and_the_bill_precedes_done() {
     assert!(spread >= Duration::from_millis(600), "frames arrived within {spread:?}: buffered");
 
     let n = events.len();
-    assert_eq!(events[n - 1].0.trim(), "data: [DONE]");
+    assert_eq!(sse_data(&events[n - 1].0), Some("[DONE]"));
     let bill = events[n - 2].0.trim();
     assert!(bill.starts_with(": dexto-cost usd="), "bill comment before [DONE]: {bill}");
     let usage = data.iter().rev().find_map(|(v, _)| v.get("usage").cloned()).expect("usage frame forwarded");
@@ -58,7 +59,7 @@ fn openai_style_usage_frames_are_billed_too() {
     let body = json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 3,
         "messages": [{"role": "user", "content": "[[mock:openai_usage=1]]"}]});
     let events = s.stream(&u.key, &body).collect();
-    assert_eq!(events.last().unwrap().0.trim(), "data: [DONE]");
+    assert_eq!(sse_data(&events.last().unwrap().0), Some("[DONE]"));
     let user = s.user(&u.id);
     let row = &user["recent_usage"][0];
     assert_eq!((row["billing_status"].as_str(), row["price_basis"].as_str()), (Some("billed"), Some("reported_cost")));
@@ -75,7 +76,7 @@ fn a_client_that_disconnects_is_still_billed_for_the_upstream_usage() {
     let mut reader = s.stream(&u.key, &body);
     let first = loop {
         let (event, _) = reader.next_event().expect("a frame");
-        if event.starts_with("data: ") {
+        if sse_data(&event).is_some() {
             break event;
         }
     };
@@ -110,7 +111,7 @@ fn one_event_larger_than_the_client_buffer_reaches_a_reading_client_whole() {
     let contents: Vec<usize> = data_events(&events).iter().filter_map(|(v, _)| v.pointer("/choices/0/delta/content").and_then(Value::as_str).map(str::len)).collect();
     assert_eq!(contents.first(), Some(&image), "the image arrived whole: {contents:?}");
     let n = events.len();
-    assert_eq!(events[n - 1].0.trim(), "data: [DONE]", "the stream ran to its end");
+    assert_eq!(sse_data(&events[n - 1].0), Some("[DONE]"), "the stream ran to its end");
     assert!(events[n - 2].0.starts_with(": dexto-cost usd="), "and was billed: {}", events[n - 2].0);
     let line = s.log_line(&["chat.completion", &request_id]);
     let line: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
@@ -134,5 +135,5 @@ fn a_stream_that_cannot_be_set_up_releases_its_hold() {
     // The released request no longer counts toward the requests in flight.
     let again = s.stream(&u.key, &json!({"model": "openai/gpt-4o", "stream": true, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(again.status, 200);
-    assert!(again.collect().last().is_some_and(|(e, _)| e.trim() == "data: [DONE]"));
+    assert!(again.collect().last().is_some_and(|(e, _)| sse_data(e) == Some("[DONE]")));
 }

@@ -41,7 +41,7 @@ fn scripted_sequence(s: &Stack, u: &TestUser) -> Vec<(String, Option<Micros>)> {
     // Cancelled: the client leaves after the first frame; its price is only in the ledger.
     let mut reader = s.stream(&u.key, &body("openai/gpt-4o", &format!("{} [[mock:chunk_delay_ms=100,tokens=6]]", marker("cancel")), true));
     let id = reader.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("X-Dexto-Request-ID")).unwrap().1.clone();
-    while !reader.next_event().expect("a frame").0.starts_with("data: ") {}
+    while integration_tests::client::sse_data(&reader.next_event().expect("a frame").0).is_none() {}
     drop(reader);
     seen.push((id, None));
 

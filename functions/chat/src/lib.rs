@@ -18,6 +18,7 @@ mod metering;
 mod metrics;
 mod models;
 mod ops;
+mod reattach;
 mod reconcile;
 mod upstream;
 mod usage_bound;
@@ -51,6 +52,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let resp = match (req.method(), path.as_str()) {
         (Method::Post, "/v1/chat/completions") => completions::handle(req, env, ctx).await?,
         (_, "/v1/chat/completions") => error_response(&GatewayError::MethodNotAllowed, None)?,
+        (Method::Get, p) if reattach::request_id(p).is_some() => reattach::handle(req, env, reattach::request_id(p).expect("matched")).await?,
         (Method::Get, p) if p == "/v1/models" || p.starts_with("/v1/models/") => models::handle(req, env, ctx).await?,
         _ => error_response(&GatewayError::NotFound("Unknown path.".into()), None)?,
     };

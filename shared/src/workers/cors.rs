@@ -5,7 +5,7 @@
 use worker::{Env, Headers, Method, Request, Response, Result};
 
 const ALLOW_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
-const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Dexto-Source, X-Dexto-Session-ID, X-Dexto-Version";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, X-Dexto-Source, X-Dexto-Session-ID, X-Dexto-Version";
 const EXPOSE_HEADERS: &str = "X-Dexto-Request-ID, X-Dexto-Cost-USD, X-Dexto-Cost-Cents, X-Dexto-Credits-Remaining, X-Dexto-RateLimit-Remaining, Retry-After";
 
 /// The request's `Origin`, if it is on the allow-list.

@@ -50,6 +50,16 @@ impl WalletClient {
         self.stub.fetch_with_request(request).await.map_err(|e| internal("/exchange", e))
     }
 
+    /// The rest of a stream of this user's (`ReattachRequest`): the wallet
+    /// object's streaming response, or its refusal as is.
+    pub async fn reattach(&self, req: &ReattachRequest) -> Result<worker::Response, GatewayError> {
+        let mut init = RequestInit::new();
+        let body = serde_json::to_string(req).map_err(|e| internal("/reattach", e))?;
+        init.with_method(Method::Post).with_body(Some(body.into()));
+        let request = Request::new_with_init("https://wallet/reattach", &init).map_err(|e| internal("/reattach", e))?;
+        self.stub.fetch_with_request(request).await.map_err(|e| internal("/reattach", e))
+    }
+
     /// Settles every hold whose owner is gone and whose deadline has passed
     /// (`force`: every hold not running now). Answers the sweep report.
     pub async fn sweep(&self) -> Result<serde_json::Value, GatewayError> {

@@ -6,6 +6,7 @@
 use super::outbox::{self, LedgerEntry};
 use super::store::Store;
 use super::key_use;
+use super::replay::Replays;
 use dexto_shared::http::now_ms;
 use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
@@ -34,6 +35,8 @@ pub struct Ledger {
     state: Rc<State>,
     /// The object's one `Store` (its memory of rows must be the only one).
     store: Rc<Store>,
+    /// Streams running or recently ended, for readers that reattach.
+    pub replays: Replays,
     pub env: Env,
     flushing: Rc<Cell<bool>>,
     /// Request ids whose exchange runs in this incarnation. In-memory on
@@ -50,6 +53,7 @@ impl Ledger {
         Ledger {
             store: Rc::new(Store::open(state.storage().sql()).expect("wallet schema")),
             state: Rc::new(state),
+            replays: Replays::default(),
             env,
             flushing: Rc::new(Cell::new(false)),
             live: Rc::default(),

@@ -15,13 +15,14 @@ mod outbox;
 mod pipe;
 mod prompt_memory;
 mod rate_limit;
+mod replay;
 mod store;
 mod sweep;
 
 use dexto_shared::caps::tightest;
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::HoldPlan;
-use dexto_shared::http::json_response;
+use dexto_shared::http::{error_response, json_response};
 use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
 use dexto_shared::wallet::*;
@@ -68,6 +69,10 @@ impl DurableObject for WalletDO {
         match path.as_str() {
             "/exchange" => exchange::handle(self, req.bytes().await?).await,
             "/sweep" => reply(&sweep::run(&self.ledger, true).await),
+            "/reattach" => {
+                let r: ReattachRequest = body(&mut req).await?;
+                pipe::reattach(&self.ledger, &r.request_id, r.after).or_else(|e| error_response(&e, None))
+            }
             "/settle" => self.settle(body(&mut req).await?).await,
             "/release" => self.release(body(&mut req).await?),
             "/credit" => self.credit(body(&mut req).await?).await,

@@ -9,6 +9,7 @@
 //! `: dexto-cost usd=0.000123 cents=0.0123 credits_remaining_cents=987 request_id=req_…`
 
 use super::held::Exchange;
+use super::replay::{Broadcast, ReplayConfig, Refusal};
 use crate::metering::Outcome;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
@@ -28,6 +29,9 @@ pub const BUFFER_LIMIT: usize = 1024 * 1024;
 
 #[derive(Default)]
 struct Queue {
+    /// Bytes of ordinary events that may wait (`BUFFER_LIMIT`, more for a
+    /// reader that reattached: its backlog arrives at once).
+    limit: usize,
     items: VecDeque<Vec<u8>>,
     bytes: usize,
     /// The largest event queued since the queue was last empty.
@@ -50,7 +54,11 @@ struct ClientStream(Rc<RefCell<Queue>>);
 
 impl ClientPipe {
     fn new() -> (ClientPipe, ClientStream) {
-        let q = Rc::new(RefCell::new(Queue::default()));
+        ClientPipe::with_limit(BUFFER_LIMIT)
+    }
+
+    fn with_limit(limit: usize) -> (ClientPipe, ClientStream) {
+        let q = Rc::new(RefCell::new(Queue { limit, ..Queue::default() }));
         (ClientPipe(q.clone()), ClientStream(q))
     }
 
@@ -60,7 +68,7 @@ impl ClientPipe {
         if q.closed || q.reader_gone {
             return false;
         }
-        if !queue_admits(q.bytes, q.largest, bytes.len(), BUFFER_LIMIT) {
+        if !queue_admits(q.bytes, q.largest, bytes.len(), q.limit) {
             // Not reading: drop what waits and end its stream with an error.
             cut_queue(&mut q);
             return false;
@@ -76,7 +84,7 @@ impl ClientPipe {
     }
 
     /// Ends the client's stream with an error (an event it can never get).
-    fn cut_off(&self) {
+    pub fn cut_off(&self) {
         let mut q = self.0.borrow_mut();
         if !q.closed && !q.reader_gone {
             cut_queue(&mut q);
@@ -91,7 +99,7 @@ impl ClientPipe {
         }
     }
 
-    fn present(&self) -> bool {
+    pub fn present(&self) -> bool {
         let q = self.0.borrow();
         !q.cut && !q.reader_gone
     }
@@ -172,13 +180,39 @@ pub fn start(mut upstream: Response, ex: Exchange) -> Result<Response, GatewayEr
     };
     let status = upstream.status_code();
     let ledger = ex.ledger.clone();
-    ledger.spawn(pump(body, pipe, ex, status));
+    let broadcast = ledger.replays.open(&ex.terms.request_id, pipe.clone(), replay_config(&ledger.env), now_ms());
+    ledger.spawn(pump(body, pipe, broadcast, ex, status));
     Ok(response)
+}
+
+fn replay_config(env: &worker::Env) -> ReplayConfig {
+    let var = |name: &str, default: i64| env.var(name).ok().and_then(|v| v.to_string().parse::<i64>().ok()).filter(|n| *n >= 0).unwrap_or(default);
+    ReplayConfig { limit_bytes: var("STREAM_REPLAY_BYTES", 1024 * 1024) as usize, retain_ms: var("STREAM_REPLAY_SECONDS", 120) * 1000 }
+}
+
+/// A reader for the rest of stream `request_id`, after event `after`
+/// (replay.rs); its response carries the stream's headers.
+pub fn reattach(ledger: &super::ledger::Ledger, request_id: &str, after: u64) -> Result<Response, GatewayError> {
+    let (pipe, reader) = ClientPipe::with_limit(BUFFER_LIMIT + replay_config(&ledger.env).limit_bytes);
+    ledger.replays.reattach(request_id, after, pipe, now_ms()).map_err(|refusal| match refusal {
+        Refusal::Unknown => GatewayError::NotFound(format!(
+            "No stream `{request_id}` is running, or ended in the last few minutes, for this account. Streams resume only on the account that started them."
+        )),
+        Refusal::Dropped { first_kept } => GatewayError::Conflict(format!(
+            "The events after {after} of stream `{request_id}` are no longer kept (the first kept is {first_kept}): send the request again."
+        )),
+    })?;
+    let internal = |e: worker::Error| GatewayError::Internal(format!("reattach: {e}"));
+    let headers = worker::Headers::new();
+    for (k, v) in [("content-type", "text/event-stream"), ("cache-control", "no-cache"), (dexto_shared::http::REQUEST_ID_HEADER, request_id)] {
+        headers.set(k, v).map_err(internal)?;
+    }
+    Ok(Response::from_stream(reader).map_err(internal)?.with_headers(headers))
 }
 
 /// Forwards events as they arrive, keeps the hold alive, records the
 /// generation id as soon as it is seen, then settles and sends the bill.
-async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16) {
+async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchange, status: u16) {
     let mut splitter = SseSplitter::default();
     let mut meter = StreamMeter::default();
     let mut interrupted = false;
@@ -193,10 +227,9 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16)
         let oversized_before = splitter.oversized();
         for event in splitter.push(&bytes) {
             let known = meter.generation_id.is_some();
-            if meter.observe(&event) == EventKind::Done {
-                done_event = Some(event); // held back: the bill goes out before it
-            } else {
-                pipe.send(event);
+            match meter.observe(&event) {
+                EventKind::Done => done_event = Some(event), // held back: the bill goes out before it
+                kind => out.publish(event, kind == EventKind::Comment),
             }
             if !known {
                 if let Some(id) = &meter.generation_id {
@@ -208,14 +241,15 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16)
                 // Test hook: the owner dies here. Nothing settles, nothing more is
                 // sent; the in-memory state of this "incarnation" is gone.
                 ex.ledger.live_remove(&ex.terms.request_id);
-                pipe.close();
+                ex.ledger.replays.forget(&ex.terms.request_id);
+                out.end(now_ms());
                 return;
             }
         }
         if splitter.oversized() > oversized_before {
             // An event beyond the maximum was skipped: the client's stream
             // would be corrupt. Cut it off; the upstream is still billed.
-            pipe.cut_off();
+            out.cut_off();
         }
         if now_ms() >= next_beat {
             ex.heartbeat();
@@ -223,15 +257,15 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16)
         }
     }
     if let Some(tail) = splitter.finish() {
-        meter.observe(&tail);
-        pipe.send(tail);
+        let kind = meter.observe(&tail);
+        out.publish(tail, kind == EventKind::Comment);
     }
 
     let outcome = Outcome {
         usage: meter.usage.clone(),
         output_bytes: meter.output_bytes,
         generation_id: meter.generation_id.clone(),
-        cancelled: !pipe.present(),
+        cancelled: !out.present(),
         upstream_status: status,
     };
     let (peak, cut) = pipe.stats();
@@ -241,13 +275,13 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, ex: Exchange, status: u16)
 
     if interrupted {
         let frame = r#"data: {"error":{"message":"The model provider closed the stream early.","type":"api_error","code":"upstream_stream_interrupted"}}"#;
-        pipe.send(format!("{frame}\n\n").into_bytes());
+        out.publish(format!("{frame}\n\n").into_bytes(), false);
     }
-    pipe.send(cost_comment(&ex.terms.request_id, charge.user_price, balance).into_bytes());
+    out.publish(cost_comment(&ex.terms.request_id, charge.user_price, balance).into_bytes(), true);
     if let Some(done) = done_event {
-        pipe.send(done);
+        out.publish(done, false);
     }
-    pipe.close();
+    out.end(now_ms());
 }
 
 fn cost_comment(request_id: &str, price: Micros, balance: Option<Micros>) -> String {
