@@ -1,0 +1,5 @@
+mod errors;
+mod messages_request;
+mod responses_request;
+mod stream_meter;
+mod usage;
