@@ -3,8 +3,10 @@
 //! bytes without image payloads, plus the template allowance per turn and
 //! per tool), the same typical estimate, the same fields read the same way.
 
-use crate::chat_request::{estimate_tokens, fallbacks_field, has_key, model_field, refuse_unpriced_features, stream_field, template_tokens, ChatRequest, TYPICAL_IMAGE_TOKENS};
-use crate::chat_request::RequestError;
+use crate::chat_request::{
+    estimate_tokens, fallbacks_field, has_key, invalid, model_field, refuse_unpriced_features, stream_field, template_tokens, ChatRequest, RequestError,
+    TYPICAL_IMAGE_TOKENS,
+};
 use crate::prompt_prefix::{Conversation, PromptPrints};
 use serde_json::{Map, Value};
 
@@ -75,9 +77,10 @@ impl Common {
         })
     }
 
-    /// The request for the quote. `conversation` says how to fingerprint the
-    /// body for the counted-prefix bound (none with fallbacks: an earlier count
-    /// may come from another model's tokenizer).
+    /// The request for the quote. `output`: the ceiling the client set, and
+    /// whether the body carries the dialect's limit field. `conversation`:
+    /// how to fingerprint the body for the counted-prefix bound (not with
+    /// fallbacks: an earlier count may come from another model's tokenizer).
     pub fn into_request(self, body: &[u8], json: &Value, tally: PromptTally, output: (Option<u64>, bool), conversation: &Conversation) -> ChatRequest {
         let text_bytes = body.len().saturating_sub(tally.media_bytes) as u64;
         let template = template_tokens(tally.turns, tally.tools);
@@ -104,7 +107,7 @@ impl Common {
 pub(super) fn refuse_fields(obj: &Map<String, Value>, refused: &[(&str, &str)]) -> Result<(), RequestError> {
     for (field, why) in refused {
         if obj.get(*field).is_some_and(|v| !v.is_null() && v != &Value::Bool(false)) {
-            return Err(crate::chat_request::invalid(format!("`{field}` is not supported: {why}")));
+            return Err(invalid(format!("`{field}` is not supported: {why}")));
         }
     }
     Ok(())
@@ -124,7 +127,7 @@ pub(super) fn check_types(obj: &Map<String, Value>, fields: &[(&str, Kind)]) -> 
             Kind::Strings => value.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         };
         if !ok {
-            return Err(crate::chat_request::invalid(format!("`{field}` must be {}", kind.described())));
+            return Err(invalid(format!("`{field}` must be {}", kind.described())));
         }
     }
     Ok(())

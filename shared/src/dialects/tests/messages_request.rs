@@ -6,14 +6,11 @@ use crate::money::{Markup, Micros};
 use serde_json::{json, Value};
 
 fn read(body: &Value) -> Result<ChatRequest, RequestError> {
-    Dialect::Messages.read(body.to_string().as_bytes())
+    super::read(Dialect::Messages, body)
 }
 
 fn refused(body: &Value, needle: &str) {
-    match read(body) {
-        Err(RequestError::Invalid(msg)) => assert!(msg.contains(needle), "{body}: {msg}"),
-        other => panic!("{body}: {other:?}"),
-    }
+    super::refused(Dialect::Messages, body, needle)
 }
 
 /// A Claude Code turn: cached system blocks, a thinking budget, a tool call

@@ -3,14 +3,11 @@ use crate::dialects::{set_output_limit, Dialect};
 use serde_json::{json, Value};
 
 fn read(body: &Value) -> Result<ChatRequest, RequestError> {
-    Dialect::Responses.read(body.to_string().as_bytes())
+    super::read(Dialect::Responses, body)
 }
 
 fn refused(body: &Value, needle: &str) {
-    match read(body) {
-        Err(RequestError::Invalid(msg)) => assert!(msg.contains(needle), "{body}: {msg}"),
-        other => panic!("{body}: {other:?}"),
-    }
+    super::refused(Dialect::Responses, body, needle)
 }
 
 fn with(field: &str, value: Value) -> Value {
