@@ -3,6 +3,8 @@
 //! output limit, which is set to the ceiling the hold covers
 //! (`with_output_limit`). This module reads what billing needs and refuses what
 //! cannot be priced before the call, before any hold or upstream call.
+//! The readers of the other API dialects (`dialects/`) produce the same
+//! `ChatRequest` for the quote, with the field readers defined here.
 
 use crate::prompt_prefix::PromptPrints;
 use serde_json::Value;
@@ -18,7 +20,7 @@ pub const MAX_CHOICES: u64 = 8;
 pub const MAX_FALLBACKS: usize = 8;
 /// Tokens a typical estimate assumes for an image (the hold uses the bound
 /// in `hold.rs`).
-const TYPICAL_IMAGE_TOKENS: u64 = 1_500;
+pub(crate) const TYPICAL_IMAGE_TOKENS: u64 = 1_500;
 /// Prompt-bound overheads the provider adds around the text: chat template
 /// tokens per message and per tool, and a fixed allowance (system wrappers).
 const BOUND_TOKENS_PER_MESSAGE: u64 = 16;
@@ -31,6 +33,7 @@ const UNPRICED_FEATURES: &[(&str, &str)] = &[
     ("web_search_options", "web search is billed by the upstream per search"),
 ];
 
+/// What the quote needs of a request, in any dialect (`dialects::Dialect::read`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatRequest {
     pub model: String,
@@ -70,7 +73,7 @@ pub enum RequestError {
     Invalid(String),
 }
 
-fn invalid(msg: impl Into<String>) -> RequestError {
+pub(crate) fn invalid(msg: impl Into<String>) -> RequestError {
     RequestError::Invalid(msg.into())
 }
 
@@ -83,30 +86,16 @@ pub fn estimate_tokens(bytes: usize) -> u64 {
 
 impl ChatRequest {
     pub fn parse(body: &[u8]) -> Result<ChatRequest, RequestError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(RequestError::TooLarge);
-        }
-        let json: Value = serde_json::from_slice(body)
-            .map_err(|e| invalid(format!("Request body is not valid JSON: {e}")))?;
-        let obj = json.as_object().ok_or_else(|| invalid("Request body must be a JSON object"))?;
-
-        let model = match obj.get("model") {
-            Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 200 => m.clone(),
-            Some(Value::String(_)) => return Err(invalid("`model` must be a non-empty model id")),
-            Some(_) => return Err(invalid("`model` must be a string")),
-            None => return Err(invalid("`model` is required")),
-        };
+        let json = json_object(body)?;
+        let obj = json.as_object().expect("checked");
+        let model = model_field(obj)?;
         let messages = match obj.get("messages") {
             Some(Value::Array(m)) if !m.is_empty() => m,
             Some(Value::Array(_)) => return Err(invalid("`messages` must not be empty")),
             Some(_) => return Err(invalid("`messages` must be an array")),
             None => return Err(invalid("`messages` is required")),
         };
-        for (field, why) in UNPRICED_FEATURES {
-            if obj.get(*field).is_some_and(|v| !v.is_null() && v != &Value::Array(vec![])) {
-                return Err(invalid(format!("`{field}` is not supported: {why}, which cannot be priced before the call.")));
-            }
-        }
+        refuse_unpriced_features(obj)?;
         let mut prompt_tokens = 8u64;
         let mut media = Media::default();
         for (i, message) in messages.iter().enumerate() {
@@ -118,13 +107,9 @@ impl ChatRequest {
             tool_count = tools.as_array().map_or(0, |t| t.len() as u64);
         }
         let text_bytes = body.len().saturating_sub(media.payload_bytes) as u64;
-        let template = BOUND_TOKENS_PER_MESSAGE * messages.len() as u64 + BOUND_TOKENS_PER_TOOL * tool_count + BOUND_TOKENS_FIXED;
+        let template = template_tokens(messages.len() as u64, tool_count);
         let prompt_bound = text_bytes + template;
-        let stream = match obj.get("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(invalid("`stream` must be a boolean")),
-        };
+        let stream = stream_field(obj)?;
         let max_output = match (output_limit(obj, "max_completion_tokens")?, output_limit(obj, "max_tokens")?) {
             (Some(a), _) => Some(a),
             (None, b) => b,
@@ -136,15 +121,7 @@ impl ChatRequest {
                 _ => return Err(invalid(format!("`n` must be an integer from 1 to {MAX_CHOICES}"))),
             },
         };
-        let fallbacks = match obj.get("models") {
-            None | Some(Value::Null) => vec![],
-            Some(Value::Array(list)) if list.len() <= MAX_FALLBACKS => list
-                .iter()
-                .map(|m| m.as_str().filter(|s| !s.trim().is_empty() && s.len() <= 200).map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| invalid("`models` must be an array of model ids"))?,
-            Some(_) => return Err(invalid(format!("`models` must be an array of at most {MAX_FALLBACKS} model ids"))),
-        };
+        let fallbacks = fallbacks_field(obj)?;
         let limit_fields = (obj.contains_key("max_tokens"), obj.contains_key("max_completion_tokens"));
         let routing = crate::provider_routing::asks_for_routing(obj);
         let prints = if fallbacks.is_empty() { PromptPrints::of(body, template, text_bytes) } else { None };
@@ -176,30 +153,70 @@ impl ChatRequest {
 /// `ChatRequest::with_output_limit` for a body parsed elsewhere (the wallet
 /// object gets the fields it needs, not the parsed request).
 pub fn set_output_limit(body: &[u8], limit_fields: (bool, bool), asked: Option<u64>, limit: u64) -> Vec<u8> {
-    {
-        match limit_fields {
-            (false, false) => {
-                let start = body.iter().position(|b| *b == b'{').expect("a parsed JSON object");
-                let mut out = Vec::with_capacity(body.len() + 24);
-                out.extend_from_slice(&body[..=start]);
-                out.extend_from_slice(format!("\"max_tokens\":{limit},").as_bytes());
-                out.extend_from_slice(&body[start + 1..]);
-                out
-            }
-            (true, false) | (false, true) if asked == Some(limit) => body.to_vec(),
-            _ => {
-                let mut json: serde_json::Map<String, Value> = serde_json::from_slice(body).expect("a parsed JSON object");
-                json.remove("max_completion_tokens");
-                json.insert("max_tokens".into(), Value::from(limit));
-                serde_json::to_vec(&json).expect("JSON serialises")
-            }
+    crate::dialects::set_output_limit(crate::dialects::Dialect::Chat, body, limit_fields, asked, limit)
+}
+
+/// The body as a JSON object, at most `MAX_BODY_BYTES` (every dialect's first check).
+pub(crate) fn json_object(body: &[u8]) -> Result<Value, RequestError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(RequestError::TooLarge);
+    }
+    let json: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("Request body is not valid JSON: {e}")))?;
+    if !json.is_object() {
+        return Err(invalid("Request body must be a JSON object"));
+    }
+    Ok(json)
+}
+
+pub(crate) fn model_field(obj: &serde_json::Map<String, Value>) -> Result<String, RequestError> {
+    match obj.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 200 => Ok(m.clone()),
+        Some(Value::String(_)) => Err(invalid("`model` must be a non-empty model id")),
+        Some(_) => Err(invalid("`model` must be a string")),
+        None => Err(invalid("`model` is required")),
+    }
+}
+
+pub(crate) fn stream_field(obj: &serde_json::Map<String, Value>) -> Result<bool, RequestError> {
+    match obj.get("stream") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid("`stream` must be a boolean")),
+    }
+}
+
+/// OpenRouter's `models` fallbacks (any dialect: the upstream may serve any of them).
+pub(crate) fn fallbacks_field(obj: &serde_json::Map<String, Value>) -> Result<Vec<String>, RequestError> {
+    match obj.get("models") {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(list)) if list.len() <= MAX_FALLBACKS => list
+            .iter()
+            .map(|m| m.as_str().filter(|s| !s.trim().is_empty() && s.len() <= 200).map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("`models` must be an array of model ids")),
+        Some(_) => Err(invalid(format!("`models` must be an array of at most {MAX_FALLBACKS} model ids"))),
+    }
+}
+
+/// OpenRouter's extras billed per use (`UNPRICED_FEATURES`): 400 naming the field.
+pub(crate) fn refuse_unpriced_features(obj: &serde_json::Map<String, Value>) -> Result<(), RequestError> {
+    for (field, why) in UNPRICED_FEATURES {
+        if obj.get(*field).is_some_and(|v| !v.is_null() && v != &Value::Array(vec![])) {
+            return Err(invalid(format!("`{field}` is not supported: {why}, which cannot be priced before the call.")));
         }
     }
+    Ok(())
+}
+
+/// The template allowance of the prompt bound: per message (or input item),
+/// per tool, and fixed.
+pub(crate) fn template_tokens(messages: u64, tools: u64) -> u64 {
+    BOUND_TOKENS_PER_MESSAGE * messages + BOUND_TOKENS_PER_TOOL * tools + BOUND_TOKENS_FIXED
 }
 
 /// Whether `key` names a field anywhere in `value` (decoded keys: an escaped
 /// spelling is the same field to the upstream).
-fn has_key(value: &Value, key: &str) -> bool {
+pub(crate) fn has_key(value: &Value, key: &str) -> bool {
     match value {
         Value::Object(obj) => obj.iter().any(|(k, v)| k == key || has_key(v, key)),
         Value::Array(items) => items.iter().any(|v| has_key(v, key)),
@@ -215,7 +232,7 @@ struct Media {
     payload_bytes: usize,
 }
 
-fn output_limit(obj: &serde_json::Map<String, Value>, field: &str) -> Result<Option<u64>, RequestError> {
+pub(crate) fn output_limit(obj: &serde_json::Map<String, Value>, field: &str) -> Result<Option<u64>, RequestError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {

@@ -79,6 +79,17 @@ impl GatewayError {
         }
     }
 
+    /// The OpenAI error `type` (`invalid_request_error`, `api_error`, …).
+    pub fn error_type(&self) -> &'static str {
+        self.kind().0
+    }
+
+    /// The stable machine code (`model_not_found`, `INSUFFICIENT_CREDITS`, …),
+    /// whatever envelope carries it.
+    pub fn code(&self) -> &'static str {
+        self.kind().1
+    }
+
     fn kind(&self) -> (&'static str, &'static str) {
         use GatewayError::*;
         match self {

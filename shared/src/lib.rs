@@ -13,6 +13,7 @@ pub mod csv;
 mod decimal;
 pub mod device;
 pub mod device_protocol;
+pub mod dialects;
 pub mod error;
 pub mod error_counts;
 pub mod hold;

@@ -29,6 +29,20 @@ use std::collections::BTreeMap;
 /// all of them are byte-identical.
 const PROMPT_NEUTRAL_FIELDS: &[&str] =
     &["max_tokens", "max_completion_tokens", "stream", "stream_options", "temperature", "top_p", "seed", "user"];
+/// How a dialect's body is fingerprinted: a tag of its own (a print of one
+/// dialect never matches another's, whose same bytes may reach the prompt
+/// differently), the array that holds its conversation, and the top-level
+/// fields that never reach the prompt.
+#[derive(Clone, Copy, Debug)]
+pub struct Conversation {
+    pub tag: &'static [u8],
+    pub field: &'static str,
+    pub neutral: &'static [&'static str],
+}
+
+/// Chat Completions: `messages`. (Its tag predates the others and is kept, so
+/// prints remembered before them still match.)
+pub const CHAT_CONVERSATION: Conversation = Conversation { tag: b"dexto-prompt-prints-v1\0", field: "messages", neutral: PROMPT_NEUTRAL_FIELDS };
 /// Fingerprints sent per request at the end of the conversation: a turn that
 /// appends more messages than this since the last counted prompt falls back
 /// to the byte bound (or to the first-message and context-only prints).
@@ -97,12 +111,18 @@ impl PromptPrints {
     /// Fingerprints `body` (already validated as a chat request) at its message
     /// boundaries. `allowance` is the byte bound's template overhead for it.
     pub fn of(body: &[u8], allowance: u64, text_bytes: u64) -> Option<PromptPrints> {
+        PromptPrints::of_conversation(body, &CHAT_CONVERSATION, allowance, text_bytes)
+    }
+
+    /// `of` for a dialect whose conversation is `conversation.field` (None
+    /// when that is not an array: the byte bound alone applies).
+    pub fn of_conversation(body: &[u8], conversation: &Conversation, allowance: u64, text_bytes: u64) -> Option<PromptPrints> {
         let fields: BTreeMap<String, &RawValue> = serde_json::from_slice(body).ok()?;
-        let messages: Vec<&RawValue> = serde_json::from_str(fields.get("messages")?.get()).ok()?;
+        let messages: Vec<&RawValue> = serde_json::from_str(fields.get(conversation.field)?.get()).ok()?;
         let mut hasher = Sha256::new();
-        hasher.update(b"dexto-prompt-prints-v1\0");
+        hasher.update(conversation.tag);
         // Sorted by key (BTreeMap): the upstream reads an object, not its order.
-        for (key, raw) in fields.iter().filter(|(k, _)| *k != "messages" && !PROMPT_NEUTRAL_FIELDS.contains(&k.as_str())) {
+        for (key, raw) in fields.iter().filter(|(k, _)| *k != conversation.field && !conversation.neutral.contains(&k.as_str())) {
             hasher.update((key.len() as u64).to_le_bytes());
             hasher.update(key.as_bytes());
             hasher.update((raw.get().len() as u64).to_le_bytes());

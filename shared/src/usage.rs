@@ -1,14 +1,22 @@
 //! The upstream's final `usage` object (OpenRouter shape, OpenAI-compatible).
 //! `cost` is read from its decimal text into exact picos; absent is not zero.
+//! The other dialects' usage shapes are read into this same type
+//! (`dialects::usage`), with the same meaning for every field.
 
 use crate::money::Picos;
 use serde_json::Value;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpstreamUsage {
+    /// Every prompt token, those read from and written to a prompt cache included.
     pub prompt_tokens: u64,
+    /// Every output token, reasoning included.
     pub completion_tokens: u64,
+    /// Prompt tokens read from a prompt cache (part of `prompt_tokens`).
     pub cached_tokens: u64,
+    /// Prompt tokens written to a prompt cache (part of `prompt_tokens`).
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens (part of `completion_tokens`).
     pub reasoning_tokens: u64,
     /// What OpenRouter charged the key (`usage.cost`), when reported.
     pub cost: Option<Picos>,
@@ -31,15 +39,17 @@ impl UpstreamUsage {
         }
         .filter(|p| p.0 >= 0);
         let details = obj.get("cost_details");
-        // `"usage": {}` reports nothing: it must not be billed as a free call.
-        let reported = ["prompt_tokens", "completion_tokens", "cost"].iter().any(|k| obj.get(*k).is_some_and(|v| !v.is_null()));
-        if !reported {
+        // `"usage": {}` reports nothing, nor do counts that are not numbers:
+        // neither must be billed as a free call.
+        let counted = ["prompt_tokens", "completion_tokens"].iter().any(|k| obj.get(*k).is_some_and(Value::is_u64));
+        if !counted && money(obj.get("cost")).is_none() {
             return None;
         }
         Some(UpstreamUsage {
             prompt_tokens: int(obj.get("prompt_tokens")),
             completion_tokens: int(obj.get("completion_tokens")),
             cached_tokens: int(usage.pointer("/prompt_tokens_details/cached_tokens")),
+            cache_write_tokens: int(usage.pointer("/prompt_tokens_details/cache_write_tokens")),
             reasoning_tokens: int(usage.pointer("/completion_tokens_details/reasoning_tokens")),
             cost: money(obj.get("cost")),
             upstream_inference_cost: money(details.and_then(|d| d.get("upstream_inference_cost"))),
@@ -84,12 +94,12 @@ mod tests {
     fn parses_openrouter_usage() {
         let u = UpstreamUsage::from_json(&json!({
             "prompt_tokens":10427,"completion_tokens":264,"total_tokens":10691,"cost":0.0033789,"is_byok":false,
-            "prompt_tokens_details":{"cached_tokens":12,"cache_write_tokens":0},
+            "prompt_tokens_details":{"cached_tokens":12,"cache_write_tokens":30},
             "completion_tokens_details":{"reasoning_tokens":7},
             "cost_details":{"upstream_inference_cost":0.0033789}
         }))
         .unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens), (10427, 264, 12, 7));
+        assert_eq!((u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens, u.reasoning_tokens), (10427, 264, 12, 30, 7));
         assert_eq!(u.reported_provider_cost(), Some(Picos(3_378_900_000)));
     }
 
@@ -105,6 +115,13 @@ mod tests {
         assert_eq!(UpstreamUsage::from_json(&json!({})), None);
         let u = UpstreamUsage::from_json(&json!({"prompt_tokens":1,"completion_tokens":1,"cost":-0.5})).unwrap();
         assert_eq!(u.reported_provider_cost(), None);
+    }
+
+    #[test]
+    fn counts_that_are_not_numbers_are_not_a_report() {
+        assert_eq!(UpstreamUsage::from_json(&json!({"prompt_tokens":"ten","completion_tokens":null})), None);
+        assert_eq!(UpstreamUsage::from_json(&json!({"cost":-0.5})), None);
+        assert_eq!(UpstreamUsage::from_json(&json!({"cost":"0.001"})).and_then(|u| u.cost), Some(Picos(1_000_000_000)));
     }
 
     #[test]
