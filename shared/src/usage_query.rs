@@ -189,7 +189,7 @@ impl Query {
 /// The columns of a ledger row as the API shows it (`usage_report::LedgerRow`).
 pub const ROW_COLUMNS: &str = "request_id, key_id, model, session_id, prompt_tokens, completion_tokens, cached_tokens, \
 reasoning_tokens, provider_cost_micros, user_price_micros, price_basis, billing_status, upstream_status, stream, \
-cancelled, client_source, client_version, generation_id, latency_ms, created_at";
+cancelled, client_source, client_version, generation_id, latency_ms, created_at, api";
 
 /// The index for a history query: the one whose prefix is `user_id` plus the
 /// most selective filter present, then `created_at`, so a page reads only

@@ -36,6 +36,9 @@ pub struct LedgerRow {
     pub generation_id: Option<String>,
     pub latency_ms: i64,
     pub created_at: i64,
+    /// The API dialect: chat, messages or responses.
+    #[serde(default)]
+    pub api: String,
 }
 
 /// One group of `usage_query::summary`.
@@ -71,7 +74,7 @@ impl GroupTotal {
 pub const CSV_HEADER: &[&str] = &[
     "request_id", "timestamp", "model", "key_id", "session_id", "input_tokens", "output_tokens", "cached_tokens",
     "reasoning_tokens", "provider_cost_usd", "user_price_usd", "price_basis", "billing_status", "stream", "cancelled",
-    "upstream_status", "client_source", "client_version", "generation_id",
+    "upstream_status", "client_source", "client_version", "generation_id", "api",
 ];
 
 impl LedgerRow {
@@ -87,7 +90,7 @@ impl LedgerRow {
             "price_basis": self.price_basis, "billing_status": self.billing_status,
             "stream": self.stream != 0, "cancelled": self.cancelled != 0, "upstream_status": self.upstream_status,
             "client_source": self.client_source, "client_version": self.client_version,
-            "generation_id": self.generation_id, "latency_ms": self.latency_ms,
+            "generation_id": self.generation_id, "latency_ms": self.latency_ms, "api": self.api,
         })
     }
 
@@ -103,7 +106,7 @@ impl LedgerRow {
             Micros(self.provider_cost_micros).usd_fixed(), Micros(self.user_price_micros).usd_fixed(),
             self.price_basis.clone(), self.billing_status.clone(), (self.stream != 0).to_string(),
             (self.cancelled != 0).to_string(), self.upstream_status.map(|s| s.to_string()).unwrap_or_default(),
-            client(&self.client_source), client(&self.client_version), opt(&self.generation_id),
+            client(&self.client_source), client(&self.client_version), opt(&self.generation_id), self.api.clone(),
         ])
     }
 }
@@ -261,12 +264,14 @@ mod tests {
     fn rows_render_as_history_entries_and_csv_records() {
         let mut r = row("req_1", "openai/gpt-4o", 3_379, "2026-01-27T10:00:00.042Z");
         r.session_id = Some("s,\"1\"".into());
+        r.api = "messages".into();
         let h = r.history_json();
+        assert_eq!(h["api"], "messages");
         assert_eq!((h["user_price_usd"].as_str(), h["provider_cost_usd"].as_str()), (Some("0.003379"), Some("0.003378")));
         assert_eq!((h["stream"].clone(), h["cancelled"].clone(), h["timestamp"].clone()), (json!(true), json!(false), json!("2026-01-27T10:00:00.042Z")));
         let line = r.csv_record();
         assert!(line.starts_with("req_1,2026-01-27T10:00:00.042Z,openai/gpt-4o,key_1,\"s,\"\"1\"\"\",800,120,0,0,0.003378,0.003379,"), "{line}");
-        assert!(line.ends_with(",true,false,,,,\r\n"), "{line}");
+        assert!(line.ends_with(",true,false,,,,,messages\r\n"), "{line}");
         assert_eq!(csv::record(CSV_HEADER).matches(',').count() + 1, CSV_HEADER.len());
     }
 }

@@ -38,6 +38,10 @@ pub struct ExchangeRequest {
     /// Wall clock when the chat Worker sent this (the hop to the object).
     #[serde(default)]
     pub sent_at_ms: i64,
+    /// Client headers the upstream gets as sent (`anthropic-version`,
+    /// `anthropic-beta` of a Messages request).
+    #[serde(default)]
+    pub upstream_headers: Vec<(String, String)>,
 }
 
 /// What an exchange is billed by; stored with its hold so that whoever
@@ -64,6 +68,9 @@ pub struct ExchangeTerms {
     pub session_id: Option<String>,
     pub client_source: Option<String>,
     pub client_version: Option<String>,
+    /// The API the client spoke (terms written before dialects: chat).
+    #[serde(default)]
+    pub dialect: crate::dialects::Dialect,
 }
 
 /// `meta JSON \n body`: JSON text never contains a raw newline.
@@ -109,6 +116,9 @@ pub struct UsageRecord {
     /// outbox entries written before it existed.)
     #[serde(default)]
     pub markup_bps: Option<u32>,
+    /// The API dialect the client spoke (rows written before: chat).
+    #[serde(default)]
+    pub api: crate::dialects::Dialect,
 }
 
 /// `POST /settle`: release the hold and debit `usage.user_price` (may be zero).
@@ -228,6 +238,14 @@ pub struct WalletState {
     pub caps: Vec<CapUse>,
 }
 
+/// `POST /reattach`: a reader for the rest of a stream of this wallet, after
+/// the event with id `after` (0: from its start).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReattachRequest {
+    pub request_id: String,
+    pub after: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,22 +272,17 @@ mod tests {
                 session_id: Some("line\nbreak".into()),
                 client_source: None,
                 client_version: None,
+                dialect: crate::dialects::Dialect::Messages,
             },
             die_after_events: None,
             phases: Default::default(),
             sent_at_ms: 0,
+            upstream_headers: vec![("anthropic-version".into(), "2023-06-01".into())],
         };
         let body = b"{\"a\":\n1}";
         let framed = frame(&req, body);
         let (back, rest) = unframe(&framed).unwrap();
         assert_eq!((back.terms.session_id.as_deref(), rest), (Some("line\nbreak"), &body[..]));
+        assert_eq!((back.terms.dialect, back.upstream_headers), (req.terms.dialect, req.upstream_headers));
     }
-}
-
-/// `POST /reattach`: a reader for the rest of a stream of this wallet, after
-/// the event with id `after` (0: from its start).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReattachRequest {
-    pub request_id: String,
-    pub after: u64,
 }

@@ -72,6 +72,7 @@ pub async fn settle(req: &mut Request, env: &Env, ctx: &AuditCtx, user_id: &str)
         created_at: now,
         // An operator's price: not a markup of anything.
         markup_bps: None,
+        api: Default::default(),
     };
     let outcome = WalletClient::for_user(env, user_id)?.settle(record).await?;
     if !outcome.replay {

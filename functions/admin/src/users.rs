@@ -88,7 +88,7 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
          FROM usage_ledger WHERE user_id = ?1").await?;
     let recent_usage = rows(&db, id, "SELECT request_id, key_id, model, prompt_tokens, completion_tokens, provider_cost_micros,
                 user_price_micros, price_basis, billing_status, upstream_status, stream, cancelled, session_id, client_source,
-                client_version, generation_id, created_at, review_outcome, true_price_micros, true_cost_micros, corrected_micros, resolved_at
+                client_version, generation_id, created_at, review_outcome, true_price_micros, true_cost_micros, corrected_micros, resolved_at, api
          FROM usage_ledger WHERE user_id = ?1 ORDER BY created_at DESC, request_id DESC LIMIT 50").await?;
     let payments = rows(&db, id, "SELECT id, status, amount_minor, currency, credit_micros, payment_intent, created_at, updated_at
          FROM stripe_transactions WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 20").await?;

@@ -9,11 +9,11 @@
 
 mod allowed;
 mod catalogue;
-mod completions;
 mod config;
 mod cron;
 mod cron_relay;
 mod error_counts;
+mod inference;
 mod metering;
 mod metrics;
 mod models;
@@ -27,7 +27,8 @@ mod wallet;
 
 use dexto_shared::cors;
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::error_response;
+use dexto_shared::dialects::Dialect;
+use dexto_shared::http::{error_response, error_response_in};
 use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 pub use wallet::WalletDO;
@@ -50,8 +51,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         return Ok(preflight);
     }
     let resp = match (req.method(), path.as_str()) {
-        (Method::Post, "/v1/chat/completions") => completions::handle(req, env, ctx).await?,
-        (_, "/v1/chat/completions") => error_response(&GatewayError::MethodNotAllowed, None)?,
+        (Method::Post, p) if Dialect::from_path(p).is_some() => inference::handle(req, env, ctx, Dialect::from_path(p).expect("matched")).await?,
+        (_, p) if Dialect::from_path(p).is_some() => error_response_in(Dialect::from_path(p).expect("matched"), &GatewayError::MethodNotAllowed, None)?,
         (Method::Get, p) if reattach::request_id(p).is_some() => reattach::handle(req, env, reattach::request_id(p).expect("matched")).await?,
         (Method::Get, p) if p == "/v1/models" || p.starts_with("/v1/models/") => models::handle(req, env, ctx).await?,
         _ => error_response(&GatewayError::NotFound("Unknown path.".into()), None)?,

@@ -76,6 +76,7 @@ pub fn record(terms: &ExchangeTerms, outcome: &Outcome, charge: &Charge) -> Usag
         latency_ms: now_ms() - terms.started_ms,
         created_at: now_ms(),
         markup_bps: Some(terms.markup_bps),
+        api: terms.dialect,
     }
 }
 
@@ -83,7 +84,7 @@ pub fn record(terms: &ExchangeTerms, outcome: &Outcome, charge: &Charge) -> Usag
 pub fn log(settler: &str, r: &UsageRecord, charge: &Charge, hold: Micros, balance: Option<Micros>, extra: serde_json::Value) {
     let mut line = json!({
         "request_id": r.request_id, "user_id": r.user_id, "key_id": r.key_id, "model": r.model,
-        "generation_id": r.generation_id, "settled_by": settler,
+        "generation_id": r.generation_id, "settled_by": settler, "api": r.api,
         "stream": r.stream, "cancelled": r.cancelled, "status": r.upstream_status,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
         "provider_cost_micros": r.provider_cost.0, "price_micros": r.user_price.0, "hold_micros": hold.0,

@@ -4,6 +4,7 @@
 //! upstream key replaces the client's credentials.
 
 use crate::config::Config;
+use dexto_shared::dialects::Dialect;
 use dexto_shared::error::GatewayError;
 use dexto_shared::openrouter_keys;
 use dexto_shared::secret::Secret;
@@ -11,20 +12,31 @@ use dexto_shared::usage::{from_generation, UpstreamUsage};
 use futures::future::{select, Either};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
-/// Sends the chat request; resolves when response headers arrive, or fails
+/// What goes upstream: the dialect's path, the body, and the client headers
+/// it passes on (`anthropic-version`, `anthropic-beta`).
+pub struct Call<'a> {
+    pub dialect: Dialect,
+    pub body: &'a [u8],
+    pub headers: &'a [(String, String)],
+}
+
+/// Sends the model call; resolves when response headers arrive, or fails
 /// with a timeout after `upstream_timeout_ms`.
-pub async fn send_chat(config: &Config, key: &Secret<String>, body: &[u8]) -> Result<Response, GatewayError> {
+pub async fn send(config: &Config, key: &Secret<String>, call: &Call<'_>) -> Result<Response, GatewayError> {
     let headers = Headers::new();
     let auth = format!("Bearer {}", key.expose());
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| GatewayError::Internal("headers".into()));
+    for (name, value) in call.headers {
+        set(name, value)?;
+    }
     set("Authorization", &auth)?;
     set("Content-Type", "application/json")?;
     set("HTTP-Referer", "https://dexto.ai")?;
     set("X-Title", "Dexto")?;
     let mut init = RequestInit::new();
-    let payload = js_sys_bytes(body);
+    let payload = js_sys_bytes(call.body);
     init.with_method(Method::Post).with_headers(headers).with_body(Some(payload));
-    let url = format!("{}/chat/completions", config.upstream_base);
+    let url = format!("{}{}", config.upstream_base, call.dialect.upstream_path());
     dexto_shared::ops::count(|o| o.subrequests += 1);
     let req = Request::new_with_init(&url, &init).map_err(|_| GatewayError::Internal("upstream request".into()))?;
 

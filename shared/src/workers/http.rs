@@ -1,6 +1,7 @@
 //! The one place a `GatewayError` becomes an HTTP response, plus JSON helpers,
 //! for every Worker (feature `workers`).
 
+use crate::dialects::Dialect;
 use crate::error::GatewayError;
 use worker::{Headers, Response, Result};
 
@@ -20,11 +21,17 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Result<Response> 
 /// Renders an error in the OpenAI envelope with its status, `Retry-After` where
 /// it applies, and the request id when there is one.
 pub fn error_response(err: &GatewayError, request_id: Option<&str>) -> Result<Response> {
-    let body = err.body();
-    let mut resp = json_response(err.status(), &body)?;
+    error_response_in(Dialect::Chat, err, request_id)
+}
+
+/// The error in the envelope of the API the client spoke (same status and code).
+pub fn error_response_in(dialect: Dialect, err: &GatewayError, request_id: Option<&str>) -> Result<Response> {
+    let mut resp = json_response(err.status(), &dialect.error_body(err))?;
     let headers = resp.headers_mut();
-    if let Some(code) = body["error"]["code"].as_str() {
-        headers.set(ERROR_CODE_HEADER, code)?;
+    headers.set(ERROR_CODE_HEADER, err.code())?;
+    if dialect == Dialect::Messages && err.status() < 500 && !matches!(err.status(), 408 | 409 | 429) {
+        // Anthropic's clients retry a 4xx (Claude Code: ten times) unless told not to.
+        headers.set("x-should-retry", "false")?;
     }
     if let Some(secs) = err.retry_after_secs() {
         headers.set("Retry-After", &secs.to_string())?;
@@ -43,16 +50,21 @@ pub fn error_response(err: &GatewayError, request_id: Option<&str>) -> Result<Re
 /// for internal errors their detail, which clients never see; plus `context`
 /// such as user, key and model), then the error response.
 pub fn rejected(err: &GatewayError, request_id: &str, context: serde_json::Value) -> Result<Response> {
+    rejected_in(Dialect::Chat, err, request_id, context)
+}
+
+/// `rejected`, answered in the envelope of the API the client spoke.
+pub fn rejected_in(dialect: Dialect, err: &GatewayError, request_id: &str, context: serde_json::Value) -> Result<Response> {
     let detail = match err {
         GatewayError::Internal(d) => Some(d.clone()),
         _ => None,
     };
-    let mut line = serde_json::json!({"request_id": request_id, "status": err.status(), "code": err.body()["error"]["code"], "detail": detail});
+    let mut line = serde_json::json!({"request_id": request_id, "status": err.status(), "code": err.code(), "detail": detail, "dialect": dialect});
     if let (Some(line), Some(extra)) = (line.as_object_mut(), context.as_object()) {
         line.extend(extra.clone());
     }
     crate::log::event("chat.rejected", line);
-    error_response(err, Some(request_id))
+    error_response_in(dialect, err, Some(request_id))
 }
 
 /// The bearer token of `Authorization: Bearer …`, if present and non-empty.

@@ -11,11 +11,10 @@ use super::{pipe, Admission, WalletDO};
 use crate::config::Config;
 use crate::metering::Outcome;
 use crate::upstream;
-use dexto_shared::chat_request::set_output_limit;
+use dexto_shared::dialects::set_output_limit;
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{clock_ms, error_response, now_ms, rejected};
+use dexto_shared::http::{clock_ms, error_response, now_ms, rejected_in};
 use dexto_shared::openrouter_keys;
-use dexto_shared::usage::UpstreamUsage;
 use dexto_shared::wallet::{unframe, ExchangeRequest};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
@@ -29,7 +28,7 @@ pub const MAX_REPLY_BYTES: usize = dexto_shared::sse::MAX_EVENT_BYTES;
 
 pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
     let Some((req, body)) = unframe(&framed) else {
-        return error_response(&GatewayError::Internal("malformed exchange frame".into()), None);
+        return error_response(&GatewayError::Internal("malformed exchange frame".into()), None); // chat's envelope: the frame did not say
     };
     let request_id = req.terms.request_id.clone();
     match run(wallet, &req, body).await {
@@ -37,7 +36,7 @@ pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
         Err(err) => {
             let latency = now_ms() - req.terms.started_ms;
             crate::metrics::refused(&wallet.ledger.env, &req.terms.user_id, &request_id, &req.terms.model.id, &err, latency);
-            rejected(&err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.terms.key_id, "model": req.terms.model.id}))
+            rejected_in(req.terms.dialect, &err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.terms.key_id, "model": req.terms.model.id}))
         }
     }
 }
@@ -77,9 +76,10 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
     }
     ex.lap("arm");
 
-    let forwarded = set_output_limit(body, req.limit_fields, req.quote.asked, max_tokens);
+    let forwarded = set_output_limit(ex.terms.dialect, body, req.limit_fields, req.quote.asked, max_tokens);
     let config = Config::from_env(&ledger.env);
-    let upstream = match send_with_user_key(&ledger.env, &config, &ex.terms.user_id, &forwarded).await {
+    let call = upstream::Call { dialect: ex.terms.dialect, body: &forwarded, headers: &req.upstream_headers };
+    let upstream = match send_with_user_key(&ledger.env, &config, &ex.terms.user_id, &call).await {
         Ok(resp) if resp.status_code() < 400 => resp,
         Ok(mut resp) => {
             let status = resp.status_code();
@@ -107,9 +107,9 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
 
 /// Sends with the user's own upstream key; if the upstream refuses that key
 /// (rotated elsewhere since this isolate cached it), re-reads it once.
-async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, body: &[u8]) -> std::result::Result<Response, GatewayError> {
+async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, call: &upstream::Call<'_>) -> std::result::Result<Response, GatewayError> {
     let key = openrouter_keys::key_for(env, user_id).await?;
-    let resp = upstream::send_chat(config, &key, body).await?;
+    let resp = upstream::send(config, &key, call).await?;
     if resp.status_code() != 401 {
         return Ok(resp);
     }
@@ -118,7 +118,7 @@ async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, body: &[u
     if fresh.expose() == key.expose() {
         return Ok(resp);
     }
-    upstream::send_chat(config, &fresh, body).await
+    upstream::send(config, &fresh, call).await
 }
 
 /// Non-streaming: read the whole upstream body (at most `MAX_REPLY_BYTES`),
@@ -138,7 +138,7 @@ async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<R
             // header's id, if any, was recorded when the headers arrived.)
             let named = upstream.headers().has("X-Generation-Id").unwrap_or(false);
             if let Some(id) = first_id(&head).filter(|_| !named) {
-                ex.note_generation(&id);
+                ex.note_generation(&ex.terms.dialect.generation_id(&id));
             }
             ex.leave_to_sweep().await;
             dexto_shared::log::event("chat.reply_too_large", serde_json::json!({"request_id": ex.terms.request_id, "limit_bytes": MAX_REPLY_BYTES}));
@@ -147,13 +147,8 @@ async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<R
     };
     ex.lap("read");
     let json: Option<Value> = serde_json::from_slice(&body).ok();
-    let outcome = Outcome {
-        usage: json.as_ref().and_then(|j| j.get("usage")).and_then(UpstreamUsage::from_json),
-        output_bytes: json.as_ref().map(output_bytes).unwrap_or(0),
-        generation_id: json.as_ref().and_then(|j| j.get("id")).and_then(Value::as_str).map(str::to_string),
-        cancelled: false,
-        upstream_status: status,
-    };
+    let (usage, generation_id, output_bytes) = json.as_ref().map(|j| ex.terms.dialect.read_reply(j)).unwrap_or_default();
+    let outcome = Outcome { usage, output_bytes, generation_id, cancelled: false, upstream_status: status };
     ex.lap("parse");
     let (charge, balance) = ex.settle(&outcome, serde_json::json!({"max_tokens": ex.max_tokens}));
     let internal = |_| GatewayError::Internal("response".into());
@@ -205,9 +200,3 @@ fn first_id(head: &[u8]) -> Option<String> {
     Some(rest[..rest.find('"')?].to_string()).filter(|id| !id.is_empty())
 }
 
-fn output_bytes(json: &Value) -> usize {
-    json.get("choices")
-        .and_then(Value::as_array)
-        .map(|choices| choices.iter().filter_map(|c| c.pointer("/message/content").and_then(Value::as_str)).map(str::len).sum())
-        .unwrap_or(0)
-}

@@ -64,8 +64,8 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
             db.prepare(
                 "INSERT INTO usage_ledger (request_id, user_id, key_id, model, generation_id, prompt_tokens, completion_tokens,
                    cached_tokens, reasoning_tokens, provider_cost_micros, user_price_micros, price_basis, billing_status,
-                   upstream_status, stream, cancelled, session_id, client_source, client_version, latency_ms, created_at, markup_bps)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+                   upstream_status, stream, cancelled, session_id, client_source, client_version, latency_ms, created_at, markup_bps, api)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
                  ON CONFLICT(request_id) DO NOTHING",
             )
             .bind(&[
@@ -91,6 +91,7 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
                 js_i64(u.latency_ms),
                 js_i64(u.created_at),
                 u.markup_bps.map_or(JsValue::NULL, |m| js_i64(m as i64)),
+                u.api.name().into(),
             ])?,
         );
     }

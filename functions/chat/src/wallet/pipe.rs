@@ -14,7 +14,8 @@ use crate::metering::Outcome;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
-use dexto_shared::sse::{queue_admits, EventKind, SseSplitter, StreamMeter};
+use dexto_shared::dialects::{DialectMeter, StreamFailure};
+use dexto_shared::sse::{queue_admits, EventKind, SseSplitter};
 use futures::StreamExt;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -214,7 +215,7 @@ pub fn reattach(ledger: &super::ledger::Ledger, request_id: &str, after: u64) ->
 /// generation id as soon as it is seen, then settles and sends the bill.
 async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchange, status: u16) {
     let mut splitter = SseSplitter::default();
-    let mut meter = StreamMeter::default();
+    let mut meter = DialectMeter::new(ex.terms.dialect);
     let mut interrupted = false;
     let mut done_event = None;
     let mut events = 0u64;
@@ -226,14 +227,14 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
         };
         let oversized_before = splitter.oversized();
         for event in splitter.push(&bytes) {
-            let known = meter.generation_id.is_some();
+            let known = meter.seen.generation_id.is_some();
             match meter.observe(&event) {
                 EventKind::Done => done_event = Some(event), // held back: the bill goes out before it
                 kind => out.publish(event, kind == EventKind::Comment),
             }
             if !known {
-                if let Some(id) = &meter.generation_id {
-                    ex.note_generation(id);
+                if let Some(id) = &meter.seen.generation_id {
+                    ex.note_generation(&ex.terms.dialect.generation_id(id));
                 }
             }
             events += 1;
@@ -262,9 +263,9 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
     }
 
     let outcome = Outcome {
-        usage: meter.usage.clone(),
-        output_bytes: meter.output_bytes,
-        generation_id: meter.generation_id.clone(),
+        usage: meter.seen.usage.clone(),
+        output_bytes: meter.seen.output_bytes,
+        generation_id: meter.seen.generation_id.as_deref().map(|id| ex.terms.dialect.generation_id(id)),
         cancelled: !out.present(),
         upstream_status: status,
     };
@@ -274,8 +275,7 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
     let (charge, balance) = ex.settle(&outcome, extra);
 
     if interrupted {
-        let frame = r#"data: {"error":{"message":"The model provider closed the stream early.","type":"api_error","code":"upstream_stream_interrupted"}}"#;
-        out.publish(format!("{frame}\n\n").into_bytes(), false);
+        out.publish(StreamFailure::interrupted().event(ex.terms.dialect, meter.next_event()), false);
     }
     out.publish(cost_comment(&ex.terms.request_id, charge.user_price, balance).into_bytes(), true);
     if let Some(done) = done_event {

@@ -1,6 +1,9 @@
-//! `POST /v1/chat/completions`: authenticate, validate, quote; then the wallet
-//! object of the user owns the rest (hold, upstream call, reply, settlement:
-//! `wallet/exchange.rs`). Storage on the critical path before the upstream
+//! A model call in any API dialect — `POST /v1/chat/completions` (OpenAI
+//! Chat), `/v1/messages` (Anthropic Messages), `/v1/responses` (OpenAI
+//! Responses): authenticate, read the body into the one `ChatRequest`
+//! (`dialects`), quote; then the wallet object of the user owns the rest
+//! (hold, upstream call, reply, settlement: `wallet/exchange.rs`), told the
+//! dialect by the terms. Storage on the critical path before the upstream
 //! call: the isolate caches (D1 only when cold) and the one wallet-object call
 //! that also makes the upstream call.
 
@@ -9,21 +12,22 @@ use crate::metering::ClientMeta;
 use crate::{allowed, catalogue};
 use dexto_shared::auth::{authenticate, KeyLookup};
 use dexto_shared::catalogue::ModelInfo;
-use dexto_shared::chat_request::{ChatRequest, RequestError, MAX_BODY_BYTES};
+use dexto_shared::chat_request::{RequestError, MAX_BODY_BYTES};
+use dexto_shared::dialects::{model_aliases, Dialect};
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::Quote;
-use dexto_shared::http::{clock_ms, now_ms, rejected, ERROR_CODE_HEADER};
+use dexto_shared::http::{clock_ms, now_ms, rejected_in, ERROR_CODE_HEADER};
 use dexto_shared::phases::Phases;
 use dexto_shared::ids::new_id;
 use dexto_shared::provider_routing::{bound_routing, PriceCeiling};
 use dexto_shared::wallet::{ExchangeRequest, ExchangeTerms};
 use dexto_shared::wallet_client::WalletClient;
-use worker::{Context, Env, Request, Response, Result};
+use worker::{Context, Env, Headers, Request, Response, Result};
 
-pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+pub async fn handle(mut req: Request, env: Env, ctx: Context, dialect: Dialect) -> Result<Response> {
     let request_id = new_id("req_");
     let started = now_ms();
-    match run(&mut req, &env, &ctx, &request_id, started).await {
+    match run(&mut req, &env, &ctx, &request_id, started, dialect).await {
         Ok(resp) => {
             // A refusal answered by the wallet object (402, 403, 429, upstream
             // errors) is counted by the code its error response names in a
@@ -37,22 +41,29 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> Result<Response
         Err(err) => {
             // Refused before the wallet: the user is known only if auth passed.
             crate::metrics::refused(&env, "", &request_id, "", &err, now_ms() - started);
-            crate::error_counts::count(&env, &ctx, err.status(), err.body()["error"]["code"].as_str().unwrap_or("error"));
-            rejected(&err, &request_id, serde_json::json!({}))
+            crate::error_counts::count(&env, &ctx, err.status(), err.code());
+            rejected_in(dialect, &err, &request_id, serde_json::json!({}))
         }
     }
 }
 
-async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64) -> std::result::Result<Response, GatewayError> {
+async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64, dialect: Dialect) -> std::result::Result<Response, GatewayError> {
     let mut phases = Phases::start(clock_ms());
-    let caller = authenticate(req.headers(), env, KeyLookup::Cached, "gateway:use").await?;
+    let caller = authenticate(&auth_headers(req.headers(), dialect), env, KeyLookup::Cached, "gateway:use").await?;
     phases.lap("auth", clock_ms());
     let body = dexto_shared::http::read_body(req, MAX_BODY_BYTES).await?;
     phases.lap("body", clock_ms());
-    let chat = ChatRequest::parse(&body).map_err(|e| match e {
+    let chat = dialect.read(&body).map_err(|e| match e {
         RequestError::TooLarge => GatewayError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES },
         RequestError::Invalid(msg) => GatewayError::BadRequest(msg),
     })?;
+    // Anthropic clients name models by Anthropic's ids, which the reader
+    // resolved to the catalogue's (model_aliases.rs): that id is priced, held
+    // for and forwarded.
+    let body = match dialect {
+        Dialect::Messages => model_aliases::with_model(&body, &chat.model),
+        _ => body,
+    };
     let config = Config::from_env(env);
     // Unknown or not allowed: refused here, before any hold or upstream call.
     // Every model the upstream may serve (the requested one and OpenRouter
@@ -111,11 +122,36 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
             session_id: client.session_id,
             client_source: client.source,
             client_version: client.version,
+            dialect,
         },
         quote,
         die_after_events,
         phases,
         sent_at_ms: now_ms(),
+        upstream_headers: passed_on(req.headers(), dialect),
     };
     WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await
+}
+
+/// The headers to authenticate: a Messages client may send its key as
+/// `x-api-key` (Anthropic's SDKs and `ANTHROPIC_API_KEY`) instead of a bearer token.
+fn auth_headers(headers: &Headers, dialect: Dialect) -> Headers {
+    let x_api_key = headers.get("x-api-key").ok().flatten().filter(|_| dialect == Dialect::Messages);
+    match x_api_key {
+        Some(key) if !headers.has("Authorization").unwrap_or(false) => {
+            let h = Headers::new();
+            let _ = h.set("Authorization", &format!("Bearer {}", key.trim()));
+            h
+        }
+        _ => headers.clone(),
+    }
+}
+
+/// Client headers the upstream must see as sent: the Messages API version
+/// and beta features (OpenRouter passes them to Anthropic).
+fn passed_on(headers: &Headers, dialect: Dialect) -> Vec<(String, String)> {
+    if dialect != Dialect::Messages {
+        return Vec::new();
+    }
+    ["anthropic-version", "anthropic-beta"].iter().filter_map(|name| Some((name.to_string(), headers.get(name).ok().flatten()?))).collect()
 }
