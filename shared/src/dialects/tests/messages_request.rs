@@ -124,7 +124,7 @@ fn malformed_bodies_are_refused_with_what_to_do() {
         (json!({"max_tokens": 10, "messages": []}), "`model` is required"),
         (ok("messages", json!([])), "must not be empty"),
         (ok("messages", json!("hi")), "`messages` must be an array"),
-        (ok("messages", json!([{"role": "system", "content": "x"}])), "top-level `system`"),
+        (ok("messages", json!([{"role": "tool", "content": "x"}])), "role `tool` is not a Messages role"),
         (ok("messages", json!([{"content": "x"}])), "`role` is required"),
         (ok("messages", json!([{"role": "user", "content": 5}])), "`content` must be a string or an array"),
         (ok("messages", json!([{"role": "user", "content": [{"text": "x"}]}])), "needs a `type`"),
@@ -170,4 +170,93 @@ fn the_next_turn_is_bounded_by_the_count_of_the_last() {
     let suffix = next.boundaries.iter().find(|b| b.messages == 1).unwrap().suffix_bytes;
     assert_eq!(bound.tokens, 300 + suffix + next.allowance + crate::prompt_prefix::JUNCTION_TOKENS);
     assert!(bound.tokens < next.text_bytes + next.allowance, "below the byte bound");
+}
+
+/// Claude Code 2.1.328's request for its default (5.x) models, as recorded
+/// (docs/agent-clients.md): a billing-header system block and two cached
+/// ones, a `user` message then a `system` one (environment, deferred tool
+/// list), adaptive thinking with `display`, `output_config.effort`,
+/// `context_management`, `metadata.user_id` as a JSON string, client tools
+/// of which one is deferred.
+fn claude_code_default_request() -> Value {
+    let tool = |name: &str| json!({"name": name, "description": format!("{name} tool"), "input_schema": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"], "additionalProperties": false, "$schema": "http://json-schema.org/draft-07/schema#"}});
+    let mut tools: Vec<Value> = ["Agent", "Bash", "Edit", "Glob", "Grep", "Read", "Skill", "TodoWrite", "WebFetch", "WebSearch", "Write"].iter().map(|n| tool(n)).collect();
+    let mut deferred = tool("DeferredToolPlaceholder");
+    deferred["defer_loading"] = json!(true);
+    tools.push(deferred);
+    json!({
+        "model": "claude-opus-5-5",
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>\nAs you answer the user's questions, you can use the following context: …\n</system-reminder>\n"},
+                {"type": "text", "text": "say hi"}]},
+            {"role": "system", "content": [{"type": "text", "text": "<env>\nWorking directory: /tmp/w\nPlatform: linux\n</env>\nDeferred tools: NotebookEdit, WebFetch"}]}
+        ],
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328.abc; cc_entrypoint=sdk-cli;"},
+            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "You are an interactive agent that helps users with software engineering tasks.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "tools": tools,
+        "metadata": {"user_id": "{\"device_id\":\"9f1c\",\"account_uuid\":\"\",\"session_id\":\"5b7e\"}"},
+        "max_tokens": 128000,
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "medium"},
+        "stream": true
+    })
+}
+
+#[test]
+fn reads_claude_codes_default_model_request() {
+    let body = claude_code_default_request();
+    let r = read(&body).unwrap();
+    assert_eq!(r.model, "anthropic/claude-opus-5.5", "the 5.x default resolves by the general rule");
+    assert_eq!((r.max_output, r.limit_fields, r.stream), (Some(128000), (true, false), true), "adaptive thinking is output within max_tokens");
+    assert!(r.cache_writes);
+    let prints = r.prints.expect("fingerprinted");
+    // 2 messages (the system one counts like any) + the system prompt, 12 tools (the deferred one too), fixed.
+    assert_eq!(prints.allowance, 3 * 16 + 12 * 64 + 512);
+    assert_eq!(r.prompt_bound, body.to_string().len() as u64 + prints.allowance, "every byte counts, the system message's too");
+    assert_eq!(prints.boundaries[0].messages, 2);
+}
+
+#[test]
+fn claude_codes_other_shapes_are_read_too() {
+    // 4.x: everything in one user message, thinking with a budget and `display`; the non-streaming re-send.
+    let mut sonnet = claude_code_default_request();
+    sonnet["model"] = json!("claude-sonnet-4-5");
+    sonnet["max_tokens"] = json!(32000);
+    sonnet["thinking"] = json!({"type": "enabled", "budget_tokens": 31999, "display": "omitted"});
+    sonnet["messages"] = json!([{"role": "user", "content": [{"type": "text", "text": "say hi", "cache_control": {"type": "ephemeral"}}]}]);
+    sonnet.as_object_mut().unwrap().remove("output_config");
+    assert_eq!(read(&sonnet).unwrap().model, "anthropic/claude-sonnet-4.5");
+    let mut fallback = claude_code_default_request();
+    fallback["stream"] = json!(false);
+    fallback["max_tokens"] = json!(64000);
+    assert_eq!(read(&fallback).unwrap().max_output, Some(64000));
+    // An id it does not recognise, a system message as a plain string, `MAX_THINKING_TOKENS=0`.
+    let mut other = claude_code_default_request();
+    other["model"] = json!("openai/gpt-4o-mini");
+    other["messages"][1]["content"] = json!("<env>Platform: linux</env>");
+    other["output_config"] = json!({"effort": "high"});
+    assert_eq!(read(&other).unwrap().model, "openai/gpt-4o-mini", "a catalogue id passes unchanged");
+    other["thinking"] = json!({"type": "disabled"});
+    assert!(read(&other).is_ok());
+}
+
+#[test]
+fn claude_codes_extra_fields_are_type_checked() {
+    let with = |field: &str, value: Value| {
+        let mut body = claude_code_default_request();
+        body[field] = value;
+        body
+    };
+    refused(&with("context_management", json!("clear")), "`context_management` must be an object");
+    refused(&with("output_config", json!("medium")), "`output_config` must be an object");
+    refused(&with("thinking", json!({"type": "adaptive", "display": 1})), "`thinking.display` must be a string");
+    refused(&with("metadata", json!({"user_id": 5})), "`metadata.user_id` must be a string");
+    let mut body = claude_code_default_request();
+    body["messages"][1] = json!({"role": "system", "content": [{"type": "tool_use", "id": "u", "name": "f", "input": {}}]});
+    refused(&body, "messages[1]: a `system` message holds text");
 }
