@@ -35,17 +35,22 @@ fn claude_code_turn() -> Value {
 
 #[test]
 fn reads_what_claude_code_sends() {
-    let body = claude_code_turn();
-    let r = read(&body).unwrap();
+    let r = read_whole(&claude_code_turn(), (3, 2));
     assert_eq!(r.model, "anthropic/claude-sonnet-4.5", "the Anthropic id resolves to the catalogue's");
-    assert_eq!((r.max_output, r.limit_fields, r.stream, r.n), (Some(32000), (true, false), true, 1));
+    assert_eq!((r.max_output, r.limit_fields, r.stream, r.n, r.images), (Some(32000), (true, false), true, 1, 0));
+}
+
+/// `body` read with every byte counted and chat's allowance: a turn for the
+/// system prompt and each of its `messages`, one per tool of `tools`; cache
+/// writes asked (`cache_control`).
+fn read_whole(body: &Value, (messages, tools): (u64, u64)) -> ChatRequest {
+    let r = read(body).unwrap();
     assert!(r.cache_writes, "cache_control asks for cache writes");
-    assert_eq!(r.images, 0);
-    let prints = r.prints.expect("fingerprinted");
-    // 3 messages + the system prompt, 2 tools, fixed: the same allowance as chat's.
-    assert_eq!(prints.allowance, 4 * 16 + 2 * 64 + 512);
+    let prints = r.prints.clone().expect("fingerprinted");
+    assert_eq!(prints.allowance, (messages + 1) * 16 + tools * 64 + 512);
     assert_eq!(r.prompt_bound, body.to_string().len() as u64 + prints.allowance, "every byte of the body counts");
-    assert_eq!(prints.boundaries[0].messages, 3);
+    assert_eq!(u64::from(prints.boundaries[0].messages), messages);
+    r
 }
 
 #[test]
@@ -209,16 +214,10 @@ fn claude_code_default_request() -> Value {
 
 #[test]
 fn reads_claude_codes_default_model_request() {
-    let body = claude_code_default_request();
-    let r = read(&body).unwrap();
+    // The `system` message counts like any; the deferred tool too.
+    let r = read_whole(&claude_code_default_request(), (2, 12));
     assert_eq!(r.model, "anthropic/claude-opus-5.5", "the 5.x default resolves by the general rule");
     assert_eq!((r.max_output, r.limit_fields, r.stream), (Some(128000), (true, false), true), "adaptive thinking is output within max_tokens");
-    assert!(r.cache_writes);
-    let prints = r.prints.expect("fingerprinted");
-    // 2 messages (the system one counts like any) + the system prompt, 12 tools (the deferred one too), fixed.
-    assert_eq!(prints.allowance, 3 * 16 + 12 * 64 + 512);
-    assert_eq!(r.prompt_bound, body.to_string().len() as u64 + prints.allowance, "every byte counts, the system message's too");
-    assert_eq!(prints.boundaries[0].messages, 2);
 }
 
 #[test]
