@@ -1,12 +1,13 @@
 //! `POST /v1/messages` bodies (Anthropic Messages) read for the quote, like
 //! chat's: `max_tokens` is required and is the ceiling (thinking tokens are
 //! output tokens within it); text, images, tool calls and results and
-//! thinking blocks are bounded by their bytes; what the provider bills per
-//! use or reads from storage (server tools, MCP servers, PDFs, files) is
-//! refused, 400 naming it. Anthropic-native model ids resolve to catalogue
-//! ids (`model_aliases`).
+//! thinking blocks are bounded by their bytes, and so is what Claude Code
+//! adds (`role: "system"` messages, `context_management`, `output_config`,
+//! deferred tools); what the provider bills per use or reads from storage
+//! (server tools, MCP servers, PDFs, files) is refused, 400 naming it.
+//! Anthropic-native model ids resolve to catalogue ids (`model_aliases`).
 
-use super::model_aliases::openrouter_id;
+use super::model_aliases::catalogue_id;
 use super::prompt_tally::{check_types, refuse_fields, Common, Kind, PromptTally};
 use crate::chat_request::{invalid, json_object, output_limit, ChatRequest, RequestError};
 use crate::prompt_prefix::Conversation;
@@ -31,6 +32,8 @@ const TYPES: &[(&str, Kind)] = &[
     ("metadata", Kind::Object),
     ("tool_choice", Kind::Object),
     ("service_tier", Kind::String),
+    ("context_management", Kind::Object),
+    ("output_config", Kind::Object),
 ];
 
 pub(super) fn read(body: &[u8]) -> Result<ChatRequest, RequestError> {
@@ -43,6 +46,9 @@ pub(super) fn read(body: &[u8]) -> Result<ChatRequest, RequestError> {
     let max_tokens = output_limit(obj, "max_tokens")?
         .ok_or_else(|| invalid("`max_tokens` is required: the most output tokens the reply may use, thinking included (the hold covers them)"))?;
     check_types(obj, TYPES)?;
+    if obj.get("metadata").and_then(|m| m.get("user_id")).is_some_and(|id| !id.is_null() && !id.is_string()) {
+        return Err(invalid("`metadata.user_id` must be a string"));
+    }
     check_thinking(obj, max_tokens)?;
     let messages = match obj.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
@@ -60,14 +66,19 @@ pub(super) fn read(body: &[u8]) -> Result<ChatRequest, RequestError> {
 }
 
 fn resolved(model: String) -> String {
-    openrouter_id(&model).map_or(model, str::to_string)
+    catalogue_id(&model).into_owned()
 }
 
 /// `thinking`: enabled with a budget below `max_tokens` (Anthropic's rule:
 /// the budget is spent within the ceiling, so the hold already covers it),
-/// disabled, or adaptive.
+/// disabled, or adaptive (no budget: the model spends what it needs, still
+/// within `max_tokens`). `display` (`omitted`, `summarized`) only shapes
+/// what the reply shows.
 fn check_thinking(obj: &Map<String, Value>, max_tokens: u64) -> Result<(), RequestError> {
     let Some(thinking) = obj.get("thinking").filter(|t| !t.is_null()) else { return Ok(()) };
+    if thinking.get("display").is_some_and(|d| !d.is_null() && !d.is_string()) {
+        return Err(invalid("`thinking.display` must be a string"));
+    }
     match thinking.get("type").and_then(Value::as_str) {
         Some("enabled") => match thinking.get("budget_tokens").and_then(Value::as_u64) {
             Some(budget) if budget < max_tokens => Ok(()),
@@ -85,10 +96,7 @@ fn read_system(system: Option<&Value>, tally: &mut PromptTally) -> Result<(), Re
         Some(Value::String(s)) => tally.text(s),
         Some(Value::Array(blocks)) => {
             for block in blocks {
-                match (block.get("type").and_then(Value::as_str), block.get("text").and_then(Value::as_str)) {
-                    (Some("text"), Some(text)) => tally.text(text),
-                    _ => return Err(malformed()),
-                }
+                tally.text(text_block(block).ok_or_else(malformed)?);
             }
         }
         Some(_) => return Err(malformed()),
@@ -97,20 +105,38 @@ fn read_system(system: Option<&Value>, tally: &mut PromptTally) -> Result<(), Re
     Ok(())
 }
 
+/// A `user`, `assistant` or `system` message. Claude Code sends its
+/// environment and deferred tool list as `system` messages after the user's
+/// (5.x models): text, counted like any message's.
 fn read_message(message: &Value, tally: &mut PromptTally) -> Result<(), String> {
     let obj = message.as_object().ok_or("each message must be an object")?;
-    match obj.get("role").and_then(Value::as_str) {
-        Some("user" | "assistant") => {}
-        Some(other) => return Err(format!("role `{other}` is not a Messages role: use `user` or `assistant` (system text goes in the top-level `system`)")),
+    let system = match obj.get("role").and_then(Value::as_str) {
+        Some("user" | "assistant") => false,
+        Some("system") => true,
+        Some(other) => return Err(format!("role `{other}` is not a Messages role: use `user`, `assistant` or `system`")),
         None => return Err("`role` is required".into()),
-    }
+    };
     tally.turn();
     match obj.get("content") {
         Some(Value::String(s)) => tally.text(s),
+        Some(Value::Array(blocks)) if system => {
+            for block in blocks {
+                tally.text(text_block(block).ok_or("a `system` message holds text: a string or an array of text blocks")?);
+            }
+        }
         Some(Value::Array(blocks)) => blocks.iter().try_for_each(|b| read_block(b, tally, false))?,
         _ => return Err("`content` must be a string or an array of content blocks".into()),
     }
     Ok(())
+}
+
+/// The text of a `{"type": "text", "text": …}` block (`cache_control` and
+/// the like beside it are bounded by their bytes).
+fn text_block(block: &Value) -> Option<&str> {
+    match block.get("type").and_then(Value::as_str) {
+        Some("text") => block.get("text").and_then(Value::as_str),
+        _ => None,
+    }
 }
 
 /// One content block. `nested`: inside a `tool_result`, where only text,
@@ -160,8 +186,9 @@ fn read_block(block: &Value, tally: &mut PromptTally, nested: bool) -> Result<()
     Ok(())
 }
 
-/// Client tools (`name`, `input_schema`) only: tools Anthropic runs or
-/// defines are billed per use or add a provider-side prompt no bound covers.
+/// Client tools (`name`, `input_schema`; `defer_loading` ones too, counted
+/// whole though the provider may load them later) only: tools Anthropic runs
+/// or defines are billed per use or add a provider-side prompt no bound covers.
 fn read_tools(tools: Option<&Value>, tally: &mut PromptTally) -> Result<(), RequestError> {
     let tools = match tools {
         None | Some(Value::Null) => return Ok(()),

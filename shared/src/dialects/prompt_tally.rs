@@ -43,10 +43,16 @@ impl PromptTally {
     }
 
     pub fn tools(&mut self, tools: &[Value]) {
-        self.tools += tools.len() as u64;
         for tool in tools {
-            self.json(tool);
+            self.tool(tool, 1);
         }
+    }
+
+    /// A tool definition that offers `held` tools (a Responses `namespace`
+    /// offers the function tools it holds): each gets the template allowance.
+    pub fn tool(&mut self, definition: &Value, held: u64) {
+        self.tools += held;
+        self.json(definition);
     }
 
     /// An image part: its payload leaves the byte bound, the hold prices it per image.

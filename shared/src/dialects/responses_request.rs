@@ -6,7 +6,8 @@
 //! references, provider files, background responses) is refused, 400 saying
 //! what to send instead; `store` is accepted and forwarded, but nothing is
 //! stored. Hosted tools and file or audio inputs are billed in ways no bound
-//! covers: refused, naming them.
+//! covers: refused, naming them. Function and custom tools are served, and
+//! so are Codex's `namespace` tools (a named group of function tools).
 
 use super::prompt_tally::{check_types, refuse_fields, Common, Kind, PromptTally};
 use crate::chat_request::{invalid, json_object, output_limit, ChatRequest, RequestError};
@@ -18,7 +19,21 @@ use serde_json::{Map, Value};
 const CONVERSATION: Conversation = Conversation {
     tag: b"dexto-prompt-prints-v1/responses\0",
     field: "input",
-    neutral: &["max_output_tokens", "stream", "stream_options", "temperature", "top_p", "store", "metadata", "user", "include", "prompt_cache_key", "safety_identifier"],
+    // `client_metadata`: Codex's ids, new turn ids every turn; never the prompt.
+    neutral: &[
+        "max_output_tokens",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_p",
+        "store",
+        "metadata",
+        "client_metadata",
+        "user",
+        "include",
+        "prompt_cache_key",
+        "safety_identifier",
+    ],
 };
 const STATELESS: &str = "this gateway is stateless, like OpenRouter's Responses API, and stores nothing";
 const REFUSED: &[(&str, &str)] = &[
@@ -36,6 +51,8 @@ const TYPES: &[(&str, Kind)] = &[
     ("store", Kind::Bool),
     ("parallel_tool_calls", Kind::Bool),
     ("metadata", Kind::Object),
+    ("client_metadata", Kind::Object),
+    ("prompt_cache_key", Kind::String),
     ("reasoning", Kind::Object),
     ("text", Kind::Object),
     ("include", Kind::Strings),
@@ -144,8 +161,9 @@ fn read_part(part: &Value, tally: &mut PromptTally) -> Result<(), String> {
     Ok(())
 }
 
-/// Function and custom tools only: hosted tools are billed per call (or run
-/// beyond the gateway), which no bound covers.
+/// Function and custom tools, and namespaces of them (counted as the tools
+/// they hold): hosted tools are billed per call (or run beyond the gateway),
+/// which no bound covers.
 fn read_tools(obj: &Map<String, Value>, tally: &mut PromptTally) -> Result<(), RequestError> {
     let tools = match obj.get("tools") {
         None | Some(Value::Null) => return Ok(()),
@@ -153,18 +171,37 @@ fn read_tools(obj: &Map<String, Value>, tally: &mut PromptTally) -> Result<(), R
         Some(_) => return Err(invalid("`tools` must be an array")),
     };
     for (i, tool) in tools.iter().enumerate() {
-        match tool.get("type").and_then(Value::as_str) {
-            Some("function" | "custom") => {}
-            Some(other) => {
-                return Err(invalid(format!(
-                    "tools[{i}]: `{other}` tools are not supported: hosted tools (web search, file search, code interpreter, image generation, \
-                     computer use, remote MCP, local shell) are billed per call or run beyond this gateway, which cannot be priced before the call; \
-                     offer function tools instead"
-                )))
+        let at = format!("tools[{i}]");
+        let held = match tool.get("type").and_then(Value::as_str) {
+            Some("namespace") => match tool.get("tools") {
+                Some(Value::Array(inner)) => {
+                    inner.iter().enumerate().try_for_each(|(j, t)| check_function_tool(t, &format!("{at}.tools[{j}]")))?;
+                    inner.len() as u64
+                }
+                _ => return Err(invalid(format!("{at}: a `namespace` needs `tools`, an array of function tools"))),
+            },
+            _ => {
+                check_function_tool(tool, &at)?;
+                1
             }
-            None => return Err(invalid(format!("tools[{i}] needs a `type` (\"function\")"))),
-        }
+        };
+        tally.tool(tool, held);
     }
-    tally.tools(tools);
     Ok(())
+}
+
+fn check_function_tool(tool: &Value, at: &str) -> Result<(), RequestError> {
+    match tool.get("type").and_then(Value::as_str) {
+        Some("function" | "custom") => Ok(()),
+        Some(web @ ("web_search" | "web_search_preview")) => Err(invalid(format!(
+            "{at}: `{web}` tools are not supported: hosted tools are billed per call beyond what the gateway can bound; \
+             remove it (Codex CLI: web_search = \"disabled\" in config.toml)"
+        ))),
+        Some(other) => Err(invalid(format!(
+            "{at}: `{other}` tools are not supported: hosted tools (web search, file search, code interpreter, image generation, \
+             computer use, remote MCP, local shell) are billed per call or run beyond this gateway, which cannot be priced before the call; \
+             offer function tools instead"
+        ))),
+        None => Err(invalid(format!("{at} needs a `type` (\"function\")"))),
+    }
 }

@@ -35,17 +35,22 @@ fn claude_code_turn() -> Value {
 
 #[test]
 fn reads_what_claude_code_sends() {
-    let body = claude_code_turn();
-    let r = read(&body).unwrap();
+    let r = read_whole(&claude_code_turn(), (3, 2));
     assert_eq!(r.model, "anthropic/claude-sonnet-4.5", "the Anthropic id resolves to the catalogue's");
-    assert_eq!((r.max_output, r.limit_fields, r.stream, r.n), (Some(32000), (true, false), true, 1));
+    assert_eq!((r.max_output, r.limit_fields, r.stream, r.n, r.images), (Some(32000), (true, false), true, 1, 0));
+}
+
+/// `body` read with every byte counted and chat's allowance: a turn for the
+/// system prompt and each of its `messages`, one per tool of `tools`; cache
+/// writes asked (`cache_control`).
+fn read_whole(body: &Value, (messages, tools): (u64, u64)) -> ChatRequest {
+    let r = read(body).unwrap();
     assert!(r.cache_writes, "cache_control asks for cache writes");
-    assert_eq!(r.images, 0);
-    let prints = r.prints.expect("fingerprinted");
-    // 3 messages + the system prompt, 2 tools, fixed: the same allowance as chat's.
-    assert_eq!(prints.allowance, 4 * 16 + 2 * 64 + 512);
+    let prints = r.prints.clone().expect("fingerprinted");
+    assert_eq!(prints.allowance, (messages + 1) * 16 + tools * 64 + 512);
     assert_eq!(r.prompt_bound, body.to_string().len() as u64 + prints.allowance, "every byte of the body counts");
-    assert_eq!(prints.boundaries[0].messages, 3);
+    assert_eq!(u64::from(prints.boundaries[0].messages), messages);
+    r
 }
 
 #[test]
@@ -124,7 +129,7 @@ fn malformed_bodies_are_refused_with_what_to_do() {
         (json!({"max_tokens": 10, "messages": []}), "`model` is required"),
         (ok("messages", json!([])), "must not be empty"),
         (ok("messages", json!("hi")), "`messages` must be an array"),
-        (ok("messages", json!([{"role": "system", "content": "x"}])), "top-level `system`"),
+        (ok("messages", json!([{"role": "tool", "content": "x"}])), "role `tool` is not a Messages role"),
         (ok("messages", json!([{"content": "x"}])), "`role` is required"),
         (ok("messages", json!([{"role": "user", "content": 5}])), "`content` must be a string or an array"),
         (ok("messages", json!([{"role": "user", "content": [{"text": "x"}]}])), "needs a `type`"),
@@ -170,4 +175,87 @@ fn the_next_turn_is_bounded_by_the_count_of_the_last() {
     let suffix = next.boundaries.iter().find(|b| b.messages == 1).unwrap().suffix_bytes;
     assert_eq!(bound.tokens, 300 + suffix + next.allowance + crate::prompt_prefix::JUNCTION_TOKENS);
     assert!(bound.tokens < next.text_bytes + next.allowance, "below the byte bound");
+}
+
+/// Claude Code 2.1.328's request for its default (5.x) models, as recorded
+/// (docs/agent-clients.md): a billing-header system block and two cached
+/// ones, a `user` message then a `system` one (environment, deferred tool
+/// list), adaptive thinking with `display`, `output_config.effort`,
+/// `context_management`, `metadata.user_id` as a JSON string, client tools
+/// of which one is deferred.
+fn claude_code_default_request() -> Value {
+    let tool = |name: &str| json!({"name": name, "description": format!("{name} tool"), "input_schema": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"], "additionalProperties": false, "$schema": "http://json-schema.org/draft-07/schema#"}});
+    let mut tools: Vec<Value> = ["Agent", "Bash", "Edit", "Glob", "Grep", "Read", "Skill", "TodoWrite", "WebFetch", "WebSearch", "Write"].iter().map(|n| tool(n)).collect();
+    let mut deferred = tool("DeferredToolPlaceholder");
+    deferred["defer_loading"] = json!(true);
+    tools.push(deferred);
+    json!({
+        "model": "claude-opus-5-5",
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>\nAs you answer the user's questions, you can use the following context: …\n</system-reminder>\n"},
+                {"type": "text", "text": "say hi"}]},
+            {"role": "system", "content": [{"type": "text", "text": "<env>\nWorking directory: /tmp/w\nPlatform: linux\n</env>\nDeferred tools: NotebookEdit, WebFetch"}]}
+        ],
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328.abc; cc_entrypoint=sdk-cli;"},
+            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "You are an interactive agent that helps users with software engineering tasks.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "tools": tools,
+        "metadata": {"user_id": "{\"device_id\":\"9f1c\",\"account_uuid\":\"\",\"session_id\":\"5b7e\"}"},
+        "max_tokens": 128000,
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "medium"},
+        "stream": true
+    })
+}
+
+#[test]
+fn reads_claude_codes_default_model_request() {
+    // The `system` message counts like any; the deferred tool too.
+    let r = read_whole(&claude_code_default_request(), (2, 12));
+    assert_eq!(r.model, "anthropic/claude-opus-5.5", "the 5.x default resolves by the general rule");
+    assert_eq!((r.max_output, r.limit_fields, r.stream), (Some(128000), (true, false), true), "adaptive thinking is output within max_tokens");
+}
+
+#[test]
+fn claude_codes_other_shapes_are_read_too() {
+    // 4.x: everything in one user message, thinking with a budget and `display`; the non-streaming re-send.
+    let mut sonnet = claude_code_default_request();
+    sonnet["model"] = json!("claude-sonnet-4-5");
+    sonnet["max_tokens"] = json!(32000);
+    sonnet["thinking"] = json!({"type": "enabled", "budget_tokens": 31999, "display": "omitted"});
+    sonnet["messages"] = json!([{"role": "user", "content": [{"type": "text", "text": "say hi", "cache_control": {"type": "ephemeral"}}]}]);
+    sonnet.as_object_mut().unwrap().remove("output_config");
+    assert_eq!(read(&sonnet).unwrap().model, "anthropic/claude-sonnet-4.5");
+    let mut fallback = claude_code_default_request();
+    fallback["stream"] = json!(false);
+    fallback["max_tokens"] = json!(64000);
+    assert_eq!(read(&fallback).unwrap().max_output, Some(64000));
+    // An id it does not recognise, a system message as a plain string, `MAX_THINKING_TOKENS=0`.
+    let mut other = claude_code_default_request();
+    other["model"] = json!("openai/gpt-4o-mini");
+    other["messages"][1]["content"] = json!("<env>Platform: linux</env>");
+    other["output_config"] = json!({"effort": "high"});
+    assert_eq!(read(&other).unwrap().model, "openai/gpt-4o-mini", "a catalogue id passes unchanged");
+    other["thinking"] = json!({"type": "disabled"});
+    assert!(read(&other).is_ok());
+}
+
+#[test]
+fn claude_codes_extra_fields_are_type_checked() {
+    let with = |field: &str, value: Value| {
+        let mut body = claude_code_default_request();
+        body[field] = value;
+        body
+    };
+    refused(&with("context_management", json!("clear")), "`context_management` must be an object");
+    refused(&with("output_config", json!("medium")), "`output_config` must be an object");
+    refused(&with("thinking", json!({"type": "adaptive", "display": 1})), "`thinking.display` must be a string");
+    refused(&with("metadata", json!({"user_id": 5})), "`metadata.user_id` must be a string");
+    let mut body = claude_code_default_request();
+    body["messages"][1] = json!({"role": "system", "content": [{"type": "tool_use", "id": "u", "name": "f", "input": {}}]});
+    refused(&body, "messages[1]: a `system` message holds text");
 }

@@ -125,3 +125,91 @@ fn malformed_bodies_are_refused_with_what_to_do() {
         refused(&body, needle);
     }
 }
+
+/// Codex CLI 0.169.0's request, as recorded (docs/agent-clients.md): four
+/// `message` items with ids (2 developer, 2 user), 7 function tools, a
+/// `namespace` of 5 more, the hosted `web_search`, and the fields it sends
+/// every turn; no `max_output_tokens`, `instructions` or `metadata`.
+fn codex_request() -> Value {
+    let function = |name: &str| json!({"type": "function", "name": name, "description": format!("{name} tool"), "strict": false,
+        "parameters": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"], "additionalProperties": false}});
+    let mut tools: Vec<Value> = ["exec_command", "write_stdin", "request_user_input", "view_image", "get_goal", "create_goal", "update_goal"].iter().map(|n| function(n)).collect();
+    let agents: Vec<Value> = ["spawn_agent", "send_input", "resume_agent", "wait", "close_agent"].iter().map(|n| function(n)).collect();
+    tools.push(json!({"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents", "tools": agents}));
+    tools.push(json!({"type": "web_search", "external_web_access": false}));
+    let message = |id: &str, role: &str, text: &str| json!({"type": "message", "id": id, "role": role, "content": [{"type": "input_text", "text": text}]});
+    json!({
+        "model": "openai/gpt-4o-mini",
+        "input": [
+            message("msg_1", "developer", "You are Codex, a coding agent based on GPT-5. …"),
+            message("msg_2", "developer", "<permissions instructions>sandbox: workspace-write</permissions instructions>"),
+            message("msg_3", "user", "<environment_context>\n  <cwd>/tmp/w</cwd>\n  <shell>bash</shell>\n</environment_context>"),
+            message("msg_4", "user", "say hi")
+        ],
+        "tools": tools,
+        "tool_choice": "auto",
+        "parallel_tool_calls": true,
+        "reasoning": {"summary": "auto"},
+        "store": false,
+        "stream": true,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "019b-session",
+        "client_metadata": {"session_id": "019b-session", "x-codex-turn-metadata": "{\"turn_id\":\"t1\",\"sandbox\":\"workspace-write\"}"}
+    })
+}
+
+fn without_web_search(mut body: Value) -> Value {
+    body["tools"].as_array_mut().unwrap().retain(|t| t["type"] != "web_search");
+    body
+}
+
+#[test]
+fn reads_codexs_request_once_web_search_is_disabled() {
+    let body = without_web_search(codex_request());
+    let r = read(&body).unwrap();
+    assert_eq!((r.model.as_str(), r.max_output, r.limit_fields, r.stream), ("openai/gpt-4o-mini", None, (false, false), true), "the gateway picks the ceiling");
+    let prints = r.prints.expect("input items are fingerprinted");
+    // 4 items; 7 function tools + the namespace's 5, each counted as a tool; fixed.
+    assert_eq!(prints.allowance, 4 * 16 + 12 * 64 + 512);
+    assert_eq!(r.prompt_bound, body.to_string().len() as u64 + prints.allowance);
+    // gpt-6.1-sol's variant: reasoning effort and context, text verbosity.
+    let mut sol = body.clone();
+    sol["reasoning"] = json!({"effort": "low", "context": "all_turns"});
+    sol["text"] = json!({"verbosity": "low"});
+    assert!(read(&sol).is_ok());
+}
+
+#[test]
+fn codexs_hosted_web_search_is_refused_with_the_config_fix() {
+    let body = codex_request();
+    refused(&body, "tools[8]: `web_search` tools are not supported: hosted tools are billed per call");
+    refused(&body, "remove it (Codex CLI: web_search = \"disabled\" in config.toml)");
+    refused(&with("tools", json!([{"type": "web_search_preview"}])), "web_search = \"disabled\"");
+}
+
+#[test]
+fn a_namespace_holds_function_tools_only() {
+    let namespace = |tools: Value| with("tools", json!([{"type": "namespace", "name": "ns", "tools": tools}]));
+    assert!(read(&namespace(json!([{"type": "custom", "name": "apply_patch"}]))).is_ok());
+    refused(&namespace(json!([{"type": "web_search"}])), "tools[0].tools[0]: `web_search` tools are not supported");
+    refused(&namespace(json!([{"type": "namespace", "name": "inner", "tools": []}])), "tools[0].tools[0]: `namespace` tools are not supported");
+    refused(&namespace(json!({"type": "function"})), "tools[0]: a `namespace` needs `tools`, an array of function tools");
+    refused(&with("client_metadata", json!("ids")), "`client_metadata` must be an object");
+    refused(&with("prompt_cache_key", json!(7)), "`prompt_cache_key` must be a string");
+}
+
+#[test]
+fn codexs_next_turn_is_bounded_by_the_count_of_the_last() {
+    // Each turn resends the conversation with new turn ids in `client_metadata`:
+    // they never reach the prompt, so the last turn's count still bounds this one.
+    let first = without_web_search(codex_request());
+    let mut next = first.clone();
+    next["client_metadata"]["x-codex-turn-metadata"] = json!("{\"turn_id\":\"t2\",\"sandbox\":\"workspace-write\"}");
+    let items = next["input"].as_array_mut().unwrap();
+    items.push(json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}]}));
+    items.push(json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "and now?"}]}));
+    let counted = read(&first).unwrap().prints.unwrap().memo().prints;
+    let counts: Vec<_> = counted.into_iter().map(|print| crate::prompt_prefix::Counted { print, prompt_tokens: 9000 }).collect();
+    let bound = read(&next).unwrap().prints.unwrap().bound_from(&counts).expect("the next turn extends the counted one");
+    assert_eq!(bound.prefix_messages, 4);
+}
