@@ -211,6 +211,9 @@ fn codex_config(base_url: &str) -> String {
     format!(
         r#"# Written by tests/src/agents: Codex on Dexto through one custom provider.
 model_provider = "dexto"
+# Codex's hosted web search is billed per call beyond what Dexto can bound
+# before the call: the gateway refuses it (README, "Coding agents").
+web_search = "disabled"
 
 # Else metrics go to ab.chatgpt.com.
 [analytics]
