@@ -244,6 +244,9 @@ pub struct WalletState {
 pub struct ReattachRequest {
     pub request_id: String,
     pub after: u64,
+    /// The envelope a refusal comes in.
+    #[serde(default)]
+    pub dialect: crate::dialects::Dialect,
 }
 
 #[cfg(test)]

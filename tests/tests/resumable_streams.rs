@@ -158,3 +158,39 @@ fn events_past_the_replay_limit_are_refused_and_the_rest_still_served() {
     assert!(ended_with_bill(&tail));
     settled_once(s, &u, &m);
 }
+
+#[test]
+fn messages_and_responses_streams_resume_in_their_own_dialect() {
+    let s = stack();
+    let u = s.new_user("1");
+    let auth = format!("Bearer {}", u.key);
+    let open = |path: &str, body: Value| {
+        let r = SseReader::open(&format!("{}{path}", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{path}");
+        r
+    };
+    let haiku = "anthropic/claude-haiku-4.5";
+    // Messages: by our request id, after an event id.
+    let r = open("/v1/messages", json!({"model": haiku, "max_tokens": 4, "stream": true, "messages": [{"role": "user", "content": "[[mock:chunk_delay_ms=50]]"}]}));
+    let id = request_id(&r);
+    let all = data_events(&r.collect());
+    let rest = SseReader::get(&format!("{}/v1/messages/{id}/stream", s.base), &[("Authorization", &auth), ("Last-Event-ID", &all[1].0.to_string())]).collect();
+    assert_eq!(data_events(&rest), all[2..].to_vec());
+    let last: Value = serde_json::from_str(sse_data(&rest.last().unwrap().0).unwrap()).unwrap();
+    assert_eq!(last["type"], "message_stop");
+
+    // Responses: OpenAI's contract, by the response id and a sequence number.
+    let r = open("/v1/responses", json!({"model": haiku, "max_output_tokens": 4, "stream": true, "input": "[[mock:chunk_delay_ms=50]]"}));
+    let all = data_events(&r.collect());
+    let created: Value = serde_json::from_str(&all[0].1).unwrap();
+    let response_id = created["response"]["id"].as_str().expect("response id").to_string();
+    let seq = |d: &str| serde_json::from_str::<Value>(d).unwrap()["sequence_number"].as_u64().unwrap();
+    let after = seq(&all[2].1);
+    let rest = SseReader::get(&format!("{}/v1/responses/{response_id}?stream=true&starting_after={after}", s.base), &[("Authorization", &auth)]).collect();
+    let resumed: Vec<u64> = data_events(&rest).iter().map(|(_, d)| seq(d)).collect();
+    assert_eq!(resumed.first(), Some(&(after + 1)), "{resumed:?}");
+    assert_eq!(data_events(&rest), all[3..].to_vec());
+    // A reattach refused in Anthropic's envelope.
+    let gone = send("GET", &format!("{}/v1/messages/req_000000000000000000000000/stream", s.base), &[("x-api-key", &u.key)], None);
+    assert_eq!((gone.status, gone.json()["error"]["type"].as_str()), (404, Some("not_found_error")), "{}", gone.body);
+}

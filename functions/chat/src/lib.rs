@@ -53,7 +53,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let resp = match (req.method(), path.as_str()) {
         (Method::Post, p) if Dialect::from_path(p).is_some() => inference::handle(req, env, ctx, Dialect::from_path(p).expect("matched")).await?,
         (_, p) if Dialect::from_path(p).is_some() => error_response_in(Dialect::from_path(p).expect("matched"), &GatewayError::MethodNotAllowed, None)?,
-        (Method::Get, p) if reattach::request_id(p).is_some() => reattach::handle(req, env, reattach::request_id(p).expect("matched")).await?,
+        (Method::Get, p) if p.matches('/').count() >= 3 && reattach::route(p, &query(&req)).is_some() => {
+            let query = query(&req);
+            let route = reattach::route(p, &query).expect("matched");
+            reattach::handle(req, env, route, &query).await?
+        }
         (Method::Get, p) if p == "/v1/models" || p.starts_with("/v1/models/") => models::handle(req, env, ctx).await?,
         _ => error_response(&GatewayError::NotFound("Unknown path.".into()), None)?,
     };
@@ -69,4 +73,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     cron::run(&env, &event.cron()).await;
     cron_relay::relay(&env, &event.cron()).await;
+}
+
+fn query(req: &Request) -> Vec<(String, String)> {
+    dexto_shared::url_query::pairs(&req.inner().url())
 }

@@ -22,7 +22,7 @@ mod sweep;
 use dexto_shared::caps::tightest;
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::HoldPlan;
-use dexto_shared::http::{error_response, json_response};
+use dexto_shared::http::{error_response_in, json_response};
 use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
 use dexto_shared::wallet::*;
@@ -71,7 +71,7 @@ impl DurableObject for WalletDO {
             "/sweep" => reply(&sweep::run(&self.ledger, true).await),
             "/reattach" => {
                 let r: ReattachRequest = body(&mut req).await?;
-                pipe::reattach(&self.ledger, &r.request_id, r.after).or_else(|e| error_response(&e, None))
+                pipe::reattach(&self.ledger, &r.request_id, r.after).or_else(|e| error_response_in(r.dialect, &e, None))
             }
             "/settle" => self.settle(body(&mut req).await?).await,
             "/release" => self.release(body(&mut req).await?),

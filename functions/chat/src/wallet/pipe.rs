@@ -235,6 +235,12 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
             if !known {
                 if let Some(id) = &meter.seen.generation_id {
                     ex.note_generation(&ex.terms.dialect.generation_id(id));
+                    // Readers may name the stream by the reply's own id (OpenAI's
+                    // Responses contract) or by OpenRouter's generation id.
+                    ex.ledger.replays.alias(&ex.terms.request_id, id);
+                    if let Some(reply_id) = meter.next_event().1 {
+                        ex.ledger.replays.alias(&ex.terms.request_id, reply_id);
+                    }
                 }
             }
             events += 1;

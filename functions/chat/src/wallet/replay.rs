@@ -140,9 +140,22 @@ impl Replays {
         Ok(())
     }
 
-    /// Forgets a stream at once (its owner died: nothing of it survives).
+    /// Also finds stream `request_id` by `alias` (the upstream's response
+    /// id, which OpenAI's Responses clients reattach by).
+    pub fn alias(&self, request_id: &str, alias: &str) {
+        let found = self.0.borrow().get(request_id).cloned();
+        if let Some(b) = found {
+            self.0.borrow_mut().insert(alias.to_string(), b);
+        }
+    }
+
+    /// Forgets a stream at once, under every name (its owner died: nothing
+    /// of it survives).
     pub fn forget(&self, request_id: &str) {
-        self.0.borrow_mut().remove(request_id);
+        let mut streams = self.0.borrow_mut();
+        if let Some(gone) = streams.remove(request_id) {
+            streams.retain(|_, b| !Rc::ptr_eq(&b.stream, &gone.stream));
+        }
     }
 
     /// Forgets ended streams past their retention, then the oldest ended
