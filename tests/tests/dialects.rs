@@ -152,3 +152,44 @@ fn refusals_come_in_each_dialects_envelope() {
     assert_eq!(hosted.status, 400, "{}", hosted.body);
     assert!(hosted.json()["error"]["message"].as_str().unwrap().contains("web_search"), "{}", hosted.body);
 }
+
+#[test]
+fn permission_and_rate_limit_refusals_in_each_dialect() {
+    let s = stack();
+    let u = s.new_user("5");
+    let created = s.admin("POST", &format!("/admin/users/{}/keys", u.id), Some(json!({"name": "gpt only, slow", "rate_limit_per_minute": 1, "allowed_models": ["openai/gpt-4o"]})));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let key = TestUser { key: created.json()["key"].as_str().unwrap().to_string(), id: u.id.clone(), key_id: created.json()["id"].as_str().unwrap().to_string() };
+    let haiku_msg = json!({"model": HAIKU, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    let r = messages(s, &key, &haiku_msg);
+    assert_eq!((r.status, r.json()["error"]["type"].as_str()), (403, Some("permission_error")), "{}", r.body);
+    let r = responses(s, &key, &json!({"model": HAIKU, "max_output_tokens": 8, "input": "hi"}));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("forbidden")), "{}", r.body);
+    // One request a minute: the first passes, the next is refused in each envelope.
+    let gpt_msg = json!({"model": "openai/gpt-4o", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(messages(s, &key, &gpt_msg).status, 200);
+    let r = messages(s, &key, &gpt_msg);
+    assert_eq!((r.status, r.json()["error"]["type"].as_str()), (429, Some("rate_limit_error")), "{}", r.body);
+    assert!(r.header("Retry-After").is_some() && r.header("x-should-retry").is_none(), "a 429 may be retried after Retry-After");
+    let r = responses(s, &key, &json!({"model": "openai/gpt-4o", "max_output_tokens": 8, "input": "hi"}));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (429, Some("rate_limited")), "{}", r.body);
+}
+
+#[test]
+fn a_dropped_stream_in_each_dialect_is_billed_for_the_upstream_usage() {
+    let s = stack();
+    for (path, body) in [
+        ("/v1/messages", json!({"model": HAIKU, "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "[[mock:chunk_delay_ms=150,tokens=10]]"}]})),
+        ("/v1/responses", json!({"model": HAIKU, "max_output_tokens": 10, "stream": true, "input": "[[mock:chunk_delay_ms=150,tokens=10]]"})),
+    ] {
+        let u = s.new_user("5");
+        let auth = format!("Bearer {}", u.key);
+        let mut reader = integration_tests::SseReader::open(&format!("{}{path}", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes());
+        while !reader.next_event().expect("an event").0.contains("delta") {}
+        drop(reader); // gone after the first delta
+        let user = s.eventually_user(&u.id, "the dropped stream's settlement", |v| v["usage_totals"]["requests"] == 1);
+        let row = &user["recent_usage"][0];
+        assert_eq!((row["cancelled"].as_i64(), row["completion_tokens"].as_i64(), row["price_basis"].as_str()), (Some(1), Some(10), Some("reported_cost")), "{path}: {row}");
+        let (_, _, _) = one_row(s, &u);
+    }
+}
