@@ -48,6 +48,11 @@ fn chat_body(stream: bool) -> String {
     .to_string()
 }
 
+/// Chat's body is also a valid Messages body (`max_tokens`, `messages`).
+fn responses_body(stream: bool) -> String {
+    json!({"model": "openai/gpt-4o-mini", "max_output_tokens": 8, "stream": stream, "input": "benchmark prompt of ordinary length"}).to_string()
+}
+
 fn main() {
     let n = env_number("BENCH_N", 300) as usize;
     let seconds = env_number("BENCH_SECONDS", 10);
@@ -72,10 +77,23 @@ fn main() {
 
     let mut table = table::Table::default();
     let (gateway, bare) = (Target::gateway(&stack), Target::floor(&floor, "latency"));
+    let mut chat_added = Vec::new();
     for (label, figure, stream) in [("non-stream total", "non-stream added", false), ("stream time-to-first-byte", "stream TTFB added", true)] {
         let added = latency::run(&agent, label, &[&gateway, &bare], (&mock.0, mock.1), &chat_body(stream), n, stream);
         table.add(&format!("{figure} p50"), "ms", added[0].p50, added[1].p50);
         table.add(&format!("{figure} p99"), "ms", added[0].p99, added[1].p99);
+        chat_added.push((figure, added[0].p50, added[0].p99));
+    }
+    // The other APIs, each against the mock's own endpoint for it, beside chat's figures above.
+    let mut dialects = table::Table::titled(["figure", "dialect", "chat", "dialect ÷ chat"]);
+    for (name, path, body) in [("messages", "/messages", chat_body as fn(bool) -> String), ("responses", "/responses", responses_body)] {
+        let target = Target::gateway_at(&stack, &format!("/v1{path}"));
+        for (stream, (figure, chat_p50, chat_p99)) in [false, true].into_iter().zip(&chat_added) {
+            let label = format!("/v1{path} {}", if stream { "TTFB" } else { "total" });
+            let added = latency::run(&agent, &label, &[&target], (&format!("{}{path}", stack.mock), MOCK_AUTH), &body(stream), n, stream);
+            dialects.add(&format!("{name} {figure} p50"), "ms", added[0].p50, *chat_p50);
+            dialects.add(&format!("{name} {figure} p99"), "ms", added[0].p99, *chat_p99);
+        }
     }
 
     let clients = 32;
@@ -91,6 +109,9 @@ fn main() {
     println!();
     table.print();
     println!("(n = {n} per latency series, interleaved with the mock; {clients} clients × {seconds} s per target; 50 streams × 4 rounds per target; 2-core local workerd)");
+    println!();
+    dialects.print();
+    println!("(each API's own series against the mock's endpoint for it; chat's from the series above)");
     println!();
 
     // BENCH_USAGE=0 skips the usage figures (seeding 150k ledger rows takes minutes).

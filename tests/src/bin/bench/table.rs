@@ -2,12 +2,23 @@
 //! (tools/bench-floor), and gateway ÷ floor. Absolute times on a loaded
 //! machine are noise; a ratio measured in one run is comparable across runs.
 
-#[derive(Default)]
 pub struct Table {
+    header: [&'static str; 4],
     rows: Vec<[String; 4]>,
 }
 
+impl Default for Table {
+    fn default() -> Table {
+        Table::titled(["figure", "gateway", "floor", "gateway ÷ floor"])
+    }
+}
+
 impl Table {
+    /// A table of figures compared with another column (e.g. a dialect's with chat's).
+    pub fn titled(header: [&'static str; 4]) -> Table {
+        Table { header, rows: Vec::new() }
+    }
+
     /// A figure in `unit` (`"ms"`, `"req/s"`, …) with its ratio.
     pub fn add(&mut self, figure: &str, unit: &str, gateway: f64, floor: f64) {
         // An added latency at or below zero (noise) has no meaningful ratio.
@@ -21,7 +32,7 @@ impl Table {
     }
 
     pub fn print(&self) {
-        let header = ["figure", "gateway", "floor", "gateway ÷ floor"].map(String::from);
+        let header = self.header.map(String::from);
         let width = |c: usize| self.rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0);
         let widths = [width(0), width(1), width(2), width(3)];
         let line = |r: &[String; 4]| {

@@ -45,11 +45,16 @@ pub struct Target<'a> {
 impl<'a> Target<'a> {
     /// The gateway, as a new user with $100 of credit; settled = its usage rows.
     pub fn gateway(stack: &'a Stack) -> Self {
+        Target::gateway_at(stack, "/v1/chat/completions")
+    }
+
+    /// The gateway at another API's path (`/v1/messages`, `/v1/responses`).
+    pub fn gateway_at(stack: &'a Stack, path: &str) -> Self {
         let user = stack.new_user("100");
         let id = user.id.clone();
         Target {
             name: "gateway",
-            url: format!("{}/v1/chat/completions", stack.base),
+            url: format!("{}{path}", stack.base),
             auth: format!("Bearer {}", user.key),
             settled: Box::new(move || stack.user(&id)["usage_totals"]["requests"].as_u64().expect("usage_totals.requests")),
         }
