@@ -193,3 +193,4 @@ fn a_dropped_stream_in_each_dialect_is_billed_for_the_upstream_usage() {
         let (_, _, _) = one_row(s, &u);
     }
 }
+

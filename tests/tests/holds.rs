@@ -296,3 +296,31 @@ fn a_restart_mid_stream_is_settled_from_the_generation_record_on_the_same_state(
     assert_eq!((again.json()["settled"].as_u64(), again.json()["provisional"].as_u64()), (Some(0), Some(0)));
     assert_eq!(s.user(&u.id)["usage_totals"]["requests"], 1, "exactly once");
 }
+
+#[test]
+fn a_messages_exchange_whose_owner_dies_is_settled_from_the_generation_record() {
+    let s = stack();
+    let u = s.new_user("5");
+    let body = json!({"model": "anthropic/claude-haiku-4.5", "max_tokens": 40, "stream": true, "messages": [{"role": "user", "content": "[[mock:tokens=20,chunk_delay_ms=30]]"}]});
+    let auth = format!("Bearer {}", u.key);
+    let sse = integration_tests::SseReader::open(
+        &format!("{}/v1/messages", s.base),
+        &[("Authorization", &auth), ("Content-Type", "application/json"), ("X-Dexto-Test-Die-After-Events", "3")],
+        body.to_string().as_bytes(),
+    );
+    let events = sse.collect();
+    assert!(events.iter().all(|(e, _)| !e.contains("dexto-cost")), "the dead owner sent no bill: {events:?}");
+    let data = |e: &str| e.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string);
+    let start: Value = events.iter().find_map(|(e, _)| serde_json::from_str::<Value>(&data(e)?).ok().filter(|v| v["type"] == "message_start")).expect("message_start");
+    // `msg_gen-…` wraps OpenRouter's generation id, which the sweep looks up.
+    let generation = start["message"]["id"].as_str().unwrap().strip_prefix("msg_").expect("msg_gen-…").to_string();
+    let user = s.settled_user(&u.id, 1);
+    let row = user["recent_usage"][0].clone();
+    let price = row["user_price_micros"].as_i64().unwrap();
+    assert_eq!(user["balance_micros"], 5_000_000 - price);
+    let record = integration_tests::get_with(&format!("{}/generation?id={generation}", s.mock), &[("Authorization", "Bearer test")]).json()["data"].clone();
+    assert_eq!((row["completion_tokens"].clone(), row["api"].as_str()), (record["tokens_completion"].clone(), Some("messages")), "{row}");
+    let cost = dexto_shared::money::Picos::parse_usd(&record["total_cost"].to_string()).unwrap().ceil_micros();
+    assert_eq!(price, cost.0, "exact, from the upstream's record");
+    assert!(s.log_line(&["chat.completion", "\"settled_by\":\"sweep\"", &generation]).contains("\"billing_status\":\"billed\""));
+}
