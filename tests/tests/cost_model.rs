@@ -113,14 +113,14 @@ fn each_kind_of_chat_request_makes_only_the_operations_it_needs() {
     let broke = s.new_user("0");
     // Warm: keys, allow-list, catalogue and upstream key cached in the
     // isolate, both wallet objects created, first key-use projected.
-    non_stream(&s, &paying);
-    stream(&s, &paying);
-    refused(&s, &broke);
+    non_stream(s, &paying);
+    stream(s, &paying);
+    refused(s, &broke);
 
     let measured = [
-        ("non-stream", measure(&s, || non_stream(&s, &paying))),
-        ("stream", measure(&s, || stream(&s, &paying))),
-        ("refused (402)", measure(&s, || refused(&s, &broke))),
+        ("non-stream", measure(s, || non_stream(s, &paying))),
+        ("stream", measure(s, || stream(s, &paying))),
+        ("refused (402)", measure(s, || refused(s, &broke))),
     ];
     println!("| request | Worker requests | service calls | DO requests | DO statements | DO rows read / written | alarm sets | D1 queries / rows read / written | KV reads | AE points | subrequests | platform $ per million |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");

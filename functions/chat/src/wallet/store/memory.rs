@@ -12,6 +12,7 @@
 use super::WalletRow;
 use dexto_shared::caps::Cap;
 use dexto_shared::money::Micros;
+use dexto_shared::prompt_prefix::Counted;
 use std::collections::{HashMap, HashSet};
 
 /// An open hold as admission needs it.
@@ -38,6 +39,8 @@ pub struct Memory {
     pub outbox_len: Option<u64>,
     /// Keys' last use: key → (used at, projected at).
     pub key_use: Option<HashMap<String, (i64, i64)>>,
+    /// Counted prompts by (key, model), most recent first (store/prompts.rs).
+    pub counted: HashMap<(String, String), Vec<Counted>>,
     /// When old spend windows and surplus counted prompts were last pruned.
     pub spend_pruned_at: i64,
     pub prompts_pruned_at: i64,

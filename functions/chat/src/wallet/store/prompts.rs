@@ -14,10 +14,28 @@ use worker::Result;
 /// the last eight prompts of a key and model — an agent and its sub-agents.
 const PER_KEY_MODEL: i64 = 24;
 const TOTAL: i64 = 96;
+/// Keys and models whose fingerprints the object keeps in memory.
+const MEMORY_SLOTS: usize = 32;
 
 impl Store {
     /// The fingerprints remembered for a key and model, most recent first.
+    /// Mirrored in memory per key and model (admission asks on every turn of
+    /// an agent loop): read once, then kept as `remember_prompt` writes.
     pub fn counted_prompts(&self, key_id: &str, model: &str) -> Result<Vec<Counted>> {
+        let slot = (key_id.to_string(), model.to_string());
+        if let Some(known) = self.mem.borrow().counted.get(&slot) {
+            return Ok(known.clone());
+        }
+        let read = self.read_counted_prompts(key_id, model)?;
+        let mut mem = self.mem.borrow_mut();
+        if mem.counted.len() >= MEMORY_SLOTS {
+            mem.counted.clear(); // bounded: the busiest keys and models come back with one read
+        }
+        mem.counted.insert(slot, read.clone());
+        Ok(read)
+    }
+
+    fn read_counted_prompts(&self, key_id: &str, model: &str) -> Result<Vec<Counted>> {
         #[derive(Deserialize)]
         struct Row {
             print: String,
@@ -53,6 +71,17 @@ impl Store {
             ),
             values,
         )?;
+        if let Some(known) = self.mem.borrow_mut().counted.get_mut(&(key_id.to_string(), model.to_string())) {
+            // As the upsert did: the smaller count, now the most recent.
+            for print in prints.iter().rev() {
+                let count = match known.iter().position(|c| &c.print == print) {
+                    Some(i) => known.remove(i).prompt_tokens.min(prompt_tokens),
+                    None => prompt_tokens,
+                };
+                known.insert(0, Counted { print: print.clone(), prompt_tokens: count });
+            }
+            known.truncate(PER_KEY_MODEL as usize);
+        }
         // The bounds are kept by pruning at most once a minute per incarnation:
         // between prunings a busy object holds a few rows more, never fewer.
         if now_ms - self.mem.borrow().prompts_pruned_at < 60_000 {
