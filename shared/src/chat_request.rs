@@ -1,7 +1,7 @@
 //! Validation of `POST /v1/chat/completions` bodies. The body is forwarded to
 //! the upstream as sent (OpenRouter-only fields untouched) except for the
 //! output limit, which is set to the ceiling the hold covers
-//! (`with_output_limit`). This module reads what billing needs and refuses what
+//! (`dialects::set_output_limit`). This module reads what billing needs and refuses what
 //! cannot be priced before the call, before any hold or upstream call.
 //! The readers of the other API dialects (`dialects/`) produce the same
 //! `ChatRequest` for the quote, with the field readers defined here.
@@ -140,20 +140,6 @@ impl ChatRequest {
             cache_writes: has_key(&json, "cache_control"),
         })
     }
-
-    /// The body to forward with its output limit set to `limit` (the ceiling
-    /// the hold covers). Untouched when the client already asked for exactly
-    /// that; a single splice when it set no limit (the common case, and cheap
-    /// on large bodies); otherwise re-serialised with one `max_tokens`.
-    pub fn with_output_limit(&self, body: &[u8], limit: u64) -> Vec<u8> {
-        set_output_limit(body, self.limit_fields, self.max_output, limit)
-    }
-}
-
-/// `ChatRequest::with_output_limit` for a body parsed elsewhere (the wallet
-/// object gets the fields it needs, not the parsed request).
-pub fn set_output_limit(body: &[u8], limit_fields: (bool, bool), asked: Option<u64>, limit: u64) -> Vec<u8> {
-    crate::dialects::set_output_limit(crate::dialects::Dialect::Chat, body, limit_fields, asked, limit)
 }
 
 /// The body as a JSON object, at most `MAX_BODY_BYTES` (every dialect's first check).
@@ -355,20 +341,6 @@ mod tests {
             }
         }
         assert!(parse(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"plugins":[]}"#).is_ok());
-    }
-
-    #[test]
-    fn the_forwarded_body_carries_the_held_ceiling() {
-        let forwarded = |body: &str, limit: u64| -> Value {
-            let r = parse(body).unwrap();
-            serde_json::from_slice(&r.with_output_limit(body.as_bytes(), limit)).unwrap()
-        };
-        let none = forwarded(r#" {"model":"m","messages":[{"role":"user","content":"x"}]}"#, 900);
-        assert_eq!(none["max_tokens"], 900);
-        let same = r#"{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"x"}]}"#;
-        assert_eq!(parse(same).unwrap().with_output_limit(same.as_bytes(), 50), same.as_bytes());
-        let lowered = forwarded(r#"{"model":"m","max_completion_tokens":5000,"max_tokens":9,"messages":[{"role":"user","content":"x"}]}"#, 700);
-        assert_eq!((lowered["max_tokens"].as_u64(), lowered.get("max_completion_tokens")), (Some(700), None));
     }
 
     #[test]

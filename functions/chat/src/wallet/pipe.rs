@@ -1,13 +1,14 @@
 //! Streaming exchanges: the wallet object reads the upstream itself and
-//! forwards each complete SSE event to the client through a bounded pipe.
-//! The backlog is bounded, not the event (`sse::queue_admits`): a client that
-//! stops reading is cut off once `BUFFER_LIMIT` bytes wait for it, while one
-//! event of up to `sse::MAX_EVENT_BYTES` (an image in base64) still passes to
-//! a client that reads; the upstream is drained and billed either way, and
-//! memory per stream stays bounded. At the end the bill goes out as an SSE
+//! forwards each complete SSE event to its readers, each through a bounded
+//! pipe (client_pipe.rs: a client that stops reading is cut off once
+//! `BUFFER_LIMIT` bytes wait for it, while one event up to
+//! `sse::MAX_EVENT_BYTES` — an image in base64 — still passes to one that
+//! reads); the upstream is drained and billed either way, and memory per
+//! stream stays bounded. At the end the bill goes out as an SSE
 //! comment before `[DONE]`:
 //! `: dexto-cost usd=0.000123 cents=0.0123 credits_remaining_cents=987 request_id=req_…`
 
+use super::client_pipe::{ClientPipe, BUFFER_LIMIT};
 use super::held::Exchange;
 use super::replay::{Broadcast, ReplayConfig, Refusal};
 use crate::metering::Outcome;
@@ -15,145 +16,9 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
 use dexto_shared::dialects::{DialectMeter, StreamFailure};
-use dexto_shared::sse::{queue_admits, EventKind, SseSplitter};
+use dexto_shared::sse::{EventKind, SseSplitter};
 use futures::StreamExt;
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use worker::{ByteStream, Response};
-
-/// Bytes of ordinary events that may wait for a slow client before it is cut
-/// off (one larger event may wait on top: `sse::queue_admits`).
-pub const BUFFER_LIMIT: usize = 1024 * 1024;
-
-#[derive(Default)]
-struct Queue {
-    /// Bytes of ordinary events that may wait (`BUFFER_LIMIT`, more for a
-    /// reader that reattached: its backlog arrives at once).
-    limit: usize,
-    items: VecDeque<Vec<u8>>,
-    bytes: usize,
-    /// The largest event queued since the queue was last empty.
-    largest: usize,
-    peak: usize,
-    /// No more items: the writer finished, or the client was cut off.
-    closed: bool,
-    cut: bool,
-    /// The client's side was dropped (it disconnected).
-    reader_gone: bool,
-    waker: Option<Waker>,
-}
-
-/// The writer's end.
-#[derive(Clone)]
-pub struct ClientPipe(Rc<RefCell<Queue>>);
-
-/// The response body's end.
-struct ClientStream(Rc<RefCell<Queue>>);
-
-impl ClientPipe {
-    fn new() -> (ClientPipe, ClientStream) {
-        ClientPipe::with_limit(BUFFER_LIMIT)
-    }
-
-    fn with_limit(limit: usize) -> (ClientPipe, ClientStream) {
-        let q = Rc::new(RefCell::new(Queue { limit, ..Queue::default() }));
-        (ClientPipe(q.clone()), ClientStream(q))
-    }
-
-    /// Queues bytes for the client; false once the client is gone or cut off.
-    pub fn send(&self, bytes: Vec<u8>) -> bool {
-        let mut q = self.0.borrow_mut();
-        if q.closed || q.reader_gone {
-            return false;
-        }
-        if !queue_admits(q.bytes, q.largest, bytes.len(), q.limit) {
-            // Not reading: drop what waits and end its stream with an error.
-            cut_queue(&mut q);
-            return false;
-        }
-        q.bytes += bytes.len();
-        q.largest = q.largest.max(bytes.len());
-        q.peak = q.peak.max(q.bytes);
-        q.items.push_back(bytes);
-        if let Some(w) = q.waker.take() {
-            w.wake();
-        }
-        true
-    }
-
-    /// Ends the client's stream with an error (an event it can never get).
-    pub fn cut_off(&self) {
-        let mut q = self.0.borrow_mut();
-        if !q.closed && !q.reader_gone {
-            cut_queue(&mut q);
-        }
-    }
-
-    pub fn close(&self) {
-        let mut q = self.0.borrow_mut();
-        q.closed = true;
-        if let Some(w) = q.waker.take() {
-            w.wake();
-        }
-    }
-
-    pub fn present(&self) -> bool {
-        let q = self.0.borrow();
-        !q.cut && !q.reader_gone
-    }
-
-    fn stats(&self) -> (usize, bool) {
-        let q = self.0.borrow();
-        (q.peak, q.cut)
-    }
-}
-
-/// Drops what waits and ends the client's stream with an error.
-fn cut_queue(q: &mut Queue) {
-    q.items.clear();
-    q.bytes = 0;
-    q.closed = true;
-    q.cut = true;
-    if let Some(w) = q.waker.take() {
-        w.wake();
-    }
-}
-
-impl futures::Stream for ClientStream {
-    type Item = Result<Vec<u8>, worker::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut q = self.0.borrow_mut();
-        if let Some(item) = q.items.pop_front() {
-            q.bytes -= item.len();
-            if q.items.is_empty() {
-                q.largest = 0;
-            }
-            return Poll::Ready(Some(Ok(item)));
-        }
-        if q.cut {
-            q.cut = false; // report once, then end
-            return Poll::Ready(Some(Err(worker::Error::RustError("client too slow: stream cut off".into()))));
-        }
-        if q.closed {
-            return Poll::Ready(None);
-        }
-        q.waker = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl Drop for ClientStream {
-    fn drop(&mut self) {
-        let mut q = self.0.borrow_mut();
-        q.reader_gone = true;
-        q.items.clear();
-        q.bytes = 0;
-    }
-}
 
 /// The client's streaming response; the pump runs on in the object. If the
 /// stream cannot be set up, nothing was delivered: the hold is released and

@@ -9,7 +9,7 @@
 //! this object. Memory only: a stream whose object died cannot resume (its
 //! upstream connection died with it; the sweep bills it).
 
-use super::pipe::ClientPipe;
+use super::client_pipe::ClientPipe;
 use dexto_shared::sse::with_event_id;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
