@@ -50,18 +50,24 @@ fn timed(agent: &ureq::Agent, url: &str, auth: &str, body: &str, stream: bool) -
     }
 }
 
-/// `n` rounds (after 20 unmeasured) of `body` to every target and to the mock
+/// Unmeasured rounds first: V8 compiles a Worker's wasm with its baseline
+/// compiler and tiers hot functions up while it runs, so the first few
+/// hundred requests of a Rust Worker are slower than its steady state (a JS
+/// Worker warms sooner). Both targets get the same rounds.
+const WARM_UP: usize = 200;
+
+/// `n` rounds (after `WARM_UP` unmeasured) of `body` to every target and to the mock
 /// (`mock_url`, `mock_auth`); prints each target's figures and returns its added latency.
 pub fn run(agent: &ureq::Agent, label: &str, targets: &[&Target], (mock_url, mock_auth): (&str, &str), body: &str, n: usize, stream: bool) -> Vec<Added> {
     let endpoints: Vec<(&str, &str)> = targets.iter().map(|t| (t.url.as_str(), t.auth.as_str())).chain([(mock_url, mock_auth)]).collect();
     let mut samples = vec![Vec::with_capacity(n); endpoints.len()];
     let mut timings: Vec<Vec<Phases>> = vec![Vec::new(); endpoints.len()];
-    for round in 0..20 + n {
+    for round in 0..WARM_UP + n {
         for k in 0..endpoints.len() {
             let i = (round + k) % endpoints.len();
             let (url, auth) = endpoints[i];
             let (took, hold) = timed(agent, url, auth, body, stream);
-            if round >= 20 {
+            if round >= WARM_UP {
                 samples[i].push(took);
                 if !hold.is_empty() {
                     timings[i].push(hold);
