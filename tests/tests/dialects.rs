@@ -194,3 +194,21 @@ fn a_dropped_stream_in_each_dialect_is_billed_for_the_upstream_usage() {
     }
 }
 
+
+#[test]
+fn an_upstream_that_breaks_mid_stream_is_reported_in_each_dialects_own_event() {
+    let s = stack();
+    for (path, body, frame) in [
+        ("/v1/messages", json!({"model": HAIKU, "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "[[mock:drop_after=3]]"}]}), "event: error\n"),
+        ("/v1/responses", json!({"model": HAIKU, "max_output_tokens": 10, "stream": true, "input": "[[mock:drop_after=3]]"}), "event: response.failed\n"),
+    ] {
+        let u = s.new_user("5");
+        let auth = format!("Bearer {}", u.key);
+        let events = integration_tests::SseReader::open(&format!("{}{path}", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes()).collect();
+        let failure = events.iter().find(|(e, _)| e.contains(frame)).unwrap_or_else(|| panic!("{path}: no `{frame}` in {events:?}"));
+        assert!(failure.0.contains("closed the stream early"), "{path}: {}", failure.0);
+        assert!(events.last().is_some_and(|(e, _)| e.starts_with(": dexto-cost usd=")), "{path}: billed after the failure: {events:?}");
+        let user = s.eventually_user(&u.id, "settlement", |v| v["usage_totals"]["requests"] == 1);
+        assert_eq!(user["open_holds"], json!([]), "{path}");
+    }
+}
