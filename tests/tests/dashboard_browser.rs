@@ -277,6 +277,7 @@ fn the_usage_chart_draws_real_rows_and_every_page_renders() {
     b.goto(&format!("{}/dashboard/usage?model=openai%2Fgpt-4o-mini", s.base));
     assert_eq!(b.count("#usage tbody tr"), 2, "filtered by model");
     assert!(b.text("#usage tbody tr td:nth-child(3)").starts_with("chart (dxk_"), "keys are named");
+    assert_eq!(b.text("#usage tbody tr td:nth-child(8)"), "chat", "the API the client spoke");
     let key_id = created.json()["data"]["id"].as_str().unwrap().to_string();
     b.goto(&format!("{}/dashboard/usage?key={key_id}", s.base));
     assert_eq!(b.count("#usage tbody tr"), 3, "filtered by key");

@@ -40,7 +40,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         .flatten()
         .map(|r| {
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
                 esc(r["timestamp"].as_str().unwrap_or("")),
                 esc(r["model"].as_str().unwrap_or("")),
                 esc(&key_name(r["key_id"].as_str().unwrap_or(""))),
@@ -48,10 +48,12 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
                 r["output_tokens"].as_i64().unwrap_or(0),
                 show_usd(&r["user_price_usd"]),
                 esc(r["billing_status"].as_str().unwrap_or("")),
+                esc(r["api"].as_str().unwrap_or("chat")),
             )
         })
         .collect();
-    let headers = ["Time (UTC)", "Model", "Key", "Input tokens", "Output tokens", "Cost", "Status"];
+    // API: which interface the client spoke (chat, messages, responses).
+    let headers = ["Time (UTC)", "Model", "Key", "Input tokens", "Output tokens", "Cost", "Status", "API"];
     let table = layout::table("usage", &headers, &rows, "No usage yet for these filters.");
     let next = match history["next_cursor"].as_str() {
         Some(c) => format!(r#"<p><a id="next-page" href="/dashboard/usage?{}cursor={}">Older entries</a></p>"#, esc(&amp_join(&filters)), esc(&encode(c))),
