@@ -44,27 +44,18 @@ fn measure(s: &Stack, request: impl Fn()) -> Ops {
             quiet_ops(s).since(&before)
         })
         .collect();
-    let median = |f: fn(&Ops) -> u64| {
-        let mut v: Vec<u64> = samples.iter().map(f).collect();
-        v.sort_unstable();
-        v[v.len() / 2]
-    };
-    Ops {
-        worker_requests: median(|o| o.worker_requests),
-        service_calls: median(|o| o.service_calls),
-        do_requests: median(|o| o.do_requests),
-        do_statements: median(|o| o.do_statements),
-        do_rows_read: median(|o| o.do_rows_read),
-        do_rows_written: median(|o| o.do_rows_written),
-        do_alarm_sets: median(|o| o.do_alarm_sets),
-        d1_queries: median(|o| o.d1_queries),
-        d1_rows_read: median(|o| o.d1_rows_read),
-        d1_rows_written: median(|o| o.d1_rows_written),
-        kv_reads: median(|o| o.kv_reads),
-        kv_writes: median(|o| o.kv_writes),
-        analytics_points: median(|o| o.analytics_points),
-        subrequests: median(|o| o.subrequests),
-    }
+    // Field by field, through the counters' JSON form (every field a count).
+    let as_map = |o: &Ops| serde_json::to_value(o).expect("ops").as_object().expect("object").clone();
+    let maps: Vec<_> = samples.iter().map(as_map).collect();
+    let median: serde_json::Map<String, Value> = maps[0]
+        .keys()
+        .map(|k| {
+            let mut v: Vec<u64> = maps.iter().map(|m| m[k].as_u64().expect("count")).collect();
+            v.sort_unstable();
+            (k.clone(), v[v.len() / 2].into())
+        })
+        .collect();
+    serde_json::from_value(Value::Object(median)).expect("ops")
 }
 
 fn body(stream: bool) -> Value {

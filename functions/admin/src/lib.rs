@@ -11,14 +11,14 @@ mod settlements;
 mod users;
 
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{bearer_token, constant_time_eq, error_response};
+use dexto_shared::http::error_response;
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 pub type AdminResult = std::result::Result<Response, GatewayError>;
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let result = match authorize(&req, &env) {
+    let result = match dexto_shared::auth::admin(req.headers(), &env) {
         Ok(()) => route(&mut req, &env).await,
         Err(e) => Err(e),
     };
@@ -28,19 +28,6 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         error_response(&err, None)
     })
-}
-
-fn authorize(req: &Request, env: &Env) -> std::result::Result<(), GatewayError> {
-    let expected = env.secret("ADMIN_TOKEN").map(|s| s.to_string()).unwrap_or_default();
-    if expected.len() < 16 {
-        // An unset or trivially short token disables the admin API rather than opening it.
-        return Err(GatewayError::Forbidden("The admin API is not configured.".into()));
-    }
-    let presented = bearer_token(req.headers()).ok_or(GatewayError::MissingAuth)?;
-    if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-        return Err(GatewayError::InvalidAuth);
-    }
-    Ok(())
 }
 
 async fn route(req: &mut Request, env: &Env) -> AdminResult {

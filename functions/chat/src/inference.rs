@@ -136,9 +136,11 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
 /// The headers to authenticate: a Messages client may send its key as
 /// `x-api-key` (Anthropic's SDKs and `ANTHROPIC_API_KEY`) instead of a bearer token.
 pub fn auth_headers(headers: &Headers, dialect: Dialect) -> Headers {
-    let x_api_key = headers.get("x-api-key").ok().flatten().filter(|_| dialect == Dialect::Messages);
-    match x_api_key {
-        Some(key) if !headers.has("Authorization").unwrap_or(false) => {
+    if dialect != Dialect::Messages || headers.has("Authorization").unwrap_or(false) {
+        return headers.clone();
+    }
+    match headers.get("x-api-key").ok().flatten() {
+        Some(key) => {
             let h = Headers::new();
             let _ = h.set("Authorization", &format!("Bearer {}", key.trim()));
             h

@@ -5,14 +5,12 @@
 //! here in production (the zone routes only `/v1/*` to this Worker).
 
 use dexto_shared::error::GatewayError;
-use dexto_shared::http::{bearer_token, error_response, json_response};
-use dexto_shared::secret::constant_time_eq;
+use dexto_shared::http::{error_response, json_response};
 use worker::{Env, Request, Response, Result};
 
 pub fn handle(req: &Request, env: &Env) -> Result<Response> {
-    let expected = env.secret("ADMIN_TOKEN").map(|s| s.to_string()).unwrap_or_default();
-    let presented = bearer_token(req.headers()).unwrap_or_default();
-    if expected.len() < 16 || !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+    if dexto_shared::auth::admin(req.headers(), env).is_err() {
+        // Not for callers without the operator's token: as if it were not there.
         return error_response(&GatewayError::NotFound("Unknown path.".into()), None);
     }
     json_response(200, &serde_json::json!({"ops": dexto_shared::ops::snapshot(), "busy": dexto_shared::ops::busy_now()}))

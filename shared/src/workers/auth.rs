@@ -143,3 +143,18 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
 fn internal(e: worker::Error) -> GatewayError {
     GatewayError::Internal(format!("key lookup: {e}"))
 }
+
+/// The operator's `ADMIN_TOKEN` as a bearer token (compared in constant time).
+/// An unset or trivially short token disables what it guards rather than
+/// opening it.
+pub fn admin(headers: &Headers, env: &Env) -> Result<(), GatewayError> {
+    let expected = env.secret("ADMIN_TOKEN").map(|s| s.to_string()).unwrap_or_default();
+    if expected.len() < 16 {
+        return Err(GatewayError::Forbidden("The admin API is not configured.".into()));
+    }
+    let presented = bearer_token(headers).ok_or(GatewayError::MissingAuth)?;
+    if !crate::secret::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+        return Err(GatewayError::InvalidAuth);
+    }
+    Ok(())
+}

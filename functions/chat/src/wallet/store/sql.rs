@@ -3,7 +3,6 @@
 //! operation counters (shared/src/workers/ops.rs). Same calls as `SqlStorage`.
 
 use serde::de::DeserializeOwned;
-use std::cell::Cell;
 use worker::{Result, SqlCursor, SqlStorage, SqlStorageValue};
 
 pub struct Sql(SqlStorage);
@@ -13,41 +12,32 @@ impl Sql {
         Sql(sql)
     }
 
-    /// Runs `query`. A statement that returns no rows has run to its end here;
-    /// the rows a query returns are counted as they are read.
+    /// Runs `query`. Its rows read and written are counted once, when the
+    /// cursor is dropped: by then a write has run and a query's rows were read.
     pub fn exec(&self, query: &str, bindings: impl Into<Option<Vec<SqlStorageValue>>>) -> Result<Rows> {
-        let rows = Rows { cursor: self.0.exec(query, bindings)?, counted: Cell::new((0, 0)) };
         dexto_shared::ops::count(|o| o.do_statements += 1);
-        rows.tally();
-        Ok(rows)
+        Ok(Rows(self.0.exec(query, bindings)?))
     }
 }
 
-pub struct Rows {
-    cursor: SqlCursor,
-    /// Rows read and written already counted for this cursor.
-    counted: Cell<(usize, usize)>,
-}
+pub struct Rows(SqlCursor);
 
 impl Rows {
     pub fn to_array<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
-        let rows = self.cursor.to_array();
-        self.tally();
-        rows
+        self.0.to_array()
     }
 
     pub fn one<T: DeserializeOwned>(&self) -> Result<T> {
-        let row = self.cursor.one();
-        self.tally();
-        row
+        self.0.one()
     }
+}
 
-    fn tally(&self) {
-        let (read, written) = (self.cursor.rows_read(), self.cursor.rows_written());
-        let (r0, w0) = self.counted.replace((read, written));
+impl Drop for Rows {
+    fn drop(&mut self) {
+        let (read, written) = (self.0.rows_read() as u64, self.0.rows_written() as u64);
         dexto_shared::ops::count(|o| {
-            o.do_rows_read += (read - r0) as u64;
-            o.do_rows_written += (written - w0) as u64;
+            o.do_rows_read += read;
+            o.do_rows_written += written;
         });
     }
 }
