@@ -93,7 +93,7 @@ fn a_cli_loop_on_five_cents_runs_on_counted_prefixes_and_never_overspends() {
                 settled += 1;
                 assert_covered(&turn);
                 if t > 0 {
-                    s.log_line(&["hold.prompt_bound", &turn.request_id]);
+                    s.log_line(&["chat.completion", "\"prompt_bound\":{\"byte_bound\":", &turn.request_id]);
                     assert!(turn.prompt_bound() * 3 < byte_bound(&body), "counted {} vs bytes {}", turn.prompt_bound(), byte_bound(&body));
                     assert!(today_least > before, "the byte bound would have refused turn {t} at {before} µ$");
                 }

@@ -42,6 +42,12 @@ fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// `BENCH_PARTS` (comma-separated: latency, dialects, throughput, hot, usage)
+/// runs only those parts, for iterating on one figure; unset runs all.
+fn part(name: &str) -> bool {
+    std::env::var("BENCH_PARTS").map_or(true, |parts| parts.split(',').any(|p| p.trim() == name))
+}
+
 fn chat_body(stream: bool) -> String {
     json!({"model": "openai/gpt-4o-mini", "max_tokens": 8, "stream": stream,
         "messages": [{"role": "user", "content": "benchmark prompt of ordinary length"}]})
@@ -78,7 +84,8 @@ fn main() {
     let mut table = table::Table::default();
     let (gateway, bare) = (Target::gateway(&stack), Target::floor(&floor, "latency"));
     let mut chat_added = Vec::new();
-    for (label, figure, stream) in [("non-stream total", "non-stream added", false), ("stream time-to-first-byte", "stream TTFB added", true)] {
+    let latency_series = if part("latency") || part("dialects") { vec![("non-stream total", "non-stream added", false), ("stream time-to-first-byte", "stream TTFB added", true)] } else { vec![] };
+    for (label, figure, stream) in latency_series {
         let added = latency::run(&agent, label, &[&gateway, &bare], (&mock.0, mock.1), &chat_body(stream), n, stream);
         table.add(&format!("{figure} p50"), "ms", added[0].p50, added[1].p50);
         table.add(&format!("{figure} p99"), "ms", added[0].p99, added[1].p99);
@@ -86,7 +93,8 @@ fn main() {
     }
     // The other APIs, each against the mock's own endpoint for it, beside chat's figures above.
     let mut dialects = table::Table::titled(["figure", "dialect", "chat", "dialect ÷ chat"]);
-    for (name, path, body) in [("messages", "/messages", chat_body as fn(bool) -> String), ("responses", "/responses", responses_body)] {
+    let dialect_series = if part("dialects") { vec![("messages", "/messages", chat_body as fn(bool) -> String), ("responses", "/responses", responses_body)] } else { vec![] };
+    for (name, path, body) in dialect_series {
         let target = Target::gateway_at(&stack, &format!("/v1{path}"));
         for (stream, (figure, chat_p50, chat_p99)) in [false, true].into_iter().zip(&chat_added) {
             let label = format!("/v1{path} {}", if stream { "TTFB" } else { "total" });
@@ -97,14 +105,17 @@ fn main() {
     }
 
     let clients = 32;
-    let tp = throughput::run(&[&Target::gateway(&stack), &Target::floor(&floor, "throughput")], &chat_body(false), clients, seconds);
-    table.add(&format!("one wallet, {clients} clients, settled"), "req/s", tp[0].per_s, tp[1].per_s);
-    table.count("  … errors (failed + unsettled)", tp[0].errors, tp[1].errors);
-
-    let hot = hot_wallet::run(&[&Target::gateway(&stack), &Target::floor(&floor, "hot")], 50, 4);
-    table.add("50 streams, one wallet: TTFB p50", "ms", hot[0].ttfb_p50, hot[1].ttfb_p50);
-    table.add("50 streams, one wallet: TTFB p99", "ms", hot[0].ttfb_p99, hot[1].ttfb_p99);
-    table.add("50 streams, one wallet", "streams/s", hot[0].streams_per_s, hot[1].streams_per_s);
+    if part("throughput") {
+        let tp = throughput::run(&[&Target::gateway(&stack), &Target::floor(&floor, "throughput")], &chat_body(false), clients, seconds);
+        table.add(&format!("one wallet, {clients} clients, settled"), "req/s", tp[0].per_s, tp[1].per_s);
+        table.count("  … errors (failed + unsettled)", tp[0].errors, tp[1].errors);
+    }
+    if part("hot") {
+        let hot = hot_wallet::run(&[&Target::gateway(&stack), &Target::floor(&floor, "hot")], 50, 4);
+        table.add("50 streams, one wallet: TTFB p50", "ms", hot[0].ttfb_p50, hot[1].ttfb_p50);
+        table.add("50 streams, one wallet: TTFB p99", "ms", hot[0].ttfb_p99, hot[1].ttfb_p99);
+        table.add("50 streams, one wallet", "streams/s", hot[0].streams_per_s, hot[1].streams_per_s);
+    }
 
     println!();
     table.print();
@@ -115,7 +126,7 @@ fn main() {
     println!();
 
     // BENCH_USAGE=0 skips the usage figures (seeding 150k ledger rows takes minutes).
-    if std::env::var("BENCH_USAGE").as_deref() != Ok("0") {
+    if std::env::var("BENCH_USAGE").as_deref() != Ok("0") && part("usage") {
         usage::run(&stack, (n / 3).max(20), percentile);
     }
 

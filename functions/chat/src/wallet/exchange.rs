@@ -50,9 +50,9 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
     phases.record("hop", (now_ms() - req.sent_at_ms) as f64);
     phases.resume(clock_ms());
     wallet.ensure_wallet(&req.terms.user_id).await.map_err(internal)?;
-    let (terms, max_tokens, clamped, balance, rate_limit_remaining) = match wallet.admit(req).map_err(internal)? {
+    let (terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound) = match wallet.admit(req).map_err(internal)? {
         Admission::Refused(e) => return Err(e),
-        Admission::Held { terms, max_tokens, clamped, balance, rate_limit_remaining } => (terms, max_tokens, clamped, balance, rate_limit_remaining),
+        Admission::Held { terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound } => (terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound),
     };
     let ledger = wallet.ledger.clone();
     let ex = Exchange {
@@ -68,6 +68,7 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         die_after_events: req.die_after_events,
         phases: RefCell::new(phases),
         generation_noted: Cell::new(false),
+        prompt_bound,
     };
     ex.lap("admit");
     // The sweep must come by if this object dies with the exchange open.
@@ -95,13 +96,15 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         }
     };
     ex.lap("upstream");
-    if let Some(id) = upstream.headers().get("X-Generation-Id").ok().flatten() {
-        ex.note_generation(&id);
-    }
+    // Recorded for the sweep only while the exchange outlasts the turn that
+    // reads the reply (streams: after the first bytes went out; non-stream:
+    // `awaiting_reply`), so the id costs no commit of its own on the way to
+    // the client ("Who settles a hold", generation id).
+    let named = upstream.headers().get("X-Generation-Id").ok().flatten();
     if ex.terms.stream {
-        pipe::start(upstream, ex)
+        pipe::start(upstream, ex, named)
     } else {
-        complete(upstream, ex).await
+        complete(upstream, ex, named).await
     }
 }
 
@@ -123,9 +126,9 @@ async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, call: &up
 
 /// Non-streaming: read the whole upstream body (at most `MAX_REPLY_BYTES`),
 /// settle, reply with the bill.
-async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<Response, GatewayError> {
+async fn complete(mut upstream: Response, ex: Exchange, named: Option<String>) -> std::result::Result<Response, GatewayError> {
     let status = upstream.status_code();
-    let body = match read_reply(&mut upstream).await {
+    let body = match awaiting_reply(read_reply(&mut upstream), &ex, named.as_deref()).await {
         Ok(body) => body,
         Err(Reply::Lost) => {
             // Connection lost before the body: nothing was delivered, nothing is charged.
@@ -134,11 +137,9 @@ async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<R
         }
         Err(Reply::TooLarge(head)) => {
             // The upstream has generated (and billed) it: the sweep settles the
-            // call from its generation record, as if this owner had died. (The
-            // header's id, if any, was recorded when the headers arrived.)
-            let named = upstream.headers().has("X-Generation-Id").unwrap_or(false);
-            if let Some(id) = first_id(&head).filter(|_| !named) {
-                ex.note_generation(&ex.terms.dialect.generation_id(&id));
+            // call from its generation record, as if this owner had died.
+            if let Some(id) = named.or_else(|| first_id(&head).map(|id| ex.terms.dialect.generation_id(&id))) {
+                ex.note_generation(&id);
             }
             ex.leave_to_sweep().await;
             dexto_shared::log::event("chat.reply_too_large", serde_json::json!({"request_id": ex.terms.request_id, "limit_bytes": MAX_REPLY_BYTES}));
@@ -160,6 +161,31 @@ async fn complete(mut upstream: Response, ex: Exchange) -> std::result::Result<R
     let remaining = balance.unwrap_or(ex.balance_at_hold.saturating_sub(charge.user_price));
     headers.set("X-Dexto-Credits-Remaining", &remaining.whole_cents_floor().to_string()).map_err(internal)?;
     Ok(Response::from_bytes(body).map_err(internal)?.with_status(status).with_headers(headers))
+}
+
+/// How long a non-stream reply may take after its headers before its
+/// generation id is recorded for the sweep. OpenRouter sends a non-stream
+/// reply's headers with its body, so the reply is nearly always read (and
+/// settled, with the id) first; an object that dies in this window leaves a
+/// hold without an id, settled like one that died before the headers.
+const NOTE_GENERATION_AFTER_MS: u64 = 100;
+
+/// Reads the reply; records the generation id if that takes longer than
+/// `NOTE_GENERATION_AFTER_MS`.
+async fn awaiting_reply<T>(read: impl std::future::Future<Output = T>, ex: &Exchange, id: Option<&str>) -> T {
+    use futures::future::{select, Either};
+    let Some(id) = id else {
+        return read.await;
+    };
+    let read = std::pin::pin!(read);
+    let timer = std::pin::pin!(worker::Delay::from(std::time::Duration::from_millis(NOTE_GENERATION_AFTER_MS)));
+    match select(read, timer).await {
+        Either::Left((reply, _)) => reply,
+        Either::Right(((), read)) => {
+            ex.note_generation(id);
+            read.await
+        }
+    }
 }
 
 enum Reply {

@@ -35,6 +35,8 @@ pub struct Exchange {
     pub phases: RefCell<Phases>,
     /// Whether the generation id is recorded (it is written once).
     pub generation_noted: Cell<bool>,
+    /// How a remembered prompt count lowered the hold's prompt bound, if it did.
+    pub prompt_bound: Option<Value>,
 }
 
 impl Exchange {
@@ -112,6 +114,9 @@ impl Exchange {
         super::prompt_memory::remember(&self.ledger, &self.terms, outcome.usage.as_ref());
         self.lap("remember");
         extra["phases"] = self.phases.borrow().to_json();
+        if let Some(proof) = &self.prompt_bound {
+            extra["prompt_bound"] = proof.clone();
+        }
         metering::log("owner", &record, &charge, self.terms.hold, balance, extra);
         crate::metrics::settled(&self.ledger.env, &record, "owner");
         (charge, balance)

@@ -41,7 +41,7 @@ use worker::*;
 #[allow(clippy::large_enum_variant)]
 enum Admission {
     Refused(GatewayError),
-    Held { terms: ExchangeTerms, max_tokens: u64, clamped: bool, balance: Micros, rate_limit_remaining: Option<u32> },
+    Held { terms: ExchangeTerms, max_tokens: u64, clamped: bool, balance: Micros, rate_limit_remaining: Option<u32>, prompt_bound: Option<serde_json::Value> },
 }
 
 #[durable_object]
@@ -190,7 +190,7 @@ impl WalletDO {
         let uses = self.store.cap_uses(self.store.caps(Some(&req.terms.key_id))?, req.now_ms)?;
         let cap = tightest(&uses).filter(|c| c.headroom() < available.max(Micros::ZERO));
         let affordable = cap.map_or(available, |c| c.headroom());
-        let tightened = prompt_memory::tightened(&self.store, req)?;
+        let (tightened, prompt_bound) = prompt_memory::tightened(&self.store, req)?.unzip();
         match tightened.as_ref().unwrap_or(&req.quote).plan(affordable) {
             HoldPlan::Insufficient { .. } if cap.is_some() => refuse(GatewayError::SpendCapReached(cap.expect("checked").refusal(req.now_ms))),
             HoldPlan::Insufficient { needed, floor_tokens } => refuse(GatewayError::InsufficientCredits {
@@ -211,6 +211,7 @@ impl WalletDO {
                     clamped,
                     balance: Micros(wallet.balance),
                     rate_limit_remaining: self.limiter.borrow().remaining(),
+                    prompt_bound,
                 })
             }
         }

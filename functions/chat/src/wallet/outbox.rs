@@ -207,9 +207,9 @@ pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
                 ensure_replay(db, entry).await?;
             }
         }
-        // Storage was awaited on D1 only: rows with seq ≤ last are exactly the ones sent
-        // (new entries always get a larger seq), so deleting through `last` is safe.
-        store.drop_outbox_through(last)?;
+        // Storage was awaited on D1 only: pending rows with seq ≤ last are exactly
+        // the ones sent (new entries always get a larger seq).
+        store.mark_projected(last, rows.len() as u64);
         flushed += rows.len();
         if rows.len() < FLUSH_BATCH as usize {
             // That was all of it; entries added while D1 was awaited are seen

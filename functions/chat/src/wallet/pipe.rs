@@ -24,7 +24,7 @@ use worker::{ByteStream, Response};
 /// stream cannot be set up, nothing was delivered: the hold is released and
 /// the request leaves the live set (else every sweep would extend it, and it
 /// would count toward the concurrency limit until the object restarts).
-pub fn start(mut upstream: Response, ex: Exchange) -> Result<Response, GatewayError> {
+pub fn start(mut upstream: Response, ex: Exchange, named: Option<String>) -> Result<Response, GatewayError> {
     let (pipe, reader) = ClientPipe::new();
     let set_up = || -> Result<(ByteStream, Response), GatewayError> {
         let internal = |e: worker::Error| GatewayError::Internal(format!("stream setup: {e}"));
@@ -47,7 +47,7 @@ pub fn start(mut upstream: Response, ex: Exchange) -> Result<Response, GatewayEr
     let status = upstream.status_code();
     let ledger = ex.ledger.clone();
     let broadcast = ledger.replays.open(&ex.terms.request_id, pipe.clone(), replay_config(&ledger.env), now_ms());
-    ledger.spawn(pump(body, pipe, broadcast, ex, status));
+    ledger.spawn(pump(body, pipe, broadcast, ex, status, named));
     Ok(response)
 }
 
@@ -77,8 +77,9 @@ pub fn reattach(ledger: &super::ledger::Ledger, request_id: &str, after: u64) ->
 }
 
 /// Forwards events as they arrive, keeps the hold alive, records the
-/// generation id as soon as it is seen, then settles and sends the bill.
-async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchange, status: u16) {
+/// generation id (the header's once the first bytes are forwarded, else the
+/// first event's), then settles and sends the bill.
+async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchange, status: u16, mut named: Option<String>) {
     let mut splitter = SseSplitter::default();
     let mut meter = DialectMeter::new(ex.terms.dialect);
     let mut interrupted = false;
@@ -117,6 +118,9 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
                 out.end(now_ms());
                 return;
             }
+        }
+        if let Some(id) = named.take() {
+            ex.note_generation(&id);
         }
         if splitter.oversized() > oversized_before {
             // An event beyond the maximum was skipped: the client's stream

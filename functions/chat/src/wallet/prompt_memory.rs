@@ -11,12 +11,13 @@ use dexto_shared::hold::Quote;
 use dexto_shared::http::now_ms;
 use dexto_shared::usage::UpstreamUsage;
 use dexto_shared::wallet::{ExchangeRequest, ExchangeTerms};
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::Result;
 
 /// The request's quote with the tightest bound a remembered count proves,
-/// if that is lower than the byte bound.
-pub fn tightened(store: &Store, req: &ExchangeRequest) -> Result<Option<Quote>> {
+/// if that is lower than the byte bound, and what proved it (for the
+/// request's one log line: `prompt_bound`).
+pub fn tightened(store: &Store, req: &ExchangeRequest) -> Result<Option<(Quote, Value)>> {
     if req.quote.prints.is_none() {
         return Ok(None);
     }
@@ -24,11 +25,8 @@ pub fn tightened(store: &Store, req: &ExchangeRequest) -> Result<Option<Quote>> 
     let Some((quote, bound)) = req.quote.tightened(&counted) else {
         return Ok(None);
     };
-    dexto_shared::log::event(
-        "hold.prompt_bound",
-        json!({"request_id": req.terms.request_id, "byte_bound": req.quote.prompt_tokens, "counted_bound": bound.tokens, "prefix_messages": bound.prefix_messages}),
-    );
-    Ok(Some(quote))
+    let proof = json!({"byte_bound": req.quote.prompt_tokens, "counted_bound": bound.tokens, "prefix_messages": bound.prefix_messages});
+    Ok(Some((quote, proof)))
 }
 
 /// Remembers the upstream's count of this exchange's prompt (owner only: the

@@ -18,17 +18,44 @@ use std::collections::HashMap;
 use worker::Result;
 
 impl Store {
+    /// The oldest entries D1 does not have yet.
     pub fn outbox(&self, limit: i64) -> Result<Vec<OutboxRow>> {
-        self.sql.exec("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", vec![int(limit)])?.to_array()
+        let after = self.mem.borrow().projected_through;
+        self.sql.exec("SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", vec![int(after), int(limit)])?.to_array()
     }
 
+    /// How many entries D1 does not have yet.
     pub fn outbox_len(&self) -> Result<u64> {
         if let Some(n) = self.mem.borrow().outbox_len {
             return Ok(n);
         }
-        let n = self.count("SELECT COUNT(*) AS n FROM outbox")?;
+        let after = self.mem.borrow().projected_through;
+        let n = self.count("SELECT COUNT(*) AS n FROM outbox WHERE seq > ?", vec![int(after)])?;
         self.mem.borrow_mut().outbox_len = Some(n);
         Ok(n)
+    }
+
+    /// Records that D1 has the `count` oldest pending entries, through `seq`.
+    /// Their rows are deleted by the next balance change, in its own
+    /// transaction (`drop_projected`), not by a commit of their own: a row
+    /// that outlives a restart is projected again, and a replayed projection
+    /// changes nothing (outbox.rs).
+    pub fn mark_projected(&self, seq: i64, count: u64) {
+        let mut mem = self.mem.borrow_mut();
+        mem.projected_through = mem.projected_through.max(seq);
+        if let Some(n) = mem.outbox_len.as_mut() {
+            *n = n.saturating_sub(count);
+        }
+    }
+
+    /// Deletes the rows of entries D1 has (see `mark_projected`).
+    pub(super) fn drop_projected(&self) -> Result<()> {
+        let through = self.mem.borrow().projected_through;
+        if through > self.mem.borrow().dropped_through {
+            self.sql.exec("DELETE FROM outbox WHERE seq <= ?", vec![int(through)])?;
+            self.mem.borrow_mut().dropped_through = through;
+        }
+        Ok(())
     }
 
     /// Records that the upstream key's limit must follow `balance` (the sequence
@@ -143,12 +170,6 @@ impl Store {
         if let Some(entry) = self.key_use()?.get_mut(key_id) {
             entry.1 = at;
         }
-        Ok(())
-    }
-
-    pub fn drop_outbox_through(&self, seq: i64) -> Result<()> {
-        self.sql.exec("DELETE FROM outbox WHERE seq <= ?", vec![int(seq)])?;
-        self.mem.borrow_mut().outbox_len = None; // recounted when next asked
         Ok(())
     }
 }

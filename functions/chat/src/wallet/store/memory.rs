@@ -36,7 +36,13 @@ pub struct Memory {
     pub retries: Option<HashMap<String, i64>>,
     /// The pending upstream-limit sync: Some(None) when there is none.
     pub limit_sync: Option<Option<(Micros, i64)>>,
+    /// Outbox entries not yet projected into D1 (seq > `projected_through`).
     pub outbox_len: Option<u64>,
+    /// The last outbox seq D1 has (this incarnation; 0 after a restart, when
+    /// projected entries not yet dropped are projected again, as no-ops).
+    pub projected_through: i64,
+    /// The last outbox seq whose row is deleted.
+    pub dropped_through: i64,
     /// Keys' last use: key → (used at, projected at).
     pub key_use: Option<HashMap<String, (i64, i64)>>,
     /// Counted prompts by (key, model), most recent first (store/prompts.rs).

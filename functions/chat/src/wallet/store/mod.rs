@@ -153,12 +153,12 @@ impl Store {
     }
 
     /// A `SELECT COUNT(*) AS n …` query's answer.
-    fn count(&self, sql: &str) -> Result<u64> {
+    fn count(&self, sql: &str, bindings: Vec<V>) -> Result<u64> {
         #[derive(Deserialize)]
         struct Count {
             n: i64,
         }
-        let c: Count = self.sql.exec(sql, None)?.one()?;
+        let c: Count = self.sql.exec(sql, bindings)?.one()?;
         Ok(c.n as u64)
     }
 
@@ -227,6 +227,7 @@ impl Store {
             vec![reference.into(), int(balance.0), int(now_ms)],
         )?;
         self.sql.exec("INSERT INTO outbox (seq, payload) VALUES (?, ?)", vec![int(seq), payload(seq, balance).into()])?;
+        self.drop_projected()?;
         if let Some(n) = self.mem.borrow_mut().outbox_len.as_mut() {
             *n += 1;
         }
