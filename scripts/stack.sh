@@ -62,5 +62,5 @@ umask 077
     || { cat "$RUN_DIR/migrations.log" >&2; exit 1; }
 
 exec "$WRANGLER" dev "${configs[@]}" \
-    --ip 127.0.0.1 --port "$PORT" --inspector-port 0 --show-interactive-dev-session=false \
+    --ip 127.0.0.1 --port "$PORT" --inspector-port "${INSPECTOR_PORT:-0}" --show-interactive-dev-session=false \
     --persist-to "$RUN_DIR/state" --log-level "${WRANGLER_LOG_LEVEL:-log}" --test-scheduled

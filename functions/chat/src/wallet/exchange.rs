@@ -199,8 +199,9 @@ async fn read_reply(upstream: &mut Response) -> std::result::Result<Vec<u8>, Rep
     use futures::StreamExt;
     let declared = upstream.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|len| len <= MAX_REPLY_BYTES) {
-        // Framed to its declared length: one read instead of one per chunk.
-        return upstream.bytes().await.map_err(|_| Reply::Lost);
+        // Framed to its declared length: one native read instead of one
+        // round trip through a stream reader per chunk.
+        return read_whole(upstream).await.map_err(|_| Reply::Lost);
     }
     let Ok(mut stream) = upstream.stream() else {
         return Ok(Vec::new()); // no body at all
@@ -215,6 +216,20 @@ async fn read_reply(upstream: &mut Response) -> std::result::Result<Vec<u8>, Rep
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The whole body by the runtime's own `arrayBuffer()` (workers-rs reads a
+/// fetched body chunk by chunk through a Rust stream).
+async fn read_whole(upstream: &Response) -> Result<Vec<u8>> {
+    use worker::{js_sys::Uint8Array, wasm_bindgen_futures::JsFuture, web_sys, ResponseBody};
+    match upstream.body() {
+        ResponseBody::Stream(stream) => {
+            let whole = web_sys::Response::new_with_opt_readable_stream(Some(stream))?;
+            Ok(Uint8Array::new(&JsFuture::from(whole.array_buffer()?).await?).to_vec())
+        }
+        ResponseBody::Body(bytes) => Ok(bytes.clone()),
+        ResponseBody::Empty => Ok(Vec::new()),
+    }
 }
 
 /// The generation id at the head of a completion body (`{"id":"gen-…",…`),
