@@ -18,6 +18,9 @@ pub enum Blame {
 pub enum GatewayError {
     MissingAuth,
     InvalidAuth,
+    /// A Sign-In with Ethereum message or signature that does not prove who
+    /// signed it here and now: `code` says which check failed.
+    SignInRefused { code: &'static str, message: String },
     Forbidden(String),
     UserSuspended,
     BadRequest(String),
@@ -52,7 +55,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
-            MissingAuth | InvalidAuth => 401,
+            MissingAuth | InvalidAuth | SignInRefused { .. } => 401,
             InsufficientCredits { .. } => 402,
             // Not 402: every CLI release turns a 402 into "buy credit", which
             // cannot help a frozen wallet or a suspended account.
@@ -95,6 +98,7 @@ impl GatewayError {
         match self {
             MissingAuth => ("authentication_error", "missing_api_key"),
             InvalidAuth => ("authentication_error", "invalid_api_key"),
+            SignInRefused { code, .. } => ("authentication_error", code),
             Forbidden(_) => ("permission_error", "forbidden"),
             UserSuspended => ("permission_error", "account_suspended"),
             BadRequest(_) => ("invalid_request_error", "invalid_request"),
@@ -122,7 +126,7 @@ impl GatewayError {
         match self {
             MissingAuth => "Missing API key: send `Authorization: Bearer <DEXTO_API_KEY>`.".into(),
             InvalidAuth => "Invalid or revoked API key.".into(),
-            Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) | SpendCapReached(m) => m.clone(),
+            Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) | SpendCapReached(m) | SignInRefused { message: m, .. } => m.clone(),
             UserSuspended => "This account is suspended, so its keys cannot be used; adding credit will not lift this. Contact support@dexto.ai.".into(),
             PayloadTooLarge { limit_bytes } => format!("Request body exceeds {limit_bytes} bytes."),
             ModelNotFound(m) => format!("Model `{m}` does not exist or is not available."),

@@ -8,6 +8,7 @@ pub mod apikey;
 pub mod billing;
 pub mod caps;
 pub mod catalogue;
+pub mod chain;
 pub mod chat_request;
 pub mod csv;
 mod decimal;
@@ -51,4 +52,4 @@ pub mod web;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, findings, http, keystore, log, openrouter_keys, session, throttle, wallet_client};
+pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, findings, http, keystore, log, openrouter_keys, session, siwe_auth, throttle, wallet_client};

@@ -12,6 +12,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/keys", "IDENTITY"),
     ("/api/openrouter-key", "IDENTITY"),
     ("/api/auth/device", "IDENTITY"),
+    ("/api/auth/siwe", "IDENTITY"),
     ("/auth/device", "IDENTITY"),
     ("/device", "DASHBOARD"),
     ("/api/billing", "BILLING"),

@@ -7,6 +7,7 @@ mod device;
 mod device_approval;
 mod keys_api;
 mod principal;
+mod siwe;
 
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::error_response;
@@ -56,7 +57,7 @@ pub async fn security_event(req: &Request, env: &Env, user_id: &str, action: &st
 type ApiResultUnit = std::result::Result<(), GatewayError>;
 
 /// Which audit entries a user sees of their own: their security events.
-const OWN_EVENTS: &[&str] = &["key.", "device.", "caps."];
+const OWN_EVENTS: &[&str] = &["key.", "device.", "caps.", "siwe."];
 
 /// `GET /api/audit?cursor=&limit=` (session): the caller's own security
 /// events, newest first (keys created, revoked, rotated; device logins; caps).
@@ -119,6 +120,13 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Get, ["api", "auth", "device", "pending"]) => device_approval::pending(req, env).await,
         (Method::Post, ["api", "auth", "device", "approve"]) => device_approval::decide(req, env, device_approval::Decision::Approve).await,
         (Method::Post, ["api", "auth", "device", "deny"]) => device_approval::decide(req, env, device_approval::Decision::Deny).await,
+        (Method::Get, ["api", "auth", "siwe", "nonce"]) => siwe::nonce(req, env).await,
+        (Method::Post, ["api", "auth", "siwe", "verify"]) => siwe::verify(req, env).await,
+        (Method::Post, ["api", "auth", "siwe", "refresh"]) => siwe::refresh(req, env).await,
+        (Method::Post, ["api", "auth", "siwe", "logout"]) => siwe::logout(req, env).await,
+        (Method::Get, ["api", "auth", "siwe", "addresses"]) => siwe::addresses(req, env).await,
+        (Method::Post, ["api", "auth", "siwe", "link"]) => siwe::link(req, env).await,
+        (Method::Delete, ["api", "auth", "siwe", "addresses", address]) => siwe::unlink(req, env, address).await,
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     }
 }

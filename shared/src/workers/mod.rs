@@ -16,5 +16,6 @@ pub mod log;
 pub mod openrouter_keys;
 pub mod ops;
 pub mod session;
+pub mod siwe_auth;
 pub mod throttle;
 pub mod wallet_client;

@@ -1,4 +1,5 @@
-//! Supabase session authentication (feature `workers`): verifies the access
+//! Session authentication (feature `workers`): a session opened by Sign-In
+//! with Ethereum (`siwe_auth.rs`), or a Supabase one — this verifies the access
 //! token (`jwt.rs`) against the project's JWKS — cached in the isolate for at
 //! most 10 minutes and refetched (at most every 30 s) when a token names an
 //! unknown `kid` — or the legacy HS256 secret, then creates the user on first
@@ -83,6 +84,11 @@ pub async fn authenticate_cli(headers: &worker::Headers, env: &Env) -> Result<Cl
     if crate::device::is_device_token(&token) {
         let (user, grant) = crate::device_token::verify(env, &token).await?;
         return Ok(CliSession { user, device: Some(grant) });
+    }
+    if crate::siwe_auth::is_session_token(&token) {
+        // A session opened by Sign-In with Ethereum (siwe_auth.rs).
+        let (user, _) = crate::siwe_auth::verify(env, &token).await?;
+        return Ok(CliSession { user, device: None });
     }
     let claims = verify_token(&token, env).await?;
     let user = ensure_user(env, &claims.sub, claims.email.as_deref().unwrap_or("")).await?;

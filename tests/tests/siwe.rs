@@ -1,0 +1,158 @@
+//! Sign-In with Ethereum (EIP-4361) through the real stack: a wallet signs a
+//! message over a server nonce and gets a session every control-plane API
+//! accepts; each refusal says which check failed and writes nothing; an
+//! address belongs to one account; sessions refresh and end at once.
+
+use dexto_shared::chain::testing::{siwe_message, TestWallet};
+use integration_tests::{stack, Stack};
+use serde_json::{json, Value};
+
+fn wallet() -> TestWallet {
+    TestWallet::from_hex(&hex_key())
+}
+
+/// A fresh private key per call (tests must not share accounts).
+fn hex_key() -> String {
+    let id = dexto_shared::ids::new_id("");
+    let digest = dexto_shared::chain::keccak256(id.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `(nonce, domain, chain_id)` from the server.
+fn nonce(s: &Stack) -> (String, String, u64) {
+    let r = integration_tests::get(&format!("{}/api/auth/siwe/nonce", s.base));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let n = r.json();
+    (n["nonce"].as_str().unwrap().into(), n["domain"].as_str().unwrap().into(), n["chain_id"].as_u64().unwrap())
+}
+
+fn now_rfc3339() -> String {
+    dexto_shared::time::rfc3339(integration_tests::now_ms())
+}
+
+fn signed_message(s: &Stack, w: &TestWallet) -> (String, String) {
+    let (nonce, domain, chain_id) = nonce(s);
+    let message = siwe_message(&domain, &w.address(), chain_id, &nonce, &now_rfc3339());
+    let signature = w.sign(&message);
+    (message, signature)
+}
+
+fn post(s: &Stack, path: &str, body: &Value, token: Option<&str>) -> integration_tests::client::HttpResponse {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
+    }
+    integration_tests::post(&format!("{}{path}", s.base), &headers, body.to_string().as_bytes())
+}
+
+fn sign_in(s: &Stack, message: &str, signature: &str) -> integration_tests::client::HttpResponse {
+    post(s, "/api/auth/siwe/verify", &json!({"message": message, "signature": signature}), None)
+}
+
+fn refused(r: &integration_tests::client::HttpResponse, code: &str) {
+    assert_eq!(r.status, 401, "{code}: {}", r.body);
+    assert_eq!(r.json()["error"]["code"], code, "{}", r.body);
+}
+
+#[test]
+fn a_wallet_signs_in_to_its_own_account_and_the_session_works_across_the_control_plane() {
+    let s = stack();
+    let w = wallet();
+    let (message, signature) = signed_message(s, &w);
+    let r = sign_in(s, &message, &signature);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let session = r.json();
+    let account = format!("eth:{}", w.address());
+    assert_eq!(session["user"]["id"], account);
+    let token = session["access_token"].as_str().unwrap();
+    // Identity, billing: the same session, like a Supabase one.
+    let key = s.call("POST", "/api/keys", token, Some(json!({"name": "from a wallet"})));
+    assert_eq!(key.status, 200, "{}", key.body);
+    let balance = s.call("GET", "/api/billing/balance", token, None);
+    assert_eq!(balance.status, 200, "{}", balance.body);
+    assert_eq!(s.user(&account)["balance_micros"], 0);
+    // Signing in again is the same account.
+    let (message, signature) = signed_message(s, &w);
+    assert_eq!(sign_in(s, &message, &signature).json()["user"]["id"], account);
+    let addresses = s.call("GET", "/api/auth/siwe/addresses", token, None).json();
+    assert_eq!(addresses["data"][0]["address"], w.address().checksummed());
+}
+
+#[test]
+fn each_refusal_names_its_check_and_writes_nothing() {
+    let s = stack();
+    let w = wallet();
+    let (nonce, domain, chain_id) = nonce(s);
+    let good = siwe_message(&domain, &w.address(), chain_id, &nonce, &now_rfc3339());
+    let cases = [
+        (good.replace("Version: 1", "Version: 9"), w.sign(&good.replace("Version: 1", "Version: 9")), "malformed_message"),
+        (good.replace(&format!("{domain} wants"), "evil.example wants"), w.sign(&good.replace(&format!("{domain} wants"), "evil.example wants")), "wrong_domain"),
+        (format!("{good}\nExpiration Time: 2020-01-01T00:00:00Z"), w.sign(&format!("{good}\nExpiration Time: 2020-01-01T00:00:00Z")), "expired_message"),
+        (good.replace(&format!("Chain ID: {chain_id}"), "Chain ID: 1"), w.sign(&good.replace(&format!("Chain ID: {chain_id}"), "Chain ID: 1")), "wrong_chain"),
+        (good.clone(), wallet().sign(&good), "bad_signature"),
+        (good.clone(), "0xdeadbeef".to_string(), "bad_signature"),
+    ];
+    for (message, signature, code) in &cases {
+        refused(&sign_in(s, message, signature), code);
+    }
+    // Nothing was written: no account, and the nonce is still unused...
+    assert_eq!(s.admin("GET", &format!("/admin/users/eth:{}", w.address()), None).status, 404);
+    let r = sign_in(s, &good, &w.sign(&good));
+    assert_eq!(r.status, 200, "the untouched nonce signs in: {}", r.body);
+    // ...and now it is spent: a replay is refused.
+    refused(&sign_in(s, &good, &w.sign(&good)), "nonce_invalid");
+    // A nonce the server never issued.
+    let made_up = siwe_message(&domain, &w.address(), chain_id, "neverissued123", &now_rfc3339());
+    refused(&sign_in(s, &made_up, &w.sign(&made_up)), "nonce_invalid");
+}
+
+#[test]
+fn an_address_belongs_to_one_account_and_links_to_a_supabase_user() {
+    let s = stack();
+    let w = wallet();
+    let alice = s.session_token(&format!("alice-{}", dexto_shared::ids::new_id("")), "alice@example.com");
+    let bob = s.session_token(&format!("bob-{}", dexto_shared::ids::new_id("")), "bob@example.com");
+    let (message, signature) = signed_message(s, &w);
+    let linked = post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&alice));
+    assert_eq!(linked.status, 200, "{}", linked.body);
+    let alice_id = linked.json()["user_id"].as_str().unwrap().to_string();
+    // Signing in with the address is signing in as Alice.
+    let (message, signature) = signed_message(s, &w);
+    assert_eq!(sign_in(s, &message, &signature).json()["user"]["id"], alice_id.as_str());
+    // Bob cannot take it.
+    let (message, signature) = signed_message(s, &w);
+    let taken = post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&bob));
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert!(taken.json()["error"]["message"].as_str().unwrap().contains("belongs to another Dexto account"));
+    // Unlinked, the address signs in to an account of its own.
+    let gone = s.call("DELETE", &format!("/api/auth/siwe/addresses/{}", w.address()), &alice, None);
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert_eq!(s.call("GET", "/api/auth/siwe/addresses", &alice, None).json()["data"], json!([]));
+    let (message, signature) = signed_message(s, &w);
+    let own = sign_in(s, &message, &signature).json();
+    assert_eq!(own["user"]["id"], format!("eth:{}", w.address()));
+    // That account's own address is its identity: not unlinkable.
+    let own_token = own["access_token"].as_str().unwrap();
+    assert_eq!(s.call("DELETE", &format!("/api/auth/siwe/addresses/{}", w.address()), own_token, None).status, 409);
+}
+
+#[test]
+fn a_session_refreshes_by_rotation_and_ends_at_once() {
+    let s = stack();
+    let w = wallet();
+    let (message, signature) = signed_message(s, &w);
+    let first = sign_in(s, &message, &signature).json();
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let second = post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": refresh}), None);
+    assert_eq!(second.status, 200, "{}", second.body);
+    let second = second.json();
+    assert_eq!(post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": refresh}), None).status, 401, "a used refresh token is spent");
+    let token = second["access_token"].as_str().unwrap();
+    assert_eq!(s.call("GET", "/api/keys", token, None).status, 200);
+    assert_eq!(post(s, "/api/auth/siwe/logout", &json!({}), Some(token)).status, 200);
+    assert_eq!(s.call("GET", "/api/keys", token, None).status, 401, "revoked at once");
+    assert_eq!(s.call("GET", "/api/keys", first["access_token"].as_str().unwrap(), None).status, 401, "the session's earlier token too");
+    let next = second["refresh_token"].as_str().unwrap();
+    assert_eq!(post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": next}), None).status, 401);
+}
