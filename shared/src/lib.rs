@@ -52,4 +52,4 @@ pub mod web;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, findings, http, keystore, log, openrouter_keys, session, siwe_auth, throttle, wallet_client};
+pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, evm_rpc, findings, http, keystore, log, openrouter_keys, session, siwe_auth, throttle, wallet_client};

@@ -6,6 +6,7 @@
 
 mod checkout;
 mod config;
+mod crypto;
 mod events;
 mod history;
 mod payments;
@@ -29,9 +30,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Get, "/api/billing/balance") => balance(&req, &env).await,
         (Method::Get, "/api/billing/history") => history::history(&req, &env).await,
         (Method::Post, "/api/stripe/webhook") => webhook::handle(&mut req, &env).await,
+        (Method::Post, "/api/billing/crypto/confirm") => crypto::confirm(&mut req, &env).await,
+        (Method::Get, "/api/billing/crypto") => crypto::overview(&req, &env).await,
         // Only reachable through a service binding (the edge's local cron relay):
         // the edge routes no public path here.
-        (Method::Post, "/__cron") => return json_response(200, &serde_json::json!({"outcome": cron(&env).await})),
+        (Method::Post, "/__cron") => return json_response(200, &serde_json::json!({"outcome": cron(&env, true).await})),
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     };
     result.or_else(|err| {
@@ -42,14 +45,20 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     })
 }
 
-/// `[triggers] crons` in wrangler.toml: hourly reconciliation with Stripe.
+/// `[triggers] crons` in wrangler.toml: hourly reconciliation with Stripe,
+/// and the chain scan (crypto top-ups).
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    cron(&env).await;
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    cron(&env, event.cron() == "0 * * * *").await;
 }
 
-async fn cron(env: &Env) -> String {
-    let outcome = reconcile::run(env).await.unwrap_or_else(|e| format!("stripe reconciliation failed: {e:?}"));
+async fn cron(env: &Env, hourly: bool) -> String {
+    let stripe = match hourly {
+        true => reconcile::run(env).await.unwrap_or_else(|e| format!("stripe reconciliation failed: {e:?}")),
+        false => "stripe: hourly".into(),
+    };
+    let chain = crypto::scan::run(env).await.unwrap_or_else(|e| format!("chain scan failed: {e:?}"));
+    let outcome = format!("{stripe}; {chain}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"worker": "billing", "outcome": outcome}));
     outcome
 }

@@ -4,6 +4,7 @@
 //! glue (nonces, sessions, JSON-RPC) lives with the Workers.
 
 pub mod address;
+pub mod erc20;
 pub mod personal_sign;
 pub mod siwe;
 #[cfg(any(test, feature = "test-support"))]

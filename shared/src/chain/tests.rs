@@ -112,3 +112,55 @@ fn each_check_refuses_with_its_reason() {
     assert_eq!(refused(message("2026-12-04T11:40:00Z")), "stale_message");
     assert!(Refusal::WrongChain { expected: 8453, got: 1 }.message().contains("switch your wallet's network"));
 }
+
+mod erc20 {
+    use super::super::erc20::*;
+    use super::super::Address;
+    use serde_json::json;
+
+    fn addr(n: u8) -> Address {
+        Address([n; 20])
+    }
+
+    fn log(token: &Address, from: &Address, to: &Address, amount: u128) -> serde_json::Value {
+        json!({"address": token.lower(), "topics": [TRANSFER_TOPIC, address_topic(from), address_topic(to)],
+            "data": format!("0x{amount:064x}"), "blockNumber": "0x10", "blockHash": "0xAB", "transactionHash": "0xCD", "logIndex": "0x2"})
+    }
+
+    fn receipt(status: &str, logs: Vec<serde_json::Value>) -> RpcReceipt {
+        serde_json::from_value(json!({"status": status, "blockNumber": "0x10", "blockHash": "0xab", "transactionHash": "0xcd", "logs": logs})).unwrap()
+    }
+
+    #[test]
+    fn a_usdc_transfer_to_the_treasury_is_read_exactly() {
+        let (usdc, treasury, payer) = (addr(1), addr(2), addr(3));
+        let r = receipt("0x1", vec![log(&usdc, &payer, &treasury, 12_345_678)]);
+        let Payment::ToTreasury(transfers) = judge(&r, &usdc, &treasury) else { panic!() };
+        let t = &transfers[0];
+        assert_eq!((t.from, t.to, t.amount, t.log_index, t.block_number), (payer, treasury, 12_345_678, 2, 16));
+        assert_eq!(t.micros(), Some(crate::money::Micros(12_345_678)), "1 base unit = 1 µ$");
+        assert_eq!(t.reference(8453), "usdc:8453:0xcd:2");
+    }
+
+    #[test]
+    fn reverted_wrong_token_and_wrong_recipient_are_told_apart() {
+        let (usdc, treasury, payer, other) = (addr(1), addr(2), addr(3), addr(4));
+        assert_eq!(judge(&receipt("0x0", vec![log(&usdc, &payer, &treasury, 5)]), &usdc, &treasury), Payment::Reverted);
+        assert_eq!(judge(&receipt("0x1", vec![log(&other, &payer, &treasury, 5)]), &usdc, &treasury), Payment::WrongToken);
+        assert_eq!(judge(&receipt("0x1", vec![log(&usdc, &payer, &other, 5)]), &usdc, &treasury), Payment::WrongRecipient);
+        assert_eq!(judge(&receipt("0x1", vec![]), &usdc, &treasury), Payment::WrongToken);
+    }
+
+    #[test]
+    fn finality_by_tag_or_by_depth() {
+        assert_eq!(final_through(Some(100), 164, 64), 100, "the tag wins");
+        assert_eq!(final_through(None, 163, 64), 100, "block 100 has 64 confirmations at head 163");
+        assert_eq!(final_through(None, 10, 64), 0);
+    }
+
+    #[test]
+    fn amounts_beyond_a_ledger_row_are_not_money() {
+        let t = Transfer { token: addr(1), from: addr(2), to: addr(3), amount: u128::from(u64::MAX), tx_hash: "0x".into(), log_index: 0, block_number: 0, block_hash: "0x".into() };
+        assert_eq!(t.micros(), None);
+    }
+}

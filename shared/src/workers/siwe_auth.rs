@@ -106,7 +106,16 @@ pub async fn link(env: &Env, user_id: &str, address: &Address) -> Result<(), Gat
     )
     .await?;
     match owner(env, address).await? {
-        Some(owner) if owner == user_id => Ok(()),
+        Some(owner) if owner == user_id => {
+            // USDC this address sent before it was linked is now this
+            // account's: the billing cron credits it once final.
+            db::run_idempotent(
+                &db,
+                "UPDATE crypto_transfers SET user_id = ?1, status = 'pending' WHERE from_address = ?2 AND status = 'unclaimed'",
+                &[user_id.into(), address.checksummed().into()],
+            )
+            .await
+        }
         _ => Err(GatewayError::Conflict(format!(
             "The address {address} belongs to another Dexto account; sign in with it there, or unlink it from that account first."
         ))),

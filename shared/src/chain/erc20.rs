@@ -1,0 +1,139 @@
+//! What a chain says about a USDC payment, read from JSON-RPC shapes: the
+//! receipt, its `Transfer` logs, and how a transfer of the configured token
+//! to the treasury is judged. USDC has 6 decimals, so one base unit is
+//! exactly one micro-USD: amounts are integers end to end.
+
+use super::Address;
+use crate::money::Micros;
+use serde::Deserialize;
+
+/// keccak256("Transfer(address,address,uint256)").
+pub const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+
+/// A log as `eth_getTransactionReceipt` / `eth_getLogs` return it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RpcLog {
+    pub address: String,
+    pub topics: Vec<String>,
+    pub data: String,
+    pub block_number: Option<String>,
+    pub block_hash: Option<String>,
+    pub transaction_hash: Option<String>,
+    pub log_index: Option<String>,
+    #[serde(default)]
+    pub removed: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RpcReceipt {
+    pub status: Option<String>,
+    pub block_number: String,
+    pub block_hash: String,
+    pub transaction_hash: String,
+    pub logs: Vec<RpcLog>,
+}
+
+/// One ERC-20 transfer, located on chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub token: Address,
+    pub from: Address,
+    pub to: Address,
+    /// Base units (USDC: micro-USD).
+    pub amount: u128,
+    pub tx_hash: String,
+    pub log_index: u64,
+    pub block_number: u64,
+    pub block_hash: String,
+}
+
+impl Transfer {
+    /// The amount as money: exact, or None beyond what a ledger row holds.
+    pub fn micros(&self) -> Option<Micros> {
+        i64::try_from(self.amount).ok().map(Micros)
+    }
+
+    /// The ledger reference of its credit: one per log, ever.
+    pub fn reference(&self, chain_id: u64) -> String {
+        format!("usdc:{chain_id}:{}:{}", self.tx_hash, self.log_index)
+    }
+}
+
+/// `0x`-prefixed hex quantity → number.
+pub fn quantity(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.strip_prefix("0x")?, 16).ok()
+}
+
+/// A 32-byte topic holding an address (left-padded).
+fn topic_address(topic: &str) -> Option<Address> {
+    let hex_part = topic.strip_prefix("0x")?;
+    if hex_part.len() != 64 || !hex_part[..24].bytes().all(|c| c == b'0') {
+        return None;
+    }
+    Address::parse(&format!("0x{}", &hex_part[24..])).ok()
+}
+
+/// An address as a 32-byte topic (what `eth_getLogs` filters take).
+pub fn address_topic(address: &Address) -> String {
+    format!("0x{:0>64}", hex::encode(address.0))
+}
+
+fn uint256(data: &str) -> Option<u128> {
+    let hex_part = data.strip_prefix("0x")?;
+    if hex_part.len() != 64 || !hex_part[..32].bytes().all(|c| c == b'0') {
+        return None; // beyond u128: no real transfer of a 6-decimal token
+    }
+    u128::from_str_radix(&hex_part[32..], 16).ok()
+}
+
+/// The `Transfer` a log records, if it is one (a well-formed ERC-20 one).
+pub fn decode_transfer(log: &RpcLog) -> Option<Transfer> {
+    if log.removed || log.topics.len() != 3 || !log.topics[0].eq_ignore_ascii_case(TRANSFER_TOPIC) {
+        return None;
+    }
+    Some(Transfer {
+        token: Address::parse(&log.address.to_lowercase()).ok()?,
+        from: topic_address(&log.topics[1])?,
+        to: topic_address(&log.topics[2])?,
+        amount: uint256(&log.data)?,
+        tx_hash: log.transaction_hash.clone()?.to_lowercase(),
+        log_index: quantity(log.log_index.as_deref()?)?,
+        block_number: quantity(log.block_number.as_deref()?)?,
+        block_hash: log.block_hash.clone()?.to_lowercase(),
+    })
+}
+
+/// What a receipt proves about a payment to `treasury` in `token`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payment {
+    Reverted,
+    /// No transfer of the configured token at all.
+    WrongToken,
+    /// The token moved, but not to the treasury.
+    WrongRecipient,
+    /// The transfers of the token to the treasury (usually one).
+    ToTreasury(Vec<Transfer>),
+}
+
+pub fn judge(receipt: &RpcReceipt, token: &Address, treasury: &Address) -> Payment {
+    if receipt.status.as_deref().and_then(quantity) != Some(1) {
+        return Payment::Reverted;
+    }
+    let of_token: Vec<Transfer> = receipt.logs.iter().filter_map(decode_transfer).filter(|t| t.token == *token).collect();
+    if of_token.is_empty() {
+        return Payment::WrongToken;
+    }
+    let to_treasury: Vec<Transfer> = of_token.into_iter().filter(|t| t.to == *treasury).collect();
+    if to_treasury.is_empty() {
+        return Payment::WrongRecipient;
+    }
+    Payment::ToTreasury(to_treasury)
+}
+
+/// The highest final block: the chain's `finalized` block, or (a node
+/// without that tag) the block `confirmations` deep below the head.
+pub fn final_through(finalized: Option<u64>, head: u64, confirmations: u64) -> u64 {
+    finalized.unwrap_or_else(|| (head + 1).saturating_sub(confirmations.max(1)))
+}
