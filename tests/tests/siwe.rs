@@ -4,8 +4,9 @@
 //! address belongs to one account; sessions refresh and end at once.
 
 use dexto_shared::chain::testing::{siwe_message, TestWallet};
+use integration_tests::siwe::{nonce, now_rfc3339, post, signed_message, verify};
 use integration_tests::{stack, Stack};
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn wallet() -> TestWallet {
     TestWallet::from_hex(&hex_key())
@@ -18,36 +19,8 @@ fn hex_key() -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `(nonce, domain, chain_id)` from the server.
-fn nonce(s: &Stack) -> (String, String, u64) {
-    let r = integration_tests::get(&format!("{}/api/auth/siwe/nonce", s.base));
-    assert_eq!(r.status, 200, "{}", r.body);
-    let n = r.json();
-    (n["nonce"].as_str().unwrap().into(), n["domain"].as_str().unwrap().into(), n["chain_id"].as_u64().unwrap())
-}
-
-fn now_rfc3339() -> String {
-    dexto_shared::time::rfc3339(integration_tests::now_ms())
-}
-
-fn signed_message(s: &Stack, w: &TestWallet) -> (String, String) {
-    let (nonce, domain, chain_id) = nonce(s);
-    let message = siwe_message(&domain, &w.address(), chain_id, &nonce, &now_rfc3339());
-    let signature = w.sign(&message);
-    (message, signature)
-}
-
-fn post(s: &Stack, path: &str, body: &Value, token: Option<&str>) -> integration_tests::client::HttpResponse {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(auth) = &auth {
-        headers.push(("Authorization", auth));
-    }
-    integration_tests::post(&format!("{}{path}", s.base), &headers, body.to_string().as_bytes())
-}
-
 fn sign_in(s: &Stack, message: &str, signature: &str) -> integration_tests::client::HttpResponse {
-    post(s, "/api/auth/siwe/verify", &json!({"message": message, "signature": signature}), None)
+    verify(s, message, signature)
 }
 
 fn refused(r: &integration_tests::client::HttpResponse, code: &str) {
