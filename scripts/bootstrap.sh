@@ -64,6 +64,23 @@ if [ -z "${DEXTO_SKIP_AGENTS:-}" ] && { [ ! -x "$DEXTO_CLAUDE_BIN" ] || [ ! -x "
     trap - EXIT
 fi
 
+# The local chain (scripts/chain.sh): anvil, solc-js and viem, pinned by
+# tools/chain/package-lock.json and installed with `npm ci` from the npm
+# registry only (anvil's binary is its per-platform optional dependency).
+# Same scratch-dir-then-move as the agents: present means complete.
+if [ ! -x "$DEXTO_CHAIN_DIR/node_modules/.bin/anvil" ]; then
+    echo "bootstrap: installing the local chain (anvil, solc, viem) into $DEXTO_CHAIN_DIR (one-time, ~140 MB)" >&2
+    chain_tmp="$DEXTO_CHAIN_DIR.tmp.$$"
+    trap 'rm -rf "$chain_tmp"' EXIT
+    rm -rf "$chain_tmp" && mkdir -p "$chain_tmp"
+    cp "$ROOT/tools/chain/package.json" "$ROOT/tools/chain/package-lock.json" "$chain_tmp/"
+    (cd "$chain_tmp" && npm ci --no-audit --no-fund >&2)
+    "$chain_tmp/node_modules/.bin/anvil" --version >/dev/null \
+        || { echo "bootstrap: anvil does not run from $chain_tmp" >&2; exit 1; }
+    mv -T "$chain_tmp" "$DEXTO_CHAIN_DIR" 2>/dev/null || rm -rf "$chain_tmp"
+    trap - EXIT
+fi
+
 # Browser tests: Debian's Chromium and ChromeDriver (never a downloaded browser
 # build). Installed once through apt; root, or sudo without a password.
 if [ -z "${DEXTO_SKIP_BROWSER:-}" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
