@@ -102,62 +102,31 @@ contract DextoUSD {
 
     /// Anyone may submit a transfer the holder signed (how x402 settles a payment).
     function transferWithAuthorization(
-        address from,
-        address to,
-        uint256 value,
-        uint256 validAfter,
-        uint256 validBefore,
-        bytes32 nonce,
-        uint8 v,
-        bytes32 r,
-        bytes32 s
+        address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce,
+        uint8 v, bytes32 r, bytes32 s
     ) public {
         _useAuthorization(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s);
         _transfer(from, to, value);
     }
 
-    /// Like transferWithAuthorization, but only the payee may submit it (no front-running).
-    function receiveWithAuthorization(
-        address from,
-        address to,
-        uint256 value,
-        uint256 validAfter,
-        uint256 validBefore,
-        bytes32 nonce,
-        uint8 v,
-        bytes32 r,
-        bytes32 s
-    ) public {
-        require(to == msg.sender, "DextoUSD: caller must be the payee");
-        _useAuthorization(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s);
-        _transfer(from, to, value);
-    }
-
-    /// USDC v2.2's overloads taking the 65-byte signature whole (EOA signatures only here).
+    /// USDC v2.2's overload taking the 65-byte signature whole, which x402
+    /// facilitators call (EOA signatures only here: no ERC-1271 wallets).
     function transferWithAuthorization(
-        address from,
-        address to,
-        uint256 value,
-        uint256 validAfter,
-        uint256 validBefore,
-        bytes32 nonce,
+        address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce,
         bytes calldata signature
     ) external {
         (uint8 v, bytes32 r, bytes32 s) = _split(signature);
         transferWithAuthorization(from, to, value, validAfter, validBefore, nonce, v, r, s);
     }
 
+    /// Like transferWithAuthorization, but only the payee may submit it (no front-running).
     function receiveWithAuthorization(
-        address from,
-        address to,
-        uint256 value,
-        uint256 validAfter,
-        uint256 validBefore,
-        bytes32 nonce,
-        bytes calldata signature
+        address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce,
+        uint8 v, bytes32 r, bytes32 s
     ) external {
-        (uint8 v, bytes32 r, bytes32 s) = _split(signature);
-        receiveWithAuthorization(from, to, value, validAfter, validBefore, nonce, v, r, s);
+        require(to == msg.sender, "DextoUSD: caller must be the payee");
+        _useAuthorization(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s);
+        _transfer(from, to, value);
     }
 
     function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s) external {
@@ -172,16 +141,8 @@ contract DextoUSD {
 
     /// Checks the validity window, the nonce and the signature, then burns the nonce.
     function _useAuthorization(
-        bytes32 typehash,
-        address from,
-        address to,
-        uint256 value,
-        uint256 validAfter,
-        uint256 validBefore,
-        bytes32 nonce,
-        uint8 v,
-        bytes32 r,
-        bytes32 s
+        bytes32 typehash, address from, address to, uint256 value, uint256 validAfter, uint256 validBefore,
+        bytes32 nonce, uint8 v, bytes32 r, bytes32 s
     ) private {
         require(block.timestamp > validAfter, "DextoUSD: authorization is not yet valid");
         require(block.timestamp < validBefore, "DextoUSD: authorization is expired");

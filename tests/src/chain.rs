@@ -5,9 +5,8 @@
 //! USDC_CONTRACT and TREASURY_ADDRESS.
 
 use crate::client::send;
-use crate::stack::spawn_guarded;
+use crate::stack::{spawn_guarded, tee_output};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin};
 use std::sync::Mutex;
@@ -160,24 +159,10 @@ pub fn quantity(hex: &str) -> u128 {
     u128::from_str_radix(if digits.is_empty() { "0" } else { digits }, 16).unwrap_or_else(|e| panic!("{hex}: {e}"))
 }
 
-/// Reads the chain's stdout until its JSON line, teeing everything (and stderr)
-/// to `log_path`. Fails after 60 s (the first start of a fresh cache compiles).
+/// Reads the chain's output until its JSON line, teeing everything to
+/// `log_path`. Fails after 60 s (the first start of a fresh cache compiles).
 fn first_json_line(child: &mut Child, log_path: &Path) -> String {
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
-        let tx = tx.clone();
-        let log_path = log_path.to_path_buf();
-        std::thread::spawn(move || {
-            let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("chain log");
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-                if line.starts_with('{') {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-    }
-    drop(tx);
+    let line = tee_output(child, log_path, |line| line.starts_with('{').then(|| line.to_string()));
     let deadline = Duration::from_secs(60);
-    rx.recv_timeout(deadline).unwrap_or_else(|e| panic!("local chain not ready ({e}); see {}", log_path.display()))
+    line.recv_timeout(deadline).unwrap_or_else(|e| panic!("local chain not ready ({e}); see {}", log_path.display()))
 }

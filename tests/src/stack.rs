@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -124,25 +125,33 @@ pub fn spawn_guarded(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Child {
 /// RUN_DIR/wrangler.log (which tests also read to check what was logged).
 pub fn wait_for_ready(child: &mut Child, run_dir: &std::path::Path) -> String {
     let log_path = run_dir.join("wrangler.log");
+    let ready = tee_output(child, &log_path, |line| line.find("Ready on http://").map(|i| line[i + "Ready on ".len()..].trim().to_string()));
+    let deadline = Duration::from_secs(120);
+    match ready.recv_timeout(deadline) {
+        Ok(url) => url,
+        Err(_) => panic!("stack not ready within {deadline:?}; see {}", log_path.display()),
+    }
+}
+
+/// Appends the child's stdout and stderr to `log_path`, line by line, for as
+/// long as it runs; sends what `pick` finds in a line. The channel closes when
+/// both pipes do (the child died).
+pub(crate) fn tee_output(child: &mut Child, log_path: &std::path::Path, pick: fn(&str) -> Option<String>) -> Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
         let tx = tx.clone();
-        let log_path = log_path.clone();
+        let log_path = log_path.to_path_buf();
         std::thread::spawn(move || {
             let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log");
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let _ = writeln!(log, "{line}");
-                if let Some(i) = line.find("Ready on http://") {
-                    let _ = tx.send(line[i + "Ready on ".len()..].trim().to_string());
+                if let Some(found) = pick(&line) {
+                    let _ = tx.send(found);
                 }
             }
         });
     }
-    let deadline = Duration::from_secs(120);
-    match rx.recv_timeout(deadline) {
-        Ok(url) => url,
-        Err(_) => panic!("stack not ready within {deadline:?}; see {}", log_path.display()),
-    }
+    rx
 }
 
 impl Stack {
