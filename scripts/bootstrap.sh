@@ -43,25 +43,39 @@ if [ ! -x "$WRANGLER" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.
 fi
 mkdir -p "$WRANGLER_LOG_PATH"
 
-# Agent-client tests: Claude Code, the Codex CLI and the official Anthropic and
-# OpenAI SDKs, pinned by tools/agents/package-lock.json and installed with
-# `npm ci` from the npm registry only (each CLI's native binary is an optional
-# dependency of its package; nothing is fetched when they run). Installed into
-# a scratch dir, checked, then moved into place: present means complete.
-if [ -z "${DEXTO_SKIP_AGENTS:-}" ] && { [ ! -x "$DEXTO_CLAUDE_BIN" ] || [ ! -x "$DEXTO_CODEX_BIN" ]; }; then
-    echo "bootstrap: installing coding agents + SDKs into $DEXTO_AGENTS_DIR (one-time, ~850 MB)" >&2
-    agents_tmp="$DEXTO_AGENTS_DIR.tmp.$$"
-    trap 'rm -rf "$agents_tmp"' EXIT
-    rm -rf "$agents_tmp" && mkdir -p "$agents_tmp"
-    cp "$ROOT/tools/agents/package.json" "$ROOT/tools/agents/package-lock.json" "$agents_tmp/"
-    (cd "$agents_tmp" && npm ci --no-audit --no-fund >&2)
-    for agent in claude codex; do
-        "$agents_tmp/node_modules/.bin/$agent" --version >/dev/null \
-            || { echo "bootstrap: $agent does not run from $agents_tmp" >&2; exit 1; }
+# A pinned tools package (tools/NAME/package.json + package-lock.json) installed
+# with `npm ci` from the npm registry only into DEST (one dir per lock hash, see
+# env.sh): into a scratch dir, checked by running each BIN --version, then
+# moved into place, so present means complete.
+install_tools() { # NAME DEST BIN…
+    local name="$1" dest="$2"; shift 2
+    tools_tmp="$dest.tmp.$$"
+    trap 'rm -rf "$tools_tmp"' EXIT
+    rm -rf "$tools_tmp" && mkdir -p "$tools_tmp"
+    cp "$ROOT/tools/$name/package.json" "$ROOT/tools/$name/package-lock.json" "$tools_tmp/"
+    (cd "$tools_tmp" && npm ci --no-audit --no-fund >&2)
+    for bin in "$@"; do
+        "$tools_tmp/node_modules/.bin/$bin" --version >/dev/null \
+            || { echo "bootstrap: $bin does not run from $tools_tmp" >&2; exit 1; }
     done
     # Another bootstrap may have finished first: keep its copy.
-    mv -T "$agents_tmp" "$DEXTO_AGENTS_DIR" 2>/dev/null || rm -rf "$agents_tmp"
+    mv -T "$tools_tmp" "$dest" 2>/dev/null || rm -rf "$tools_tmp"
     trap - EXIT
+}
+
+# Agent-client tests: Claude Code, the Codex CLI and the official Anthropic and
+# OpenAI SDKs (each CLI's native binary is an optional dependency of its
+# package; nothing is fetched when they run).
+if [ -z "${DEXTO_SKIP_AGENTS:-}" ] && { [ ! -x "$DEXTO_CLAUDE_BIN" ] || [ ! -x "$DEXTO_CODEX_BIN" ]; }; then
+    echo "bootstrap: installing coding agents + SDKs into $DEXTO_AGENTS_DIR (one-time, ~850 MB)" >&2
+    install_tools agents "$DEXTO_AGENTS_DIR" claude codex
+fi
+
+# The local chain (scripts/chain.sh): anvil, solc-js and viem (anvil's binary
+# is its per-platform optional dependency).
+if [ ! -x "$DEXTO_CHAIN_DIR/node_modules/.bin/anvil" ]; then
+    echo "bootstrap: installing the local chain (anvil, solc, viem) into $DEXTO_CHAIN_DIR (one-time, ~140 MB)" >&2
+    install_tools chain "$DEXTO_CHAIN_DIR" anvil
 fi
 
 # Browser tests: Debian's Chromium and ChromeDriver (never a downloaded browser

@@ -1,8 +1,10 @@
 // Seeds the local gateway for `npm run dev`: a dev user, a fresh API key, the
 // wallet topped up to $10, then prints them and writes .dev/session.json.
-// Usage: node dev-seed.mjs BASE_URL SESSION_JSON   (env: ADMIN_TOKEN, OPENROUTER_BASE_URL)
+// Usage: node dev-seed.mjs BASE_URL SESSION_JSON
+// (env: ADMIN_TOKEN, OPENROUTER_BASE_URL; DEV_CHAIN_JSON, the local chain's
+// line from scripts/chain.sh, when dev.sh started one)
 import { createHmac } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 
 const [base, sessionPath] = process.argv.slice(2);
 const adminToken = process.env.ADMIN_TOKEN;
@@ -62,6 +64,15 @@ const session = {
   upstream: process.env.OPENROUTER_BASE_URL,
   dashboard_url: `${base}/dashboard`,
 };
+// {rpc_url, chain_id, token, treasury, accounts: [{address, private_key}]}
+if (process.env.DEV_CHAIN_JSON) session.chain = JSON.parse(readFileSync(process.env.DEV_CHAIN_JSON, "utf8"));
+const chain = session.chain;
+const chainNote = chain
+  ? `
+  Local chain: ${chain.rpc_url} (chain id ${chain.chain_id}); USDC ${chain.token}, treasury ${chain.treasury}
+  ${chain.accounts[0].address} and ${chain.accounts.length - 1} more dev accounts hold 1,000 USDC each (keys in ${sessionPath})
+`
+  : "";
 writeFileSync(sessionPath, JSON.stringify(session, null, 2) + "\n", { mode: 0o600 });
 console.log(`
 Dexto gateway ready on ${base}
@@ -74,4 +85,4 @@ ${process.env.DEV_SIGN_IN_NOTE ?? ""}
   curl -s ${base}/v1/chat/completions \\
     -H "Authorization: Bearer ${session.api_key}" -H "Content-Type: application/json" \\
     -d '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
-`);
+${chainNote}`);

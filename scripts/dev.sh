@@ -3,7 +3,9 @@
 # set), start the whole gateway in one `wrangler dev` on $PORT (default 8787)
 # with local D1/KV/DO and migrations applied, seed a dev user whose wallet
 # holds $10, print the base URL and a ready-to-use DEXTO_API_KEY, and write the
-# same to .dev/session.json. Ctrl-C stops everything.
+# same to .dev/session.json. A local Ethereum chain (scripts/chain.sh: anvil
+# with our USDC-like token and funded dev accounts) runs beside it unless
+# EVM_RPC_URL names another node. Ctrl-C stops everything.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
@@ -27,6 +29,14 @@ wait_for_line() { # FILE PATTERN PID
     done
     echo "timed out waiting for '$2' in $1" >&2; return 1
 }
+
+# Started first: the chain is up while the mock builds.
+if [ -z "${EVM_RPC_URL:-}" ]; then
+    rm -f "$DEV_DIR/chain.json"
+    setsid bash "$ROOT/scripts/chain.sh" --out "$DEV_DIR/chain.json" --log "$DEV_DIR/anvil.log" > "$DEV_DIR/chain.log" 2>&1 &
+    pids+=($!)
+    CHAIN_PID=$!
+fi
 
 if [ -z "${OPENROUTER_BASE_URL:-}" ]; then
     cargo build -q -p mock-openrouter
@@ -64,6 +74,18 @@ if [ ! -s "$DEV_DIR/admin_token" ]; then
     (umask 077; node -e 'process.stdout.write("dev-admin-"+require("crypto").randomBytes(24).toString("hex"))' > "$DEV_DIR/admin_token")
 fi
 export ADMIN_TOKEN="$(cat "$DEV_DIR/admin_token")"
+
+if [ -n "${CHAIN_PID:-}" ]; then
+    wait_for_line "$DEV_DIR/chain.log" '"rpc_url"' "$CHAIN_PID" > /dev/null
+    eval "$(node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`EVM_RPC_URL=${c.rpc_url} EVM_CHAIN_ID=${c.chain_id} USDC_CONTRACT=${c.token} TREASURY_ADDRESS=${c.treasury}`)' "$DEV_DIR/chain.json")"
+    export DEV_CHAIN_JSON="$DEV_DIR/chain.json"
+    echo "local chain (anvil) on $EVM_RPC_URL, chain id $EVM_CHAIN_ID" >&2
+fi
+# The chain the Workers read (the local one, or the node and token you named).
+for name in EVM_RPC_URL EVM_CHAIN_ID USDC_CONTRACT TREASURY_ADDRESS; do
+    if [ -n "${!name:-}" ]; then STACK_VARS="${STACK_VARS:+$STACK_VARS
+}$name=${!name}"; fi
+done
 
 # Device login: an empty DEVICE_VERIFICATION_URL sends CLIs to this stack's own
 # /device page (the request's origin), not production's.

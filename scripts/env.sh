@@ -28,6 +28,9 @@ export WRANGLER_LOG_PATH="${WRANGLER_LOG_PATH:-$ROOT/.wrangler/logs}"
 export DEXTO_AGENTS_DIR="$DEXTO_TOOLS/agents-$(sha256sum "$ROOT/tools/agents/package-lock.json" | cut -c1-16)"
 export DEXTO_CLAUDE_BIN="$DEXTO_AGENTS_DIR/node_modules/.bin/claude"
 export DEXTO_CODEX_BIN="$DEXTO_AGENTS_DIR/node_modules/.bin/codex"
+# The local Ethereum chain (tools/chain/: anvil, solc-js, viem), likewise one
+# cached install per lock file; start it with scripts/chain.sh.
+export DEXTO_CHAIN_DIR="$DEXTO_TOOLS/chain-$(sha256sum "$ROOT/tools/chain/package-lock.json" | cut -c1-16)"
 # Every Worker crate under functions/. Adding a Worker: list it here, in
 # Cargo.toml members, as a service in wrangler.toml and in the edge's ROUTES.
 export WORKERS="chat edge admin identity billing usage dashboard"

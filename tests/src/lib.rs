@@ -1,12 +1,13 @@
 //! Test harness: one real local stack per test binary (`scripts/stack.sh`:
 //! `wrangler dev` with edge + chat + admin Workers, local D1/KV/DO, migrations
-//! applied) wired to an in-process mock OpenRouter, on free ports. Tests get
-//! fresh state by creating their own users; upstream calls are counted per test
-//! through a unique marker in the prompt.
+//! applied) wired to an in-process mock OpenRouter and its own local chain
+//! (anvil, `chain`), on free ports. Tests get fresh state by creating their own
+//! users; upstream calls are counted per test through a unique marker in the prompt.
 
 pub mod agents;
 pub mod audit;
 pub mod browser;
+pub mod chain;
 pub mod cli_shape;
 pub mod client;
 mod d1;
@@ -16,6 +17,7 @@ mod stack;
 pub mod stripe_fixtures;
 
 pub use client::{HttpResponse, SseReader};
+pub use chain::{Chain, DevAccount};
 pub use stack::{spawn_guarded, stack, start, wait_for_ready, Stack, TestUser};
 
 /// A marker unique to one test, to put in prompts and find its upstream calls.

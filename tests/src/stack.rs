@@ -1,13 +1,16 @@
 //! Starts (once per test binary) the mock OpenRouter in-process and the local
 //! gateway through `scripts/stack.sh`, reading wrangler's "Ready on" line for
 //! the port. The stack runs in its own process group under a watchdog shell
-//! that kills the group when this process exits (its stdin pipe closes).
+//! that kills the group when this process exits (its stdin pipe closes). Each
+//! stack has its own local chain (crate::chain), started before wrangler.
 
+use crate::chain::{Chain, DEFAULT_CHAIN_ID};
 use crate::client::{send, HttpResponse, SseReader};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,8 @@ pub struct Stack {
     /// The Stripe webhook signing secret the stack accepts.
     pub webhook_secret: String,
     pub run_dir: PathBuf,
+    /// This stack's Ethereum node and USDC-like token (the Workers' EVM_* vars).
+    pub chain: Chain,
     _watchdog: Mutex<(Child, ChildStdin)>,
 }
 
@@ -40,24 +45,27 @@ pub fn stack() -> &'static Stack {
     STACK.get_or_init(|| start(&[]))
 }
 
-/// Starts a stack with extra Worker variables (e.g. `("PRICE_MARKUP", "1.5")`).
+/// Starts a stack with extra Worker variables (e.g. `("PRICE_MARKUP", "1.5")`;
+/// `EVM_CHAIN_ID` also sets its chain's id).
 pub fn start(vars: &[(&str, &str)]) -> Stack {
     start_on(vars, None)
 }
 
-/// Starts a stack; with `again = (run dir, mock)`, on an earlier stack's state
-/// and mock (a restart: what a deploy or a crash does to running objects).
-fn start_on(vars: &[(&str, &str)], again: Option<(PathBuf, String)>) -> Stack {
+/// Starts a stack; with `again = (run dir, mock, chain)`, on an earlier stack's
+/// state, mock and chain (a restart: what a deploy or a crash does to running objects).
+fn start_on(vars: &[(&str, &str)], again: Option<(PathBuf, String, Chain)>) -> Stack {
     let root = root();
     for worker in std::fs::read_dir(root.join("functions")).expect("functions/").flatten() {
         let built = worker.path().join("build/index.js");
         assert!(built.exists(), "{} missing: run `npm test` (it builds the Workers) or `npm run build`", built.display());
     }
-    let (run_dir, mock) = again.unwrap_or_else(|| {
+    let (run_dir, mock, chain) = again.unwrap_or_else(|| {
         let run_dir = root.join("target/itest").join(format!("run-{}-{}", std::process::id(), dexto_shared::ids::new_id("")));
-        (run_dir, format!("http://{}", mock_openrouter::spawn_in_background()))
+        std::fs::create_dir_all(&run_dir).expect("run dir");
+        let chain_id = vars.iter().find(|(k, _)| *k == "EVM_CHAIN_ID").map_or(DEFAULT_CHAIN_ID, |(_, v)| v.parse().expect("EVM_CHAIN_ID"));
+        let chain = Chain::start(chain_id, &run_dir);
+        (run_dir, format!("http://{}", mock_openrouter::spawn_in_background()), chain)
     });
-    std::fs::create_dir_all(&run_dir).expect("run dir");
     // Secrets are per run dir, so a restarted stack accepts what its first run issued.
     let secret = |name: &str, fresh: String| {
         let path = run_dir.join(format!("test-{name}"));
@@ -67,7 +75,9 @@ fn start_on(vars: &[(&str, &str)], again: Option<(PathBuf, String)>) -> Stack {
         })
     };
     let admin_token = secret("admin", format!("test-admin-{}", dexto_shared::ids::new_id("")));
-    let stack_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    // The chain's variables, unless the test names its own (e.g. a wrong token).
+    let chain_vars = chain.worker_vars().into_iter().filter(|(k, _)| !vars.iter().any(|(name, _)| name == k));
+    let stack_vars: String = chain_vars.map(|(k, v)| format!("{k}={v}\n")).chain(vars.iter().map(|(k, v)| format!("{k}={v}\n"))).collect();
     let jwt_secret = secret("jwt", format!("test-jwt-{}", dexto_shared::ids::new_id("")));
     let webhook_secret = secret("webhook", format!("whsec_test{}", dexto_shared::ids::new_id("")));
 
@@ -98,7 +108,7 @@ fn start_on(vars: &[(&str, &str)], again: Option<(PathBuf, String)>) -> Stack {
     let hook = serde_json::json!({"url": format!("{base}/api/stripe/webhook"), "secret": webhook_secret});
     let r = crate::client::send("PUT", &format!("{mock}/__mock/stripe/webhook"), &[("Content-Type", "application/json")], Some(hook.to_string().as_bytes()));
     assert_eq!(r.status, 200, "configuring the mock's webhook: {}", r.body);
-    Stack { base, mock, admin_token, jwt_secret, webhook_secret, run_dir, _watchdog: Mutex::new((child, stdin)) }
+    Stack { base, mock, admin_token, jwt_secret, webhook_secret, run_dir, chain, _watchdog: Mutex::new((child, stdin)) }
 }
 
 /// Runs `bash ARGS…` in its own process group under a watchdog shell that
@@ -115,36 +125,44 @@ pub fn spawn_guarded(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Child {
 /// RUN_DIR/wrangler.log (which tests also read to check what was logged).
 pub fn wait_for_ready(child: &mut Child, run_dir: &std::path::Path) -> String {
     let log_path = run_dir.join("wrangler.log");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
-        let tx = tx.clone();
-        let log_path = log_path.clone();
-        std::thread::spawn(move || {
-            let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log");
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-                if let Some(i) = line.find("Ready on http://") {
-                    let _ = tx.send(line[i + "Ready on ".len()..].trim().to_string());
-                }
-            }
-        });
-    }
+    let ready = tee_output(child, &log_path, |line| line.find("Ready on http://").map(|i| line[i + "Ready on ".len()..].trim().to_string()));
     let deadline = Duration::from_secs(120);
-    match rx.recv_timeout(deadline) {
+    match ready.recv_timeout(deadline) {
         Ok(url) => url,
         Err(_) => panic!("stack not ready within {deadline:?}; see {}", log_path.display()),
     }
 }
 
+/// Appends the child's stdout and stderr to `log_path`, line by line, for as
+/// long as it runs; sends what `pick` finds in a line. The channel closes when
+/// both pipes do (the child died).
+pub(crate) fn tee_output(child: &mut Child, log_path: &std::path::Path, pick: fn(&str) -> Option<String>) -> Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        let tx = tx.clone();
+        let log_path = log_path.to_path_buf();
+        std::thread::spawn(move || {
+            let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log");
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+                if let Some(found) = pick(&line) {
+                    let _ = tx.send(found);
+                }
+            }
+        });
+    }
+    rx
+}
+
 impl Stack {
     /// Stops this stack (the whole process group, as a crash would: nothing
-    /// is told to finish) and starts another on the same state and mock.
+    /// is told to finish) and starts another on the same state, mock and chain.
     pub fn restart(self, vars: &[(&str, &str)]) -> Stack {
-        let (run_dir, mock) = (self.run_dir.clone(), self.mock.clone());
+        let (run_dir, mock, chain) = (self.run_dir, self.mock, self.chain);
         let (mut child, stdin) = self._watchdog.into_inner().expect("watchdog");
         drop(stdin); // the watchdog kills the group
         child.wait().expect("stack exit");
-        start_on(vars, Some((run_dir, mock)))
+        start_on(vars, Some((run_dir, mock, chain)))
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> HttpResponse {
