@@ -2,14 +2,17 @@
 //! seed, a workload of top-ups (some delivered twice), admin credits (some
 //! replayed), chats of every shape (streams, abandoned streams, upstream
 //! faults, providers that ignore `max_tokens`), refunds, disputes (some
-//! redelivered late), key revocations and concurrent bursts runs against the
-//! real stack; then every user's books are checked against invariants:
+//! redelivered late), key revocations, concurrent bursts and USDC top-ups on
+//! the stack's local chain (confirmed early, late, several times at once, or
+//! left to the chain scan) runs against the real stack; then every user's
+//! books are checked against invariants:
 //!
 //! - balance == Σ ledger;
 //! - no usage debit without its usage row, and no usage row without its debit;
 //! - every charge ≤ its hold (from the settlement log lines);
 //! - a price is never below the provider's cost unless flagged `needs_review`;
-//! - each payment credited once, and top-ups == what was paid;
+//! - each payment credited once, and top-ups == what was paid (card and USDC,
+//!   and the treasury received exactly what was credited in USDC);
 //! - usage never took a wallet below zero (for users without refunds or disputes);
 //! - no hold left open once the workload has settled.
 //!
@@ -64,6 +67,8 @@ struct User {
     key: String,
     key_id: String,
     had_refund_or_dispute: bool,
+    /// USDC base units this user's linked address sent to the treasury.
+    usdc_sent: i64,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +76,7 @@ pub struct Report {
     pub ops: usize,
     pub chats: usize,
     pub payments: usize,
+    pub usdc_top_ups: usize,
     pub users: usize,
 }
 
@@ -81,11 +87,16 @@ const MODELS: &[&str] = &["openai/gpt-4o-mini", "anthropic/claude-haiku-4.5", "m
 pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
     let mut rng = Rng::new(seed);
     let mut users: Vec<User> = (0..3)
-        .map(|_| {
+        .map(|i| {
             let u = s.new_user("0");
-            User { id: u.id, key: u.key, key_id: u.key_id, had_refund_or_dispute: false }
+            // Dev account i of the stack's chain is this user's wallet.
+            let wallet = dexto_shared::chain::testing::TestWallet::from_hex(&s.chain.accounts[i].private_key);
+            let linked = crate::siwe::link(s, &wallet, &s.session_token(&u.id, "audit@example.com"));
+            assert_eq!(linked.status, 200, "link: {}", linked.body);
+            User { id: u.id, key: u.key, key_id: u.key_id, had_refund_or_dispute: false, usdc_sent: 0 }
         })
         .collect();
+    let treasury_before = s.chain.usdc_balance(&s.chain.treasury);
     let mut payments: Vec<Payment> = Vec::new();
     let mut report = Report { users: users.len(), ..Report::default() };
     for _ in 0..ops {
@@ -105,6 +116,10 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
             68..=75 => refund(s, &mut rng, &mut payments, &mut users),
             76..=83 => dispute(s, &mut rng, &mut payments, &mut users),
             84..=87 => rotate_key(s, &mut users[who]),
+            88..=93 => {
+                report.usdc_top_ups += 1;
+                crypto_top_up(s, &mut rng, who, &mut users[who]);
+            }
             _ => {
                 report.chats += 1;
                 chat(s, &mut rng, &users[who]);
@@ -112,7 +127,46 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
         }
     }
     report.payments = payments.len();
-    check(s, &users, &payments).map(|_| report)
+    // What is not final yet becomes final; the chain scan credits what nobody confirmed.
+    s.chain.mine(64);
+    s.run_cron();
+    let credited = s.d1(&format!("SELECT COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE kind = 'crypto_topup' AND user_id IN ({})", quoted(&users)));
+    let received = s.chain.usdc_balance(&s.chain.treasury) - treasury_before;
+    let mut result = check(s, &users, &payments);
+    if credited[0]["total"].as_i64() != Some(received as i64) {
+        let mismatch = format!("USDC credited {} != received by the treasury {received}", credited[0]["total"]);
+        result = Err(result.err().map_or(mismatch.clone(), |v| format!("{v}\n{mismatch}")));
+    }
+    result.map(|_| report)
+}
+
+fn quoted(users: &[User]) -> String {
+    users.iter().map(|u| format!("'{}'", u.id)).collect::<Vec<_>>().join(",")
+}
+
+/// A USDC transfer from the user's linked address to the treasury: confirmed
+/// before it is final, once final (1–3 confirms at once: exactly one credits),
+/// or never (the chain scan finds it).
+fn crypto_top_up(s: &Stack, rng: &mut Rng, who: usize, u: &mut User) {
+    let amount = *rng.pick(&[1_000_000i64, 2_500_000, 7_000_000]);
+    let receipt = s.chain.usdc_transfer(&s.chain.accounts[who].address, &s.chain.treasury, amount as u128);
+    let tx = receipt["transactionHash"].as_str().unwrap().to_string();
+    u.usdc_sent += amount;
+    let token = s.session_token(&u.id, "audit@example.com");
+    let confirm = || crate::siwe::post(s, "/api/billing/crypto/confirm", &json!({"tx_hash": tx}), Some(&token)).status;
+    match rng.below(3) {
+        0 => {}
+        1 => assert_eq!(confirm(), 202, "not final yet"),
+        _ => {
+            s.chain.mine(64);
+            let n = 1 + rng.below(3) as usize;
+            let answers: Vec<u16> = std::thread::scope(|scope| {
+                let calls: Vec<_> = (0..n).map(|_| scope.spawn(confirm)).collect();
+                calls.into_iter().map(|c| c.join().unwrap()).collect()
+            });
+            assert_eq!(answers.iter().filter(|&&c| c == 200).count(), 1, "one credit: {answers:?}");
+        }
+    }
 }
 
 fn top_up(s: &Stack, rng: &mut Rng, who: usize, u: &User) -> Payment {
@@ -265,8 +319,7 @@ fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(), String> 
             violations.push(format!("{}: balance {} != Σ ledger {}", u.id, view["balance_micros"], view["ledger_totals"]["net_micros"]));
         }
     }
-    let ids: Vec<String> = users.iter().map(|u| format!("'{}'", u.id)).collect();
-    let in_users = ids.join(",");
+    let in_users = quoted(users);
     let orphan_debits = s.d1(&format!(
         "SELECT c.reference FROM credit_ledger c WHERE c.user_id IN ({in_users}) AND c.kind = 'usage'
          AND NOT EXISTS (SELECT 1 FROM usage_ledger u WHERE u.user_id = c.user_id AND 'usage:' || u.request_id = c.reference)"
@@ -289,7 +342,7 @@ fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(), String> 
         violations.push(format!("billed below provider cost without review: {below_cost:?}"));
     }
     let doubled = s.d1(&format!(
-        "SELECT user_id, reference, COUNT(*) AS n FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'topup'
+        "SELECT user_id, reference, COUNT(*) AS n FROM credit_ledger WHERE user_id IN ({in_users}) AND kind IN ('topup', 'crypto_topup')
          GROUP BY user_id, reference HAVING COUNT(*) > 1"
     ));
     if !doubled.is_empty() {
@@ -297,6 +350,9 @@ fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(), String> 
     }
     let topups = s.d1(&format!(
         "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'topup' GROUP BY user_id"
+    ));
+    let usdc = s.d1(&format!(
+        "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'crypto_topup' GROUP BY user_id"
     ));
     let negative = s.d1(&format!(
         "SELECT user_id, reference, balance_after_micros FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'usage' AND balance_after_micros < 0"
@@ -306,6 +362,10 @@ fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(), String> 
         let credited = topups.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
         if credited != paid {
             violations.push(format!("{}: top-ups {credited} != paid {paid}", u.id));
+        }
+        let in_usdc = usdc.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
+        if in_usdc != u.usdc_sent {
+            violations.push(format!("{}: USDC credited {in_usdc} != sent {}", u.id, u.usdc_sent));
         }
         let below_zero: Vec<&Value> = negative.iter().filter(|r| r["user_id"] == u.id.as_str()).collect();
         if !u.had_refund_or_dispute && !below_zero.is_empty() {

@@ -140,3 +140,28 @@ fn the_scan_credits_a_transfer_nobody_confirmed_and_never_one_reorged_out_before
     assert_eq!(status(&quiet), Some(json!("credited")));
     assert_eq!(status(&doomed), Some(json!("dropped")));
 }
+
+#[test]
+fn a_credited_transfer_the_chain_no_longer_shows_is_a_finding_once() {
+    // Its own stack and chain: the chain is rewound past a final block.
+    let s = &integration_tests::start(&[]);
+    let (from, wallet) = account(&s.chain, 0);
+    let user = sign_in(s, &wallet)["user"]["id"].as_str().unwrap().to_string();
+    let snapshot = s.chain.rpc("evm_snapshot", json!([]));
+    let tx = tx_of(&s.chain.usdc_transfer(&from, &s.chain.treasury, 3_000_000));
+    s.chain.mine(FINALITY);
+    s.run_cron();
+    assert_eq!(s.books_balanced(&user, 0)["balance_micros"], 3_000_000);
+    // What only a node that lies, or a reorg past finality, could do.
+    assert_eq!(s.chain.rpc("evm_revert", json!([snapshot])), json!(true));
+    s.chain.mine(3 * FINALITY);
+    s.run_cron();
+    s.run_cron();
+    let admin = format!("Bearer {}", s.admin_token);
+    let r = integration_tests::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &admin)]);
+    let found: Vec<Value> = r.json()["data"].as_array().unwrap().iter().filter(|f| f["kind"] == "crypto_transfer_missing").cloned().collect();
+    assert_eq!(found.len(), 1, "reported once: {found:?}");
+    assert_eq!(found[0]["user_id"], user.as_str());
+    assert!(found[0]["detail"].to_string().contains(&tx), "{found:?}");
+    assert_eq!(s.user(&user)["balance_micros"], 3_000_000, "the credit stands: an operator decides");
+}
