@@ -129,3 +129,42 @@ fn a_session_refreshes_by_rotation_and_ends_at_once() {
     let next = second["refresh_token"].as_str().unwrap();
     assert_eq!(post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": next}), None).status, 401);
 }
+
+#[test]
+fn a_wallet_first_account_has_keys_credit_caps_usage_and_approves_device_logins() {
+    let s = stack();
+    let session = integration_tests::siwe::sign_in(s, &wallet());
+    let (user, token) = (session["user"]["id"].as_str().unwrap().to_string(), session["access_token"].as_str().unwrap().to_string());
+    s.credit(&user, "1");
+    let key = s.call("POST", "/api/keys", &token, Some(json!({"name": "wallet key"})));
+    assert_eq!(key.status, 200, "{}", key.body);
+    let key = key.json()["data"]["fullKey"].as_str().unwrap().to_string();
+    let chat = s.chat(&key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(chat.status, 200, "{}", chat.body);
+    let books = s.books_balanced(&user, 1);
+    assert!(books["balance_micros"].as_i64().unwrap() < 1_000_000, "billed: {books:#}");
+    let cap = s.call("PUT", "/api/caps", &token, Some(json!({"scope": "user", "window": "daily", "limit_usd": 0.5})));
+    assert_eq!(cap.status, 200, "{}", cap.body);
+    // The device login of a CLI, approved by the wallet's session.
+    use integration_tests::device::{begin, decide, poll_new, wait_interval};
+    let started = begin(s, "/api/auth/device");
+    assert_eq!(decide(s, "approve", &token, &started["userCode"]).status, 200);
+    wait_interval();
+    let approved = poll_new(s, "/api/auth/device", &started);
+    assert_eq!(approved.json()["status"], "approved", "{}", approved.body);
+    let cli_key = approved.json()["fullKey"].as_str().unwrap().to_string();
+    let usage = integration_tests::get_with(&format!("{}/me/usage", s.base), &[("Authorization", &format!("Bearer {cli_key}"))]);
+    assert_eq!(usage.status, 200, "{}", usage.body);
+}
+
+#[test]
+fn one_signed_message_opens_one_session_however_many_race_it() {
+    let s = stack();
+    let (message, signature) = signed_message(s, &wallet());
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..10).map(|_| scope.spawn(|| sign_in(s, &message, &signature).status)).collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(answers.iter().filter(|&&c| c == 200).count(), 1, "{answers:?}");
+    assert!(answers.iter().all(|&c| c == 200 || c == 401), "{answers:?}");
+}
