@@ -52,6 +52,36 @@ fn the_dev_command_prints_a_working_key_with_ten_dollars() {
     let email = who.json()["email"].as_str().unwrap().to_string();
     let (local, domain) = email.split_once('@').unwrap();
     assert!(!local.is_empty() && domain.contains('.') && !domain.starts_with('.'), "a valid email: {email}");
+    usdc_top_up_end_to_end(base, &session["chain"]);
     drop(child.stdin.take()); // the watchdog stops the dev stack
     let _ = child.wait();
+}
+
+/// The dev chain is wired to the gateway: a dev account signs in with
+/// Ethereum, pays the treasury in USDC, and the confirmed transfer is credited.
+fn usdc_top_up_end_to_end(base: &str, chain: &Value) {
+    use dexto_shared::chain::testing::{siwe_message, TestWallet};
+    let rpc = |method: &str, params: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let r = integration_tests::post(chain["rpc_url"].as_str().unwrap(), &[("Content-Type", "application/json")], body.as_bytes());
+        r.json()["result"].clone()
+    };
+    let account = &chain["accounts"][0];
+    let wallet = TestWallet::from_hex(account["private_key"].as_str().unwrap());
+    let nonce = integration_tests::get(&format!("{base}/api/auth/siwe/nonce")).json();
+    let issued = dexto_shared::time::rfc3339(integration_tests::now_ms());
+    let message = siwe_message(nonce["domain"].as_str().unwrap(), &wallet.address(), nonce["chain_id"].as_u64().unwrap(), nonce["nonce"].as_str().unwrap(), &issued);
+    let verify = json!({"message": message, "signature": wallet.sign(&message)}).to_string();
+    let session = integration_tests::post(&format!("{base}/api/auth/siwe/verify"), &[("Content-Type", "application/json")], verify.as_bytes());
+    assert_eq!(session.status, 200, "{}", session.body);
+    let token = session.json()["access_token"].as_str().unwrap().to_string();
+    let treasury = chain["treasury"].as_str().unwrap().trim_start_matches("0x").to_lowercase();
+    let data = format!("0xa9059cbb{treasury:0>64}{:064x}", 3_000_000);
+    let tx = rpc("eth_sendTransaction", json!([{"from": account["address"], "to": chain["token"], "data": data}]));
+    rpc("anvil_mine", json!(["0x40"]));
+    let confirm = json!({"tx_hash": tx}).to_string();
+    let auth = format!("Bearer {token}");
+    let r = integration_tests::post(&format!("{base}/api/billing/crypto/confirm"), &[("Content-Type", "application/json"), ("Authorization", &auth)], confirm.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["credits"][0]["amount_micros"], 3_000_000);
 }
