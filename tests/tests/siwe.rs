@@ -129,3 +129,25 @@ fn a_session_refreshes_by_rotation_and_ends_at_once() {
     let next = second["refresh_token"].as_str().unwrap();
     assert_eq!(post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": next}), None).status, 401);
 }
+
+#[test]
+fn the_session_endpoint_names_a_live_sessions_account_and_refuses_any_other_token() {
+    let s = stack();
+    let w = wallet();
+    let alice_id = format!("alice-{}", dexto_shared::ids::new_id(""));
+    let alice = s.session_token(&alice_id, "alice@example.com");
+    let (message, signature) = signed_message(s, &w);
+    assert_eq!(post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&alice)).status, 200);
+    let (message, signature) = signed_message(s, &w);
+    let token = sign_in(s, &message, &signature).json()["access_token"].as_str().unwrap().to_string();
+    let r = s.call("GET", "/api/auth/siwe/session", &token, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["user"], json!({"id": alice_id, "email": "alice@example.com", "address": w.address().checksummed()}));
+    let expires_in = v["expires_at"].as_i64().unwrap() - integration_tests::now_ms() / 1000;
+    assert!((3500..=3600).contains(&expires_in), "an hour: {expires_in}");
+    // Only our own session tokens: a Supabase one is not asked about here.
+    assert_eq!(s.call("GET", "/api/auth/siwe/session", &alice, None).status, 401);
+    assert_eq!(post(s, "/api/auth/siwe/logout", &json!({}), Some(&token)).status, 200);
+    assert_eq!(s.call("GET", "/api/auth/siwe/session", &token, None).status, 401, "ended");
+}
