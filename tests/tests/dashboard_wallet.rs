@@ -85,7 +85,7 @@ fn a_wallet_session_is_refreshed_and_ended_through_the_identity_worker() {
     let _turn = one_at_a_time();
     let s = stack();
     let (b, wallet) = signed_in_with_wallet(s, 1);
-    let (access, refresh) = (b.cookie(cookies::SESSION).expect("session cookie"), b.cookie(cookies::REFRESH).expect("refresh cookie"));
+    let refresh = b.cookie(cookies::REFRESH).expect("refresh cookie");
     assert!(refresh.starts_with("dxr_"), "a Sign-In with Ethereum session");
     // The access token gone (as when its cookie expires): the next page
     // refreshes the session through identity, which rotates the refresh token.
@@ -94,8 +94,8 @@ fn a_wallet_session_is_refreshed_and_ended_through_the_identity_worker() {
     b.wait_for("#upstream");
     assert!(b.text("main").contains(&wallet.address().to_string()));
     let (fresh_access, fresh_refresh) = (b.cookie(cookies::SESSION).expect("a new access token"), b.cookie(cookies::REFRESH).expect("a new refresh token"));
+    // (The access token may equal the old one: same claims in the same second.)
     assert_ne!(fresh_refresh, refresh, "rotated");
-    assert_ne!(fresh_access, access);
     let used = integration_tests::siwe::post(s, "/api/auth/siwe/refresh", &serde_json::json!({"refresh_token": refresh}), None);
     assert_eq!(used.status, 401, "the old refresh token was used up: {}", used.body);
 
