@@ -148,6 +148,23 @@ impl Browser {
         }
     }
 
+    /// Runs `source` in every document this browser loads from now on,
+    /// before the page's own scripts (CDP `Page.addScriptToEvaluateOnNewDocument`
+    /// through chromedriver): e.g. a test wallet as a wallet extension would.
+    pub fn before_each_page(&self, source: &str) {
+        self.cmd("POST", "/goog/cdp/execute", Some(json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}})));
+    }
+
+    /// The value of this page's cookie `name` (httpOnly ones too).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.cmd("GET", "/cookie", None);
+        all.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_string)
+    }
+
+    pub fn delete_cookie(&self, name: &str) {
+        self.cmd("DELETE", &format!("/cookie/{name}"), None);
+    }
+
     pub fn resize(&self, width: u32, height: u32) {
         self.cmd("POST", "/window/rect", Some(json!({"width": width, "height": height})));
     }

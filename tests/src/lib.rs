@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod audit;
 pub mod browser;
+pub mod browser_wallet;
 pub mod chain;
 pub mod cli_shape;
 pub mod client;

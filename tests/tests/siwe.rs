@@ -168,3 +168,27 @@ fn one_signed_message_opens_one_session_however_many_race_it() {
     assert_eq!(answers.iter().filter(|&&c| c == 200).count(), 1, "{answers:?}");
     assert!(answers.iter().all(|&c| c == 200 || c == 401), "{answers:?}");
 }
+
+#[test]
+fn the_session_endpoint_names_a_live_sessions_account_and_refuses_any_other_token() {
+    let s = stack();
+    let w = wallet();
+    let alice_id = format!("alice-{}", dexto_shared::ids::new_id(""));
+    let alice = s.session_token(&alice_id, "alice@example.com");
+    let (message, signature) = signed_message(s, &w);
+    assert_eq!(post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&alice)).status, 200);
+    let (message, signature) = signed_message(s, &w);
+    let token = sign_in(s, &message, &signature).json()["access_token"].as_str().unwrap().to_string();
+    let r = s.call("GET", "/api/auth/siwe/session", &token, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["user"], json!({"id": alice_id, "email": "alice@example.com", "address": w.address().checksummed()}));
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(v["expires_at"], claims["exp"], "the token's own expiry");
+    // Only our own session tokens: a Supabase one is not asked about here.
+    assert_eq!(s.call("GET", "/api/auth/siwe/session", &alice, None).status, 401);
+    assert_eq!(post(s, "/api/auth/siwe/logout", &json!({}), Some(&token)).status, 200);
+    assert_eq!(s.call("GET", "/api/auth/siwe/session", &token, None).status, 401, "ended");
+}

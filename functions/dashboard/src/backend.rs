@@ -1,25 +1,32 @@
 //! The APIs behind the pages, over service bindings (in-process, no network
-//! hop), called as the signed-in user: `Authorization: Bearer <their Supabase
-//! access token>`. The dashboard has no storage binding of its own, so every
-//! rule (ownership, audit, limits) is the API's, applied once.
+//! hop), called as the signed-in user: `Authorization: Bearer <their access
+//! token>` (Supabase's or a Sign-In with Ethereum one). The dashboard has no
+//! storage binding of its own, so every rule (ownership, audit, limits) is
+//! the API's, applied once.
 
 use crate::respond::PageError;
-use crate::session::Session;
 use dexto_shared::error::GatewayError;
 use serde_json::Value;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 pub struct Backend<'a> {
     env: &'a Env,
-    session: &'a Session,
+    /// None before sign-in (verifying a wallet's signature).
+    token: Option<&'a str>,
     origin: String,
     client_ip: Option<String>,
 }
 
 impl<'a> Backend<'a> {
-    pub fn new(env: &'a Env, req: &Request, session: &'a Session) -> Backend<'a> {
+    pub fn new(env: &'a Env, req: &Request, session: &'a crate::session::Session) -> Backend<'a> {
+        Backend::with_token(env, req, Some(session.token.expose()))
+    }
+
+    /// As the holder of `token` (a session being checked or ended), or
+    /// nobody (`None`).
+    pub fn with_token(env: &'a Env, req: &Request, token: Option<&'a str>) -> Backend<'a> {
         let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
-        Backend { env, session, origin: crate::session::own_origin(req), client_ip }
+        Backend { env, token, origin: crate::session::own_origin(req), client_ip }
     }
 
     pub async fn get(&self, service: &str, path: &str) -> Result<Value, PageError> {
@@ -33,27 +40,34 @@ impl<'a> Backend<'a> {
     /// A JSON call; a non-2xx answer becomes `PageError::Api` with the API's
     /// own (client-facing) message.
     async fn call(&self, service: &str, method: Method, path: &str, body: Option<Value>) -> Result<Value, PageError> {
+        self.call_with_status(service, method, path, body).await.map(|(_, value)| value)
+    }
+
+    /// A JSON call and its (2xx) status, for APIs whose 200 and 202 differ.
+    pub async fn call_with_status(&self, service: &str, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), PageError> {
         let mut resp = self.raw(service, method, path, body).await?;
         let status = resp.status_code();
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if !(200..300).contains(&status) {
-            // A session API refusing the session: it ended (revoked at
-            // Supabase). Not so for CHAT, which wants an API key when the
-            // model list is private (MODELS_PUBLIC = "false").
-            if status == 401 && service != "CHAT" {
+            // A session API refusing the session: it ended (revoked). Not so
+            // for CHAT, which wants an API key when the model list is private
+            // (MODELS_PUBLIC = "false"), nor for a call made without one.
+            if status == 401 && service != "CHAT" && self.token.is_some() {
                 return Err(PageError::SignIn { next: "/dashboard".into() });
             }
             let message = value.pointer("/error/message").and_then(Value::as_str).unwrap_or("The request failed.").to_string();
             return Err(PageError::Api { status, message });
         }
-        Ok(value)
+        Ok((status, value))
     }
 
     /// The API's response as it is (streamed exports).
     pub async fn raw(&self, service: &str, method: Method, path: &str, body: Option<Value>) -> Result<Response, PageError> {
         let internal = |e: worker::Error| PageError::Gateway(GatewayError::Internal(format!("backend {service}: {e}")));
         let headers = Headers::new();
-        headers.set("Authorization", &format!("Bearer {}", self.session.token.expose())).map_err(internal)?;
+        if let Some(token) = self.token {
+            headers.set("Authorization", &format!("Bearer {token}")).map_err(internal)?;
+        }
         if let Some(ip) = &self.client_ip {
             headers.set("CF-Connecting-IP", ip).map_err(internal)?;
         }

@@ -6,12 +6,13 @@ use dexto_shared::web::html::esc;
 /// Who a signed-in page is for: what the shell shows and every form carries.
 /// (Implemented by the cookie session; the shell needs nothing else of it.)
 pub trait Viewer {
-    fn email(&self) -> &str;
+    /// The email, else the wallet address, of who is signed in.
+    fn name(&self) -> &str;
     fn csrf(&self) -> &str;
 }
 
 /// Bumped with the assets so browsers never mix an old script with a new page.
-pub const ASSET_VERSION: &str = "2";
+pub const ASSET_VERSION: &str = "3";
 
 const NAV: &[(&str, &str)] = &[
     ("/dashboard", "Overview"),
@@ -49,11 +50,11 @@ pub fn page(title: &str, viewer: &impl Viewer, active: &str, body: &str) -> Stri
         r##"{}<body><a class="skip" href="#main">Skip to content</a>
 <header><nav aria-label="Dashboard"><span class="brand">Dexto</span><ul>{nav}</ul></nav>
 <form method="post" action="/dashboard/auth/logout" class="signout"><input type="hidden" name="csrf" value="{csrf}">
-<span class="who">{email}</span> <button type="submit" class="link">Sign out</button></form></header>
+<span class="who">{name}</span> <button type="submit" class="link">Sign out</button></form></header>
 <main id="main">{body}</main></body></html>"##,
         head(title),
         csrf = esc(viewer.csrf()),
-        email = esc(viewer.email()),
+        name = esc(viewer.name()),
     )
 }
 

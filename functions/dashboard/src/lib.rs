@@ -2,8 +2,9 @@
 //! `/dashboard/*` (overview, keys, usage, billing, account, models), `/device`
 //! (approving a CLI sign-in) and `/billing` (the old top-up link). Pages are
 //! rendered here from the other Workers' JSON APIs (`backend.rs`), as the
-//! signed-in user; the session is Supabase's, kept in httpOnly cookies
-//! (`session.rs`, `signin.rs`). See docs/ARCHITECTURE.md "Dashboard".
+//! signed-in user; the session is Supabase's, or the identity Worker's from
+//! Sign-In with Ethereum, kept in httpOnly cookies (`session.rs`,
+//! `signin.rs`, `siwe.rs`). See docs/ARCHITECTURE.md "Dashboard".
 
 mod assets;
 mod backend;
@@ -13,6 +14,7 @@ mod pages;
 mod respond;
 mod session;
 mod signin;
+mod siwe;
 mod supabase;
 
 use respond::{into_response, Page, PageError, PageResult};
@@ -27,13 +29,17 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // token would sign the user out at the next refresh.
     let mut cookies = Vec::new();
     let mut page = route(&mut req, &env, &path, &mut cookies).await.unwrap_or_else(|err| {
-        if let PageError::Gateway(dexto_shared::error::GatewayError::Internal(detail)) = &err {
-            dexto_shared::log::event("dashboard.internal_error", serde_json::json!({"path": path, "detail": detail}));
-        }
+        log_internal(&path, &err);
         respond::error_page(err)
     });
     page.cookies.extend(cookies);
     into_response(page, &respond::csp(&checkout_origin))
+}
+
+fn log_internal(path: &str, err: &PageError) {
+    if let PageError::Gateway(dexto_shared::error::GatewayError::Internal(detail)) = err {
+        dexto_shared::log::event("dashboard.internal_error", serde_json::json!({"path": path, "detail": detail}));
+    }
 }
 
 async fn route(req: &mut Request, env: &Env, path: &str, cookies: &mut Vec<String>) -> PageResult {
@@ -43,6 +49,11 @@ async fn route(req: &mut Request, env: &Env, path: &str, cookies: &mut Vec<Strin
         (Method::Get, ["dashboard", "login"]) => signin::login_page(req, env),
         (Method::Get, ["dashboard", "auth", "start"]) => signin::start(req, env),
         (Method::Post, ["dashboard", "auth", "magic-link"]) => signin::magic_link(req, env).await,
+        // Answers the sign-in page's script, so in JSON whatever happens.
+        (Method::Post, ["dashboard", "auth", "siwe"]) => Ok(siwe::sign_in(req, env).await.unwrap_or_else(|err| {
+            log_internal(path, &err);
+            respond::error_json(err)
+        })),
         (Method::Get, ["dashboard", "auth", "callback"]) => signin::callback(req, env).await,
         (Method::Post, ["dashboard", "auth", "logout"]) => signin::logout(req, env).await,
         (_, ["device"]) if env.var("DEVICE_LOGIN_ENABLED").is_ok_and(|v| v.to_string() == "false") => {

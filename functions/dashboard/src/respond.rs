@@ -106,11 +106,11 @@ pub fn into_response(page: Page, csp: &str) -> worker::Result<Response> {
     Ok(resp.with_status(page.status))
 }
 
-/// Errors as pages: the status the API chose, its message (escaped), and no
+/// What an error tells the user: its status, a title and a message without
 /// internal detail. Internal errors are logged by the caller with the path.
-pub fn error_page(err: PageError) -> Page {
-    let (status, title, message) = match err {
-        PageError::SignIn { next } => return Page::redirect(format!("/dashboard/login?next={}", dexto_shared::url_query::encode(&next))),
+fn describe(err: PageError) -> (u16, &'static str, String) {
+    match err {
+        PageError::SignIn { .. } => (401, "Sign in again", "Your session has ended; sign in again.".into()),
         PageError::Csrf(e) => (403, "Request refused", e.message().to_string()),
         PageError::Api { status, message } => (status, "Something went wrong", message),
         PageError::Gateway(e) => {
@@ -118,10 +118,36 @@ pub fn error_page(err: PageError) -> Page {
             let message = if status >= 500 { "The service is unavailable right now. Try again in a moment.".to_string() } else { e.message() };
             (status, "Something went wrong", message)
         }
-    };
+    }
+}
+
+impl PageError {
+    pub fn status(&self) -> u16 {
+        match self {
+            PageError::SignIn { .. } => 401,
+            PageError::Csrf(_) => 403,
+            PageError::Api { status, .. } => *status,
+            PageError::Gateway(e) => e.status(),
+        }
+    }
+}
+
+/// Errors as pages: the status the API chose, its message (escaped).
+pub fn error_page(err: PageError) -> Page {
+    if let PageError::SignIn { next } = err {
+        return Page::redirect(format!("/dashboard/login?next={}", dexto_shared::url_query::encode(&next)));
+    }
+    let (status, title, message) = describe(err);
     let body = crate::layout::bare(
         title,
         &format!(r#"<h1>{}</h1><p class="error" role="alert">{}</p><p><a href="/dashboard">Back to the dashboard</a></p>"#, esc(title), esc(&message)),
     );
     Page { status, body: PageBody::Html(body), cookies: Vec::new() }
+}
+
+/// Errors for a page script's `fetch`: the same status and message, as the
+/// APIs' JSON error shape.
+pub fn error_json(err: PageError) -> Page {
+    let (status, _, message) = describe(err);
+    Page { status, body: PageBody::Json(serde_json::json!({"error": {"message": message}})), cookies: Vec::new() }
 }

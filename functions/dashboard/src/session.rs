@@ -1,10 +1,14 @@
-//! The signed-in user, from the session cookies: the Supabase access token
-//! (verified on every request, like any session), refreshed through Supabase
-//! when it is about to expire, and the CSRF secret forms must echo.
+//! The signed-in user, from the session cookies: the access token (verified
+//! on every request, like any session) — Supabase's, or one of the identity
+//! Worker's own from Sign-In with Ethereum (`siwe.rs`), told apart by its
+//! issuer — refreshed through whichever issued it when it is about to
+//! expire, and the CSRF secret forms must echo.
 
 use crate::respond::PageError;
+use crate::siwe::Holder;
 use crate::supabase::{Supabase, Tokens};
 use dexto_shared::secret::Secret;
+use dexto_shared::siwe_auth;
 use dexto_shared::web::{cookies, csrf};
 use worker::{Env, Request};
 
@@ -17,15 +21,16 @@ const REFRESH_COOKIE_SECONDS: i64 = 30 * 24 * 3600;
 pub struct Session {
     pub token: Secret<String>,
     pub user_id: String,
-    pub email: String,
+    /// Who is signed in, as shown: the email, else the wallet address.
+    pub name: String,
     pub csrf: String,
     /// `Set-Cookie` values to send back (after a refresh).
     pub cookies: Vec<String>,
 }
 
 impl crate::layout::Viewer for Session {
-    fn email(&self) -> &str {
-        &self.email
+    fn name(&self) -> &str {
+        &self.name
     }
     fn csrf(&self) -> &str {
         &self.csrf
@@ -62,22 +67,50 @@ pub async fn current(req: &Request, env: &Env) -> Result<Option<Session>, PageEr
     let existing = cookie(req, cookies::CSRF).filter(|c| c.len() >= 32);
     let csrf = existing.clone().unwrap_or_else(new_csrf);
     if let Some(token) = cookie(req, cookies::SESSION) {
-        if let Ok(claims) = dexto_shared::session::verify_token(&token, env).await {
-            if claims.exp - now_s > REFRESH_MARGIN_SECONDS {
+        if let Some(holder) = holder(req, env, &token).await? {
+            if holder.expires_at - now_s > REFRESH_MARGIN_SECONDS {
                 let cookies = if existing.is_none() { vec![cookies::set(cookies::CSRF, &csrf, REFRESH_COOKIE_SECONDS)] } else { Vec::new() };
-                return Ok(Some(Session { token: Secret::new(token), user_id: claims.sub, email: claims.email.unwrap_or_default(), csrf, cookies }));
+                return Ok(Some(Session { token: Secret::new(token), user_id: holder.user_id, name: holder.name, csrf, cookies }));
             }
         }
     }
     let Some(refresh) = cookie(req, cookies::REFRESH) else { return Ok(None) };
-    let tokens = match Supabase::from_env(env).refresh(&refresh).await {
-        Ok(t) => t,
-        Err(dexto_shared::error::GatewayError::InvalidAuth) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let refreshed = if siwe_auth::is_refresh_token(&refresh) {
+        crate::siwe::refresh(req, env, &refresh).await?
+    } else {
+        match Supabase::from_env(env).refresh(&refresh).await {
+            Ok(t) => Some(t),
+            Err(dexto_shared::error::GatewayError::InvalidAuth) => None,
+            Err(e) => return Err(e.into()),
+        }
     };
-    let claims = dexto_shared::session::verify_token(tokens.access.expose(), env).await?;
+    let Some(tokens) = refreshed else { return Ok(None) };
+    let holder = holder(req, env, tokens.access.expose()).await?.ok_or(dexto_shared::error::GatewayError::InvalidAuth)?;
     let cookies = session_cookies(&tokens, &csrf);
-    Ok(Some(Session { token: tokens.access, user_id: claims.sub, email: claims.email.unwrap_or_default(), csrf, cookies }))
+    Ok(Some(Session { token: tokens.access, user_id: holder.user_id, name: holder.name, csrf, cookies }))
+}
+
+/// Whose session `token` is, if it is valid: a Supabase token is verified
+/// here (JWKS), one of ours by the identity Worker.
+async fn holder(req: &Request, env: &Env, token: &str) -> Result<Option<Holder>, PageError> {
+    if siwe_auth::is_session_token(token) {
+        return crate::siwe::holder(req, env, token).await;
+    }
+    Ok(dexto_shared::session::verify_token(token, env).await.ok().map(|c| Holder { user_id: c.sub, name: c.email.unwrap_or_default(), expires_at: c.exp }))
+}
+
+/// Ends the session where it was issued (its refresh token stops working);
+/// failing to is logged, and the cookies are cleared anyway.
+pub async fn end(req: &Request, env: &Env, session: &Session) {
+    let token = session.token.expose();
+    let ended = if siwe_auth::is_session_token(token) {
+        crate::siwe::sign_out(req, env, token).await
+    } else {
+        Supabase::from_env(env).sign_out(token).await.map_err(PageError::from)
+    };
+    if let Err(e) = ended {
+        dexto_shared::log::event("dashboard.sign_out_failed", serde_json::json!({"user_id": session.user_id, "status": e.status()}));
+    }
 }
 
 /// Our own origin, as the browser sees it (the edge forwards the public URL).

@@ -3,7 +3,8 @@
 //! Supabase; Supabase sends it back to `callback?code=…`, which exchanges the
 //! code (with the verifier) for a session, verifies the access token like
 //! every other session and sets the session cookies. Magic links take the
-//! same route back. Nothing secret ever appears in a URL we build.
+//! same route back. Nothing secret ever appears in a URL we build. Signing
+//! in with an Ethereum wallet is the page script's and `siwe.rs`'s.
 
 use crate::layout;
 use crate::respond::{Page, PageError, PageResult};
@@ -62,7 +63,9 @@ pub fn login_page(req: &Request, env: &Env) -> PageResult {
     };
     let body = format!(
         r#"<h1>Sign in to Dexto</h1>{notice}<p>Use the account you use with the Dexto CLI.</p>
-<div class="providers">{buttons}</div>
+<div class="providers">{buttons}
+<button type="button" class="button" id="siwe" data-next="{next}" hidden>Sign in with Ethereum</button></div>
+<p id="siwe-status" role="status" aria-live="polite"></p>
 <form method="post" action="/dashboard/auth/magic-link" class="stack">
 <input type="hidden" name="next" value="{next}">
 <label for="email">Email me a sign-in link</label>
@@ -137,15 +140,14 @@ pub async fn callback(req: &Request, env: &Env) -> PageResult {
     Ok(Page::redirect(next).with_cookies(cookies))
 }
 
-/// `POST /dashboard/auth/logout` (CSRF): ends the session at Supabase too.
+/// `POST /dashboard/auth/logout` (CSRF): ends the session where it was
+/// issued (Supabase, or the identity Worker for a wallet's) too.
 pub async fn logout(req: &mut Request, env: &Env) -> PageResult {
     let form = crate::form::read(req).await?;
     session::check_same_origin(req)?;
     if let Some(s) = session::current(req, env).await? {
         session::check_csrf(req, &s, form.get("csrf").map(String::as_str))?;
-        if let Err(e) = Supabase::from_env(env).sign_out(s.token.expose()).await {
-            dexto_shared::log::event("dashboard.sign_out_failed", serde_json::json!({"user_id": s.user_id, "status": e.status()}));
-        }
+        session::end(req, env, &s).await;
     }
     Ok(Page::redirect("/dashboard/login?signed_out=1").with_cookies(session::cleared_cookies()))
 }

@@ -20,6 +20,18 @@ pub struct Tokens {
     pub expires_in: i64,
 }
 
+impl Tokens {
+    /// From a token grant's answer (`access_token`, `refresh_token`,
+    /// `expires_in`): Supabase's, and Sign-In with Ethereum's alike.
+    pub fn from_grant(v: &Value) -> Option<Tokens> {
+        Some(Tokens {
+            access: Secret::new(v["access_token"].as_str()?.to_string()),
+            refresh: Secret::new(v["refresh_token"].as_str()?.to_string()),
+            expires_in: v["expires_in"].as_i64().unwrap_or(3600),
+        })
+    }
+}
+
 impl Supabase {
     pub fn from_env(env: &Env) -> Supabase {
         let var = |n: &str| env.var(n).ok().map(|v| v.to_string()).unwrap_or_default();
@@ -69,16 +81,12 @@ impl Supabase {
 
     async fn token(&self, grant: &str, body: &Value) -> Result<Tokens, GatewayError> {
         let (status, v) = self.post(&format!("/auth/v1/token?grant_type={grant}"), None, body).await?;
-        match (status, v["access_token"].as_str(), v["refresh_token"].as_str()) {
-            (200, Some(access), Some(refresh)) => Ok(Tokens {
-                access: Secret::new(access.to_string()),
-                refresh: Secret::new(refresh.to_string()),
-                expires_in: v["expires_in"].as_i64().unwrap_or(3600),
-            }),
+        match (status, Tokens::from_grant(&v)) {
+            (200, Some(tokens)) => Ok(tokens),
             // Only a refused grant ends the session; a busy or failing
             // Supabase must not sign people out.
-            (400 | 401 | 403 | 404, _, _) => Err(GatewayError::InvalidAuth),
-            (429, _, _) => Err(GatewayError::RateLimited { retry_after_secs: 10 }),
+            (400 | 401 | 403 | 404, _) => Err(GatewayError::InvalidAuth),
+            (429, _) => Err(GatewayError::RateLimited { retry_after_secs: 10 }),
             _ => Err(GatewayError::UpstreamUnavailable),
         }
     }

@@ -124,6 +124,7 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Post, ["api", "auth", "siwe", "verify"]) => siwe::verify(req, env).await,
         (Method::Post, ["api", "auth", "siwe", "refresh"]) => siwe::refresh(req, env).await,
         (Method::Post, ["api", "auth", "siwe", "logout"]) => siwe::logout(req, env).await,
+        (Method::Get, ["api", "auth", "siwe", "session"]) => siwe::session(req, env).await,
         (Method::Get, ["api", "auth", "siwe", "addresses"]) => siwe::addresses(req, env).await,
         (Method::Post, ["api", "auth", "siwe", "link"]) => siwe::link(req, env).await,
         (Method::Delete, ["api", "auth", "siwe", "addresses", address]) => siwe::unlink(req, env, address).await,

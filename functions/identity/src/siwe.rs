@@ -6,6 +6,8 @@
 //! - `POST /api/auth/siwe/verify {message, signature}`: a session; an
 //!   address never seen before creates its own (wallet-first) account.
 //! - `POST /api/auth/siwe/refresh {refresh_token}`, `POST /api/auth/siwe/logout` (session).
+//! - `GET /api/auth/siwe/session` (session): whose session it is and until
+//!   when — for the dashboard, which cannot verify our tokens itself.
 //! - `GET /api/auth/siwe/addresses`, `POST /api/auth/siwe/link {message,
 //!   signature}`, `DELETE /api/auth/siwe/addresses/{address}` (session):
 //!   the addresses of the signed-in account.
@@ -70,6 +72,14 @@ pub async fn logout(req: &Request, env: &Env) -> ApiResult {
     siwe_auth::revoke(env, &session_id).await?;
     crate::security_event(req, env, &user.id, "siwe.sign_out", &session_id, json!({})).await?;
     ok_json(200, &json!({"success": true}))
+}
+
+pub async fn session(req: &Request, env: &Env) -> ApiResult {
+    let token = bearer_token(req.headers()).filter(|t| siwe_auth::is_session_token(t)).ok_or(GatewayError::MissingAuth)?;
+    let (user, _) = siwe_auth::verify(env, &token).await?;
+    // `verify` accepted the token: its claims are ours.
+    let claims = siwe_auth::claims_unverified(&token).unwrap_or_default();
+    ok_json(200, &json!({"user": {"id": user.id, "email": user.email, "address": claims["address"]}, "expires_at": claims["exp"]}))
 }
 
 pub async fn addresses(req: &Request, env: &Env) -> ApiResult {

@@ -26,6 +26,8 @@ pub const ISSUER: &str = "dexto-siwe";
 pub const NONCE_TTL_MS: i64 = 10 * 60 * 1000;
 const ACCESS_TTL_SECS: i64 = 3600;
 const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+/// How our refresh tokens start (a Supabase one never does).
+pub const REFRESH_PREFIX: &str = "dxr_";
 /// The chain signed in on when `EVM_CHAIN_ID` is not set: Base.
 const DEFAULT_CHAIN_ID: u64 = 8453;
 
@@ -148,7 +150,7 @@ fn access_token(key: &[u8], user_id: &str, session_id: &str, address: &Address) 
 pub async fn open_session(env: &Env, user_id: &str, address: &Address) -> Result<Value, GatewayError> {
     let key = signing_key(env)?;
     let session_id = crate::ids::new_id("ses_");
-    let refresh = format!("dxr_{}", hex::encode(crate::ids::random_bytes::<32>()));
+    let refresh = format!("{REFRESH_PREFIX}{}", hex::encode(crate::ids::random_bytes::<32>()));
     let now = now_ms();
     db::run(
         &db::database(env)?,
@@ -176,7 +178,7 @@ struct SessionRow {
 pub async fn refresh(env: &Env, refresh_token: &str) -> Result<Value, GatewayError> {
     let db = db::database(env)?;
     let now = now_ms();
-    let fresh = format!("dxr_{}", hex::encode(crate::ids::random_bytes::<32>()));
+    let fresh = format!("{REFRESH_PREFIX}{}", hex::encode(crate::ids::random_bytes::<32>()));
     let row: Option<SessionRow> = db::returning(
         &db,
         "UPDATE auth_sessions SET refresh_hash = ?2 WHERE refresh_hash = ?1 AND revoked_at IS NULL AND expires_at > ?3 RETURNING id, user_id, address",
@@ -194,7 +196,15 @@ pub fn is_session_token(token: &str) -> bool {
     claims_unverified(token).is_some_and(|c| c["iss"] == ISSUER)
 }
 
-fn claims_unverified(token: &str) -> Option<Value> {
+/// Whether a refresh token is one of ours (a front end keeping both kinds
+/// of session tells them apart by it once the access token is gone).
+pub fn is_refresh_token(token: &str) -> bool {
+    token.starts_with(REFRESH_PREFIX)
+}
+
+/// A token's claims, signature not checked: trust them only after `verify`
+/// accepted the token.
+pub fn claims_unverified(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }

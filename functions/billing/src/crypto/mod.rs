@@ -67,7 +67,7 @@ pub async fn confirm(req: &mut Request, env: &Env) -> ApiResult {
             }
             Settled::Unclaimed => {
                 return Err(GatewayError::Forbidden(format!(
-                    "That USDC was sent from {}, which is not linked to your account. Link it (sign in with it from the dashboard, or POST /api/auth/siwe/link) and the transfer is credited then.",
+                    "That USDC was sent from {}, which is not linked to your account. Link it to your account by signing with it (POST /api/auth/siwe/link, or the dashboard's billing page) and the transfer is credited then.",
                     t.from
                 )));
             }

@@ -65,7 +65,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
         .map(|e| format!("<li>{} — {}</li>", esc(&when(e["created_at"].as_i64())), esc(e["action"].as_str().unwrap_or(""))))
         .collect();
     let body = format!(
-        r#"<h1>Account</h1><p>Signed in as <strong>{email}</strong>.</p>
+        r#"<h1>Account</h1><p>Signed in as <strong>{name}</strong>.</p>
 <section aria-labelledby="up-h"><h2 id="up-h">Upstream key (OpenRouter)</h2>{upstream_html}</section>
 <section aria-labelledby="caps-h"><h2 id="caps-h">Spend caps</h2>{caps_html}
 <form method="post" action="/dashboard/account/caps" class="filters">{csrf}
@@ -73,7 +73,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
 <div><label for="cap-limit">Cap in USD (empty removes it)</label><input id="cap-limit" name="limit_usd" inputmode="decimal"></div>
 <button type="submit">Set cap</button></form></section>
 <section aria-labelledby="sec-h"><h2 id="sec-h">Recent security events</h2><ul>{events}</ul></section>"#,
-        email = esc(&session.email),
+        name = esc(&session.name),
         csrf = csrf_field(session),
         events = if event_rows.is_empty() { "<li>None yet.</li>".to_string() } else { event_rows },
     );

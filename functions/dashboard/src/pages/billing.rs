@@ -1,8 +1,8 @@
 //! `/dashboard/settings/billing` — where `dexto billing --buy` and the CLI's
 //! top-up overlay send people (`?credits_usd=N` preselects an amount): packs
 //! or a custom amount, Stripe Checkout through the billing API, the return
-//! page that waits for the webhook (`?session_id=`), payment history and the
-//! subscription state.
+//! page that waits for the webhook (`?session_id=`), paying with USDC
+//! (`crypto.rs`), payment history and the subscription state.
 
 use super::{query, show_usd};
 use crate::backend::Backend;
@@ -23,8 +23,17 @@ fn preselected(req: &Request) -> Option<String> {
 }
 
 pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
+    render(req, env, session, None).await
+}
+
+/// The page; `usdc_outcome` is what a USDC confirmation just made said.
+pub async fn render(req: &Request, env: &Env, session: &Session, usdc_outcome: Option<&str>) -> PageResult {
     let api = Backend::new(env, req, session);
-    let (balance, history) = futures::try_join!(api.get("BILLING", "/api/billing/balance"), api.get("BILLING", "/api/billing/history"))?;
+    let (balance, history, usdc) = futures::try_join!(
+        api.get("BILLING", "/api/billing/balance"),
+        api.get("BILLING", "/api/billing/history"),
+        super::crypto::section(&api, session, usdc_outcome)
+    )?;
     let q = query(req);
     let returned = match q.get("session_id") {
         Some(id) => checkout_state(&api, &history, id).await?,
@@ -51,6 +60,7 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
 <fieldset><legend>Choose an amount</legend><div class="packs">{packs}</div>
 <label for="custom">Or another amount in USD</label><input id="custom" name="custom" inputmode="decimal" value="{custom}" placeholder="e.g. 15"></fieldset>
 <button type="submit">Continue to payment</button></form>
+{usdc}
 <section aria-labelledby="pay-h"><h2 id="pay-h">Payments</h2>{subscription}{payments}</section>"#,
         balance = show_usd(&balance["credits_usd"]),
         csrf = csrf_field(session),

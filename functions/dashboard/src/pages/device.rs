@@ -100,13 +100,13 @@ fn details(session: &Session, found: &Value, second: bool) -> Page {
 <dt>Client</dt><dd id="device-client">{client}, {version}</dd>
 <dt>From</dt><dd id="device-ip">{from}</dd>
 <dt>Requested</dt><dd id="device-age">{age}</dd></dl>
-<p>The CLI gets its own API key on <strong>{email}</strong>’s account.</p>
+<p>The CLI gets its own API key on <strong>{name}</strong>’s account.</p>
 <form method="post" action="/device" class="stack">{csrf}<input type="hidden" name="user_code" value="{code}">{confirm}
 <div class="row"><button type="submit" name="decision" value="approve" id="approve">{approve}</button>
 <button type="submit" name="decision" value="deny" class="danger" id="deny">Deny</button></div></form>"#,
         code = esc(text("userCode")),
         client = esc(text("client")),
-        email = esc(&session.email),
+        name = esc(&session.name),
         csrf = csrf_field(session),
     );
     Page::html(layout::page(TITLE, session, "", &body))

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod billing;
+pub mod crypto;
 pub mod device;
 pub mod keys;
 pub mod models;
@@ -48,6 +49,7 @@ pub async fn route(req: &mut Request, env: &Env, session: &Session, segments: &[
         (Method::Get, ["dashboard", "settings", "billing"]) => billing::page(req, env, session).await,
         (Method::Post, ["dashboard", "settings", "billing", "checkout"]) => billing::checkout(req, env, session).await,
         (Method::Get, ["dashboard", "settings", "billing", "status"]) => billing::status(req, env, session).await,
+        (Method::Post, ["dashboard", "settings", "billing", "crypto"]) => crypto::confirm(req, env, session).await,
         (Method::Get, ["dashboard", "account"]) => account::page(req, env, session).await,
         (Method::Post, ["dashboard", "account", "caps"]) => account::set_cap(req, env, session).await,
         (Method::Get, ["dashboard", "models"]) => models::page(req, env, session).await,
