@@ -121,3 +121,35 @@ fn without_a_wallet_the_button_says_one_is_needed() {
     assert!(b.url().contains("/dashboard/login"), "still on the sign-in page: {}", b.url());
     b.screenshot("login-no-wallet");
 }
+
+#[test]
+fn a_supabase_user_links_a_wallet_on_the_billing_page_and_its_usdc_counts() {
+    let _turn = one_at_a_time();
+    let s = stack();
+    let b = Browser::open();
+    let wallet = BrowserWallet::install(&b, TestWallet::from_hex(&s.chain.accounts[2].private_key));
+    // Signed in through the (mock) hosted Supabase page, not with the wallet.
+    let mail = format!("linker-{}@example.com", dexto_shared::ids::new_id(""));
+    b.goto(&format!("{}/dashboard/settings/billing", s.base));
+    b.wait_for("a.button");
+    b.click("a.button");
+    b.type_into("#email", &mail);
+    b.click("#continue");
+    b.wait_until("the billing page", || b.url().starts_with(&format!("{}/dashboard/settings/billing", s.base)) && b.count("#usdc") == 1);
+    assert_eq!(b.count("#usdc-no-address"), 1, "nothing linked yet");
+    b.wait_until("the link button", || b.script("return !document.getElementById('siwe-link')?.hidden") == true);
+    b.click("#siwe-link");
+    let message = wallet.sign_next_request(&b);
+    assert!(message.contains(&format!("\n{}\n", wallet.address())), "{message}");
+    b.wait_until("the linked address", || b.count("#usdc-addresses") == 1);
+    assert_eq!(b.text("#usdc-addresses"), wallet.address().to_string());
+    b.screenshot("billing-wallet-linked");
+    // USDC from the linked wallet is this (Supabase) account's.
+    let user = mock_openrouter::supabase_auth::sub_for(&mail);
+    let receipt = s.chain.usdc_transfer(&s.chain.accounts[2].address, &s.chain.treasury, 1_500_000);
+    s.chain.mine(FINALITY);
+    b.type_into("#tx-hash", receipt["transactionHash"].as_str().unwrap());
+    b.click("#usdc form button[type=submit]");
+    b.wait_until("the credit", || b.text("#usdc-result") == "Payment credited: $1.50 added to your balance.");
+    assert_eq!(s.user(&user)["balance_micros"], 1_500_000);
+}

@@ -126,47 +126,61 @@ async function jsonOrError(response, fallback) {
   return body;
 }
 
-const siwe = document.getElementById("siwe");
-if (siwe) {
-  const status = document.getElementById("siwe-status");
+// Has the wallet sign an EIP-4361 message over a fresh nonce: `{message, signature}`.
+async function walletSignature(say) {
+  const wallet = window.ethereum;
+  if (!wallet?.request) {
+    throw new Error("This needs a wallet in this browser (an extension such as MetaMask, or your wallet app's browser). None was found.");
+  }
+  say("Approve the request in your wallet…", false);
+  const [account] = await wallet.request({ method: "eth_requestAccounts" });
+  if (!account) throw new Error("The wallet shared no account.");
+  const challenge = await jsonOrError(await fetch("/api/auth/siwe/nonce"), "Could not reach the server; try again.");
+  const message = siweMessage({
+    domain: window.location.host,
+    address: checksummed(account),
+    uri: `${window.location.origin}/dashboard`,
+    chainId: challenge.chain_id,
+    nonce: challenge.nonce,
+    issuedAt: new Date().toISOString(),
+  });
+  say("Sign the message in your wallet…", false);
+  const signature = await wallet.request({ method: "personal_sign", params: [utf8Hex(message), account] });
+  return { message, signature };
+}
+
+// A button that has the wallet sign, then posts `{message, signature, …extra}`
+// to `path` and hands the JSON answer to `done`.
+function walletButton(id, path, extra, failed, done) {
+  const button = document.getElementById(id);
+  if (!button) return;
+  const status = document.getElementById(`${id}-status`);
   const say = (text, isError) => {
     status.textContent = text;
     status.className = isError ? "error" : "notice";
   };
-  siwe.hidden = false;
-  siwe.addEventListener("click", async () => {
-    const wallet = window.ethereum;
-    if (!wallet?.request) {
-      say("Signing in with Ethereum needs a wallet in this browser (an extension such as MetaMask, or your wallet app's browser). None was found.", true);
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    if (!window.ethereum?.request) {
+      say("Signing with Ethereum needs a wallet in this browser (an extension such as MetaMask, or your wallet app's browser). None was found.", true);
       return;
     }
-    siwe.disabled = true;
+    button.disabled = true;
     try {
-      say("Approve the request in your wallet…", false);
-      const [account] = await wallet.request({ method: "eth_requestAccounts" });
-      if (!account) throw new Error("The wallet shared no account.");
-      const challenge = await jsonOrError(await fetch("/api/auth/siwe/nonce"), "Could not start signing in; try again.");
-      const message = siweMessage({
-        domain: window.location.host,
-        address: checksummed(account),
-        uri: `${window.location.origin}/dashboard`,
-        chainId: challenge.chain_id,
-        nonce: challenge.nonce,
-        issuedAt: new Date().toISOString(),
-      });
-      say("Sign the message in your wallet…", false);
-      const signature = await wallet.request({ method: "personal_sign", params: [utf8Hex(message), account] });
-      const signedIn = await fetch("/dashboard/auth/siwe", {
+      const signed = await walletSignature(say);
+      const answer = await fetch(path, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ message, signature, next: siwe.dataset.next }),
+        body: JSON.stringify({ ...signed, ...extra(button) }),
       });
-      const { next } = await jsonOrError(signedIn, "Signing in failed; try again.");
-      window.location.assign(next);
+      done(await jsonOrError(answer, failed));
     } catch (e) {
       // EIP-1193's 4001: the user said no in the wallet.
-      say(e?.code === 4001 ? "You declined in your wallet; nothing was signed." : (e?.message ?? "Signing in failed; try again."), true);
-      siwe.disabled = false;
+      say(e?.code === 4001 ? "You declined in your wallet; nothing was signed." : (e?.message ?? failed), true);
+      button.disabled = false;
     }
   });
 }
+
+walletButton("siwe", "/dashboard/auth/siwe", (b) => ({ next: b.dataset.next }), "Signing in failed; try again.", ({ next }) => window.location.assign(next));
+walletButton("siwe-link", "/dashboard/settings/billing/wallet", (b) => ({ csrf: b.dataset.csrf }), "Linking the wallet failed; try again.", () => window.location.reload());

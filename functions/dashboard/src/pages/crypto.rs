@@ -24,7 +24,7 @@ pub async fn section(api: &Backend<'_>, session: &Session, outcome: Option<&str>
     };
     let addresses: String = linked?["data"].as_array().into_iter().flatten().map(|a| format!("<li><code>{}</code></li>", esc(text(&a["address"])))).collect();
     let addresses = if addresses.is_empty() {
-        r#"<p class="empty" id="usdc-no-address">No address is linked to this account yet, so no transfer can be credited to it: link your wallet first (POST /api/auth/siwe/link with a signed message).</p>"#.to_string()
+        r#"<p class="empty" id="usdc-no-address">No address is linked to this account yet, so no transfer can be credited to it: link your wallet first.</p>"#.to_string()
     } else {
         format!(r#"<p>Only USDC sent from this account's linked addresses is credited:</p><ul id="usdc-addresses">{addresses}</ul>"#)
     };
@@ -35,6 +35,7 @@ pub async fn section(api: &Backend<'_>, session: &Session, outcome: Option<&str>
 <dl class="facts"><dt>Send to</dt><dd><code id="usdc-treasury">{treasury}</code> <button type="button" class="link" data-copy="usdc-treasury">Copy</button> <span class="copied" role="status"></span></dd>
 <dt>Token</dt><dd><code id="usdc-token">{token}</code></dd><dt>Chain ID</dt><dd id="usdc-chain">{chain_id}</dd></dl>
 {addresses}
+<p><button type="button" class="button secondary" id="siwe-link" data-csrf="{csrf_token}" hidden>Link a wallet</button> <span id="siwe-link-status" role="status"></span></p>
 <form method="post" action="/dashboard/settings/billing/crypto" class="stack">{csrf}
 <label for="tx-hash">Sent it? Paste the transaction hash</label>
 <input id="tx-hash" name="tx_hash" required pattern="0x[0-9a-fA-F]{{64}}" placeholder="0x…" autocomplete="off" spellcheck="false">
@@ -45,6 +46,7 @@ pub async fn section(api: &Backend<'_>, session: &Session, outcome: Option<&str>
         treasury = esc(text(&overview["treasury"])),
         token = esc(text(&overview["token"])),
         csrf = csrf_field(session),
+        csrf_token = esc(&session.csrf),
         transfers = transfers_table(&overview["transfers"]),
     ))
 }
@@ -97,6 +99,18 @@ fn transfers_table(transfers: &Value) -> String {
 /// `POST …/billing/crypto` (CSRF; form: tx_hash): asks the billing API to
 /// credit the transfer, and shows the billing page with what it said —
 /// credited, pending until final, or why not (with the API's status).
+/// `POST /dashboard/settings/billing/wallet` (JSON `{message, signature,
+/// csrf}`, sent by the billing page's script once the wallet has signed):
+/// links the wallet's address to this account. Answers JSON.
+pub async fn link_wallet(req: &mut Request, env: &Env, session: &Session) -> PageResult {
+    let body = dexto_shared::http::json_object(req).await?;
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or("").to_string();
+    check_csrf(req, session, Some(&field("csrf")))?;
+    let signed = json!({"message": field("message"), "signature": field("signature")});
+    let linked = Backend::new(env, req, session).send("IDENTITY", Method::Post, "/api/auth/siwe/link", signed).await?;
+    Ok(crate::respond::Page { status: 200, body: crate::respond::PageBody::Json(json!({"address": linked["address"]})), cookies: Vec::new() })
+}
+
 pub async fn confirm(req: &mut Request, env: &Env, session: &Session) -> PageResult {
     let form = crate::form::read(req).await?;
     check_csrf(req, session, form.get("csrf").map(String::as_str))?;
