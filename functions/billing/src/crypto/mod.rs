@@ -34,6 +34,11 @@ pub async fn confirm(req: &mut Request, env: &Env) -> ApiResult {
     let config = ChainConfig::required(env)?;
     let rpc = Rpc::from_env(env)?;
     let chain = config.chain_id;
+    // Only the configured chain's word counts: a node on another chain is a misconfiguration.
+    let served = rpc.chain_id().await?;
+    if served != chain {
+        return Err(GatewayError::Internal(format!("EVM_RPC_URL serves chain {served}, configured {chain}")));
+    }
     let Some(receipt) = rpc.receipt(&hash).await? else {
         if rpc.knows_transaction(&hash).await? {
             return ok_json(202, &json!({"status": "pending", "tx_hash": hash, "message": "The transaction is not mined yet; it is credited once it is final."}));
