@@ -37,7 +37,8 @@ fn a_linked_transfer_is_pending_until_final_then_credited_once_under_ten_concurr
     let (from, wallet) = account(&s.chain, 0);
     let session = sign_in(s, &wallet);
     let (user, token) = (session["user"]["id"].as_str().unwrap().to_string(), session["access_token"].as_str().unwrap().to_string());
-    let treasury_before = s.chain.usdc_balance(&s.chain.treasury);
+    // The sender's balance (tests in this file share the treasury, not senders).
+    let sender_before = s.chain.usdc_balance(&from);
     let tx = tx_of(&s.chain.usdc_transfer(&from, &s.chain.treasury, 2_500_000));
     let early = confirm(s, &token, &tx);
     assert_eq!(early.status, 202, "not final yet: {}", early.body);
@@ -51,7 +52,7 @@ fn a_linked_transfer_is_pending_until_final_then_credited_once_under_ten_concurr
     assert!(answers.iter().all(|&c| c == 200 || c == 409), "{answers:?}");
     let books = s.books_balanced(&user, 0);
     assert_eq!(books["balance_micros"], 2_500_000, "1 USDC base unit = 1 µ$: {books:#}");
-    assert_eq!(s.chain.usdc_balance(&s.chain.treasury) - treasury_before, 2_500_000);
+    assert_eq!(sender_before - s.chain.usdc_balance(&from), 2_500_000, "credited exactly what left the wallet");
     assert_eq!(confirm(s, &token, &tx).status, 409, "already credited");
     let overview = s.call("GET", "/api/billing/crypto", &token, None).json();
     assert_eq!(overview["treasury"].as_str().unwrap().to_lowercase(), s.chain.treasury.to_lowercase());
