@@ -18,7 +18,7 @@ pub struct Backend<'a> {
 }
 
 impl<'a> Backend<'a> {
-    pub fn new(env: &'a Env, req: &Request, session: &'a crate::session::Session) -> Backend<'a> {
+    pub fn new(env: &'a Env, req: &Request, session: &'a crate::signed_in::Session) -> Backend<'a> {
         Backend::with_token(env, req, Some(session.token.expose()))
     }
 
@@ -26,7 +26,7 @@ impl<'a> Backend<'a> {
     /// nobody (`None`).
     pub fn with_token(env: &'a Env, req: &Request, token: Option<&'a str>) -> Backend<'a> {
         let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
-        Backend { env, token, origin: crate::session::own_origin(req), client_ip }
+        Backend { env, token, origin: crate::signed_in::own_origin(req), client_ip }
     }
 
     pub async fn get(&self, service: &str, path: &str) -> Result<Value, PageError> {

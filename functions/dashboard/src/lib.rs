@@ -14,8 +14,10 @@ mod pages;
 mod respond;
 mod session;
 mod signin;
+mod signed_in;
 mod siwe;
 mod supabase;
+mod wallet_session;
 
 use respond::{into_response, Page, PageError, PageResult};
 use worker::{event, Context, Env, Method, Request, Response, Result};

@@ -5,37 +5,20 @@
 //! expire, and the CSRF secret forms must echo.
 
 use crate::respond::PageError;
-use crate::siwe::Holder;
+use crate::wallet_session::Holder;
 use crate::supabase::{Supabase, Tokens};
 use dexto_shared::secret::Secret;
 use dexto_shared::siwe_auth;
 use dexto_shared::web::{cookies, csrf};
 use worker::{Env, Request};
 
+pub use crate::signed_in::{own_origin, Session};
+
 /// Refresh when the access token has less than this left, so an API call made
 /// with it does not fail half-way through a page.
 const REFRESH_MARGIN_SECONDS: i64 = 60;
 /// How long a browser stays signed in without visiting (the refresh token's cookie).
 const REFRESH_COOKIE_SECONDS: i64 = 30 * 24 * 3600;
-
-pub struct Session {
-    pub token: Secret<String>,
-    pub user_id: String,
-    /// Who is signed in, as shown: the email, else the wallet address.
-    pub name: String,
-    pub csrf: String,
-    /// `Set-Cookie` values to send back (after a refresh).
-    pub cookies: Vec<String>,
-}
-
-impl crate::layout::Viewer for Session {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
 
 pub fn cookie(req: &Request, name: &str) -> Option<String> {
     let header = req.headers().get("Cookie").ok().flatten()?;
@@ -76,7 +59,7 @@ pub async fn current(req: &Request, env: &Env) -> Result<Option<Session>, PageEr
     }
     let Some(refresh) = cookie(req, cookies::REFRESH) else { return Ok(None) };
     let refreshed = if siwe_auth::is_refresh_token(&refresh) {
-        crate::siwe::refresh(req, env, &refresh).await?
+        crate::wallet_session::refresh(req, env, &refresh).await?
     } else {
         match Supabase::from_env(env).refresh(&refresh).await {
             Ok(t) => Some(t),
@@ -94,7 +77,7 @@ pub async fn current(req: &Request, env: &Env) -> Result<Option<Session>, PageEr
 /// here (JWKS), one of ours by the identity Worker.
 async fn holder(req: &Request, env: &Env, token: &str) -> Result<Option<Holder>, PageError> {
     if siwe_auth::is_session_token(token) {
-        return crate::siwe::holder(req, env, token).await;
+        return crate::wallet_session::holder(req, env, token).await;
     }
     Ok(dexto_shared::session::verify_token(token, env).await.ok().map(|c| Holder { user_id: c.sub, name: c.email.unwrap_or_default(), expires_at: c.exp }))
 }
@@ -104,18 +87,13 @@ async fn holder(req: &Request, env: &Env, token: &str) -> Result<Option<Holder>,
 pub async fn end(req: &Request, env: &Env, session: &Session) {
     let token = session.token.expose();
     let ended = if siwe_auth::is_session_token(token) {
-        crate::siwe::sign_out(req, env, token).await
+        crate::wallet_session::sign_out(req, env, token).await
     } else {
         Supabase::from_env(env).sign_out(token).await.map_err(PageError::from)
     };
     if let Err(e) = ended {
         dexto_shared::log::event("dashboard.sign_out_failed", serde_json::json!({"user_id": session.user_id, "status": e.status()}));
     }
-}
-
-/// Our own origin, as the browser sees it (the edge forwards the public URL).
-pub fn own_origin(req: &Request) -> String {
-    dexto_shared::url_query::origin(&req.inner().url()).unwrap_or_default()
 }
 
 /// Refuses a state change that did not come from our own page.

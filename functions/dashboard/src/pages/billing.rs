@@ -142,3 +142,12 @@ pub async fn status(req: &Request, env: &Env, session: &Session) -> PageResult {
     let status = found["payments"][0]["status"].as_str().unwrap_or("unknown").to_string();
     Ok(Page { status: 200, body: PageBody::Json(json!({"status": status})), cookies: Vec::new() })
 }
+
+/// `POST /dashboard/settings/billing/crypto`: confirms a USDC transfer
+/// (`crypto.rs`) and shows the billing page with the outcome at the top.
+pub async fn confirm_usdc(req: &mut Request, env: &Env, session: &Session) -> PageResult {
+    let (status, outcome) = super::crypto::confirm(req, env, session).await?;
+    let mut page = render(req, env, session, Some(&outcome)).await?;
+    page.status = status;
+    Ok(page)
+}

@@ -111,23 +111,22 @@ pub async fn link_wallet(req: &mut Request, env: &Env, session: &Session) -> Pag
     Ok(crate::respond::Page { status: 200, body: crate::respond::PageBody::Json(json!({"address": linked["address"]})), cookies: Vec::new() })
 }
 
-pub async fn confirm(req: &mut Request, env: &Env, session: &Session) -> PageResult {
+/// Confirms the transaction hash a form posted: the status to answer with
+/// and the outcome to show at the top of the billing page.
+pub async fn confirm(req: &mut Request, env: &Env, session: &Session) -> Result<(u16, String), PageError> {
     let form = crate::form::read(req).await?;
     check_csrf(req, session, form.get("csrf").map(String::as_str))?;
     let body = json!({"tx_hash": form.get("tx_hash").map(|h| h.trim()).unwrap_or("")});
     let answer = Backend::new(env, req, session).call_with_status("BILLING", Method::Post, "/api/billing/crypto/confirm", Some(body)).await;
-    let (status, outcome) = match answer {
+    match answer {
         Ok((200, v)) => {
             let credited: i64 = v["credits"].as_array().into_iter().flatten().filter_map(|c| c["amount_micros"].as_i64()).sum();
-            (200, format!(r#"<p class="notice" role="status" id="usdc-result">Payment credited: {} added to your balance.</p>"#, usd(Micros(credited))))
+            Ok((200, format!(r#"<p class="notice" role="status" id="usdc-result">Payment credited: {} added to your balance.</p>"#, usd(Micros(credited)))))
         }
-        Ok((_, v)) => (200, format!(r#"<p class="notice" role="status" id="usdc-result">{}</p>"#, esc(v["message"].as_str().unwrap_or("Seen on chain, not final yet: it is credited once final.")))),
+        Ok((_, v)) => Ok((200, format!(r#"<p class="notice" role="status" id="usdc-result">{}</p>"#, esc(v["message"].as_str().unwrap_or("Seen on chain, not final yet: it is credited once final."))))),
         Err(PageError::Api { status, message }) if (400..500).contains(&status) => {
-            (status, format!(r#"<p class="error" role="alert" id="usdc-result">{}</p>"#, esc(&message)))
+            Ok((status, format!(r#"<p class="error" role="alert" id="usdc-result">{}</p>"#, esc(&message))))
         }
-        Err(other) => return Err(other),
-    };
-    let mut page = super::billing::render(req, env, session, Some(&outcome)).await?;
-    page.status = status;
-    Ok(page)
+        Err(other) => Err(other),
+    }
 }

@@ -49,7 +49,7 @@ pub async fn route(req: &mut Request, env: &Env, session: &Session, segments: &[
         (Method::Get, ["dashboard", "settings", "billing"]) => billing::page(req, env, session).await,
         (Method::Post, ["dashboard", "settings", "billing", "checkout"]) => billing::checkout(req, env, session).await,
         (Method::Get, ["dashboard", "settings", "billing", "status"]) => billing::status(req, env, session).await,
-        (Method::Post, ["dashboard", "settings", "billing", "crypto"]) => crypto::confirm(req, env, session).await,
+        (Method::Post, ["dashboard", "settings", "billing", "crypto"]) => billing::confirm_usdc(req, env, session).await,
         // Answers the billing page's script, so in JSON whatever happens.
         (Method::Post, ["dashboard", "settings", "billing", "wallet"]) => Ok(crypto::link_wallet(req, env, session).await.unwrap_or_else(crate::respond::error_json)),
         (Method::Get, ["dashboard", "account"]) => account::page(req, env, session).await,
