@@ -35,13 +35,11 @@ const DEFAULT_CHAIN_ID: u64 = 8453;
 /// request's own host) and `EVM_CHAIN_ID`.
 pub fn expectation(req: &Request, env: &Env) -> (String, u64) {
     let var = |n: &str| env.var(n).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+    // The request's own authority (host[:port]), read from the URL string:
+    // `Request::url()` would link the `url` crate (~200 KB) into the Worker.
     let domain = var("SIWE_DOMAIN").unwrap_or_else(|| {
-        let url = req.url().ok();
-        let host = url.as_ref().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-        match url.and_then(|u| u.port()) {
-            Some(port) => format!("{host}:{port}"),
-            None => host,
-        }
+        let origin = crate::url_query::origin(&req.inner().url()).unwrap_or_default();
+        origin.split_once("://").map_or(origin.clone(), |(_, authority)| authority.to_string())
     });
     let chain_id = var("EVM_CHAIN_ID").and_then(|c| c.parse().ok()).unwrap_or(DEFAULT_CHAIN_ID);
     (domain, chain_id)
