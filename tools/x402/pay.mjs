@@ -4,8 +4,8 @@
 // agent would. Prints ONE JSON line:
 //   {"status", "body" (JSON if it parses, else text), "payment_response" (the
 //    decoded PAYMENT-RESPONSE header, or null)}
-// Exits 0 whenever it got an answer (a 402 included); 1 if it could not pay
-// or reach URL (the reason on stderr).
+// plus "refused" (why) when it got a 402 it would not or could not pay.
+// Exits 0 whenever it got an answer; 1 if it could not reach URL.
 //
 // Usage: node pay.mjs URL [--scheme exact|upto] [--key 0x…] [--max N] [--rpc-url URL]
 //          [--method POST] [--body JSON] [--header K:V]…
@@ -44,17 +44,28 @@ client.registerPolicy((_version, requirements) => requirements.filter((r) => r.s
 
 const headers = Object.fromEntries(options.header.map((h) => [h.slice(0, h.indexOf(":")).trim(), h.slice(h.indexOf(":") + 1).trim()]));
 if (options.body !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === "content-type")) headers["content-type"] = "application/json";
+// The last answer seen, so a 402 the client refuses to pay is still reported.
+let last;
+const recordingFetch = async (input, init) => {
+  const response = await fetch(input, init);
+  last = response.clone();
+  return response;
+};
 try {
-  const response = await wrapFetchWithPayment(fetch, client)(url, { method: options.method ?? (options.body ? "POST" : "GET"), headers, body: options.body });
-  const text = await response.text();
-  const paymentHeader = response.headers.get("payment-response");
-  console.log(JSON.stringify({
-    status: response.status,
-    body: parseOr(text),
-    payment_response: paymentHeader ? decodePaymentResponseHeader(paymentHeader) : null,
-  }));
+  const response = await wrapFetchWithPayment(recordingFetch, client)(url, { method: options.method ?? (options.body ? "POST" : "GET"), headers, body: options.body });
+  console.log(JSON.stringify(await report(response)));
 } catch (e) {
-  fail(e.stack ?? String(e));
+  if (last?.status !== 402) fail(e.stack ?? String(e));
+  console.log(JSON.stringify({ ...(await report(last)), refused: String(e.message ?? e) }));
+}
+
+async function report(response) {
+  const paymentHeader = response.headers.get("payment-response");
+  return {
+    status: response.status,
+    body: parseOr(await response.text()),
+    payment_response: paymentHeader ? decodePaymentResponseHeader(paymentHeader) : null,
+  };
 }
 
 function parseOr(text) {
