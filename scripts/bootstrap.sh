@@ -78,6 +78,13 @@ if [ ! -x "$DEXTO_CHAIN_DIR/node_modules/.bin/anvil" ]; then
     install_tools chain "$DEXTO_CHAIN_DIR" anvil
 fi
 
+# x402 on the local chain (scripts/x402-facilitator.sh, tools/x402/pay.mjs):
+# the @x402 packages (no binaries to check: present means complete).
+if [ ! -d "$DEXTO_X402_DIR/node_modules/@x402/evm" ]; then
+    echo "bootstrap: installing the x402 packages into $DEXTO_X402_DIR (one-time, ~95 MB)" >&2
+    install_tools x402 "$DEXTO_X402_DIR"
+fi
+
 # Browser tests: Debian's Chromium and ChromeDriver (never a downloaded browser
 # build). Installed once through apt; root, or sudo without a password.
 if [ -z "${DEXTO_SKIP_BROWSER:-}" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then

@@ -5,7 +5,8 @@
 # holds $10, print the base URL and a ready-to-use DEXTO_API_KEY, and write the
 # same to .dev/session.json. A local Ethereum chain (scripts/chain.sh: anvil
 # with our USDC-like token and funded dev accounts) runs beside it unless
-# EVM_RPC_URL names another node. Ctrl-C stops everything.
+# EVM_RPC_URL names another node, with an x402 facilitator for it (Workers'
+# X402_FACILITATOR_URL). Ctrl-C stops everything.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
@@ -80,9 +81,19 @@ if [ -n "${CHAIN_PID:-}" ]; then
     eval "$(node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`EVM_RPC_URL=${c.rpc_url} EVM_CHAIN_ID=${c.chain_id} USDC_CONTRACT=${c.token} TREASURY_ADDRESS=${c.treasury}`)' "$DEV_DIR/chain.json")"
     export DEV_CHAIN_JSON="$DEV_DIR/chain.json"
     echo "local chain (anvil) on $EVM_RPC_URL, chain id $EVM_CHAIN_ID" >&2
+    # Its x402 facilitator (tools/x402/facilitator.mjs), unless you named one;
+    # the chain's facilitator account pays the settlements' gas.
+    if [ -z "${X402_FACILITATOR_URL:-}" ]; then
+        setsid bash "$ROOT/scripts/x402.sh" facilitator --rpc-url "$EVM_RPC_URL" --chain-id "$EVM_CHAIN_ID" \
+            --key "$(node -p 'require(process.argv[1]).facilitator.private_key' "$DEV_DIR/chain.json")" > "$DEV_DIR/x402-facilitator.log" 2>&1 &
+        pids+=($!)
+        X402_FACILITATOR_URL=$(wait_for_line "$DEV_DIR/x402-facilitator.log" 'http://127\.0\.0\.1:[0-9]+' "${pids[-1]}")
+        echo "x402 facilitator on $X402_FACILITATOR_URL (pay with: bash scripts/x402.sh pay URL)" >&2
+    fi
 fi
-# The chain the Workers read (the local one, or the node and token you named).
-for name in EVM_RPC_URL EVM_CHAIN_ID USDC_CONTRACT TREASURY_ADDRESS; do
+# The chain the Workers read (the local one, or the node and token you named),
+# and the x402 facilitator that verifies and settles payments on it.
+for name in EVM_RPC_URL EVM_CHAIN_ID USDC_CONTRACT TREASURY_ADDRESS X402_FACILITATOR_URL; do
     if [ -n "${!name:-}" ]; then STACK_VARS="${STACK_VARS:+$STACK_VARS
 }$name=${!name}"; fi
 done

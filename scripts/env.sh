@@ -31,6 +31,9 @@ export DEXTO_CODEX_BIN="$DEXTO_AGENTS_DIR/node_modules/.bin/codex"
 # The local Ethereum chain (tools/chain/: anvil, solc-js, viem), likewise one
 # cached install per lock file; start it with scripts/chain.sh.
 export DEXTO_CHAIN_DIR="$DEXTO_TOOLS/chain-$(sha256sum "$ROOT/tools/chain/package-lock.json" | cut -c1-16)"
+# x402 on that chain (tools/x402/: the @x402 packages and viem): a local
+# facilitator, a paying client and a stand-in paid resource; likewise per lock file.
+export DEXTO_X402_DIR="$DEXTO_TOOLS/x402-$(sha256sum "$ROOT/tools/x402/package-lock.json" | cut -c1-16)"
 # Every Worker crate under functions/. Adding a Worker: list it here, in
 # Cargo.toml members, as a service in wrangler.toml and in the edge's ROUTES.
 export WORKERS="chat edge admin identity billing usage dashboard"

@@ -1,11 +1,13 @@
 //! Each stack's own local Ethereum chain: `scripts/chain.sh` (anvil + our
 //! DextoUSD token, compiled once per source and cached, dev accounts funded),
-//! started before wrangler and stopped with the stack. Its JSON line gives
-//! where it is; the Workers get the same values as EVM_RPC_URL, EVM_CHAIN_ID,
-//! USDC_CONTRACT and TREASURY_ADDRESS.
+//! started before wrangler and stopped with the stack, with its own x402
+//! facilitator (crate::x402). Its JSON line gives where it is; the Workers get
+//! the same values as EVM_RPC_URL, EVM_CHAIN_ID, USDC_CONTRACT and
+//! TREASURY_ADDRESS, and the facilitator's URL as X402_FACILITATOR_URL.
 
 use crate::client::send;
 use crate::stack::{spawn_guarded, tee_output};
+use crate::x402::Facilitator;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Child, ChildStdin};
@@ -24,6 +26,8 @@ pub struct Chain {
     pub treasury: String,
     /// anvil's first default accounts, unlocked, 1,000 USDC each.
     pub accounts: Vec<DevAccount>,
+    /// This chain's x402 facilitator (verify/settle), paying gas from anvil's account 8.
+    pub x402_facilitator: Facilitator,
     _watchdog: Mutex<(Child, ChildStdin)>,
 }
 
@@ -34,23 +38,27 @@ pub struct DevAccount {
 
 impl Chain {
     /// Starts a chain with `chain_id`, logging to RUN_DIR/chain.log (anvil's own
-    /// output to RUN_DIR/anvil.log); returns once the token is deployed and funded.
+    /// output to RUN_DIR/anvil.log), and its x402 facilitator; returns once the
+    /// token is deployed and funded and the facilitator serves.
     pub fn start(chain_id: u64, run_dir: &Path) -> Chain {
         let script = crate::stack::root().join("scripts/chain.sh");
         let anvil_log = run_dir.join("anvil.log");
         let chain_id_arg = chain_id.to_string();
         let mut child = spawn_guarded(&[script.as_os_str(), "--chain-id".as_ref(), chain_id_arg.as_ref(), "--log".as_ref(), anvil_log.as_os_str()], &[]);
         let stdin = child.stdin.take().expect("stdin");
-        let line = first_json_line(&mut child, &run_dir.join("chain.log"));
+        let line = first_json_line(&mut child, &run_dir.join("chain.log"), "local chain");
         let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("chain line not JSON ({e}): {line}"));
         let text = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("chain line lacks {k}: {line}")).to_string();
         let accounts = v["accounts"].as_array().expect("accounts").iter().map(|a| DevAccount {
             address: a["address"].as_str().expect("address").to_string(),
             private_key: a["private_key"].as_str().expect("private_key").to_string(),
         });
+        let chain_id = v["chain_id"].as_u64().expect("chain_id");
+        let facilitator_key = v["facilitator"]["private_key"].as_str().unwrap_or_else(|| panic!("chain line lacks facilitator: {line}"));
         Chain {
+            x402_facilitator: Facilitator::start(&text("rpc_url"), chain_id, facilitator_key, run_dir),
             rpc_url: text("rpc_url"),
-            chain_id: v["chain_id"].as_u64().expect("chain_id"),
+            chain_id,
             token: text("token"),
             treasury: text("treasury"),
             accounts: accounts.collect(),
@@ -65,6 +73,7 @@ impl Chain {
             ("EVM_CHAIN_ID", self.chain_id.to_string()),
             ("USDC_CONTRACT", self.token.clone()),
             ("TREASURY_ADDRESS", self.treasury.clone()),
+            ("X402_FACILITATOR_URL", self.x402_facilitator.url.clone()),
         ]
     }
 
@@ -159,10 +168,10 @@ pub fn quantity(hex: &str) -> u128 {
     u128::from_str_radix(if digits.is_empty() { "0" } else { digits }, 16).unwrap_or_else(|e| panic!("{hex}: {e}"))
 }
 
-/// Reads the chain's output until its JSON line, teeing everything to
+/// Reads a tool's output until its JSON ready line, teeing everything to
 /// `log_path`. Fails after 60 s (the first start of a fresh cache compiles).
-fn first_json_line(child: &mut Child, log_path: &Path) -> String {
+pub(crate) fn first_json_line(child: &mut Child, log_path: &Path, what: &str) -> String {
     let line = tee_output(child, log_path, |line| line.starts_with('{').then(|| line.to_string()));
     let deadline = Duration::from_secs(60);
-    line.recv_timeout(deadline).unwrap_or_else(|e| panic!("local chain not ready ({e}); see {}", log_path.display()))
+    line.recv_timeout(deadline).unwrap_or_else(|e| panic!("{what} not ready ({e}); see {}", log_path.display()))
 }

@@ -1,7 +1,7 @@
 //! Test harness: one real local stack per test binary (`scripts/stack.sh`:
 //! `wrangler dev` with edge + chat + admin Workers, local D1/KV/DO, migrations
 //! applied) wired to an in-process mock OpenRouter and its own local chain
-//! (anvil, `chain`), on free ports. Tests get fresh state by creating their own
+//! (anvil, `chain`) and that chain's x402 facilitator (`x402`), on free ports. Tests get fresh state by creating their own
 //! users; upstream calls are counted per test through a unique marker in the prompt.
 
 pub mod agents;
@@ -16,6 +16,7 @@ pub mod device;
 pub mod siwe;
 mod stack;
 pub mod stripe_fixtures;
+pub mod x402;
 
 pub use client::{HttpResponse, SseReader};
 pub use chain::{Chain, DevAccount};

@@ -155,6 +155,11 @@ pub(crate) fn tee_output(child: &mut Child, log_path: &std::path::Path, pick: fn
 }
 
 impl Stack {
+    /// This stack's x402 facilitator (the Workers' X402_FACILITATOR_URL).
+    pub fn x402_facilitator(&self) -> &str {
+        &self.chain.x402_facilitator.url
+    }
+
     /// Stops this stack (the whole process group, as a crash would: nothing
     /// is told to finish) and starts another on the same state, mock and chain.
     pub fn restart(self, vars: &[(&str, &str)]) -> Stack {

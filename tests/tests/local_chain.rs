@@ -29,6 +29,7 @@ fn the_chain_runs_the_configured_chain_id_and_the_workers_are_given_it() {
         format!("EVM_CHAIN_ID={CHAIN_ID}"),
         format!("USDC_CONTRACT={}", s.chain.token),
         format!("TREASURY_ADDRESS={}", s.chain.treasury),
+        format!("X402_FACILITATOR_URL={}", s.x402_facilitator()),
     ] {
         assert!(vars.lines().any(|l| l == line), "{line} not given to the Workers:\n{vars}");
     }

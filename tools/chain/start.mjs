@@ -2,7 +2,8 @@
 // real Ethereum node) on a free port, deploys DextoUSD (contracts/DextoUSD.sol,
 // compiled by solc-js; the artifact is cached by source hash), mints test USDC
 // to anvil's first default accounts, then prints ONE JSON line on stdout:
-//   {"rpc_url", "chain_id", "token", "treasury", "accounts": [{"address", "private_key"}]}
+//   {"rpc_url", "chain_id", "token", "treasury", "accounts": [{"address", "private_key"}],
+//    "facilitator": {"address", "private_key"}}
 // (also written to --out FILE) and keeps anvil running until it is told to stop.
 // Run through scripts/chain.sh, which sources env.sh for $DEXTO_CHAIN_DIR (the
 // pinned anvil, solc and viem installed by scripts/bootstrap.sh) and the pinned node.
@@ -23,6 +24,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const SOURCE = join(HERE, "../../contracts/DextoUSD.sol");
 const FUNDED_ACCOUNTS = 5; // anvil's default accounts 0..4 get test USDC (0 also deploys)
 const TREASURY_ACCOUNT = 9; // the last default account: unlocked, starts with no USDC
+const FACILITATOR_ACCOUNT = 8; // pays the gas of x402 settlements (tools/x402/facilitator.mjs); no USDC
 const MINT_BASE_UNITS = 1_000_000_000n; // 1,000 USDC at 6 decimals
 const READY_WITHIN_MS = 30_000;
 
@@ -111,7 +113,8 @@ async function deployAndFund(rpcUrl, { abi, bytecode }, config) {
     await mined(await wallet.writeContract({ address: token, abi, functionName: "mint", args: [address, MINT_BASE_UNITS] }));
   }
   const treasury = getAddress(config.available_accounts[TREASURY_ACCOUNT]);
-  return { rpc_url: rpcUrl, chain_id: chainId, token: getAddress(token), treasury, accounts };
+  const facilitator = { address: getAddress(config.available_accounts[FACILITATOR_ACCOUNT]), private_key: config.private_keys[FACILITATOR_ACCOUNT] };
+  return { rpc_url: rpcUrl, chain_id: chainId, token: getAddress(token), treasury, accounts, facilitator };
 }
 
 /// The native binary from anvil's per-platform npm package (no node wrapper

@@ -1,0 +1,73 @@
+//! x402 on each stack's chain (`scripts/x402.sh`, tools/x402/): its own
+//! facilitator, started right after the chain (the Workers get its URL as
+//! X402_FACILITATOR_URL), a client that pays a 402 (`pay`, @x402/fetch), and a
+//! stand-in paid resource for tests of the facilitator itself.
+
+use crate::chain::first_json_line;
+use crate::stack::{root, spawn_guarded};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command};
+use std::sync::Mutex;
+
+/// A local facilitator: `POST /verify`, `POST /settle`, `GET /supported`.
+pub struct Facilitator {
+    pub url: String,
+    /// The account that submits settlements (and pays their gas).
+    pub signer: String,
+    /// The schemes it verifies and settles (`exact`; `upto` only where
+    /// Permit2 and x402's upto proxy are deployed).
+    pub schemes: Vec<String>,
+    _watchdog: Mutex<(Child, ChildStdin)>,
+}
+
+impl Facilitator {
+    /// Starts a facilitator for the chain at `rpc_url` whose gas is paid by
+    /// `key`'s account; logs to RUN_DIR/x402-facilitator.log.
+    pub fn start(rpc_url: &str, chain_id: u64, key: &str, run_dir: &Path) -> Facilitator {
+        let chain_id = chain_id.to_string();
+        let (line, watchdog) = start_tool("facilitator", &["--rpc-url", rpc_url, "--chain-id", &chain_id, "--key", key], &run_dir.join("x402-facilitator.log"));
+        let text = |k: &str| line[k].as_str().unwrap_or_else(|| panic!("facilitator line lacks {k}: {line}")).to_string();
+        let schemes = line["schemes"].as_array().expect("schemes").iter().map(|s| s.as_str().expect("scheme").to_string()).collect();
+        Facilitator { url: text("url"), signer: text("signer"), schemes, _watchdog: watchdog }
+    }
+}
+
+/// A stand-in paid resource (tools/x402/demo-resource.mjs): `GET /paid` costs
+/// `amount` base units of `asset` in the `exact` scheme, settled through the
+/// facilitator; `GET /last-payment` shows what it was last paid with.
+pub struct DemoResource {
+    pub url: String,
+    _watchdog: Mutex<(Child, ChildStdin)>,
+}
+
+impl DemoResource {
+    pub fn start(facilitator: &str, chain_id: u64, asset: &str, pay_to: &str, amount: u128, run_dir: &Path) -> DemoResource {
+        let (network, amount) = (format!("eip155:{chain_id}"), amount.to_string());
+        let args = ["--facilitator", facilitator, "--network", &network, "--asset", asset, "--pay-to", pay_to, "--amount", &amount];
+        let (line, watchdog) = start_tool("demo-resource", &args, &run_dir.join("x402-demo-resource.log"));
+        DemoResource { url: line["url"].as_str().expect("url").to_string(), _watchdog: watchdog }
+    }
+}
+
+/// Runs the x402 client (tools/x402/pay.mjs) on `url` with the payer's
+/// `key` and further `args` (`--scheme upto`, `--max N`, `--method POST`,
+/// `--body JSON`, `--header K:V`…); its JSON line: `{status, body,
+/// payment_response}`. Panics if it could not pay or reach `url`.
+pub fn pay(url: &str, key: &str, args: &[&str]) -> Value {
+    let out = Command::new("bash").arg(root().join("scripts/x402.sh")).args(["pay", url, "--key", key]).args(args).output().expect("run pay.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pay.mjs failed ({}): {stdout}{}", out.status, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("pay.mjs printed no JSON ({e}): {stdout}"))
+}
+
+/// Starts `scripts/x402.sh TOOL ARGS…` under a watchdog; its JSON ready line.
+fn start_tool(tool: &str, args: &[&str], log: &Path) -> (Value, Mutex<(Child, ChildStdin)>) {
+    let script = root().join("scripts/x402.sh");
+    let argv: Vec<&std::ffi::OsStr> = [script.as_os_str(), tool.as_ref()].into_iter().chain(args.iter().map(|a| a.as_ref())).collect();
+    let mut child = spawn_guarded(&argv, &[]);
+    let stdin = child.stdin.take().expect("stdin");
+    let line = first_json_line(&mut child, log, tool);
+    let value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{tool} line not JSON ({e}): {line}"));
+    (value, Mutex::new((child, stdin)))
+}
