@@ -80,6 +80,8 @@ if [ -n "${CHAIN_PID:-}" ]; then
     wait_for_line "$DEV_DIR/chain.log" '"rpc_url"' "$CHAIN_PID" > /dev/null
     eval "$(node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`EVM_RPC_URL=${c.rpc_url} EVM_CHAIN_ID=${c.chain_id} USDC_CONTRACT=${c.token} TREASURY_ADDRESS=${c.treasury}`)' "$DEV_DIR/chain.json")"
     export DEV_CHAIN_JSON="$DEV_DIR/chain.json"
+    # A fresh local chain: the chain scan reads it from its first block.
+    EVM_SCAN_FROM_BLOCK="${EVM_SCAN_FROM_BLOCK:-0}"
     echo "local chain (anvil) on $EVM_RPC_URL, chain id $EVM_CHAIN_ID" >&2
     # Its x402 facilitator (tools/x402/facilitator.mjs), unless you named one;
     # the chain's facilitator account pays the settlements' gas.
@@ -93,7 +95,7 @@ if [ -n "${CHAIN_PID:-}" ]; then
 fi
 # The chain the Workers read (the local one, or the node and token you named),
 # and the x402 facilitator that verifies and settles payments on it.
-for name in EVM_RPC_URL EVM_CHAIN_ID USDC_CONTRACT TREASURY_ADDRESS X402_FACILITATOR_URL; do
+for name in EVM_RPC_URL EVM_CHAIN_ID USDC_CONTRACT TREASURY_ADDRESS EVM_SCAN_FROM_BLOCK X402_FACILITATOR_URL; do
     if [ -n "${!name:-}" ]; then STACK_VARS="${STACK_VARS:+$STACK_VARS
 }$name=${!name}"; fi
 done

@@ -91,7 +91,7 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
             let u = s.new_user("0");
             // Dev account i of the stack's chain is this user's wallet.
             let wallet = dexto_shared::chain::testing::TestWallet::from_hex(&s.chain.accounts[i].private_key);
-            let linked = crate::siwe::link(s, &wallet, &s.session_token(&u.id, "audit@example.com"));
+            let linked = crate::siwe::link(s, &wallet, &u.id, &s.session_token(&u.id, "audit@example.com"));
             assert_eq!(linked.status, 200, "link: {}", linked.body);
             User { id: u.id, key: u.key, key_id: u.key_id, had_refund_or_dispute: false, usdc_sent: 0 }
         })

@@ -73,6 +73,8 @@ impl Chain {
             ("EVM_CHAIN_ID", self.chain_id.to_string()),
             ("USDC_CONTRACT", self.token.clone()),
             ("TREASURY_ADDRESS", self.treasury.clone()),
+            // A fresh chain: the scan reads it from its first block.
+            ("EVM_SCAN_FROM_BLOCK", "0".to_string()),
             ("X402_FACILITATOR_URL", self.x402_facilitator.url.clone()),
         ]
     }

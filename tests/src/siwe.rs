@@ -47,8 +47,17 @@ pub fn sign_in(s: &Stack, w: &TestWallet) -> Value {
     r.json()
 }
 
-/// Links `w`'s address to the account of `token`.
-pub fn link(s: &Stack, w: &TestWallet, token: &str) -> HttpResponse {
-    let (message, signature) = signed_message(s, w);
+/// A link message for `account` over a fresh nonce, and its signature.
+pub fn signed_link(s: &Stack, w: &TestWallet, account: &str) -> (String, String) {
+    let (nonce, domain, chain_id) = nonce(s);
+    let statement = dexto_shared::chain::siwe::link_statement(account);
+    let message = dexto_shared::chain::testing::siwe_message_stating(&statement, &domain, &w.address(), chain_id, &nonce, &now_rfc3339());
+    let signature = w.sign(&message);
+    (message, signature)
+}
+
+/// Links `w`'s address to `account`, whose session `token` is.
+pub fn link(s: &Stack, w: &TestWallet, account: &str, token: &str) -> HttpResponse {
+    let (message, signature) = signed_link(s, w, account);
     post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(token))
 }

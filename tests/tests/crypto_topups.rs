@@ -109,7 +109,7 @@ fn an_unlinked_senders_transfer_stays_unclaimed_until_linked_then_the_cron_credi
     assert!(r.body.contains("not linked to your account"), "{}", r.body);
     s.run_cron();
     assert_eq!(balance(s, &person), 0, "unclaimed: nobody's yet");
-    assert_eq!(link(s, &wallet, &token).status, 200);
+    assert_eq!(link(s, &wallet, &person, &token).status, 200);
     s.run_cron();
     let books = s.books_balanced(&person, 0);
     assert_eq!(books["balance_micros"], 4_200_000, "{books:#}");

@@ -4,7 +4,7 @@
 //! address belongs to one account; sessions refresh and end at once.
 
 use dexto_shared::chain::testing::{siwe_message, TestWallet};
-use integration_tests::siwe::{nonce, now_rfc3339, post, signed_message, verify};
+use integration_tests::siwe::{link, nonce, now_rfc3339, post, signed_link, signed_message, verify};
 use integration_tests::{stack, Stack};
 use serde_json::json;
 
@@ -84,24 +84,32 @@ fn each_refusal_names_its_check_and_writes_nothing() {
 fn an_address_belongs_to_one_account_and_links_to_a_supabase_user() {
     let s = stack();
     let w = wallet();
-    let alice = s.session_token(&format!("alice-{}", dexto_shared::ids::new_id("")), "alice@example.com");
-    let bob = s.session_token(&format!("bob-{}", dexto_shared::ids::new_id("")), "bob@example.com");
+    let (alice_id, bob_id) = (format!("alice-{}", dexto_shared::ids::new_id("")), format!("bob-{}", dexto_shared::ids::new_id("")));
+    let (alice, bob) = (s.session_token(&alice_id, "alice@example.com"), s.session_token(&bob_id, "bob@example.com"));
+    // A sign-in message (or one naming another account) does not link.
     let (message, signature) = signed_message(s, &w);
-    let linked = post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&alice));
+    refused(&post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&alice)), "wrong_statement");
+    let (message, signature) = signed_link(s, &w, &bob_id);
+    refused(&post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&alice)), "wrong_statement");
+    let linked = link(s, &w, &alice_id, &alice);
     assert_eq!(linked.status, 200, "{}", linked.body);
-    let alice_id = linked.json()["user_id"].as_str().unwrap().to_string();
+    assert_eq!(linked.json()["user_id"], alice_id.as_str());
     // Signing in with the address is signing in as Alice.
     let (message, signature) = signed_message(s, &w);
-    assert_eq!(sign_in(s, &message, &signature).json()["user"]["id"], alice_id.as_str());
+    let as_alice = sign_in(s, &message, &signature).json();
+    assert_eq!(as_alice["user"]["id"], alice_id.as_str());
     // Bob cannot take it.
-    let (message, signature) = signed_message(s, &w);
-    let taken = post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&bob));
+    let taken = link(s, &w, &bob_id, &bob);
     assert_eq!(taken.status, 409, "{}", taken.body);
     assert!(taken.json()["error"]["message"].as_str().unwrap().contains("belongs to another Dexto account"));
-    // Unlinked, the address signs in to an account of its own.
+    // Unlinked, the address no longer speaks for Alice: its sessions end, and
+    // it signs in to an account of its own.
     let gone = s.call("DELETE", &format!("/api/auth/siwe/addresses/{}", w.address()), &alice, None);
     assert_eq!(gone.status, 200, "{}", gone.body);
     assert_eq!(s.call("GET", "/api/auth/siwe/addresses", &alice, None).json()["data"], json!([]));
+    assert_eq!(s.call("GET", "/api/keys", as_alice["access_token"].as_str().unwrap(), None).status, 401, "its session ended");
+    let refresh = json!({"refresh_token": as_alice["refresh_token"]});
+    assert_eq!(post(s, "/api/auth/siwe/refresh", &refresh, None).status, 401);
     let (message, signature) = signed_message(s, &w);
     let own = sign_in(s, &message, &signature).json();
     assert_eq!(own["user"]["id"], format!("eth:{}", w.address()));
@@ -175,8 +183,7 @@ fn the_session_endpoint_names_a_live_sessions_account_and_refuses_any_other_toke
     let w = wallet();
     let alice_id = format!("alice-{}", dexto_shared::ids::new_id(""));
     let alice = s.session_token(&alice_id, "alice@example.com");
-    let (message, signature) = signed_message(s, &w);
-    assert_eq!(post(s, "/api/auth/siwe/link", &json!({"message": message, "signature": signature}), Some(&alice)).status, 200);
+    assert_eq!(link(s, &w, &alice_id, &alice).status, 200);
     let (message, signature) = signed_message(s, &w);
     let token = sign_in(s, &message, &signature).json()["access_token"].as_str().unwrap().to_string();
     let r = s.call("GET", "/api/auth/siwe/session", &token, None);

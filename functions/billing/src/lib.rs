@@ -34,7 +34,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Get, "/api/billing/crypto") => crypto::overview(&req, &env).await,
         // Only reachable through a service binding (the edge's local cron relay):
         // the edge routes no public path here.
-        (Method::Post, "/__cron") => return json_response(200, &serde_json::json!({"outcome": cron(&env, true).await})),
+        (Method::Post, "/__cron") => return json_response(200, &serde_json::json!({"outcome": cron(&env, Jobs::Both).await})),
         _ => Err(GatewayError::NotFound(format!("No route for {} {path}.", req.method()))),
     };
     result.or_else(|err| {
@@ -45,19 +45,32 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     })
 }
 
-/// `[triggers] crons` in wrangler.toml: hourly reconciliation with Stripe,
-/// and the chain scan (crypto top-ups).
-#[event(scheduled)]
-async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    cron(&env, event.cron() == "0 * * * *").await;
+#[derive(Clone, Copy)]
+enum Jobs {
+    Stripe,
+    Chain,
+    Both,
 }
 
-async fn cron(env: &Env, hourly: bool) -> String {
-    let stripe = match hourly {
-        true => reconcile::run(env).await.unwrap_or_else(|e| format!("stripe reconciliation failed: {e:?}")),
-        false => "stripe: hourly".into(),
+/// `[triggers] crons` in wrangler.toml: hourly reconciliation with Stripe,
+/// and the chain scan (crypto top-ups) every 5 minutes.
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    cron(&env, if event.cron() == "0 * * * *" { Jobs::Stripe } else { Jobs::Chain }).await;
+}
+
+/// The hourly event reconciles with Stripe, the 5-minute one scans the chain
+/// (both fire at minute 0: each runs its own job). The local relay
+/// (`POST /__cron`) runs both.
+async fn cron(env: &Env, which: Jobs) -> String {
+    let stripe = match which {
+        Jobs::Chain => "stripe: hourly".into(),
+        _ => reconcile::run(env).await.unwrap_or_else(|e| format!("stripe reconciliation failed: {e:?}")),
     };
-    let chain = crypto::scan::run(env).await.unwrap_or_else(|e| format!("chain scan failed: {e:?}"));
+    let chain = match which {
+        Jobs::Stripe => "chain: every 5 minutes".into(),
+        _ => crypto::scan::run(env).await.unwrap_or_else(|e| format!("chain scan failed: {e:?}")),
+    };
     let outcome = format!("{stripe}; {chain}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"worker": "billing", "outcome": outcome}));
     outcome

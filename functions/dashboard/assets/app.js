@@ -113,8 +113,8 @@ function checksummed(address) {
   return "0x" + [...lower].map((ch, i) => (parseInt(hash[i], 16) >= 8 ? ch.toUpperCase() : ch)).join("");
 }
 
-function siweMessage({ domain, address, uri, chainId, nonce, issuedAt }) {
-  return `${domain} wants you to sign in with your Ethereum account:\n${address}\n\nSign in to Dexto.\n\n` +
+function siweMessage({ domain, address, statement, uri, chainId, nonce, issuedAt }) {
+  return `${domain} wants you to sign in with your Ethereum account:\n${address}\n\n${statement}\n\n` +
     `URI: ${uri}\nVersion: 1\nChain ID: ${chainId}\nNonce: ${nonce}\nIssued At: ${issuedAt}`;
 }
 
@@ -127,7 +127,7 @@ async function jsonOrError(response, fallback) {
 }
 
 // Has the wallet sign an EIP-4361 message over a fresh nonce: `{message, signature}`.
-async function walletSignature(say) {
+async function walletSignature(say, statement) {
   const wallet = window.ethereum;
   if (!wallet?.request) {
     throw new Error("This needs a wallet in this browser (an extension such as MetaMask, or your wallet app's browser). None was found.");
@@ -139,6 +139,7 @@ async function walletSignature(say) {
   const message = siweMessage({
     domain: window.location.host,
     address: checksummed(account),
+    statement,
     uri: `${window.location.origin}/dashboard`,
     chainId: challenge.chain_id,
     nonce: challenge.nonce,
@@ -167,7 +168,8 @@ function walletButton(id, path, extra, failed, done) {
     }
     button.disabled = true;
     try {
-      const signed = await walletSignature(say);
+      // A link names the account (the server requires it); a sign-in does not.
+      const signed = await walletSignature(say, button.dataset.statement ?? "Sign in to Dexto.");
       const answer = await fetch(path, {
         method: "POST",
         headers: { "Content-Type": "application/json" },

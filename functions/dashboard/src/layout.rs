@@ -12,7 +12,7 @@ pub trait Viewer {
 }
 
 /// Bumped with the assets so browsers never mix an old script with a new page.
-pub const ASSET_VERSION: &str = "4";
+pub const ASSET_VERSION: &str = "5";
 
 const NAV: &[(&str, &str)] = &[
     ("/dashboard", "Overview"),

@@ -9,8 +9,9 @@
 //! - `GET /api/auth/siwe/session` (session): whose session it is and until
 //!   when — for the dashboard, which cannot verify our tokens itself.
 //! - `GET /api/auth/siwe/addresses`, `POST /api/auth/siwe/link {message,
-//!   signature}`, `DELETE /api/auth/siwe/addresses/{address}` (session):
-//!   the addresses of the signed-in account.
+//!   signature}` (the statement must be `link_statement` of the account),
+//!   `DELETE /api/auth/siwe/addresses/{address}` (session; ends the sessions
+//!   that address opened): the addresses of the signed-in account.
 
 use crate::principal;
 use crate::ApiResult;
@@ -43,7 +44,7 @@ async fn signed(req: &mut Request) -> Result<(String, String), GatewayError> {
 
 pub async fn verify(req: &mut Request, env: &Env) -> ApiResult {
     let (message, signature) = signed(req).await?;
-    let address = siwe_auth::proven_address(req, env, &message, &signature).await?;
+    let address = siwe_auth::proven_address(req, env, &message, &signature, None).await?;
     let user_id = match siwe_auth::owner(env, &address).await? {
         Some(user_id) => user_id,
         None => {
@@ -96,7 +97,8 @@ pub async fn addresses(req: &Request, env: &Env) -> ApiResult {
 pub async fn link(req: &mut Request, env: &Env) -> ApiResult {
     let user = principal::session(req, env).await?;
     let (message, signature) = signed(req).await?;
-    let address = siwe_auth::proven_address(req, env, &message, &signature).await?;
+    let statement = dexto_shared::chain::siwe::link_statement(&user.id);
+    let address = siwe_auth::proven_address(req, env, &message, &signature, Some(&statement)).await?;
     siwe_auth::link(env, &user.id, &address).await?;
     crate::security_event(req, env, &user.id, "siwe.link", &address.checksummed(), json!({})).await?;
     ok_json(200, &json!({"address": address.checksummed(), "user_id": user.id}))
@@ -116,6 +118,7 @@ pub async fn unlink(req: &Request, env: &Env, address: &str) -> ApiResult {
     )
     .await?;
     removed.ok_or_else(|| GatewayError::NotFound(format!("{address} is not linked to this account.")))?;
+    siwe_auth::revoke_address_sessions(env, &user.id, &address).await?;
     crate::security_event(req, env, &user.id, "siwe.unlink", &address.checksummed(), json!({})).await?;
     ok_json(200, &json!({"success": true}))
 }

@@ -121,7 +121,8 @@ pub fn judge(receipt: &RpcReceipt, token: &Address, treasury: &Address) -> Payme
     if receipt.status.as_deref().and_then(quantity) != Some(1) {
         return Payment::Reverted;
     }
-    let of_token: Vec<Transfer> = receipt.logs.iter().filter_map(decode_transfer).filter(|t| t.token == *token).collect();
+    // A zero-value Transfer moves nothing (and anyone can emit one naming anyone).
+    let of_token: Vec<Transfer> = receipt.logs.iter().filter_map(decode_transfer).filter(|t| t.token == *token && t.amount > 0).collect();
     if of_token.is_empty() {
         return Payment::WrongToken;
     }

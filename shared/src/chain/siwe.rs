@@ -49,6 +49,15 @@ pub enum Refusal {
     TooOld,
     BadSignature(String),
     UnknownNonce,
+    /// A link must be signed over `link_statement` of the caller's account.
+    WrongStatement { expected: String },
+}
+
+/// The statement a wallet signs to be linked to `account`: naming the
+/// account, so a signature made for signing in (or for another account)
+/// cannot link the wallet to someone else's.
+pub fn link_statement(account: &str) -> String {
+    format!("Link this wallet to the Dexto account {account}.")
 }
 
 impl Refusal {
@@ -65,6 +74,7 @@ impl Refusal {
             Refusal::TooOld => "stale_message",
             Refusal::BadSignature(_) => "bad_signature",
             Refusal::UnknownNonce => "nonce_invalid",
+            Refusal::WrongStatement { .. } => "wrong_statement",
         }
     }
 
@@ -79,8 +89,11 @@ impl Refusal {
             Refusal::NotYetValid => "The message is not valid yet (Not Before is in the future); sign one without it or wait.".into(),
             Refusal::IssuedInFuture => "The message's Issued At is in the future; check your device's clock and sign again.".into(),
             Refusal::TooOld => format!("The message was issued too long ago. {fresh}"),
-            Refusal::BadSignature(what) => format!("The signature is not valid for this message and address ({what}); sign the exact message text with that address."),
+            Refusal::BadSignature(what) => format!(
+                "The signature is not valid for this message and address ({what}); sign the exact message text with that address (personal_sign). Smart-contract wallets (EIP-1271) are not supported yet."
+            ),
             Refusal::UnknownNonce => format!("The nonce is unknown, expired or already used. {fresh}"),
+            Refusal::WrongStatement { expected } => format!("To link a wallet, sign a message whose statement is exactly `{expected}`."),
         }
     }
 }

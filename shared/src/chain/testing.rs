@@ -31,7 +31,12 @@ impl TestWallet {
 
 /// An EIP-4361 message with the fields every sign-in needs.
 pub fn siwe_message(domain: &str, address: &Address, chain_id: u64, nonce: &str, issued_at: &str) -> String {
+    siwe_message_stating("Sign in to Dexto.", domain, address, chain_id, nonce, issued_at)
+}
+
+/// The same with another statement (a link names the account: `siwe::link_statement`).
+pub fn siwe_message_stating(statement: &str, domain: &str, address: &Address, chain_id: u64, nonce: &str, issued_at: &str) -> String {
     format!(
-        "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nSign in to Dexto.\n\nURI: http://{domain}/dashboard\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {issued_at}"
+        "{domain} wants you to sign in with your Ethereum account:\n{address}\n\n{statement}\n\nURI: http://{domain}/dashboard\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {issued_at}"
     )
 }

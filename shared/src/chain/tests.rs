@@ -149,6 +149,7 @@ mod erc20 {
         assert_eq!(judge(&receipt("0x1", vec![log(&other, &payer, &treasury, 5)]), &usdc, &treasury), Payment::WrongToken);
         assert_eq!(judge(&receipt("0x1", vec![log(&usdc, &payer, &other, 5)]), &usdc, &treasury), Payment::WrongRecipient);
         assert_eq!(judge(&receipt("0x1", vec![]), &usdc, &treasury), Payment::WrongToken);
+        assert_eq!(judge(&receipt("0x1", vec![log(&usdc, &payer, &treasury, 0)]), &usdc, &treasury), Payment::WrongToken, "a zero-value Transfer pays nothing");
     }
 
     #[test]

@@ -10,6 +10,10 @@ use crate::error::GatewayError;
 use serde_json::{json, Value};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
+thread_local! {
+    static CHAIN_ID: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
 /// Confirmations that count as final where the node names no finalized block.
 const DEFAULT_CONFIRMATIONS: u64 = 64;
 
@@ -57,26 +61,41 @@ impl Rpc {
         Ok(Rpc { url })
     }
 
-    async fn call(&self, method: &str, params: Value) -> Result<Value, GatewayError> {
+    /// The node's reply: `Ok(Ok(result))`, or `Ok(Err(json-rpc error))` when
+    /// the node answered with an error object; transport and HTTP failures
+    /// are `Err`.
+    async fn reply(&self, method: &str, params: Value) -> Result<Result<Value, Value>, GatewayError> {
         let headers = Headers::new();
         headers.set("Content-Type", "application/json").map_err(unavailable)?;
         let mut init = RequestInit::new();
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         init.with_method(Method::Post).with_headers(headers).with_body(Some(body.to_string().into()));
-        let req = Request::new_with_init(&self.url, &init).map_err(unavailable)?;
+        // Errors here can carry the RPC URL (and its API key): never shown or logged.
+        let req = Request::new_with_init(&self.url, &init).map_err(|_| unavailable(format!("{method}: bad EVM_RPC_URL")))?;
         crate::ops::count(|o| o.subrequests += 1);
-        // The error can carry the RPC URL (and its key): never shown or logged.
         let mut resp = Fetch::Request(req).send().await.map_err(|_| unavailable(format!("{method}: unreachable")))?;
-        let reply: Value = resp.json().await.map_err(|_| unavailable(format!("{method}: status {}", resp.status_code())))?;
-        if let Some(err) = reply.get("error") {
-            return Err(unavailable(format!("{method}: {}", err["message"])));
+        if resp.status_code() != 200 {
+            return Err(unavailable(format!("{method}: status {}", resp.status_code())));
         }
-        Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+        let reply: Value = resp.json().await.map_err(|_| unavailable(format!("{method}: not JSON")))?;
+        Ok(match reply.get("error") {
+            Some(err) => Err(err.clone()),
+            None => Ok(reply.get("result").cloned().unwrap_or(Value::Null)),
+        })
     }
 
+    async fn call(&self, method: &str, params: Value) -> Result<Value, GatewayError> {
+        self.reply(method, params).await?.map_err(|err| unavailable(format!("{method}: {}", err["message"])))
+    }
+
+    /// The node's chain id, asked once per isolate (it does not change).
     pub async fn chain_id(&self) -> Result<u64, GatewayError> {
-        let id = self.call("eth_chainId", json!([])).await?;
-        id.as_str().and_then(quantity).ok_or_else(|| unavailable("eth_chainId"))
+        if let Some(id) = CHAIN_ID.with(|c| c.get()) {
+            return Ok(id);
+        }
+        let id = self.call("eth_chainId", json!([])).await?.as_str().and_then(quantity).ok_or_else(|| unavailable("eth_chainId"))?;
+        CHAIN_ID.with(|c| c.set(Some(id)));
+        Ok(id)
     }
 
     pub async fn receipt(&self, tx_hash: &str) -> Result<Option<RpcReceipt>, GatewayError> {
@@ -96,9 +115,12 @@ impl Rpc {
         self.call("eth_blockNumber", json!([])).await?.as_str().and_then(quantity).ok_or_else(|| unavailable("eth_blockNumber"))
     }
 
-    /// The `finalized` block's number, or None where the node has no such tag.
+    /// The `finalized` block's number, or None where the node has no such
+    /// tag (it answers the tag with an error object, or with no block). A
+    /// failed call is an error, never "no tag": that would quietly swap
+    /// the chain's finality for a depth.
     pub async fn finalized(&self) -> Result<Option<u64>, GatewayError> {
-        match self.call("eth_getBlockByNumber", json!(["finalized", false])).await {
+        match self.reply("eth_getBlockByNumber", json!(["finalized", false])).await? {
             Ok(block) => Ok(block["number"].as_str().and_then(quantity)),
             Err(_) => Ok(None),
         }

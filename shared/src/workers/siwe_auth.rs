@@ -4,7 +4,7 @@
 //! tokens (1 h, issuer `dexto-siwe`, naming their session `sid`) and a
 //! refresh token (30 days, rotated on use, stored as its SHA-256). Such a
 //! token is accepted wherever a Supabase session is (`session.rs`), and stops
-//! working as soon as its session is revoked.
+//! working as soon as its session is revoked or its address unlinked.
 
 use crate::chain::personal_sign::signer;
 use crate::chain::siwe::{Expect, Refusal, SiweMessage};
@@ -57,9 +57,13 @@ pub async fn new_nonce(env: &Env) -> Result<(String, i64), GatewayError> {
 }
 
 /// The address that signed `message`, once every check has passed and its
-/// nonce is consumed. Nothing is written unless it succeeds.
-pub async fn proven_address(req: &Request, env: &Env, message: &str, signature: &str) -> Result<Address, GatewayError> {
+/// nonce is consumed; `statement`: the one the message must carry (a link).
+/// Nothing is written unless it succeeds.
+pub async fn proven_address(req: &Request, env: &Env, message: &str, signature: &str, statement: Option<&str>) -> Result<Address, GatewayError> {
     let parsed = SiweMessage::parse(message)?;
+    if let Some(expected) = statement.filter(|e| parsed.statement.as_deref() != Some(*e)) {
+        return Err(Refusal::WrongStatement { expected: expected.to_string() }.into());
+    }
     let (domain, chain_id) = expectation(req, env);
     let now = now_ms();
     parsed.check(&Expect { domain: &domain, chain_id, now_ms: now, max_age_ms: NONCE_TTL_MS })?;
@@ -179,7 +183,9 @@ pub async fn refresh(env: &Env, refresh_token: &str) -> Result<Value, GatewayErr
     let fresh = format!("{REFRESH_PREFIX}{}", hex::encode(crate::ids::random_bytes::<32>()));
     let row: Option<SessionRow> = db::returning(
         &db,
-        "UPDATE auth_sessions SET refresh_hash = ?2 WHERE refresh_hash = ?1 AND revoked_at IS NULL AND expires_at > ?3 RETURNING id, user_id, address",
+        "UPDATE auth_sessions SET refresh_hash = ?2 WHERE refresh_hash = ?1 AND revoked_at IS NULL AND expires_at > ?3
+           AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = auth_sessions.address AND w.user_id = auth_sessions.user_id)
+         RETURNING id, user_id, address",
         &[refresh_hash(refresh_token).into(), refresh_hash(&fresh).into(), ms(now)],
     )
     .await?;
@@ -216,13 +222,25 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     let session_id = claims_unverified(token).and_then(|c| c["sid"].as_str().map(str::to_string)).ok_or(GatewayError::InvalidAuth)?;
     let live: Option<Value> = db::first(
         &db::database(env)?,
-        "SELECT id FROM auth_sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND expires_at > ?3",
+        "SELECT id FROM auth_sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND expires_at > ?3
+           AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = auth_sessions.address AND w.user_id = auth_sessions.user_id)",
         &[session_id.as_str().into(), claims.sub.as_str().into(), ms(now_ms())],
     )
     .await?;
     live.ok_or(GatewayError::InvalidAuth)?;
     let user = crate::session::ensure_user(env, &claims.sub, "").await?;
     Ok((user, session_id))
+}
+
+/// Ends every session `address` opened on `user_id`'s account (it was
+/// unlinked: whoever holds its key no longer speaks for the account).
+pub async fn revoke_address_sessions(env: &Env, user_id: &str, address: &Address) -> Result<(), GatewayError> {
+    db::run_idempotent(
+        &db::database(env)?,
+        "UPDATE auth_sessions SET revoked_at = ?3 WHERE user_id = ?1 AND address = ?2 AND revoked_at IS NULL",
+        &[user_id.into(), address.checksummed().into(), ms(now_ms())],
+    )
+    .await
 }
 
 /// Ends a session: its access and refresh tokens stop working at once.

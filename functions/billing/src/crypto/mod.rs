@@ -30,6 +30,9 @@ fn tx_hash(body: &Value) -> Result<String, GatewayError> {
 
 pub async fn confirm(req: &mut Request, env: &Env) -> ApiResult {
     let user = dexto_shared::session::authenticate(req.headers(), env).await?;
+    // Each confirm costs calls to the RPC provider, whose quota every user's top-ups share.
+    let limits = [("CRYPTO_CONFIRM_PER_USER", format!("user:{}", user.id)), ("CRYPTO_CONFIRM_GLOBAL", "all".to_string())];
+    dexto_shared::throttle::check(env, "crypto.confirm", &limits).await?;
     let hash = tx_hash(&json_object(req).await?)?;
     let config = ChainConfig::required(env)?;
     let rpc = Rpc::from_env(env)?;
@@ -53,36 +56,35 @@ pub async fn confirm(req: &mut Request, env: &Env) -> ApiResult {
         Payment::WrongRecipient => return Err(GatewayError::BadRequest(format!("Transaction {hash} does not pay the treasury {}; send USDC to that address.", config.treasury))),
         Payment::ToTreasury(transfers) => transfers,
     };
-    let final_through = rpc.final_block(&config).await?;
-    let mut credited = Vec::new();
-    let mut pending = false;
+    // Every sender first: one of another account's refuses the whole confirm.
     for t in &transfers {
-        // Only a sender of the caller's own (or of nobody yet: kept unclaimed).
-        match dexto_shared::siwe_auth::owner(env, &t.from).await? {
-            Some(owner) if owner != user.id => {
-                return Err(GatewayError::Forbidden(format!("That USDC was sent from {}, an address of another Dexto account: confirm it from that account.", t.from)));
-            }
-            _ => {}
+        if dexto_shared::siwe_auth::owner(env, &t.from).await?.is_some_and(|owner| owner != user.id) {
+            return Err(GatewayError::Forbidden(format!("That USDC was sent from {}, an address of another Dexto account: confirm it from that account.", t.from)));
         }
+    }
+    let final_through = rpc.final_block(&config).await?;
+    let (mut credited, mut pending, mut unclaimed) = (Vec::new(), false, None);
+    for t in &transfers {
         match settle::settle(env, &config, t, t.block_number <= final_through).await? {
             Settled::Credited { amount, balance, .. } => credited.push(json!({"reference": t.reference(chain), "amount_micros": amount.0, "balance_micros": balance.0})),
             Settled::Pending { .. } => pending = true,
-            Settled::AlreadyCredited { .. } => {
-                return Err(GatewayError::Conflict(format!("Transaction {hash} is already credited; nothing more to do.")));
-            }
-            Settled::Unclaimed => {
-                return Err(GatewayError::Forbidden(format!(
-                    "That USDC was sent from {}, which is not linked to your account. Link it to your account by signing with it (POST /api/auth/siwe/link, or the dashboard's billing page) and the transfer is credited then.",
-                    t.from
-                )));
-            }
+            Settled::Unclaimed => unclaimed = Some(t.from),
+            Settled::AlreadyCredited { .. } => {}
         }
+    }
+    if !credited.is_empty() {
+        return ok_json(200, &json!({"status": "credited", "tx_hash": hash, "credits": credited}));
     }
     if pending {
         return ok_json(202, &json!({"status": "pending", "tx_hash": hash, "block_number": receipt_block(&transfers), "final_through": final_through,
             "message": "Seen on chain, not final yet: it is credited once final."}));
     }
-    ok_json(200, &json!({"status": "credited", "tx_hash": hash, "credits": credited}))
+    if let Some(from) = unclaimed {
+        return Err(GatewayError::Forbidden(format!(
+            "That USDC was sent from {from}, which is not linked to your account. Link it to your account by signing with it (POST /api/auth/siwe/link, or the dashboard's billing page) and the transfer is credited then."
+        )));
+    }
+    Err(GatewayError::Conflict(format!("Transaction {hash} is already credited; nothing more to do.")))
 }
 
 fn receipt_block(transfers: &[dexto_shared::chain::erc20::Transfer]) -> u64 {

@@ -2,11 +2,13 @@
 //!
 //! 1. Reads every `Transfer` of the token to the treasury from its
 //!    checkpoint (minus `REORG_MARGIN` blocks, so a reorg near the last run
-//!    is read again) through the last final block, at most `MAX_CHUNKS`
-//!    ranges of `CHUNK` blocks a run; credits linked senders (the same
-//!    `settle` as a confirm: once, under one reference), records the rest
-//!    unclaimed, and moves the checkpoint on.
-//! 2. Reports a credited transfer in the range read that the chain no
+//!    is read again; the first run starts at `EVM_SCAN_FROM_BLOCK`, else at
+//!    the final block) through the last final block, range by range
+//!    (`EVM_SCAN_CHUNK_BLOCKS`), each checkpointed when done, at most
+//!    `MAX_CHUNKS` ranges or `MAX_SETTLES` transfers a run; credits linked
+//!    senders (the same `settle` as a confirm: once, under one reference),
+//!    records the rest unclaimed. Zero-value transfers are skipped.
+//! 2. Reports a credited transfer in each range read that the chain no
 //!    longer shows (a finding, once, audited).
 //! 3. Re-reads transfers still pending or claimed: final ones are credited,
 //!    ones the chain dropped are marked so and never credited.
@@ -23,11 +25,20 @@ use std::collections::HashSet;
 use worker::Env;
 
 const REORG_MARGIN: u64 = 128;
+/// Blocks per `eth_getLogs` (`EVM_SCAN_CHUNK_BLOCKS`: providers cap ranges).
 const CHUNK: u64 = 2_000;
-const MAX_CHUNKS: usize = 25;
+const MAX_CHUNKS: u64 = 25;
+/// Transfers settled per run: each costs a few subrequests (D1, the wallet),
+/// and an invocation has a budget of them.
+const MAX_SETTLES: usize = 100;
+
+fn chunk_blocks(env: &Env) -> u64 {
+    env.var("EVM_SCAN_CHUNK_BLOCKS").ok().and_then(|v| v.to_string().trim().parse().ok()).filter(|n| *n > 0).unwrap_or(CHUNK)
+}
 
 #[derive(Default)]
 struct Report {
+    through: Option<u64>,
     credited: usize,
     pending: usize,
     unclaimed: usize,
@@ -47,24 +58,29 @@ pub async fn run(env: &Env) -> Result<String, GatewayError> {
     let final_through = rpc.final_block(&config).await?;
     let mut report = Report::default();
     let (from, through) = scan_range(env, &config, final_through).await?;
-    let mut seen = HashSet::new();
+    let chunk = chunk_blocks(env);
     let mut start = from;
-    while start <= through {
-        let end = (start + CHUNK - 1).min(through);
+    let mut settled = 0;
+    // Range by range, each checkpointed once done, so a failure or the
+    // per-run budget leaves the next run only what is left.
+    while start <= through && settled < MAX_SETTLES {
+        let end = (start + chunk - 1).min(through);
+        let mut seen = HashSet::new();
         for log in rpc.transfers_to(&config.token, &config.treasury, start, end).await? {
-            let Some(t) = decode_transfer(&log).filter(|t| t.token == config.token && t.to == config.treasury) else { continue };
+            let Some(t) = decode_transfer(&log).filter(|t| t.token == config.token && t.to == config.treasury && t.amount > 0) else { continue };
             seen.insert((t.tx_hash.clone(), t.log_index));
             tally(&mut report, settle::settle(env, &config, &t, true).await?);
+            settled += 1;
         }
+        report.missing += missing(env, &config, start, end, &seen).await?;
+        save_checkpoint(env, &config, end).await?;
+        report.through = Some(end);
         start = end + 1;
     }
-    if from <= through {
-        report.missing = missing(env, &config, from, through, &seen).await?;
-        save_checkpoint(env, &config, through).await?;
-    }
     recheck(env, &config, &rpc, final_through, &mut report).await?;
+    let scanned = report.through.map_or("nothing new".to_string(), |end| format!("blocks {from}..={end}"));
     Ok(format!(
-        "crypto: scanned blocks {from}..={through}; credited {}, pending {}, unclaimed {}, dropped {}, missing {}",
+        "crypto: scanned {scanned}; credited {}, pending {}, unclaimed {}, dropped {}, missing {}",
         report.credited, report.pending, report.unclaimed, report.dropped, report.missing
     ))
 }
@@ -92,12 +108,14 @@ async fn scan_range(env: &Env, config: &ChainConfig, final_through: u64) -> Resu
         &[ms(config.chain_id as i64), config.token.checksummed().into(), config.treasury.checksummed().into()],
     )
     .await?;
-    let first = env.var("EVM_SCAN_FROM_BLOCK").ok().and_then(|v| v.to_string().trim().parse().ok()).unwrap_or(0u64);
+    let first: Option<u64> = env.var("EVM_SCAN_FROM_BLOCK").ok().and_then(|v| v.to_string().trim().parse().ok());
     let from = match row {
-        Some(c) => (c.scanned_through as u64 + 1).saturating_sub(REORG_MARGIN).max(first),
-        None => first,
+        Some(c) => (c.scanned_through as u64 + 1).saturating_sub(REORG_MARGIN).max(first.unwrap_or(0)),
+        // Unset: history before the first run is left to confirms (a chain
+        // like Base would otherwise be read from its genesis).
+        None => first.unwrap_or(final_through),
     };
-    Ok((from, final_through.min(from + CHUNK * MAX_CHUNKS as u64 - 1)))
+    Ok((from, final_through.min(from + chunk_blocks(env) * MAX_CHUNKS - 1)))
 }
 
 async fn save_checkpoint(env: &Env, config: &ChainConfig, through: u64) -> Result<(), GatewayError> {

@@ -35,7 +35,7 @@ pub async fn section(api: &Backend<'_>, session: &Session, outcome: Option<&str>
 <dl class="facts"><dt>Send to</dt><dd><code id="usdc-treasury">{treasury}</code> <button type="button" class="link" data-copy="usdc-treasury">Copy</button> <span class="copied" role="status"></span></dd>
 <dt>Token</dt><dd><code id="usdc-token">{token}</code></dd><dt>Chain ID</dt><dd id="usdc-chain">{chain_id}</dd></dl>
 {addresses}
-<p><button type="button" class="button secondary" id="siwe-link" data-csrf="{csrf_token}" hidden>Link a wallet</button> <span id="siwe-link-status" role="status"></span></p>
+<p><button type="button" class="button secondary" id="siwe-link" data-csrf="{csrf_token}" data-statement="{statement}" hidden>Link a wallet</button> <span id="siwe-link-status" role="status"></span></p>
 <form method="post" action="/dashboard/settings/billing/crypto" class="stack">{csrf}
 <label for="tx-hash">Sent it? Paste the transaction hash</label>
 <input id="tx-hash" name="tx_hash" required pattern="0x[0-9a-fA-F]{{64}}" placeholder="0x…" autocomplete="off" spellcheck="false">
@@ -47,6 +47,7 @@ pub async fn section(api: &Backend<'_>, session: &Session, outcome: Option<&str>
         token = esc(text(&overview["token"])),
         csrf = csrf_field(session),
         csrf_token = esc(&session.csrf),
+        statement = esc(&dexto_shared::chain::siwe::link_statement(&session.user_id)),
         transfers = transfers_table(&overview["transfers"]),
     ))
 }
