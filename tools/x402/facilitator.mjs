@@ -55,6 +55,15 @@ if (await hasCode(PERMIT2_ADDRESS) && await hasCode(x402UptoPermit2ProxyAddress)
   schemes.push("upto");
 }
 
+// One account submits every settlement: one at a time (each waits for its
+// receipt), or two concurrent ones would be sent with the same nonce.
+let settling = Promise.resolve();
+function oneAtATime(work) {
+  const run = settling.then(work, work);
+  settling = run.catch(() => {});
+  return run;
+}
+
 const server = createServer(async (req, res) => {
   const reply = (status, body) => {
     res.writeHead(status, { "content-type": "application/json" });
@@ -71,7 +80,8 @@ const server = createServer(async (req, res) => {
       return reply(400, { error: "the body must be JSON: {x402Version, paymentPayload, paymentRequirements}" });
     }
     if (!body?.paymentPayload || !body?.paymentRequirements) return reply(400, { error: "paymentPayload and paymentRequirements are required" });
-    reply(200, await facilitator[action](body.paymentPayload, body.paymentRequirements));
+    const run = () => facilitator[action](body.paymentPayload, body.paymentRequirements);
+    reply(200, await (action === "settle" ? oneAtATime(run) : run()));
   } catch (e) {
     console.error(`facilitator: ${req.method} ${req.url}: ${e.stack ?? e}`);
     reply(500, { error: String(e.message ?? e) });
