@@ -5,7 +5,7 @@
 
 use dexto_shared::chain::testing::{siwe_message, TestWallet};
 use integration_tests::siwe::{link, nonce, now_rfc3339, post, signed_link, signed_message, verify};
-use integration_tests::{stack, Stack};
+use integration_tests::stack;
 use serde_json::json;
 
 fn wallet() -> TestWallet {
@@ -19,10 +19,6 @@ fn hex_key() -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sign_in(s: &Stack, message: &str, signature: &str) -> integration_tests::client::HttpResponse {
-    verify(s, message, signature)
-}
-
 fn refused(r: &integration_tests::client::HttpResponse, code: &str) {
     assert_eq!(r.status, 401, "{code}: {}", r.body);
     assert_eq!(r.json()["error"]["code"], code, "{}", r.body);
@@ -33,7 +29,7 @@ fn a_wallet_signs_in_to_its_own_account_and_the_session_works_across_the_control
     let s = stack();
     let w = wallet();
     let (message, signature) = signed_message(s, &w);
-    let r = sign_in(s, &message, &signature);
+    let r = verify(s, &message, &signature);
     assert_eq!(r.status, 200, "{}", r.body);
     let session = r.json();
     let account = format!("eth:{}", w.address());
@@ -47,7 +43,7 @@ fn a_wallet_signs_in_to_its_own_account_and_the_session_works_across_the_control
     assert_eq!(s.user(&account)["balance_micros"], 0);
     // Signing in again is the same account.
     let (message, signature) = signed_message(s, &w);
-    assert_eq!(sign_in(s, &message, &signature).json()["user"]["id"], account);
+    assert_eq!(verify(s, &message, &signature).json()["user"]["id"], account);
     let addresses = s.call("GET", "/api/auth/siwe/addresses", token, None).json();
     assert_eq!(addresses["data"][0]["address"], w.address().checksummed());
 }
@@ -67,17 +63,17 @@ fn each_refusal_names_its_check_and_writes_nothing() {
         (good.clone(), "0xdeadbeef".to_string(), "bad_signature"),
     ];
     for (message, signature, code) in &cases {
-        refused(&sign_in(s, message, signature), code);
+        refused(&verify(s, message, signature), code);
     }
     // Nothing was written: no account, and the nonce is still unused...
     assert_eq!(s.admin("GET", &format!("/admin/users/eth:{}", w.address()), None).status, 404);
-    let r = sign_in(s, &good, &w.sign(&good));
+    let r = verify(s, &good, &w.sign(&good));
     assert_eq!(r.status, 200, "the untouched nonce signs in: {}", r.body);
     // ...and now it is spent: a replay is refused.
-    refused(&sign_in(s, &good, &w.sign(&good)), "nonce_invalid");
+    refused(&verify(s, &good, &w.sign(&good)), "nonce_invalid");
     // A nonce the server never issued.
     let made_up = siwe_message(&domain, &w.address(), chain_id, "neverissued123", &now_rfc3339());
-    refused(&sign_in(s, &made_up, &w.sign(&made_up)), "nonce_invalid");
+    refused(&verify(s, &made_up, &w.sign(&made_up)), "nonce_invalid");
 }
 
 #[test]
@@ -96,7 +92,7 @@ fn an_address_belongs_to_one_account_and_links_to_a_supabase_user() {
     assert_eq!(linked.json()["user_id"], alice_id.as_str());
     // Signing in with the address is signing in as Alice.
     let (message, signature) = signed_message(s, &w);
-    let as_alice = sign_in(s, &message, &signature).json();
+    let as_alice = verify(s, &message, &signature).json();
     assert_eq!(as_alice["user"]["id"], alice_id.as_str());
     // Bob cannot take it.
     let taken = link(s, &w, &bob_id, &bob);
@@ -111,7 +107,7 @@ fn an_address_belongs_to_one_account_and_links_to_a_supabase_user() {
     let refresh = json!({"refresh_token": as_alice["refresh_token"]});
     assert_eq!(post(s, "/api/auth/siwe/refresh", &refresh, None).status, 401);
     let (message, signature) = signed_message(s, &w);
-    let own = sign_in(s, &message, &signature).json();
+    let own = verify(s, &message, &signature).json();
     assert_eq!(own["user"]["id"], format!("eth:{}", w.address()));
     // That account's own address is its identity: not unlinkable.
     let own_token = own["access_token"].as_str().unwrap();
@@ -123,7 +119,7 @@ fn a_session_refreshes_by_rotation_and_ends_at_once() {
     let s = stack();
     let w = wallet();
     let (message, signature) = signed_message(s, &w);
-    let first = sign_in(s, &message, &signature).json();
+    let first = verify(s, &message, &signature).json();
     let refresh = first["refresh_token"].as_str().unwrap();
     let second = post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": refresh}), None);
     assert_eq!(second.status, 200, "{}", second.body);
@@ -170,7 +166,7 @@ fn one_signed_message_opens_one_session_however_many_race_it() {
     let s = stack();
     let (message, signature) = signed_message(s, &wallet());
     let answers: Vec<u16> = std::thread::scope(|scope| {
-        let calls: Vec<_> = (0..10).map(|_| scope.spawn(|| sign_in(s, &message, &signature).status)).collect();
+        let calls: Vec<_> = (0..10).map(|_| scope.spawn(|| verify(s, &message, &signature).status)).collect();
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
     assert_eq!(answers.iter().filter(|&&c| c == 200).count(), 1, "{answers:?}");
@@ -185,7 +181,7 @@ fn the_session_endpoint_names_a_live_sessions_account_and_refuses_any_other_toke
     let alice = s.session_token(&alice_id, "alice@example.com");
     assert_eq!(link(s, &w, &alice_id, &alice).status, 200);
     let (message, signature) = signed_message(s, &w);
-    let token = sign_in(s, &message, &signature).json()["access_token"].as_str().unwrap().to_string();
+    let token = verify(s, &message, &signature).json()["access_token"].as_str().unwrap().to_string();
     let r = s.call("GET", "/api/auth/siwe/session", &token, None);
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();

@@ -45,17 +45,13 @@ async fn signed(req: &mut Request) -> Result<(String, String), GatewayError> {
 pub async fn verify(req: &mut Request, env: &Env) -> ApiResult {
     let (message, signature) = signed(req).await?;
     let address = siwe_auth::proven_address(req, env, &message, &signature, None).await?;
-    let user_id = match siwe_auth::owner(env, &address).await? {
-        Some(user_id) => user_id,
-        None => {
-            let user_id = siwe_auth::wallet_first_id(&address);
-            dexto_shared::session::ensure_user(env, &user_id, "").await?;
-            siwe_auth::link(env, &user_id, &address).await?;
-            user_id
-        }
-    };
-    // Refuses a suspended account, as every session does.
+    let owner = siwe_auth::owner(env, &address).await?;
+    let user_id = owner.clone().unwrap_or_else(|| siwe_auth::wallet_first_id(&address));
+    // Creates a wallet-first account on first sight; refuses a suspended one.
     dexto_shared::session::ensure_user(env, &user_id, "").await?;
+    if owner.is_none() {
+        siwe_auth::link(env, &user_id, &address).await?;
+    }
     let session = siwe_auth::open_session(env, &user_id, &address).await?;
     crate::security_event(req, env, &user_id, "siwe.sign_in", &address.checksummed(), json!({})).await?;
     ok_json(200, &session)

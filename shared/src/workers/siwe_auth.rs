@@ -220,15 +220,25 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     let policy = Policy { issuer: ISSUER, audience: "authenticated", hs256_secret: Some(&key) };
     let claims = jwt::verify(token, &KeySet::default(), &policy, now_ms() / 1000).map_err(|_| GatewayError::InvalidAuth)?;
     let session_id = claims_unverified(token).and_then(|c| c["sid"].as_str().map(str::to_string)).ok_or(GatewayError::InvalidAuth)?;
-    let live: Option<Value> = db::first(
+    // The session and its account in one read (a session's user always exists).
+    #[derive(Deserialize)]
+    struct Live {
+        status: String,
+        email: String,
+    }
+    let live: Option<Live> = db::first(
         &db::database(env)?,
-        "SELECT id FROM auth_sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND expires_at > ?3
-           AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = auth_sessions.address AND w.user_id = auth_sessions.user_id)",
+        "SELECT u.status, u.email FROM auth_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3
+           AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = s.address AND w.user_id = s.user_id)",
         &[session_id.as_str().into(), claims.sub.as_str().into(), ms(now_ms())],
     )
     .await?;
-    live.ok_or(GatewayError::InvalidAuth)?;
-    let user = crate::session::ensure_user(env, &claims.sub, "").await?;
+    let live = live.ok_or(GatewayError::InvalidAuth)?;
+    if live.status == "suspended" {
+        return Err(GatewayError::UserSuspended);
+    }
+    let user = SessionUser { id: claims.sub, email: live.email };
     Ok((user, session_id))
 }
 
