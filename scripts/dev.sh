@@ -82,6 +82,8 @@ if [ -n "${CHAIN_PID:-}" ]; then
     export DEV_CHAIN_JSON="$DEV_DIR/chain.json"
     # A fresh local chain: the chain scan reads it from its first block.
     EVM_SCAN_FROM_BLOCK="${EVM_SCAN_FROM_BLOCK:-0}"
+    # Our token's EIP-712 name (contracts/DextoUSD.sol): x402 exact payments sign over it.
+    X402_ASSET_NAME="${X402_ASSET_NAME:-USD Coin (Dexto local)}"
     echo "local chain (anvil) on $EVM_RPC_URL, chain id $EVM_CHAIN_ID" >&2
     # Its x402 facilitator (tools/x402/facilitator.mjs), unless you named one;
     # the chain's facilitator account pays the settlements' gas.
@@ -95,7 +97,7 @@ if [ -n "${CHAIN_PID:-}" ]; then
 fi
 # The chain the Workers read (the local one, or the node and token you named),
 # and the x402 facilitator that verifies and settles payments on it.
-for name in EVM_RPC_URL EVM_CHAIN_ID USDC_CONTRACT TREASURY_ADDRESS EVM_SCAN_FROM_BLOCK X402_FACILITATOR_URL; do
+for name in EVM_RPC_URL EVM_CHAIN_ID USDC_CONTRACT TREASURY_ADDRESS EVM_SCAN_FROM_BLOCK X402_FACILITATOR_URL X402_ASSET_NAME; do
     if [ -n "${!name:-}" ]; then STACK_VARS="${STACK_VARS:+$STACK_VARS
 }$name=${!name}"; fi
 done

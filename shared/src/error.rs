@@ -40,6 +40,10 @@ pub enum GatewayError {
     /// A spend cap stops the request: the message names the cap, its window
     /// and when it resets (`caps::CapUse::refusal`).
     SpendCapReached(String),
+    /// An x402 payment that cannot pay for this request (invalid, expired,
+    /// replayed, too small, or its payer owes a failed settlement): `code`
+    /// says which. Answered as x402's `PaymentRequired`.
+    PaymentRefused { code: &'static str, message: String },
     /// Upstream refused the request as malformed (4xx that is the client's doing).
     UpstreamRejected { status: u16 },
     UpstreamUnavailable,
@@ -56,7 +60,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingAuth | InvalidAuth | SignInRefused { .. } => 401,
-            InsufficientCredits { .. } => 402,
+            InsufficientCredits { .. } | PaymentRefused { .. } => 402,
             // Not 402: every CLI release turns a 402 into "buy credit", which
             // cannot help a frozen wallet or a suspended account.
             Forbidden(_) | UserSuspended | WalletFrozen | SpendCapReached(_) => 403,
@@ -113,6 +117,7 @@ impl GatewayError {
             TooManyConcurrent { .. } => ("rate_limit_error", "too_many_concurrent_requests"),
             // Not 402: the CLI would say "buy credit", which does not lift a cap.
             SpendCapReached(_) => ("permission_error", "spend_cap_reached"),
+            PaymentRefused { code, .. } => ("payment_required", code),
             UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
             UpstreamUnavailable => ("api_error", "upstream_unavailable"),
             UpstreamTimeout => ("api_error", "upstream_timeout"),
@@ -126,7 +131,7 @@ impl GatewayError {
         match self {
             MissingAuth => "Missing API key: send `Authorization: Bearer <DEXTO_API_KEY>`.".into(),
             InvalidAuth => "Invalid or revoked API key.".into(),
-            Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) | SpendCapReached(m) | SignInRefused { message: m, .. } => m.clone(),
+            Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) | SpendCapReached(m) | SignInRefused { message: m, .. } | PaymentRefused { message: m, .. } => m.clone(),
             UserSuspended => "This account is suspended, so its keys cannot be used; adding credit will not lift this. Contact support@dexto.ai.".into(),
             PayloadTooLarge { limit_bytes } => format!("Request body exceeds {limit_bytes} bytes."),
             ModelNotFound(m) => format!("Model `{m}` does not exist or is not available."),

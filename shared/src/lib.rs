@@ -46,6 +46,7 @@ pub mod usage_report;
 pub mod usage_review;
 pub mod wallet;
 pub mod web;
+pub mod x402;
 
 // Workers glue (feature "workers"): D1, KV, Durable Object stubs, HTTP and
 // logging on the Workers runtime. Everything above is pure domain logic.

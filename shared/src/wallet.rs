@@ -71,7 +71,14 @@ pub struct ExchangeTerms {
     /// The API the client spoke (terms written before dialects: chat).
     #[serde(default)]
     pub dialect: crate::dialects::Dialect,
+    /// A keyless call: the x402 payment that backs its hold instead of the
+    /// balance, settled after the charge (`key_id` is then `X402_KEY_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x402: Option<crate::x402::Authorized>,
 }
+
+/// The key id keyless (x402) calls are booked under on the payer's account.
+pub const X402_KEY_ID: &str = "x402";
 
 /// `meta JSON \n body`: JSON text never contains a raw newline.
 pub fn frame(meta: &ExchangeRequest, body: &[u8]) -> Vec<u8> {
@@ -276,6 +283,7 @@ mod tests {
                 client_source: None,
                 client_version: None,
                 dialect: crate::dialects::Dialect::Messages,
+                x402: None,
             },
             die_after_events: None,
             phases: Default::default(),

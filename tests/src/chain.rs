@@ -76,6 +76,8 @@ impl Chain {
             // A fresh chain: the scan reads it from its first block.
             ("EVM_SCAN_FROM_BLOCK", "0".to_string()),
             ("X402_FACILITATOR_URL", self.x402_facilitator.url.clone()),
+            // Our token's EIP-712 name (contracts/DextoUSD.sol): exact payments sign over it.
+            ("X402_ASSET_NAME", "USD Coin (Dexto local)".to_string()),
         ]
     }
 
@@ -176,4 +178,17 @@ pub(crate) fn first_json_line(child: &mut Child, log_path: &Path, what: &str) ->
     let line = tee_output(child, log_path, |line| line.starts_with('{').then(|| line.to_string()));
     let deadline = Duration::from_secs(60);
     line.recv_timeout(deadline).unwrap_or_else(|e| panic!("{what} not ready ({e}); see {}", log_path.display()))
+}
+
+/// tools/chain/sign-authorization.mjs on the pinned node and viem.
+pub fn sign_authorization(input: &Value) -> Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let out = std::process::Command::new("bash")
+        .args(["-c", r#"source "$0/scripts/env.sh" && exec node "$0/tools/chain/sign-authorization.mjs" "$1""#])
+        .arg(root)
+        .arg(input.to_string())
+        .output()
+        .expect("run node");
+    assert!(out.status.success(), "sign-authorization: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("signature JSON")
 }

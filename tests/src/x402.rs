@@ -71,3 +71,54 @@ fn start_tool(tool: &str, args: &[&str], log: &Path) -> (Value, Mutex<(Child, Ch
     let value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{tool} line not JSON ({e}): {line}"));
     (value, Mutex::new((child, stdin)))
 }
+
+/// A keyless model call: `POST /v1/chat/completions` with no API key, and
+/// `headers` (e.g. a `PAYMENT-SIGNATURE`).
+pub fn keyless_chat(s: &crate::Stack, body: &Value, headers: &[(&str, &str)]) -> crate::client::HttpResponse {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    crate::post(&format!("{}/v1/chat/completions", s.base), &all, body.to_string().as_bytes())
+}
+
+/// A base64 JSON x402 header's value.
+pub fn decode(header: &str) -> Value {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(header.trim()).expect("base64 header");
+    serde_json::from_slice(&bytes).expect("JSON header")
+}
+
+pub fn encode(value: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value.to_string())
+}
+
+/// An `exact` payment (EIP-3009, signed with viem by
+/// tools/chain/sign-authorization.mjs) of `value` base units from `payer` to
+/// the stack's treasury, valid until `valid_before` (unix s), under `nonce`
+/// (32 bytes hex): the v2 payload, as a client puts it in PAYMENT-SIGNATURE.
+pub fn exact_payment(chain: &crate::Chain, payer: &crate::chain::DevAccount, value: u128, valid_before: i64, nonce: &str) -> Value {
+    let domain = serde_json::json!({"name": "USD Coin (Dexto local)", "version": "2", "chain_id": chain.chain_id, "verifying_contract": chain.token});
+    let signed = crate::chain::sign_authorization(&serde_json::json!({"private_key": payer.private_key, "domain": domain, "to": chain.treasury,
+        "value": value.to_string(), "valid_after": "0", "valid_before": valid_before.to_string(), "nonce": nonce}));
+    let (r, s) = (signed["r"].as_str().expect("r"), signed["s"].as_str().expect("s"));
+    let signature = format!("{r}{}{:02x}", &s[2..], signed["v"].as_u64().expect("v"));
+    serde_json::json!({
+        "x402Version": 2,
+        "accepted": {"scheme": "exact", "network": format!("eip155:{}", chain.chain_id), "amount": value.to_string(), "asset": chain.token,
+            "payTo": chain.treasury, "maxTimeoutSeconds": 300, "extra": {"name": "USD Coin (Dexto local)", "version": "2"}},
+        "payload": {"signature": signature, "authorization": {"from": payer.address, "to": chain.treasury, "value": value.to_string(),
+            "validAfter": "0", "validBefore": valid_before.to_string(), "nonce": nonce}},
+    })
+}
+
+/// A fresh 32-byte EIP-3009 nonce.
+pub fn fresh_nonce() -> String {
+    format!("0x{}", hex::encode(dexto_shared::chain::keccak256(dexto_shared::ids::new_id("nonce").as_bytes())))
+}
+
+/// Turns the facilitator's settlement outage on or off (its `/__faults`).
+pub fn settle_outage(facilitator: &str, on: bool) {
+    let body = serde_json::json!({"settle_unavailable": on}).to_string();
+    let r = crate::client::send("PUT", &format!("{facilitator}/__faults"), &[("Content-Type", "application/json")], Some(body.as_bytes()));
+    assert_eq!(r.status, 200, "{}", r.body);
+}

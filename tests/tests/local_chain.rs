@@ -5,7 +5,7 @@
 //! Calls are hand-encoded ABI (integration_tests::chain); anvil's accounts
 //! are unlocked, so the node signs what Rust sends.
 
-use integration_tests::chain::{quantity, word_address, word_u256, DECIMALS, TRANSFER_EVENT};
+use integration_tests::chain::{quantity, sign_authorization, word_address, word_u256, DECIMALS, TRANSFER_EVENT};
 use integration_tests::{start, Stack};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -132,15 +132,3 @@ fn a_transfer_authorization_signed_by_viem_moves_the_funds_once() {
     assert_eq!(s.chain.usdc_balance(payee), payee_before + amount);
 }
 
-/// tools/chain/sign-authorization.mjs on the pinned node and viem.
-fn sign_authorization(input: &Value) -> Value {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let out = std::process::Command::new("bash")
-        .args(["-c", r#"source "$0/scripts/env.sh" && exec node "$0/tools/chain/sign-authorization.mjs" "$1""#])
-        .arg(root)
-        .arg(input.to_string())
-        .output()
-        .expect("run node");
-    assert!(out.status.success(), "sign-authorization: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("signature JSON")
-}

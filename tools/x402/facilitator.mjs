@@ -5,6 +5,7 @@
 //   POST /verify    {x402Version, paymentPayload, paymentRequirements} → VerifyResponse
 //   POST /settle    same body                                          → SettleResponse
 //   GET  /supported                                                    → {kinds, extensions, signers}
+//   PUT  /__faults {"settle_unavailable": bool}  (tests: /settle answers 503 while set)
 // A refused payment is a 200 with isValid/success false (what @x402/core's
 // HTTPFacilitatorClient expects); a malformed request a 400, a failure a 500.
 // Binds 127.0.0.1 on a free port, prints ONE JSON line {"url", "network",
@@ -55,6 +56,9 @@ if (await hasCode(PERMIT2_ADDRESS) && await hasCode(x402UptoPermit2ProxyAddress)
   schemes.push("upto");
 }
 
+// Test faults (PUT /__faults): off unless a test turns them on.
+let faults = {};
+
 // One account submits every settlement: one at a time (each waits for its
 // receipt), or two concurrent ones would be sent with the same nonce.
 let settling = Promise.resolve();
@@ -71,6 +75,15 @@ const server = createServer(async (req, res) => {
   };
   try {
     if (req.method === "GET" && req.url === "/supported") return reply(200, facilitator.getSupported());
+    // Fault switch for the tests (an outage of settlement): PUT /__faults {"settle_unavailable": true}.
+    if (req.method === "PUT" && req.url === "/__faults") {
+      faults = JSON.parse((await readBody(req)) || "{}");
+      return reply(200, faults);
+    }
+    if (req.method === "POST" && req.url === "/settle" && faults.settle_unavailable) {
+      await readBody(req);
+      return reply(503, { error: "settlement unavailable (test fault)" });
+    }
     const action = req.method === "POST" && { "/verify": "verify", "/settle": "settle" }[req.url];
     if (!action) return reply(404, { error: "not found: POST /verify, POST /settle, GET /supported" });
     let body;
@@ -80,6 +93,13 @@ const server = createServer(async (req, res) => {
       return reply(400, { error: "the body must be JSON: {x402Version, paymentPayload, paymentRequirements}" });
     }
     if (!body?.paymentPayload || !body?.paymentRequirements) return reply(400, { error: "paymentPayload and paymentRequirements are required" });
+    // A scheme or network this facilitator does not settle is a refused
+    // payment (as hosted facilitators answer it), not a failure.
+    const { scheme, network: wanted } = body.paymentRequirements;
+    if (!facilitator.getSupported().kinds.some((k) => k.scheme === scheme && k.network === wanted)) {
+      const reason = "unsupported_scheme";
+      return reply(200, action === "verify" ? { isValid: false, invalidReason: reason } : { success: false, errorReason: reason, transaction: "", network: wanted });
+    }
     const run = () => facilitator[action](body.paymentPayload, body.paymentRequirements);
     reply(200, await (action === "settle" ? oneAtATime(run) : run()));
   } catch (e) {

@@ -16,6 +16,7 @@ use dexto_shared::chat_request::{RequestError, MAX_BODY_BYTES};
 use dexto_shared::dialects::{model_aliases, Dialect};
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::Quote;
+use dexto_shared::money::Micros;
 use dexto_shared::http::{clock_ms, now_ms, rejected_in, ERROR_CODE_HEADER};
 use dexto_shared::phases::Phases;
 use dexto_shared::ids::new_id;
@@ -49,7 +50,15 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context, dialect: Dialect) 
 
 async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64, dialect: Dialect) -> std::result::Result<Response, GatewayError> {
     let mut phases = Phases::start(clock_ms());
-    let caller = authenticate(&auth_headers(req.headers(), dialect), env, KeyLookup::Cached, "gateway:use").await?;
+    // No key at all: the call may be paid with x402 where it is configured.
+    let keyless = match crate::x402::carries_no_key(req.headers(), dialect) {
+        true => crate::x402::Keyless::from_env(env).await,
+        false => None,
+    };
+    let keyed = match keyless {
+        Some(_) => None,
+        None => Some(authenticate(&auth_headers(req.headers(), dialect), env, KeyLookup::Cached, "gateway:use").await?),
+    };
     phases.lap("auth", clock_ms());
     let body = dexto_shared::http::read_body(req, MAX_BODY_BYTES).await?;
     phases.lap("body", clock_ms());
@@ -73,7 +82,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     let catalogue = catalogue::current(env, &config, ctx).await?;
     let mut models = Vec::new();
     for id in std::iter::once(&chat.model).chain(&chat.fallbacks) {
-        if !caller.may_use(id) {
+        if keyed.as_ref().is_some_and(|c| !c.may_use(id)) {
             return Err(GatewayError::Forbidden(format!("This API key may not use `{id}` (its allowed models are set on the key).")));
         }
         let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
@@ -96,6 +105,19 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     // A charge without a reported cost is priced at the priciest model the
     // upstream may serve (the one whose worst case sets the hold).
     let (pricing_model, markup) = priced[quote.priciest()];
+    // A keyless call pays for its hold with x402 before anything else.
+    let (caller, payment) = match (keyed, &keyless) {
+        (Some(caller), _) => (caller, None),
+        (None, Some(keyless)) => {
+            let hold = quote.hold_for(quote.ceiling());
+            match crate::x402::authorize(req.headers(), env, keyless, hold).await {
+                Ok(paid) => (paid.caller, Some(paid.payment)),
+                Err(GatewayError::PaymentRefused { code, message }) => return offer_again(keyless, hold, req, code, &message, request_id),
+                Err(e) => return Err(e),
+            }
+        }
+        (None, None) => return Err(GatewayError::MissingAuth),
+    };
     let client = ClientMeta::from_headers(req.headers());
     // Test hooks (DEXTO_TEST_HOOKS=1 only): an owner that dies, a clock moved on.
     let hooks = env.var("DEXTO_TEST_HOOKS").is_ok_and(|v| v.to_string() == "1");
@@ -123,6 +145,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
             client_source: client.source,
             client_version: client.version,
             dialect,
+            x402: payment.clone(),
         },
         quote,
         die_after_events,
@@ -130,7 +153,24 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         sent_at_ms: now_ms(),
         upstream_headers: passed_on(req.headers(), dialect),
     };
-    WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await
+    let hold = exchange.quote.hold_for(exchange.quote.ceiling());
+    let resp = WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await?;
+    match (&keyless, payment) {
+        // The wallet refused the payment (replayed, or its payer owes a
+        // failed settlement): answered with the offer, like every refusal of one.
+        (Some(keyless), Some(_)) if resp.status_code() == 402 => {
+            let code = resp.headers().get(ERROR_CODE_HEADER).ok().flatten().unwrap_or_else(|| "x402_refused".into());
+            let mut resp = resp;
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let message = body["error"]["message"].as_str().unwrap_or("This payment cannot pay for this request.").to_string();
+            offer_again(keyless, hold, req, &code, &message, request_id)
+        }
+        _ => Ok(resp),
+    }
+}
+
+fn offer_again(keyless: &crate::x402::Keyless, hold: Micros, req: &Request, code: &str, message: &str, request_id: &str) -> std::result::Result<Response, GatewayError> {
+    crate::x402::payment_required(keyless, hold, &req.inner().url(), code, message, request_id).map_err(|e| GatewayError::Internal(format!("402: {e}")))
 }
 
 /// The headers to authenticate: a Messages client may send its key as

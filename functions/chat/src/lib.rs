@@ -24,6 +24,7 @@ mod upstream;
 mod usage_bound;
 mod usage_review;
 mod wallet;
+mod x402;
 
 use dexto_shared::cors;
 use dexto_shared::error::GatewayError;

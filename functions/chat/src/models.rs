@@ -30,13 +30,16 @@ async fn run(req: &Request, env: &Env, ctx: &Context) -> std::result::Result<Res
     let catalogue = catalogue::current(env, &config, ctx).await?;
     let allow = allowed::current(env, &config).await?;
     let path = req.path();
-    let body = match path.strip_prefix("/v1/models/") {
+    let mut body = match path.strip_prefix("/v1/models/") {
         None => list_json(&catalogue, &allow, config.markup, Freshness { now_ms: now_ms(), ttl_ms: config.catalogue_ttl_ms }),
         Some(raw) => {
             let id = model_id_from_path(raw);
             model_entry(&catalogue, &allow, config.markup, &id).ok_or(GatewayError::ModelNotFound(id))?
         }
     };
+    if let Some(keyless) = crate::x402::Keyless::from_env(env).await {
+        dexto_shared::x402::offer::advertise(&mut body, &keyless.offer);
+    }
     let mut resp = json_response(200, &body).map_err(|e| GatewayError::Internal(e.to_string()))?;
     let cache = if config.models_public { "public, max-age=60" } else { "private, max-age=60" };
     resp.headers_mut().set("Cache-Control", cache).map_err(|e| GatewayError::Internal(e.to_string()))?;

@@ -152,8 +152,17 @@ async fn complete(mut upstream: Response, ex: Exchange, named: Option<String>) -
     let outcome = Outcome { usage, output_bytes, generation_id, cancelled: false, upstream_status: status };
     ex.lap("parse");
     let (charge, balance) = ex.settle(&outcome, serde_json::json!({"max_tokens": ex.max_tokens}));
+    // A keyless call's payment is settled before the reply, which carries the receipt.
+    let receipt = match &ex.terms.x402 {
+        Some(payment) => super::x402_settle::settle_now(&ex.ledger, &payment.reference).await,
+        None => None,
+    };
     let internal = |_| GatewayError::Internal("response".into());
     let headers = ex.headers().map_err(internal)?;
+    if let Some(receipt) = receipt {
+        let value = serde_json::to_value(&receipt).map_err(|_| GatewayError::Internal("receipt".into()))?;
+        headers.set(dexto_shared::x402::PAYMENT_RESPONSE_HEADER, &dexto_shared::x402::encode_header(&value)).map_err(internal)?;
+    }
     headers.set("content-type", "application/json").map_err(internal)?;
     headers.set("X-Dexto-Cost-USD", &charge.user_price.usd_fixed()).map_err(internal)?;
     headers.set("X-Dexto-Cost-Cents", &charge.user_price.cents_exact()).map_err(internal)?;

@@ -10,7 +10,7 @@ use super::replay::Replays;
 use dexto_shared::http::now_ms;
 use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
-use dexto_shared::wallet::{SettleOutcome, UsageRecord};
+use dexto_shared::wallet::{SettleOutcome, UsageRecord, X402_KEY_ID};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -46,6 +46,10 @@ pub struct Ledger {
     /// The alarm time this incarnation last set (saves a storage read per hold).
     alarm_at: Rc<Cell<Option<i64>>>,
     started: Rc<Cell<bool>>,
+    /// x402 payments being settled by this incarnation (never sent twice at
+    /// once), and whether any may wait for settlement (None: not looked yet).
+    pub x402_settling: Rc<RefCell<HashSet<String>>>,
+    pub x402_waiting: Rc<Cell<Option<bool>>>,
 }
 
 impl Ledger {
@@ -59,6 +63,8 @@ impl Ledger {
             live: Rc::default(),
             alarm_at: Rc::default(),
             started: Rc::default(),
+            x402_settling: Rc::default(),
+            x402_waiting: Rc::default(),
         }
     }
 
@@ -107,6 +113,10 @@ impl Ledger {
             return Ok(SettleOutcome { balance, replay: true });
         }
         store.drop_hold(&usage.request_id)?;
+        // Same turn as the debit: a keyless charge's payment falls due for it.
+        if usage.key_id == X402_KEY_ID && store.x402_fall_due(&usage.request_id, usage.user_price)?.is_some() {
+            self.x402_waiting.set(Some(true));
+        }
         // Same turn as the debit: spend caps see it exactly once.
         store.add_spend(&usage.key_id, usage.created_at, usage.user_price)?;
         let debit = Micros(-usage.user_price.0);
@@ -133,7 +143,37 @@ impl Ledger {
     /// Ends a hold without a charge (nothing billable happened).
     pub fn release(&self, request_id: &str) -> Result<()> {
         self.live_remove(request_id);
-        self.store().drop_hold(request_id)
+        let store = self.store();
+        if store.is_x402_hold(request_id)? {
+            store.x402_release(request_id)?;
+        }
+        store.drop_hold(request_id)
+    }
+
+    /// A credit or debit that is not usage: ledger entry, and (same turn) a
+    /// request for the upstream key's limit to follow the new balance.
+    pub fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
+        let store = self.store();
+        let balance = store.apply_change(reference, amount, c.now_ms, |seq, balance| {
+            serde_json::to_string(&LedgerEntry {
+                id: new_id("cl_"),
+                user_id: c.user_id.to_string(),
+                seq,
+                kind: c.kind.to_string(),
+                amount: amount.0,
+                balance_after: balance.0,
+                reference: reference.to_string(),
+                reason: c.reason.clone(),
+                created_at: c.now_ms,
+                usage: None,
+                payment: c.payment.clone(),
+            })
+            .expect("ledger entry serialises")
+        })?;
+        let token = store.wallet()?.map(|w| w.seq).unwrap_or(0);
+        store.request_limit_sync(balance, token)?;
+        self.schedule_flush();
+        Ok(balance)
     }
 
     /// Projects the outbox after the reply has gone (pending I/O keeps the
@@ -206,6 +246,10 @@ impl Ledger {
                 };
                 failed |= step(&store, "key_use", now, result);
             }
+            if self.x402_waiting.get() != Some(false) && store.retry_at("x402").ok().flatten().is_none_or(|at| at <= now) {
+                let result = super::x402_settle::settle_waiting(self).await;
+                failed |= step(&store, "x402", now, result);
+            }
             let pending = store.outbox_len().unwrap_or(1) > 0 || store.pending_limit_sync().map_or(true, |p| p.is_some());
             if failed || !pending {
                 break;
@@ -270,6 +314,15 @@ impl Ledger {
             }
         }
     }
+}
+
+/// What a non-usage balance change records besides its amount.
+pub struct Change<'a> {
+    pub user_id: &'a str,
+    pub kind: &'a str,
+    pub reason: &'a Option<String>,
+    pub now_ms: i64,
+    pub payment: &'a Option<dexto_shared::wallet::PaymentEffect>,
 }
 
 /// Books a step's outcome: clears its failure streak, or extends it and

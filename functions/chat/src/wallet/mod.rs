@@ -19,19 +19,18 @@ mod rate_limit;
 mod replay;
 mod store;
 mod sweep;
+mod x402_settle;
 
 use dexto_shared::caps::tightest;
 use dexto_shared::error::GatewayError;
 use dexto_shared::hold::HoldPlan;
 use dexto_shared::http::{error_response_in, json_response};
-use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
 use dexto_shared::wallet::*;
-use outbox::LedgerEntry;
 use rate_limit::RateLimiter;
 use serde::de::DeserializeOwned;
 use std::rc::Rc;
-use ledger::Ledger;
+use ledger::{Change, Ledger};
 use std::cell::RefCell;
 use store::Store;
 use worker::*;
@@ -185,7 +184,16 @@ impl WalletDO {
         if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
             return refuse(GatewayError::RateLimited { retry_after_secs });
         }
-        let available = Micros(wallet.balance).saturating_sub(self.store.held_total()?);
+        if let Some(payment) = &req.terms.x402 {
+            if let Err(e) = self.payment_usable(payment, Micros(wallet.balance)) {
+                return refuse(e);
+            }
+        }
+        // A keyless call's payment backs its hold; the balance is not touched.
+        let available = match &req.terms.x402 {
+            Some(payment) => payment.authorized,
+            None => Micros(wallet.balance).saturating_sub(self.store.held_total()?),
+        };
         // A cap bounds the hold like the balance does (clamping included).
         let uses = self.store.cap_uses(self.store.caps(Some(&req.terms.key_id))?, req.now_ms)?;
         let cap = tightest(&uses).filter(|c| c.headroom() < available.max(Micros::ZERO));
@@ -203,6 +211,9 @@ impl WalletDO {
                 let prompt_memo = req.quote.prints.as_ref().map(|p| p.memo());
                 let terms = ExchangeTerms { hold: amount, prompt_memo, ..req.terms.clone() };
                 self.store.put_exchange(id, &serde_json::to_string(&terms)?)?;
+                if let Some(payment) = &terms.x402 {
+                    self.store.x402_hold(payment, id, req.now_ms)?;
+                }
                 self.store.touch_key(&req.terms.key_id, req.now_ms)?;
                 self.ledger.live_insert(id);
                 Ok(Admission::Held {
@@ -215,6 +226,31 @@ impl WalletDO {
                 })
             }
         }
+    }
+
+    /// An x402 payment may back a hold once, and not while its payer owes a
+    /// payment that failed to settle.
+    fn payment_usable(&self, payment: &dexto_shared::x402::Authorized, balance: Micros) -> Result<(), GatewayError> {
+        let storage = |e: worker::Error| GatewayError::Internal(format!("wallet: {e}"));
+        if self.store.x402_seen(&payment.reference).map_err(storage)? {
+            return Err(GatewayError::PaymentRefused {
+                code: "x402_replayed",
+                message: "This payment authorization was already presented for another request; sign a new one for this request.".into(),
+            });
+        }
+        let owed = self.store.x402_owed(balance).map_err(storage)?;
+        if owed > Micros::ZERO {
+            return Err(GatewayError::PaymentRefused {
+                code: "x402_debt",
+                message: format!(
+                    "An earlier payment of {} (${}) could not be settled, so keyless calls from this address are refused until it is: \
+                     keep USDC and its allowance in place for the retry, or sign in with this address and add credit.",
+                    payment.payer,
+                    owed.usd_trimmed()
+                ),
+            });
+        }
+        Ok(())
     }
 
     async fn settle(&self, req: SettleRequest) -> Result<Response> {
@@ -257,28 +293,8 @@ impl WalletDO {
         reply(&CreditOutcome { balance, replay: false })
     }
 
-    /// A credit or debit that is not usage: ledger entry, and (same turn) a
-    /// request for the upstream key's limit to follow the new balance.
     fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
-        let balance = self.store.apply_change(reference, amount, c.now_ms, |seq, balance| {
-            entry_json(LedgerEntry {
-                id: new_id("cl_"),
-                user_id: c.user_id.to_string(),
-                seq,
-                kind: c.kind.to_string(),
-                amount: amount.0,
-                balance_after: balance.0,
-                reference: reference.to_string(),
-                reason: c.reason.clone(),
-                created_at: c.now_ms,
-                usage: None,
-                payment: c.payment.clone(),
-            })
-        })?;
-        let token = self.store.wallet()?.map(|w| w.seq).unwrap_or(0);
-        self.store.request_limit_sync(balance, token)?;
-        self.ledger.schedule_flush();
-        Ok(balance)
+        self.ledger.apply_money(c, reference, amount)
     }
 
     /// Sets or removes a spend cap; answers every cap with its use now.
@@ -331,18 +347,5 @@ impl WalletDO {
         })
     }
 
-}
-
-/// What a non-usage balance change records besides its amount.
-struct Change<'a> {
-    user_id: &'a str,
-    kind: &'a str,
-    reason: &'a Option<String>,
-    now_ms: i64,
-    payment: &'a Option<PaymentEffect>,
-}
-
-fn entry_json(entry: LedgerEntry) -> String {
-    serde_json::to_string(&entry).expect("ledger entry serialises")
 }
 

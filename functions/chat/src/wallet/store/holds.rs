@@ -4,6 +4,7 @@
 use super::memory::HoldMemo;
 use super::{int, ExchangeRow, Store};
 use dexto_shared::money::Micros;
+use dexto_shared::wallet::X402_KEY_ID;
 use dexto_shared::wallet::OpenHold;
 use serde::Deserialize;
 use std::cell::RefMut;
@@ -29,9 +30,15 @@ impl Store {
     }
 
     /// Open holds total. A hold past its deadline still counts: it ends only
-    /// in a settlement (the sweep), never by silently expiring.
+    /// in a settlement (the sweep), never by silently expiring. Keyless
+    /// holds do not count: an x402 payment backs them, not the balance.
     pub fn held_total(&self) -> Result<Micros> {
-        Ok(Micros(self.held()?.values().map(|h| h.amount.0).sum()))
+        Ok(Micros(self.held()?.values().filter(|h| h.key_id != X402_KEY_ID).map(|h| h.amount.0).sum()))
+    }
+
+    /// Whether the open hold `request_id` is a keyless (x402) one.
+    pub fn is_x402_hold(&self, request_id: &str) -> Result<bool> {
+        Ok(self.held()?.get(request_id).is_some_and(|h| h.key_id == X402_KEY_ID))
     }
 
     /// Open holds of one key.

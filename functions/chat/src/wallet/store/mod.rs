@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, window TEXT NOT NULL, win
 CREATE TABLE IF NOT EXISTS retries (step TEXT PRIMARY KEY, failures INTEGER NOT NULL, next_at INTEGER NOT NULL);
 -- Prompts the upstream counted: fingerprint -> reported prompt tokens (store/prompts.rs).
 CREATE TABLE IF NOT EXISTS counted_prompts (key_id TEXT NOT NULL, model TEXT NOT NULL, print TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, used_at INTEGER NOT NULL, PRIMARY KEY (key_id, model, print));
+-- x402 payments backing keyless holds, until settled (store/x402.rs).
+CREATE TABLE IF NOT EXISTS x402_payments (reference TEXT PRIMARY KEY, request_id TEXT NOT NULL, state TEXT NOT NULL, amount INTEGER, payment TEXT NOT NULL, valid_before INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT, tx TEXT, created_at INTEGER NOT NULL, settled_at INTEGER);
 CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
 ";
 
@@ -87,12 +89,15 @@ pub struct OutboxRow {
     pub payload: String,
 }
 
+pub use x402::PaymentRow;
+
 mod background;
 mod caps;
 mod holds;
 mod memory;
 mod prompts;
 mod sql;
+mod x402;
 
 /// One per object (the ledger's): its memory of the rows must be the only one.
 pub struct Store {

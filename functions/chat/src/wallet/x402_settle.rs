@@ -1,0 +1,120 @@
+//! Settling keyless calls' x402 payments with the facilitator, after their
+//! charge (docs/ARCHITECTURE.md, "Keyless calls paid with x402"). The charge's
+//! settlement made the payment due in its own transaction; here it is sent to
+//! the facilitator's `/settle` — by the exchange itself for a non-streamed
+//! reply (its `PAYMENT-RESPONSE`), else by the projection step after any
+//! settlement and the alarm's retries — and the credit of what moved is
+//! booked together with the payment's `settled` state, once (its reference
+//! is the authorization's). A failure leaves it `failed`: a debt of the payer
+//! that refuses its further keyless calls, with a finding, retried with
+//! backoff until the authorization expires.
+
+use super::ledger::{Change, Ledger};
+use super::store::PaymentRow;
+use crate::x402::facilitator::Facilitator;
+use dexto_shared::http::now_ms;
+use dexto_shared::money::Micros;
+use dexto_shared::x402::{Authorized, Receipt};
+use serde_json::json;
+
+/// Settles the payment `reference` now (the non-stream exchange, before
+/// its reply). The receipt either way (`success: false` if it failed: the
+/// retries take over).
+pub async fn settle_now(ledger: &Ledger, reference: &str) -> Option<Receipt> {
+    let row = ledger.store().x402_payment(reference).ok().flatten()?;
+    let payment = row.authorized().ok()?;
+    Some(match settle_one(ledger, &row).await {
+        Ok(receipt) => receipt,
+        Err(_) => Receipt { success: false, transaction: String::new(), network: payment.network, payer: payment.payer, amount: "0".into() },
+    })
+}
+
+/// The projection step: every payment still waiting (due, or failing and
+/// not past its backoff). Err when any failed, for the step's backoff.
+pub async fn settle_waiting(ledger: &Ledger) -> worker::Result<()> {
+    let store = ledger.store();
+    let rows = store.x402_unsettled()?;
+    let mut failures = 0;
+    for row in &rows {
+        if settle_one(ledger, row).await.is_err() {
+            failures += 1;
+        }
+    }
+    if rows.is_empty() {
+        ledger.x402_waiting.set(Some(false));
+    }
+    let _ = store.x402_prune(now_ms() / 1000);
+    match failures {
+        0 => Ok(()),
+        n => Err(format!("{n} x402 settlement(s) failed").into()),
+    }
+}
+
+async fn settle_one(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
+    if !ledger.x402_settling.borrow_mut().insert(row.reference.clone()) {
+        return Err("being settled".into());
+    }
+    let result = attempt(ledger, row).await;
+    ledger.x402_settling.borrow_mut().remove(&row.reference);
+    result
+}
+
+async fn attempt(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
+    if !matches!(row.state.as_str(), "due" | "failed") {
+        return Err(format!("payment is {}, not due", row.state));
+    }
+    let payment = row.authorized().map_err(|e| e.to_string())?;
+    let amount = Micros(row.amount.unwrap_or(0));
+    let settled = match amount {
+        // `upto` for a free request: nothing moves.
+        Micros::ZERO => Ok(Receipt { success: true, transaction: String::new(), network: payment.network.clone(), payer: payment.payer.clone(), amount: "0".into() }),
+        _ => match Facilitator::from_env(&ledger.env) {
+            Some(facilitator) => facilitator.settle(&payment, amount).await,
+            None => Err("X402_FACILITATOR_URL is not configured".into()),
+        },
+    };
+    match settled {
+        Ok(receipt) => {
+            book(ledger, row, &payment, amount, &receipt).map_err(|e| e.to_string())?;
+            Ok(receipt)
+        }
+        Err(error) => {
+            failed(ledger, row, &payment, amount, &error).await;
+            Err(error)
+        }
+    }
+}
+
+/// The credit of what moved and the `settled` state, in one transaction.
+fn book(ledger: &Ledger, row: &PaymentRow, payment: &Authorized, amount: Micros, receipt: &Receipt) -> worker::Result<()> {
+    let store = ledger.store();
+    let user_id = store.wallet()?.ok_or("wallet missing")?.user_id;
+    if amount > Micros::ZERO && store.applied(&row.reference)?.is_none() {
+        let reason = Some(format!("x402 {} payment from {} (tx {})", payment.scheme.as_str(), payment.payer, receipt.transaction));
+        let change = Change { user_id: &user_id, kind: "x402_payment", reason: &reason, now_ms: now_ms(), payment: &None };
+        ledger.apply_money(&change, &row.reference, amount)?;
+    }
+    store.x402_mark_settled(&row.reference, &receipt.transaction, now_ms())?;
+    dexto_shared::log::event(
+        "x402.settled",
+        json!({"request_id": row.request_id, "user_id": user_id, "scheme": payment.scheme.as_str(), "payer": payment.payer, "amount_micros": amount.0, "transaction": receipt.transaction}),
+    );
+    Ok(())
+}
+
+/// Records a failed attempt: `failed` while the authorization can still be
+/// used, `unpaid` after; the finding once per payment.
+async fn failed(ledger: &Ledger, row: &PaymentRow, payment: &Authorized, amount: Micros, error: &str) {
+    let store = ledger.store();
+    let expired = now_ms() / 1000 >= payment.valid_before;
+    if let Err(e) = store.x402_mark_failed(&row.reference, error, expired) {
+        dexto_shared::log::event("x402.unrecorded_failure", json!({"request_id": row.request_id, "error": e.to_string()}));
+    }
+    let user_id = store.wallet().ok().flatten().map(|w| w.user_id).unwrap_or_default();
+    let detail = json!({"request_id": row.request_id, "payer": payment.payer, "scheme": payment.scheme.as_str(), "amount_micros": amount.0,
+        "attempts": row.attempts + 1, "error": error, "expired": expired});
+    dexto_shared::log::event("x402.settle_failed", detail.clone());
+    if let Err(e) = dexto_shared::findings::record(&ledger.env, "x402_settlement_failed", &user_id, &row.reference, &detail).await {
+        dexto_shared::log::event("x402.finding_unrecorded", json!({"request_id": row.request_id, "error": format!("{e:?}")}));
+    }
+}
