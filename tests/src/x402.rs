@@ -97,16 +97,21 @@ pub fn encode(value: &Value) -> String {
 /// the stack's treasury, valid until `valid_before` (unix s), under `nonce`
 /// (32 bytes hex): the v2 payload, as a client puts it in PAYMENT-SIGNATURE.
 pub fn exact_payment(chain: &crate::Chain, payer: &crate::chain::DevAccount, value: u128, valid_before: i64, nonce: &str) -> Value {
+    exact_payment_to(chain, payer, &chain.treasury, value, valid_before, nonce)
+}
+
+/// The same, paying `to` instead of the treasury (a nonce spent elsewhere).
+pub fn exact_payment_to(chain: &crate::Chain, payer: &crate::chain::DevAccount, to: &str, value: u128, valid_before: i64, nonce: &str) -> Value {
     let domain = serde_json::json!({"name": "USD Coin (Dexto local)", "version": "2", "chain_id": chain.chain_id, "verifying_contract": chain.token});
-    let signed = crate::chain::sign_authorization(&serde_json::json!({"private_key": payer.private_key, "domain": domain, "to": chain.treasury,
+    let signed = crate::chain::sign_authorization(&serde_json::json!({"private_key": payer.private_key, "domain": domain, "to": to,
         "value": value.to_string(), "valid_after": "0", "valid_before": valid_before.to_string(), "nonce": nonce}));
     let (r, s) = (signed["r"].as_str().expect("r"), signed["s"].as_str().expect("s"));
     let signature = format!("{r}{}{:02x}", &s[2..], signed["v"].as_u64().expect("v"));
     serde_json::json!({
         "x402Version": 2,
         "accepted": {"scheme": "exact", "network": format!("eip155:{}", chain.chain_id), "amount": value.to_string(), "asset": chain.token,
-            "payTo": chain.treasury, "maxTimeoutSeconds": 300, "extra": {"name": "USD Coin (Dexto local)", "version": "2"}},
-        "payload": {"signature": signature, "authorization": {"from": payer.address, "to": chain.treasury, "value": value.to_string(),
+            "payTo": to, "maxTimeoutSeconds": 300, "extra": {"name": "USD Coin (Dexto local)", "version": "2"}},
+        "payload": {"signature": signature, "authorization": {"from": payer.address, "to": to, "value": value.to_string(),
             "validAfter": "0", "validBefore": valid_before.to_string(), "nonce": nonce}},
     })
 }
@@ -121,4 +126,28 @@ pub fn settle_outage(facilitator: &str, on: bool) {
     let body = serde_json::json!({"settle_unavailable": on}).to_string();
     let r = crate::client::send("PUT", &format!("{facilitator}/__faults"), &[("Content-Type", "application/json")], Some(body.as_bytes()));
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Submits an `exact` payment's own authorization to the token
+/// (`transferWithAuthorization`), sent by `relayer` — what a facilitator does,
+/// here done by someone else: the chain records its use.
+pub fn submit_exact(chain: &crate::Chain, payment: &Value, relayer: &str) -> Value {
+    use crate::chain::{word_address, word_u256};
+    let auth = &payment["payload"]["authorization"];
+    let signature = payment["payload"]["signature"].as_str().expect("signature");
+    let (r, s, v) = (&signature[2..66], &signature[66..130], &signature[130..132]);
+    let number = |k: &str| auth[k].as_str().expect(k).parse::<u128>().expect(k);
+    let calldata = format!(
+        "0xe3ee160e{}{}{}{}{}{}{}{r}{s}",
+        word_address(auth["from"].as_str().expect("from")),
+        word_address(auth["to"].as_str().expect("to")),
+        word_u256(number("value")),
+        word_u256(number("validAfter")),
+        word_u256(number("validBefore")),
+        &auth["nonce"].as_str().expect("nonce")[2..],
+        word_u256(u128::from_str_radix(v, 16).expect("v")),
+    );
+    let receipt = chain.send_transaction(relayer, &chain.token, &calldata);
+    assert_eq!(receipt["status"], "0x1", "{receipt:#}");
+    receipt
 }

@@ -133,6 +133,26 @@ pub fn judge(receipt: &RpcReceipt, token: &Address, treasury: &Address) -> Payme
     Payment::ToTreasury(to_treasury)
 }
 
+/// EIP-3009's `AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)`.
+pub fn authorization_used_topic() -> String {
+    format!("0x{}", hex::encode(super::keccak256(b"AuthorizationUsed(address,bytes32)")))
+}
+
+/// Whether `receipt` shows `payer`'s EIP-3009 authorization `nonce` used to
+/// pay exactly `amount` of `token` to `treasury`: the authorization's use and
+/// that transfer in one successful transaction. The use alone is not enough:
+/// a payer can spend the same nonce on another authorization (to itself).
+pub fn paid_by_authorization(receipt: &RpcReceipt, token: &Address, treasury: &Address, payer: &Address, nonce: &str, amount: u128) -> bool {
+    if receipt.status.as_deref().and_then(quantity) != Some(1) {
+        return false;
+    }
+    let by_token = |l: &&RpcLog| Address::parse(&l.address).ok().as_ref() == Some(token);
+    let used = [authorization_used_topic(), address_topic(payer), nonce.to_ascii_lowercase()];
+    let nonce_used = receipt.logs.iter().filter(by_token).any(|l| l.topics.iter().map(|t| t.to_ascii_lowercase()).eq(used.iter().cloned()));
+    let paid = receipt.logs.iter().filter_map(decode_transfer).any(|t| t.token == *token && t.from == *payer && t.to == *treasury && t.amount == amount);
+    nonce_used && paid
+}
+
 /// The highest final block: the chain's `finalized` block, or (a node
 /// without that tag) the block `confirmations` deep below the head.
 pub fn final_through(finalized: Option<u64>, head: u64, confirmations: u64) -> u64 {

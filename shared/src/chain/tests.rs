@@ -153,6 +153,21 @@ mod erc20 {
     }
 
     #[test]
+    fn an_authorization_pays_only_with_its_transfer_to_the_treasury_in_the_same_transaction() {
+        let (usdc, treasury, payer, other) = (addr(1), addr(2), addr(3), addr(4));
+        let nonce = format!("0x{}", "ab".repeat(32));
+        assert_eq!(authorization_used_topic(), "0x98de503528ee59b575ef0c0a2576a82497bfc029a5685b209e9ec333479b10a5");
+        let used = json!({"address": usdc.lower(), "topics": [authorization_used_topic(), address_topic(&payer), nonce], "data": "0x",
+            "blockNumber": "0x10", "blockHash": "0xab", "transactionHash": "0xcd", "logIndex": "0x1"});
+        let paid = |logs, amount| paid_by_authorization(&receipt("0x1", logs), &usdc, &treasury, &payer, &nonce, amount);
+        assert!(paid(vec![used.clone(), log(&usdc, &payer, &treasury, 500)], 500));
+        assert!(!paid(vec![used.clone(), log(&usdc, &payer, &treasury, 500)], 501), "another amount");
+        assert!(!paid(vec![used.clone(), log(&usdc, &payer, &other, 500)], 500), "the nonce spent on a transfer elsewhere");
+        assert!(!paid(vec![log(&usdc, &payer, &treasury, 500)], 500), "a transfer without the authorization's use");
+        assert!(!paid_by_authorization(&receipt("0x0", vec![used, log(&usdc, &payer, &treasury, 500)]), &usdc, &treasury, &payer, &nonce, 500));
+    }
+
+    #[test]
     fn finality_by_tag_or_by_depth() {
         assert_eq!(final_through(Some(100), 164, 64), 100, "the tag wins");
         assert_eq!(final_through(None, 163, 64), 100, "block 100 has 64 confirmations at head 163");

@@ -4,7 +4,7 @@
 //! `TREASURY_ADDRESS`, `EVM_CONFIRMATIONS` (depth that counts as final on a
 //! node without the `finalized` tag). Only reads: the gateway never signs.
 
-use crate::chain::erc20::{address_topic, final_through, quantity, RpcLog, RpcReceipt, TRANSFER_TOPIC};
+use crate::chain::erc20::{address_topic, authorization_used_topic, final_through, quantity, RpcLog, RpcReceipt, TRANSFER_TOPIC};
 use crate::chain::Address;
 use crate::error::GatewayError;
 use serde_json::{json, Value};
@@ -136,6 +136,14 @@ impl Rpc {
     pub async fn transfers_to(&self, token: &Address, to: &Address, from: u64, through: u64) -> Result<Vec<RpcLog>, GatewayError> {
         let filter = json!({"address": token.lower(), "fromBlock": format!("0x{from:x}"), "toBlock": format!("0x{through:x}"),
             "topics": [TRANSFER_TOPIC, Value::Null, address_topic(to)]});
+        serde_json::from_value(self.call("eth_getLogs", json!([filter])).await?).map_err(|e| unavailable(format!("logs: {e}")))
+    }
+
+    /// `AuthorizationUsed(authorizer, nonce)` logs of `token` (EIP-3009) in
+    /// blocks `from..=through`.
+    pub async fn authorization_uses(&self, token: &Address, authorizer: &Address, nonce: &str, from: u64, through: u64) -> Result<Vec<RpcLog>, GatewayError> {
+        let filter = json!({"address": token.lower(), "fromBlock": format!("0x{from:x}"), "toBlock": format!("0x{through:x}"),
+            "topics": [authorization_used_topic(), address_topic(authorizer), nonce.to_ascii_lowercase()]});
         serde_json::from_value(self.call("eth_getLogs", json!([filter])).await?).map_err(|e| unavailable(format!("logs: {e}")))
     }
 

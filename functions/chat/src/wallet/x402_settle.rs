@@ -14,7 +14,10 @@ use super::store::PaymentRow;
 use crate::x402::facilitator::Facilitator;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
-use dexto_shared::x402::{Authorized, Receipt};
+use dexto_shared::chain::erc20::paid_by_authorization;
+use dexto_shared::chain::Address;
+use dexto_shared::evm_rpc::{ChainConfig, Rpc};
+use dexto_shared::x402::{base_units, Authorized, Receipt, Scheme};
 use serde_json::json;
 
 /// Settles the payment `reference` now (the non-stream exchange, before
@@ -79,10 +82,44 @@ async fn attempt(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
             Ok(receipt)
         }
         Err(error) => {
+            // A settlement that went through unrecorded (this object died
+            // after /settle, or someone else submitted the authorization) is
+            // refused again; the chain says whether it paid us.
+            if let Some(transaction) = paid_on_chain(ledger, &payment, amount).await {
+                let receipt = Receipt { success: true, transaction, network: payment.network.clone(), payer: payment.payer.clone(), amount: base_units(amount) };
+                book(ledger, row, &payment, amount, &receipt).map_err(|e| e.to_string())?;
+                return Ok(receipt);
+            }
             failed(ledger, row, &payment, amount, &error).await;
             Err(error)
         }
     }
+}
+
+/// How far back a settlement's transaction is looked for (`X402_LOOKBACK_BLOCKS`):
+/// a payment is settled within its validity (minutes), so this covers hours.
+const LOOKBACK_BLOCKS: u64 = 20_000;
+
+/// The transaction in which an `exact` payment's authorization paid exactly
+/// `amount` to the treasury, if the chain has one (EIP-3009 logs its use).
+async fn paid_on_chain(ledger: &Ledger, payment: &Authorized, amount: Micros) -> Option<String> {
+    if payment.scheme != Scheme::Exact {
+        return None;
+    }
+    let env = &ledger.env;
+    let (config, rpc) = (ChainConfig::from_env(env)?, Rpc::from_env(env).ok()?);
+    let payer = Address::parse(&payment.payer).ok()?;
+    let nonce = payment.payload["payload"]["authorization"]["nonce"].as_str()?;
+    let lookback = env.var("X402_LOOKBACK_BLOCKS").ok().and_then(|v| v.to_string().trim().parse().ok()).unwrap_or(LOOKBACK_BLOCKS);
+    let head = rpc.head().await.ok()?;
+    let uses = rpc.authorization_uses(&config.token, &payer, nonce, head.saturating_sub(lookback), head).await.ok()?;
+    for tx in uses.into_iter().filter_map(|l| l.transaction_hash) {
+        let receipt = rpc.receipt(&tx).await.ok().flatten()?;
+        if paid_by_authorization(&receipt, &config.token, &config.treasury, &payer, nonce, amount.0 as u128) {
+            return Some(tx);
+        }
+    }
+    None
 }
 
 /// The credit of what moved and the `settled` state, in one transaction.
