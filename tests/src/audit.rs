@@ -4,8 +4,9 @@
 //! faults, providers that ignore `max_tokens`), refunds, disputes (some
 //! redelivered late), key revocations, concurrent bursts and USDC top-ups on
 //! the stack's local chain (confirmed early, late, several times at once, or
-//! left to the chain scan) runs against the real stack; then every user's
-//! books are checked against invariants:
+//! left to the chain scan) and keyless calls paid with x402 (some retried
+//! concurrently with the same authorization) runs against the real stack;
+//! then every user's books are checked against invariants:
 //!
 //! - balance == Σ ledger;
 //! - no usage debit without its usage row, and no usage row without its debit;
@@ -14,7 +15,10 @@
 //! - each payment credited once, and top-ups == what was paid (card and USDC,
 //!   and the treasury received exactly what was credited in USDC);
 //! - usage never took a wallet below zero (for users without refunds or disputes);
-//! - no hold left open once the workload has settled.
+//! - no hold left open once the workload has settled;
+//! - the x402 payer's account: Σ ledger == balance, each authorization
+//!   credited once, and its credits == what left its address on chain;
+//!   the treasury received exactly the USDC top-ups and x402 payments credited.
 //!
 //! The same seed gives the same workload (timing, and so interleavings, vary).
 
@@ -77,6 +81,7 @@ pub struct Report {
     pub chats: usize,
     pub payments: usize,
     pub usdc_top_ups: usize,
+    pub x402_calls: usize,
     pub users: usize,
 }
 
@@ -97,6 +102,9 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
         })
         .collect();
     let treasury_before = s.chain.usdc_balance(&s.chain.treasury);
+    // Dev account 3 pays keyless calls with x402 (its own address account).
+    let payer = &s.chain.accounts[3];
+    let payer_before = s.chain.usdc_balance(&payer.address);
     let mut payments: Vec<Payment> = Vec::new();
     let mut report = Report { users: users.len(), ..Report::default() };
     for _ in 0..ops {
@@ -120,6 +128,10 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
                 report.usdc_top_ups += 1;
                 crypto_top_up(s, &mut rng, who, &mut users[who]);
             }
+            94..=97 => {
+                report.x402_calls += 1;
+                x402_call(s, &mut rng, payer);
+            }
             _ => {
                 report.chats += 1;
                 chat(s, &mut rng, &users[who]);
@@ -130,11 +142,18 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
     // What is not final yet becomes final; the chain scan credits what nobody confirmed.
     s.chain.mine(64);
     s.run_cron();
+    let mut result = check(s, &users, &payments);
+    let x402_credited = match check_x402(s, payer, payer_before) {
+        Ok(credited) => credited,
+        Err(v) => {
+            result = Err(result.err().map_or(v.clone(), |w| format!("{w}\n{v}")));
+            0
+        }
+    };
     let credited = s.d1(&format!("SELECT COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE kind = 'crypto_topup' AND user_id IN ({})", quoted(&users)));
     let received = s.chain.usdc_balance(&s.chain.treasury) - treasury_before;
-    let mut result = check(s, &users, &payments);
-    if credited[0]["total"].as_i64() != Some(received as i64) {
-        let mismatch = format!("USDC credited {} != received by the treasury {received}", credited[0]["total"]);
+    if credited[0]["total"].as_i64().map(|c| c + x402_credited) != Some(received as i64) {
+        let mismatch = format!("USDC credited {} + x402 {x402_credited} != received by the treasury {received}", credited[0]["total"]);
         result = Err(result.err().map_or(mismatch.clone(), |v| format!("{v}\n{mismatch}")));
     }
     result.map(|_| report)
@@ -241,6 +260,87 @@ fn chat(s: &Stack, rng: &mut Rng, u: &User) {
         return; // walk away
     }
     while sse.next_event().is_some() {}
+}
+
+/// A keyless call paid with an `exact` x402 payment for what the 402 asks:
+/// streamed or not, sometimes abandoned, sometimes sent twice at once with
+/// the same authorization (one is served, the other refused).
+fn x402_call(s: &Stack, rng: &mut Rng, payer: &crate::DevAccount) {
+    use crate::x402::{encode, exact_payment, fresh_nonce, keyless_chat};
+    let stream = rng.chance(30);
+    let body = chat_body(rng, stream);
+    let offer = keyless_chat(s, &body, &[]);
+    if offer.status != 402 {
+        return; // refused before any offer (e.g. a body the model cannot take)
+    }
+    let Some(amount) = offer.json()["accepts"][0]["amount"].as_str().and_then(|a| a.parse::<u128>().ok()) else { return };
+    let header = encode(&exact_payment(&s.chain, payer, amount, crate::now_ms() / 1000 + 300, &fresh_nonce()));
+    if !stream {
+        let copies = if rng.chance(20) { 2 } else { 1 };
+        std::thread::scope(|scope| {
+            for _ in 0..copies {
+                scope.spawn(|| keyless_chat(s, &body, &[("PAYMENT-SIGNATURE", &header)]));
+            }
+        });
+        return;
+    }
+    let mut sse = crate::SseReader::open(
+        &format!("{}/v1/chat/completions", s.base),
+        &[("PAYMENT-SIGNATURE", &header), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    if sse.status != 200 {
+        return;
+    }
+    if rng.chance(30) {
+        let _ = sse.next_event();
+        return; // walk away
+    }
+    while sse.next_event().is_some() {}
+}
+
+/// The payer's address account once its payments are settled: Σ ledger ==
+/// balance, no authorization credited twice, and the credits == the USDC
+/// that left the payer's address. Returns what was credited.
+fn check_x402(s: &Stack, payer: &crate::DevAccount, payer_before: u128) -> Result<i64, String> {
+    let account = format!("eth:{}", payer.address);
+    let credited = || {
+        let rows = s.d1(&format!("SELECT COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id = '{account}' AND kind = 'x402_payment'"));
+        rows[0]["total"].as_i64().unwrap_or(0)
+    };
+    if s.admin("GET", &format!("/admin/users/{account}"), None).status == 404 {
+        return Ok(0); // no keyless call was drawn, or none was served
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let spent = loop {
+        let spent = (payer_before - s.chain.usdc_balance(&payer.address)) as i64;
+        let view = s.user(&account);
+        let settled = view["open_holds"].as_array().is_none_or(Vec::is_empty) && view["pending_ledger_rows"].as_i64().unwrap_or(0) == 0;
+        if (settled && credited() == spent) || Instant::now() > deadline {
+            break spent;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut violations = Vec::new();
+    let view = s.user(&account);
+    if view["balance_micros"] != view["ledger_totals"]["net_micros"] {
+        violations.push(format!("{account}: balance {} != Σ ledger {}", view["balance_micros"], view["ledger_totals"]["net_micros"]));
+    }
+    if view["balance_micros"].as_i64().is_some_and(|b| b < 0) {
+        violations.push(format!("{account}: owes {} after every payment settled", view["balance_micros"]));
+    }
+    let credited = credited();
+    if credited != spent {
+        violations.push(format!("{account}: x402 credited {credited} != {spent} that left its address"));
+    }
+    let doubled = s.d1(&format!("SELECT reference FROM credit_ledger WHERE user_id = '{account}' GROUP BY reference HAVING COUNT(*) > 1"));
+    if !doubled.is_empty() {
+        violations.push(format!("{account}: credited more than once: {doubled:?}"));
+    }
+    match violations.is_empty() {
+        true => Ok(credited),
+        false => Err(violations.join("\n")),
+    }
 }
 
 fn burst(s: &Stack, rng: &mut Rng, u: &User, n: usize) {
