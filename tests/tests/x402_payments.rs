@@ -7,8 +7,18 @@
 
 use integration_tests::chain::{word_address, word_u256, TRANSFER_EVENT};
 use integration_tests::x402::{decode, encode, exact_payment, fresh_nonce, keyless_chat, pay};
-use integration_tests::{marker, now_ms, stack, DevAccount, Stack};
+use integration_tests::{marker, now_ms, DevAccount, Stack};
 use serde_json::{json, Value};
+
+/// The shared stack, its mock enforcing upstream key limits as OpenRouter
+/// does: a payer's account has (next to) no balance, so its key must be
+/// given room for each keyless hold before the call goes upstream.
+fn stack() -> &'static Stack {
+    static ENFORCING: std::sync::Once = std::sync::Once::new();
+    let s = integration_tests::stack();
+    ENFORCING.call_once(|| s.mock_faults(json!({"enforce_key_limits": true})));
+    s
+}
 
 fn body(m: &str, max_tokens: u64) -> Value {
     json!({"model": "openai/gpt-4o-mini", "max_tokens": max_tokens, "messages": [{"role": "user", "content": format!("{m} [[mock:tokens=20]]")}]})

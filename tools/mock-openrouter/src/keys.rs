@@ -122,6 +122,11 @@ impl KeyStore {
         self.deleted.lock().unwrap().contains(secret) || self.keys.lock().unwrap().iter().any(|k| k.secret == secret && k.disabled)
     }
 
+    /// Whether a key this mock issued has spent its `limit` (nothing remains).
+    pub fn spent_out(&self, secret: &str) -> bool {
+        self.keys.lock().unwrap().iter().any(|k| k.secret == secret && k.view().limit_remaining.is_some_and(|r| r <= Usd::ZERO))
+    }
+
     /// Adds a chat request's charge to the key it was made with, if the key
     /// was issued by this mock. `byok_upstream` is the provider's own charge.
     pub fn charge(&self, secret: &str, cost: Usd, byok_upstream: Option<Usd>) {

@@ -3,7 +3,7 @@
 //! `X-Mock-Fault` header nor a prompt marker can reach it.
 //!
 //! `POST /__mock/faults {"models_status":503}` (or `{"models_empty":true}`,
-//! `{"keys_status":500}`, `{"generation_status":404}`)
+//! `{"keys_status":500}`, `{"generation_status":404}`, `{"enforce_key_limits":true}`)
 //! merges into the current switches, `GET` shows them, `DELETE` clears them.
 
 use crate::util::{error_response, json_response};
@@ -31,6 +31,11 @@ pub struct Switches {
     /// there, as while OpenRouter has not written it yet).
     #[serde(default)]
     pub generation_status: Option<u16>,
+    /// Chat with a key this mock issued is refused 402 once the key's
+    /// `limit` is spent (OpenRouter enforces key limits; off by default so
+    /// that tests not about limits do not race the gateway's limit sync).
+    #[serde(default)]
+    pub enforce_key_limits: bool,
 }
 
 #[derive(Default)]

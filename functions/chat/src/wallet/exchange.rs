@@ -77,6 +77,13 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
     }
     ex.lap("arm");
 
+    if ex.terms.x402.is_some() {
+        if let Err(e) = super::x402_settle::cover_upstream_limit(&ledger, &ex.terms.user_id).await {
+            ex.release();
+            return Err(e);
+        }
+        ex.lap("limit");
+    }
     let forwarded = set_output_limit(ex.terms.dialect, body, req.limit_fields, req.quote.asked, max_tokens);
     let config = Config::from_env(&ledger.env);
     let call = upstream::Call { dialect: ex.terms.dialect, body: &forwarded, headers: &req.upstream_headers };

@@ -7,7 +7,8 @@
 //! booked together with the payment's `settled` state, once (its reference
 //! is the authorization's). A failure leaves it `failed`: a debt of the payer
 //! that refuses its further keyless calls, with a finding, retried with
-//! backoff until the authorization expires.
+//! backoff until the authorization expires. And before a keyless call goes
+//! upstream, the account's upstream key is given room for its hold.
 
 use super::ledger::{Change, Ledger};
 use super::store::PaymentRow;
@@ -154,4 +155,19 @@ async fn failed(ledger: &Ledger, row: &PaymentRow, payment: &Authorized, amount:
     if let Err(e) = dexto_shared::findings::record(&ledger.env, "x402_settlement_failed", &user_id, &row.reference, &detail).await {
         dexto_shared::log::event("x402.finding_unrecorded", json!({"request_id": row.request_id, "error": format!("{e:?}")}));
     }
+}
+
+/// Raises the account's upstream key limit to cover its balance and its open
+/// keyless holds before a keyless call goes upstream: the payment, not the
+/// balance, pays for it, and OpenRouter refuses a key whose limit is spent
+/// (an address account's balance is usually near zero). Mints the key on
+/// the account's first call.
+pub async fn cover_upstream_limit(ledger: &Ledger, user_id: &str) -> Result<(), dexto_shared::error::GatewayError> {
+    use dexto_shared::openrouter_keys;
+    openrouter_keys::key_for(&ledger.env, user_id).await?;
+    let store = ledger.store();
+    let storage = |e: worker::Error| dexto_shared::error::GatewayError::Internal(format!("wallet: {e}"));
+    let balance = Micros(store.wallet().map_err(storage)?.map_or(0, |w| w.balance));
+    let room = balance.max(Micros::ZERO).saturating_add(store.x402_held_total().map_err(storage)?);
+    openrouter_keys::sync_limit(&ledger.env, user_id, room).await
 }

@@ -133,6 +133,10 @@ async fn serve(wire: &'static dyn Wire, app: Arc<App>, id: String, headers: Head
     if app.keys.refuses(token) {
         return wire.error(401, "User not found.", None);
     }
+    // Like OpenRouter (when the switch is on): a key whose limit is spent.
+    if app.runtime.get().enforce_key_limits && app.keys.spent_out(token) {
+        return wire.error(402, "Key limit exceeded: raise this key's limit to continue.", None);
+    }
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => return wire.error(400, "Invalid JSON in request body", None),

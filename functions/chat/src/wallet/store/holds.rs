@@ -36,6 +36,12 @@ impl Store {
         Ok(Micros(self.held()?.values().filter(|h| h.key_id != X402_KEY_ID).map(|h| h.amount.0).sum()))
     }
 
+    /// Open keyless holds total: what the upstream key's limit must leave
+    /// room for beyond the balance.
+    pub fn x402_held_total(&self) -> Result<Micros> {
+        Ok(Micros(self.held()?.values().filter(|h| h.key_id == X402_KEY_ID).map(|h| h.amount.0).sum()))
+    }
+
     /// Whether the open hold `request_id` is a keyless (x402) one.
     pub fn is_x402_hold(&self, request_id: &str) -> Result<bool> {
         Ok(self.held()?.get(request_id).is_some_and(|h| h.key_id == X402_KEY_ID))
