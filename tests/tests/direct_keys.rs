@@ -9,6 +9,7 @@
 //! Stack: DEXTO_TEST_HOOKS=1 (the stop-after-the-first-step header).
 
 use integration_tests::client::send;
+use integration_tests::visitor::Visitor;
 use integration_tests::{marker, Stack};
 use serde_json::{json, Value};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -254,31 +255,6 @@ fn a_revocation_stopped_half_way_returns_the_unspent_part_once() {
     assert_eq!(moves_in_ledger(s, &sub, 2), [("direct_key_fund".to_string(), -5_000_000), ("direct_key_revoke".to_string(), 5_000_000)]);
 }
 
-/// A signed-in dashboard visitor without a browser: the session and CSRF
-/// cookies as the sign-in sets them; form POSTs from our own origin.
-struct Visitor {
-    cookie: String,
-    csrf: String,
-}
-
-impl Visitor {
-    fn new(token: &str) -> Visitor {
-        let csrf = dexto_shared::ids::new_id("csrf-").repeat(2);
-        Visitor { cookie: format!("__Host-dexto_session={token}; __Host-dexto_csrf={csrf}"), csrf }
-    }
-
-    fn get(&self, s: &Stack, path: &str) -> integration_tests::HttpResponse {
-        integration_tests::get_with(&format!("{}{path}", s.base), &[("Cookie", &self.cookie)])
-    }
-
-    fn post(&self, s: &Stack, path: &str, fields: &[(&str, &str)]) -> integration_tests::HttpResponse {
-        let mut form: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", dexto_shared::url_query::encode(v))).collect();
-        form.push(format!("csrf={}", self.csrf));
-        let headers = [("Cookie", self.cookie.as_str()), ("Origin", s.base.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
-        integration_tests::post(&format!("{}{path}", s.base), &headers, form.join("&").as_bytes())
-    }
-}
-
 /// The Idempotency-Key a page's forms carry.
 fn form_idempotency_key(html: &str) -> String {
     let start = html.find(r#"name="idem" value=""#).expect("an idem field") + r#"name="idem" value=""#.len();
@@ -290,7 +266,7 @@ fn the_dashboard_creates_funds_once_per_form_and_shows_the_direct_key() {
     let _serial = one_at_a_time();
     let s = stack();
     let (sub, token) = user(s, "3");
-    let v = Visitor::new(&token);
+    let v = Visitor::with_session(&token);
     let empty = v.get(s, "/dashboard/direct-key");
     assert_eq!(empty.status, 200, "{}", empty.body);
     assert!(empty.body.contains("Create a direct key"), "{}", empty.body);
