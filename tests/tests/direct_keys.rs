@@ -297,3 +297,40 @@ fn the_dashboard_creates_funds_once_per_form_and_shows_the_direct_key() {
     assert!(reclaimed.body.contains("$1.50 returned to your balance"), "{}", reclaimed.body);
     assert_eq!(balance(s, &sub), 3_000_000);
 }
+
+#[test]
+fn reconciliation_restores_the_limit_and_reports_spending_beyond_the_funding() {
+    let _serial = one_at_a_time();
+    let s = stack();
+    let (sub, token) = user(s, "1");
+    let created = s.call("POST", "/api/openrouter-provision", &token, None);
+    let secret = created.json()["key"].as_str().unwrap().to_string();
+    let hash = hash_of(s, &sub);
+    assert_eq!(post(s, "/api/openrouter-provision/fund", &token, json!({"amount_usd": 0.00001}), &[]).status, 200);
+
+    // The limit raised outside the gateway: reconciliation sets it back to the funding.
+    let auth = format!("Bearer {}", mock_openrouter::DEFAULT_MANAGEMENT_KEY);
+    let raised = send("PATCH", &format!("{}/keys/{hash}", s.mock), &[("Authorization", &auth), ("Content-Type", "application/json")], Some(br#"{"limit": 100}"#));
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    // Spending past the funding (the mock, like a limit raised elsewhere, lets it through).
+    let chat = send(
+        "POST",
+        &format!("{}/api/v1/chat/completions", s.mock),
+        &[("Authorization", &format!("Bearer {secret}")), ("Content-Type", "application/json")],
+        Some(json!({"model": "openai/gpt-4o", "max_tokens": 50, "messages": [{"role": "user", "content": "[[mock:tokens=40]]"}]}).to_string().as_bytes()),
+    );
+    assert_eq!(chat.status, 200, "{}", chat.body);
+    let spent = spent_micros(&upstream(s, &hash));
+    assert!(spent > 10, "spent {spent}");
+
+    s.run_cron();
+    assert_eq!(limit_micros(&upstream(s, &hash)), 10);
+    let findings = s.admin("GET", "/admin/reconciliation", None).json()["data"].as_array().unwrap().clone();
+    let mine: Vec<&Value> = findings.iter().filter(|f| f["user_id"] == sub.as_str() && f["kind"] == "direct_key_overspent").collect();
+    assert_eq!(mine.len(), 1, "{findings:?}");
+    assert_eq!((mine[0]["detail"]["funded_micros"].as_i64(), mine[0]["detail"]["spent_micros"].as_i64()), (Some(10), Some(spent)), "{}", mine[0]);
+    s.run_cron();
+    let again = s.admin("GET", "/admin/reconciliation", None).json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == sub.as_str()).count();
+    assert_eq!(again, 1, "recorded once");
+    assert_eq!(balance(s, &sub), 999_990, "reconciliation moves no money for a finding");
+}
