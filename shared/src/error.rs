@@ -33,6 +33,9 @@ pub enum GatewayError {
     /// `needed`: the least hold this request would have been accepted with
     /// (its prompt bound and `floor_tokens` of output), when known.
     InsufficientCredits { available: Micros, needed: Option<(Micros, u64)> },
+    /// A move of `asked` out of the wallet (to a direct key) that the
+    /// available credit does not cover.
+    InsufficientToMove { available: Micros, asked: Micros },
     WalletFrozen,
     RateLimited { retry_after_secs: u32 },
     /// The user already has `limit` requests in flight.
@@ -60,7 +63,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingAuth | InvalidAuth | SignInRefused { .. } => 401,
-            InsufficientCredits { .. } | PaymentRefused { .. } => 402,
+            InsufficientCredits { .. } | InsufficientToMove { .. } | PaymentRefused { .. } => 402,
             // Not 402: every CLI release turns a 402 into "buy credit", which
             // cannot help a frozen wallet or a suspended account.
             Forbidden(_) | UserSuspended | WalletFrozen | SpendCapReached(_) => 403,
@@ -111,7 +114,7 @@ impl GatewayError {
             ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             MethodNotAllowed => ("invalid_request_error", "method_not_allowed"),
             Conflict(_) => ("invalid_request_error", "conflict"),
-            InsufficientCredits { .. } => ("insufficient_quota", "INSUFFICIENT_CREDITS"),
+            InsufficientCredits { .. } | InsufficientToMove { .. } => ("insufficient_quota", "INSUFFICIENT_CREDITS"),
             WalletFrozen => ("permission_error", "WALLET_FROZEN"),
             RateLimited { .. } => ("rate_limit_error", "rate_limited"),
             TooManyConcurrent { .. } => ("rate_limit_error", "too_many_concurrent_requests"),
@@ -146,6 +149,12 @@ impl GatewayError {
                 available.usd_trimmed(),
                 needed.usd_trimmed()
             ),
+            InsufficientToMove { available, asked } => format!(
+                "Insufficient credits to move ${} to your direct key: ${} is available (your balance less requests in flight). \
+                 Add credit or move less.",
+                asked.usd_trimmed(),
+                available.usd_trimmed()
+            ),
             WalletFrozen => "Your wallet is frozen while a payment dispute (chargeback) on one of your top-ups is open; \
                  your credit is kept, but it cannot be spent until the dispute is resolved. \
                  Adding credit will not lift this: contact support@dexto.ai."
@@ -174,6 +183,9 @@ impl GatewayError {
             if let Some((needed, _)) = needed {
                 error["needed"] = needed.as_json_usd();
             }
+        }
+        if let GatewayError::InsufficientToMove { available, .. } = self {
+            error["balance"] = available.as_json_usd();
         }
         json!({ "error": error })
     }

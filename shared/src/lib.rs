@@ -15,6 +15,7 @@ mod decimal;
 pub mod device;
 pub mod device_protocol;
 pub mod dialects;
+pub mod direct_funding;
 pub mod error;
 pub mod error_counts;
 pub mod hold;
@@ -53,4 +54,4 @@ pub mod x402;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, evm_rpc, findings, http, keystore, log, openrouter_keys, session, siwe_auth, throttle, wallet_client};
+pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, direct_keys, evm_rpc, findings, http, keystore, log, openrouter_keys, session, siwe_auth, throttle, wallet_client};

@@ -11,6 +11,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/api/audit", "IDENTITY"),
     ("/keys", "IDENTITY"),
     ("/api/openrouter-key", "IDENTITY"),
+    ("/api/openrouter-provision", "IDENTITY"),
     ("/api/auth/device", "IDENTITY"),
     ("/api/auth/siwe", "IDENTITY"),
     ("/auth/device", "IDENTITY"),
@@ -41,6 +42,7 @@ mod tests {
         assert_eq!(service_for("/api/keys"), Some("IDENTITY"));
         assert_eq!(service_for("/api/keys/abc"), Some("IDENTITY"));
         assert_eq!(service_for("/api/keysmith"), None);
+        assert_eq!(service_for("/api/openrouter-provision/fund"), Some("IDENTITY"));
         assert_eq!(service_for("/v10/x"), None);
         assert_eq!(service_for("/device"), Some("DASHBOARD"));
         assert_eq!(service_for("/dashboard/settings/billing"), Some("DASHBOARD"));

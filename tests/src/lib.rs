@@ -16,6 +16,7 @@ pub mod device;
 pub mod siwe;
 mod stack;
 pub mod stripe_fixtures;
+pub mod visitor;
 pub mod x402;
 
 pub use client::{HttpResponse, SseReader};

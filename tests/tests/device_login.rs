@@ -8,6 +8,7 @@
 
 use dexto_shared::jwt_testing::{self as t, EC_KID};
 use integration_tests::device::{begin, chat_body, decide, fresh_sub, poll_new, poll_old, post, wait_interval, FAMILIES};
+use integration_tests::visitor::Visitor;
 use integration_tests::{start, HttpResponse, Stack};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -201,31 +202,8 @@ fn the_verification_page_asks_to_sign_in_and_comes_back() {
     assert!(!r.body.contains("<script>"), "no inline script");
 }
 
-/// A signed-in dashboard visitor without a browser: the session and CSRF
-/// cookies, as the sign-in sets them.
-struct Visitor {
-    cookie: String,
-    csrf: String,
-}
-
 fn visitor(s: &Stack, sub: &str) -> Visitor {
-    let csrf = dexto_shared::ids::new_id("csrf-").repeat(2);
-    let token = s.session_token(sub, "page@example.com");
-    Visitor { cookie: format!("__Host-dexto_session={token}; __Host-dexto_csrf={csrf}"), csrf }
-}
-
-impl Visitor {
-    fn get(&self, s: &Stack, path: &str) -> HttpResponse {
-        integration_tests::get_with(&format!("{}{path}", s.base), &[("Cookie", &self.cookie)])
-    }
-
-    /// A form POST from our own page (same origin, the session's CSRF secret).
-    fn post(&self, s: &Stack, path: &str, fields: &[(&str, &str)]) -> HttpResponse {
-        let mut form: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", dexto_shared::url_query::encode(v))).collect();
-        form.push(format!("csrf={}", self.csrf));
-        let headers = [("Cookie", self.cookie.as_str()), ("Origin", s.base.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
-        integration_tests::post(&format!("{}{path}", s.base), &headers, form.join("&").as_bytes())
-    }
+    Visitor::with_session(&s.session_token(sub, "page@example.com"))
 }
 
 /// A 1.8.0+-style start from "ci-box", version in `X-Dexto-Version`.

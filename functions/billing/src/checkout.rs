@@ -66,7 +66,7 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
         ("payment_intent_data[metadata][user_id]", user.id.clone()),
     ]);
     // A client retry with the same Idempotency-Key gets the same session.
-    let idempotency = req.headers().get("Idempotency-Key").ok().flatten().filter(|k| !k.is_empty() && k.len() <= 200).unwrap_or_else(|| new_id("chk_"));
+    let idempotency = dexto_shared::http::idempotency_key(req).unwrap_or_else(|| new_id("chk_"));
     let session = crate::stripe_api::post(&config, "/v1/checkout/sessions", &form, &format!("{}:{idempotency}", user.id)).await?;
     let (Some(id), Some(url)) = (session.get("id").and_then(Value::as_str), session.get("url").and_then(Value::as_str)) else {
         return Err(GatewayError::UpstreamUnavailable);

@@ -2,8 +2,10 @@
 //! model catalogue in KV, then a reconciliation pass: `needs_review` usage
 //! (`usage_review.rs`, then `usage_bound.rs`), then the books (`reconcile.rs`:
 //! after the corrections, so the key-spending comparison sees their resolved
-//! costs). Run by `#[event(scheduled)]`, in production and locally (this
-//! Worker owns the local port, so `GET /__scheduled` reaches it).
+//! costs), then direct keys (`dexto_shared::direct_keys::reconcile`: pending
+//! moves completed, limits re-applied, overspending found). Run by
+//! `#[event(scheduled)]`, in production and locally (this Worker owns the
+//! local port, so `GET /__scheduled` reaches it).
 
 use crate::catalogue;
 use crate::config::Config;
@@ -32,7 +34,11 @@ pub async fn run(env: &Env, cron: &str) -> String {
         Ok((users, found)) => format!("reconciled {users} users, {found} new findings"),
         Err(e) => format!("reconciliation failed: {e:?}"),
     };
-    let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}");
+    let direct = match dexto_shared::direct_keys::reconcile(env).await {
+        Ok((seen, found)) => format!("direct keys: looked at {seen}, {found} new findings"),
+        Err(e) => format!("direct key reconciliation failed: {e:?}"),
+    };
+    let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}; {direct}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"cron": cron, "outcome": outcome}));
     outcome
 }

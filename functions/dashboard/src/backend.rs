@@ -15,6 +15,8 @@ pub struct Backend<'a> {
     token: Option<&'a str>,
     origin: String,
     client_ip: Option<String>,
+    /// Sent as `Idempotency-Key` (a form's, so a double submit acts once).
+    idempotency_key: Option<String>,
 }
 
 impl<'a> Backend<'a> {
@@ -26,7 +28,12 @@ impl<'a> Backend<'a> {
     /// nobody (`None`).
     pub fn with_token(env: &'a Env, req: &Request, token: Option<&'a str>) -> Backend<'a> {
         let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
-        Backend { env, token, origin: crate::signed_in::own_origin(req), client_ip }
+        Backend { env, token, origin: crate::signed_in::own_origin(req), client_ip, idempotency_key: None }
+    }
+
+    pub fn with_idempotency_key(mut self, key: Option<String>) -> Backend<'a> {
+        self.idempotency_key = key.filter(|k| !k.is_empty());
+        self
     }
 
     pub async fn get(&self, service: &str, path: &str) -> Result<Value, PageError> {
@@ -70,6 +77,9 @@ impl<'a> Backend<'a> {
         }
         if let Some(ip) = &self.client_ip {
             headers.set("CF-Connecting-IP", ip).map_err(internal)?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            headers.set("Idempotency-Key", key).map_err(internal)?;
         }
         let mut init = RequestInit::new();
         init.with_method(method).with_headers(headers);

@@ -17,6 +17,7 @@ pub const ASSET_VERSION: &str = "5";
 const NAV: &[(&str, &str)] = &[
     ("/dashboard", "Overview"),
     ("/dashboard/keys", "API keys"),
+    ("/dashboard/direct-key", "Direct key"),
     ("/dashboard/usage", "Usage"),
     ("/dashboard/settings/billing", "Billing"),
     ("/dashboard/account", "Account"),

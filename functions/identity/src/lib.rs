@@ -1,10 +1,12 @@
 //! `dexto-identity`: the control plane for people and the CLI. Supabase
 //! sessions, the DEXTO_API_KEY lifecycle (both CLI generations), per-user
-//! OpenRouter keys and device login. Every path answers in one origin; shapes
+//! OpenRouter keys (managed, and direct ones funded from the wallet) and
+//! device login. Every path answers in one origin; shapes
 //! follow `../shared/reference/dexto-client.md` exactly.
 
 mod device;
 mod device_approval;
+mod direct_keys_api;
 mod keys_api;
 mod principal;
 mod siwe;
@@ -57,7 +59,7 @@ pub async fn security_event(req: &Request, env: &Env, user_id: &str, action: &st
 type ApiResultUnit = std::result::Result<(), GatewayError>;
 
 /// Which audit entries a user sees of their own: their security events.
-const OWN_EVENTS: &[&str] = &["key.", "device.", "caps.", "siwe."];
+const OWN_EVENTS: &[&str] = &["key.", "device.", "caps.", "siwe.", "direct_key."];
 
 /// `GET /api/audit?cursor=&limit=` (session): the caller's own security
 /// events, newest first (keys created, revoked, rotated; device logins; caps).
@@ -111,6 +113,11 @@ async fn route(req: &mut Request, env: &Env, path: &str) -> ApiResult {
         (Method::Patch, ["api", "keys", id]) => keys_api::update(req, env, id).await,
         (Method::Post, ["api", "openrouter-key", "rotate"]) => rotate_upstream(req, env).await,
         (Method::Get, ["api", "openrouter-key"]) => upstream_status(req, env).await,
+        (Method::Post, ["api", "openrouter-provision"]) => direct_keys_api::provision(req, env).await,
+        (Method::Get, ["api", "openrouter-provision"]) => direct_keys_api::status(req, env).await,
+        (Method::Delete, ["api", "openrouter-provision"]) => direct_keys_api::revoke(req, env).await,
+        (Method::Post, ["api", "openrouter-provision", "fund"]) => direct_keys_api::fund(req, env).await,
+        (Method::Post, ["api", "openrouter-provision", "reclaim"]) => direct_keys_api::reclaim(req, env).await,
         (Method::Post, ["api", "keys", id, "rotate"]) => keys_api::rotate_one(req, env, id).await,
         (Method::Get, ["api", "audit"]) => own_audit(req, env).await,
         (Method::Get, ["api", "caps"]) => caps(req, env, false).await,

@@ -5,7 +5,9 @@
 //! mirror is written by the wallet's outbox after each change and can lag it
 //! (or trail it while a flush is retried). `/state` flushes that outbox before
 //! answering, so the month-to-date read that follows includes every settled
-//! request and agrees with the balance to the micro-dollar. Cost: one DO call.
+//! request and agrees with the balance to the micro-dollar. Cost: one DO call
+//! (and, for a user with a direct OpenRouter key, a management API read:
+//! `direct_key`).
 
 use crate::db::{all, database, d1_error, statement};
 use crate::UsageResult;
@@ -30,5 +32,17 @@ pub async fn usage(env: &Env, user_id: &str) -> UsageResult {
         [a, b] => (a.results().map_err(d1_error)?, b.results().map_err(d1_error)?),
         _ => (all(&db, &by_model).await?, all(&db, &recent).await?),
     };
-    json_response(200, &me_usage(wallet.balance, mtd.from_ms, &by_model, &recent)).map_err(|e| GatewayError::Internal(e.to_string()))
+    let mut body = me_usage(wallet.balance, mtd.from_ms, &by_model, &recent);
+    body["direct_key"] = direct_key(env, user_id).await;
+    json_response(200, &body).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// The direct OpenRouter key's funding and spending, from the upstream's own
+/// counters (its calls never pass here, so no per-request rows exist). A
+/// failing management API leaves the rest of the answer standing.
+async fn direct_key(env: &Env, user_id: &str) -> serde_json::Value {
+    dexto_shared::direct_keys::status(env, user_id).await.unwrap_or_else(|e| {
+        dexto_shared::log::event("usage.direct_key_unavailable", serde_json::json!({"user_id": user_id, "error": format!("{e:?}")}));
+        serde_json::json!({"exists": true, "source": "direct key", "unavailable": true})
+    })
 }

@@ -75,6 +75,12 @@ pub fn bearer_token(headers: &Headers) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
+/// The caller's `Idempotency-Key` header, if usable (non-empty, at most 200
+/// bytes): a retried POST that carries the same one must not act twice.
+pub fn idempotency_key(req: &worker::Request) -> Option<String> {
+    req.headers().get("Idempotency-Key").ok().flatten().filter(|k| !k.is_empty() && k.len() <= 200)
+}
+
 /// Constant-time equality for secrets presented by callers (admin token).
 pub use crate::secret::constant_time_eq;
 

@@ -9,6 +9,7 @@ pub mod caps_api;
 pub mod cors;
 pub mod db;
 pub mod device_token;
+pub mod direct_keys;
 pub mod evm_rpc;
 pub mod findings;
 pub mod http;

@@ -58,7 +58,7 @@ impl UpstreamConfig {
         self.provisioning_key.is_some() && !self.sealing.is_empty()
     }
 
-    async fn management(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), GatewayError> {
+    pub(crate) async fn management(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), GatewayError> {
         let key = self.provisioning_key.as_ref().ok_or_else(|| internal("no provisioning key"))?;
         let headers = Headers::new();
         headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(internal)?;
@@ -74,6 +74,14 @@ impl UpstreamConfig {
         let status = resp.status_code();
         let value = resp.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, value))
+    }
+}
+
+impl UpstreamConfig {
+    /// Seals a key with the current sealing key: (ciphertext, key id).
+    pub(crate) fn seal(&self, key: &str) -> Result<(String, String), GatewayError> {
+        let current = self.sealing.first().ok_or_else(|| internal("no sealing key"))?;
+        Ok((current.seal(key), current.id.clone()))
     }
 }
 
@@ -150,9 +158,9 @@ async fn mint(config: &UpstreamConfig, user_id: &str, balance: Micros) -> Result
         crate::log::event("upstream_key.mint_failed", json!({"user_id": user_id, "status": status}));
         return Err(GatewayError::UpstreamUnavailable);
     };
-    let current = config.sealing.first().ok_or_else(|| internal("no sealing key"))?;
+    let (sealed, _) = config.seal(key)?;
     crate::log::event("upstream_key.minted", json!({"user_id": user_id, "upstream_hash": hash, "limit_micros": balance.0}));
-    Ok((hash.to_string(), current.seal(key)))
+    Ok((hash.to_string(), sealed))
 }
 
 /// Stores a sealed key as the user's active one, retiring `replacing` in the
@@ -182,7 +190,7 @@ async fn store(env: &Env, config: &UpstreamConfig, user_id: &str, hash: &str, se
     Ok(inserted > 0)
 }
 
-async fn delete_upstream(config: &UpstreamConfig, hash: &str) {
+pub(crate) async fn delete_upstream(config: &UpstreamConfig, hash: &str) {
     if let Ok((status, _)) = config.management(Method::Delete, &format!("/keys/{hash}"), None).await {
         if status >= 300 {
             crate::log::event("upstream_key.delete_failed", json!({"upstream_hash": hash, "status": status}));
@@ -195,7 +203,11 @@ async fn delete_upstream(config: &UpstreamConfig, hash: &str) {
 /// requests), exactly — the same total the ledger bills as provider cost, and
 /// what the key's `limit` counts (`include_byok_in_limit`).
 async fn spent_upstream(config: &UpstreamConfig, hash: &str) -> Result<Picos, GatewayError> {
-    let key = upstream_record(config, hash).await?;
+    spent_of(&upstream_record(config, hash).await?)
+}
+
+/// A key record's spending (`usage` + `byok_usage`), exactly.
+pub(crate) fn spent_of(key: &Value) -> Result<Picos, GatewayError> {
     let amount = |name: &str| match key.get(name) {
         Some(Value::Number(n)) => Picos::parse_usd(&n.to_string()).map_err(internal),
         _ => Ok(Picos::ZERO),
@@ -204,7 +216,7 @@ async fn spent_upstream(config: &UpstreamConfig, hash: &str) -> Result<Picos, Ga
 }
 
 /// The management API's record of one key (`data` of `GET /keys/{hash}`).
-async fn upstream_record(config: &UpstreamConfig, hash: &str) -> Result<Value, GatewayError> {
+pub(crate) async fn upstream_record(config: &UpstreamConfig, hash: &str) -> Result<Value, GatewayError> {
     let (status, mut key) = config.management(Method::Get, &format!("/keys/{hash}"), None).await?;
     if status != 200 {
         return Err(internal(format!("GET key status {status}")));
@@ -213,7 +225,7 @@ async fn upstream_record(config: &UpstreamConfig, hash: &str) -> Result<Value, G
 }
 
 /// A USD amount of a key record, exactly (JSON number text → micro-USD, up).
-fn usd_field(key: &Value, name: &str) -> Result<Option<Micros>, GatewayError> {
+pub(crate) fn usd_field(key: &Value, name: &str) -> Result<Option<Micros>, GatewayError> {
     match key.get(name) {
         Some(Value::Number(n)) => Ok(Some(Picos::parse_usd(&n.to_string()).map_err(internal)?.ceil_micros())),
         _ => Ok(None),

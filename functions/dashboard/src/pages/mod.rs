@@ -5,6 +5,7 @@ pub mod account;
 pub mod billing;
 pub mod crypto;
 pub mod device;
+pub mod direct_key;
 pub mod keys;
 pub mod models;
 pub mod overview;
@@ -44,6 +45,10 @@ pub async fn route(req: &mut Request, env: &Env, session: &Session, segments: &[
         (Method::Post, ["dashboard", "keys"]) => keys::create(req, env, session).await,
         (Method::Post, ["dashboard", "keys", id, "revoke"]) => keys::revoke(req, env, session, id).await,
         (Method::Post, ["dashboard", "keys", id, "rotate"]) => keys::rotate(req, env, session, id).await,
+        (Method::Get, ["dashboard", "direct-key"]) => direct_key::page(req, env, session, None).await,
+        (Method::Post, ["dashboard", "direct-key"]) => direct_key::create(req, env, session).await,
+        (Method::Post, ["dashboard", "direct-key", action @ ("fund" | "reclaim")]) => direct_key::shift(req, env, session, action).await,
+        (Method::Post, ["dashboard", "direct-key", "revoke"]) => direct_key::revoke(req, env, session).await,
         (Method::Get, ["dashboard", "usage"]) => usage::page(req, env, session).await,
         (Method::Get, ["dashboard", "usage", "export"]) => usage::export(req, env, session).await,
         (Method::Get, ["dashboard", "settings", "billing"]) => billing::page(req, env, session).await,

@@ -26,7 +26,8 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
     let api = Backend::new(env, req, session);
     // Keys by id, to show names (revoked keys too: old usage names them).
     let history_path = format!("/me/usage/history?limit={PAGE_SIZE}&{filters}{cursor}");
-    let (history, keys) = futures::try_join!(api.get("USAGE", &history_path), api.get("IDENTITY", "/api/keys"))?;
+    let (history, keys, direct) =
+        futures::try_join!(api.get("USAGE", &history_path), api.get("IDENTITY", "/api/keys"), api.get("IDENTITY", "/api/openrouter-provision"))?;
     let keys: Vec<(String, String)> = keys["data"]
         .as_array()
         .into_iter()
@@ -84,14 +85,29 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
 <div><label for="f-status">Status</label><select id="f-status" name="status">{status_opts}</select></div>
 <button type="submit">Filter</button></form>
 <p class="exports">Export these rows: <a href="/dashboard/usage/export?format=csv{amp}{fq}">CSV</a> · <a href="/dashboard/usage/export?format=json{amp}{fq}">JSON</a></p>
-{table}{next}"#,
+{table}{next}{direct}"#,
         field("model", "Model", "text"),
         field("from", "From (YYYY-MM-DD)", "date"),
         field("to", "To (YYYY-MM-DD)", "date"),
+        direct = direct_key_line(&direct),
         amp = if filters.is_empty() { "" } else { "&amp;" },
         fq = esc(&filters),
     );
     Ok(Page::html(layout::page("Usage", session, "/dashboard/usage", &body)))
+}
+
+/// The direct OpenRouter key's spending, from OpenRouter's counters: its
+/// calls never pass through the gateway, so it has no rows above.
+fn direct_key_line(key: &serde_json::Value) -> String {
+    if key["exists"] != true {
+        return String::new();
+    }
+    format!(
+        r#"<p id="direct-key-usage">Direct key (<a href="/dashboard/direct-key">{}</a>): {} spent of {} funded, by OpenRouter's count; its calls are not listed above.</p>"#,
+        esc(key["label"].as_str().unwrap_or("")),
+        show_usd(&key["spent_usd"]),
+        show_usd(&key["funded_usd"])
+    )
 }
 
 fn amp_join(filters: &str) -> String {

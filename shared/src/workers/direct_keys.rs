@@ -1,0 +1,472 @@
+//! Direct OpenRouter keys, the BYOK path (feature `workers`): a key the user
+//! calls OpenRouter with themselves, separate from the managed one the
+//! gateway uses (`openrouter_keys.rs`), minted through the same management
+//! API, sealed like it (`direct_keys` in D1), shown once.
+//!
+//! It is funded from the wallet, exactly. Each move is a `direct_key_moves`
+//! row written *before* any money moves; its id is the wallet's `/credit`
+//! reference, so completing it again moves nothing twice. The key's `limit`
+//! is a target derived from the moves (`direct_funding::target_limit`).
+//! Orders: fund = move row → wallet debit → limit; reclaim = move row →
+//! limit lowered → wallet credit; revoke = key marked revoked → disabled
+//! upstream → move row (amount: what it did not spend) → limit → credit.
+//! A crash anywhere leaves a pending move (or a revoked key without its
+//! move) that `reconcile` completes, exactly once.
+
+use crate::db;
+use crate::direct_funding::{self as funding, MoveKind};
+use crate::error::GatewayError;
+use crate::http::now_ms;
+use crate::ids::new_id;
+use crate::money::{Micros, Picos};
+use crate::openrouter_keys::{self as upstream, UpstreamConfig};
+use crate::wallet::CreditRequest;
+use crate::wallet_client::WalletClient;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{D1Database, Env, Method};
+
+#[derive(Clone, Deserialize)]
+pub struct DirectKey {
+    pub id: String,
+    pub user_id: String,
+    upstream_hash: String,
+    pub label: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Deserialize)]
+struct Move {
+    id: String,
+    user_id: String,
+    key_id: String,
+    kind: String,
+    amount_micros: i64,
+    state: String,
+}
+
+impl Move {
+    fn kind(&self) -> Result<MoveKind, GatewayError> {
+        MoveKind::parse(&self.kind).ok_or_else(|| internal(format!("unknown move kind {}", self.kind)))
+    }
+
+    fn view(&self, replay: bool) -> Value {
+        json!({"id": self.id, "key_id": self.key_id, "kind": self.kind, "amount_usd": Micros(self.amount_micros).as_json_usd(),
+               "amount_micros": self.amount_micros, "state": self.state, "replay": replay})
+    }
+}
+
+/// Where a test makes a move stop, as if the Worker died there (the identity
+/// Worker honours it only with DEXTO_TEST_HOOKS=1): after the first of the
+/// move's two steps (a fund's wallet debit, a reclaim's or revoke's limit).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Never,
+    AfterFirstStep,
+}
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(format!("direct keys: {e}"))
+}
+
+fn config(env: &Env) -> Result<UpstreamConfig, GatewayError> {
+    let config = UpstreamConfig::from_env(env);
+    if !config.per_user() {
+        return Err(GatewayError::BadRequest("Direct OpenRouter keys are not enabled on this gateway.".into()));
+    }
+    Ok(config)
+}
+
+const KEY_COLUMNS: &str = "id, user_id, upstream_hash, label, created_at";
+const MOVE_COLUMNS: &str = "id, user_id, key_id, kind, amount_micros, state";
+
+async fn active_key(database: &D1Database, user_id: &str) -> Result<Option<DirectKey>, GatewayError> {
+    db::first(database, &format!("SELECT {KEY_COLUMNS} FROM direct_keys WHERE user_id = ?1 AND status = 'active'"), &[user_id.into()]).await
+}
+
+async fn key_by_id(database: &D1Database, key_id: &str) -> Result<DirectKey, GatewayError> {
+    db::first(database, &format!("SELECT {KEY_COLUMNS} FROM direct_keys WHERE id = ?1"), &[key_id.into()]).await?.ok_or_else(|| internal("move of an unknown key"))
+}
+
+fn no_key() -> GatewayError {
+    GatewayError::NotFound("You have no direct OpenRouter key: create one with POST /api/openrouter-provision.".into())
+}
+
+async fn find_move(database: &D1Database, id: &str) -> Result<Option<Move>, GatewayError> {
+    db::first(database, &format!("SELECT {MOVE_COLUMNS} FROM direct_key_moves WHERE id = ?1"), &[id.into()]).await
+}
+
+/// The key's limit target: every move counted, pending ones too (a pending
+/// fund is debited, a pending reclaim credited, by whoever completes it).
+async fn target(database: &D1Database, key_id: &str) -> Result<Micros, GatewayError> {
+    #[derive(Deserialize)]
+    struct Total {
+        kind: String,
+        total: i64,
+    }
+    let totals: Vec<Total> =
+        db::all(database, "SELECT kind, SUM(amount_micros) AS total FROM direct_key_moves WHERE key_id = ?1 GROUP BY kind", &[key_id.into()]).await?;
+    let moves: Vec<(MoveKind, Micros)> = totals.iter().filter_map(|t| MoveKind::parse(&t.kind).map(|k| (k, Micros(t.total)))).collect();
+    Ok(funding::target_limit(&moves))
+}
+
+/// Sets the key's upstream `limit` to its target. Idempotent.
+async fn apply_target(config: &UpstreamConfig, database: &D1Database, key: &DirectKey) -> Result<Micros, GatewayError> {
+    let limit = target(database, &key.id).await?;
+    patch(config, key, json!({"limit": limit.as_json_usd()})).await?;
+    Ok(limit)
+}
+
+async fn patch(config: &UpstreamConfig, key: &DirectKey, body: Value) -> Result<(), GatewayError> {
+    let (status, _) = config.management(Method::Patch, &format!("/keys/{}", key.upstream_hash), Some(body)).await?;
+    if status != 200 {
+        return Err(internal(format!("PATCH key status {status}")));
+    }
+    Ok(())
+}
+
+/// The key's own spending counter (`usage` + `byok_usage`), exactly, and its record.
+async fn spent(config: &UpstreamConfig, key: &DirectKey) -> Result<(Picos, Value), GatewayError> {
+    let record = upstream::upstream_record(config, &key.upstream_hash).await?;
+    Ok((upstream::spent_of(&record)?, record))
+}
+
+/// The wallet's side of a move, by its unique reference: sent again, a no-op.
+async fn move_money(env: &Env, key: &DirectKey, m: &Move) -> Result<(), GatewayError> {
+    let kind = m.kind()?;
+    if m.amount_micros == 0 {
+        return Ok(());
+    }
+    let request = CreditRequest {
+        user_id: m.user_id.clone(),
+        reference: kind.wallet_reference(&m.id),
+        amount: kind.wallet_delta(Micros(m.amount_micros)),
+        kind: kind.ledger_kind().into(),
+        reason: Some(format!("direct OpenRouter key {}", key.label)),
+        now_ms: now_ms(),
+        payment: None,
+    };
+    WalletClient::for_user(env, &m.user_id)?.credit(&request).await?;
+    Ok(())
+}
+
+/// Completes a move from wherever it stopped: each step is idempotent (the
+/// limit is a target, the wallet step has a unique reference, `done` is a
+/// guarded update), so the handler and reconciliation may both run it.
+async fn complete(env: &Env, config: &UpstreamConfig, database: &D1Database, m: &Move, stop: Stop) -> Result<Move, GatewayError> {
+    let key = key_by_id(database, &m.key_id).await?;
+    let stopped = || Err(internal("test hook: stopped after the first step"));
+    if m.kind()? == MoveKind::Fund {
+        // The money leaves the wallet before the key may spend it.
+        move_money(env, &key, m).await?;
+        if stop == Stop::AfterFirstStep {
+            return stopped();
+        }
+        apply_target(config, database, &key).await?;
+    } else {
+        // The key stops being able to spend it before the wallet gets it back.
+        apply_target(config, database, &key).await?;
+        if stop == Stop::AfterFirstStep {
+            return stopped();
+        }
+        move_money(env, &key, m).await?;
+    }
+    db::run_idempotent(database, "UPDATE direct_key_moves SET state = 'done', done_at = ?2 WHERE id = ?1 AND state = 'pending'", &[m.id.as_str().into(), db::ms(now_ms())]).await?;
+    crate::log::event("direct_key.move_done", json!({"user_id": m.user_id, "move_id": m.id, "kind": m.kind, "amount_micros": m.amount_micros}));
+    find_move(database, &m.id).await?.ok_or_else(|| internal("move vanished"))
+}
+
+/// A move asked for again with the same Idempotency-Key: the same request
+/// gets the first one's outcome (completed if it had stopped half-way); a
+/// different request under a used key is refused.
+async fn replay(env: &Env, config: &UpstreamConfig, database: &D1Database, m: Move, kind: MoveKind, amount: Option<Micros>) -> Result<Value, GatewayError> {
+    if m.kind()? != kind || amount.is_some_and(|a| a.0 != m.amount_micros) {
+        return Err(GatewayError::Conflict("This Idempotency-Key was used for a different request: use a new key for a new move.".into()));
+    }
+    let m = if m.state == "pending" { complete(env, config, database, &m, Stop::Never).await? } else { m };
+    Ok(m.view(true))
+}
+
+/// Writes a move row, pending, only while the key is active (and, for a
+/// reclaim, while what it takes back is still unspent: `spent` is the key's
+/// counter in micro-USD). False when the condition failed.
+async fn insert_move(database: &D1Database, id: &str, key: &DirectKey, kind: MoveKind, amount: Micros, spent: Option<Micros>) -> Result<bool, GatewayError> {
+    #[derive(Deserialize)]
+    struct Id {
+        #[allow(dead_code)]
+        id: String,
+    }
+    let inserted: Option<Id> = db::returning(
+        database,
+        "INSERT INTO direct_key_moves (id, user_id, key_id, kind, amount_micros, state, created_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, 'pending', ?6
+         WHERE EXISTS (SELECT 1 FROM direct_keys WHERE id = ?3 AND status = 'active')
+           AND (?7 IS NULL OR (SELECT COALESCE(SUM(CASE kind WHEN 'fund' THEN amount_micros ELSE -amount_micros END), 0)
+                               FROM direct_key_moves WHERE key_id = ?3) - ?7 >= ?5)
+         ON CONFLICT(id) DO NOTHING RETURNING id",
+        &[
+            id.into(),
+            key.user_id.as_str().into(),
+            key.id.as_str().into(),
+            kind.as_str().into(),
+            db::ms(amount.0),
+            db::ms(now_ms()),
+            spent.map_or(worker::wasm_bindgen::JsValue::NULL, |s| db::ms(s.0)),
+        ],
+    )
+    .await?;
+    Ok(inserted.is_some())
+}
+
+/// `POST /api/openrouter-provision`: mints the user's direct key and returns
+/// it — the only time it is ever shown — or, when they have one, its
+/// metadata (never the key again). (status, body).
+pub async fn provision(env: &Env, user_id: &str) -> Result<(u16, Value), GatewayError> {
+    let config = config(env)?;
+    let database = db::database(env)?;
+    if let Some(key) = active_key(&database, user_id).await? {
+        return Ok((200, status_of(&config, &database, &key).await?));
+    }
+    let body = json!({"name": format!("dexto-direct:{user_id}"), "limit": 0, "include_byok_in_limit": true});
+    let (status, resp) = config.management(Method::Post, "/keys", Some(body)).await?;
+    let (Some(hash), Some(secret)) = (resp.pointer("/data/hash").and_then(Value::as_str), resp.get("key").and_then(Value::as_str)) else {
+        crate::log::event("direct_key.mint_failed", json!({"user_id": user_id, "status": status}));
+        return Err(GatewayError::UpstreamUnavailable);
+    };
+    let label = resp.pointer("/data/label").and_then(Value::as_str).unwrap_or("sk-or-v1-…").to_string();
+    let (sealed, enc_key_id) = config.seal(secret)?;
+    let key = DirectKey { id: new_id("dk_"), user_id: user_id.into(), upstream_hash: hash.into(), label, created_at: now_ms() };
+    #[derive(Deserialize)]
+    struct Id {
+        #[allow(dead_code)]
+        id: String,
+    }
+    let stored: Option<Id> = db::returning(
+        &database,
+        "INSERT INTO direct_keys (id, user_id, upstream_hash, ciphertext, enc_key_id, label, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7) ON CONFLICT DO NOTHING RETURNING id",
+        &[key.id.as_str().into(), user_id.into(), hash.into(), sealed.as_str().into(), enc_key_id.as_str().into(), key.label.as_str().into(), db::ms(key.created_at)],
+    )
+    .await?;
+    if stored.is_none() {
+        // A concurrent call stored its key first: that one stands, this one goes.
+        upstream::delete_upstream(&config, hash).await;
+        let existing = active_key(&database, user_id).await?.ok_or_else(|| internal("no active key after a lost race"))?;
+        return Ok((200, status_of(&config, &database, &existing).await?));
+    }
+    crate::log::event("direct_key.minted", json!({"user_id": user_id, "key_id": key.id, "upstream_hash": hash}));
+    let mut view = status_of(&config, &database, &key).await?;
+    view["key"] = json!(secret);
+    Ok((201, view))
+}
+
+/// What the user may know of their direct key (never the key): its funding
+/// (from the moves here) and its limit and spending (the upstream's own
+/// counters: no per-request rows exist for it).
+async fn status_of(config: &UpstreamConfig, database: &D1Database, key: &DirectKey) -> Result<Value, GatewayError> {
+    let funded = target(database, &key.id).await?;
+    let (spent, record) = spent(config, key).await?;
+    let limit = upstream::usd_field(&record, "limit")?;
+    Ok(json!({
+        "exists": true, "id": key.id, "label": key.label, "created_at": key.created_at, "source": "direct key",
+        "funded_usd": funded.as_json_usd(), "funded_micros": funded.0,
+        "spent_usd": spent.ceil_micros().as_json_usd(), "spent_micros": spent.ceil_micros().0,
+        "unspent_usd": funding::unspent(funded, spent).as_json_usd(), "unspent_micros": funding::unspent(funded, spent).0,
+        "limit_usd": limit.map_or(Value::Null, Micros::as_json_usd),
+        "disabled": record.get("disabled").and_then(Value::as_bool).unwrap_or(false),
+    }))
+}
+
+/// `GET /api/openrouter-provision` and the usage view: the direct key's
+/// status, `{"exists": false}` without one (or when direct keys are off).
+pub async fn status(env: &Env, user_id: &str) -> Result<Value, GatewayError> {
+    let config = UpstreamConfig::from_env(env);
+    if !config.per_user() {
+        return Ok(json!({"exists": false, "enabled": false}));
+    }
+    let database = db::database(env)?;
+    match active_key(&database, user_id).await? {
+        Some(key) => status_of(&config, &database, &key).await,
+        None => Ok(json!({"exists": false, "enabled": true})),
+    }
+}
+
+fn move_id(user_id: &str, kind: MoveKind, idempotency_key: Option<&str>) -> String {
+    idempotency_key.map_or_else(|| new_id("dkm_"), |k| funding::move_id(user_id, kind, k))
+}
+
+/// Moves `amount` of the wallet's credit to the direct key: refused (402)
+/// when the wallet's available credit (balance less open holds) is short.
+pub async fn fund(env: &Env, user_id: &str, amount: Micros, idempotency_key: Option<&str>, stop: Stop) -> Result<Value, GatewayError> {
+    let config = config(env)?;
+    let database = db::database(env)?;
+    let id = move_id(user_id, MoveKind::Fund, idempotency_key);
+    if let Some(m) = find_move(&database, &id).await? {
+        return replay(env, &config, &database, m, MoveKind::Fund, Some(amount)).await;
+    }
+    let key = active_key(&database, user_id).await?.ok_or_else(no_key)?;
+    let wallet = WalletClient::for_user(env, user_id)?.state().await?;
+    if wallet.suspended {
+        return Err(GatewayError::UserSuspended);
+    }
+    if wallet.frozen {
+        return Err(GatewayError::WalletFrozen);
+    }
+    // Checked here, not in the wallet's turn: a hold admitted between this
+    // read and the debit can take the balance below zero by at most itself.
+    if wallet.available < amount {
+        return Err(GatewayError::InsufficientToMove { available: wallet.available.max(Micros::ZERO), asked: amount });
+    }
+    if !insert_move(&database, &id, &key, MoveKind::Fund, amount, None).await? {
+        return match find_move(&database, &id).await? {
+            Some(m) => replay(env, &config, &database, m, MoveKind::Fund, Some(amount)).await,
+            None => Err(GatewayError::Conflict("The direct key was revoked meanwhile: nothing was moved.".into())),
+        };
+    }
+    let m = find_move(&database, &id).await?.ok_or_else(|| internal("move not stored"))?;
+    Ok(complete(env, &config, &database, &m, stop).await?.view(false))
+}
+
+/// Takes unspent credit back from the direct key to the wallet: `amount`, or
+/// all that is unspent. The key's own counter decides what is unspent.
+pub async fn reclaim(env: &Env, user_id: &str, amount: Option<Micros>, idempotency_key: Option<&str>, stop: Stop) -> Result<Value, GatewayError> {
+    let config = config(env)?;
+    let database = db::database(env)?;
+    let id = move_id(user_id, MoveKind::Reclaim, idempotency_key);
+    if let Some(m) = find_move(&database, &id).await? {
+        return replay(env, &config, &database, m, MoveKind::Reclaim, amount).await;
+    }
+    let key = active_key(&database, user_id).await?.ok_or_else(no_key)?;
+    let (spent, _) = spent(&config, &key).await?;
+    let funded = target(&database, &key.id).await?;
+    let unspent = funding::unspent(funded, spent);
+    let amount = amount.unwrap_or(unspent);
+    if unspent == Micros::ZERO {
+        return Err(GatewayError::BadRequest(format!("Nothing to reclaim: the key has spent all of its ${} of funding.", funded.usd_trimmed())));
+    }
+    if amount > unspent {
+        return Err(GatewayError::BadRequest(format!("Only ${} of the key's funding is unspent: reclaim at most that.", unspent.usd_trimmed())));
+    }
+    if !insert_move(&database, &id, &key, MoveKind::Reclaim, amount, Some(spent.ceil_micros())).await? {
+        return match find_move(&database, &id).await? {
+            Some(m) => replay(env, &config, &database, m, MoveKind::Reclaim, Some(amount)).await,
+            None => Err(GatewayError::Conflict("The key's funding changed while reclaiming (another move, or a revocation): retry.".into())),
+        };
+    }
+    let m = find_move(&database, &id).await?.ok_or_else(|| internal("move not stored"))?;
+    Ok(complete(env, &config, &database, &m, stop).await?.view(false))
+}
+
+/// Revokes the direct key: disabled upstream, and what it did not spend
+/// goes back to the wallet. Answers the revoke move.
+pub async fn revoke(env: &Env, user_id: &str, stop: Stop) -> Result<Value, GatewayError> {
+    let config = config(env)?;
+    let database = db::database(env)?;
+    let key = active_key(&database, user_id).await?.ok_or_else(no_key)?;
+    // Marked first: no move may start on it from here on, and a crash after
+    // this leaves a revoked key without its move, which reconciliation finishes.
+    db::run_idempotent(&database, "UPDATE direct_keys SET status = 'revoked', revoked_at = ?2 WHERE id = ?1 AND status = 'active'", &[key.id.as_str().into(), db::ms(now_ms())]).await?;
+    crate::log::event("direct_key.revoked", json!({"user_id": user_id, "key_id": key.id}));
+    Ok(finish_revoke(env, &config, &database, &key, stop).await?.view(false))
+}
+
+/// The rest of a revocation, from wherever it stopped. The amount is fixed
+/// once, by the first writer of the key's one revoke move, after the key is
+/// disabled (so its counter no longer grows but for calls already running).
+async fn finish_revoke(env: &Env, config: &UpstreamConfig, database: &D1Database, key: &DirectKey, stop: Stop) -> Result<Move, GatewayError> {
+    let id = funding::revoke_move_id(&key.id);
+    let m = match find_move(database, &id).await? {
+        Some(m) => m,
+        None => {
+            patch(config, key, json!({"disabled": true})).await?;
+            let (spent, _) = spent(config, key).await?;
+            let amount = funding::unspent(target(database, &key.id).await?, spent);
+            db::run_idempotent(
+                database,
+                "INSERT INTO direct_key_moves (id, user_id, key_id, kind, amount_micros, state, created_at) VALUES (?1, ?2, ?3, 'revoke', ?4, 'pending', ?5)
+                 ON CONFLICT(id) DO NOTHING",
+                &[id.as_str().into(), key.user_id.as_str().into(), key.id.as_str().into(), db::ms(amount.0), db::ms(now_ms())],
+            )
+            .await?;
+            find_move(database, &id).await?.ok_or_else(|| internal("revoke move not stored"))?
+        }
+    };
+    if m.state == "done" {
+        return Ok(m);
+    }
+    complete(env, config, database, &m, stop).await
+}
+
+/// Moves and keys looked at per reconciliation run.
+const PAGE: i64 = 50;
+
+/// Reconciliation of direct keys (the chat Worker's cron): completes pending
+/// moves and unfinished revocations, re-applies each active key's limit
+/// target when the upstream's differs, and records a finding when a key has
+/// spent more than it was funded. Returns (items looked at, new findings).
+pub async fn reconcile(env: &Env) -> Result<(usize, usize), GatewayError> {
+    let config = UpstreamConfig::from_env(env);
+    if !config.per_user() {
+        return Ok((0, 0));
+    }
+    let database = db::database(env)?;
+    let mut seen = 0;
+    let pending: Vec<Move> =
+        db::all(&database, &format!("SELECT {MOVE_COLUMNS} FROM direct_key_moves WHERE state = 'pending' ORDER BY created_at LIMIT ?1"), &[db::ms(PAGE)]).await?;
+    for m in &pending {
+        seen += 1;
+        let outcome = complete(env, &config, &database, m, Stop::Never).await;
+        log_outcome("move", &m.id, outcome.map(|_| ()));
+    }
+    let unfinished: Vec<DirectKey> = db::all(
+        &database,
+        &format!("SELECT {KEY_COLUMNS} FROM direct_keys k WHERE status = 'revoked' AND NOT EXISTS (SELECT 1 FROM direct_key_moves m WHERE m.id = 'dkm_revoke_' || k.id) LIMIT ?1"),
+        &[db::ms(PAGE)],
+    )
+    .await?;
+    for key in &unfinished {
+        seen += 1;
+        let outcome = finish_revoke(env, &config, &database, key, Stop::Never).await;
+        log_outcome("revocation", &key.id, outcome.map(|_| ()));
+    }
+    let mut found = 0;
+    let active: Vec<DirectKey> = db::all(
+        &database,
+        &format!("SELECT {KEY_COLUMNS} FROM direct_keys WHERE status = 'active' ORDER BY checked_at IS NOT NULL, checked_at LIMIT ?1"),
+        &[db::ms(PAGE)],
+    )
+    .await?;
+    for key in &active {
+        seen += 1;
+        match compare(env, &config, &database, key).await {
+            Ok(n) => found += n,
+            Err(e) => log_outcome("comparison", &key.id, Err(e)),
+        }
+        db::run_idempotent(&database, "UPDATE direct_keys SET checked_at = ?2 WHERE id = ?1", &[key.id.as_str().into(), db::ms(now_ms())]).await?;
+    }
+    Ok((seen, found))
+}
+
+fn log_outcome(what: &str, id: &str, outcome: Result<(), GatewayError>) {
+    if let Err(e) = outcome {
+        crate::log::event("direct_key.reconcile_failed", json!({"what": what, "id": id, "error": format!("{e:?}")}));
+    }
+}
+
+/// One active key against its moves: the limit re-applied if it drifted;
+/// spending beyond the funding is a finding (the upstream let calls through
+/// past the limit, or the limit was raised outside the gateway).
+async fn compare(env: &Env, config: &UpstreamConfig, database: &D1Database, key: &DirectKey) -> Result<usize, GatewayError> {
+    let funded = target(database, &key.id).await?;
+    let (spent, record) = spent(config, key).await?;
+    if upstream::usd_field(&record, "limit")? != Some(funded) {
+        apply_target(config, database, key).await?;
+        crate::log::event("direct_key.limit_reapplied", json!({"user_id": key.user_id, "key_id": key.id, "limit_micros": funded.0}));
+    }
+    let spent = spent.ceil_micros();
+    if spent <= funded {
+        return Ok(0);
+    }
+    let detail = json!({"key_id": key.id, "funded_micros": funded.0, "spent_micros": spent.0, "overspent_micros": spent.0 - funded.0});
+    crate::findings::record(env, "direct_key_overspent", &key.user_id, &format!("{}/{}/{}", key.id, funded.0, spent.0), &detail).await
+}
