@@ -1,9 +1,9 @@
 //! x402 payments backing keyless holds (docs/ARCHITECTURE.md, "Keyless calls
 //! paid with x402"). A row per authorization, keyed by its reference (payer
-//! + nonce): `held` while its exchange runs, `due` from the charge's
-//! settlement (same transaction) until the facilitator settles it,
-//! `settled` after (the credit is booked in the same transaction), `failed`
-//! while settling fails and the authorization can still be used, `unpaid`
+//! and nonce). Its state is `held` while its exchange runs; `due` from the
+//! charge's settlement (same transaction) until the facilitator settles it;
+//! `settled` after (the credit is booked in the same transaction); `failed`
+//! while settling fails and the authorization can still be used; `unpaid`
 //! once it cannot. Settled rows stay as the replay guard until the
 //! authorization has expired.
 
