@@ -251,13 +251,18 @@ fn chat(s: &Stack, rng: &mut Rng, u: &User) {
         assert!(matches!(r.status, 200 | 402 | 403 | 429 | 502 | 504), "chat: {} {}", r.status, r.body);
         return;
     }
-    let mut sse = s.stream(&u.key, &body);
+    read_or_walk_away(rng, s.stream(&u.key, &body));
+}
+
+/// Reads a stream to its end, or (30%) one event and walks away: its
+/// exchange goes on and settles without a reader.
+fn read_or_walk_away(rng: &mut Rng, mut sse: crate::SseReader) {
     if sse.status != 200 {
         return;
     }
     if rng.chance(30) {
         let _ = sse.next_event();
-        return; // walk away
+        return;
     }
     while sse.next_event().is_some() {}
 }
@@ -284,19 +289,8 @@ fn x402_call(s: &Stack, rng: &mut Rng, payer: &crate::DevAccount) {
         });
         return;
     }
-    let mut sse = crate::SseReader::open(
-        &format!("{}/v1/chat/completions", s.base),
-        &[("PAYMENT-SIGNATURE", &header), ("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    );
-    if sse.status != 200 {
-        return;
-    }
-    if rng.chance(30) {
-        let _ = sse.next_event();
-        return; // walk away
-    }
-    while sse.next_event().is_some() {}
+    let headers = [("PAYMENT-SIGNATURE", header.as_str()), ("Content-Type", "application/json")];
+    read_or_walk_away(rng, crate::SseReader::open(&format!("{}/v1/chat/completions", s.base), &headers, body.to_string().as_bytes()));
 }
 
 /// The payer's address account once its payments are settled: Σ ledger ==

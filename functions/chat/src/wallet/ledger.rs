@@ -30,6 +30,11 @@ const SETTLE_FLUSH_DELAY_MS: u64 = 20;
 /// Projection passes one flush runs before leaving the rest to the next one.
 const MAX_PASSES: usize = 8;
 
+/// A background step every projection pass runs after the ledger's own
+/// (the wallet's keyless payments: `x402_settle::step`), given at
+/// construction: the ledger runs it without depending on what it does.
+pub type Step = for<'a> fn(&'a Ledger) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>>;
+
 #[derive(Clone)]
 pub struct Ledger {
     state: Rc<State>,
@@ -50,10 +55,11 @@ pub struct Ledger {
     /// once), and whether any may wait for settlement (None: not looked yet).
     pub x402_settling: Rc<RefCell<HashSet<String>>>,
     pub x402_waiting: Rc<Cell<Option<bool>>>,
+    x402_step: Step,
 }
 
 impl Ledger {
-    pub fn new(state: State, env: Env) -> Ledger {
+    pub fn new(state: State, env: Env, x402_step: Step) -> Ledger {
         Ledger {
             store: Rc::new(Store::open(state.storage().sql()).expect("wallet schema")),
             state: Rc::new(state),
@@ -65,6 +71,7 @@ impl Ledger {
             started: Rc::default(),
             x402_settling: Rc::default(),
             x402_waiting: Rc::default(),
+            x402_step,
         }
     }
 
@@ -247,7 +254,7 @@ impl Ledger {
                 failed |= step(&store, "key_use", now, result);
             }
             if self.x402_waiting.get() != Some(false) && store.retry_at("x402").ok().flatten().is_none_or(|at| at <= now) {
-                let result = super::x402_settle::settle_waiting(self).await;
+                let result = (self.x402_step)(self).await;
                 failed |= step(&store, "x402", now, result);
             }
             let pending = store.outbox_len().unwrap_or(1) > 0 || store.pending_limit_sync().map_or(true, |p| p.is_some());

@@ -57,7 +57,7 @@ pub struct WalletDO {
 impl DurableObject for WalletDO {
     fn new(state: State, env: Env) -> Self {
         let limiter = RefCell::new(RateLimiter::from_env(&env));
-        let ledger = Ledger::new(state, env.clone());
+        let ledger = Ledger::new(state, env.clone(), x402_settle::step);
         let store = ledger.store();
         Self { env, store, limiter, key_limiters: RefCell::default(), ledger }
     }

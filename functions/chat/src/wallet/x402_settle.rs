@@ -33,6 +33,11 @@ pub async fn settle_now(ledger: &Ledger, reference: &str) -> Option<Receipt> {
     })
 }
 
+/// `settle_waiting` as the ledger's projection step (`ledger::Step`).
+pub fn step(ledger: &Ledger) -> std::pin::Pin<Box<dyn std::future::Future<Output = worker::Result<()>> + '_>> {
+    Box::pin(settle_waiting(ledger))
+}
+
 /// The projection step: every payment still waiting (due, or failing and
 /// not past its backoff). Err when any failed, for the step's backoff.
 pub async fn settle_waiting(ledger: &Ledger) -> worker::Result<()> {
