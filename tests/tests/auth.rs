@@ -22,8 +22,11 @@ fn missing_malformed_and_unknown_keys_are_refused() {
     let s = stack();
     let m = marker("auth");
     let url = format!("{}/v1/chat/completions", s.base);
+    // No key at all: this stack takes x402, so the answer is its offer (a
+    // 402 whose message names the API key first); a wrong key stays a 401.
     let no_auth = integration_tests::post(&url, &[], &body(&m));
-    assert_envelope(&no_auth, 401, "missing_api_key");
+    assert_eq!((no_auth.status, no_auth.header("X-Dexto-Error-Code")), (402, Some("x402_payment_required")), "{}", no_auth.body);
+    assert!(no_auth.json()["error"].as_str().is_some_and(|e| e.contains("DEXTO_API_KEY")), "{}", no_auth.body);
     for bad in ["Bearer ", "Basic abc", "Bearer not-a-key", "Bearer dxk_1234", &format!("Bearer dxk_{}", "a".repeat(64))] {
         let r = integration_tests::post(&url, &[("Authorization", bad)], &body(&m));
         let expected = if bad == "Bearer " || bad.starts_with("Basic") { "missing_api_key" } else { "invalid_api_key" };

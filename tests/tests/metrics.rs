@@ -55,8 +55,10 @@ fn refusals_are_counted_by_status_and_code() {
         }
         integration_tests::post(&format!("{}/v1/chat/completions", s.base), &headers, payload).status
     };
-    // In the chat Worker: auth and validation.
-    assert_eq!(post(None, body("hi").to_string().as_bytes()), 401);
+    // In the chat Worker: auth and validation. An empty bearer is a missing
+    // key; no key at all is offered x402 (a 402 with the offer).
+    assert_eq!(post(Some(""), body("hi").to_string().as_bytes()), 401);
+    assert_eq!(post(None, body("hi").to_string().as_bytes()), 402);
     for _ in 0..3 {
         assert_eq!(post(Some("dxk_0000000000000000000000000000000000000000000000000000000000000000"), body("hi").to_string().as_bytes()), 401);
     }
@@ -71,7 +73,7 @@ fn refusals_are_counted_by_status_and_code() {
     assert_eq!(s.chat(&rich.key, &body("hi")).status, 200);
 
     let want = json!({
-        "400/invalid_request": 1, "401/invalid_api_key": 3, "401/missing_api_key": 1, "402/INSUFFICIENT_CREDITS": 2,
+        "400/invalid_request": 1, "401/invalid_api_key": 3, "401/missing_api_key": 1, "402/INSUFFICIENT_CREDITS": 2, "402/x402_payment_required": 1,
         "404/model_not_found": 1, "429/rate_limited": 1, "502/upstream_unavailable": 1,
     });
     // Written after the responses: poll until the counts are in (never more).

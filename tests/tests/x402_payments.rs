@@ -7,6 +7,8 @@
 
 use integration_tests::chain::{word_address, word_u256, TRANSFER_EVENT};
 use integration_tests::x402::{decode, encode, exact_payment, fresh_nonce, keyless_chat, pay};
+use dexto_shared::chain::testing::TestWallet;
+use integration_tests::siwe::sign_in;
 use integration_tests::{marker, now_ms, DevAccount, Stack};
 use serde_json::{json, Value};
 
@@ -118,6 +120,22 @@ fn the_official_client_pays_exact_and_the_payer_account_keeps_the_surplus() {
     assert_eq!(user["balance_micros"].as_i64(), Some(amount as i64 - price));
     let usage = s.d1(&format!("SELECT key_id, user_price_micros FROM usage_ledger WHERE user_id = '{}'", account_of(payer)));
     assert_eq!(usage, vec![json!({"key_id": "x402", "user_price_micros": price})]);
+    let claims = s.d1(&format!("SELECT reference FROM x402_claims WHERE user_id = '{}'", account_of(payer)));
+    assert_eq!(claims.len(), 1, "the authorization is claimed for the account it paid for: {claims:?}");
+    assert!(claims[0]["reference"].as_str().is_some_and(|r| r.starts_with(&format!("x402:exact:{}:", payer.address.to_lowercase()))), "{claims:?}");
+
+    // The settlement is a transfer to the treasury from a linked address, but
+    // no top-up: neither the chain scan nor a confirm credits it again.
+    s.chain.mine(64);
+    s.run_cron();
+    let session = sign_in(s, &TestWallet::from_hex(&payer.private_key));
+    let token = session["access_token"].as_str().expect("session");
+    let confirm = integration_tests::siwe::post(s, "/api/billing/crypto/confirm", &json!({"tx_hash": receipt["transaction"]}), Some(token));
+    assert_eq!(confirm.status, 400, "{}", confirm.body);
+    assert!(confirm.json()["error"]["message"].as_str().is_some_and(|m| m.contains("x402")), "{}", confirm.body);
+    let after = s.user(&account_of(payer));
+    assert_eq!(after["balance_micros"], user["balance_micros"], "credited once: {after:#}");
+    assert!(after["recent_ledger"].as_array().unwrap().iter().all(|e| e["kind"] != "crypto_topup"), "{after:#}");
 }
 
 #[test]

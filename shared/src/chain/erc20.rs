@@ -105,9 +105,35 @@ pub fn decode_transfer(log: &RpcLog) -> Option<Transfer> {
     })
 }
 
+/// x402's upto proxy (Permit2 witness transfers), at its canonical address.
+pub const X402_UPTO_PROXY: &str = "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002";
+
+/// The topics of the logs that mark a transaction as an x402 settlement:
+/// EIP-3009's `AuthorizationUsed` (from the token: `exact`) and the upto
+/// proxy's `Settled()` / `SettledWithPermit()`.
+pub fn x402_settlement_topics() -> [String; 3] {
+    let topic = |sig: &[u8]| format!("0x{}", hex::encode(super::keccak256(sig)));
+    [authorization_used_topic(), topic(b"Settled()"), topic(b"SettledWithPermit()")]
+}
+
+/// Whether `log` marks its transaction as an x402 settlement: such a
+/// transfer is a per-request payment, booked by the wallet that served the
+/// call, never a top-up (crediting it again would pay twice).
+pub fn is_x402_settlement_log(log: &RpcLog, token: &Address) -> bool {
+    let emitter = Address::parse(&log.address).ok();
+    let [used, settled, with_permit] = x402_settlement_topics();
+    match log.topics.first().map(|t| t.to_ascii_lowercase()) {
+        Some(t) if t == used => emitter.as_ref() == Some(token),
+        Some(t) if t == settled || t == with_permit => emitter == Address::parse(X402_UPTO_PROXY).ok(),
+        _ => false,
+    }
+}
+
 /// What a receipt proves about a payment to `treasury` in `token`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payment {
+    /// An x402 settlement (`is_x402_settlement_log`): not a top-up.
+    X402,
     Reverted,
     /// No transfer of the configured token at all.
     WrongToken,
@@ -120,6 +146,9 @@ pub enum Payment {
 pub fn judge(receipt: &RpcReceipt, token: &Address, treasury: &Address) -> Payment {
     if receipt.status.as_deref().and_then(quantity) != Some(1) {
         return Payment::Reverted;
+    }
+    if receipt.logs.iter().any(|l| is_x402_settlement_log(l, token)) {
+        return Payment::X402;
     }
     // A zero-value Transfer moves nothing (and anyone can emit one naming anyone).
     let of_token: Vec<Transfer> = receipt.logs.iter().filter_map(decode_transfer).filter(|t| t.token == *token && t.amount > 0).collect();
@@ -146,11 +175,16 @@ pub fn paid_by_authorization(receipt: &RpcReceipt, token: &Address, treasury: &A
     if receipt.status.as_deref().and_then(quantity) != Some(1) {
         return false;
     }
-    let by_token = |l: &&RpcLog| Address::parse(&l.address).ok().as_ref() == Some(token);
+    let by_token = |l: &RpcLog| Address::parse(&l.address).ok().as_ref() == Some(token);
     let used = [authorization_used_topic(), address_topic(payer), nonce.to_ascii_lowercase()];
-    let nonce_used = receipt.logs.iter().filter(by_token).any(|l| l.topics.iter().map(|t| t.to_ascii_lowercase()).eq(used.iter().cloned()));
-    let paid = receipt.logs.iter().filter_map(decode_transfer).any(|t| t.token == *token && t.from == *payer && t.to == *treasury && t.amount == amount);
-    nonce_used && paid
+    let is_use = |l: &RpcLog| by_token(l) && l.topics.iter().map(|t| t.to_ascii_lowercase()).eq(used.iter().cloned());
+    // The token logs the authorization's use and then its transfer: the
+    // transfer that pays is the log right after the use, not any transfer
+    // of that amount elsewhere in the transaction (a batch could pair a
+    // nonce spent on another transfer with one unrelated payment).
+    receipt.logs.windows(2).any(|pair| {
+        is_use(&pair[0]) && decode_transfer(&pair[1]).is_some_and(|t| t.token == *token && t.from == *payer && t.to == *treasury && t.amount == amount)
+    })
 }
 
 /// The highest final block: the chain's `finalized` block, or (a node

@@ -161,10 +161,26 @@ mod erc20 {
             "blockNumber": "0x10", "blockHash": "0xab", "transactionHash": "0xcd", "logIndex": "0x1"});
         let paid = |logs, amount| paid_by_authorization(&receipt("0x1", logs), &usdc, &treasury, &payer, &nonce, amount);
         assert!(paid(vec![used.clone(), log(&usdc, &payer, &treasury, 500)], 500));
+        assert!(!paid(vec![used.clone(), log(&usdc, &payer, &other, 500), log(&usdc, &payer, &treasury, 500)], 500), "a payment not right after the use");
         assert!(!paid(vec![used.clone(), log(&usdc, &payer, &treasury, 500)], 501), "another amount");
         assert!(!paid(vec![used.clone(), log(&usdc, &payer, &other, 500)], 500), "the nonce spent on a transfer elsewhere");
         assert!(!paid(vec![log(&usdc, &payer, &treasury, 500)], 500), "a transfer without the authorization's use");
         assert!(!paid_by_authorization(&receipt("0x0", vec![used, log(&usdc, &payer, &treasury, 500)]), &usdc, &treasury, &payer, &nonce, 500));
+    }
+
+    #[test]
+    fn an_x402_settlement_is_no_top_up() {
+        let (usdc, treasury, payer) = (addr(1), addr(2), addr(3));
+        let used = json!({"address": usdc.lower(), "topics": [authorization_used_topic(), address_topic(&payer), format!("0x{}", "ab".repeat(32))], "data": "0x"});
+        let r = receipt("0x1", vec![used.clone(), log(&usdc, &payer, &treasury, 500)]);
+        assert_eq!(judge(&r, &usdc, &treasury), Payment::X402);
+        let proxy = Address::parse(X402_UPTO_PROXY).unwrap();
+        let settled = json!({"address": proxy.lower(), "topics": [x402_settlement_topics()[1]], "data": "0x"});
+        assert_eq!(judge(&receipt("0x1", vec![log(&usdc, &payer, &treasury, 500), settled]), &usdc, &treasury), Payment::X402);
+        // The same use logged by another contract is nobody's settlement.
+        let mut elsewhere = used;
+        elsewhere["address"] = json!(payer.lower());
+        assert!(matches!(judge(&receipt("0x1", vec![elsewhere, log(&usdc, &payer, &treasury, 500)]), &usdc, &treasury), Payment::ToTreasury(_)));
     }
 
     #[test]

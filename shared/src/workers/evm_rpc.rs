@@ -4,7 +4,7 @@
 //! `TREASURY_ADDRESS`, `EVM_CONFIRMATIONS` (depth that counts as final on a
 //! node without the `finalized` tag). Only reads: the gateway never signs.
 
-use crate::chain::erc20::{address_topic, authorization_used_topic, final_through, quantity, RpcLog, RpcReceipt, TRANSFER_TOPIC};
+use crate::chain::erc20::{address_topic, authorization_used_topic, final_through, is_x402_settlement_log, x402_settlement_topics, X402_UPTO_PROXY, quantity, RpcLog, RpcReceipt, TRANSFER_TOPIC};
 use crate::chain::Address;
 use crate::error::GatewayError;
 use serde_json::{json, Value};
@@ -145,6 +145,16 @@ impl Rpc {
         let filter = json!({"address": token.lower(), "fromBlock": format!("0x{from:x}"), "toBlock": format!("0x{through:x}"),
             "topics": [authorization_used_topic(), address_topic(authorizer), nonce.to_ascii_lowercase()]});
         serde_json::from_value(self.call("eth_getLogs", json!([filter])).await?).map_err(|e| unavailable(format!("logs: {e}")))
+    }
+
+    /// The logs that mark x402 settlements (`erc20::is_x402_settlement_log`)
+    /// in blocks `from..=through`.
+    pub async fn x402_settlements(&self, token: &Address, from: u64, through: u64) -> Result<Vec<RpcLog>, GatewayError> {
+        let proxy = Address::parse(X402_UPTO_PROXY).map_err(|_| unavailable("proxy address"))?;
+        let filter = json!({"address": [token.lower(), proxy.lower()], "fromBlock": format!("0x{from:x}"), "toBlock": format!("0x{through:x}"),
+            "topics": [x402_settlement_topics()]});
+        let logs: Vec<RpcLog> = serde_json::from_value(self.call("eth_getLogs", json!([filter])).await?).map_err(|e| unavailable(format!("logs: {e}")))?;
+        Ok(logs.into_iter().filter(|l| is_x402_settlement_log(l, token)).collect())
     }
 
     /// The highest block that is final now, by the tag or by depth.

@@ -46,9 +46,11 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal { code, message: message.into() }
 }
 
-/// How long before its deadline a payment still leaves time to be served
-/// and settled.
+/// The least validity any payment must have left.
 pub const MIN_VALIDITY_SECS: i64 = 30;
+/// How much of the offer's `maxTimeoutSeconds` may have passed between the
+/// client's signing and its arrival here (clocks and the retry's round trip).
+pub const VALIDITY_SLACK_SECS: i64 = 60;
 
 /// Reads `raw` (a decoded payment header) against `offer` for a request
 /// whose hold is `hold`, at `now_secs`.
@@ -79,8 +81,15 @@ pub fn read_payment(raw: &Value, offer: &Offer, hold: Micros, now_secs: i64) -> 
             format!("This request needs an authorization of at least {} base units (its hold); sign for the amount the 402 asks.", hold.0),
         ));
     }
-    if signed.valid_before < now_secs + MIN_VALIDITY_SECS {
-        return Err(refuse("x402_expired", "This payment expires too soon to be served and settled; sign a new one."));
+    // Valid for (about) the whole window the offer asked for: the call is
+    // served and settled within it, and a payment signed for less could run
+    // out before its settlement.
+    let needed = (offer.max_timeout_secs as i64 - VALIDITY_SLACK_SECS).max(MIN_VALIDITY_SECS);
+    if signed.valid_before < now_secs + needed {
+        return Err(refuse(
+            "x402_expired",
+            format!("This payment must stay valid for {} seconds (maxTimeoutSeconds); sign a new one when you send it.", offer.max_timeout_secs),
+        ));
     }
     Ok(Payment { scheme, payer: signed.payer, nonce: signed.nonce, authorized: signed.authorized, valid_before: signed.valid_before, payload })
 }
@@ -170,9 +179,12 @@ fn upto_terms(inner: &Value, offer: &Offer) -> Result<Signed, Refusal> {
         return Err(refuse("x402_wrong_payee", format!("Pay the treasury {}.", offer.pay_to)));
     }
     let nonce = auth["nonce"].as_str().filter(|n| !n.is_empty() && n.len() <= 78 && n.bytes().all(|b| b.is_ascii_digit()));
+    // One uint256, one spelling: "0123" and "123" are the same nonce (and
+    // the same signature), so the reference must not tell them apart.
+    let canonical = nonce.ok_or_else(|| malformed("permit2Authorization.nonce"))?.trim_start_matches('0');
     Ok(Signed {
         payer: address(&auth["from"], "permit2Authorization.from")?,
-        nonce: nonce.ok_or_else(|| malformed("permit2Authorization.nonce"))?.to_string(),
+        nonce: if canonical.is_empty() { "0".into() } else { canonical.to_string() },
         authorized: auth["permitted"]["amount"].as_str().and_then(parse_base_units).ok_or_else(|| malformed("permit2Authorization.permitted.amount"))?,
         valid_before: seconds(&auth["deadline"], "permit2Authorization.deadline")?,
     })

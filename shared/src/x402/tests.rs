@@ -73,6 +73,9 @@ fn an_upto_payment_is_read_from_its_permit() {
     let p = read_payment(&upto("12345"), &offer(), Micros(12_345), NOW).unwrap();
     assert_eq!((p.scheme, p.authorized, p.valid_before), (Scheme::Upto, Micros(12_345), NOW + 300));
     assert_eq!(p.nonce, "12345678901234567890");
+    let mut padded = upto("12345");
+    padded["payload"]["permit2Authorization"]["nonce"] = json!("0012345678901234567890");
+    assert_eq!(read_payment(&padded, &offer(), Micros(12_345), NOW).unwrap().reference(), p.reference(), "one nonce, one reference");
 }
 
 #[test]
@@ -80,6 +83,8 @@ fn payments_the_gateway_would_never_accept_are_refused_before_the_facilitator() 
     let code = |raw: &Value, hold: i64| read_payment(raw, &offer(), Micros(hold), NOW).unwrap_err().code;
     assert_eq!(code(&exact("12344", NOW + 300), 12_345), "x402_amount_too_low");
     assert_eq!(code(&exact("20000", NOW + 10), 1), "x402_expired");
+    assert_eq!(code(&exact("20000", NOW + 100), 1), "x402_expired", "valid for less than the offer's window");
+    assert!(read_payment(&exact("20000", NOW + 250), &offer(), Micros(1), NOW).is_ok(), "the window less the slack");
     let mut wrong_network = exact("20000", NOW + 300);
     wrong_network["accepted"]["network"] = json!("eip155:1");
     assert_eq!(code(&wrong_network, 1), "x402_wrong_network");

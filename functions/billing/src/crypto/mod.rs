@@ -51,6 +51,12 @@ pub async fn confirm(req: &mut Request, env: &Env) -> ApiResult {
         )));
     };
     let transfers = match judge(&receipt, &config.token, &config.treasury) {
+        Payment::X402 => {
+            return Err(GatewayError::BadRequest(format!(
+                "Transaction {hash} settles x402 payments for model calls; they are booked on the account that made the calls, not as a top-up. \
+                 To add credit, send USDC to the treasury with a plain transfer."
+            )))
+        }
         Payment::Reverted => return Err(GatewayError::BadRequest(format!("Transaction {hash} reverted: no USDC moved, nothing to credit."))),
         Payment::WrongToken => return Err(GatewayError::BadRequest(format!("Transaction {hash} moves no USDC (token {}); only USDC is accepted.", config.token))),
         Payment::WrongRecipient => return Err(GatewayError::BadRequest(format!("Transaction {hash} does not pay the treasury {}; send USDC to that address.", config.treasury))),

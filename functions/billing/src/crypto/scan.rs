@@ -66,8 +66,15 @@ pub async fn run(env: &Env) -> Result<String, GatewayError> {
     while start <= through && settled < MAX_SETTLES {
         let end = (start + chunk - 1).min(through);
         let mut seen = HashSet::new();
+        // x402 settlements pay for calls, booked by the wallets that served
+        // them: never top-ups (docs/ARCHITECTURE.md, "Keyless calls paid with x402").
+        let per_call: HashSet<String> =
+            rpc.x402_settlements(&config.token, start, end).await?.into_iter().filter_map(|l| l.transaction_hash.map(|h| h.to_lowercase())).collect();
         for log in rpc.transfers_to(&config.token, &config.treasury, start, end).await? {
             let Some(t) = decode_transfer(&log).filter(|t| t.token == config.token && t.to == config.treasury && t.amount > 0) else { continue };
+            if per_call.contains(&t.tx_hash) {
+                continue;
+            }
             seen.insert((t.tx_hash.clone(), t.log_index));
             tally(&mut report, settle::settle(env, &config, &t, true).await?);
             settled += 1;

@@ -56,6 +56,10 @@ pub struct Ledger {
     pub x402_settling: Rc<RefCell<HashSet<String>>>,
     pub x402_waiting: Rc<Cell<Option<bool>>>,
     x402_step: Step,
+    /// One upstream-limit update at a time (read the key's spending, then
+    /// set its limit): two interleaved, the older could land last and take
+    /// back room a newer keyless hold was given.
+    pub limit_lock: Rc<futures::lock::Mutex<()>>,
 }
 
 impl Ledger {
@@ -72,6 +76,7 @@ impl Ledger {
             x402_settling: Rc::default(),
             x402_waiting: Rc::default(),
             x402_step,
+            limit_lock: Rc::default(),
         }
     }
 
@@ -269,6 +274,7 @@ impl Ledger {
     }
 
     async fn sync_upstream_limit(&self, store: &Store) -> Result<()> {
+        let _one_at_a_time = self.limit_lock.lock().await;
         let (Some((balance, token)), Some(wallet)) = (store.pending_limit_sync()?, store.wallet()?) else {
             return Ok(());
         };

@@ -22,15 +22,25 @@ use dexto_shared::x402::{base_units, Authorized, Receipt, Scheme};
 use serde_json::json;
 
 /// Settles the payment `reference` now (the non-stream exchange, before
-/// its reply). The receipt either way (`success: false` if it failed: the
-/// retries take over).
+/// its reply), or waits for the settlement already under way. The receipt
+/// either way (`success: false` if it failed: the retries take over).
 pub async fn settle_now(ledger: &Ledger, reference: &str) -> Option<Receipt> {
-    let row = ledger.store().x402_payment(reference).ok().flatten()?;
-    let payment = row.authorized().ok()?;
-    Some(match settle_one(ledger, &row).await {
-        Ok(receipt) => receipt,
-        Err(_) => Receipt { success: false, transaction: String::new(), network: payment.network, payer: payment.payer, amount: "0".into() },
-    })
+    for _ in 0..WAIT_ROUNDS {
+        match settle_one(ledger, reference).await {
+            Attempt::Busy => worker::Delay::from(std::time::Duration::from_millis(WAIT_MS)).await,
+            Attempt::Done(result) => return result.ok().or_else(|| failed_receipt(ledger, reference)),
+        }
+    }
+    failed_receipt(ledger, reference)
+}
+
+/// How long `settle_now` waits for a settlement another task is making.
+const WAIT_MS: u64 = 50;
+const WAIT_ROUNDS: usize = 600;
+
+fn failed_receipt(ledger: &Ledger, reference: &str) -> Option<Receipt> {
+    let payment = ledger.store().x402_payment(reference).ok().flatten()?.authorized().ok()?;
+    Some(Receipt { success: false, transaction: String::new(), network: payment.network, payer: payment.payer, amount: "0".into() })
 }
 
 /// `settle_waiting` as the ledger's projection step (`ledger::Step`).
@@ -39,13 +49,14 @@ pub fn step(ledger: &Ledger) -> std::pin::Pin<Box<dyn std::future::Future<Output
 }
 
 /// The projection step: every payment still waiting (due, or failing and
-/// not past its backoff). Err when any failed, for the step's backoff.
+/// not past its backoff); one another task is settling is left to it. Err
+/// when any failed, for the step's backoff.
 pub async fn settle_waiting(ledger: &Ledger) -> worker::Result<()> {
     let store = ledger.store();
     let rows = store.x402_unsettled()?;
     let mut failures = 0;
     for row in &rows {
-        if settle_one(ledger, row).await.is_err() {
+        if let Attempt::Done(Err(_)) = settle_one(ledger, &row.reference).await {
             failures += 1;
         }
     }
@@ -59,13 +70,32 @@ pub async fn settle_waiting(ledger: &Ledger) -> worker::Result<()> {
     }
 }
 
-async fn settle_one(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
-    if !ledger.x402_settling.borrow_mut().insert(row.reference.clone()) {
-        return Err("being settled".into());
+enum Attempt {
+    /// Another task of this object is settling it.
+    Busy,
+    Done(Result<Receipt, String>),
+}
+
+/// One payment, by one task at a time: the row is read after the guard is
+/// taken, so a payment settled meanwhile is answered from its record.
+async fn settle_one(ledger: &Ledger, reference: &str) -> Attempt {
+    if !ledger.x402_settling.borrow_mut().insert(reference.to_string()) {
+        return Attempt::Busy;
     }
-    let result = attempt(ledger, row).await;
-    ledger.x402_settling.borrow_mut().remove(&row.reference);
-    result
+    let result = match ledger.store().x402_payment(reference) {
+        Ok(Some(row)) if row.state == "settled" => settled_receipt(&row),
+        Ok(Some(row)) => attempt(ledger, &row).await,
+        Ok(None) => Err("no such payment".into()),
+        Err(e) => Err(e.to_string()),
+    };
+    ledger.x402_settling.borrow_mut().remove(reference);
+    Attempt::Done(result)
+}
+
+fn settled_receipt(row: &PaymentRow) -> Result<Receipt, String> {
+    let payment = row.authorized().map_err(|e| e.to_string())?;
+    let amount = Micros(row.amount.unwrap_or(0));
+    Ok(Receipt { success: true, transaction: row.tx.clone().unwrap_or_default(), network: payment.network, payer: payment.payer, amount: base_units(amount) })
 }
 
 async fn attempt(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
@@ -170,6 +200,7 @@ async fn failed(ledger: &Ledger, row: &PaymentRow, payment: &Authorized, amount:
 pub async fn cover_upstream_limit(ledger: &Ledger, user_id: &str) -> Result<(), dexto_shared::error::GatewayError> {
     use dexto_shared::openrouter_keys;
     openrouter_keys::key_for(&ledger.env, user_id).await?;
+    let _one_at_a_time = ledger.limit_lock.lock().await;
     let store = ledger.store();
     let storage = |e: worker::Error| dexto_shared::error::GatewayError::Internal(format!("wallet: {e}"));
     let balance = Micros(store.wallet().map_err(storage)?.map_or(0, |w| w.balance));

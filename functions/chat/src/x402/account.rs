@@ -4,26 +4,14 @@
 
 use dexto_shared::chain::Address;
 use dexto_shared::error::GatewayError;
+use dexto_shared::db;
 use dexto_shared::{session, siwe_auth};
-use std::cell::RefCell;
-use std::collections::HashMap;
 use worker::Env;
 
-thread_local! {
-    /// address → account, per isolate: an address's owner changes only by
-    /// unlinking, after which a payment books on the wallet-first account of
-    /// the address (the stale entry at worst books one isolate's calls on the
-    /// previous owner for the cache's lifetime).
-    static OWNERS: RefCell<HashMap<Address, (String, i64)>> = RefCell::new(HashMap::new());
-}
-
-const CACHE_MS: i64 = 60_000;
-
+/// Read from D1 on every paid call (no isolate cache): an address's owner
+/// changes when it is unlinked, and a stale owner would book the call on
+/// the wrong account.
 pub async fn for_address(env: &Env, address: &Address) -> Result<String, GatewayError> {
-    let now = dexto_shared::http::now_ms();
-    if let Some(user) = OWNERS.with(|o| o.borrow().get(address).filter(|(_, at)| now - at < CACHE_MS).map(|(u, _)| u.clone())) {
-        return Ok(user);
-    }
     let user_id = match siwe_auth::owner(env, address).await? {
         Some(owner) => owner,
         None => {
@@ -38,6 +26,29 @@ pub async fn for_address(env: &Env, address: &Address) -> Result<String, Gateway
             }
         }
     };
-    OWNERS.with(|o| o.borrow_mut().insert(*address, (user_id.clone(), now)));
     Ok(user_id)
+}
+
+/// Claims the authorization `reference` for `user_id` before its call is
+/// served: one authorization pays for one account's call, whichever
+/// account its address belongs to by the time it is presented again.
+pub async fn claim(env: &Env, reference: &str, user_id: &str) -> Result<(), GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Claimed {
+        user_id: String,
+    }
+    let claimed: Option<Claimed> = db::returning(
+        &db::database(env)?,
+        "INSERT INTO x402_claims (reference, user_id, claimed_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(reference) DO UPDATE SET reference = excluded.reference RETURNING user_id",
+        &[reference.into(), user_id.into(), db::ms(dexto_shared::http::now_ms())],
+    )
+    .await?;
+    match claimed {
+        Some(c) if c.user_id == user_id => Ok(()),
+        _ => Err(GatewayError::PaymentRefused {
+            code: "x402_replayed",
+            message: "This payment authorization was already presented for another request; sign a new one for this request.".into(),
+        }),
+    }
 }

@@ -23,6 +23,8 @@ pub struct PaymentRow {
     /// `Authorized` JSON.
     pub payment: String,
     pub attempts: i64,
+    /// The settlement's transaction, once settled.
+    pub tx: Option<String>,
 }
 
 impl PaymentRow {
@@ -31,7 +33,7 @@ impl PaymentRow {
     }
 }
 
-const COLUMNS: &str = "reference, request_id, state, amount, payment, attempts";
+const COLUMNS: &str = "reference, request_id, state, amount, payment, attempts, tx";
 
 impl Store {
     /// Whether this authorization was ever presented (held, settled or owed).
@@ -39,19 +41,28 @@ impl Store {
         Ok(self.count("SELECT COUNT(*) AS n FROM x402_payments WHERE reference = ?", vec![reference.into()])? > 0)
     }
 
-    /// What the payer owes: a payment failing to settle, or one that can no
-    /// longer settle while the balance has not covered it.
+    /// What the payer owes: payments failing to settle, and what the
+    /// balance is below zero by beyond the payments still on their way (a
+    /// charge is debited before its payment's credit lands: that gap is no
+    /// debt while the payment is due; it is once the payment can no longer
+    /// settle).
     pub fn x402_owed(&self, balance: Micros) -> Result<Micros> {
         #[derive(Deserialize)]
-        struct Owed {
-            n: Option<i64>,
+        struct Sums {
+            failing: Option<i64>,
+            due: Option<i64>,
         }
-        let failing: Owed = self.sql.exec("SELECT SUM(amount) AS n FROM x402_payments WHERE state = 'failed'", None)?.one()?;
-        let failing = Micros(failing.n.unwrap_or(0));
-        Ok(match balance < Micros::ZERO {
-            true => failing.max(Micros(-balance.0)),
-            false => failing,
-        })
+        let sums: Sums = self
+            .sql
+            .exec(
+                "SELECT SUM(CASE WHEN state = 'failed' THEN amount END) AS failing, SUM(CASE WHEN state = 'due' THEN amount END) AS due
+                 FROM x402_payments WHERE state IN ('failed', 'due')",
+                None,
+            )?
+            .one()?;
+        let (failing, due) = (sums.failing.unwrap_or(0), sums.due.unwrap_or(0));
+        let unexplained = (-(balance.0 + due + failing)).max(0);
+        Ok(Micros(failing + unexplained))
     }
 
     /// Records a verified payment as backing the hold of `request_id`.
