@@ -141,8 +141,12 @@ fn refusals_come_in_each_dialects_envelope() {
     assert_eq!(r.header("x-should-retry"), Some("false"));
     assert_eq!(r.header("X-Dexto-Error-Code"), Some("INSUFFICIENT_CREDITS"));
 
+    // No key at all is offered x402 (its own 402 shape, in any dialect); a wrong key is the dialect's 401.
     let anonymous = post(s, "/v1/messages", &[], &body);
-    assert_eq!((anonymous.status, anonymous.json()["error"]["type"].as_str()), (401, Some("authentication_error")), "{}", anonymous.body);
+    assert_eq!((anonymous.status, anonymous.header("X-Dexto-Error-Code")), (402, Some("x402_payment_required")), "{}", anonymous.body);
+    assert!(anonymous.header("PAYMENT-REQUIRED").is_some() && anonymous.json()["accepts"].is_array(), "{}", anonymous.body);
+    let wrong = post(s, "/v1/messages", &[("x-api-key", "dxk_0000000000000000000000000000000000000000000000000000000000000000")], &body);
+    assert_eq!((wrong.status, wrong.json()["error"]["type"].as_str()), (401, Some("authentication_error")), "{}", wrong.body);
     let no_ceiling = messages(s, &s.new_user("1"), &json!({"model": HAIKU, "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!((no_ceiling.status, no_ceiling.json()["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{}", no_ceiling.body);
 
