@@ -169,6 +169,15 @@ fn management_keys_lifecycle() {
         "{}",
         r.text()
     );
+    // A spent limit refuses chat only while the switch says OpenRouter's
+    // enforcement is on.
+    assert_eq!(json_req(addr, "PATCH", &format!("/keys/{hash}"), MGMT, &json!({ "limit": 0.00008 })).status, 200);
+    assert_eq!(json_req(addr, "POST", "/chat/completions", &bearer, &body).status, 200, "not enforced by default");
+    let on = request(addr, "POST", "/__mock/faults", &[("Content-Type", "application/json")], r#"{"enforce_key_limits":true}"#);
+    assert_eq!(on.status, 200);
+    assert_eq!(json_req(addr, "POST", "/chat/completions", &bearer, &body).status, 402, "spent: refused");
+    assert_eq!(json_req(addr, "PATCH", &format!("/keys/{hash}"), MGMT, &json!({ "limit": 1 })).status, 200);
+    assert_eq!(json_req(addr, "POST", "/chat/completions", &bearer, &body).status, 200, "room again");
 
     let r = request(
         addr,
@@ -253,7 +262,7 @@ fn runtime_switches_fail_and_empty_the_model_list() {
     assert_eq!(get(addr, "/credits", Some(USER)).status, 200);
 
     let merged = set(r#"{"models_status":null,"models_empty":true}"#).json();
-    assert_eq!(merged, json!({"models_status": null, "models_empty": true, "keys_status": null, "generation_status": null}));
+    assert_eq!(merged, json!({"models_status": null, "models_empty": true, "keys_status": null, "generation_status": null, "enforce_key_limits": false}));
     let r = get(addr, "/models", None);
     assert_eq!((r.status, r.json()["data"].as_array().map(Vec::len)), (200, Some(0)));
     assert_eq!(get(addr, "/__mock/faults", None).json()["models_empty"], true);
