@@ -40,6 +40,14 @@ fn user(s: &Stack, credit_usd: &str) -> (String, String) {
     (sub, token)
 }
 
+/// A user with `credit_usd` of credit and a direct key (not funded): (user, session, upstream hash).
+fn user_with_key(s: &Stack, credit_usd: &str) -> (String, String, String) {
+    let (sub, token) = user(s, credit_usd);
+    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
+    let hash = hash_of(s, &sub);
+    (sub, token, hash)
+}
+
 fn post(s: &Stack, path: &str, token: &str, body: Value, extra: &[(&str, &str)]) -> integration_tests::HttpResponse {
     let auth = format!("Bearer {token}");
     let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
@@ -185,9 +193,7 @@ fn fund_spend_and_reclaim_exactly_the_unspent_part() {
 fn concurrent_funds_move_no_more_than_the_balance() {
     let _serial = one_at_a_time();
     let s = stack();
-    let (sub, token) = user(s, "10");
-    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
-    let hash = hash_of(s, &sub);
+    let (sub, token, hash) = user_with_key(s, "10");
 
     let statuses: Vec<u16> = std::thread::scope(|scope| {
         let sent: Vec<_> = (0..20)
@@ -227,9 +233,7 @@ fn concurrent_funds_move_no_more_than_the_balance() {
 fn a_pending_fund_the_wallet_no_longer_covers_is_dropped_by_reconciliation() {
     let _serial = one_at_a_time();
     let s = stack();
-    let (sub, token) = user(s, "10");
-    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
-    let hash = hash_of(s, &sub);
+    let (sub, token, hash) = user_with_key(s, "10");
     let key = s.d1(&format!("SELECT id FROM direct_keys WHERE user_id = '{sub}'"))[0]["id"].as_str().expect("the key").to_string();
     s.d1(&format!(
         "INSERT INTO direct_key_moves (id, user_id, key_id, kind, amount_micros, state, created_at) VALUES ('dkm_crashed_{key}', '{sub}', '{key}', 'fund', 10000000, 'pending', 0)"
@@ -249,9 +253,7 @@ fn a_pending_fund_the_wallet_no_longer_covers_is_dropped_by_reconciliation() {
 fn a_move_stopped_half_way_is_completed_by_reconciliation_exactly_once() {
     let _serial = one_at_a_time();
     let s = stack();
-    let (sub, token) = user(s, "10");
-    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
-    let hash = hash_of(s, &sub);
+    let (sub, token, hash) = user_with_key(s, "10");
 
     // Fund $3, stopped after the wallet debit: the money left the wallet, the
     // limit is not raised yet, the move is pending.
@@ -302,9 +304,7 @@ fn a_move_stopped_half_way_is_completed_by_reconciliation_exactly_once() {
 fn a_revocation_stopped_half_way_returns_the_unspent_part_once() {
     let _serial = one_at_a_time();
     let s = stack();
-    let (sub, token) = user(s, "5");
-    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
-    let hash = hash_of(s, &sub);
+    let (sub, token, hash) = user_with_key(s, "5");
     assert_eq!(post(s, "/api/openrouter-provision/fund", &token, json!({"amount_usd": 5}), &[]).status, 200);
     assert_eq!(balance(s, &sub), 0);
     let auth = format!("Bearer {token}");
