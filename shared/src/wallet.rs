@@ -161,6 +161,46 @@ pub struct CreditRequest {
     pub payment: Option<PaymentEffect>,
 }
 
+/// `POST /credit` as the wallet reads it: a `CreditRequest` (same JSON) and,
+/// for a debit that may only come out of the credit the user has free, the
+/// guard. Callers without the guard send a plain `CreditRequest`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GuardedCredit {
+    #[serde(flatten)]
+    pub credit: CreditRequest,
+    /// Apply it only if `debit_refusal` finds nothing against it, checked in
+    /// the same turn as the debit. A refusal is final for its reference: sent
+    /// again, it is refused again (so two senders of one reference, e.g. a
+    /// retry and reconciliation, cannot get different answers).
+    #[serde(default)]
+    pub only_from_available: bool,
+}
+
+/// Why the wallet refused a guarded debit (nothing changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum DebitRefusal {
+    /// Available credit (balance less open holds, as admission counts it) was short.
+    Short { available: Micros },
+    Frozen,
+    Suspended,
+}
+
+/// What a guarded debit of `amount` (negative) meets in a wallet with this
+/// `balance`, `held` in open holds, and these flags: a refusal, or `None`.
+pub fn debit_refusal(amount: Micros, balance: Micros, held: Micros, frozen: bool, suspended: bool) -> Option<DebitRefusal> {
+    let available = balance.saturating_sub(held);
+    if suspended {
+        Some(DebitRefusal::Suspended)
+    } else if frozen {
+        Some(DebitRefusal::Frozen)
+    } else if available.0.saturating_add(amount.0) < 0 {
+        Some(DebitRefusal::Short { available: available.max(Micros::ZERO) })
+    } else {
+        None
+    }
+}
+
 /// A payment-side record written to D1 in the same batch as the ledger row
 /// it caused: the webhook dedupe record and the transaction status commit
 /// together with the credit.
@@ -192,6 +232,17 @@ pub struct AdjustRequest {
 pub struct CreditOutcome {
     pub balance: Micros,
     pub replay: bool,
+}
+
+/// What `/credit` answers: a `CreditOutcome` (same JSON), and for a guarded
+/// debit the refusal, if it was refused (`replay`: refused before, under the
+/// same reference).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditReply {
+    #[serde(flatten)]
+    pub outcome: CreditOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<DebitRefusal>,
 }
 
 /// `POST /key-status`: revoke a key (or mark the user suspended/active).
@@ -259,6 +310,34 @@ pub struct ReattachRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guarded_debit_is_refused_unless_the_available_credit_covers_it() {
+        let ten = Micros(10_000_000);
+        assert_eq!(debit_refusal(Micros(-10_000_000), ten, Micros::ZERO, false, false), None);
+        assert_eq!(debit_refusal(Micros(-10_000_000), ten, Micros(1), false, false), Some(DebitRefusal::Short { available: Micros(9_999_999) }));
+        // Holds beyond the balance (a negative wallet) leave nothing available.
+        assert_eq!(debit_refusal(Micros(-1), Micros(-5), Micros(3), false, false), Some(DebitRefusal::Short { available: Micros::ZERO }));
+        assert_eq!(debit_refusal(Micros(-1), ten, Micros::ZERO, true, false), Some(DebitRefusal::Frozen));
+        assert_eq!(debit_refusal(Micros(-1), ten, Micros::ZERO, true, true), Some(DebitRefusal::Suspended));
+    }
+
+    #[test]
+    fn the_guard_and_the_refusal_keep_the_credit_json_compatible() {
+        let plain = CreditRequest { user_id: "u".into(), reference: "r".into(), amount: Micros(-5), kind: "k".into(), reason: None, now_ms: 1, payment: None };
+        let read: GuardedCredit = serde_json::from_value(serde_json::to_value(&plain).unwrap()).unwrap();
+        assert!(!read.only_from_available);
+        assert_eq!((read.credit.reference, read.credit.amount), ("r".to_string(), Micros(-5)));
+        let guarded = serde_json::to_value(GuardedCredit { credit: plain, only_from_available: true }).unwrap();
+        assert_eq!((guarded["only_from_available"].clone(), guarded["amount"].clone()), (serde_json::json!(true), serde_json::json!(-5)));
+
+        let applied = CreditReply { outcome: CreditOutcome { balance: Micros(3), replay: false }, refused: None };
+        assert_eq!(serde_json::to_value(&applied).unwrap(), serde_json::json!({"balance": 3, "replay": false}));
+        let refused = CreditReply { outcome: CreditOutcome { balance: Micros(3), replay: true }, refused: Some(DebitRefusal::Short { available: Micros(2) }) };
+        let json = serde_json::to_value(&refused).unwrap();
+        assert_eq!(serde_json::from_value::<CreditReply>(json.clone()).unwrap(), refused);
+        assert_eq!(serde_json::from_value::<CreditOutcome>(json).unwrap(), refused.outcome);
+    }
 
     #[test]
     fn exchange_frames_round_trip() {

@@ -40,6 +40,14 @@ fn user(s: &Stack, credit_usd: &str) -> (String, String) {
     (sub, token)
 }
 
+/// A user with `credit_usd` of credit and a direct key (not funded): (user, session, upstream hash).
+fn user_with_key(s: &Stack, credit_usd: &str) -> (String, String, String) {
+    let (sub, token) = user(s, credit_usd);
+    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
+    let hash = hash_of(s, &sub);
+    (sub, token, hash)
+}
+
 fn post(s: &Stack, path: &str, token: &str, body: Value, extra: &[(&str, &str)]) -> integration_tests::HttpResponse {
     let auth = format!("Bearer {token}");
     let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
@@ -178,13 +186,74 @@ fn fund_spend_and_reclaim_exactly_the_unspent_part() {
     assert_eq!(s.call("GET", "/api/openrouter-provision", &token, None).json()["exists"], false);
 }
 
+/// Funds of the whole balance sent at once (distinct Idempotency-Keys): the
+/// wallet decides each in its own turn, so only what the balance covers
+/// moves; the rest are refused, for good, and leave nothing pending.
+#[test]
+fn concurrent_funds_move_no_more_than_the_balance() {
+    let _serial = one_at_a_time();
+    let s = stack();
+    let (sub, token, hash) = user_with_key(s, "10");
+
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..20)
+            .map(|i| {
+                let token = &token;
+                scope.spawn(move || {
+                    let idem = format!("race-{i}");
+                    post(s, "/api/openrouter-provision/fund", token, json!({"amount_usd": 10}), &[("Idempotency-Key", &idem)]).status
+                })
+            })
+            .collect();
+        sent.into_iter().map(|h| h.join().expect("a fund request")).collect()
+    });
+    assert_eq!(statuses.iter().filter(|&&c| c == 200).count(), 1, "exactly one fund of the whole balance: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&c| c == 402).count(), 19, "the others refused: {statuses:?}");
+    pending_moves(s, &sub, 0);
+    assert_eq!(balance(s, &sub), 0);
+    assert_eq!(moves_in_ledger(s, &sub, 1), [("direct_key_fund".to_string(), -10_000_000)]);
+    assert_eq!(limit_micros(&upstream(s, &hash)), 10_000_000, "the key may spend what was funded, no more");
+
+    // Reconciliation finds nothing to complete; a refused request retried
+    // under its key stays refused, even once the credit is there.
+    s.run_cron();
+    assert_eq!((balance(s, &sub), limit_micros(&upstream(s, &hash))), (0, 10_000_000));
+    s.credit(&sub, "10");
+    let refused = statuses.iter().position(|&c| c == 402).expect("a refused request");
+    let retried = post(s, "/api/openrouter-provision/fund", &token, json!({"amount_usd": 10}), &[("Idempotency-Key", &format!("race-{refused}"))]);
+    assert_eq!(retried.status, 409, "{}", retried.body);
+    assert_eq!(balance(s, &sub), 10_000_000);
+}
+
+/// A fund that died after writing its move, before the wallet debit (the row
+/// written here as `fund` writes it), while the credit went elsewhere:
+/// reconciliation's debit is refused by the wallet, and the move dropped
+/// (nothing moved), not retried. Until then it raised nothing.
+#[test]
+fn a_pending_fund_the_wallet_no_longer_covers_is_dropped_by_reconciliation() {
+    let _serial = one_at_a_time();
+    let s = stack();
+    let (sub, token, hash) = user_with_key(s, "10");
+    let key = s.d1(&format!("SELECT id FROM direct_keys WHERE user_id = '{sub}'"))[0]["id"].as_str().expect("the key").to_string();
+    s.d1(&format!(
+        "INSERT INTO direct_key_moves (id, user_id, key_id, kind, amount_micros, state, created_at) VALUES ('dkm_crashed_{key}', '{sub}', '{key}', 'fund', 10000000, 'pending', 0)"
+    ));
+    assert_eq!(post(s, "/api/openrouter-provision/fund", &token, json!({"amount_usd": 10}), &[]).status, 200);
+    assert_eq!(balance(s, &sub), 0);
+    assert_eq!(limit_micros(&upstream(s, &hash)), 10_000_000, "a fund not debited yet is no funding");
+
+    s.run_cron();
+    pending_moves(s, &sub, 0);
+    assert_eq!(balance(s, &sub), 0);
+    assert_eq!(limit_micros(&upstream(s, &hash)), 10_000_000);
+    assert_eq!(moves_in_ledger(s, &sub, 1), [("direct_key_fund".to_string(), -10_000_000)]);
+}
+
 #[test]
 fn a_move_stopped_half_way_is_completed_by_reconciliation_exactly_once() {
     let _serial = one_at_a_time();
     let s = stack();
-    let (sub, token) = user(s, "10");
-    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
-    let hash = hash_of(s, &sub);
+    let (sub, token, hash) = user_with_key(s, "10");
 
     // Fund $3, stopped after the wallet debit: the money left the wallet, the
     // limit is not raised yet, the move is pending.
@@ -235,9 +304,7 @@ fn a_move_stopped_half_way_is_completed_by_reconciliation_exactly_once() {
 fn a_revocation_stopped_half_way_returns_the_unspent_part_once() {
     let _serial = one_at_a_time();
     let s = stack();
-    let (sub, token) = user(s, "5");
-    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
-    let hash = hash_of(s, &sub);
+    let (sub, token, hash) = user_with_key(s, "5");
     assert_eq!(post(s, "/api/openrouter-provision/fund", &token, json!({"amount_usd": 5}), &[]).status, 200);
     assert_eq!(balance(s, &sub), 0);
     let auth = format!("Bearer {token}");

@@ -79,6 +79,12 @@ impl WalletClient {
         Ok(self.call("/credit", req).await?.0)
     }
 
+    /// A debit applied only if the wallet's available credit covers it, in
+    /// the wallet's own turn (`GuardedCredit`); `refused` says when it did not.
+    pub async fn debit_from_available(&self, req: &CreditRequest) -> Result<CreditReply, GatewayError> {
+        Ok(self.call("/credit", &GuardedCredit { credit: req.clone(), only_from_available: true }).await?.0)
+    }
+
     pub async fn adjust(&self, req: &AdjustRequest) -> Result<CreditOutcome, GatewayError> {
         Ok(self.call("/adjust", req).await?.0)
     }

@@ -263,14 +263,24 @@ impl WalletDO {
         reply(&serde_json::json!({ "released": true }))
     }
 
-    async fn credit(&self, req: CreditRequest) -> Result<Response> {
+    /// From the replay check to `apply_money`, one synchronous turn (no
+    /// `.await`): a guarded debit's check and the debit itself cannot be
+    /// interleaved by a hold, a settlement or another debit.
+    async fn credit(&self, req: GuardedCredit) -> Result<Response> {
+        let GuardedCredit { credit: req, only_from_available } = req;
         self.ensure_wallet(&req.user_id).await?;
+        let answer = |balance, replay, refused| reply(&CreditReply { outcome: CreditOutcome { balance, replay }, refused });
         if let Some(balance) = self.store.applied(&req.reference)? {
-            return reply(&CreditOutcome { balance, replay: true });
+            return answer(balance, true, None);
+        }
+        if only_from_available {
+            if let Some((refusal, replay)) = self.store.guard_debit(&req.reference, req.amount)? {
+                return answer(Micros(self.store.wallet()?.map_or(0, |w| w.balance)), replay, Some(refusal));
+            }
         }
         let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment };
         let balance = self.apply_money(&c, &req.reference, req.amount)?;
-        reply(&CreditOutcome { balance, replay: false })
+        answer(balance, false, None)
     }
 
     /// Applies the difference between `cumulative` and what `group` has applied

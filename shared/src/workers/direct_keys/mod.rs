@@ -5,13 +5,18 @@
 //!
 //! It is funded from the wallet, exactly. Each move is a `direct_key_moves`
 //! row written *before* any money moves; its id is the wallet's `/credit`
-//! reference, so completing it again moves nothing twice. The key's `limit`
-//! is a target derived from the moves (`direct_funding::target_limit`).
-//! Orders: fund = move row → wallet debit → limit; reclaim = move row →
-//! limit lowered → wallet credit; revoke = key marked revoked → disabled
-//! upstream → move row (amount: what it did not spend) → limit → credit.
-//! A crash anywhere leaves a pending move (or a revoked key without its
-//! move) that `reconcile` (reconcile.rs) completes, exactly once.
+//! reference, so completing it again moves nothing twice. A fund's debit is
+//! guarded: the wallet applies it only if its available credit (balance
+//! less open holds) covers it, checked in the same turn as the debit, and
+//! refuses it for good otherwise; the move is then dropped (nothing moved).
+//! The key's `limit` is a target derived from the moves
+//! (`direct_funding::target_limit`), pending funds left out: the wallet may
+//! yet refuse them. Orders: fund = move row → guarded wallet debit → limit;
+//! reclaim = move row → limit lowered → wallet credit; revoke = key marked
+//! revoked → its pending funds settled → disabled upstream → move row
+//! (amount: what it did not spend) → limit → credit. A crash anywhere
+//! leaves a pending move (or a revoked key without its move) that
+//! `reconcile` (reconcile.rs) completes, exactly once.
 
 use crate::db;
 use crate::direct_funding::{self as funding, MoveKind};
@@ -20,7 +25,7 @@ use crate::http::now_ms;
 use crate::ids::new_id;
 use crate::money::{Micros, Picos};
 use crate::openrouter_keys::{self as upstream, UpstreamConfig};
-use crate::wallet::CreditRequest;
+use crate::wallet::{CreditRequest, DebitRefusal};
 use crate::wallet_client::WalletClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -99,23 +104,29 @@ async fn find_move(database: &D1Database, id: &str) -> Result<Option<Move>, Gate
     db::first(database, &format!("SELECT {MOVE_COLUMNS} FROM direct_key_moves WHERE id = ?1"), &[id.into()]).await
 }
 
-/// The key's limit target: every move counted, pending ones too (a pending
-/// fund is debited, a pending reclaim credited, by whoever completes it).
-async fn target(database: &D1Database, key_id: &str) -> Result<Micros, GatewayError> {
+/// The key's limit target: every move counted but pending funds (the wallet
+/// may yet refuse them), save `completing`, a fund whose debit was applied.
+/// Pending reclaims count: the key stops spending them before the wallet
+/// gets them back.
+async fn target(database: &D1Database, key_id: &str, completing: Option<&str>) -> Result<Micros, GatewayError> {
     #[derive(Deserialize)]
     struct Total {
         kind: String,
         total: i64,
     }
-    let totals: Vec<Total> =
-        db::all(database, "SELECT kind, SUM(amount_micros) AS total FROM direct_key_moves WHERE key_id = ?1 GROUP BY kind", &[key_id.into()]).await?;
+    let totals: Vec<Total> = db::all(
+        database,
+        "SELECT kind, SUM(amount_micros) AS total FROM direct_key_moves WHERE key_id = ?1 AND (kind != 'fund' OR state = 'done' OR id = ?2) GROUP BY kind",
+        &[key_id.into(), completing.map_or(worker::wasm_bindgen::JsValue::NULL, Into::into)],
+    )
+    .await?;
     let moves: Vec<(MoveKind, Micros)> = totals.iter().filter_map(|t| MoveKind::parse(&t.kind).map(|k| (k, Micros(t.total)))).collect();
     Ok(funding::target_limit(&moves))
 }
 
 /// Sets the key's upstream `limit` to its target. Idempotent.
-async fn apply_target(config: &UpstreamConfig, database: &D1Database, key: &DirectKey) -> Result<Micros, GatewayError> {
-    let limit = target(database, &key.id).await?;
+async fn apply_target(config: &UpstreamConfig, database: &D1Database, key: &DirectKey, completing: Option<&str>) -> Result<Micros, GatewayError> {
+    let limit = target(database, &key.id, completing).await?;
     patch(config, key, json!({"limit": limit.as_json_usd()})).await?;
     Ok(limit)
 }
@@ -134,11 +145,13 @@ async fn spent(config: &UpstreamConfig, key: &DirectKey) -> Result<(Picos, Value
     Ok((upstream::spent_of(&record)?, record))
 }
 
-/// The wallet's side of a move, by its unique reference: sent again, a no-op.
-async fn move_money(env: &Env, key: &DirectKey, m: &Move) -> Result<(), GatewayError> {
+/// The wallet's side of a move, by its unique reference: sent again, a
+/// no-op. A fund's debit is guarded: its refusal (and whether the wallet had
+/// refused that reference before) is the answer.
+async fn move_money(env: &Env, key: &DirectKey, m: &Move) -> Result<Option<(DebitRefusal, bool)>, GatewayError> {
     let kind = m.kind()?;
     if m.amount_micros == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let request = CreditRequest {
         user_id: m.user_id.clone(),
@@ -149,8 +162,31 @@ async fn move_money(env: &Env, key: &DirectKey, m: &Move) -> Result<(), GatewayE
         now_ms: now_ms(),
         payment: None,
     };
-    WalletClient::for_user(env, &m.user_id)?.credit(&request).await?;
-    Ok(())
+    let wallet = WalletClient::for_user(env, &m.user_id)?;
+    if kind == MoveKind::Fund {
+        let reply = wallet.debit_from_available(&request).await?;
+        return Ok(reply.refused.map(|r| (r, reply.outcome.replay)));
+    }
+    wallet.credit(&request).await?;
+    Ok(None)
+}
+
+/// A fund the wallet refused: nothing moved and nothing ever will (the
+/// wallet refuses its reference for good), so the move goes — reconciliation
+/// must not find it pending. The refusal, as the client's error.
+async fn drop_refused(database: &D1Database, m: &Move, refusal: DebitRefusal, before: bool) -> Result<GatewayError, GatewayError> {
+    db::run_idempotent(database, "DELETE FROM direct_key_moves WHERE id = ?1 AND state = 'pending'", &[m.id.as_str().into()]).await?;
+    crate::log::event("direct_key.move_refused", json!({"user_id": m.user_id, "move_id": m.id, "amount_micros": m.amount_micros, "refusal": refusal}));
+    Ok(match refusal {
+        _ if before => GatewayError::Conflict(
+            "A request with this Idempotency-Key was refused (not enough available credit, or the account was frozen or suspended) and moved nothing: \
+             use a new Idempotency-Key to try again."
+                .into(),
+        ),
+        DebitRefusal::Short { available } => GatewayError::InsufficientToMove { available, asked: Micros(m.amount_micros) },
+        DebitRefusal::Frozen => GatewayError::WalletFrozen,
+        DebitRefusal::Suspended => GatewayError::UserSuspended,
+    })
 }
 
 /// Completes a move from wherever it stopped: each step is idempotent (the
@@ -160,15 +196,18 @@ async fn complete(env: &Env, config: &UpstreamConfig, database: &D1Database, m: 
     let key = key_by_id(database, &m.key_id).await?;
     let stopped = || Err(internal("test hook: stopped after the first step"));
     if m.kind()? == MoveKind::Fund {
-        // The money leaves the wallet before the key may spend it.
-        move_money(env, &key, m).await?;
+        // The money leaves the wallet before the key may spend it, if the
+        // wallet has it free (decided in the wallet's turn, not here).
+        if let Some((refusal, before)) = move_money(env, &key, m).await? {
+            return Err(drop_refused(database, m, refusal, before).await?);
+        }
         if stop == Stop::AfterFirstStep {
             return stopped();
         }
-        apply_target(config, database, &key).await?;
+        apply_target(config, database, &key, Some(&m.id)).await?;
     } else {
         // The key stops being able to spend it before the wallet gets it back.
-        apply_target(config, database, &key).await?;
+        apply_target(config, database, &key, None).await?;
         if stop == Stop::AfterFirstStep {
             return stopped();
         }
@@ -205,7 +244,7 @@ async fn insert_move(database: &D1Database, id: &str, key: &DirectKey, kind: Mov
          SELECT ?1, ?2, ?3, ?4, ?5, 'pending', ?6
          WHERE EXISTS (SELECT 1 FROM direct_keys WHERE id = ?3 AND status = 'active')
            AND (?7 IS NULL OR (SELECT COALESCE(SUM(CASE kind WHEN 'fund' THEN amount_micros ELSE -amount_micros END), 0)
-                               FROM direct_key_moves WHERE key_id = ?3) - ?7 >= ?5)
+                               FROM direct_key_moves WHERE key_id = ?3 AND (kind != 'fund' OR state = 'done')) - ?7 >= ?5)
          ON CONFLICT(id) DO NOTHING RETURNING id",
         &[
             id.into(),
@@ -267,7 +306,7 @@ pub async fn provision(env: &Env, user_id: &str) -> Result<(u16, Value), Gateway
 /// (from the moves here) and its limit and spending (the upstream's own
 /// counters: no per-request rows exist for it).
 async fn status_of(config: &UpstreamConfig, database: &D1Database, key: &DirectKey) -> Result<Value, GatewayError> {
-    let funded = target(database, &key.id).await?;
+    let funded = target(database, &key.id, None).await?;
     let (spent, record) = spent(config, key).await?;
     let limit = upstream::usd_field(&record, "limit")?;
     Ok(json!({
@@ -299,7 +338,8 @@ fn move_id(user_id: &str, kind: MoveKind, idempotency_key: Option<&str>) -> Stri
 }
 
 /// Moves `amount` of the wallet's credit to the direct key: refused (402)
-/// when the wallet's available credit (balance less open holds) is short.
+/// when the wallet's available credit (balance less open holds) is short —
+/// the wallet decides, in the turn of the debit (see `move_money`).
 pub async fn fund(env: &Env, user_id: &str, amount: Micros, idempotency_key: Option<&str>, stop: Stop) -> Result<Value, GatewayError> {
     let config = config(env)?;
     let database = db::database(env)?;
@@ -308,22 +348,12 @@ pub async fn fund(env: &Env, user_id: &str, amount: Micros, idempotency_key: Opt
         return replay(env, &config, &database, m, MoveKind::Fund, Some(amount)).await;
     }
     let key = active_key(&database, user_id).await?.ok_or_else(no_key)?;
-    let wallet = WalletClient::for_user(env, user_id)?.state().await?;
-    if wallet.suspended {
-        return Err(GatewayError::UserSuspended);
-    }
-    if wallet.frozen {
-        return Err(GatewayError::WalletFrozen);
-    }
-    // Checked here, not in the wallet's turn: a hold admitted between this
-    // read and the debit can take the balance below zero by at most itself.
-    if wallet.available < amount {
-        return Err(GatewayError::InsufficientToMove { available: wallet.available.max(Micros::ZERO), asked: amount });
-    }
     if !insert_move(&database, &id, &key, MoveKind::Fund, amount, None).await? {
         return match find_move(&database, &id).await? {
             Some(m) => replay(env, &config, &database, m, MoveKind::Fund, Some(amount)).await,
-            None => Err(GatewayError::Conflict("The direct key was revoked meanwhile: nothing was moved.".into())),
+            None => Err(GatewayError::Conflict(
+                "Nothing was moved: the direct key was revoked meanwhile, or a request with this Idempotency-Key was refused. Retry with a new Idempotency-Key.".into(),
+            )),
         };
     }
     let m = find_move(&database, &id).await?.ok_or_else(|| internal("move not stored"))?;
@@ -341,7 +371,7 @@ pub async fn reclaim(env: &Env, user_id: &str, amount: Option<Micros>, idempoten
     }
     let key = active_key(&database, user_id).await?.ok_or_else(no_key)?;
     let (spent, _) = spent(&config, &key).await?;
-    let funded = target(&database, &key.id).await?;
+    let funded = target(&database, &key.id, None).await?;
     let unspent = funding::unspent(funded, spent);
     let amount = amount.unwrap_or(unspent);
     if unspent == Micros::ZERO {
@@ -381,9 +411,10 @@ async fn finish_revoke(env: &Env, config: &UpstreamConfig, database: &D1Database
     let m = match find_move(database, &id).await? {
         Some(m) => m,
         None => {
+            settle_pending_funds(env, config, database, key).await?;
             patch(config, key, json!({"disabled": true})).await?;
             let (spent, _) = spent(config, key).await?;
-            let amount = funding::unspent(target(database, &key.id).await?, spent);
+            let amount = funding::unspent(target(database, &key.id, None).await?, spent);
             db::run_idempotent(
                 database,
                 "INSERT INTO direct_key_moves (id, user_id, key_id, kind, amount_micros, state, created_at) VALUES (?1, ?2, ?3, 'revoke', ?4, 'pending', ?5)
@@ -398,4 +429,21 @@ async fn finish_revoke(env: &Env, config: &UpstreamConfig, database: &D1Database
         return Ok(m);
     }
     complete(env, config, database, &m, stop).await
+}
+
+/// Completes the revoked key's pending funds (no new one can start): each is
+/// debited and done, or refused and dropped, so what the revocation gives
+/// back counts exactly the funds the wallet paid.
+async fn settle_pending_funds(env: &Env, config: &UpstreamConfig, database: &D1Database, key: &DirectKey) -> Result<(), GatewayError> {
+    let pending: Vec<Move> =
+        db::all(database, &format!("SELECT {MOVE_COLUMNS} FROM direct_key_moves WHERE key_id = ?1 AND kind = 'fund' AND state = 'pending'"), &[key.id.as_str().into()]).await?;
+    for m in &pending {
+        if let Err(e) = complete(env, config, database, m, Stop::Never).await {
+            // Refused: dropped, settled all the same.
+            if find_move(database, &m.id).await?.is_some() {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }

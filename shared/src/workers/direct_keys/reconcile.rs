@@ -70,10 +70,10 @@ fn log_outcome(what: &str, id: &str, outcome: Result<(), GatewayError>) {
 /// spending beyond the funding is a finding (the upstream let calls through
 /// past the limit, or the limit was raised outside the gateway).
 async fn compare(env: &Env, config: &UpstreamConfig, database: &D1Database, key: &DirectKey) -> Result<usize, GatewayError> {
-    let funded = target(database, &key.id).await?;
+    let funded = target(database, &key.id, None).await?;
     let (spent, record) = spent(config, key).await?;
     if upstream::usd_field(&record, "limit")? != Some(funded) {
-        apply_target(config, database, key).await?;
+        apply_target(config, database, key, None).await?;
         crate::log::event("direct_key.limit_reapplied", json!({"user_id": key.user_id, "key_id": key.id, "limit_micros": funded.0}));
     }
     let spent = spent.ceil_micros();
