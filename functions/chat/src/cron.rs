@@ -3,7 +3,8 @@
 //! (`usage_review.rs`, then `usage_bound.rs`), then the books (`reconcile.rs`:
 //! after the corrections, so the key-spending comparison sees their resolved
 //! costs), then direct keys (`dexto_shared::direct_keys::reconcile`: pending
-//! moves completed, limits re-applied, overspending found). Run by
+//! moves completed, limits re-applied, overspending found), then old x402
+//! claims dropped (`x402::prune_claims`). Run by
 //! `#[event(scheduled)]`, in production and locally (this Worker owns the
 //! local port, so `GET /__scheduled` reaches it).
 
@@ -38,7 +39,11 @@ pub async fn run(env: &Env, cron: &str) -> String {
         Ok((seen, found)) => format!("direct keys: looked at {seen}, {found} new findings"),
         Err(e) => format!("direct key reconciliation failed: {e:?}"),
     };
-    let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}; {direct}");
+    let claims = match crate::x402::prune_claims(env).await {
+        Ok(n) => format!("x402: dropped {n} old claims"),
+        Err(e) => format!("x402 claim pruning failed: {e:?}"),
+    };
+    let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}; {direct}; {claims}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"cron": cron, "outcome": outcome}));
     outcome
 }

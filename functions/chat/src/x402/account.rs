@@ -52,3 +52,22 @@ pub async fn claim(env: &Env, reference: &str, user_id: &str) -> Result<(), Gate
         }),
     }
 }
+
+/// How long a claim is kept: far past any payment's settlement (a payment
+/// settles within its validity, minutes); after it, the chain's used nonce
+/// is what refuses the authorization.
+const CLAIM_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Drops claims older than `CLAIM_KEPT_MS` (the hourly cron); how many.
+pub async fn prune_claims(env: &Env) -> Result<usize, GatewayError> {
+    let cutoff = dexto_shared::http::now_ms() - CLAIM_KEPT_MS;
+    let database = db::database(env)?;
+    let result = database
+        .prepare("DELETE FROM x402_claims WHERE claimed_at < ?1")
+        .bind(&[db::ms(cutoff)])
+        .map_err(|e| GatewayError::Internal(format!("x402 claims: {e}")))?
+        .run()
+        .await
+        .map_err(|e| GatewayError::Internal(format!("x402 claims: {e}")))?;
+    Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0))
+}

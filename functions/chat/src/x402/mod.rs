@@ -18,6 +18,7 @@ use dexto_shared::http::{now_ms, ERROR_CODE_HEADER, REQUEST_ID_HEADER};
 use dexto_shared::money::Micros;
 use dexto_shared::wallet::X402_KEY_ID;
 use dexto_shared::x402::{self, Authorized, Offer, Scheme};
+pub use account::prune_claims;
 use facilitator::{Facilitator, Verdict};
 use worker::{Env, Headers, Response, Result};
 
