@@ -19,9 +19,14 @@ pub struct Facilitator {
 }
 
 thread_local! {
-    /// The settling account `/supported` named, per isolate (None: not asked yet).
-    static SIGNER: std::cell::RefCell<Option<Option<Address>>> = const { std::cell::RefCell::new(None) };
+    /// The settling account `/supported` named, per isolate, and when it
+    /// was asked (None: not asked yet). An answer without one is asked again
+    /// after `SIGNER_RETRY_MS`: a facilitator briefly down must not turn
+    /// `upto` off for the isolate's life.
+    static SIGNER: std::cell::RefCell<Option<(Option<Address>, i64)>> = const { std::cell::RefCell::new(None) };
 }
+
+const SIGNER_RETRY_MS: i64 = 60_000;
 
 /// What `/verify` said of a payment.
 pub enum Verdict {
@@ -90,16 +95,25 @@ impl Facilitator {
     /// The account that submits `upto` settlements (signed into each permit),
     /// from `/supported`; None if the facilitator names none or cannot be asked.
     pub async fn signer(&self) -> Option<Address> {
-        if let Some(known) = SIGNER.with(|s| *s.borrow()) {
-            return known;
+        let now = dexto_shared::http::now_ms();
+        if let Some((known, at)) = SIGNER.with(|s| *s.borrow()) {
+            if known.is_some() || now - at < SIGNER_RETRY_MS {
+                return known;
+            }
         }
-        let (_, reply) = self.call(Method::Get, "/supported", None).await.ok()?;
+        let reply = match self.call(Method::Get, "/supported", None).await {
+            Ok((_, reply)) => reply,
+            Err(_) => {
+                SIGNER.with(|s| *s.borrow_mut() = Some((None, now)));
+                return None;
+            }
+        };
         let signer = reply["signers"]
             .as_object()
             .and_then(|m| m.iter().find(|(family, _)| family.starts_with("eip155")))
             .and_then(|(_, list)| list.as_array()?.first()?.as_str().map(str::to_string))
             .and_then(|a| Address::parse(&a).ok());
-        SIGNER.with(|s| *s.borrow_mut() = Some(signer));
+        SIGNER.with(|s| *s.borrow_mut() = Some((signer, now)));
         signer
     }
 }
