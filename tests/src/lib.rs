@@ -13,6 +13,7 @@ pub mod cli_shape;
 pub mod client;
 mod d1;
 pub mod device;
+pub mod direct_keys;
 pub mod siwe;
 mod stack;
 pub mod stripe_fixtures;

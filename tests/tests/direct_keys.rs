@@ -9,7 +9,7 @@
 //! Stack: DEXTO_TEST_HOOKS=1 (the stop-after-the-first-step header).
 
 use integration_tests::client::send;
-use integration_tests::visitor::Visitor;
+use integration_tests::direct_keys::*;
 use integration_tests::{marker, Stack};
 use serde_json::{json, Value};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -25,74 +25,6 @@ fn stack() -> &'static Stack {
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-const STOP: (&str, &str) = ("X-Dexto-Test-Stop-After-First-Step", "1");
-
-/// A signed-in user (created on first sight) with `credit_usd` of credit.
-fn user(s: &Stack, credit_usd: &str) -> (String, String) {
-    let sub = format!("u-{}", dexto_shared::ids::new_id(""));
-    let token = s.session_token(&sub, "byok@example.com");
-    let none = s.call("GET", "/api/openrouter-provision", &token, None);
-    assert_eq!(none.status, 200, "{}", none.body);
-    assert_eq!(none.json()["exists"], false);
-    s.credit(&sub, credit_usd);
-    (sub, token)
-}
-
-/// A user with `credit_usd` of credit and a direct key (not funded): (user, session, upstream hash).
-fn user_with_key(s: &Stack, credit_usd: &str) -> (String, String, String) {
-    let (sub, token) = user(s, credit_usd);
-    assert_eq!(s.call("POST", "/api/openrouter-provision", &token, None).status, 201);
-    let hash = hash_of(s, &sub);
-    (sub, token, hash)
-}
-
-fn post(s: &Stack, path: &str, token: &str, body: Value, extra: &[(&str, &str)]) -> integration_tests::HttpResponse {
-    let auth = format!("Bearer {token}");
-    let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
-    headers.extend_from_slice(extra);
-    send("POST", &format!("{}{path}", s.base), &headers, Some(body.to_string().as_bytes()))
-}
-
-/// The user's balance after checking the books: Σ ledger == balance.
-fn balance(s: &Stack, user_id: &str) -> i64 {
-    let u = s.user(user_id);
-    let balance = u["balance_micros"].as_i64().expect("balance");
-    assert_eq!(u["ledger_totals"]["net_micros"], balance, "Σ ledger == balance: {u:#}");
-    balance
-}
-
-/// The ledger rows of the direct-key moves, oldest first: (kind, amount),
-/// once there are `n` (the balance was read, so they were projected).
-fn moves_in_ledger(s: &Stack, user_id: &str, n: usize) -> Vec<(String, i64)> {
-    let sql = format!("SELECT kind, amount_micros FROM credit_ledger WHERE user_id = '{user_id}' AND kind LIKE 'direct_key_%' ORDER BY seq");
-    let rows = s.d1_until(&sql, |rows| rows.len() >= n);
-    rows.iter().map(|r| (r["kind"].as_str().unwrap().to_string(), r["amount_micros"].as_i64().unwrap())).collect()
-}
-
-fn hash_of(s: &Stack, user_id: &str) -> String {
-    let rows = s.d1(&format!("SELECT upstream_hash FROM direct_keys WHERE user_id = '{user_id}' ORDER BY created_at DESC LIMIT 1"));
-    rows[0]["upstream_hash"].as_str().expect("a direct key").to_string()
-}
-
-/// The key as OpenRouter (the mock's management API) sees it.
-fn upstream(s: &Stack, hash: &str) -> Value {
-    let auth = format!("Bearer {}", mock_openrouter::DEFAULT_MANAGEMENT_KEY);
-    let r = send("GET", &format!("{}/keys/{hash}", s.mock), &[("Authorization", &auth)], None);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["data"].clone()
-}
-
-/// The key's spending by its own counter (usage + byok_usage), rounded up to the micro.
-fn spent_micros(key: &Value) -> i64 {
-    let usd = |f: &str| dexto_shared::money::Picos::parse_usd(&key[f].to_string()).unwrap();
-    usd("usage").plus(usd("byok_usage")).ceil_micros().0
-}
-
-/// The key's limit, exactly, in micro-USD.
-fn limit_micros(key: &Value) -> i64 {
-    dexto_shared::money::Micros::from_json_usd(&key["limit"]).expect("a limit").0
 }
 
 /// Waits until the user has `n` pending moves (another process sees a
@@ -320,49 +252,6 @@ fn a_revocation_stopped_half_way_returns_the_unspent_part_once() {
     s.run_cron();
     assert_eq!(balance(s, &sub), 5_000_000);
     assert_eq!(moves_in_ledger(s, &sub, 2), [("direct_key_fund".to_string(), -5_000_000), ("direct_key_revoke".to_string(), 5_000_000)]);
-}
-
-/// The Idempotency-Key a page's forms carry.
-fn form_idempotency_key(html: &str) -> String {
-    let start = html.find(r#"name="idem" value=""#).expect("an idem field") + r#"name="idem" value=""#.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-#[test]
-fn the_dashboard_creates_funds_once_per_form_and_shows_the_direct_key() {
-    let _serial = one_at_a_time();
-    let s = stack();
-    let (sub, token) = user(s, "3");
-    let v = Visitor::with_session(&token);
-    let empty = v.get(s, "/dashboard/direct-key");
-    assert_eq!(empty.status, 200, "{}", empty.body);
-    assert!(empty.body.contains("Create a direct key"), "{}", empty.body);
-
-    let created = v.post(s, "/dashboard/direct-key", &[]);
-    assert_eq!(created.status, 200, "{}", created.body);
-    assert!(created.body.contains("only time it is shown") && created.body.contains("sk-or-v1-"), "{}", created.body);
-    let page = v.get(s, "/dashboard/direct-key");
-    assert!(!page.body.contains("only time it is shown"), "shown once");
-
-    // The same form submitted twice (a double click) moves the money once.
-    let idem = form_idempotency_key(&page.body);
-    for _ in 0..2 {
-        let funded = v.post(s, "/dashboard/direct-key/fund", &[("amount_usd", "1.5"), ("idem", &idem)]);
-        assert_eq!(funded.status, 200, "{}", funded.body);
-        assert!(funded.body.contains("$1.50 moved to your direct key"), "{}", funded.body);
-    }
-    assert_eq!(balance(s, &sub), 1_500_000);
-    let short = v.post(s, "/dashboard/direct-key/fund", &[("amount_usd", "2"), ("idem", "another")]);
-    assert_eq!(short.status, 402, "{}", short.body);
-    assert!(short.body.contains("Insufficient credits to move $2.00"), "{}", short.body);
-
-    let usage = v.get(s, "/dashboard/usage");
-    assert_eq!(usage.status, 200, "{}", usage.body);
-    assert!(usage.body.contains("$0.00 spent of $1.50 funded"), "{}", usage.body);
-    let reclaimed = v.post(s, "/dashboard/direct-key/reclaim", &[("amount_usd", ""), ("idem", "reclaim-all")]);
-    assert_eq!(reclaimed.status, 200, "{}", reclaimed.body);
-    assert!(reclaimed.body.contains("$1.50 returned to your balance"), "{}", reclaimed.body);
-    assert_eq!(balance(s, &sub), 3_000_000);
 }
 
 #[test]

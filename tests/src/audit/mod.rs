@@ -22,10 +22,13 @@
 //!
 //! The same seed gives the same workload (timing, and so interleavings, vary).
 
+mod check;
+mod x402;
+
 use crate::Stack;
+use check::check;
+use x402::{check_x402, x402_call};
 use serde_json::{json, Value};
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 /// xorshift64*: small, seedable, good enough to draw a workload.
 pub struct Rng(u64);
@@ -267,76 +270,6 @@ fn read_or_walk_away(rng: &mut Rng, mut sse: crate::SseReader) {
     while sse.next_event().is_some() {}
 }
 
-/// A keyless call paid with an `exact` x402 payment for what the 402 asks:
-/// streamed or not, sometimes abandoned, sometimes sent twice at once with
-/// the same authorization (one is served, the other refused).
-fn x402_call(s: &Stack, rng: &mut Rng, payer: &crate::DevAccount) {
-    use crate::x402::{encode, exact_payment, fresh_nonce, keyless_chat};
-    let stream = rng.chance(30);
-    let body = chat_body(rng, stream);
-    let offer = keyless_chat(s, &body, &[]);
-    if offer.status != 402 {
-        return; // refused before any offer (e.g. a body the model cannot take)
-    }
-    let Some(amount) = offer.json()["accepts"][0]["amount"].as_str().and_then(|a| a.parse::<u128>().ok()) else { return };
-    let header = encode(&exact_payment(&s.chain, payer, amount, crate::now_ms() / 1000 + 300, &fresh_nonce()));
-    if !stream {
-        let copies = if rng.chance(20) { 2 } else { 1 };
-        std::thread::scope(|scope| {
-            for _ in 0..copies {
-                scope.spawn(|| keyless_chat(s, &body, &[("PAYMENT-SIGNATURE", &header)]));
-            }
-        });
-        return;
-    }
-    let headers = [("PAYMENT-SIGNATURE", header.as_str()), ("Content-Type", "application/json")];
-    read_or_walk_away(rng, crate::SseReader::open(&format!("{}/v1/chat/completions", s.base), &headers, body.to_string().as_bytes()));
-}
-
-/// The payer's address account once its payments are settled: Σ ledger ==
-/// balance, no authorization credited twice, and the credits == the USDC
-/// that left the payer's address. Returns what was credited.
-fn check_x402(s: &Stack, payer: &crate::DevAccount, payer_before: u128) -> Result<i64, String> {
-    let account = format!("eth:{}", payer.address);
-    let credited = || {
-        let rows = s.d1(&format!("SELECT COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id = '{account}' AND kind = 'x402_payment'"));
-        rows[0]["total"].as_i64().unwrap_or(0)
-    };
-    if s.admin("GET", &format!("/admin/users/{account}"), None).status == 404 {
-        return Ok(0); // no keyless call was drawn, or none was served
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let spent = loop {
-        let spent = (payer_before - s.chain.usdc_balance(&payer.address)) as i64;
-        let view = s.user(&account);
-        let settled = view["open_holds"].as_array().is_none_or(Vec::is_empty) && view["pending_ledger_rows"].as_i64().unwrap_or(0) == 0;
-        if (settled && credited() == spent) || Instant::now() > deadline {
-            break spent;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut violations = Vec::new();
-    let view = s.user(&account);
-    if view["balance_micros"] != view["ledger_totals"]["net_micros"] {
-        violations.push(format!("{account}: balance {} != Σ ledger {}", view["balance_micros"], view["ledger_totals"]["net_micros"]));
-    }
-    if view["balance_micros"].as_i64().is_some_and(|b| b < 0) {
-        violations.push(format!("{account}: owes {} after every payment settled", view["balance_micros"]));
-    }
-    let credited = credited();
-    if credited != spent {
-        violations.push(format!("{account}: x402 credited {credited} != {spent} that left its address"));
-    }
-    let doubled = s.d1(&format!("SELECT reference FROM credit_ledger WHERE user_id = '{account}' GROUP BY reference HAVING COUNT(*) > 1"));
-    if !doubled.is_empty() {
-        violations.push(format!("{account}: credited more than once: {doubled:?}"));
-    }
-    match violations.is_empty() {
-        true => Ok(credited),
-        false => Err(violations.join("\n")),
-    }
-}
-
 fn burst(s: &Stack, rng: &mut Rng, u: &User, n: usize) {
     let bodies: Vec<Value> = (0..n).map(|_| chat_body(rng, false)).collect();
     std::thread::scope(|scope| {
@@ -393,95 +326,3 @@ fn rotate_key(s: &Stack, u: &mut User) {
     u.key_id = k.json()["id"].as_str().unwrap().to_string();
 }
 
-/// Waits until nothing is held and the ledger is projected, then checks.
-fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(), String> {
-    let mut violations = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for u in users {
-        let view = loop {
-            let v = s.user(&u.id);
-            let settled = v["open_holds"].as_array().is_some_and(Vec::is_empty) && v["pending_ledger_rows"] == 0;
-            if settled || Instant::now() > deadline {
-                break v;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        if !view["open_holds"].as_array().is_some_and(Vec::is_empty) {
-            violations.push(format!("{}: holds still open: {}", u.id, view["open_holds"]));
-        }
-        if view["balance_micros"] != view["ledger_totals"]["net_micros"] {
-            violations.push(format!("{}: balance {} != Σ ledger {}", u.id, view["balance_micros"], view["ledger_totals"]["net_micros"]));
-        }
-    }
-    let in_users = quoted(users);
-    let orphan_debits = s.d1(&format!(
-        "SELECT c.reference FROM credit_ledger c WHERE c.user_id IN ({in_users}) AND c.kind = 'usage'
-         AND NOT EXISTS (SELECT 1 FROM usage_ledger u WHERE u.user_id = c.user_id AND 'usage:' || u.request_id = c.reference)"
-    ));
-    if !orphan_debits.is_empty() {
-        violations.push(format!("usage debits without a usage row: {orphan_debits:?}"));
-    }
-    let unbilled = s.d1(&format!(
-        "SELECT u.request_id FROM usage_ledger u WHERE u.user_id IN ({in_users}) AND u.user_price_micros > 0
-         AND NOT EXISTS (SELECT 1 FROM credit_ledger c WHERE c.user_id = u.user_id AND c.reference = 'usage:' || u.request_id)"
-    ));
-    if !unbilled.is_empty() {
-        violations.push(format!("charged usage rows without a ledger debit: {unbilled:?}"));
-    }
-    let below_cost = s.d1(&format!(
-        "SELECT request_id, user_price_micros, provider_cost_micros FROM usage_ledger
-         WHERE user_id IN ({in_users}) AND user_price_micros < provider_cost_micros AND billing_status = 'billed'"
-    ));
-    if !below_cost.is_empty() {
-        violations.push(format!("billed below provider cost without review: {below_cost:?}"));
-    }
-    let doubled = s.d1(&format!(
-        "SELECT user_id, reference, COUNT(*) AS n FROM credit_ledger WHERE user_id IN ({in_users}) AND kind IN ('topup', 'crypto_topup')
-         GROUP BY user_id, reference HAVING COUNT(*) > 1"
-    ));
-    if !doubled.is_empty() {
-        violations.push(format!("payments credited more than once: {doubled:?}"));
-    }
-    let topups = s.d1(&format!(
-        "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'topup' GROUP BY user_id"
-    ));
-    let usdc = s.d1(&format!(
-        "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'crypto_topup' GROUP BY user_id"
-    ));
-    let negative = s.d1(&format!(
-        "SELECT user_id, reference, balance_after_micros FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'usage' AND balance_after_micros < 0"
-    ));
-    for (i, u) in users.iter().enumerate() {
-        let paid: i64 = payments.iter().filter(|p| p.user == i).map(|p| p.cents * 10_000).sum();
-        let credited = topups.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
-        if credited != paid {
-            violations.push(format!("{}: top-ups {credited} != paid {paid}", u.id));
-        }
-        let in_usdc = usdc.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
-        if in_usdc != u.usdc_sent {
-            violations.push(format!("{}: USDC credited {in_usdc} != sent {}", u.id, u.usdc_sent));
-        }
-        let below_zero: Vec<&Value> = negative.iter().filter(|r| r["user_id"] == u.id.as_str()).collect();
-        if !u.had_refund_or_dispute && !below_zero.is_empty() {
-            violations.push(format!("{}: usage took the wallet below zero: {below_zero:?}", u.id));
-        }
-    }
-    // Every settlement's charge ≤ its hold (one log line per settled request).
-    let logs = s.logs();
-    let user_ids: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
-    for line in logs.lines().filter(|l| l.contains("\"event\":\"chat.completion\"")) {
-        let Some(start) = line.find('{') else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(&line[start..]) else { continue };
-        if !v["user_id"].as_str().is_some_and(|id| user_ids.contains(id)) {
-            continue;
-        }
-        if v["price_micros"].as_i64() > v["hold_micros"].as_i64() {
-            violations.push(format!("charge above its hold: {line}"));
-        }
-    }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(violations.join("\n"))
-    }
-}
