@@ -40,7 +40,7 @@ pub async fn run(env: &Env, cron: &str) -> String {
         Err(e) => format!("direct key reconciliation failed: {e:?}"),
     };
     let claims = match crate::x402::prune_claims(env).await {
-        Ok(n) => format!("x402: dropped {n} old claims"),
+        Ok(()) => "x402: old claims dropped".to_string(),
         Err(e) => format!("x402 claim pruning failed: {e:?}"),
     };
     let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}; {direct}; {claims}");

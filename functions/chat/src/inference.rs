@@ -105,13 +105,14 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     // A charge without a reported cost is priced at the priciest model the
     // upstream may serve (the one whose worst case sets the hold).
     let (pricing_model, markup) = priced[quote.priciest()];
-    // A keyless call pays for its hold with x402 before anything else.
-    let (caller, payment) = match (keyed, &keyless) {
-        (Some(caller), _) => (caller, None),
+    // A keyless call pays for its hold with x402 before anything else; the
+    // offer it was refused with is for that hold.
+    let (caller, payment, offered) = match (keyed, &keyless) {
+        (Some(caller), _) => (caller, None, None),
         (None, Some(keyless)) => {
             let hold = quote.hold_for(quote.ceiling());
             match crate::x402::authorize(req.headers(), env, keyless, hold).await {
-                Ok(paid) => (paid.caller, Some(paid.payment)),
+                Ok(paid) => (paid.caller, Some(paid.payment), Some((keyless, hold))),
                 Err(GatewayError::PaymentRefused { code, message }) => return offer_again(keyless, hold, req, code, &message, request_id),
                 Err(e) => return Err(e),
             }
@@ -145,7 +146,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
             client_source: client.source,
             client_version: client.version,
             dialect,
-            x402: payment.clone(),
+            x402: payment,
         },
         quote,
         die_after_events,
@@ -153,12 +154,11 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         sent_at_ms: now_ms(),
         upstream_headers: passed_on(req.headers(), dialect),
     };
-    let hold = exchange.quote.hold_for(exchange.quote.ceiling());
     let resp = WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await?;
-    match (&keyless, payment) {
+    match offered {
         // The wallet refused the payment (replayed, or its payer owes a
         // failed settlement): answered with the offer, like every refusal of one.
-        (Some(keyless), Some(_)) if resp.status_code() == 402 => {
+        Some((keyless, hold)) if resp.status_code() == 402 => {
             let code = resp.headers().get(ERROR_CODE_HEADER).ok().flatten().unwrap_or_else(|| "x402_refused".into());
             let mut resp = resp;
             let body: serde_json::Value = resp.json().await.unwrap_or_default();

@@ -109,6 +109,23 @@ pub fn decode_header(text: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// An authorization presented again (for another request, or another
+/// account): refused wherever it is caught (the D1 claim, the wallet).
+pub fn replayed() -> crate::error::GatewayError {
+    crate::error::GatewayError::PaymentRefused {
+        code: "x402_replayed",
+        message: "This payment authorization was already presented for another request; sign a new one for this request.".into(),
+    }
+}
+
+impl Receipt {
+    /// The settlement of `payment` (or its failure: `success: false`, nothing moved).
+    pub fn of(payment: &Authorized, success: bool, transaction: &str, amount: Micros) -> Receipt {
+        let amount = if success { amount } else { Micros::ZERO };
+        Receipt { success, transaction: transaction.to_string(), network: payment.network.clone(), payer: payment.payer.clone(), amount: base_units(amount) }
+    }
+}
+
 /// A payment the facilitator verified, as the wallet object books it: in the
 /// exchange's terms while it is held, then in its own record until settled.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -278,10 +278,7 @@ impl Ledger {
         let (Some((balance, token)), Some(wallet)) = (store.pending_limit_sync()?, store.wallet()?) else {
             return Ok(());
         };
-        // Keyless holds are paid by their x402 payments, not the balance: the
-        // key's limit leaves room for them too.
-        let room = balance.max(Micros::ZERO).saturating_add(store.x402_held_total()?);
-        dexto_shared::openrouter_keys::sync_limit(&self.env, &wallet.user_id, room)
+        dexto_shared::openrouter_keys::sync_limit(&self.env, &wallet.user_id, store.upstream_room(balance)?)
             .await
             .map_err(|e| Error::from(format!("limit sync: {e:?}")))?;
         store.clear_limit_sync(token)

@@ -233,10 +233,7 @@ impl WalletDO {
     fn payment_usable(&self, payment: &dexto_shared::x402::Authorized, balance: Micros) -> Result<(), GatewayError> {
         let storage = |e: worker::Error| GatewayError::Internal(format!("wallet: {e}"));
         if self.store.x402_seen(&payment.reference).map_err(storage)? {
-            return Err(GatewayError::PaymentRefused {
-                code: "x402_replayed",
-                message: "This payment authorization was already presented for another request; sign a new one for this request.".into(),
-            });
+            return Err(dexto_shared::x402::replayed());
         }
         let owed = self.store.x402_owed(balance).map_err(storage)?;
         if owed > Micros::ZERO {

@@ -18,7 +18,7 @@ use dexto_shared::money::Micros;
 use dexto_shared::chain::erc20::paid_by_authorization;
 use dexto_shared::chain::Address;
 use dexto_shared::evm_rpc::{ChainConfig, Rpc};
-use dexto_shared::x402::{base_units, Authorized, Receipt, Scheme};
+use dexto_shared::x402::{Authorized, Receipt, Scheme};
 use serde_json::json;
 
 /// Settles the payment `reference` now (the non-stream exchange, before
@@ -40,7 +40,7 @@ const WAIT_ROUNDS: usize = 600;
 
 fn failed_receipt(ledger: &Ledger, reference: &str) -> Option<Receipt> {
     let payment = ledger.store().x402_payment(reference).ok().flatten()?.authorized().ok()?;
-    Some(Receipt { success: false, transaction: String::new(), network: payment.network, payer: payment.payer, amount: "0".into() })
+    Some(Receipt::of(&payment, false, "", Micros::ZERO))
 }
 
 /// `settle_waiting` as the ledger's projection step (`ledger::Step`).
@@ -95,7 +95,7 @@ async fn settle_one(ledger: &Ledger, reference: &str) -> Attempt {
 fn settled_receipt(row: &PaymentRow) -> Result<Receipt, String> {
     let payment = row.authorized().map_err(|e| e.to_string())?;
     let amount = Micros(row.amount.unwrap_or(0));
-    Ok(Receipt { success: true, transaction: row.tx.clone().unwrap_or_default(), network: payment.network, payer: payment.payer, amount: base_units(amount) })
+    Ok(Receipt::of(&payment, true, row.tx.as_deref().unwrap_or_default(), amount))
 }
 
 async fn attempt(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
@@ -106,7 +106,7 @@ async fn attempt(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
     let amount = Micros(row.amount.unwrap_or(0));
     let settled = match amount {
         // `upto` for a free request: nothing moves.
-        Micros::ZERO => Ok(Receipt { success: true, transaction: String::new(), network: payment.network.clone(), payer: payment.payer.clone(), amount: "0".into() }),
+        Micros::ZERO => Ok(Receipt::of(&payment, true, "", amount)),
         _ => match Facilitator::from_env(&ledger.env) {
             Some(facilitator) => facilitator.settle(&payment, amount).await,
             None => Err("X402_FACILITATOR_URL is not configured".into()),
@@ -122,7 +122,7 @@ async fn attempt(ledger: &Ledger, row: &PaymentRow) -> Result<Receipt, String> {
             // after /settle, or someone else submitted the authorization) is
             // refused again; the chain says whether it paid us.
             if let Some(transaction) = paid_on_chain(ledger, &payment, amount).await {
-                let receipt = Receipt { success: true, transaction, network: payment.network.clone(), payer: payment.payer.clone(), amount: base_units(amount) };
+                let receipt = Receipt::of(&payment, true, &transaction, amount);
                 book(ledger, row, &payment, amount, &receipt).map_err(|e| e.to_string())?;
                 return Ok(receipt);
             }
@@ -204,6 +204,5 @@ pub async fn cover_upstream_limit(ledger: &Ledger, user_id: &str) -> Result<(), 
     let store = ledger.store();
     let storage = |e: worker::Error| dexto_shared::error::GatewayError::Internal(format!("wallet: {e}"));
     let balance = Micros(store.wallet().map_err(storage)?.map_or(0, |w| w.balance));
-    let room = balance.max(Micros::ZERO).saturating_add(store.x402_held_total().map_err(storage)?);
-    openrouter_keys::sync_limit(&ledger.env, user_id, room).await
+    openrouter_keys::sync_limit(&ledger.env, user_id, store.upstream_room(balance).map_err(storage)?).await
 }

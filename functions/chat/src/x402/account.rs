@@ -1,55 +1,57 @@
 //! The account a keyless payer's calls are booked on: the one its address
 //! belongs to — the same wallet a Sign-In with Ethereum of that address
-//! opens — created on first payment like a first sign-in creates it.
+//! opens — created on first payment like a first sign-in creates it; and
+//! the claim of each authorization for that account.
 
 use dexto_shared::chain::Address;
-use dexto_shared::error::GatewayError;
 use dexto_shared::db;
+use dexto_shared::error::GatewayError;
 use dexto_shared::{session, siwe_auth};
 use worker::Env;
 
-/// Read from D1 on every paid call (no isolate cache): an address's owner
-/// changes when it is unlinked, and a stale owner would book the call on
-/// the wrong account.
-pub async fn for_address(env: &Env, address: &Address) -> Result<String, GatewayError> {
-    let user_id = match siwe_auth::owner(env, address).await? {
-        Some(owner) => owner,
-        None => {
-            let id = siwe_auth::wallet_first_id(address);
-            session::ensure_user(env, &id, "").await?;
-            // A concurrent first payment or sign-in may have linked it first:
-            // `link` then reports the owner it found.
-            match siwe_auth::link(env, &id, address).await {
-                Ok(()) => id,
-                Err(GatewayError::Conflict(_)) => siwe_auth::owner(env, address).await?.ok_or_else(|| GatewayError::Internal("address owner vanished".into()))?,
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    Ok(user_id)
-}
-
-/// Claims the authorization `reference` for `user_id` before its call is
-/// served: one authorization pays for one account's call, whichever
-/// account its address belongs to by the time it is presented again.
-pub async fn claim(env: &Env, reference: &str, user_id: &str) -> Result<(), GatewayError> {
+/// The payer's account, with the authorization `reference` claimed for it
+/// before its call is served: one authorization pays for one account's
+/// call, whichever account its address belongs to by the time it is
+/// presented again. One D1 statement for an address seen before (its owner
+/// is read in the claim itself, fresh: no isolate cache, since an unlinked
+/// address must not book on its old owner); a first payment also creates
+/// the wallet-first account and links the address, as a first sign-in does.
+pub async fn claim(env: &Env, address: &Address, reference: &str) -> Result<String, GatewayError> {
     #[derive(serde::Deserialize)]
     struct Claimed {
-        user_id: String,
+        claimed_for: String,
+        owner: Option<String>,
     }
-    let claimed: Option<Claimed> = db::returning(
+    let first = siwe_auth::wallet_first_id(address);
+    let claimed: Claimed = db::returning(
         &db::database(env)?,
-        "INSERT INTO x402_claims (reference, user_id, claimed_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT(reference) DO UPDATE SET reference = excluded.reference RETURNING user_id",
-        &[reference.into(), user_id.into(), db::ms(dexto_shared::http::now_ms())],
+        "INSERT INTO x402_claims (reference, user_id, claimed_at)
+         VALUES (?1, COALESCE((SELECT user_id FROM wallet_addresses WHERE address = ?2), ?3), ?4)
+         ON CONFLICT(reference) DO UPDATE SET reference = excluded.reference
+         RETURNING user_id AS claimed_for, (SELECT user_id FROM wallet_addresses WHERE address = ?2) AS owner",
+        &[reference.into(), address.checksummed().into(), first.as_str().into(), db::ms(dexto_shared::http::now_ms())],
     )
-    .await?;
-    match claimed {
-        Some(c) if c.user_id == user_id => Ok(()),
-        _ => Err(GatewayError::PaymentRefused {
-            code: "x402_replayed",
-            message: "This payment authorization was already presented for another request; sign a new one for this request.".into(),
-        }),
+    .await?
+    .ok_or_else(|| GatewayError::Internal("x402 claim returned nothing".into()))?;
+    let owner = match claimed.owner {
+        Some(owner) => owner,
+        None => link_first(env, address, &first).await?,
+    };
+    if claimed.claimed_for != owner {
+        return Err(dexto_shared::x402::replayed());
+    }
+    Ok(owner)
+}
+
+/// A first payment from `address`: its wallet-first account, linked. A
+/// concurrent first payment or sign-in may have linked it first: `link`
+/// then reports the owner it found.
+async fn link_first(env: &Env, address: &Address, first: &str) -> Result<String, GatewayError> {
+    session::ensure_user(env, first, "").await?;
+    match siwe_auth::link(env, first, address).await {
+        Ok(()) => Ok(first.to_string()),
+        Err(GatewayError::Conflict(_)) => siwe_auth::owner(env, address).await?.ok_or_else(|| GatewayError::Internal("address owner vanished".into())),
+        Err(e) => Err(e),
     }
 }
 
@@ -58,16 +60,8 @@ pub async fn claim(env: &Env, reference: &str, user_id: &str) -> Result<(), Gate
 /// is what refuses the authorization.
 const CLAIM_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Drops claims older than `CLAIM_KEPT_MS` (the hourly cron); how many.
-pub async fn prune_claims(env: &Env) -> Result<usize, GatewayError> {
+/// Drops claims older than `CLAIM_KEPT_MS` (the hourly cron).
+pub async fn prune_claims(env: &Env) -> Result<(), GatewayError> {
     let cutoff = dexto_shared::http::now_ms() - CLAIM_KEPT_MS;
-    let database = db::database(env)?;
-    let result = database
-        .prepare("DELETE FROM x402_claims WHERE claimed_at < ?1")
-        .bind(&[db::ms(cutoff)])
-        .map_err(|e| GatewayError::Internal(format!("x402 claims: {e}")))?
-        .run()
-        .await
-        .map_err(|e| GatewayError::Internal(format!("x402 claims: {e}")))?;
-    Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0))
+    db::run_idempotent(&db::database(env)?, "DELETE FROM x402_claims WHERE claimed_at < ?1", &[db::ms(cutoff)]).await
 }

@@ -83,13 +83,7 @@ impl Facilitator {
             let reason = reply["errorReason"].as_str().or(reply["errorMessage"].as_str()).or(reply["error"].as_str()).unwrap_or("no reason given");
             return Err(format!("/settle {status}: {reason}"));
         }
-        Ok(Receipt {
-            success: true,
-            transaction: reply["transaction"].as_str().unwrap_or_default().to_string(),
-            network: reply["network"].as_str().unwrap_or(&payment.network).to_string(),
-            payer: payment.payer.clone(),
-            amount: dexto_shared::x402::base_units(amount),
-        })
+        Ok(Receipt::of(payment, true, reply["transaction"].as_str().unwrap_or_default(), amount))
     }
 
     /// The account that submits `upto` settlements (signed into each permit),

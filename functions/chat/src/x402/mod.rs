@@ -112,8 +112,7 @@ pub async fn authorize(headers: &Headers, env: &Env, keyless: &Keyless, hold: Mi
             }
         }
     }
-    let user_id = account::for_address(env, &payment.payer).await?;
-    account::claim(env, &payment.reference(), &user_id).await?;
+    let user_id = account::claim(env, &payment.payer, &payment.reference()).await?;
     Ok(Paid {
         caller: Caller {
             user_id,

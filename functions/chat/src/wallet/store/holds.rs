@@ -36,10 +36,12 @@ impl Store {
         Ok(Micros(self.held()?.values().filter(|h| h.key_id != X402_KEY_ID).map(|h| h.amount.0).sum()))
     }
 
-    /// Open keyless holds total: what the upstream key's limit must leave
-    /// room for beyond the balance.
-    pub fn x402_held_total(&self) -> Result<Micros> {
-        Ok(Micros(self.held()?.values().filter(|h| h.key_id == X402_KEY_ID).map(|h| h.amount.0).sum()))
+    /// What the upstream key may spend beyond what it has spent: the
+    /// balance, plus the open keyless holds (their x402 payments, not the
+    /// balance, pay for them).
+    pub fn upstream_room(&self, balance: Micros) -> Result<Micros> {
+        let keyless = Micros(self.held()?.values().filter(|h| h.key_id == X402_KEY_ID).map(|h| h.amount.0).sum());
+        Ok(balance.max(Micros::ZERO).saturating_add(keyless))
     }
 
     /// Whether the open hold `request_id` is a keyless (x402) one.
