@@ -9,6 +9,16 @@
 #        UPSTREAM_KEY   the upstream key the floor sends
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# Two of wrangler's local dev tools cost CPU per request that the deployed
+# platform does not charge to a Worker, so they are off unless asked for, for
+# the stack and the bench's floor alike (docs/ARCHITECTURE.md, "Benchmark"):
+# - the trace collector (its dev UI's traces) runs inside the same workerd
+#   process as our Workers and takes every tail event of every invocation,
+#   log line and binding call: about a third of the gateway's local CPU;
+# - the debug log file: wrangler copies every log line there with a mkdir,
+#   an open and a close each. Log lines still reach wrangler's output.
+export X_LOCAL_OBSERVABILITY="${X_LOCAL_OBSERVABILITY:-false}"
+export WRANGLER_WRITE_LOGS="${WRANGLER_WRITE_LOGS:-false}"
 RUN_DIR="$(mkdir -p "$1" && cd "$1" && pwd)"
 PORT="$2"
 SRC="$ROOT/tools/bench-floor"

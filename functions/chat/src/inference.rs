@@ -121,7 +121,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     };
     let client = ClientMeta::from_headers(req.headers());
     // Test hooks (DEXTO_TEST_HOOKS=1 only): an owner that dies, a clock moved on.
-    let hooks = env.var("DEXTO_TEST_HOOKS").is_ok_and(|v| v.to_string() == "1");
+    let hooks = config.test_hooks;
     let hook = |name: &str| req.headers().get(name).ok().flatten().filter(|_| hooks).and_then(|v| v.parse::<i64>().ok());
     let die_after_events = hook("X-Dexto-Test-Die-After-Events").map(|n| n as u64);
     let now_for_limits = started_ms + hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0);
