@@ -68,7 +68,7 @@ impl Exchange {
         if self.generation_noted.get() {
             return;
         }
-        match self.ledger.store().set_generation(&self.terms.request_id, id) {
+        match self.ledger.generation_ids.put(&self.terms.request_id, id) {
             Ok(()) => self.generation_noted.set(true),
             Err(e) => dexto_shared::log::event("hold.generation_unrecorded", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()})),
         }

@@ -3,6 +3,7 @@
 //! change, the alarm, and the set of exchanges running in this incarnation of
 //! the object. Cloned into the exchange's stream pump and the projection task.
 
+use super::generation_ids::GenerationIds;
 use super::outbox::{self, LedgerEntry};
 use super::store::Store;
 use super::key_use;
@@ -49,6 +50,8 @@ pub struct Ledger {
     store: Rc<Store>,
     /// Streams running or recently ended, for readers that reattach.
     pub replays: Replays,
+    /// Running exchanges' generation ids, for the sweep.
+    pub generation_ids: Rc<GenerationIds>,
     pub env: Env,
     flushing: Rc<Cell<bool>>,
     /// Request ids whose exchange runs in this incarnation. In-memory on
@@ -71,8 +74,13 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(state: State, env: Env, x402_step: Step) -> Ledger {
+        // The raw storage object too: writes with options (generation_ids.rs).
+        let raw = state._inner();
+        let storage = raw.storage().map(wasm_bindgen::JsValue::from).expect("object storage");
+        let state = State::from(raw);
         Ledger {
             store: Rc::new(Store::open(state.storage().sql()).expect("wallet schema")),
+            generation_ids: Rc::new(GenerationIds::new(storage)),
             state: Rc::new(state),
             replays: Replays::default(),
             env,
@@ -129,9 +137,11 @@ impl Ledger {
         let reference = format!("usage:{}", usage.request_id);
         if let Some(balance) = store.applied(&reference)? {
             store.drop_hold(&usage.request_id)?;
+            self.generation_ids.forget(&usage.request_id)?;
             return Ok(SettleOutcome { balance, replay: true });
         }
         store.drop_hold(&usage.request_id)?;
+        self.generation_ids.forget(&usage.request_id)?;
         // Same turn as the debit: a keyless charge's payment falls due for it.
         if usage.key_id == X402_KEY_ID && store.x402_fall_due(&usage.request_id, usage.user_price)?.is_some() {
             self.x402_waiting.set(Some(true));
@@ -166,6 +176,7 @@ impl Ledger {
         if store.is_x402_hold(request_id)? {
             store.x402_release(request_id)?;
         }
+        self.generation_ids.forget(request_id)?;
         store.drop_hold(request_id)
     }
 

@@ -9,6 +9,7 @@
 
 mod client_pipe;
 mod exchange;
+mod generation_ids;
 mod held;
 mod key_use;
 mod ledger;

@@ -82,8 +82,14 @@ async fn settle_one(ledger: &Ledger, config: &Config, hold: &OpenHold, report: &
         return Ok(());
     };
     let terms: ExchangeTerms = serde_json::from_str(&row.terms).map_err(|e| e.to_string())?;
-    let mut outcome = Outcome { generation_id: row.generation_id.clone(), cancelled: true, ..Outcome::default() };
-    let charge = match &row.generation_id {
+    // Recorded in the key-value storage (generation_ids.rs); objects before it
+    // kept the id in the exchange's row.
+    let generation_id = match row.generation_id {
+        Some(id) => Some(id),
+        None => ledger.generation_ids.get(&hold.request_id).await.map_err(|e| e.to_string())?,
+    };
+    let mut outcome = Outcome { generation_id: generation_id.clone(), cancelled: true, ..Outcome::default() };
+    let charge = match &generation_id {
         Some(id) => match upstream::generation(&ledger.env, config, &terms.user_id, id).await {
             Ok(Some((usage, cancelled))) => {
                 outcome.usage = Some(usage);
@@ -106,6 +112,10 @@ async fn settle_one(ledger: &Ledger, config: &Config, hold: &OpenHold, report: &
     };
     let record = metering::record(&terms, &outcome, &charge);
     let settled = ledger.settle(&record).map_err(|e| e.to_string())?;
+    if generation_id.is_some() {
+        // Written by an earlier incarnation, which this one does not know of.
+        ledger.generation_ids.remove(&hold.request_id).map_err(|e| e.to_string())?;
+    }
     if settled.replay {
         return Ok(());
     }

@@ -111,14 +111,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_generation(&self, request_id: &str, generation_id: &str) -> Result<()> {
-        self.sql.exec(
-            "UPDATE exchanges SET generation_id = ? WHERE request_id = ? AND generation_id IS NULL",
-            vec![generation_id.into(), request_id.into()],
-        )?;
-        Ok(())
-    }
-
     pub fn exchange(&self, request_id: &str) -> Result<Option<ExchangeRow>> {
         let rows: Vec<ExchangeRow> = self
             .sql
