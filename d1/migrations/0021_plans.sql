@@ -31,6 +31,7 @@ CREATE TABLE user_plans (
     period_end       INTEGER,
     grace_until      INTEGER,
     next_plan_id     TEXT,
+    expired_end      INTEGER,                    -- the last period end whose expiry was applied
     updated_at       INTEGER NOT NULL
 );
 CREATE INDEX user_plans_period_end ON user_plans (period_end);

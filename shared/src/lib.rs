@@ -55,4 +55,4 @@ pub mod x402;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, direct_keys, evm_rpc, findings, http, keystore, log, openrouter_keys, plan_store, session, siwe_auth, throttle, wallet_client};
+pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, direct_keys, evm_rpc, findings, http, keystore, log, openrouter_keys, plan_periods, plan_store, session, siwe_auth, throttle, wallet_client};

@@ -3,6 +3,7 @@
 //! period grants from `invoice.paid` once per invoice, expiry and rollover
 //! at period end (the admin period pass with the local test clock).
 
+use integration_tests::stripe_fixtures::id;
 use integration_tests::{start, Stack};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -47,4 +48,244 @@ fn plans_are_data_an_operator_defines() {
     assert!(!plans(s).iter().any(|p| p["id"] == "crud-pro"));
     // The admin token is required.
     assert_eq!(integration_tests::get(&format!("{}/admin/plans", s.base)).status, 401);
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Defines (or redefines) a plan: `included` and `rollover_cap` in USD text.
+fn define(s: &Stack, id: &str, cents: i64, included: &str, rollover_cap: Option<&str>) -> String {
+    let price = format!("price_{id}");
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": id, "name": id, "stripe_price_id": price, "price_cents": cents,
+        "included_usd": included, "rollover": rollover_cap.is_some(), "rollover_cap_usd": rollover_cap.unwrap_or("0")})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    price
+}
+
+/// An `invoice.paid` as Stripe sends it for a subscription period (seconds in the line's period).
+fn invoice_paid(user: &str, sub: &str, price: &str, cents: i64, start_ms: i64, end_ms: i64) -> Value {
+    json!({"id": id("evt_"), "object": "event", "type": "invoice.paid", "created": start_ms / 1000, "data": {"object": {
+        "id": id("in_"), "object": "invoice", "customer": "cus_plans", "amount_paid": cents, "currency": "usd",
+        "billing_reason": "subscription_cycle", "status": "paid",
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": sub, "metadata": {"user_id": user}}},
+        "lines": {"data": [{"id": id("il_"), "object": "line_item", "amount": cents, "currency": "usd",
+            "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_plans"}},
+            "period": {"start": start_ms / 1000, "end": end_ms / 1000}}]}}}})
+}
+
+fn subscription_updated(sub: &str, price: &str, cancel_at_period_end: bool, created_ms: i64) -> Value {
+    json!({"id": id("evt_"), "object": "event", "type": "customer.subscription.updated", "created": created_ms / 1000, "data": {"object": {
+        "id": sub, "object": "subscription", "status": "active", "cancel_at_period_end": cancel_at_period_end,
+        "items": {"data": [{"id": id("si_"), "object": "subscription_item", "price": {"id": price, "object": "price"}}]}}}})
+}
+
+fn outcome(s: &Stack, event: &Value) -> String {
+    let r = s.webhook(event, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["outcome"].as_str().unwrap_or("").to_string()
+}
+
+/// (included, purchased) in micro-USD, after checking Σ ledger == balance per bucket.
+fn buckets(s: &Stack, user: &str) -> (i64, i64) {
+    let u = s.user(user);
+    assert_eq!(u["ledger_totals"]["net_micros"], u["balance_micros"], "Σ ledger == balance: {u:#}");
+    assert_eq!(u["ledger_totals"]["included_net_micros"], u["included_micros"], "Σ ledger == balance, included: {u:#}");
+    let included = u["included_micros"].as_i64().unwrap();
+    assert!(included >= 0, "{u:#}");
+    (included, u["purchased_micros"].as_i64().unwrap())
+}
+
+/// The period pass for `users` as of the test clock (scoped: the tests of
+/// this file share a stack and run at once).
+fn run_periods(s: &Stack, users: &[&str], as_of_ms: i64) -> Value {
+    let mut last = Value::Null;
+    for user in users {
+        last = run_period(s, user, as_of_ms);
+    }
+    last
+}
+
+fn run_period(s: &Stack, user: &str, as_of_ms: i64) -> Value {
+    let r = s.admin("POST", "/admin/plans/periods", Some(json!({"as_of_ms": as_of_ms, "user_id": user})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn plan_state(s: &Stack, user: &str) -> Value {
+    s.user(user)["plan"].clone()
+}
+
+fn small_chat(s: &Stack, key: &str) {
+    let r = s.chat(key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn a_period_is_granted_once_per_invoice_and_spent_before_purchased_credit() {
+    let s = stack();
+    let price = define(s, "t-grant", 1000, "10", None);
+    let u = s.new_user("1");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let paid = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + 29 * DAY_MS);
+    assert_eq!(outcome(s, &paid), "granted");
+    // Redelivered, and the same invoice under another event id: one grant.
+    assert_eq!(outcome(s, &paid), "already_granted");
+    let mut again = paid.clone();
+    again["id"] = json!(id("evt_"));
+    assert_eq!(outcome(s, &again), "already_granted");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 1_000_000));
+    let grants = s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_grant'", u.id));
+    assert_eq!(grants, vec![json!({"amount_micros": 10_000_000, "included_micros": 10_000_000})]);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-grant");
+    // Never for less than the price, another currency, or a proration invoice.
+    let mut short = invoice_paid(&u.id, &sub, &price, 999, now, now + DAY_MS);
+    assert_eq!(outcome(s, &short), "needs_review");
+    short = invoice_paid(&u.id, &sub, &price, 1000, now, now + DAY_MS);
+    short["data"]["object"]["currency"] = json!("eur");
+    assert_eq!(outcome(s, &short), "needs_review");
+    short = invoice_paid(&u.id, &sub, &price, 1000, now, now + DAY_MS);
+    short["data"]["object"]["billing_reason"] = json!("subscription_update");
+    assert_eq!(outcome(s, &short), "ignored");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 1_000_000));
+
+    // A charge spends included credit first; purchased credit is untouched.
+    small_chat(s, &u.key);
+    let user = s.books_balanced(&u.id, 1);
+    let (included, purchased) = buckets(s, &u.id);
+    let price_paid = 10_000_000 - included;
+    assert!(price_paid > 0 && purchased == 1_000_000, "{user:#}");
+    let usage = s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'usage'", u.id));
+    assert_eq!(usage, vec![json!({"amount_micros": -price_paid, "included_micros": -price_paid})]);
+}
+
+#[test]
+fn a_charge_larger_than_the_included_credit_left_takes_the_rest_from_purchased() {
+    let s = stack();
+    let price = define(s, "t-tiny", 100, "0.000001", None);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 100, now - DAY_MS, now + DAY_MS)), "granted");
+    assert_eq!(buckets(s, &u.id), (1, 1_000_000));
+    small_chat(s, &u.key);
+    s.books_balanced(&u.id, 1);
+    let (included, purchased) = buckets(s, &u.id);
+    let usage = &s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'usage'", u.id))[0];
+    let charged = -usage["amount_micros"].as_i64().unwrap();
+    assert!(charged > 1, "{usage}");
+    assert_eq!((usage["included_micros"].as_i64(), included, purchased), (Some(-1), 0, 1_000_000 - (charged - 1)));
+}
+
+#[test]
+fn the_period_end_expires_included_credit_and_rollover_keeps_up_to_its_cap() {
+    let s = stack();
+    let rolling = define(s, "t-roll", 1000, "10", Some("3"));
+    let plain = define(s, "t-plain", 1000, "10", None);
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let (start, end) = (now - DAY_MS, now + DAY_MS);
+    let (a, b) = (s.new_user("2"), s.new_user("2"));
+    let (sub_a, sub_b) = (id("sub_"), id("sub_"));
+    assert_eq!(outcome(s, &invoice_paid(&a.id, &sub_a, &rolling, 1000, start, end)), "granted");
+    assert_eq!(outcome(s, &invoice_paid(&b.id, &sub_b, &plain, 1000, start, end)), "granted");
+    small_chat(s, &a.key);
+    s.books_balanced(&a.id, 1);
+    // Not yet: the period has not ended.
+    run_periods(s, &[&a.id, &b.id], end - 1);
+    let left = buckets(s, &a.id).0;
+    assert!(left < 10_000_000 && left > 3_000_000, "{left}");
+    assert_eq!(buckets(s, &b.id), (10_000_000, 2_000_000));
+    // At the period end: the rolling plan keeps its cap, the other nothing; purchased credit stays.
+    run_periods(s, &[&a.id, &b.id], end);
+    assert_eq!(buckets(s, &a.id), (3_000_000, 2_000_000));
+    assert_eq!(buckets(s, &b.id), (0, 2_000_000));
+    // Once: another pass, and the renewal's own expiry of that period, change nothing but the new grant.
+    run_periods(s, &[&a.id, &b.id], end + 1);
+    assert_eq!(outcome(s, &invoice_paid(&a.id, &sub_a, &rolling, 1000, end, end + 30 * DAY_MS)), "granted");
+    assert_eq!(buckets(s, &a.id), (13_000_000, 2_000_000));
+    let expiries = s.d1(&format!("SELECT COUNT(*) AS n FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_expiry'", a.id));
+    assert_eq!(expiries[0]["n"], 1);
+    // A renewal that arrives before the pass expires the old period itself, then grants.
+    assert_eq!(outcome(s, &invoice_paid(&b.id, &sub_b, &plain, 1000, end, end + 30 * DAY_MS)), "granted");
+    assert_eq!(buckets(s, &b.id), (10_000_000, 2_000_000));
+    let c = s.new_user("0");
+    let sub_c = id("sub_");
+    outcome(s, &invoice_paid(&c.id, &sub_c, &rolling, 1000, start, end));
+    assert_eq!(outcome(s, &invoice_paid(&c.id, &sub_c, &rolling, 1000, end, end + 30 * DAY_MS)), "granted");
+    assert_eq!(buckets(s, &c.id), (13_000_000, 0), "3 rolled over, 10 granted");
+    run_periods(s, &[&c.id], end + 1);
+    assert_eq!(buckets(s, &c.id), (13_000_000, 0), "the pass finds that period expired");
+}
+
+#[test]
+fn an_upgrade_grants_the_prorated_difference_once_and_a_downgrade_waits_for_the_period_end() {
+    let s = stack();
+    let basic = define(s, "t-basic", 1000, "10", None);
+    let pro = define(s, "t-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, start, end)), "granted");
+    let upgrade = subscription_updated(&sub, &pro, false, now);
+    assert_eq!(outcome(s, &upgrade), "upgraded");
+    let expected = dexto_shared::plans::period::upgrade_grant(
+        dexto_shared::money::Micros(10_000_000), dexto_shared::money::Micros(40_000_000), start, end, now);
+    assert_eq!(expected.0, 20_000_000, "two thirds of the period left");
+    assert_eq!(buckets(s, &u.id), (10_000_000 + expected.0, 0));
+    // Redelivered, or the same upgrade reported again later in the period: once.
+    outcome(s, &upgrade);
+    outcome(s, &subscription_updated(&sub, &pro, false, now + DAY_MS));
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0));
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-pro");
+    // A downgrade waits: same plan and credit until the next invoice, which grants the lower plan.
+    assert_eq!(outcome(s, &subscription_updated(&sub, &basic, false, now + DAY_MS)), "downgrade_at_period_end");
+    let state = plan_state(s, &u.id);
+    assert_eq!((state["plan_id"].as_str(), state["next_plan_id"].as_str()), (Some("t-pro"), Some("t-basic")));
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0));
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, end, end + 30 * DAY_MS)), "granted");
+    let state = plan_state(s, &u.id);
+    assert_eq!((state["plan_id"].as_str(), state["next_plan_id"].as_str()), (Some("t-basic"), None));
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0), "the pro period expired, the basic one granted");
+}
+
+#[test]
+fn a_failed_renewal_is_past_due_for_the_grace_then_the_free_plan() {
+    let s = stack();
+    let price = define(s, "t-grace", 1000, "10", Some("10"));
+    let u = s.new_user("1");
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, end)), "granted");
+    let failed = json!({"id": id("evt_"), "type": "invoice.payment_failed", "created": end / 1000, "data": {"object": {
+        "id": id("in_"), "object": "invoice", "amount_paid": 0, "amount_due": 1000, "currency": "usd", "billing_reason": "subscription_cycle",
+        "parent": {"subscription_details": {"subscription": sub, "metadata": {"user_id": u.id}}}}}});
+    assert_eq!(outcome(s, &failed), "past_due");
+    let state = plan_state(s, &u.id);
+    let grace = end + 7 * DAY_MS;
+    assert_eq!((state["status"].as_str(), state["grace_until"].as_i64()), (Some("past_due"), Some(grace)), "documented default: 7 days");
+    // During the grace: still on the plan (its period ended: rollover applies).
+    run_periods(s, &[&u.id], grace - 1);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-grace");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 1_000_000));
+    // After it: the free plan, no included credit left; purchased credit kept.
+    assert_eq!(run_periods(s, &[&u.id], grace)["ended"].as_u64().map(|n| n >= 1), Some(true));
+    let state = plan_state(s, &u.id);
+    assert_eq!((state["plan_id"].as_str(), state["status"].as_str()), (Some("free"), Some("active")));
+    assert_eq!(buckets(s, &u.id), (0, 1_000_000));
+}
+
+#[test]
+fn a_cancellation_takes_effect_at_the_period_end() {
+    let s = stack();
+    let price = define(s, "t-cancel", 1000, "10", None);
+    let u = s.new_user("0");
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, end));
+    assert_eq!(outcome(s, &subscription_updated(&sub, &price, true, now)), "cancel_at_period_end");
+    run_periods(s, &[&u.id], end - 1);
+    assert_eq!((plan_state(s, &u.id)["status"].as_str(), buckets(s, &u.id).0), (Some("canceling"), 10_000_000));
+    run_periods(s, &[&u.id], end);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "free");
+    assert_eq!(buckets(s, &u.id), (0, 0));
 }

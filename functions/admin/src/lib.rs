@@ -50,6 +50,7 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
         (Method::Get, ["admin", "models"]) => models::list(env).await,
         (Method::Get, ["admin", "plans"]) => plans::list(env).await,
         (Method::Post, ["admin", "plans"]) => plans::put(req, env, &ctx).await,
+        (Method::Post, ["admin", "plans", "periods"]) => plans::run_periods(req, env, &ctx).await,
         (Method::Delete, ["admin", "plans", id]) => plans::delete(env, &ctx, id).await,
         (Method::Get, ["admin", "audit"]) => audit_api::list(req, env).await,
         (Method::Get, ["admin", "metrics"]) => metrics::show(req, env).await,

@@ -43,3 +43,20 @@ pub async fn delete(env: &Env, ctx: &AuditCtx, id: &str) -> AdminResult {
     audit(env, ctx, "plan.delete", id, json!({})).await?;
     ok(200, &json!({"deleted": id}))
 }
+
+/// `POST /admin/plans/periods {"as_of_ms"?, "user_id"?}`: runs the
+/// period-end pass now (as the hourly cron does), for every user due or one. `as_of_ms` — the tests' clock hook — is
+/// honoured only where `PLAN_TEST_CLOCK = "1"` (local test stacks).
+pub async fn run_periods(req: &mut Request, env: &Env, ctx: &AuditCtx) -> AdminResult {
+    let body = json_body(req).await?;
+    let test_clock = env.var("PLAN_TEST_CLOCK").is_ok_and(|v| v.to_string() == "1");
+    let now = match body.get("as_of_ms").and_then(serde_json::Value::as_i64) {
+        Some(_) if !test_clock => return Err(GatewayError::BadRequest("`as_of_ms` is accepted only by local test stacks.".into())),
+        Some(at) => at,
+        None => now_ms(),
+    };
+    let user = body.get("user_id").and_then(serde_json::Value::as_str);
+    let (expired, ended) = dexto_shared::plan_periods::run(env, now, user).await?;
+    audit(env, ctx, "plan.periods", "periods", json!({"as_of_ms": now, "expired": expired, "ended": ended})).await?;
+    ok(200, &json!({"expired": expired, "ended": ended}))
+}

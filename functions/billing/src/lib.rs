@@ -10,6 +10,7 @@ mod crypto;
 mod events;
 mod history;
 mod payments;
+mod plans;
 mod reconcile;
 mod stripe_api;
 mod webhook;

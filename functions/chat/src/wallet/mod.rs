@@ -14,6 +14,7 @@ mod key_use;
 mod ledger;
 mod outbox;
 mod pipe;
+mod plan_step;
 mod prompt_memory;
 mod rate_limit;
 mod replay;
@@ -77,6 +78,7 @@ impl DurableObject for WalletDO {
             "/release" => self.release(body(&mut req).await?),
             "/credit" => self.credit(body(&mut req).await?).await,
             "/adjust" => self.adjust(body(&mut req).await?).await,
+            "/plan" => self.plan(body(&mut req).await?).await,
             "/status" => self.change_status(body(&mut req).await?).await,
             "/caps" => self.caps(body(&mut req).await?).await,
             "/state" => self.snapshot().await,
@@ -116,12 +118,13 @@ impl WalletDO {
         #[derive(serde::Deserialize)]
         struct Known {
             balance_micros: Option<i64>,
+            included_micros: Option<i64>,
             version: Option<i64>,
             status: String,
         }
         let known: Option<Known> = db
             .prepare(
-                "SELECT b.balance_micros, b.version, u.status FROM users u
+                "SELECT b.balance_micros, b.included_micros, b.version, u.status FROM users u
                  LEFT JOIN balances b ON b.user_id = u.id WHERE u.id = ?1",
             )
             .bind(&[user_id.into()])?
@@ -146,6 +149,7 @@ impl WalletDO {
         self.store.init_wallet(
             user_id,
             Micros(known.balance_micros.unwrap_or(0)),
+            Micros(known.included_micros.unwrap_or(0)),
             known.version.unwrap_or(0),
             known.status == "suspended",
             &revoked,
@@ -275,7 +279,7 @@ impl WalletDO {
                 return answer(Micros(self.store.wallet()?.map_or(0, |w| w.balance)), replay, Some(refusal));
             }
         }
-        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment };
+        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment, included: Micros::ZERO };
         let balance = self.apply_money(&c, &req.reference, req.amount)?;
         answer(balance, false, None)
     }
@@ -294,7 +298,7 @@ impl WalletDO {
             let balance = Micros(self.store.wallet()?.map_or(0, |w| w.balance));
             return reply(&CreditOutcome { balance, replay: true });
         }
-        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment };
+        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment, included: Micros::ZERO };
         let balance = self.apply_money(&c, &reference, delta)?;
         self.store.set_adjusted(&req.group, req.cumulative)?;
         reply(&CreditOutcome { balance, replay: false })
@@ -302,6 +306,19 @@ impl WalletDO {
 
     fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
         self.ledger.apply_money(c, reference, amount)
+    }
+
+    /// Moves of the included bucket, in one synchronous turn (no `.await`
+    /// after the wallet is ensured): a renewal's expiry and grant cannot be
+    /// split by a settlement, and each step is applied once by reference.
+    async fn plan(&self, req: PlanRequest) -> Result<Response> {
+        self.ensure_wallet(&req.user_id).await?;
+        let mut moved = Vec::with_capacity(req.steps.len());
+        for step in &req.steps {
+            moved.push(plan_step::apply(self, &req, step)?);
+        }
+        let wallet = self.store.wallet()?.ok_or("wallet missing")?;
+        reply(&PlanOutcome { balance: Micros(wallet.balance), included: Micros(wallet.included), moved })
     }
 
     /// Sets or removes a spend cap; answers every cap with its use now.
@@ -334,6 +351,7 @@ impl WalletDO {
         let Some(wallet) = self.store.wallet()? else {
             return reply(&WalletState {
                 balance: Micros::ZERO,
+                included: Micros::ZERO,
                 available: Micros::ZERO,
                 open_holds: vec![],
                 pending_outbox: 0,
@@ -345,6 +363,7 @@ impl WalletDO {
         let held = self.store.held_total()?;
         reply(&WalletState {
             balance: Micros(wallet.balance),
+            included: Micros(wallet.included),
             available: Micros(wallet.balance).saturating_sub(held),
             open_holds: self.store.open_holds()?,
             pending_outbox: self.store.outbox_len()?,
