@@ -244,8 +244,9 @@ pub enum PlanStep {
     Grant { reference: String, amount: Micros, reason: String },
     /// A period end: what is not kept (rollover) nor held expires.
     Expire { reference: String, keep: Micros },
-    /// A refunded or lost-dispute plan invoice: its grant, as far as unspent.
-    TakeBack { reference: String, granted: Micros },
+    /// A refunded or lost-dispute plan invoice: its grant (up to a cumulative
+    /// `target`), as far as unspent; applied once per `<group>:<target>`.
+    TakeBack { group: String, target: Micros },
 }
 
 /// What `/plan` answers: the buckets after, and per step the amount it moved

@@ -289,3 +289,32 @@ fn a_cancellation_takes_effect_at_the_period_end() {
     assert_eq!(plan_state(s, &u.id)["plan_id"], "free");
     assert_eq!(buckets(s, &u.id), (0, 0));
 }
+
+#[test]
+fn a_refunded_plan_invoice_takes_back_its_unspent_included_credit_only() {
+    let s = stack();
+    let price = define(s, "t-refund", 1000, "10", None);
+    let u = s.new_user("1");
+    let (sub, pi) = (id("sub_"), id("pi_"));
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let mut paid = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["payment_intent"] = json!(pi);
+    assert_eq!(outcome(s, &paid), "granted");
+    small_chat(s, &u.key);
+    s.books_balanced(&u.id, 1);
+    let (left, purchased) = buckets(s, &u.id);
+    assert!(left < 10_000_000 && purchased == 1_000_000);
+    // Half refunded: half of the grant goes back (all of it was still there, but for the spend).
+    let charge = id("ch_");
+    let refund = |cents: i64| integration_tests::stripe_fixtures::charge_event("charge.refunded", &pi, json!({"id": charge, "amount": 1000, "amount_refunded": cents, "refunded": cents == 1000}));
+    let half = refund(500);
+    assert_eq!(outcome(s, &half), "included_taken_back");
+    assert_eq!(outcome(s, &half), "already_taken_back", "redelivered");
+    assert_eq!(buckets(s, &u.id), (left - 5_000_000, 1_000_000));
+    // The rest: what is unspent goes back; spent credit is not taken from purchased credit.
+    assert_eq!(outcome(s, &refund(1000)), "included_taken_back");
+    assert_eq!(buckets(s, &u.id), (0, 1_000_000));
+    let rows = s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_take_back' ORDER BY seq", u.id));
+    assert_eq!(rows, vec![json!({"amount_micros": -5_000_000, "included_micros": -5_000_000}), json!({"amount_micros": -(left - 5_000_000), "included_micros": -(left - 5_000_000)})]);
+    assert_eq!(s.user(&u.id)["payments"].as_array().unwrap().iter().find(|p| p["id"] == paid["data"]["object"]["id"]).unwrap()["status"], "refunded");
+}

@@ -143,6 +143,9 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
     };
     // `amount_refunded` is cumulative; the wallet applies only what is new.
     let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0);
+    if tx.kind == crate::plans::PLAN_INVOICE {
+        return crate::plans::take_back(env, db, event, &tx, refunded, "refunded").await;
+    }
     let cumulative = refund_cumulative(refunded, tx.amount_minor);
     let replay = payments::apply_refund(env, &tx, charge, cumulative, &Cause { event_id: &event.id, event_type: &event.kind }).await?;
     Ok(if replay { "already_refunded" } else { "refunded" })
@@ -176,13 +179,17 @@ async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
 
 async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
-    let Some(Transaction { id: tx, user_id, .. }) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+    let Some(transaction) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
         return unknown_payment(db, event).await;
     };
+    let (tx, user_id) = (transaction.id.clone(), transaction.user_id.clone());
     let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
     // Only `lost` takes money back; `won` and `warning_closed` (an inquiry) do not.
     let lost = text(obj, "/status") == Some("lost");
-    if lost {
+    if lost && transaction.kind == crate::plans::PLAN_INVOICE {
+        let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
+        crate::plans::take_back(env, db, event, &transaction, amount, "disputed").await?;
+    } else if lost {
         // Lost: the money went back to the card holder; the wallet owes it.
         let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
         WalletClient::for_user(env, &user_id)?

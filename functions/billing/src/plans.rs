@@ -8,9 +8,12 @@
 //!   prorated difference of included credit; a downgrade waits for the next
 //!   invoice (`next_plan_id`); `cancel_at_period_end` → `canceling`;
 //! - `customer.subscription.deleted` → `canceling` (the period-end pass ends it);
-//! - `invoice.payment_failed` → `past_due` until `PLAN_GRACE_DAYS` later.
+//! - `invoice.payment_failed` → `past_due` until `PLAN_GRACE_DAYS` later;
+//! - a refund or lost dispute of a plan invoice → `take_back`.
 
 use crate::events::{internal, record_event, text, unmatched, Event};
+use crate::payments::Transaction;
+use dexto_shared::money::Micros;
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
@@ -83,7 +86,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     db::run_idempotent(
         db,
         "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
-         VALUES (?1, ?2, 'invoice', ?3, ?4, ?5, 'paid', ?6, ?7, ?7) ON CONFLICT(id) DO NOTHING",
+         VALUES (?1, ?2, 'plan_invoice', ?3, ?4, ?5, 'paid', ?6, ?7, ?7) ON CONFLICT(id) DO NOTHING",
         &[
             invoice.into(),
             user_id.into(),
@@ -142,6 +145,29 @@ async fn by_subscription(db: &D1Database, subscription: &str) -> Result<Option<U
         &[subscription.into()],
     )
     .await
+}
+
+/// `stripe_transactions.kind` of a plan's period invoice.
+pub const PLAN_INVOICE: &str = "plan_invoice";
+
+/// A refund (cumulative `returned_minor`) or lost dispute of a plan invoice:
+/// the wallet takes back that invoice's included credit in proportion to
+/// what went back, as far as it is unspent (group `plan:take_back:<invoice>`,
+/// each new total once). Spent credit is not recovered from purchased credit.
+pub async fn take_back(env: &Env, db: &D1Database, event: &Event, tx: &Transaction, returned_minor: i64, status: &str) -> Result<&'static str, GatewayError> {
+    let target = period::take_back_target(Micros(tx.credit_micros), returned_minor, tx.amount_minor);
+    let step = PlanStep::TakeBack { group: period::take_back_reference(&tx.id), target };
+    let outcome = WalletClient::for_user(env, &tx.user_id)?
+        .plan(&PlanRequest { user_id: tx.user_id.clone(), now_ms: now_ms(), steps: vec![step] })
+        .await?;
+    db::run_idempotent(
+        db,
+        "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status != 'disputed'",
+        &[tx.id.as_str().into(), status.into(), db::ms(now_ms())],
+    )
+    .await?;
+    record_event(db, event).await?;
+    Ok(if outcome.moved.first().is_some_and(Option::is_none) { "already_taken_back" } else { "included_taken_back" })
 }
 
 fn event_ms(event: &Event) -> i64 {

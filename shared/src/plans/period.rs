@@ -42,10 +42,23 @@ pub fn upgrade_reference(subscription: &str, start_ms: i64, plan: &str) -> Strin
     format!("plan:upgrade:{subscription}:{start_ms}:{plan}")
 }
 
-/// The wallet reference of taking back a refunded or disputed invoice's
-/// unspent included credit.
+/// The wallet group of taking back a refunded or disputed invoice's unspent
+/// included credit (each new cumulative target is applied once, as
+/// `<group>:<target>`).
 pub fn take_back_reference(invoice: &str) -> String {
     format!("plan:take_back:{invoice}")
+}
+
+/// How much of an invoice's grant goes back when `returned_minor` of its
+/// `paid_minor` went back to the customer: in proportion, rounded up (the
+/// whole grant for a whole refund), never more than the grant.
+pub fn take_back_target(granted: Micros, returned_minor: i64, paid_minor: i64) -> Micros {
+    if paid_minor <= 0 || returned_minor <= 0 {
+        return Micros::ZERO;
+    }
+    let returned = returned_minor.min(paid_minor) as i128;
+    let share = (granted.0.max(0) as i128 * returned + paid_minor as i128 - 1) / paid_minor as i128;
+    Micros(share as i64)
 }
 
 #[cfg(test)]
@@ -67,6 +80,15 @@ mod tests {
     fn downgrade_grants_nothing() {
         assert_eq!(upgrade_grant(Micros(40), Micros(10), 0, 30, 5), Micros::ZERO);
         assert_eq!(upgrade_grant(Micros(10), Micros(10), 0, 30, 5), Micros::ZERO);
+    }
+
+    #[test]
+    fn take_back_is_proportional_to_what_went_back() {
+        assert_eq!(take_back_target(Micros(10_000_000), 1000, 1000), Micros(10_000_000));
+        assert_eq!(take_back_target(Micros(10_000_000), 500, 1000), Micros(5_000_000));
+        assert_eq!(take_back_target(Micros(10), 1, 3), Micros(4));
+        assert_eq!(take_back_target(Micros(10), 5000, 1000), Micros(10));
+        assert_eq!(take_back_target(Micros(10), 0, 1000), Micros::ZERO);
     }
 
     #[test]

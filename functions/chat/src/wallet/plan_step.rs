@@ -14,6 +14,7 @@ use worker::Result;
 /// (None: a replay). A step that moves nothing is still recorded (its
 /// reference is spent), so a later, larger bucket is not expired twice.
 pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<Micros>> {
+    let taken_back;
     let (reference, kind, reason, amount) = match step {
         PlanStep::Grant { reference, amount, reason } => (reference, "plan_grant", reason.clone(), (*amount).max(Micros::ZERO)),
         PlanStep::Expire { reference, keep } => {
@@ -22,10 +23,16 @@ pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<
             let gone = buckets::expiry(included, *keep, held);
             (reference, "plan_expiry", format!("Included credit expired at period end (kept {})", keep.usd_trimmed()), Micros(-gone.0))
         }
-        PlanStep::TakeBack { reference, granted } => {
+        PlanStep::TakeBack { group, target } => {
+            taken_back = format!("{group}:{}", target.0);
+            if w.store.applied(&taken_back)?.is_some() {
+                return Ok(None);
+            }
             let included = Micros(w.store.wallet()?.map_or(0, |r| r.included));
-            let back = buckets::take_back(included, *granted);
-            (reference, "plan_take_back", "Included credit of a refunded or disputed plan invoice".to_string(), Micros(-back.0))
+            let done = Micros(-w.store.adjusted(group)?.0);
+            let back = buckets::take_back(included, target.saturating_sub(done));
+            w.store.set_adjusted(group, Micros(-(done.0 + back.0)))?;
+            (&taken_back, "plan_take_back", "Included credit of a refunded or disputed plan invoice".to_string(), Micros(-back.0))
         }
     };
     if w.store.applied(reference)?.is_some() {
