@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 fn stack() -> &'static Stack {
     static S: OnceLock<Stack> = OnceLock::new();
-    S.get_or_init(|| start(&[("BILLING_TEST_FAULTS", "1"), ("PLAN_TEST_CLOCK", "1")]))
+    S.get_or_init(|| start(&[("BILLING_TEST_FAULTS", "1"), ("PLAN_TEST_CLOCK", "1"), ("ALLOWED_MODELS_TTL_SECONDS", "0")]))
 }
 
 fn plans(s: &Stack) -> Vec<Value> {
@@ -317,4 +317,35 @@ fn a_refunded_plan_invoice_takes_back_its_unspent_included_credit_only() {
     let rows = s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_take_back' ORDER BY seq", u.id));
     assert_eq!(rows, vec![json!({"amount_micros": -5_000_000, "included_micros": -5_000_000}), json!({"amount_micros": -(left - 5_000_000), "included_micros": -(left - 5_000_000)})]);
     assert_eq!(s.user(&u.id)["payments"].as_array().unwrap().iter().find(|p| p["id"] == paid["data"]["object"]["id"]).unwrap()["status"], "refunded");
+}
+
+#[test]
+fn a_plan_that_restricts_models_refuses_others_in_the_callers_dialect() {
+    let s = stack();
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-mini", "name": "Mini only", "stripe_price_id": "price_t_mini",
+        "price_cents": 500, "included_usd": "5", "models": ["openai/gpt-4o-mini"]})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), "price_t_mini", 500, now - DAY_MS, now + DAY_MS)), "granted");
+    small_chat(s, &u.key);
+    let refused = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("`openai/gpt-4o`") && message.contains("Mini only") && message.contains("Free"), "{message}");
+    // A fallback outside the plan is refused too, before any hold or upstream call.
+    let fallback = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "models": ["openai/gpt-4o-mini", "openai/gpt-4o"], "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(fallback.status, 403, "{}", fallback.body);
+    // The Messages dialect answers in its own envelope.
+    let headers = [("Content-Type", "application/json"), ("x-api-key", u.key.as_str()), ("anthropic-version", "2023-06-01")];
+    let body = json!({"model": "anthropic/claude-haiku-4.5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let m = integration_tests::post(&format!("{}/v1/messages", s.base), &headers, body.to_string().as_bytes());
+    assert_eq!(m.status, 403, "{}", m.body);
+    assert_eq!((m.json()["type"].as_str(), m.json()["error"]["type"].as_str()), (Some("error"), Some("permission_error")), "{}", m.body);
+    assert!(s.books_balanced(&u.id, 1)["usage_totals"]["requests"] == 1, "refusals are not billed");
+    // A user on another plan is not restricted.
+    let other = s.new_user("1");
+    small_chat(s, &other.key);
+    let r = s.chat(&other.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
 }
