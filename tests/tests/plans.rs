@@ -349,3 +349,27 @@ fn a_plan_that_restricts_models_refuses_others_in_the_callers_dialect() {
     let r = s.chat(&other.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[test]
+fn the_balance_reports_the_spendable_total_with_the_split_and_the_plan() {
+    let s = stack();
+    let price = define(s, "t-split", 1000, "10", Some("2"));
+    let u = s.new_user("1.5");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, end)), "granted");
+    let token = s.session_token(&u.id, "split@example.com");
+    for path in ["/me/usage", "/api/billing/balance"] {
+        let r = s.call("GET", path, &token, None);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let b = r.json();
+        assert_eq!(b["credits_usd"], 11.5, "{path}: the CLI's field is the spendable total");
+        assert_eq!((b["included_credits_usd"].as_f64(), b["purchased_credits_usd"].as_f64()), (Some(10.0), Some(1.5)), "{path}");
+        assert_eq!((b["plan"]["id"].as_str(), b["plan"]["included_resets_at"].as_i64()), (Some("t-split"), Some(end)), "{path}: {b}");
+        assert_eq!(b["plan"]["rollover_cap_usd"], 2.0, "{path}");
+    }
+    // Without a subscription: the free plan, all credit purchased.
+    let free = s.new_user("1");
+    let b = s.call("GET", "/me/usage", &s.session_token(&free.id, "free@example.com"), None).json();
+    assert_eq!((b["plan"]["id"].as_str(), b["included_credits_usd"].as_f64(), b["purchased_credits_usd"].as_f64()), (Some("free"), Some(0.0), Some(1.0)), "{b}");
+}

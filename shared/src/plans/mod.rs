@@ -137,6 +137,16 @@ pub fn to_json(p: &Plan) -> Value {
     })
 }
 
+/// The split of a spendable balance, added beside the CLI's `credits_usd`
+/// (which stays the total: included + purchased).
+pub fn credit_fields(balance: Micros, included: Micros) -> Value {
+    let purchased = Micros(balance.0 - included.0);
+    serde_json::json!({
+        "included_credits_usd": included.as_json_usd(),
+        "purchased_credits_usd": purchased.as_json_usd(),
+    })
+}
+
 /// What refuses a model the caller's plan does not include: names the plans that do.
 pub fn model_refusal(plan: &Plan, model: &str, allowing: &[String]) -> String {
     let offer = if allowing.is_empty() {
@@ -170,6 +180,12 @@ mod tests {
         assert!(from_json(&json!({"id": "p", "stripe_price_id": "p", "included_usd": "-1"})).unwrap_err().contains("included_usd"));
         assert!(from_json(&json!({"id": "p", "stripe_price_id": "p", "models": "x"})).unwrap_err().contains("models"));
         assert!(from_json(&json!({"id": "free"})).is_ok());
+    }
+
+    #[test]
+    fn the_split_adds_up_to_the_balance() {
+        let f = credit_fields(Micros(12_500_000), Micros(2_000_001));
+        assert_eq!((f["included_credits_usd"].as_f64(), f["purchased_credits_usd"].as_f64()), (Some(2.000001), Some(10.499999)));
     }
 
     #[test]

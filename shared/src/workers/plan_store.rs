@@ -145,3 +145,29 @@ pub async fn delete(db: &D1Database, id: &str) -> Result<bool, GatewayError> {
     db::run_idempotent(db, "DELETE FROM plans WHERE id = ?1", &[id.into()]).await?;
     Ok(true)
 }
+
+/// The plan as a user sees it (`/me/usage`, `/api/billing/balance`, the
+/// dashboard): what it includes, the period and when included credit resets.
+pub fn summary(plan: &Plan, state: Option<&UserPlan>) -> serde_json::Value {
+    let state_of = |f: fn(&UserPlan) -> Option<i64>| state.and_then(f);
+    serde_json::json!({
+        "id": plan.id,
+        "name": plan.name,
+        "status": state.map_or("active", |s| s.status.as_str()),
+        "included_usd": plan.included.as_json_usd(),
+        "rollover": plan.rollover,
+        "rollover_cap_usd": plan.rollover_cap.as_json_usd(),
+        "period_start": state_of(|s| s.period_start),
+        "period_end": state_of(|s| s.period_end),
+        "included_resets_at": state_of(|s| s.period_end),
+        "grace_until": state_of(|s| s.grace_until),
+        "next_plan_id": state.and_then(|s| s.next_plan_id.clone()),
+        "models": plan.models,
+    })
+}
+
+/// `summary` of the user's current plan.
+pub async fn summary_of(db: &D1Database, user_id: &str) -> Result<serde_json::Value, GatewayError> {
+    let (plan, state) = current(db, user_id).await?;
+    Ok(summary(&plan, state.as_ref()))
+}
