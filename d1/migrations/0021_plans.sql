@@ -31,6 +31,7 @@ CREATE TABLE user_plans (
     period_end       INTEGER,
     grace_until      INTEGER,
     next_plan_id     TEXT,
+    customer_id      TEXT,                       -- Stripe customer (the billing portal)
     expired_end      INTEGER,                    -- the last period end whose expiry was applied
     updated_at       INTEGER NOT NULL
 );

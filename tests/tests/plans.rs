@@ -373,3 +373,83 @@ fn the_balance_reports_the_spendable_total_with_the_split_and_the_plan() {
     let b = s.call("GET", "/me/usage", &s.session_token(&free.id, "free@example.com"), None).json();
     assert_eq!((b["plan"]["id"].as_str(), b["included_credits_usd"].as_f64(), b["purchased_credits_usd"].as_f64()), (Some("free"), Some(0.0), Some(1.0)), "{b}");
 }
+
+/// The requests the mock Stripe received whose body or path contains `needle`.
+fn stripe_calls(s: &Stack, needle: &str) -> Vec<Value> {
+    let r = integration_tests::get(&format!("{}/__mock/requests?contains={}", s.mock, dexto_shared::url_query::encode(needle)));
+    r.json()["requests"].as_array().unwrap().clone()
+}
+
+#[test]
+fn subscribe_change_cancel_and_the_portal_go_through_stripe_with_a_preview() {
+    let s = stack();
+    let small = define(s, "t-api-small", 1000, "10", None);
+    let large = define(s, "t-api-large", 3000, "30", None);
+    let u = s.new_user("0");
+    let token = s.session_token(&u.id, "api@example.com");
+    let plans = s.call("GET", "/api/billing/plans", &token, None);
+    assert_eq!(plans.status, 200, "{}", plans.body);
+    let preview = |body: &Value, id: &str| body["data"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["preview"].clone();
+    assert_eq!((plans.json()["current"]["id"].as_str(), preview(&plans.json(), "t-api-small")["change"].as_str()), (Some("free"), Some("subscribe")));
+
+    // Subscribing: a Checkout Session in subscription mode for the plan's price.
+    let r = s.call("POST", "/api/billing/subscription", &token, Some(json!({"plan_id": "t-api-small"})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["checkout_url"].as_str().unwrap().contains("/c/pay/cs_test_"), "{}", r.body);
+    let form = stripe_calls(s, &format!("subscription_data%5Bmetadata%5D%5Buser_id%5D={}", u.id))[0]["body"].as_str().unwrap().to_string();
+    for field in ["mode=subscription", &format!("line_items%5B0%5D%5Bprice%5D={small}"), &format!("client_reference_id={}", u.id)] {
+        assert!(form.contains(field), "{field} in {form}");
+    }
+    assert_eq!(s.call("POST", "/api/billing/subscription", &token, Some(json!({"plan_id": "nope"}))).status, 400);
+
+    // Paid: Stripe has the subscription and sends the first invoice.
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    let created = integration_tests::post(&format!("{}/__mock/stripe/subscriptions", s.mock), &[], json!({"id": sub, "customer": "cus_api", "price": small,
+        "user_id": u.id, "current_period_start": start / 1000, "current_period_end": end / 1000}).to_string().as_bytes());
+    assert_eq!(created.status, 200, "{}", created.body);
+    let mut first = invoice_paid(&u.id, &sub, &small, 1000, start, end);
+    first["data"]["object"]["customer"] = json!("cus_api");
+    assert_eq!(outcome(s, &first), "granted");
+
+    // The preview says what a change would do before it is done.
+    let plans = s.call("GET", "/api/billing/plans", &token, None).json();
+    let up = preview(&plans, "t-api-large");
+    assert_eq!((up["change"].as_str(), up["takes_effect"].as_str()), (Some("upgrade"), Some("now")));
+    let expected = dexto_shared::plans::period::upgrade_grant(dexto_shared::money::Micros(10_000_000), dexto_shared::money::Micros(30_000_000), start, end, integration_tests::now_ms());
+    assert!((up["included_now_usd"].as_f64().unwrap() - expected.0 as f64 / 1e6).abs() < 0.01, "{up} vs {expected:?}");
+    assert_eq!(preview(&plans, "t-api-small")["change"], "current");
+    assert_eq!((preview(&plans, "free")["change"].as_str(), preview(&plans, "free")["at"].as_i64()), (Some("downgrade"), Some(end)));
+
+    // Upgrading changes the price at Stripe, invoicing the prorated difference now.
+    let r = s.call("POST", "/api/billing/subscription", &token, Some(json!({"plan_id": "t-api-large"})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let change = stripe_calls(s, &format!("items%5B0%5D%5Bprice%5D={large}"));
+    assert_eq!(change.len(), 1, "{change:?}");
+    assert!(change[0]["body"].as_str().unwrap().contains("proration_behavior=always_invoice"), "{change:?}");
+    let at_stripe = integration_tests::get_with(&format!("{}/v1/subscriptions/{sub}", s.mock), &[("Authorization", "Bearer sk_test_mock")]).json();
+    assert_eq!(at_stripe["items"]["data"][0]["price"]["id"], large.as_str());
+    // Stripe tells the gateway, which grants the prorated included credit.
+    let mut updated = json!({"id": id("evt_"), "type": "customer.subscription.updated", "created": integration_tests::now_ms() / 1000, "data": {"object": at_stripe}});
+    assert_eq!(outcome(s, &updated), "upgraded");
+    let (included, _) = buckets(s, &u.id);
+    assert!(included > 10_000_000 && included <= 30_000_000, "{included}");
+
+    // Cancelling: at the period end, at Stripe.
+    let r = s.call("DELETE", "/api/billing/subscription", &token, None);
+    assert_eq!((r.status, r.json()["ends_at"].as_i64()), (200, Some(end)), "{}", r.body);
+    let at_stripe = integration_tests::get_with(&format!("{}/v1/subscriptions/{sub}", s.mock), &[("Authorization", "Bearer sk_test_mock")]).json();
+    assert_eq!(at_stripe["cancel_at_period_end"], true);
+    updated["id"] = json!(id("evt_"));
+    updated["data"]["object"] = at_stripe;
+    assert_eq!(outcome(s, &updated), "cancel_at_period_end");
+    assert_eq!(plan_state(s, &u.id)["status"], "canceling");
+
+    // The billing portal, for the customer Stripe named.
+    let r = s.call("POST", "/api/billing/portal", &token, Some(json!({})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["url"].as_str().unwrap().contains("/p/session/bps_"), "{}", r.body);
+    assert_eq!(stripe_calls(s, "customer=cus_api").len(), 1);
+    let evil = s.call("POST", "/api/billing/portal", &token, Some(json!({"return_url": "https://evil.tld/"})));
+    assert_eq!(evil.status, 400, "{}", evil.body);
+}

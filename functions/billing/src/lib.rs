@@ -10,6 +10,7 @@ mod crypto;
 mod events;
 mod history;
 mod payments;
+mod plan_api;
 mod plans;
 mod reconcile;
 mod stripe_api;
@@ -30,6 +31,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Post, "/api/stripe/create-checkout-session") => checkout::create(&mut req, &env, checkout::Flavor::Plan).await,
         (Method::Get, "/api/billing/balance") => balance(&req, &env).await,
         (Method::Get, "/api/billing/history") => history::history(&req, &env).await,
+        (Method::Get, "/api/billing/plans") => plan_api::list(&req, &env).await,
+        (Method::Post, "/api/billing/subscription") => plan_api::subscribe(&mut req, &env).await,
+        (Method::Delete, "/api/billing/subscription") => plan_api::cancel(&req, &env).await,
+        (Method::Post, "/api/billing/portal") => plan_api::portal(&mut req, &env).await,
         (Method::Post, "/api/stripe/webhook") => webhook::handle(&mut req, &env).await,
         (Method::Post, "/api/billing/crypto/confirm") => crypto::confirm(&mut req, &env).await,
         (Method::Get, "/api/billing/crypto") => crypto::overview(&req, &env).await,

@@ -116,9 +116,10 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
     db::run_idempotent(
         db,
-        "INSERT INTO user_plans (user_id, plan_id, subscription_id, status, period_start, period_end, expired_end, updated_at)
-         VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)
+        "INSERT INTO user_plans (user_id, plan_id, subscription_id, status, period_start, period_end, expired_end, updated_at, customer_id)
+         VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT(user_id) DO UPDATE SET plan_id = excluded.plan_id, subscription_id = excluded.subscription_id,
+           customer_id = COALESCE(excluded.customer_id, user_plans.customer_id),
            status = CASE WHEN user_plans.status = 'canceling' AND user_plans.subscription_id = excluded.subscription_id THEN 'canceling' ELSE 'active' END,
            period_start = excluded.period_start, period_end = excluded.period_end, grace_until = NULL, next_plan_id = NULL,
            expired_end = MAX(COALESCE(user_plans.expired_end, 0), COALESCE(excluded.expired_end, 0)), updated_at = excluded.updated_at
@@ -131,6 +132,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
             db::ms(end),
             previous.map_or(wasm_bindgen::JsValue::NULL, |(pe, _)| db::ms(pe)),
             db::ms(now_ms()),
+            text(obj, "/customer").map_or(wasm_bindgen::JsValue::NULL, Into::into),
         ],
     )
     .await?;
@@ -141,7 +143,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
 async fn by_subscription(db: &D1Database, subscription: &str) -> Result<Option<UserPlan>, GatewayError> {
     db::first(
         db,
-        "SELECT user_id, plan_id, subscription_id, status, period_start, period_end, grace_until, next_plan_id FROM user_plans WHERE subscription_id = ?1",
+        "SELECT user_id, plan_id, subscription_id, status, period_start, period_end, grace_until, next_plan_id, customer_id FROM user_plans WHERE subscription_id = ?1",
         &[subscription.into()],
     )
     .await

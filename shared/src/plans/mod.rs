@@ -5,6 +5,7 @@
 //! proration and rollover (`period.rs`). No Workers API here.
 
 pub mod buckets;
+pub mod change;
 pub mod period;
 
 use crate::money::Micros;

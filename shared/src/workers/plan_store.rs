@@ -109,12 +109,14 @@ pub struct UserPlan {
     pub period_end: Option<i64>,
     pub grace_until: Option<i64>,
     pub next_plan_id: Option<String>,
+    #[serde(default)]
+    pub customer_id: Option<String>,
 }
 
 pub async fn of_user(db: &D1Database, user_id: &str) -> Result<Option<UserPlan>, GatewayError> {
     db::first(
         db,
-        "SELECT user_id, plan_id, subscription_id, status, period_start, period_end, grace_until, next_plan_id FROM user_plans WHERE user_id = ?1",
+        "SELECT user_id, plan_id, subscription_id, status, period_start, period_end, grace_until, next_plan_id, customer_id FROM user_plans WHERE user_id = ?1",
         &[user_id.into()],
     )
     .await
