@@ -453,3 +453,44 @@ fn subscribe_change_cancel_and_the_portal_go_through_stripe_with_a_preview() {
     let evil = s.call("POST", "/api/billing/portal", &token, Some(json!({"return_url": "https://evil.tld/"})));
     assert_eq!(evil.status, 400, "{}", evil.body);
 }
+
+#[test]
+fn the_dashboard_shows_the_plan_its_credit_and_a_preview_of_each_change() {
+    let s = stack();
+    let low = define(s, "t-dash-low", 1000, "10", Some("4"));
+    define(s, "t-dash-high", 3000, "30", None);
+    let u = s.new_user("2.5");
+    let visitor = integration_tests::visitor::Visitor::with_session(&s.session_token(&u.id, "dash@example.com"));
+    // Free: everything purchased, every paid plan offered as a subscription.
+    let page = visitor.get(s, "/dashboard/settings/billing");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(r#"<strong id="plan-name">Free</strong>"#), "{}", page.body);
+    assert!(page.body.contains(r#"<strong id="purchased-credit">$2.50</strong>"#) && page.body.contains(r#"<strong id="included-credit">$0.00</strong>"#), "{}", page.body);
+    assert!(page.body.contains("Subscribe: $30.00 of included credit each month"), "{}", page.body);
+    // Choosing a plan goes to Stripe Checkout (the client follows the redirect to the mock's page).
+    let chosen = visitor.post(s, "/dashboard/settings/billing/plan", &[("plan_id", "t-dash-low")]);
+    assert!(chosen.status == 200 && chosen.body.contains("Mock Stripe Checkout"), "{} {}", chosen.status, chosen.body);
+    assert_eq!(stripe_calls(s, &format!("subscription_data%5Bmetadata%5D%5Buser_id%5D={}", u.id)).len(), 1);
+
+    // Subscribed: the period, what is left and when it resets, and each change's preview.
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + 20 * DAY_MS;
+    outcome(s, &invoice_paid(&u.id, &sub, &low, 1000, now - 10 * DAY_MS, end));
+    let page = visitor.get(s, "/dashboard/settings/billing").body;
+    assert!(page.contains(r#"<strong id="plan-name">t-dash-low</strong>"#), "{page}");
+    assert!(page.contains(r#"<strong id="included-credit">$10.00</strong>"#) && page.contains(r#"<strong id="purchased-credit">$2.50</strong>"#), "{page}");
+    let reset = dexto_shared::web::html::when(Some(end));
+    assert!(page.contains(&format!("resets {reset} (up to $4.00 rolls over)")), "{page}");
+    assert!(page.contains("Upgrade now: $") && page.contains("price difference is charged now"), "{page}");
+    assert!(page.contains(&format!("From {reset}: this period keeps your current plan")), "a downgrade (to free) waits: {page}");
+
+    // A failed renewal: the grace and what happens after it.
+    let failed = json!({"id": id("evt_"), "type": "invoice.payment_failed", "created": now / 1000, "data": {"object": {
+        "id": id("in_"), "object": "invoice", "amount_paid": 0, "currency": "usd",
+        "parent": {"subscription_details": {"subscription": sub, "metadata": {"user_id": u.id}}}}}});
+    assert_eq!(outcome(s, &failed), "past_due");
+    let page = visitor.get(s, "/dashboard/settings/billing").body;
+    let grace = dexto_shared::web::html::when(Some(now + 7 * DAY_MS));
+    assert!(page.contains(&format!("Update your card in the billing portal before {grace}, or the account falls back to the free plan")), "{page}");
+}

@@ -2,7 +2,8 @@
 //! top-up overlay send people (`?credits_usd=N` preselects an amount): packs
 //! or a custom amount, Stripe Checkout through the billing API, the return
 //! page that waits for the webhook (`?session_id=`), paying with USDC
-//! (`crypto.rs`), payment history and the subscription state.
+//! (`crypto.rs`), payment history and the subscription state, and the plan
+//! (`plan.rs`).
 
 use super::{query, show_usd};
 use crate::backend::Backend;
@@ -34,6 +35,7 @@ pub async fn render(req: &Request, env: &Env, session: &Session, usdc_outcome: O
         api.get("BILLING", "/api/billing/history"),
         super::crypto::section(&api, session, usdc_outcome)
     )?;
+    let plan = super::plan::section(&api, session, &balance).await?;
     let q = query(req);
     let returned = match q.get("session_id") {
         Some(id) => checkout_state(&api, &history, id).await?,
@@ -56,6 +58,7 @@ pub async fn render(req: &Request, env: &Env, session: &Session, usdc_outcome: O
     let body = format!(
         r#"<h1>Billing</h1>{returned}
 <p>Balance: <strong id="balance">{balance}</strong></p>
+{plan}
 <form method="post" action="/dashboard/settings/billing/checkout" class="stack" aria-labelledby="buy-h"><h2 id="buy-h">Add credit</h2>{csrf}
 <fieldset><legend>Choose an amount</legend><div class="packs">{packs}</div>
 <label for="custom">Or another amount in USD</label><input id="custom" name="custom" inputmode="decimal" value="{custom}" placeholder="e.g. 15"></fieldset>
