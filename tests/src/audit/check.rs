@@ -32,6 +32,10 @@ pub(super) fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(
         if view["included_micros"].as_i64().is_none_or(|i| i < 0) {
             violations.push(format!("{}: included credit {} below zero", u.id, view["included_micros"]));
         }
+        // Every period has ended and the cron's pass ran: at most the rollover cap is left.
+        if view["included_micros"].as_i64().is_some_and(|i| i > super::PLAN_ROLLOVER_CAP) {
+            violations.push(format!("{}: included credit {} above the rollover cap after the period end", u.id, view["included_micros"]));
+        }
     }
     let in_users = quoted(users);
     let orphan_debits = s.d1(&format!(
@@ -82,7 +86,14 @@ pub(super) fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(
     let negative = s.d1(&format!(
         "SELECT user_id, reference, balance_after_micros FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'usage' AND balance_after_micros < 0"
     ));
+    let grants = s.d1(&format!(
+        "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'plan_grant' GROUP BY user_id"
+    ));
     for (i, u) in users.iter().enumerate() {
+        let granted = grants.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
+        if granted != u.plan_invoices * super::PLAN_INCLUDED {
+            violations.push(format!("{}: plan grants {granted} != {} invoices × {}", u.id, u.plan_invoices, super::PLAN_INCLUDED));
+        }
         let paid: i64 = payments.iter().filter(|p| p.user == i).map(|p| p.cents * 10_000).sum();
         let credited = topups.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
         if credited != paid {
