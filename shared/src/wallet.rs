@@ -244,9 +244,18 @@ pub enum PlanStep {
     Grant { reference: String, amount: Micros, reason: String },
     /// A period end: what is not kept (rollover) nor held expires.
     Expire { reference: String, keep: Micros },
+    /// The plan's default limits from now on (none: the gateway's defaults).
+    Limits(PlanLimits),
     /// A refunded or lost-dispute plan invoice: its grant (up to a cumulative
     /// `target`), as far as unspent; applied once per `<group>:<target>`.
     TakeBack { group: String, target: Micros },
+}
+
+/// A plan's default limits as the wallet applies them at admission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanLimits {
+    pub rate_limit_per_minute: Option<u32>,
+    pub max_concurrent: Option<u32>,
 }
 
 /// What `/plan` answers: the buckets after, and per step the amount it moved

@@ -494,3 +494,29 @@ fn the_dashboard_shows_the_plan_its_credit_and_a_preview_of_each_change() {
     let grace = dexto_shared::web::html::when(Some(now + 7 * DAY_MS));
     assert!(page.contains(&format!("Update your card in the billing portal before {grace}, or the account falls back to the free plan")), "{page}");
 }
+
+#[test]
+fn the_plans_default_limits_apply_while_the_user_is_on_it() {
+    let s = stack();
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-slow", "name": "Slow", "stripe_price_id": "price_t_slow", "price_cents": 100,
+        "included_usd": "1", "rate_limit_per_minute": 1, "max_concurrent": 4})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = s.new_user("1");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let end = now + DAY_MS;
+    // Before: the gateway's default rate.
+    small_chat(s, &u.key);
+    small_chat(s, &u.key);
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, "price_t_slow", 100, now - DAY_MS, end)), "granted");
+    // On the plan: one a minute (a burst of one).
+    small_chat(s, &u.key);
+    let limited = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.header("retry-after").is_some());
+    // Back on the free plan: the gateway's defaults again.
+    outcome(s, &subscription_updated(&sub, "price_t_slow", true, now));
+    run_periods(s, &[&u.id], end);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "free");
+    small_chat(s, &u.key);
+    s.books_balanced(&u.id, 4);
+}

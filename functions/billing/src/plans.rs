@@ -108,6 +108,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
         let kept = plan_store::get(db, previous_plan).await?.as_ref().map_or(Default::default(), keep);
         steps.push(PlanStep::Expire { reference: period::expiry_reference(*previous_end), keep: kept });
     }
+    steps.push(PlanStep::Limits(plan.limits()));
     steps.push(PlanStep::Grant {
         reference: period::grant_reference(invoice),
         amount: plan.included,
@@ -201,7 +202,8 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
                 amount: grant,
                 reason: format!("Upgrade to {}: included credit for the rest of the period", target.name),
             };
-            WalletClient::for_user(env, &state.user_id)?.plan(&PlanRequest { user_id: state.user_id.clone(), now_ms: now_ms(), steps: vec![step] }).await?;
+            let steps = vec![PlanStep::Limits(target.limits()), step];
+            WalletClient::for_user(env, &state.user_id)?.plan(&PlanRequest { user_id: state.user_id.clone(), now_ms: now_ms(), steps }).await?;
             db::run_idempotent(db, "UPDATE user_plans SET plan_id = ?2, next_plan_id = NULL, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms())]).await?;
             outcome = "upgraded";
         } else if target.id != current.id {

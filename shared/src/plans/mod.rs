@@ -45,6 +45,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The limits the wallet applies at admission while the user is on this plan.
+    pub fn limits(&self) -> crate::wallet::PlanLimits {
+        crate::wallet::PlanLimits { rate_limit_per_minute: self.rate_limit_per_minute, max_concurrent: self.max_concurrent }
+    }
+
     /// Whether a call to `model` is allowed on this plan.
     pub fn allows(&self, model: &str) -> bool {
         self.models.as_ref().is_none_or(|m| m.iter().any(|x| x == model))

@@ -61,6 +61,8 @@ pub async fn run(env: &Env, now_ms: i64, only_user: Option<&str>) -> Result<(u32
         if falls_back {
             // Leaving the plan: nothing of its included credit stays.
             steps.push(PlanStep::Expire { reference: format!("plan:end:{}", user.grace_until.unwrap_or(end).max(end)), keep: Micros::ZERO });
+            let free = plan_store::get(&db, FREE_PLAN).await?;
+            steps.push(PlanStep::Limits(free.map(|f| f.limits()).unwrap_or_default()));
         }
         WalletClient::for_user(env, &user.user_id)?
             .plan(&PlanRequest { user_id: user.user_id.clone(), now_ms, steps })

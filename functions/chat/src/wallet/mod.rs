@@ -49,6 +49,8 @@ pub struct WalletDO {
     env: Env,
     store: Rc<Store>,
     limiter: RefCell<RateLimiter>,
+    /// The plan rate `limiter` was built for (None: the gateway's default).
+    limiter_rate: std::cell::Cell<Option<u32>>,
     /// Keys with their own rate limit: one bucket each (in memory, approximate).
     key_limiters: RefCell<std::collections::HashMap<String, RateLimiter>>,
     /// What outlives a request: storage, the flush flag, the live exchanges.
@@ -60,7 +62,7 @@ impl DurableObject for WalletDO {
         let limiter = RefCell::new(RateLimiter::from_env(&env));
         let ledger = Ledger::new(state, env.clone(), x402_settle::step);
         let store = ledger.store();
-        Self { env, store, limiter, key_limiters: RefCell::default(), ledger }
+        Self { env, store, limiter, limiter_rate: Default::default(), key_limiters: RefCell::default(), ledger }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -171,7 +173,9 @@ impl WalletDO {
         if wallet.frozen != 0 {
             return refuse(GatewayError::WalletFrozen);
         }
-        let max_concurrent = rate_limit::max_concurrent(&self.env);
+        // The plan's defaults, where it has them, else the gateway's.
+        let plan = self.store.plan_limits()?;
+        let max_concurrent = plan.max_concurrent.map_or_else(|| rate_limit::max_concurrent(&self.env), u64::from);
         if max_concurrent > 0 && self.store.open_hold_count()? >= max_concurrent {
             return refuse(GatewayError::TooManyConcurrent { limit: max_concurrent });
         }
@@ -184,6 +188,10 @@ impl WalletDO {
             if let Err(retry_after_secs) = bucket.take(req.now_ms) {
                 return refuse(GatewayError::RateLimited { retry_after_secs });
             }
+        }
+        if self.limiter_rate.get() != plan.rate_limit_per_minute {
+            self.limiter_rate.set(plan.rate_limit_per_minute);
+            *self.limiter.borrow_mut() = plan.rate_limit_per_minute.map_or_else(|| RateLimiter::from_env(&self.env), RateLimiter::per_key);
         }
         if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
             return refuse(GatewayError::RateLimited { retry_after_secs });

@@ -11,11 +11,15 @@ use dexto_shared::wallet::{PlanRequest, PlanStep};
 use worker::Result;
 
 /// Applies `step` unless its reference was applied: the amount it moved
-/// (None: a replay). A step that moves nothing is still recorded (its
+/// (None: a replay, or limits, which move no money and are simply set). A step that moves nothing is still recorded (its
 /// reference is spent), so a later, larger bucket is not expired twice.
 pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<Micros>> {
     let taken_back;
     let (reference, kind, reason, amount) = match step {
+        PlanStep::Limits(limits) => {
+            w.store.set_plan_limits(*limits)?;
+            return Ok(None);
+        }
         PlanStep::Grant { reference, amount, reason } => (reference, "plan_grant", reason.clone(), (*amount).max(Micros::ZERO)),
         PlanStep::Expire { reference, keep } => {
             let included = Micros(w.store.wallet()?.map_or(0, |r| r.included));

@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS counted_prompts (key_id TEXT NOT NULL, model TEXT NOT
 -- x402 payments backing keyless holds, until settled (store/x402.rs).
 CREATE TABLE IF NOT EXISTS x402_payments (reference TEXT PRIMARY KEY, request_id TEXT NOT NULL, state TEXT NOT NULL, amount INTEGER, payment TEXT NOT NULL, valid_before INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT, tx TEXT, created_at INTEGER NOT NULL, settled_at INTEGER);
 CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
+-- The plan's default limits (plans; one row, absent: the gateway's defaults).
+CREATE TABLE IF NOT EXISTS plan_limits (id INTEGER PRIMARY KEY CHECK (id = 1), limits TEXT NOT NULL);
 -- Guarded debits refused, by reference: a refusal is final (store/refusals.rs).
 CREATE TABLE IF NOT EXISTS refused_debits (reference TEXT PRIMARY KEY, refusal TEXT NOT NULL) WITHOUT ROWID;
 ";
@@ -106,6 +108,7 @@ mod background;
 mod caps;
 mod holds;
 mod memory;
+mod plan_limits;
 mod prompts;
 mod refusals;
 mod sql;
