@@ -520,3 +520,28 @@ fn the_plans_default_limits_apply_while_the_user_is_on_it() {
     small_chat(s, &u.key);
     s.books_balanced(&u.id, 4);
 }
+
+#[test]
+fn a_paid_plan_invoice_whose_webhook_was_lost_is_granted_by_the_reconciliation_once() {
+    let s = stack();
+    let price = define(s, "t-lost", 1000, "10", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    // Paid at Stripe two hours ago (past the grace); its webhook never came.
+    let mut paid = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["created"] = json!(now / 1000 - 7200);
+    let invoice = paid["data"]["object"].clone();
+    let r = integration_tests::post(&format!("{}/__mock/stripe/invoices", s.mock), &[("Content-Type", "application/json")], invoice.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.run_cron();
+    s.run_cron();
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0), "granted once");
+    let r = integration_tests::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
+    let found: Vec<Value> = r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == u.id.as_str()).cloned().collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["action"].as_str()), (Some("plan_invoice_missing"), Some("granted")));
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-lost");
+    // The webhook, late: a replay.
+    assert_eq!(outcome(s, &paid), "already_granted");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0));
+}

@@ -13,6 +13,7 @@ mod payments;
 mod plan_api;
 mod plans;
 mod reconcile;
+mod reconcile_plans;
 mod stripe_api;
 mod webhook;
 

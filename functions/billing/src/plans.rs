@@ -47,7 +47,7 @@ fn invoice_subscription(obj: &Value) -> Option<&str> {
     text(obj, "/subscription").or_else(|| text(obj, "/parent/subscription_details/subscription"))
 }
 
-fn invoice_user(obj: &Value) -> Option<&str> {
+pub fn invoice_user(obj: &Value) -> Option<&str> {
     text(obj, "/subscription_details/metadata/user_id").or_else(|| text(obj, "/parent/subscription_details/metadata/user_id"))
 }
 
@@ -55,21 +55,36 @@ fn ms(v: Option<&Value>) -> Option<i64> {
     v.and_then(Value::as_i64).map(|s| s.saturating_mul(1000))
 }
 
-pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan, line: Value) -> Result<&'static str, GatewayError> {
-    let obj = &event.object;
+/// Whether a paid plan invoice grants its period: Err(None) for invoices that
+/// never grant (proration, $0 trial), Err(Some(why)) for ones an operator
+/// must look at (another currency, less than the plan's price).
+pub fn grants(plan: &Plan, obj: &Value) -> Result<(), Option<&'static str>> {
     let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
     // A period's invoice with money collected grants; proration invoices
     // (upgrades: `customer.subscription.updated` grants) and $0 trials do not.
     let period_invoice = matches!(text(obj, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
     if !period_invoice || amount_paid <= 0 {
-        record_event(db, event).await?;
-        return Ok("ignored");
+        return Err(None);
     }
     if text(obj, "/currency") != Some(plan.currency.as_str()) {
-        return unmatched(db, event, "plan invoice in another currency than the plan's").await;
+        return Err(Some("plan invoice in another currency than the plan's"));
     }
     if amount_paid < plan.price_minor {
-        return unmatched(db, event, "plan invoice collected less than the plan's price").await;
+        return Err(Some("plan invoice collected less than the plan's price"));
+    }
+    Ok(())
+}
+
+pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan, line: Value) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
+    match grants(&plan, obj) {
+        Ok(()) => {}
+        Err(None) => {
+            record_event(db, event).await?;
+            return Ok("ignored");
+        }
+        Err(Some(why)) => return unmatched(db, event, why).await,
     }
     let invoice = text(obj, "/id").ok_or_else(|| internal("invoice id"))?;
     let (Some(subscription), Some(user_id)) = (invoice_subscription(obj), invoice_user(obj)) else {

@@ -16,6 +16,8 @@
 //! - `topup_unknown_to_stripe`: credited here, but Stripe does not report the
 //!   session as paid (or does not know it). Reported only: taking money back
 //!   on our own inference could hurt a customer who paid.
+//! - `plan_invoice_missing`: a paid plan invoice whose period was never
+//!   granted; **granted** (`reconcile_plans.rs`).
 //! - `refund_missing`: Stripe refunded more of a charge than was debited here.
 //!   **Debited** through the webhook's path (`payments::apply_refund`: the
 //!   charge's cumulative total, so the late `charge.refunded` is a replay).
@@ -65,7 +67,9 @@ pub async fn run(env: &Env) -> Result<String, GatewayError> {
         // The oldest part of the window was not read this run.
         dexto_shared::log::event("stripe_reconcile.truncated", json!({"sessions": sessions.len(), "refunds": refunds.len()}));
     }
-    Ok(format!("stripe: {} sessions, {} refunds, {found} new findings", sessions.len(), refunds.len()))
+    let (invoices, plan_found) = crate::reconcile_plans::run(env, &config, &database, &window, MAX_PAGES).await?;
+    found += plan_found;
+    Ok(format!("stripe: {} sessions, {} refunds, {invoices} invoices, {found} new findings", sessions.len(), refunds.len()))
 }
 
 /// D1's record of Checkout Sessions (up to 100 ids), by session id.

@@ -190,6 +190,8 @@ pub fn router() -> Router {
         .route("/v1/checkout/sessions", post(stripe::create_checkout_session).get(stripe::list_sessions))
         .route("/v1/checkout/sessions/{id}", get(stripe::retrieve_session))
         .route("/v1/refunds", get(stripe::list_refunds))
+        .route("/v1/invoices", get(stripe::list_invoices))
+        .route("/__mock/stripe/invoices", post(stripe::add_invoice))
         .route("/v1/subscriptions/{id}", get(stripe_subscriptions::retrieve).post(stripe_subscriptions::update))
         .route("/v1/billing_portal/sessions", post(stripe_subscriptions::portal))
         .route("/__mock/stripe/subscriptions", post(stripe_subscriptions::create))
