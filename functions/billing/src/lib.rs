@@ -89,15 +89,6 @@ async fn balance(req: &Request, env: &Env) -> ApiResult {
     let user = dexto_shared::session::authenticate_cli(req.headers(), env).await?.user;
     let state = WalletClient::for_user(env, &user.id)?.state().await?;
     let mut body = serde_json::json!({"credits_usd": state.balance.as_json_usd(), "credits_cents": state.balance.whole_cents_floor(), "frozen": state.frozen});
-    extend_with_plan(&mut body, env, &user.id, &state).await?;
+    dexto_shared::plan_store::add_plan_fields(&dexto_shared::db::database(env)?, &mut body, &user.id, state.balance, state.included).await?;
     ok_json(200, &body)
-}
-
-/// The CLI's shape stays; the split of the balance and the plan are extra fields.
-async fn extend_with_plan(body: &mut serde_json::Value, env: &Env, user_id: &str, state: &dexto_shared::wallet::WalletState) -> Result<(), GatewayError> {
-    for (k, v) in dexto_shared::plans::credit_fields(state.balance, state.included).as_object().into_iter().flatten() {
-        body[k] = v.clone();
-    }
-    body["plan"] = dexto_shared::plan_store::summary_of(&dexto_shared::db::database(env)?, user_id).await?;
-    Ok(())
 }

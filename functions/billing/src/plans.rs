@@ -18,7 +18,7 @@ use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::plan_periods::keep;
-use dexto_shared::plan_store::{self, UserPlan};
+use dexto_shared::plan_store;
 use dexto_shared::plans::{period, Plan, DEFAULT_GRACE_DAYS};
 use dexto_shared::wallet::{PlanRequest, PlanStep};
 use dexto_shared::wallet_client::WalletClient;
@@ -156,15 +156,6 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     Ok(if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "granted" })
 }
 
-async fn by_subscription(db: &D1Database, subscription: &str) -> Result<Option<UserPlan>, GatewayError> {
-    db::first(
-        db,
-        "SELECT user_id, plan_id, subscription_id, status, period_start, period_end, grace_until, next_plan_id, customer_id FROM user_plans WHERE subscription_id = ?1",
-        &[subscription.into()],
-    )
-    .await
-}
-
 /// `stripe_transactions.kind` of a plan's period invoice.
 pub const PLAN_INVOICE: &str = "plan_invoice";
 
@@ -197,7 +188,7 @@ fn event_ms(event: &Event) -> i64 {
 pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
     let subscription = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
-    let Some(state) = by_subscription(db, subscription).await? else {
+    let Some(state) = plan_store::by_subscription(db, subscription).await? else {
         record_event(db, event).await?;
         return Ok("ignored"); // its first invoice sets the plan up
     };

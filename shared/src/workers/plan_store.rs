@@ -113,13 +113,15 @@ pub struct UserPlan {
     pub customer_id: Option<String>,
 }
 
+const USER_PLAN: &str = "SELECT user_id, plan_id, subscription_id, status, period_start, period_end, grace_until, next_plan_id, customer_id FROM user_plans";
+
 pub async fn of_user(db: &D1Database, user_id: &str) -> Result<Option<UserPlan>, GatewayError> {
-    db::first(
-        db,
-        "SELECT user_id, plan_id, subscription_id, status, period_start, period_end, grace_until, next_plan_id, customer_id FROM user_plans WHERE user_id = ?1",
-        &[user_id.into()],
-    )
-    .await
+    db::first(db, &format!("{USER_PLAN} WHERE user_id = ?1"), &[user_id.into()]).await
+}
+
+/// The user on a Stripe subscription, if any.
+pub async fn by_subscription(db: &D1Database, subscription: &str) -> Result<Option<UserPlan>, GatewayError> {
+    db::first(db, &format!("{USER_PLAN} WHERE subscription_id = ?1"), &[subscription.into()]).await
 }
 
 /// The plan a user is on now (the free plan without a subscription, or when
@@ -168,8 +170,14 @@ pub fn summary(plan: &Plan, state: Option<&UserPlan>) -> serde_json::Value {
     })
 }
 
-/// `summary` of the user's current plan.
-pub async fn summary_of(db: &D1Database, user_id: &str) -> Result<serde_json::Value, GatewayError> {
+/// Adds to a balance answer (`/me/usage`, `/api/billing/balance`, whose
+/// `credits_usd` stays the spendable total) the split of the balance and the
+/// user's plan.
+pub async fn add_plan_fields(db: &D1Database, body: &mut serde_json::Value, user_id: &str, balance: Micros, included: Micros) -> Result<(), GatewayError> {
+    for (k, v) in crate::plans::credit_fields(balance, included).as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
     let (plan, state) = current(db, user_id).await?;
-    Ok(summary(&plan, state.as_ref()))
+    body["plan"] = summary(&plan, state.as_ref());
+    Ok(())
 }
