@@ -545,3 +545,26 @@ fn a_paid_plan_invoice_whose_webhook_was_lost_is_granted_by_the_reconciliation_o
     assert_eq!(outcome(s, &paid), "already_granted");
     assert_eq!(buckets(s, &u.id), (10_000_000, 0));
 }
+
+#[test]
+fn the_upstream_keys_limit_covers_included_and_purchased_credit_and_follows_the_period_end() {
+    let s = stack();
+    let price = define(s, "t-key", 1000, "10", Some("2"));
+    let u = s.new_user("1.5");
+    let hash = s.d1_until(&format!("SELECT upstream_hash FROM upstream_keys WHERE user_id = '{}' AND status = 'active'", u.id), |r| !r.is_empty())[0]["upstream_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let limit = || {
+        let r = integration_tests::get_with(&format!("{}/keys/{hash}", s.mock), &[("Authorization", &format!("Bearer {}", mock_openrouter::DEFAULT_MANAGEMENT_KEY))]);
+        r.json()["data"]["limit"].clone()
+    };
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, end)), "granted");
+    s.eventually_user(&u.id, "limit: included + purchased", |_| limit() == json!(11.5));
+    // The period ends: what does not roll over leaves the limit too.
+    run_periods(s, &[&u.id], end);
+    assert_eq!(buckets(s, &u.id), (2_000_000, 1_500_000));
+    s.eventually_user(&u.id, "limit after the period end", |_| limit() == json!(3.5));
+}
