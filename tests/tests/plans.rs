@@ -568,3 +568,33 @@ fn the_upstream_keys_limit_covers_included_and_purchased_credit_and_follows_the_
     assert_eq!(buckets(s, &u.id), (2_000_000, 1_500_000));
     s.eventually_user(&u.id, "limit after the period end", |_| limit() == json!(3.5));
 }
+
+#[test]
+fn a_period_end_during_a_call_keeps_the_included_credit_its_hold_may_spend() {
+    let s = stack();
+    let price = define(s, "t-held", 100, "0.0001", None);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 100, now - DAY_MS, end)), "granted");
+    assert_eq!(buckets(s, &u.id), (100, 1_000_000));
+    // A slow stream whose hold (up to 1000 tokens) is larger than the included credit.
+    let slow = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "[[mock:tokens=10,chunk_delay_ms=600]]"}]});
+    let (key, base) = (u.key.clone(), s.base.clone());
+    let running = std::thread::spawn(move || {
+        integration_tests::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], slow.to_string().as_bytes()).collect()
+    });
+    s.eventually_user(&u.id, "the slow call's hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+    // The period ends while it runs: the held included credit does not expire.
+    run_periods(s, &[&u.id], end);
+    assert_eq!(buckets(s, &u.id), (100, 1_000_000));
+    assert!(running.join().unwrap().iter().any(|(e, _)| e.contains("[DONE]")));
+    // Settled: included first, then purchased; never below zero in either bucket.
+    s.books_balanced(&u.id, 1);
+    let usage = &s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'usage'", u.id))[0];
+    let charged = -usage["amount_micros"].as_i64().unwrap();
+    let from_included = charged.min(100);
+    assert_eq!(usage["included_micros"].as_i64(), Some(-from_included), "{usage}");
+    assert_eq!(buckets(s, &u.id), (100 - from_included, 1_000_000 - (charged - from_included)));
+}
