@@ -256,6 +256,9 @@ pub enum PlanStep {
 pub struct PlanLimits {
     pub rate_limit_per_minute: Option<u32>,
     pub max_concurrent: Option<u32>,
+    /// A monthly spend cap on the user (owner `plan`), beside their own and an operator's.
+    #[serde(default)]
+    pub monthly_cap: Option<Micros>,
 }
 
 /// What `/plan` answers: the buckets after, and per step the amount it moved

@@ -501,6 +501,9 @@ fn the_plans_default_limits_apply_while_the_user_is_on_it() {
     let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-slow", "name": "Slow", "stripe_price_id": "price_t_slow", "price_cents": 100,
         "included_usd": "1", "rate_limit_per_minute": 1, "max_concurrent": 4})));
     assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-capped", "name": "Capped", "stripe_price_id": "price_t_capped", "price_cents": 100,
+        "included_usd": "1", "monthly_cap_usd": "0.00001"})));
+    assert_eq!(r.status, 200, "{}", r.body);
     let u = s.new_user("1");
     let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
     let end = now + DAY_MS;
@@ -519,6 +522,15 @@ fn the_plans_default_limits_apply_while_the_user_is_on_it() {
     assert_eq!(plan_state(s, &u.id)["plan_id"], "free");
     small_chat(s, &u.key);
     s.books_balanced(&u.id, 4);
+
+    // A plan's monthly cap binds like an operator's: the user cannot lift it.
+    let c = s.new_user("1");
+    assert_eq!(outcome(s, &invoice_paid(&c.id, &id("sub_"), "price_t_capped", 100, now - DAY_MS, end)), "granted");
+    let capped = s.chat(&c.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(capped.status, 403, "{}", capped.body);
+    assert!(capped.json()["error"]["message"].as_str().unwrap().contains("comes with your plan"), "{}", capped.body);
+    let caps = s.user(&c.id)["caps"].clone();
+    assert!(caps.as_array().unwrap().iter().any(|c| c["set_by"] == "plan" && c["window"] == "monthly"), "{caps}");
 }
 
 #[test]

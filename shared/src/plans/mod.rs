@@ -47,7 +47,7 @@ pub struct Plan {
 impl Plan {
     /// The limits the wallet applies at admission while the user is on this plan.
     pub fn limits(&self) -> crate::wallet::PlanLimits {
-        crate::wallet::PlanLimits { rate_limit_per_minute: self.rate_limit_per_minute, max_concurrent: self.max_concurrent }
+        crate::wallet::PlanLimits { rate_limit_per_minute: self.rate_limit_per_minute, max_concurrent: self.max_concurrent, monthly_cap: self.monthly_cap }
     }
 
     /// Whether a call to `model` is allowed on this plan.
