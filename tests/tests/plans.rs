@@ -479,6 +479,7 @@ fn the_dashboard_shows_the_plan_its_credit_and_a_preview_of_each_change() {
     outcome(s, &invoice_paid(&u.id, &sub, &low, 1000, now - 10 * DAY_MS, end));
     let page = visitor.get(s, "/dashboard/settings/billing").body;
     assert!(page.contains(r#"<strong id="plan-name">t-dash-low</strong>"#), "{page}");
+    assert!(!page.contains("No subscription"), "{page}");
     assert!(page.contains(r#"<strong id="included-credit">$10.00</strong>"#) && page.contains(r#"<strong id="purchased-credit">$2.50</strong>"#), "{page}");
     let reset = dexto_shared::web::html::when(Some(end));
     assert!(page.contains(&format!("resets {reset} (up to $4.00 rolls over)")), "{page}");

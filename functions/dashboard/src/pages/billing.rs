@@ -51,8 +51,11 @@ pub async fn render(req: &Request, env: &Env, session: &Session, usdc_outcome: O
         })
         .collect();
     let custom = chosen.filter(|c| !PACKS_USD.iter().any(|p| p.to_string() == *c)).unwrap_or_default();
+    // A plan's subscription is shown in the plan section; this line is the
+    // older single-price subscription's.
     let subscription = match history["subscription"].as_object() {
         Some(s) => format!("<p>Subscription: <strong>{}</strong> (since {})</p>", esc(s["status"].as_str().unwrap_or("")), esc(&when(s["updated_at"].as_i64()))),
+        None if balance["plan"]["period_end"].is_i64() => String::new(),
         None => "<p>No subscription: you pay as you go.</p>".into(),
     };
     let body = format!(
