@@ -611,3 +611,28 @@ fn a_period_end_during_a_call_keeps_the_included_credit_its_hold_may_spend() {
     assert_eq!(usage["included_micros"].as_i64(), Some(-from_included), "{usage}");
     assert_eq!(buckets(s, &u.id), (100 - from_included, 1_000_000 - (charged - from_included)));
 }
+
+#[test]
+fn a_lost_dispute_of_a_plan_invoice_freezes_then_takes_back_its_unspent_included_credit() {
+    let s = stack();
+    let price = define(s, "t-dispute", 1000, "10", None);
+    let u = s.new_user("2");
+    let (pi, dp) = (id("pi_"), id("dp_"));
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let mut paid = invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["payment_intent"] = json!(pi);
+    assert_eq!(outcome(s, &paid), "granted");
+    let dispute = |kind: &str, status: &str| json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": dp, "object": "dispute", "payment_intent": pi, "amount": 1000, "status": status}}});
+    assert_eq!(outcome(s, &dispute("charge.dispute.created", "needs_response")), "wallet_frozen");
+    let frozen = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(frozen.status, 403, "{}", frozen.body);
+    let lost = dispute("charge.dispute.closed", "lost");
+    assert_eq!(outcome(s, &lost), "dispute_lost");
+    assert_eq!(outcome(s, &lost), "duplicate", "redelivered");
+    assert_eq!(outcome(s, &dispute("charge.dispute.closed", "lost")), "dispute_lost", "another event for the same dispute");
+    // The invoice's included credit went back once; purchased credit was not touched.
+    assert_eq!(buckets(s, &u.id), (0, 2_000_000));
+    let rows = s.d1(&format!("SELECT COUNT(*) AS n FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_take_back'", u.id));
+    assert_eq!(rows[0]["n"], 1);
+    small_chat(s, &u.key);
+}
