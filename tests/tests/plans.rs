@@ -636,3 +636,26 @@ fn a_lost_dispute_of_a_plan_invoice_freezes_then_takes_back_its_unspent_included
     assert_eq!(rows[0]["n"], 1);
     small_chat(s, &u.key);
 }
+
+#[test]
+fn a_plan_invoice_refund_whose_webhook_was_lost_is_taken_back_by_the_reconciliation() {
+    let s = stack();
+    let price = define(s, "t-lost-refund", 1000, "10", None);
+    let u = s.new_user("1");
+    let pi = id("pi_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let mut paid = invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["payment_intent"] = json!(pi);
+    assert_eq!(outcome(s, &paid), "granted");
+    // Half refunded at Stripe two hours ago; the webhook never came.
+    let body = json!({"payment_intent": pi, "amount": 500, "created": now / 1000 - 7200});
+    let r = integration_tests::post(&format!("{}/__mock/stripe/refunds", s.mock), &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.run_cron();
+    s.run_cron();
+    assert_eq!(buckets(s, &u.id), (5_000_000, 1_000_000), "half the grant back, once; purchased untouched");
+    let r = integration_tests::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
+    let found: Vec<Value> = r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == u.id.as_str()).cloned().collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["action"].as_str()), (Some("plan_refund_missing"), Some("taken_back")));
+}

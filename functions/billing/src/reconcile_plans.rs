@@ -5,23 +5,28 @@
 //! (`plan_invoice_missing`), **granted** through the webhook's own path
 //! (`plans::invoice_paid`, event id `reconcile:<invoice>`): the wallet applies
 //! the reference once, so a late webhook or another run is a replay.
+//! Refunds of a plan invoice (found by the refund pass of `reconcile.rs`)
+//! take back its included credit through the webhook's path too
+//! (`plans::take_back`); a take-back that moved something was missing: a
+//! `plan_refund_missing` finding.
 
 use crate::events::Event;
 use crate::plans;
+use crate::reconcile::MAX_PAGES;
 use crate::stripe_api;
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::findings;
 use dexto_shared::plans::period::grant_reference;
-use dexto_shared::stripe_reconcile::Window;
+use dexto_shared::stripe_reconcile::{refunds_by_charge, ChargeRefunds, Window};
 use dexto_shared::wallet_client::WalletClient;
 use serde_json::{json, Value};
 use worker::{D1Database, Env};
 
 /// Paid invoices read and checked; returns (invoices read, new findings).
-pub async fn run(env: &Env, config: &crate::config::BillingConfig, database: &D1Database, window: &Window, max_pages: usize) -> Result<(usize, usize), GatewayError> {
+pub async fn run(env: &Env, config: &crate::config::BillingConfig, database: &D1Database, window: &Window) -> Result<(usize, usize), GatewayError> {
     let params = [("created[gte]", window.from_s.to_string()), ("status", "paid".to_string())];
-    let (invoices, more) = stripe_api::list(config, "/v1/invoices", &params, max_pages).await?;
+    let (invoices, more) = stripe_api::list(config, "/v1/invoices", &params, MAX_PAGES).await?;
     if more {
         dexto_shared::log::event("stripe_reconcile.truncated", json!({"invoices": invoices.len()}));
     }
@@ -57,4 +62,26 @@ async fn check(env: &Env, database: &D1Database, invoice: &Value, window: &Windo
     let event = Event { id: format!("reconcile:{id}"), kind: "reconciliation.plan_invoice_missing".into(), object: invoice.clone(), created };
     plans::invoice_paid(env, database, &event, plan, line).await?;
     Ok(found)
+}
+
+/// A plan invoice's charge with refunds at Stripe: its take-back brought to
+/// the charge's whole refunded amount. Returns 1 for a new finding.
+pub async fn refund(env: &Env, config: &crate::config::BillingConfig, database: &D1Database, charge: &str, seen: &ChargeRefunds, tx: &crate::payments::Transaction, window: &Window) -> Result<usize, GatewayError> {
+    if seen.newest_s >= window.settled_before_s {
+        return Ok(0); // its webhook may be in flight
+    }
+    // The window may hold only some of the charge's refunds: all of them decide.
+    let (all, _) = stripe_api::list(config, "/v1/refunds", &[("charge", charge.to_string())], MAX_PAGES).await?;
+    let Some(whole) = refunds_by_charge(&all).remove(charge) else { return Ok(0) };
+    let event = Event {
+        id: format!("reconcile:{charge}:{}", whole.refunded_minor),
+        kind: "reconciliation.plan_refund_missing".into(),
+        object: json!({"id": charge, "payment_intent": seen.payment_intent}),
+        created: whole.newest_s,
+    };
+    if plans::take_back(env, database, &event, tx, whole.refunded_minor, "refunded").await? != "included_taken_back" {
+        return Ok(0);
+    }
+    let detail = json!({"charge": charge, "invoice_id": tx.id, "refunded_minor": whole.refunded_minor, "action": "taken_back"});
+    findings::record(env, "plan_refund_missing", &tx.user_id, &format!("{charge}:{}", whole.refunded_minor), &detail).await
 }
