@@ -32,6 +32,7 @@ CREATE TABLE user_plans (
     grace_until      INTEGER,
     next_plan_id     TEXT,
     customer_id      TEXT,                       -- Stripe customer (the billing portal)
+    checked_at       INTEGER,                    -- last compared with Stripe's subscription (reconciliation)
     expired_end      INTEGER,                    -- the last period end whose expiry was applied
     updated_at       INTEGER NOT NULL
 );

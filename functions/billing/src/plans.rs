@@ -248,14 +248,19 @@ pub async fn payment_failed(env: &Env, db: &D1Database, event: &Event) -> Result
         record_event(db, event).await?;
         return Ok("ignored");
     };
+    mark_past_due(env, db, subscription, event_ms(event)).await?;
+    record_event(db, event).await?;
+    Ok("past_due")
+}
+
+/// `past_due` from `failed_at_ms` on, for `PLAN_GRACE_DAYS` (the first failure counts).
+pub async fn mark_past_due(env: &Env, db: &D1Database, subscription: &str, failed_at_ms: i64) -> Result<(), GatewayError> {
     let days = env.var("PLAN_GRACE_DAYS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(DEFAULT_GRACE_DAYS);
-    let until = period::grace_until(event_ms(event), days);
+    let until = period::grace_until(failed_at_ms, days);
     db::run_idempotent(
         db,
         "UPDATE user_plans SET status = 'past_due', grace_until = ?2, updated_at = ?3 WHERE subscription_id = ?1 AND status != 'past_due'",
         &[subscription.into(), db::ms(until), db::ms(now_ms())],
     )
-    .await?;
-    record_event(db, event).await?;
-    Ok("past_due")
+    .await
 }

@@ -20,6 +20,8 @@
 //!   granted; **granted** (`reconcile_plans.rs`).
 //! - `plan_refund_missing`: a refund of a plan invoice whose included credit
 //!   was not taken back; **taken back** (`reconcile_plans.rs`).
+//! - `subscription_drift`: a user's plan state behind Stripe's subscription;
+//!   **applied** through the webhook's handlers (`reconcile_plans.rs`).
 //! - `refund_missing`: Stripe refunded more of a charge than was debited here.
 //!   **Debited** through the webhook's path (`payments::apply_refund`: the
 //!   charge's cumulative total, so the late `charge.refunded` is a replay).
@@ -70,8 +72,9 @@ pub async fn run(env: &Env) -> Result<String, GatewayError> {
         dexto_shared::log::event("stripe_reconcile.truncated", json!({"sessions": sessions.len(), "refunds": refunds.len()}));
     }
     let (invoices, plan_found) = crate::reconcile_plans::run(env, &config, &database, &window).await?;
-    found += plan_found;
-    Ok(format!("stripe: {} sessions, {} refunds, {invoices} invoices, {found} new findings", sessions.len(), refunds.len()))
+    let (subscriptions, subscription_found) = crate::reconcile_plans::subscriptions(env, &config, &database).await?;
+    found += plan_found + subscription_found;
+    Ok(format!("stripe: {} sessions, {} refunds, {invoices} invoices, {subscriptions} subscriptions, {found} new findings", sessions.len(), refunds.len()))
 }
 
 /// D1's record of Checkout Sessions (up to 100 ids), by session id.

@@ -8,7 +8,12 @@
 //! Refunds of a plan invoice (found by the refund pass of `reconcile.rs`)
 //! take back its included credit through the webhook's path too
 //! (`plans::take_back`); a take-back that moved something was missing: a
-//! `plan_refund_missing` finding.
+//! `plan_refund_missing` finding. Subscriptions: each run compares up to 50
+//! users' plan state (least recently checked first) with Stripe's
+//! subscription and applies what the lost events would have (an upgrade,
+//! a downgrade or cancellation waiting for the period end, `past_due`, a
+//! deleted subscription) through the webhook's own handlers; a change is a
+//! `subscription_drift` finding.
 
 use crate::events::Event;
 use crate::plans;
@@ -84,4 +89,63 @@ pub async fn refund(env: &Env, config: &crate::config::BillingConfig, database: 
     }
     let detail = json!({"charge": charge, "invoice_id": tx.id, "refunded_minor": whole.refunded_minor, "action": "taken_back"});
     findings::record(env, "plan_refund_missing", &tx.user_id, &format!("{charge}:{}", whole.refunded_minor), &detail).await
+}
+
+/// Users' subscriptions compared with Stripe's per run.
+const SUBSCRIPTIONS_PER_RUN: i64 = 50;
+
+/// Returns (subscriptions compared, new findings).
+pub async fn subscriptions(env: &Env, config: &crate::config::BillingConfig, database: &D1Database) -> Result<(usize, usize), GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        user_id: String,
+        subscription_id: String,
+    }
+    let rows: Vec<Row> = db::all(
+        database,
+        "SELECT user_id, subscription_id FROM user_plans WHERE subscription_id IS NOT NULL ORDER BY COALESCE(checked_at, 0) LIMIT ?1",
+        &[db::ms(SUBSCRIPTIONS_PER_RUN)],
+    )
+    .await?;
+    let mut found = 0;
+    for row in &rows {
+        found += subscription(env, config, database, &row.user_id, &row.subscription_id).await.unwrap_or_else(|e| {
+            dexto_shared::log::event("stripe_reconcile.item_failed", json!({"what": "subscription", "id": row.subscription_id, "error": format!("{e:?}")}));
+            0
+        });
+    }
+    Ok((rows.len(), found))
+}
+
+/// What of a user's plan state the comparison looks at.
+fn state(plan: &Option<dexto_shared::plan_store::UserPlan>) -> Value {
+    plan.as_ref().map_or(Value::Null, |p| json!({"plan_id": p.plan_id, "status": p.status, "next_plan_id": p.next_plan_id}))
+}
+
+async fn subscription(env: &Env, config: &crate::config::BillingConfig, database: &D1Database, user_id: &str, id: &str) -> Result<usize, GatewayError> {
+    let before = dexto_shared::plan_store::of_user(database, user_id).await?;
+    let now = dexto_shared::http::now_ms();
+    db::run_idempotent(database, "UPDATE user_plans SET checked_at = ?2 WHERE user_id = ?1", &[user_id.into(), db::ms(now)]).await?;
+    let Some(sub) = stripe_api::get(config, &format!("/v1/subscriptions/{}", dexto_shared::url_query::encode(id))).await? else { return Ok(0) };
+    let status = sub.get("status").and_then(Value::as_str).unwrap_or("").to_string();
+    match status.as_str() {
+        "canceled" | "incomplete_expired" => plans::subscription_deleted(database, id).await?,
+        _ => {
+            // A stable id: another run with Stripe unchanged records nothing new.
+            let price = sub.pointer("/items/data/0/price/id").and_then(Value::as_str).unwrap_or("");
+            let cancel = sub.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false);
+            let event = Event { id: format!("reconcile:{id}:{status}:{price}:{cancel}"), kind: "reconciliation.subscription".into(), object: sub.clone(), created: now / 1000 };
+            plans::subscription_updated(env, database, &event).await?;
+            if matches!(status.as_str(), "past_due" | "unpaid") {
+                plans::mark_past_due(env, database, id, now).await?;
+            }
+        }
+    }
+    let after = dexto_shared::plan_store::of_user(database, user_id).await?;
+    let (was, is) = (state(&before), state(&after));
+    if was == is {
+        return Ok(0);
+    }
+    let detail = json!({"subscription_id": id, "stripe_status": status, "before": was, "after": is, "action": "applied"});
+    findings::record(env, "subscription_drift", user_id, &format!("{id}:{is}"), &detail).await
 }

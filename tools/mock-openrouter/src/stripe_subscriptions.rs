@@ -5,7 +5,8 @@
 //! `cancel_at_period_end`), and `POST /v1/billing_portal/sessions`
 //! (`customer`, `return_url`). Subscriptions come into being out of band,
 //! as when a subscription Checkout is paid: `POST /__mock/stripe/subscriptions
-//! {"id","customer","price","user_id","current_period_start","current_period_end"}`.
+//! {"id","customer","price","user_id","current_period_start","current_period_end",
+//! "status"?,"cancel_at_period_end"?}` (the same id again: Stripe's state changed).
 //! No webhook is sent: the test decides what the gateway hears.
 
 use crate::util;
@@ -43,7 +44,8 @@ pub async fn create(State(app): State<Arc<crate::App>>, body: Bytes) -> Response
     let (start, end) = (v["current_period_start"].as_i64().unwrap_or(0), v["current_period_end"].as_i64().unwrap_or(0));
     let item = json!({"id": format!("si_{}", app.ids_hex(14)), "object": "subscription_item", "price": price(price_id), "quantity": 1,
         "subscription": id, "current_period_start": start, "current_period_end": end});
-    let sub = json!({"id": id, "object": "subscription", "customer": v["customer"], "status": "active", "cancel_at_period_end": false,
+    let status = v["status"].as_str().unwrap_or("active");
+    let sub = json!({"id": id, "object": "subscription", "customer": v["customer"], "status": status, "cancel_at_period_end": v["cancel_at_period_end"].as_bool().unwrap_or(false),
         "metadata": {"user_id": v["user_id"]}, "items": {"object": "list", "data": [item]}, "livemode": false});
     app.subscriptions.by_id.lock().unwrap().insert(id.to_string(), sub.clone());
     util::json_response(StatusCode::OK, &sub)
