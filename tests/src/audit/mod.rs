@@ -238,13 +238,9 @@ fn top_up(s: &Stack, rng: &mut Rng, who: usize, u: &User) -> Payment {
 /// renewal expires the previous period (rollover up to the cap) and grants
 /// this one; the final cron's period pass expires the last.
 fn plan_period(s: &Stack, rng: &mut Rng, u: &mut User) {
-    let start = if u.plan_end > 0 { u.plan_end } else { crate::now_ms() / 1000 * 1000 - 30 * 86_400_000 };
+    let start = if u.plan_end > 0 { u.plan_end } else { crate::now_ms() / 1000 * 1000 - 30 * crate::plans::DAY_MS };
     let end = start + 600_000;
-    let invoice = json!({"id": dexto_shared::ids::new_id("evt_"), "type": "invoice.paid", "data": {"object": {
-        "id": dexto_shared::ids::new_id("in_"), "object": "invoice", "customer": "cus_audit", "amount_paid": 300, "currency": "usd",
-        "billing_reason": if u.plan_end > 0 { "subscription_cycle" } else { "subscription_create" },
-        "parent": {"subscription_details": {"subscription": format!("sub_audit_{}", u.id), "metadata": {"user_id": u.id}}},
-        "lines": {"data": [{"pricing": {"price_details": {"price": PLAN_PRICE}}, "period": {"start": start / 1000, "end": end / 1000}}]}}}});
+    let invoice = crate::plans::invoice_paid(&u.id, &format!("sub_audit_{}", u.id), PLAN_PRICE, 300, start, end);
     for _ in 0..=rng.below(2) {
         assert_eq!(s.webhook(&invoice, &[]).status, 200);
     }
