@@ -615,3 +615,26 @@ fn a_subscription_whose_events_were_lost_is_brought_in_line_with_stripe_by_the_r
     assert_eq!(found.len(), 1, "once: {found:?}");
     assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["after"]["status"].as_str()), (Some("subscription_drift"), Some("past_due")));
 }
+
+#[test]
+fn the_plans_concurrency_limit_bounds_requests_in_flight() {
+    let s = stack();
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-one", "name": "One at a time", "stripe_price_id": "price_t_one", "price_cents": 100,
+        "included_usd": "1", "max_concurrent": 1})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), "price_t_one", 100, now - DAY_MS, now + DAY_MS)), "granted");
+    let slow = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 50,
+        "messages": [{"role": "user", "content": "[[mock:tokens=10,chunk_delay_ms=600]]"}]});
+    let (key, base) = (u.key.clone(), s.base.clone());
+    let running = std::thread::spawn(move || {
+        integration_tests::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], slow.to_string().as_bytes()).collect()
+    });
+    s.eventually_user(&u.id, "the slow call's hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+    let second = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert!(running.join().unwrap().iter().any(|(e, _)| e.contains("[DONE]")));
+    s.books_balanced(&u.id, 1);
+    small_chat(s, &u.key);
+}
