@@ -81,3 +81,17 @@ pub fn stripe_calls(s: &Stack, needle: &str) -> Vec<Value> {
     let r = crate::get(&format!("{}/__mock/requests?contains={}", s.mock, dexto_shared::url_query::encode(needle)));
     r.json()["requests"].as_array().unwrap().clone()
 }
+
+/// The user's reconciliation findings (`GET /admin/reconciliation`).
+pub fn findings(s: &Stack, user: &str) -> Vec<Value> {
+    let r = crate::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == user).cloned().collect()
+}
+
+/// Stripe's state changed out of band (the mock's `/__mock/stripe/*`).
+pub fn mock_stripe(s: &Stack, path: &str, body: &Value) -> Value {
+    let r = crate::post(&format!("{}{path}", s.mock), &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}

@@ -331,9 +331,8 @@ fn subscribe_change_cancel_and_the_portal_go_through_stripe_with_a_preview() {
     // Paid: Stripe has the subscription and sends the first invoice.
     let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
     let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
-    let created = integration_tests::post(&format!("{}/__mock/stripe/subscriptions", s.mock), &[], json!({"id": sub, "customer": "cus_api", "price": small,
-        "user_id": u.id, "current_period_start": start / 1000, "current_period_end": end / 1000}).to_string().as_bytes());
-    assert_eq!(created.status, 200, "{}", created.body);
+    mock_stripe(s, "/__mock/stripe/subscriptions", &json!({"id": sub, "customer": "cus_api", "price": small,
+        "user_id": u.id, "current_period_start": start / 1000, "current_period_end": end / 1000}));
     let mut first = invoice_paid(&u.id, &sub, &small, 1000, start, end);
     first["data"]["object"]["customer"] = json!("cus_api");
     assert_eq!(outcome(s, &first), "granted");
@@ -472,13 +471,11 @@ fn a_paid_plan_invoice_whose_webhook_was_lost_is_granted_by_the_reconciliation_o
     let mut paid = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + DAY_MS);
     paid["data"]["object"]["created"] = json!(now / 1000 - 7200);
     let invoice = paid["data"]["object"].clone();
-    let r = integration_tests::post(&format!("{}/__mock/stripe/invoices", s.mock), &[("Content-Type", "application/json")], invoice.to_string().as_bytes());
-    assert_eq!(r.status, 200, "{}", r.body);
+    mock_stripe(s, "/__mock/stripe/invoices", &invoice);
     s.run_cron();
     s.run_cron();
     assert_eq!(buckets(s, &u.id), (10_000_000, 0), "granted once");
-    let r = integration_tests::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
-    let found: Vec<Value> = r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == u.id.as_str()).cloned().collect();
+    let found = findings(s, &u.id);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["action"].as_str()), (Some("plan_invoice_missing"), Some("granted")));
     assert_eq!(plan_state(s, &u.id)["plan_id"], "t-lost");
@@ -576,14 +573,11 @@ fn a_plan_invoice_refund_whose_webhook_was_lost_is_taken_back_by_the_reconciliat
     paid["data"]["object"]["payment_intent"] = json!(pi);
     assert_eq!(outcome(s, &paid), "granted");
     // Half refunded at Stripe two hours ago; the webhook never came.
-    let body = json!({"payment_intent": pi, "amount": 500, "created": now / 1000 - 7200});
-    let r = integration_tests::post(&format!("{}/__mock/stripe/refunds", s.mock), &[("Content-Type", "application/json")], body.to_string().as_bytes());
-    assert_eq!(r.status, 200, "{}", r.body);
+    mock_stripe(s, "/__mock/stripe/refunds", &json!({"payment_intent": pi, "amount": 500, "created": now / 1000 - 7200}));
     s.run_cron();
     s.run_cron();
     assert_eq!(buckets(s, &u.id), (5_000_000, 1_000_000), "half the grant back, once; purchased untouched");
-    let r = integration_tests::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
-    let found: Vec<Value> = r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == u.id.as_str()).cloned().collect();
+    let found = findings(s, &u.id);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["action"].as_str()), (Some("plan_refund_missing"), Some("taken_back")));
 }
@@ -598,8 +592,7 @@ fn a_subscription_whose_events_were_lost_is_brought_in_line_with_stripe_by_the_r
     let at_stripe = |status: &str| {
         let body = json!({"id": sub, "customer": "cus_drift", "price": price, "user_id": u.id, "status": status,
             "current_period_start": start / 1000, "current_period_end": end / 1000});
-        let r = integration_tests::post(&format!("{}/__mock/stripe/subscriptions", s.mock), &[], body.to_string().as_bytes());
-        assert_eq!(r.status, 200, "{}", r.body);
+        mock_stripe(s, "/__mock/stripe/subscriptions", &body);
     };
     at_stripe("active");
     assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, start, end)), "granted");
@@ -610,8 +603,7 @@ fn a_subscription_whose_events_were_lost_is_brought_in_line_with_stripe_by_the_r
     let state = plan_state(s, &u.id);
     assert_eq!(state["status"], "past_due", "{state}");
     assert!(state["grace_until"].as_i64().is_some_and(|g| g > now), "{state}");
-    let r = integration_tests::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
-    let found: Vec<Value> = r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == u.id.as_str()).cloned().collect();
+    let found = findings(s, &u.id);
     assert_eq!(found.len(), 1, "once: {found:?}");
     assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["after"]["status"].as_str()), (Some("subscription_drift"), Some("past_due")));
 }
