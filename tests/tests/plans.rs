@@ -323,7 +323,8 @@ fn subscribe_change_cancel_and_the_portal_go_through_stripe_with_a_preview() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.json()["checkout_url"].as_str().unwrap().contains("/c/pay/cs_test_"), "{}", r.body);
     let form = stripe_calls(s, &format!("subscription_data%5Bmetadata%5D%5Buser_id%5D={}", u.id))[0]["body"].as_str().unwrap().to_string();
-    for field in ["mode=subscription", &format!("line_items%5B0%5D%5Bprice%5D={small}"), &format!("client_reference_id={}", u.id)] {
+    let back = dexto_shared::url_query::encode(&format!("{}/dashboard/settings/billing?plan=subscribed", s.base));
+    for field in ["mode=subscription", &format!("line_items%5B0%5D%5Bprice%5D={small}"), &format!("client_reference_id={}", u.id), &format!("success_url={back}")] {
         assert!(form.contains(field), "{field} in {form}");
     }
     assert_eq!(s.call("POST", "/api/billing/subscription", &token, Some(json!({"plan_id": "nope"}))).status, 400);
@@ -397,7 +398,11 @@ fn the_dashboard_shows_the_plan_its_credit_and_a_preview_of_each_change() {
     // Choosing a plan goes to Stripe Checkout (the client follows the redirect to the mock's page).
     let chosen = visitor.post(s, "/dashboard/settings/billing/plan", &[("plan_id", "t-dash-low")]);
     assert!(chosen.status == 200 && chosen.body.contains("Mock Stripe Checkout"), "{} {}", chosen.status, chosen.body);
-    assert_eq!(stripe_calls(s, &format!("subscription_data%5Bmetadata%5D%5Buser_id%5D={}", u.id)).len(), 1);
+    let form = stripe_calls(s, &format!("subscription_data%5Bmetadata%5D%5Buser_id%5D={}", u.id));
+    assert_eq!(form.len(), 1);
+    assert!(form[0]["body"].as_str().unwrap().contains("plan%3Dsubscribed"), "Checkout returns to the plan notice: {form:?}");
+    let back = visitor.get(s, "/dashboard/settings/billing?plan=subscribed").body;
+    assert!(back.contains(r#"id="plan-notice""#) && !back.contains(r#"class="error""#), "{back}");
 
     // Subscribed: the period, what is left and when it resets, and each change's preview.
     let sub = id("sub_");

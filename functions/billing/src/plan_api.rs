@@ -73,7 +73,14 @@ pub async fn subscribe(req: &mut Request, env: &Env) -> ApiResult {
     match (&change, subscribed(&state)) {
         (PlanChange::Current, _) => Err(GatewayError::Conflict(format!("You are already on the plan `{}`.", target.name))),
         (PlanChange::Subscribe, _) | (_, None) => {
-            let (success, cancel) = crate::checkout::return_urls(req, &config, &body)?;
+            // Checkout returns to the dashboard's plan notice unless told otherwise
+            // (the top-up return, `?session_id=`, waits for a top-up's payment).
+            let mut urls = body.clone();
+            if urls.get("return_url").is_none() {
+                let own = dexto_shared::url_query::origin(&req.inner().url()).unwrap_or_default();
+                urls["return_url"] = json!(format!("{own}/dashboard/settings/billing?plan=subscribed"));
+            }
+            let (success, cancel) = crate::checkout::return_urls(req, &config, &urls)?;
             let form = form_encode(&[
                 ("mode", "subscription".into()),
                 ("line_items[0][price]", price),

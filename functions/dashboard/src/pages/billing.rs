@@ -40,7 +40,7 @@ pub async fn render(req: &Request, env: &Env, session: &Session, usdc_outcome: O
     let returned = match q.get("session_id") {
         Some(id) => checkout_state(&api, &history, id).await?,
         None if q.contains_key("cancelled") => r#"<p class="notice" role="status">Checkout was cancelled; nothing was charged.</p>"#.into(),
-        None => String::new(),
+        None => super::plan::notice(q.get("plan").map(String::as_str)).into(),
     };
     let chosen = preselected(req);
     let packs: String = PACKS_USD

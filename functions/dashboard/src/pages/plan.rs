@@ -26,6 +26,16 @@ fn preview_text(plan: &Value) -> String {
     }
 }
 
+/// What the page says after a plan action (`?plan=`), if anything.
+pub fn notice(action: Option<&str>) -> &'static str {
+    match action {
+        Some("subscribed") => r#"<p class="notice" role="status" id="plan-notice">Thank you: your plan starts as soon as Stripe confirms the payment (a moment, usually). Refresh to see it.</p>"#,
+        Some("changing") => r#"<p class="notice" role="status" id="plan-notice">Your plan change was sent to Stripe; it shows here as soon as Stripe confirms it.</p>"#,
+        Some("canceling") => r#"<p class="notice" role="status" id="plan-notice">Your plan will end at the end of the period; until then nothing changes.</p>"#,
+        _ => "",
+    }
+}
+
 /// The section; `balance` is `/api/billing/balance`'s answer (with the split and the plan).
 pub async fn section(api: &Backend<'_>, session: &Session, balance: &Value) -> Result<String, crate::respond::PageError> {
     let plans = api.get("BILLING", "/api/billing/plans").await?;
@@ -104,7 +114,7 @@ pub async fn change(req: &mut Request, env: &Env, session: &Session) -> PageResu
             Method::Post,
             "/api/billing/subscription",
             json!({"plan_id": plan,
-                   "return_url": format!("{origin}/dashboard/settings/billing?session_id={{CHECKOUT_SESSION_ID}}"),
+                   "return_url": format!("{origin}/dashboard/settings/billing?plan=subscribed"),
                    "cancel_url": format!("{origin}/dashboard/settings/billing?cancelled=1")}),
         )
         .await?;
