@@ -97,6 +97,9 @@ pub enum Owner {
     #[default]
     User,
     Operator,
+    /// The user's plan's monthly cap ("Plans"): not stored as a cap, it
+    /// follows the plan.
+    Plan,
 }
 
 impl Owner {
@@ -104,6 +107,7 @@ impl Owner {
         match self {
             Owner::User => "user",
             Owner::Operator => "operator",
+            Owner::Plan => "plan",
         }
     }
 }
@@ -146,6 +150,7 @@ impl CapUse {
         let remedy = match self.cap.owner {
             Owner::User => "Raise the cap (PUT /api/caps) to continue.",
             Owner::Operator => "This cap was set by Dexto for your account; contact support@dexto.ai to change it.",
+            Owner::Plan => "This cap comes with your plan; change plan in the dashboard (Settings → Billing) to raise it.",
         };
         format!(
             "Spend cap reached: this {} {} cap is ${} and ${} is spent or reserved; {reset}. {remedy}",
@@ -245,6 +250,8 @@ mod tests {
         let operators = CapUse { cap: Cap { owner: Owner::Operator, ..u.cap.clone() }, ..u.clone() };
         let msg = operators.refusal(NOV_30_1530);
         assert!(msg.contains("set by Dexto") && !msg.contains("PUT /api/caps"), "a user cannot raise an operator's cap: {msg}");
+        let plans = CapUse { cap: Cap { owner: Owner::Plan, ..u.cap.clone() }, ..u.clone() };
+        assert!(plans.refusal(NOV_30_1530).contains("comes with your plan"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod retry;
 pub mod money;
 pub mod negative_cache;
 pub mod phases;
+pub mod plans;
 pub mod platform_ops;
 pub mod provider_routing;
 pub mod prompt_prefix;
@@ -54,4 +55,4 @@ pub mod x402;
 #[cfg(feature = "workers")]
 pub mod workers;
 #[cfg(feature = "workers")]
-pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, direct_keys, evm_rpc, findings, http, keystore, log, openrouter_keys, session, siwe_auth, throttle, wallet_client};
+pub use workers::{audit, auth, caps_api, cors, db, ops, device_token, direct_keys, evm_rpc, findings, http, keystore, log, openrouter_keys, plan_periods, plan_store, session, siwe_auth, throttle, wallet_client};

@@ -14,6 +14,7 @@ pub mod client;
 mod d1;
 pub mod device;
 pub mod direct_keys;
+pub mod plans;
 pub mod siwe;
 mod stack;
 pub mod stripe_fixtures;

@@ -264,13 +264,14 @@ impl Stack {
     }
 
     /// The user once `n` requests are settled, after checking the books:
-    /// no open hold, Σ ledger == balance, and no balance below zero, now or
+    /// no open hold, Σ ledger == balance (in total and per bucket), and no balance below zero, now or
     /// after any recent ledger entry.
     pub fn books_balanced(&self, user_id: &str, n: u64) -> Value {
         let user = self.settled_user(user_id, n);
         let balance = user["balance_micros"].as_i64().expect("balance");
         assert!(balance >= 0, "{user:#}");
         assert_eq!(user["ledger_totals"]["net_micros"], balance, "Σ ledger == balance");
+        assert_eq!(user["ledger_totals"]["included_net_micros"], user["included_micros"], "Σ ledger == balance, included bucket");
         assert_eq!(user["open_holds"], json!([]));
         for row in user["recent_ledger"].as_array().expect("ledger") {
             assert!(row["balance_after_micros"].as_i64().expect("balance after") >= 0, "negative balance in {row}");

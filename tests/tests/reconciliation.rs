@@ -1,5 +1,6 @@
 //! Reconciliation (hourly cron; here `GET /__scheduled`): each wallet object
-//! is compared with its D1 projection (the balance mirror and the ledger sum);
+//! is compared with its D1 projection (the balance mirror and the ledger sum,
+//! in total and for the included bucket of plans);
 //! a seeded drift of each kind is reported exactly once, in
 //! `GET /admin/reconciliation` and the audit log.
 
@@ -43,6 +44,14 @@ fn drift_between_a_wallet_and_its_projection_is_reported_once() {
     let audit = get_with(&format!("{}/admin/audit?user={}&action=reconciliation.finding", s.base, drifted.id), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
     assert_eq!(audit.json()["data"].as_array().map(Vec::len), Some(2));
     assert_eq!(findings(&s, &clean.id), Vec::<Value>::new());
+
+    // The included bucket (plans) drifts alone, the total agreeing: its own finding.
+    let bucket = s.new_user("1");
+    s.d1(&format!("UPDATE balances SET included_micros = included_micros + 3, version = version + 1000 WHERE user_id = '{}'", bucket.id));
+    s.run_cron();
+    let found = findings(&s, &bucket.id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["detail"]["bucket"].as_str(), found[0]["detail"]["mirror_micros"].as_i64(), found[0]["detail"]["wallet_micros"].as_i64()), (Some("included"), Some(3), Some(0)));
 }
 
 #[test]

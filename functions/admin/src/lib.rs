@@ -6,6 +6,7 @@ mod audit_api;
 mod keys;
 mod metrics;
 mod models;
+mod plans;
 mod search;
 mod settlements;
 mod users;
@@ -47,6 +48,10 @@ async fn route(req: &mut Request, env: &Env) -> AdminResult {
         (Method::Put, ["admin", "users", id, "caps"]) => users::set_cap(req, env, &ctx, id).await,
         (Method::Post, ["admin", "keys", id, "revoke"]) => keys::revoke(env, &ctx, id).await,
         (Method::Get, ["admin", "models"]) => models::list(env).await,
+        (Method::Get, ["admin", "plans"]) => plans::list(env).await,
+        (Method::Post, ["admin", "plans"]) => plans::put(req, env, &ctx).await,
+        (Method::Post, ["admin", "plans", "periods"]) => plans::run_periods(req, env, &ctx).await,
+        (Method::Delete, ["admin", "plans", id]) => plans::delete(env, &ctx, id).await,
         (Method::Get, ["admin", "audit"]) => audit_api::list(req, env).await,
         (Method::Get, ["admin", "metrics"]) => metrics::show(req, env).await,
         (Method::Get, ["admin", "reconciliation"]) => metrics::findings(env).await,

@@ -3,7 +3,7 @@
 //! ledger row; reads of balance and holds come from it too.
 
 use crate::{AuditCtx, audit, d1_error, json_body, AdminResult};
-use dexto_shared::db;
+use dexto_shared::{db, plan_store};
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{json_response, now_ms};
 use dexto_shared::ids::new_id;
@@ -76,9 +76,10 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
     // The wallet flushes its pending ledger rows to D1 before answering, so the
     // ledger read below is consistent with the balance.
     let wallet = WalletClient::for_user(env, id)?.state().await?;
-    let ledger = rows(&db, id, "SELECT id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at
+    let ledger = rows(&db, id, "SELECT id, seq, kind, amount_micros, included_micros, balance_after_micros, reference, reason, created_at
          FROM credit_ledger WHERE user_id = ?1 ORDER BY seq DESC LIMIT 50").await?;
     let totals = one(&db, id, "SELECT COUNT(*) AS entries, COALESCE(SUM(amount_micros), 0) AS net_micros,
+                COALESCE(SUM(included_micros), 0) AS included_net_micros,
                 COALESCE(SUM(CASE WHEN amount_micros > 0 THEN amount_micros END), 0) AS credits_micros,
                 COALESCE(SUM(CASE WHEN amount_micros < 0 THEN amount_micros END), 0) AS debits_micros
          FROM credit_ledger WHERE user_id = ?1").await?;
@@ -102,6 +103,8 @@ pub async fn show(env: &Env, id: &str) -> AdminResult {
         &json!({
             "id": user["id"], "email": user["email"], "status": user["status"], "created_at": user["created_at"],
             "balance_usd": wallet.balance.as_json_usd(), "balance_micros": wallet.balance.0,
+            "included_micros": wallet.included.0, "purchased_micros": wallet.balance.0 - wallet.included.0,
+            "plan": plan_store::of_user(&db, id).await?,
             "available_usd": wallet.available.as_json_usd(), "frozen": wallet.frozen,
             "open_holds": holds, "pending_ledger_rows": wallet.pending_outbox,
             "caps": dexto_shared::caps::to_json(&wallet.caps, now_ms()),

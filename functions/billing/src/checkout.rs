@@ -22,6 +22,26 @@ pub enum Flavor {
     Plan,
 }
 
+/// Where Checkout (or the billing portal) sends the browser back: the
+/// client's `return_url` / `cancel_url` if on an allowed origin, else the
+/// dashboard's billing page on the origin that was called — in production
+/// the API's, locally `npm run dev`'s — which waits for the webhook.
+pub fn return_urls(req: &Request, config: &BillingConfig, body: &Value) -> Result<(String, String), GatewayError> {
+    // Our own origin (the dashboard is served here) and the configured ones.
+    let own = dexto_shared::url_query::origin(&req.inner().url());
+    let mut origins = config.return_origins.clone();
+    origins.extend(own.clone());
+    let own = own.unwrap_or_default();
+    let success_default = config.success_url.clone().unwrap_or_else(|| format!("{own}{BILLING_PAGE}?session_id={{CHECKOUT_SESSION_ID}}"));
+    let cancel_default = config.cancel_url.clone().unwrap_or_else(|| format!("{own}{BILLING_PAGE}"));
+    let url_field = |name: &str, default: &str| match body.get(name).and_then(Value::as_str) {
+        Some(u) if redirect_allowed(u, &origins) => Ok(u.to_string()),
+        Some(_) => Err(GatewayError::BadRequest(format!("`{name}` must be a URL on one of: {}.", config.return_origins.join(", ")))),
+        None => Ok(default.to_string()),
+    };
+    Ok((url_field("return_url", &success_default)?, url_field("cancel_url", &cancel_default)?))
+}
+
 pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
     let user = dexto_shared::session::authenticate(req.headers(), env).await?;
     let config = BillingConfig::from_env(env);
@@ -31,23 +51,7 @@ pub async fn create(req: &mut Request, env: &Env, flavor: Flavor) -> ApiResult {
     if matches!(flavor, Flavor::Plan) && (cents % 100 != 0 || !PACKS_USD.contains(&(cents / 100))) {
         return Err(GatewayError::BadRequest(format!("`credits_usd` must be one of the packs {PACKS_USD:?}.")));
     }
-    // Our own origin (the dashboard is served here) and the configured ones.
-    let own = dexto_shared::url_query::origin(&req.inner().url());
-    let mut origins = config.return_origins.clone();
-    origins.extend(own.clone());
-    // Unconfigured returns go to the dashboard's billing page on the origin
-    // that was called — in production the API's, locally `npm run dev`'s —
-    // which waits for the webhook and shows the credit.
-    let own = own.unwrap_or_default();
-    let success_default = config.success_url.clone().unwrap_or_else(|| format!("{own}{BILLING_PAGE}?session_id={{CHECKOUT_SESSION_ID}}"));
-    let cancel_default = config.cancel_url.clone().unwrap_or_else(|| format!("{own}{BILLING_PAGE}"));
-    let url_field = |name: &str, default: &str| match body.get(name).and_then(Value::as_str) {
-        Some(u) if redirect_allowed(u, &origins) => Ok(u.to_string()),
-        Some(_) => Err(GatewayError::BadRequest(format!("`{name}` must be a URL on one of: {}.", config.return_origins.join(", ")))),
-        None => Ok(default.to_string()),
-    };
-    let success = url_field("return_url", &success_default)?;
-    let cancel = url_field("cancel_url", &cancel_default)?;
+    let (success, cancel) = return_urls(req, &config, &body)?;
     if config.secret_key.is_empty() {
         return Err(GatewayError::Internal("STRIPE_SECRET_KEY not configured".into()));
     }

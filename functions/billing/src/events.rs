@@ -18,11 +18,11 @@ use dexto_shared::wallet_client::WalletClient;
 use serde_json::Value;
 use worker::{D1Database, Env};
 
-fn internal(e: impl std::fmt::Display) -> GatewayError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(format!("stripe event: {e}"))
 }
 
-fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
@@ -56,10 +56,16 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
         "charge.dispute.created" | "charge.dispute.closed" if already_processed(&db, event).await? => Ok("duplicate"),
         "charge.dispute.created" => dispute_opened(env, &db, event).await,
         "charge.dispute.closed" => dispute_closed(env, &db, event).await,
-        "invoice.paid" => subscription_grant(env, &db, config, event).await,
+        "invoice.paid" => match crate::plans::plan_of_invoice(&db, obj).await? {
+            Some((plan, line)) => crate::plans::invoice_paid(env, &db, event, plan, line).await,
+            None => subscription_grant(env, &db, config, event).await,
+        },
+        "invoice.payment_failed" => crate::plans::payment_failed(env, &db, event).await,
+        "customer.subscription.updated" => crate::plans::subscription_updated(env, &db, event).await,
         "customer.subscription.deleted" => {
             let id = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
             db::run_idempotent(&db, "UPDATE subscriptions SET status = 'canceled', updated_at = ?2 WHERE id = ?1", &[id.into(), now_f64()]).await?;
+            crate::plans::subscription_deleted(&db, id).await?;
             record_event(&db, event).await?;
             Ok("subscription_canceled")
         }
@@ -137,6 +143,9 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
     };
     // `amount_refunded` is cumulative; the wallet applies only what is new.
     let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0);
+    if tx.kind == crate::plans::PLAN_INVOICE {
+        return crate::plans::take_back(env, db, event, &tx, refunded, "refunded").await;
+    }
     let cumulative = refund_cumulative(refunded, tx.amount_minor);
     let replay = payments::apply_refund(env, &tx, charge, cumulative, &Cause { event_id: &event.id, event_type: &event.kind }).await?;
     Ok(if replay { "already_refunded" } else { "refunded" })
@@ -170,13 +179,17 @@ async fn dispute_opened(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
 
 async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
-    let Some(Transaction { id: tx, user_id, .. }) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
+    let Some(transaction) = transaction_for(db, text(obj, "/payment_intent").unwrap_or("")).await? else {
         return unknown_payment(db, event).await;
     };
+    let (tx, user_id) = (transaction.id.clone(), transaction.user_id.clone());
     let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
     // Only `lost` takes money back; `won` and `warning_closed` (an inquiry) do not.
     let lost = text(obj, "/status") == Some("lost");
-    if lost {
+    if lost && transaction.kind == crate::plans::PLAN_INVOICE {
+        let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
+        crate::plans::take_back(env, db, event, &transaction, amount, "disputed").await?;
+    } else if lost {
         // Lost: the money went back to the card holder; the wallet owes it.
         let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
         WalletClient::for_user(env, &user_id)?
@@ -322,7 +335,7 @@ async fn set_frozen(env: &Env, user_id: &str, frozen: bool) -> Result<(), Gatewa
 
 /// A paid or refunded event we cannot attribute: acknowledged (so Stripe stops
 /// retrying) and left in the audit log for an operator, never silently dropped.
-async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static str, GatewayError> {
+pub(crate) async fn unmatched(db: &D1Database, event: &Event, why: &str) -> Result<&'static str, GatewayError> {
     db::run_idempotent(
         db,
         // Once per event, so the write can be retried (and Stripe can redeliver).
@@ -342,7 +355,7 @@ async fn already_processed(db: &D1Database, event: &Event) -> Result<bool, Gatew
     Ok(row.is_some())
 }
 
-async fn record_event(db: &D1Database, event: &Event) -> Result<(), GatewayError> {
+pub(crate) async fn record_event(db: &D1Database, event: &Event) -> Result<(), GatewayError> {
     db::run_idempotent(
         db,
         "INSERT INTO processed_webhook_events (event_id, event_type, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT(event_id) DO NOTHING",

@@ -10,7 +10,10 @@ mod crypto;
 mod events;
 mod history;
 mod payments;
+mod plan_api;
+mod plans;
 mod reconcile;
+mod reconcile_plans;
 mod stripe_api;
 mod webhook;
 
@@ -29,6 +32,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Post, "/api/stripe/create-checkout-session") => checkout::create(&mut req, &env, checkout::Flavor::Plan).await,
         (Method::Get, "/api/billing/balance") => balance(&req, &env).await,
         (Method::Get, "/api/billing/history") => history::history(&req, &env).await,
+        (Method::Get, "/api/billing/plans") => plan_api::list(&req, &env).await,
+        (Method::Post, "/api/billing/subscription") => plan_api::subscribe(&mut req, &env).await,
+        (Method::Delete, "/api/billing/subscription") => plan_api::cancel(&req, &env).await,
+        (Method::Post, "/api/billing/portal") => plan_api::portal(&mut req, &env).await,
         (Method::Post, "/api/stripe/webhook") => webhook::handle(&mut req, &env).await,
         (Method::Post, "/api/billing/crypto/confirm") => crypto::confirm(&mut req, &env).await,
         (Method::Get, "/api/billing/crypto") => crypto::overview(&req, &env).await,
@@ -81,5 +88,7 @@ async fn cron(env: &Env, which: Jobs) -> String {
 async fn balance(req: &Request, env: &Env) -> ApiResult {
     let user = dexto_shared::session::authenticate_cli(req.headers(), env).await?.user;
     let state = WalletClient::for_user(env, &user.id)?.state().await?;
-    ok_json(200, &serde_json::json!({"credits_usd": state.balance.as_json_usd(), "credits_cents": state.balance.whole_cents_floor(), "frozen": state.frozen}))
+    let mut body = serde_json::json!({"credits_usd": state.balance.as_json_usd(), "credits_cents": state.balance.whole_cents_floor(), "frozen": state.frozen});
+    dexto_shared::plan_store::add_plan_fields(&dexto_shared::db::database(env)?, &mut body, &user.id, state.balance, state.included).await?;
+    ok_json(200, &body)
 }

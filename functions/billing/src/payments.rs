@@ -50,6 +50,10 @@ pub struct Transaction {
     pub id: String,
     pub user_id: String,
     pub amount_minor: i64,
+    /// `checkout`, `invoice` (the configured subscription price) or
+    /// `plan_invoice` (a plan's period: its refunds take back included credit).
+    pub kind: String,
+    pub credit_micros: i64,
 }
 
 /// The transaction a charge belongs to, by payment intent.
@@ -65,14 +69,16 @@ pub async fn transactions(db: &D1Database, payment_intents: &[&str]) -> Result<H
         user_id: String,
         amount_minor: i64,
         payment_intent: String,
+        kind: String,
+        credit_micros: i64,
     }
     if payment_intents.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = format!("SELECT id, user_id, amount_minor, payment_intent FROM stripe_transactions WHERE payment_intent IN ({})", db::placeholders(payment_intents.len()));
+    let sql = format!("SELECT id, user_id, amount_minor, payment_intent, kind, credit_micros FROM stripe_transactions WHERE payment_intent IN ({})", db::placeholders(payment_intents.len()));
     let args: Vec<JsValue> = payment_intents.iter().map(|p| (*p).into()).collect();
     let rows: Vec<Row> = db::all(db, &sql, &args).await?;
-    Ok(rows.into_iter().map(|r| (r.payment_intent, Transaction { id: r.id, user_id: r.user_id, amount_minor: r.amount_minor })).collect())
+    Ok(rows.into_iter().map(|r| (r.payment_intent, Transaction { id: r.id, user_id: r.user_id, amount_minor: r.amount_minor, kind: r.kind, credit_micros: r.credit_micros })).collect())
 }
 
 /// Brings the charge's refund debit to `cumulative` (negative: Stripe's

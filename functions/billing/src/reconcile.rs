@@ -16,6 +16,12 @@
 //! - `topup_unknown_to_stripe`: credited here, but Stripe does not report the
 //!   session as paid (or does not know it). Reported only: taking money back
 //!   on our own inference could hurt a customer who paid.
+//! - `plan_invoice_missing`: a paid plan invoice whose period was never
+//!   granted; **granted** (`reconcile_plans.rs`).
+//! - `plan_refund_missing`: a refund of a plan invoice whose included credit
+//!   was not taken back; **taken back** (`reconcile_plans.rs`).
+//! - `subscription_drift`: a user's plan state behind Stripe's subscription;
+//!   **applied** through the webhook's handlers (`reconcile_plans.rs`).
 //! - `refund_missing`: Stripe refunded more of a charge than was debited here.
 //!   **Debited** through the webhook's path (`payments::apply_refund`: the
 //!   charge's cumulative total, so the late `charge.refunded` is a replay).
@@ -43,7 +49,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, Env};
 
 /// List pages read per run and list (100 objects each): bounds the run.
-const MAX_PAGES: usize = 20;
+pub(crate) const MAX_PAGES: usize = 20;
 /// Credited sessions missing from Stripe's list that are looked up one by one per run.
 const MAX_LOOKUPS: usize = 25;
 
@@ -65,7 +71,10 @@ pub async fn run(env: &Env) -> Result<String, GatewayError> {
         // The oldest part of the window was not read this run.
         dexto_shared::log::event("stripe_reconcile.truncated", json!({"sessions": sessions.len(), "refunds": refunds.len()}));
     }
-    Ok(format!("stripe: {} sessions, {} refunds, {found} new findings", sessions.len(), refunds.len()))
+    let (invoices, plan_found) = crate::reconcile_plans::run(env, &config, &database, &window).await?;
+    let (subscriptions, subscription_found) = crate::reconcile_plans::subscriptions(env, &config, &database).await?;
+    found += plan_found + subscription_found;
+    Ok(format!("stripe: {} sessions, {} refunds, {invoices} invoices, {subscriptions} subscriptions, {found} new findings", sessions.len(), refunds.len()))
 }
 
 /// D1's record of Checkout Sessions (up to 100 ids), by session id.
@@ -211,6 +220,11 @@ async fn check_refunds(env: &Env, config: &BillingConfig, database: &D1Database,
     for (charge, seen) in &by_charge {
         // Refunds of payments that are not ours: the webhook leaves them to an operator.
         let Some(tx) = ours.get(&seen.payment_intent) else { continue };
+        // A plan invoice's refund takes back included credit, not purchased credit.
+        if tx.kind == crate::plans::PLAN_INVOICE {
+            found += isolated(crate::reconcile_plans::refund(env, config, database, charge, seen, tx, window).await, "charge", charge);
+            continue;
+        }
         found += isolated(charge_refunds(env, config, database, charge, seen, tx, window).await, "charge", charge);
     }
     Ok(found)

@@ -4,7 +4,8 @@
 //! after the corrections, so the key-spending comparison sees their resolved
 //! costs), then direct keys (`dexto_shared::direct_keys::reconcile`: pending
 //! moves completed, limits re-applied, overspending found), then old x402
-//! claims dropped (`x402::prune_claims`). Run by
+//! claims dropped (`x402::prune_claims`); before that the plans' period-end
+//! pass (`dexto_shared::plan_periods`). Run by
 //! `#[event(scheduled)]`, in production and locally (this Worker owns the
 //! local port, so `GET /__scheduled` reaches it).
 
@@ -39,11 +40,15 @@ pub async fn run(env: &Env, cron: &str) -> String {
         Ok((seen, found)) => format!("direct keys: looked at {seen}, {found} new findings"),
         Err(e) => format!("direct key reconciliation failed: {e:?}"),
     };
+    let periods = match dexto_shared::plan_periods::run(env, dexto_shared::http::now_ms(), None).await {
+        Ok((expired, ended)) => format!("plans: {expired} periods expired, {ended} back to free"),
+        Err(e) => format!("plan period pass failed: {e:?}"),
+    };
     let claims = match crate::x402::prune_claims(env).await {
         Ok(()) => "x402: old claims dropped".to_string(),
         Err(e) => format!("x402 claim pruning failed: {e:?}"),
     };
-    let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}; {direct}; {claims}");
+    let outcome = format!("{outcome}; {reviewed}; {bounded}; {reconciled}; {direct}; {periods}; {claims}");
     dexto_shared::log::event("cron.ran", serde_json::json!({"cron": cron, "outcome": outcome}));
     outcome
 }

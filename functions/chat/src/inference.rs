@@ -88,6 +88,10 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
         models.push((info, allow.markup_for(&info.id, config.markup)));
     }
+    // The caller's plan may restrict models (plan_models.rs).
+    if let Some(caller) = &keyed {
+        crate::plan_models::check(env, &config, &caller.user_id, std::iter::once(&chat.model).chain(&chat.fallbacks)).await?;
+    }
     // Provider routing may pick a dearer provider: bound it at the upstream
     // (`provider.max_price`) and hold for that bound (provider_routing.rs).
     // Only then are the models copied, to price them at the ceiling.

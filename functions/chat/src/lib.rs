@@ -18,6 +18,7 @@ mod metering;
 mod metrics;
 mod models;
 mod ops;
+mod plan_models;
 mod reattach;
 mod reconcile;
 mod upstream;

@@ -1,7 +1,8 @@
 //! Reconciliation, by cron (hourly; locally `GET /__scheduled`): visits users
 //! a page per run (a cursor in D1 carries on where the last run stopped) and
 //! compares each wallet object — the source of truth, flushed first — with its
-//! D1 projection: the `balances` mirror and the sum of the user's ledger rows;
+//! D1 projection: the `balances` mirror and the sum of the user's ledger rows
+//! (the total, and the included bucket of plans);
 //! and what the user's upstream key has spent (OpenRouter's own count) with
 //! the provider cost the ledger billed since that key was minted.
 //! A difference is a finding, recorded once (kind + user + amounts) in
@@ -28,7 +29,15 @@ struct Mirror {
     id: String,
     mirror: Option<i64>,
     ledger: Option<i64>,
+    /// The included bucket (plans): mirror and Σ ledger, as for the total.
+    mirror_included: Option<i64>,
+    ledger_included: Option<i64>,
 }
+
+/// The mirror and ledger sums of a user (both buckets).
+const MIRROR_COLUMNS: &str = "u.id, b.balance_micros AS mirror, b.included_micros AS mirror_included,
+    (SELECT SUM(amount_micros) FROM credit_ledger c WHERE c.user_id = u.id) AS ledger,
+    (SELECT SUM(included_micros) FROM credit_ledger c WHERE c.user_id = u.id) AS ledger_included";
 
 /// Returns (users checked, new findings).
 pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
@@ -40,9 +49,7 @@ pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
     let after = db::first::<Cursor>(&database, "SELECT last_user_id FROM reconciliation_cursor WHERE id = 1", &[]).await?.map_or(String::new(), |c| c.last_user_id);
     let users: Vec<Mirror> = db::all(
         &database,
-        "SELECT u.id, b.balance_micros AS mirror,
-                (SELECT SUM(amount_micros) FROM credit_ledger c WHERE c.user_id = u.id) AS ledger
-         FROM users u LEFT JOIN balances b ON b.user_id = u.id WHERE u.id > ?1 ORDER BY u.id LIMIT ?2",
+        &format!("SELECT {MIRROR_COLUMNS} FROM users u LEFT JOIN balances b ON b.user_id = u.id WHERE u.id > ?1 ORDER BY u.id LIMIT ?2"),
         &[after.as_str().into(), db::ms(PAGE)],
     )
     .await?;
@@ -53,16 +60,21 @@ pub async fn run(env: &Env) -> Result<(usize, usize), GatewayError> {
         let state = WalletClient::for_user(env, &user.id)?.state().await?;
         let now: Option<Mirror> = db::first(
             &database,
-            "SELECT u.id, b.balance_micros AS mirror, (SELECT SUM(amount_micros) FROM credit_ledger c WHERE c.user_id = u.id) AS ledger
-             FROM users u LEFT JOIN balances b ON b.user_id = u.id WHERE u.id = ?1",
+            &format!("SELECT {MIRROR_COLUMNS} FROM users u LEFT JOIN balances b ON b.user_id = u.id WHERE u.id = ?1"),
             &[user.id.as_str().into()],
         )
         .await?;
-        let (mirror, ledger) = now.map_or((user.mirror, user.ledger), |n| (n.mirror, n.ledger));
+        let seen = now.as_ref().unwrap_or(user);
+        let (mirror, ledger) = (seen.mirror, seen.ledger);
         let wallet = state.balance.0;
         if mirror.unwrap_or(0) != wallet || ledger.unwrap_or(0) != wallet {
             let detail = json!({"wallet_micros": wallet, "mirror_micros": mirror, "ledger_sum_micros": ledger});
             found += findings::record(env, "wallet_mirror_drift", &user.id, &format!("{wallet}/{mirror:?}/{ledger:?}"), &detail).await?;
+        }
+        let (mirror, ledger, wallet) = (seen.mirror_included, seen.ledger_included, state.included.0);
+        if mirror.unwrap_or(0) != wallet || ledger.unwrap_or(0) != wallet {
+            let detail = json!({"bucket": "included", "wallet_micros": wallet, "mirror_micros": mirror, "ledger_sum_micros": ledger});
+            found += findings::record(env, "wallet_mirror_drift", &user.id, &format!("included:{wallet}/{mirror:?}/{ledger:?}"), &detail).await?;
         }
         found += upstream_drift(env, &database, &user.id).await?;
     }

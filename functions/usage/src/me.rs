@@ -33,6 +33,7 @@ pub async fn usage(env: &Env, user_id: &str) -> UsageResult {
         _ => (all(&db, &by_model).await?, all(&db, &recent).await?),
     };
     let mut body = me_usage(wallet.balance, mtd.from_ms, &by_model, &recent);
+    dexto_shared::plan_store::add_plan_fields(&db, &mut body, user_id, wallet.balance, wallet.included).await?;
     body["direct_key"] = direct_key(env, user_id).await;
     json_response(200, &body).map_err(|e| GatewayError::Internal(e.to_string()))
 }

@@ -16,6 +16,8 @@ pub mod http;
 pub mod keystore;
 pub mod log;
 pub mod openrouter_keys;
+pub mod plan_periods;
+pub mod plan_store;
 pub mod ops;
 pub mod session;
 pub mod siwe_auth;

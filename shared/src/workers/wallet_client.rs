@@ -85,6 +85,11 @@ impl WalletClient {
         Ok(self.call("/credit", &GuardedCredit { credit: req.clone(), only_from_available: true }).await?.0)
     }
 
+    /// Grants, expiries and take-backs of included credit (plans).
+    pub async fn plan(&self, req: &PlanRequest) -> Result<PlanOutcome, GatewayError> {
+        Ok(self.call("/plan", req).await?.0)
+    }
+
     pub async fn adjust(&self, req: &AdjustRequest) -> Result<CreditOutcome, GatewayError> {
         Ok(self.call("/adjust", req).await?.0)
     }

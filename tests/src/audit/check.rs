@@ -25,6 +25,17 @@ pub(super) fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(
         if view["balance_micros"] != view["ledger_totals"]["net_micros"] {
             violations.push(format!("{}: balance {} != Σ ledger {}", u.id, view["balance_micros"], view["ledger_totals"]["net_micros"]));
         }
+        // Plans: the same per bucket, and included credit never below zero.
+        if view["included_micros"] != view["ledger_totals"]["included_net_micros"] {
+            violations.push(format!("{}: included {} != Σ ledger (included) {}", u.id, view["included_micros"], view["ledger_totals"]["included_net_micros"]));
+        }
+        if view["included_micros"].as_i64().is_none_or(|i| i < 0) {
+            violations.push(format!("{}: included credit {} below zero", u.id, view["included_micros"]));
+        }
+        // Every period has ended and the cron's pass ran: at most the rollover cap is left.
+        if view["included_micros"].as_i64().is_some_and(|i| i > super::PLAN_ROLLOVER_CAP) {
+            violations.push(format!("{}: included credit {} above the rollover cap after the period end", u.id, view["included_micros"]));
+        }
     }
     let in_users = quoted(users);
     let orphan_debits = s.d1(&format!(
@@ -49,7 +60,7 @@ pub(super) fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(
         violations.push(format!("billed below provider cost without review: {below_cost:?}"));
     }
     let doubled = s.d1(&format!(
-        "SELECT user_id, reference, COUNT(*) AS n FROM credit_ledger WHERE user_id IN ({in_users}) AND kind IN ('topup', 'crypto_topup')
+        "SELECT user_id, reference, COUNT(*) AS n FROM credit_ledger WHERE user_id IN ({in_users}) AND kind IN ('topup', 'crypto_topup', 'plan_grant')
          GROUP BY user_id, reference HAVING COUNT(*) > 1"
     ));
     if !doubled.is_empty() {
@@ -61,10 +72,28 @@ pub(super) fn check(s: &Stack, users: &[User], payments: &[Payment]) -> Result<(
     let usdc = s.d1(&format!(
         "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'crypto_topup' GROUP BY user_id"
     ));
+    // Every bucket move stays in its bucket: a usage row spends included
+    // credit no larger than its price; grants and expiries move only it.
+    let misfiled = s.d1(&format!(
+        "SELECT user_id, reference, amount_micros, included_micros FROM credit_ledger WHERE user_id IN ({in_users}) AND (
+           (kind = 'usage' AND (included_micros > 0 OR included_micros < amount_micros))
+           OR (kind IN ('plan_grant', 'plan_expiry', 'plan_take_back') AND included_micros != amount_micros)
+           OR (kind NOT IN ('usage', 'plan_grant', 'plan_expiry', 'plan_take_back') AND included_micros != 0))"
+    ));
+    if !misfiled.is_empty() {
+        violations.push(format!("ledger rows moving the wrong bucket: {misfiled:?}"));
+    }
     let negative = s.d1(&format!(
         "SELECT user_id, reference, balance_after_micros FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'usage' AND balance_after_micros < 0"
     ));
+    let grants = s.d1(&format!(
+        "SELECT user_id, COALESCE(SUM(amount_micros), 0) AS total FROM credit_ledger WHERE user_id IN ({in_users}) AND kind = 'plan_grant' GROUP BY user_id"
+    ));
     for (i, u) in users.iter().enumerate() {
+        let granted = grants.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
+        if granted != u.plan_invoices * super::PLAN_INCLUDED {
+            violations.push(format!("{}: plan grants {granted} != {} invoices × {}", u.id, u.plan_invoices, super::PLAN_INCLUDED));
+        }
         let paid: i64 = payments.iter().filter(|p| p.user == i).map(|p| p.cents * 10_000).sum();
         let credited = topups.iter().find(|r| r["user_id"] == u.id.as_str()).and_then(|r| r["total"].as_i64()).unwrap_or(0);
         if credited != paid {

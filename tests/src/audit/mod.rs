@@ -76,7 +76,16 @@ struct User {
     had_refund_or_dispute: bool,
     /// USDC base units this user's linked address sent to the treasury.
     usdc_sent: i64,
+    /// Plan invoices paid (each grants `PLAN_INCLUDED` once), and the end of
+    /// the last paid period (0: never subscribed).
+    plan_invoices: i64,
+    plan_end: i64,
 }
+
+/// The auditor's plan: included credit per period and what rolls over.
+const PLAN_PRICE: &str = "price_audit_plan";
+const PLAN_INCLUDED: i64 = 3_000_000;
+const PLAN_ROLLOVER_CAP: i64 = 1_000_000;
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -85,6 +94,8 @@ pub struct Report {
     pub payments: usize,
     pub usdc_top_ups: usize,
     pub x402_calls: usize,
+    /// Plan periods paid (the first subscription included).
+    pub plan_periods: usize,
     pub users: usize,
 }
 
@@ -101,9 +112,14 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
             let wallet = dexto_shared::chain::testing::TestWallet::from_hex(&s.chain.accounts[i].private_key);
             let linked = crate::siwe::link(s, &wallet, &u.id, &s.session_token(&u.id, "audit@example.com"));
             assert_eq!(linked.status, 200, "link: {}", linked.body);
-            User { id: u.id, key: u.key, key_id: u.key_id, had_refund_or_dispute: false, usdc_sent: 0 }
+            User { id: u.id, key: u.key, key_id: u.key_id, had_refund_or_dispute: false, usdc_sent: 0, plan_invoices: 0, plan_end: 0 }
         })
         .collect();
+    let plan = json!({"id": "audit-plan", "name": "Audit", "stripe_price_id": PLAN_PRICE, "price_cents": 300,
+        "included_usd": "3", "rollover": true, "rollover_cap_usd": "1"});
+    assert_eq!(s.admin("POST", "/admin/plans", Some(plan)).status, 200);
+    // One subscriber from the start; the workload renews (and subscribes others).
+    plan_period(s, &mut rng, &mut users[0]);
     let treasury_before = s.chain.usdc_balance(&s.chain.treasury);
     // Dev account 3 pays keyless calls with x402 (its own address account).
     let payer = &s.chain.accounts[3];
@@ -135,13 +151,15 @@ pub fn run(s: &Stack, seed: u64, ops: usize) -> Result<Report, String> {
                 report.x402_calls += 1;
                 x402_call(s, &mut rng, payer);
             }
-            _ => {
-                report.chats += 1;
-                chat(s, &mut rng, &users[who]);
-            }
+            _ => plan_period(s, &mut rng, &mut users[who]),
+        }
+        // Subscribers renew now and then, between whatever else happens.
+        if users[who].plan_end > 0 && rng.chance(10) {
+            plan_period(s, &mut rng, &mut users[who]);
         }
     }
     report.payments = payments.len();
+    report.plan_periods = users.iter().map(|u| u.plan_invoices as usize).sum();
     // What is not final yet becomes final; the chain scan credits what nobody confirmed.
     s.chain.mine(64);
     s.run_cron();
@@ -213,6 +231,21 @@ fn top_up(s: &Stack, rng: &mut Rng, who: usize, u: &User) -> Payment {
         assert_eq!(s.webhook(&event("checkout.session.async_payment_succeeded"), &[]).status, 200);
     }
     Payment { user: who, payment_intent: pi, cents, refunded: 0, disputed: false }
+}
+
+/// A plan period paid: the next (ten-minute, long past) period of the
+/// user's subscription, its `invoice.paid` delivered once or twice. The
+/// renewal expires the previous period (rollover up to the cap) and grants
+/// this one; the final cron's period pass expires the last.
+fn plan_period(s: &Stack, rng: &mut Rng, u: &mut User) {
+    let start = if u.plan_end > 0 { u.plan_end } else { crate::now_ms() / 1000 * 1000 - 30 * crate::plans::DAY_MS };
+    let end = start + 600_000;
+    let invoice = crate::plans::invoice_paid(&u.id, &format!("sub_audit_{}", u.id), PLAN_PRICE, 300, start, end);
+    for _ in 0..=rng.below(2) {
+        assert_eq!(s.webhook(&invoice, &[]).status, 200);
+    }
+    u.plan_invoices += 1;
+    u.plan_end = end;
 }
 
 fn admin_credit(s: &Stack, rng: &mut Rng, u: &User) {

@@ -28,6 +28,7 @@ mod recorder;
 mod runtime;
 mod stripe;
 mod stripe_checkout;
+mod stripe_subscriptions;
 mod supabase;
 pub mod supabase_auth;
 mod util;
@@ -63,6 +64,7 @@ pub struct App {
     stripe: stripe::Stripe,
     auth: supabase_auth::Auth,
     checkout: stripe_checkout::Checkout,
+    subscriptions: stripe_subscriptions::Subscriptions,
 }
 
 impl App {
@@ -79,6 +81,7 @@ impl App {
             stripe: Default::default(),
             auth: Default::default(),
             checkout: Default::default(),
+            subscriptions: Default::default(),
         }
     }
 
@@ -187,6 +190,11 @@ pub fn router() -> Router {
         .route("/v1/checkout/sessions", post(stripe::create_checkout_session).get(stripe::list_sessions))
         .route("/v1/checkout/sessions/{id}", get(stripe::retrieve_session))
         .route("/v1/refunds", get(stripe::list_refunds))
+        .route("/v1/invoices", get(stripe::list_invoices))
+        .route("/__mock/stripe/invoices", post(stripe::add_invoice))
+        .route("/v1/subscriptions/{id}", get(stripe_subscriptions::retrieve).post(stripe_subscriptions::update))
+        .route("/v1/billing_portal/sessions", post(stripe_subscriptions::portal))
+        .route("/__mock/stripe/subscriptions", post(stripe_subscriptions::create))
         .route("/__mock/stripe/sessions/{id}/pay", post(stripe::pay))
         .route("/__mock/stripe/refunds", post(stripe::refund))
         .fallback(|| async { util::error_response(404, "Not Found", None) })

@@ -3,7 +3,8 @@
 //! as Bearer; honours `Idempotency-Key` like Stripe: the same key replays the
 //! first response, the same key with other parameters is a 400), retrieving
 //! and listing them (`GET /v1/checkout/sessions[/{id}]`) and listing refunds
-//! (`GET /v1/refunds`), with Stripe's list shape and cursor pagination.
+//! (`GET /v1/refunds`) and invoices (`GET /v1/invoices`), with Stripe's list
+//! shape and cursor pagination.
 //!
 //! Payments happen out of band here (there is no checkout page): tests pay a
 //! session with `POST /__mock/stripe/sessions/{id}/pay` and refund one with
@@ -30,6 +31,8 @@ pub struct Stripe {
 #[derive(Default)]
 struct Records {
     sessions: Vec<Value>,
+    /// Invoices Stripe holds (subscriptions' periods), as a test made them.
+    invoices: Vec<Value>,
     refunds: Vec<Value>,
     /// payment intent → its charge (one charge per paid session here).
     charges: HashMap<String, String>,
@@ -102,6 +105,23 @@ pub async fn list_sessions(State(app): State<Arc<crate::App>>, headers: HeaderMa
 pub async fn list_refunds(State(app): State<Arc<crate::App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let records = app.stripe.records.lock().unwrap().refunds.clone();
     list(&headers, query, "/v1/refunds", records, &["charge", "payment_intent"])
+}
+
+/// `GET /v1/invoices?created[gte]=&status=&limit=&starting_after=`.
+pub async fn list_invoices(State(app): State<Arc<crate::App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let records = app.stripe.records.lock().unwrap().invoices.clone();
+    list(&headers, query, "/v1/invoices", records, &["status", "subscription", "customer"])
+}
+
+/// `POST /__mock/stripe/invoices` `{…an invoice object…}`: an invoice Stripe
+/// holds (paid, say), whose webhook the test may never deliver.
+pub async fn add_invoice(State(app): State<Arc<crate::App>>, body: Bytes) -> Response {
+    let invoice: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !invoice["id"].is_string() || !invoice["created"].is_i64() {
+        return stripe_error(400, "an invoice object with `id` and `created` is required");
+    }
+    app.stripe.records.lock().unwrap().invoices.push(invoice.clone());
+    util::json_response(StatusCode::OK, &invoice)
 }
 
 /// Stripe's list semantics: newest first (`created` descending, later

@@ -11,6 +11,7 @@ use super::replay::Replays;
 use dexto_shared::http::now_ms;
 use dexto_shared::ids::new_id;
 use dexto_shared::money::Micros;
+use dexto_shared::plans::buckets::included_share_of_spend;
 use dexto_shared::wallet::{SettleOutcome, UsageRecord, X402_KEY_ID};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -149,14 +150,19 @@ impl Ledger {
         // Same turn as the debit: spend caps see it exactly once.
         store.add_spend(&usage.key_id, usage.created_at, usage.user_price)?;
         let debit = Micros(-usage.user_price.0);
-        let balance = store.apply_change(&reference, debit, usage.created_at, |seq, balance| {
+        // Included credit is spent first; the rest is purchased credit.
+        let included = store.wallet()?.map_or(Micros::ZERO, |w| Micros(w.included));
+        let from_included = Micros(-included_share_of_spend(included, usage.user_price).0);
+        let balance = store.apply_change(&reference, debit, from_included, usage.created_at, |seq, after| {
             serde_json::to_string(&LedgerEntry {
                 id: new_id("cl_"),
                 user_id: usage.user_id.clone(),
                 seq,
                 kind: "usage".into(),
                 amount: debit.0,
-                balance_after: balance.0,
+                balance_after: after.total.0,
+                included: from_included.0,
+                included_after: Some(after.included.0),
                 reference: reference.clone(),
                 reason: Some(usage.model.clone()),
                 created_at: usage.created_at,
@@ -180,18 +186,21 @@ impl Ledger {
         store.drop_hold(request_id)
     }
 
-    /// A credit or debit that is not usage: ledger entry, and (same turn) a
-    /// request for the upstream key's limit to follow the new balance.
+    /// A credit or debit that is not usage (`c.included` of it moves the
+    /// included bucket): ledger entry, and (same turn) a request for the
+    /// upstream key's limit to follow the new balance.
     pub fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
         let store = self.store();
-        let balance = store.apply_change(reference, amount, c.now_ms, |seq, balance| {
+        let balance = store.apply_change(reference, amount, c.included, c.now_ms, |seq, after| {
             serde_json::to_string(&LedgerEntry {
                 id: new_id("cl_"),
                 user_id: c.user_id.to_string(),
                 seq,
                 kind: c.kind.to_string(),
                 amount: amount.0,
-                balance_after: balance.0,
+                balance_after: after.total.0,
+                included: c.included.0,
+                included_after: Some(after.included.0),
                 reference: reference.to_string(),
                 reason: c.reason.clone(),
                 created_at: c.now_ms,
@@ -359,6 +368,8 @@ pub struct Change<'a> {
     pub reason: &'a Option<String>,
     pub now_ms: i64,
     pub payment: &'a Option<dexto_shared::wallet::PaymentEffect>,
+    /// How much of the amount moves the included bucket (0: purchased credit).
+    pub included: Micros,
 }
 
 /// Books a step's outcome: clears its failure streak, or extends it and

@@ -15,6 +15,7 @@ mod key_use;
 mod ledger;
 mod outbox;
 mod pipe;
+mod plan_step;
 mod prompt_memory;
 mod rate_limit;
 mod replay;
@@ -49,6 +50,8 @@ pub struct WalletDO {
     env: Env,
     store: Rc<Store>,
     limiter: RefCell<RateLimiter>,
+    /// The plan rate `limiter` was built for (None: the gateway's default).
+    limiter_rate: std::cell::Cell<Option<u32>>,
     /// Keys with their own rate limit: one bucket each (in memory, approximate).
     key_limiters: RefCell<std::collections::HashMap<String, RateLimiter>>,
     /// What outlives a request: storage, the flush flag, the live exchanges.
@@ -60,7 +63,7 @@ impl DurableObject for WalletDO {
         let limiter = RefCell::new(RateLimiter::from_env(&env));
         let ledger = Ledger::new(state, env.clone(), x402_settle::step);
         let store = ledger.store();
-        Self { env, store, limiter, key_limiters: RefCell::default(), ledger }
+        Self { env, store, limiter, limiter_rate: Default::default(), key_limiters: RefCell::default(), ledger }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -78,6 +81,7 @@ impl DurableObject for WalletDO {
             "/release" => self.release(body(&mut req).await?),
             "/credit" => self.credit(body(&mut req).await?).await,
             "/adjust" => self.adjust(body(&mut req).await?).await,
+            "/plan" => self.plan(body(&mut req).await?).await,
             "/status" => self.change_status(body(&mut req).await?).await,
             "/caps" => self.caps(body(&mut req).await?).await,
             "/state" => self.snapshot().await,
@@ -117,12 +121,13 @@ impl WalletDO {
         #[derive(serde::Deserialize)]
         struct Known {
             balance_micros: Option<i64>,
+            included_micros: Option<i64>,
             version: Option<i64>,
             status: String,
         }
         let known: Option<Known> = db
             .prepare(
-                "SELECT b.balance_micros, b.version, u.status FROM users u
+                "SELECT b.balance_micros, b.included_micros, b.version, u.status FROM users u
                  LEFT JOIN balances b ON b.user_id = u.id WHERE u.id = ?1",
             )
             .bind(&[user_id.into()])?
@@ -147,6 +152,7 @@ impl WalletDO {
         self.store.init_wallet(
             user_id,
             Micros(known.balance_micros.unwrap_or(0)),
+            Micros(known.included_micros.unwrap_or(0)),
             known.version.unwrap_or(0),
             known.status == "suspended",
             &revoked,
@@ -168,7 +174,9 @@ impl WalletDO {
         if wallet.frozen != 0 {
             return refuse(GatewayError::WalletFrozen);
         }
-        let max_concurrent = rate_limit::max_concurrent(&self.env);
+        // The plan's defaults, where it has them, else the gateway's.
+        let plan = self.store.plan_limits()?;
+        let max_concurrent = plan.max_concurrent.map_or_else(|| rate_limit::max_concurrent(&self.env), u64::from);
         if max_concurrent > 0 && self.store.open_hold_count()? >= max_concurrent {
             return refuse(GatewayError::TooManyConcurrent { limit: max_concurrent });
         }
@@ -181,6 +189,10 @@ impl WalletDO {
             if let Err(retry_after_secs) = bucket.take(req.now_ms) {
                 return refuse(GatewayError::RateLimited { retry_after_secs });
             }
+        }
+        if self.limiter_rate.get() != plan.rate_limit_per_minute {
+            self.limiter_rate.set(plan.rate_limit_per_minute);
+            *self.limiter.borrow_mut() = plan.rate_limit_per_minute.map_or_else(|| RateLimiter::from_env(&self.env), RateLimiter::per_key);
         }
         if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
             return refuse(GatewayError::RateLimited { retry_after_secs });
@@ -276,7 +288,7 @@ impl WalletDO {
                 return answer(Micros(self.store.wallet()?.map_or(0, |w| w.balance)), replay, Some(refusal));
             }
         }
-        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment };
+        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment, included: Micros::ZERO };
         let balance = self.apply_money(&c, &req.reference, req.amount)?;
         answer(balance, false, None)
     }
@@ -295,7 +307,7 @@ impl WalletDO {
             let balance = Micros(self.store.wallet()?.map_or(0, |w| w.balance));
             return reply(&CreditOutcome { balance, replay: true });
         }
-        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment };
+        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment, included: Micros::ZERO };
         let balance = self.apply_money(&c, &reference, delta)?;
         self.store.set_adjusted(&req.group, req.cumulative)?;
         reply(&CreditOutcome { balance, replay: false })
@@ -303,6 +315,19 @@ impl WalletDO {
 
     fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
         self.ledger.apply_money(c, reference, amount)
+    }
+
+    /// Moves of the included bucket, in one synchronous turn (no `.await`
+    /// after the wallet is ensured): a renewal's expiry and grant cannot be
+    /// split by a settlement, and each step is applied once by reference.
+    async fn plan(&self, req: PlanRequest) -> Result<Response> {
+        self.ensure_wallet(&req.user_id).await?;
+        let mut moved = Vec::with_capacity(req.steps.len());
+        for step in &req.steps {
+            moved.push(plan_step::apply(self, &req, step)?);
+        }
+        let wallet = self.store.wallet()?.ok_or("wallet missing")?;
+        reply(&PlanOutcome { balance: Micros(wallet.balance), included: Micros(wallet.included), moved })
     }
 
     /// Sets or removes a spend cap; answers every cap with its use now.
@@ -335,6 +360,7 @@ impl WalletDO {
         let Some(wallet) = self.store.wallet()? else {
             return reply(&WalletState {
                 balance: Micros::ZERO,
+                included: Micros::ZERO,
                 available: Micros::ZERO,
                 open_holds: vec![],
                 pending_outbox: 0,
@@ -346,6 +372,7 @@ impl WalletDO {
         let held = self.store.held_total()?;
         reply(&WalletState {
             balance: Micros(wallet.balance),
+            included: Micros(wallet.included),
             available: Micros(wallet.balance).saturating_sub(held),
             open_holds: self.store.open_holds()?,
             pending_outbox: self.store.outbox_len()?,

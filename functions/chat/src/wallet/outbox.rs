@@ -28,6 +28,13 @@ pub struct LedgerEntry {
     pub usage: Option<UsageRecord>,
     #[serde(default)]
     pub payment: Option<PaymentEffect>,
+    /// How much of `amount` moved the included bucket (plans), and that
+    /// bucket after the change (None: an entry from before plans, when the
+    /// bucket was 0 and stayed so).
+    #[serde(default)]
+    pub included: i64,
+    #[serde(default)]
+    pub included_after: Option<i64>,
 }
 
 fn js_i64(v: i64) -> JsValue {
@@ -43,8 +50,8 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
     if e.amount != 0 {
         out.push(
             db.prepare(
-                "INSERT INTO credit_ledger (id, user_id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(user_id, reference) DO NOTHING",
+                "INSERT INTO credit_ledger (id, user_id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at, included_micros)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(user_id, reference) DO NOTHING",
             )
             .bind(&[
                 e.id.as_str().into(),
@@ -56,6 +63,7 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
                 e.reference.as_str().into(),
                 js_opt(&e.reason),
                 js_i64(e.created_at),
+                js_i64(e.included),
             ])?,
         );
     }
@@ -100,12 +108,12 @@ fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatemen
     }
     out.push(
         db.prepare(
-            "INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO balances (user_id, balance_micros, version, updated_at, included_micros) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(user_id) DO UPDATE SET balance_micros = excluded.balance_micros,
-               version = excluded.version, updated_at = excluded.updated_at
+               version = excluded.version, updated_at = excluded.updated_at, included_micros = excluded.included_micros
              WHERE excluded.version > balances.version",
         )
-        .bind(&[e.user_id.as_str().into(), js_i64(e.balance_after), js_i64(e.seq), js_i64(e.created_at)])?,
+        .bind(&[e.user_id.as_str().into(), js_i64(e.balance_after), js_i64(e.seq), js_i64(e.created_at), js_i64(e.included_after.unwrap_or(0))])?,
     );
     Ok(out)
 }

@@ -51,9 +51,13 @@ pub async fn page(req: &Request, env: &Env, session: &Session) -> PageResult {
                 show_usd(&c["limit_usd"]),
                 show_usd(&c["spent_usd"]),
                 esc(c["resets_at"].as_str().unwrap_or("never")),
-                // An operator's cap is shown, never offered for change: the
-                // form below sets only the user's own caps.
-                if c["set_by"] == "operator" { "Dexto (read-only)" } else { "you" },
+                // An operator's or a plan's cap is shown, never offered for
+                // change: the form below sets only the user's own caps.
+                match c["set_by"].as_str() {
+                    Some("operator") => "Dexto (read-only)",
+                    Some("plan") => "your plan (change plan to raise it)",
+                    _ => "you",
+                },
             )
         })
         .collect();

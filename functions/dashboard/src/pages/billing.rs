@@ -2,7 +2,8 @@
 //! top-up overlay send people (`?credits_usd=N` preselects an amount): packs
 //! or a custom amount, Stripe Checkout through the billing API, the return
 //! page that waits for the webhook (`?session_id=`), paying with USDC
-//! (`crypto.rs`), payment history and the subscription state.
+//! (`crypto.rs`), payment history and the subscription state, and the plan
+//! (`plan.rs`).
 
 use super::{query, show_usd};
 use crate::backend::Backend;
@@ -34,11 +35,12 @@ pub async fn render(req: &Request, env: &Env, session: &Session, usdc_outcome: O
         api.get("BILLING", "/api/billing/history"),
         super::crypto::section(&api, session, usdc_outcome)
     )?;
+    let plan = super::plan::section(&api, session, &balance).await?;
     let q = query(req);
     let returned = match q.get("session_id") {
         Some(id) => checkout_state(&api, &history, id).await?,
         None if q.contains_key("cancelled") => r#"<p class="notice" role="status">Checkout was cancelled; nothing was charged.</p>"#.into(),
-        None => String::new(),
+        None => super::plan::notice(q.get("plan").map(String::as_str)).into(),
     };
     let chosen = preselected(req);
     let packs: String = PACKS_USD
@@ -49,13 +51,17 @@ pub async fn render(req: &Request, env: &Env, session: &Session, usdc_outcome: O
         })
         .collect();
     let custom = chosen.filter(|c| !PACKS_USD.iter().any(|p| p.to_string() == *c)).unwrap_or_default();
+    // A plan's subscription is shown in the plan section; this line is the
+    // older single-price subscription's.
     let subscription = match history["subscription"].as_object() {
         Some(s) => format!("<p>Subscription: <strong>{}</strong> (since {})</p>", esc(s["status"].as_str().unwrap_or("")), esc(&when(s["updated_at"].as_i64()))),
+        None if balance["plan"]["period_end"].is_i64() => String::new(),
         None => "<p>No subscription: you pay as you go.</p>".into(),
     };
     let body = format!(
         r#"<h1>Billing</h1>{returned}
 <p>Balance: <strong id="balance">{balance}</strong></p>
+{plan}
 <form method="post" action="/dashboard/settings/billing/checkout" class="stack" aria-labelledby="buy-h"><h2 id="buy-h">Add credit</h2>{csrf}
 <fieldset><legend>Choose an amount</legend><div class="packs">{packs}</div>
 <label for="custom">Or another amount in USD</label><input id="custom" name="custom" inputmode="decimal" value="{custom}" placeholder="e.g. 15"></fieldset>

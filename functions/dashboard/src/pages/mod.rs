@@ -9,6 +9,7 @@ pub mod direct_key;
 pub mod keys;
 pub mod models;
 pub mod overview;
+pub mod plan;
 pub mod usage;
 
 use crate::respond::{PageError, PageResult};
@@ -53,6 +54,9 @@ pub async fn route(req: &mut Request, env: &Env, session: &Session, segments: &[
         (Method::Get, ["dashboard", "usage", "export"]) => usage::export(req, env, session).await,
         (Method::Get, ["dashboard", "settings", "billing"]) => billing::page(req, env, session).await,
         (Method::Post, ["dashboard", "settings", "billing", "checkout"]) => billing::checkout(req, env, session).await,
+        (Method::Post, ["dashboard", "settings", "billing", "plan"]) => plan::change(req, env, session).await,
+        (Method::Post, ["dashboard", "settings", "billing", "plan", "cancel"]) => plan::cancel(req, env, session).await,
+        (Method::Post, ["dashboard", "settings", "billing", "portal"]) => plan::portal(req, env, session).await,
         (Method::Get, ["dashboard", "settings", "billing", "status"]) => billing::status(req, env, session).await,
         (Method::Post, ["dashboard", "settings", "billing", "crypto"]) => billing::confirm_usdc(req, env, session).await,
         // Answers the billing page's script, so in JSON whatever happens.

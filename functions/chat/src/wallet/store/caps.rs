@@ -8,17 +8,19 @@ use serde::Deserialize;
 use worker::Result;
 
 /// Each owner's caps live in their own table (same shape), so a change by
-/// one owner can never touch the other's.
-fn table(owner: Owner) -> &'static str {
+/// one owner can never touch the other's. A plan's cap is no table's: it
+/// follows the plan (`plan_limits`).
+fn table(owner: Owner) -> Option<&'static str> {
     match owner {
-        Owner::User => "caps",
-        Owner::Operator => "operator_caps",
+        Owner::User => Some("caps"),
+        Owner::Operator => Some("operator_caps"),
+        Owner::Plan => None,
     }
 }
 
 impl Store {
     pub fn set_cap(&self, owner: Owner, scope: &Scope, window: Window, limit: Option<Micros>) -> Result<()> {
-        let table = table(owner);
+        let table = table(owner).ok_or("a plan's cap changes with the plan")?;
         match limit {
             Some(l) => self.sql.exec(
                 &format!("INSERT OR REPLACE INTO {table} (scope, window, limit_micros) VALUES (?, ?, ?)"),
@@ -37,12 +39,15 @@ impl Store {
             let all = self.all_caps()?;
             self.mem.borrow_mut().caps = Some(all);
         }
+        let plan = self.plan_limits()?.monthly_cap.map(|limit| Cap { scope: Scope::User, window: Window::Monthly, limit, owner: Owner::Plan });
         let mem = self.mem.borrow();
         let all = mem.caps.as_ref().expect("loaded");
-        Ok(match key_id {
+        let mut caps: Vec<Cap> = match key_id {
             Some(k) => all.iter().filter(|c| matches!(&c.scope, Scope::User) || matches!(&c.scope, Scope::Key(id) if id == k)).cloned().collect(),
             None => all.clone(),
-        })
+        };
+        caps.extend(plan);
+        Ok(caps)
     }
 
     fn all_caps(&self) -> Result<Vec<Cap>> {
@@ -71,7 +76,7 @@ impl Store {
     /// is kept, so a repeated rotation request copies nothing twice.
     pub fn carry_key_over(&self, old_key: &str, new_key: &str) -> Result<()> {
         let (old, new) = (format!("key:{old_key}"), format!("key:{new_key}"));
-        for table in [table(Owner::User), table(Owner::Operator)] {
+        for table in [table(Owner::User), table(Owner::Operator)].into_iter().flatten() {
             self.sql.exec(
                 &format!("INSERT OR IGNORE INTO {table} (scope, window, limit_micros) SELECT ?, window, limit_micros FROM {table} WHERE scope = ?"),
                 vec![new.as_str().into(), old.as_str().into()],

@@ -47,6 +47,8 @@ pub struct Memory {
     pub key_use: Option<HashMap<String, (i64, i64)>>,
     /// Counted prompts by (key, model), most recent first (store/prompts.rs).
     pub counted: HashMap<(String, String), Vec<Counted>>,
+    /// The plan's default limits (None: not read yet in this incarnation).
+    pub plan_limits: Option<dexto_shared::wallet::PlanLimits>,
     /// When old spend windows and surplus counted prompts were last pruned.
     pub spend_pruned_at: i64,
     pub prompts_pruned_at: i64,

@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS counted_prompts (key_id TEXT NOT NULL, model TEXT NOT
 -- x402 payments backing keyless holds, until settled (store/x402.rs).
 CREATE TABLE IF NOT EXISTS x402_payments (reference TEXT PRIMARY KEY, request_id TEXT NOT NULL, state TEXT NOT NULL, amount INTEGER, payment TEXT NOT NULL, valid_before INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT, tx TEXT, created_at INTEGER NOT NULL, settled_at INTEGER);
 CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, token INTEGER NOT NULL);
+-- The plan's default limits (plans; one row, absent: the gateway's defaults).
+CREATE TABLE IF NOT EXISTS plan_limits (id INTEGER PRIMARY KEY CHECK (id = 1), limits TEXT NOT NULL);
 -- Guarded debits refused, by reference: a refusal is final (store/refusals.rs).
 CREATE TABLE IF NOT EXISTS refused_debits (reference TEXT PRIMARY KEY, refusal TEXT NOT NULL) WITHOUT ROWID;
 ";
@@ -71,9 +73,18 @@ CREATE TABLE IF NOT EXISTS refused_debits (reference TEXT PRIMARY KEY, refusal T
 pub struct WalletRow {
     pub user_id: String,
     pub balance: i64,
+    /// The included bucket of `balance` (plans: the rest is purchased credit).
+    pub included: i64,
     pub seq: i64,
     pub frozen: i64,
     pub suspended: i64,
+}
+
+/// The balance after a change: the total and its included bucket.
+#[derive(Clone, Copy, Debug)]
+pub struct Balances {
+    pub total: Micros,
+    pub included: Micros,
 }
 
 /// The billing record of a held exchange (terms: `ExchangeTerms` JSON).
@@ -97,6 +108,7 @@ mod background;
 mod caps;
 mod holds;
 mod memory;
+mod plan_limits;
 mod prompts;
 mod refusals;
 mod sql;
@@ -108,6 +120,20 @@ pub struct Store {
     mem: RefCell<memory::Memory>,
 }
 
+/// Objects created before plans have no included bucket: all their credit
+/// is purchased, so the column starts at 0.
+fn add_included_bucket(sql: &SqlStorage) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Column {
+        name: String,
+    }
+    let columns: Vec<Column> = sql.exec("PRAGMA table_info(wallet)", None)?.to_array()?;
+    if !columns.iter().any(|c| c.name == "included") {
+        sql.exec("ALTER TABLE wallet ADD COLUMN included INTEGER NOT NULL DEFAULT 0", None)?;
+    }
+    Ok(())
+}
+
 fn int(v: i64) -> V {
     V::Integer(v)
 }
@@ -115,6 +141,7 @@ fn int(v: i64) -> V {
 impl Store {
     pub fn open(sql: SqlStorage) -> Result<Store> {
         sql.exec(SCHEMA, None)?;
+        add_included_bucket(&sql)?;
         Ok(Store::attach(sql))
     }
 
@@ -128,7 +155,7 @@ impl Store {
         }
         let rows: Vec<WalletRow> = self
             .sql
-            .exec("SELECT user_id, balance, seq, frozen, suspended FROM wallet WHERE id = 1", None)?
+            .exec("SELECT user_id, balance, included, seq, frozen, suspended FROM wallet WHERE id = 1", None)?
             .to_array()?;
         let row = rows.into_iter().next();
         self.mem.borrow_mut().wallet = row.clone();
@@ -144,15 +171,15 @@ impl Store {
 
     /// Creates the wallet row from D1's last known state; a no-op if another
     /// request initialised it while this one awaited D1.
-    pub fn init_wallet(&self, user_id: &str, balance: Micros, seq: i64, suspended: bool, revoked: &[String]) -> Result<()> {
+    pub fn init_wallet(&self, user_id: &str, balance: Micros, included: Micros, seq: i64, suspended: bool, revoked: &[String]) -> Result<()> {
         if self.wallet()?.is_some() {
             return Ok(());
         }
         self.sql.exec(
-            "INSERT INTO wallet (id, user_id, balance, seq, suspended) VALUES (1, ?, ?, ?, ?)",
-            vec![user_id.into(), int(balance.0), int(seq), int(suspended as i64)],
+            "INSERT INTO wallet (id, user_id, balance, included, seq, suspended) VALUES (1, ?, ?, ?, ?, ?)",
+            vec![user_id.into(), int(balance.0), int(included.0), int(seq), int(suspended as i64)],
         )?;
-        let row = WalletRow { user_id: user_id.to_string(), balance: balance.0, seq, frozen: 0, suspended: suspended as i64 };
+        let row = WalletRow { user_id: user_id.to_string(), balance: balance.0, included: included.0, seq, frozen: 0, suspended: suspended as i64 };
         self.mem.borrow_mut().wallet = Some(row);
         for key_id in revoked {
             self.revoke_key(key_id)?;
@@ -215,26 +242,34 @@ impl Store {
         Ok(rows.into_iter().next().map(|r| Micros(r.balance_after)))
     }
 
-    /// Applies a balance change exactly once: new balance, next sequence number,
-    /// the idempotency record and the outbox entry, in one transaction. The
-    /// payload is built by the caller from the sequence number it is given.
+    /// Applies a balance change exactly once: new balance (and, of `delta`,
+    /// `included` moves the included bucket), next sequence number, the
+    /// idempotency record and the outbox entry, in one transaction. The
+    /// payload is built by the caller from the sequence number and the
+    /// balance it is given.
     pub fn apply_change(
         &self,
         reference: &str,
         delta: Micros,
+        included: Micros,
         now_ms: i64,
-        payload: impl FnOnce(i64, Micros) -> String,
+        payload: impl FnOnce(i64, Balances) -> String,
     ) -> Result<Micros> {
         let wallet = self.wallet()?.ok_or("wallet not initialised")?;
         let balance = Micros(wallet.balance).saturating_add(delta);
+        let included_after = Micros(wallet.included).saturating_add(included);
         let seq = wallet.seq + 1;
-        self.sql.exec("UPDATE wallet SET balance = ?, seq = ? WHERE id = 1", vec![int(balance.0), int(seq)])?;
-        self.remember_wallet(|w| (w.balance, w.seq) = (balance.0, seq));
+        self.sql.exec(
+            "UPDATE wallet SET balance = ?, included = ?, seq = ? WHERE id = 1",
+            vec![int(balance.0), int(included_after.0), int(seq)],
+        )?;
+        self.remember_wallet(|w| (w.balance, w.included, w.seq) = (balance.0, included_after.0, seq));
+        let payload = payload(seq, Balances { total: balance, included: included_after });
         self.sql.exec(
             "INSERT INTO applied (reference, balance_after, applied_at) VALUES (?, ?, ?)",
             vec![reference.into(), int(balance.0), int(now_ms)],
         )?;
-        self.sql.exec("INSERT INTO outbox (seq, payload) VALUES (?, ?)", vec![int(seq), payload(seq, balance).into()])?;
+        self.sql.exec("INSERT INTO outbox (seq, payload) VALUES (?, ?)", vec![int(seq), payload.into()])?;
         self.drop_projected()?;
         if let Some(n) = self.mem.borrow_mut().outbox_len.as_mut() {
             *n += 1;

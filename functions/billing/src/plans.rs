@@ -1,0 +1,266 @@
+//! The Stripe lifecycle of plans (docs/ARCHITECTURE.md, "Plans"). Wallet
+//! references (each applied once): `plan:grant:<invoice>`,
+//! `plan:expire:<period end>`, `plan:upgrade:<subscription>:<period start>:<plan>`.
+//! - `invoice.paid` for a plan's price: expire the previous period (if this
+//!   invoice starts a later one) and grant this period's included credit, in
+//!   one wallet turn; never for less than the plan's price or another currency;
+//! - `customer.subscription.updated`: an upgrade takes effect now with the
+//!   prorated difference of included credit; a downgrade waits for the next
+//!   invoice (`next_plan_id`); `cancel_at_period_end` → `canceling`;
+//! - `customer.subscription.deleted` → `canceling` (the period-end pass ends it);
+//! - `invoice.payment_failed` → `past_due` until `PLAN_GRACE_DAYS` later;
+//! - a refund or lost dispute of a plan invoice → `take_back`.
+
+use crate::events::{internal, record_event, text, unmatched, Event};
+use crate::payments::Transaction;
+use dexto_shared::money::Micros;
+use dexto_shared::db;
+use dexto_shared::error::GatewayError;
+use dexto_shared::http::now_ms;
+use dexto_shared::plan_periods::keep;
+use dexto_shared::plan_store;
+use dexto_shared::plans::{period, Plan, DEFAULT_GRACE_DAYS};
+use dexto_shared::wallet::{PlanRequest, PlanStep};
+use dexto_shared::wallet_client::WalletClient;
+use serde_json::Value;
+use worker::{D1Database, Env};
+
+/// The price of an invoice line or subscription item, in either of Stripe's shapes.
+fn price_of(line: &Value) -> Option<&str> {
+    text(line, "/price/id").or_else(|| text(line, "/pricing/price_details/price")).or_else(|| text(line, "/plan/id"))
+}
+
+/// The plan an invoice pays for, with its line (None: not a plan's price).
+pub async fn plan_of_invoice(db: &D1Database, invoice: &Value) -> Result<Option<(Plan, Value)>, GatewayError> {
+    for line in invoice.pointer("/lines/data").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(plan) = match price_of(line) {
+            Some(price) => plan_store::by_price(db, price).await?,
+            None => None,
+        } {
+            return Ok(Some((plan, line.clone())));
+        }
+    }
+    Ok(None)
+}
+
+fn invoice_subscription(obj: &Value) -> Option<&str> {
+    text(obj, "/subscription").or_else(|| text(obj, "/parent/subscription_details/subscription"))
+}
+
+pub fn invoice_user(obj: &Value) -> Option<&str> {
+    text(obj, "/subscription_details/metadata/user_id").or_else(|| text(obj, "/parent/subscription_details/metadata/user_id"))
+}
+
+fn ms(v: Option<&Value>) -> Option<i64> {
+    v.and_then(Value::as_i64).map(|s| s.saturating_mul(1000))
+}
+
+/// Whether a paid plan invoice grants its period: Err(None) for invoices that
+/// never grant (proration, $0 trial), Err(Some(why)) for ones an operator
+/// must look at (another currency, less than the plan's price).
+pub fn grants(plan: &Plan, obj: &Value) -> Result<(), Option<&'static str>> {
+    let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
+    // A period's invoice with money collected grants; proration invoices
+    // (upgrades: `customer.subscription.updated` grants) and $0 trials do not.
+    let period_invoice = matches!(text(obj, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
+    if !period_invoice || amount_paid <= 0 {
+        return Err(None);
+    }
+    if text(obj, "/currency") != Some(plan.currency.as_str()) {
+        return Err(Some("plan invoice in another currency than the plan's"));
+    }
+    if amount_paid < plan.price_minor {
+        return Err(Some("plan invoice collected less than the plan's price"));
+    }
+    Ok(())
+}
+
+pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan, line: Value) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
+    match grants(&plan, obj) {
+        Ok(()) => {}
+        Err(None) => {
+            record_event(db, event).await?;
+            return Ok("ignored");
+        }
+        Err(Some(why)) => return unmatched(db, event, why).await,
+    }
+    let invoice = text(obj, "/id").ok_or_else(|| internal("invoice id"))?;
+    let (Some(subscription), Some(user_id)) = (invoice_subscription(obj), invoice_user(obj)) else {
+        return unmatched(db, event, "plan invoice without subscription or user").await;
+    };
+    if !db::user_exists(db, user_id).await? {
+        return unmatched(db, event, "plan invoice for an unknown user").await;
+    }
+    let (Some(start), Some(end)) = (ms(line.pointer("/period/start")), ms(line.pointer("/period/end"))) else {
+        return unmatched(db, event, "plan invoice line without a period").await;
+    };
+    // The payment is a transaction like a top-up, so its refunds and disputes find their user.
+    let payment_intent = text(obj, "/payment_intent").or_else(|| text(obj, "/payments/data/0/payment/payment_intent"));
+    db::run_idempotent(
+        db,
+        "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
+         VALUES (?1, ?2, 'plan_invoice', ?3, ?4, ?5, 'paid', ?6, ?7, ?7) ON CONFLICT(id) DO NOTHING",
+        &[
+            invoice.into(),
+            user_id.into(),
+            db::ms(amount_paid),
+            plan.currency.as_str().into(),
+            db::ms(plan.included.0),
+            payment_intent.map_or(wasm_bindgen::JsValue::NULL, Into::into),
+            db::ms(now_ms()),
+        ],
+    )
+    .await?;
+    let before = plan_store::of_user(db, user_id).await?;
+    let mut steps = Vec::new();
+    // A renewal ends the previous period first (its rollover by the plan it
+    // had), so a late expiry never eats this grant. An older invoice
+    // redelivered after a newer one expires nothing.
+    let previous = before.as_ref().and_then(|b| b.period_end.filter(|pe| *pe <= start).map(|pe| (pe, b.plan_id.clone())));
+    if let Some((previous_end, previous_plan)) = &previous {
+        let kept = plan_store::get(db, previous_plan).await?.as_ref().map_or(Default::default(), keep);
+        steps.push(PlanStep::Expire { reference: period::expiry_reference(*previous_end), keep: kept });
+    }
+    steps.push(PlanStep::Limits(plan.limits()));
+    steps.push(PlanStep::Grant {
+        reference: period::grant_reference(invoice),
+        amount: plan.included,
+        reason: format!("{}: included credit for the period", plan.name),
+    });
+    let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
+    db::run_idempotent(
+        db,
+        "INSERT INTO user_plans (user_id, plan_id, subscription_id, status, period_start, period_end, expired_end, updated_at, customer_id)
+         VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(user_id) DO UPDATE SET plan_id = excluded.plan_id, subscription_id = excluded.subscription_id,
+           customer_id = COALESCE(excluded.customer_id, user_plans.customer_id),
+           status = CASE WHEN user_plans.status = 'canceling' AND user_plans.subscription_id = excluded.subscription_id THEN 'canceling' ELSE 'active' END,
+           period_start = excluded.period_start, period_end = excluded.period_end, grace_until = NULL, next_plan_id = NULL,
+           expired_end = MAX(COALESCE(user_plans.expired_end, 0), COALESCE(excluded.expired_end, 0)), updated_at = excluded.updated_at
+         WHERE user_plans.period_end IS NULL OR excluded.period_end >= user_plans.period_end",
+        &[
+            user_id.into(),
+            plan.id.as_str().into(),
+            subscription.into(),
+            db::ms(start),
+            db::ms(end),
+            previous.map_or(wasm_bindgen::JsValue::NULL, |(pe, _)| db::ms(pe)),
+            db::ms(now_ms()),
+            text(obj, "/customer").map_or(wasm_bindgen::JsValue::NULL, Into::into),
+        ],
+    )
+    .await?;
+    record_event(db, event).await?;
+    Ok(if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "granted" })
+}
+
+/// `stripe_transactions.kind` of a plan's period invoice.
+pub const PLAN_INVOICE: &str = "plan_invoice";
+
+/// A refund (cumulative `returned_minor`) or lost dispute of a plan invoice:
+/// the wallet takes back that invoice's included credit in proportion to
+/// what went back, as far as it is unspent (group `plan:take_back:<invoice>`,
+/// each new total once). Spent credit is not recovered from purchased credit.
+pub async fn take_back(env: &Env, db: &D1Database, event: &Event, tx: &Transaction, returned_minor: i64, status: &str) -> Result<&'static str, GatewayError> {
+    let target = period::take_back_target(Micros(tx.credit_micros), returned_minor, tx.amount_minor);
+    let step = PlanStep::TakeBack { group: period::take_back_reference(&tx.id), target };
+    let outcome = WalletClient::for_user(env, &tx.user_id)?
+        .plan(&PlanRequest { user_id: tx.user_id.clone(), now_ms: now_ms(), steps: vec![step] })
+        .await?;
+    db::run_idempotent(
+        db,
+        "UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status != 'disputed'",
+        &[tx.id.as_str().into(), status.into(), db::ms(now_ms())],
+    )
+    .await?;
+    record_event(db, event).await?;
+    Ok(if outcome.moved.first().is_some_and(Option::is_none) { "already_taken_back" } else { "included_taken_back" })
+}
+
+fn event_ms(event: &Event) -> i64 {
+    if event.created > 0 { event.created * 1000 } else { now_ms() }
+}
+
+/// Upgrade now (prorated credit once), downgrade at the next invoice,
+/// cancellation at period end.
+pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let subscription = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
+    let Some(state) = plan_store::by_subscription(db, subscription).await? else {
+        record_event(db, event).await?;
+        return Ok("ignored"); // its first invoice sets the plan up
+    };
+    let item = obj.pointer("/items/data/0").cloned().unwrap_or(Value::Null);
+    let target = match price_of(&item) {
+        Some(price) => plan_store::by_price(db, price).await?,
+        None => None,
+    };
+    let canceling = obj.pointer("/cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false);
+    let mut outcome = "updated";
+    if let (Some(target), Some(current)) = (target, plan_store::get(db, &state.plan_id).await?) {
+        if target.id != current.id && target.included > current.included {
+            let (start, end) = (state.period_start.unwrap_or(0), state.period_end.unwrap_or(0));
+            let grant = period::upgrade_grant(current.included, target.included, start, end, event_ms(event));
+            let step = PlanStep::Grant {
+                reference: period::upgrade_reference(subscription, start, &target.id),
+                amount: grant,
+                reason: format!("Upgrade to {}: included credit for the rest of the period", target.name),
+            };
+            let steps = vec![PlanStep::Limits(target.limits()), step];
+            WalletClient::for_user(env, &state.user_id)?.plan(&PlanRequest { user_id: state.user_id.clone(), now_ms: now_ms(), steps }).await?;
+            db::run_idempotent(db, "UPDATE user_plans SET plan_id = ?2, next_plan_id = NULL, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms())]).await?;
+            outcome = "upgraded";
+        } else if target.id != current.id {
+            db::run_idempotent(db, "UPDATE user_plans SET next_plan_id = ?2, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms())]).await?;
+            outcome = "downgrade_at_period_end";
+        }
+    }
+    let status = match (canceling, state.status.as_str()) {
+        (true, "active") => Some("canceling"),
+        (false, "canceling") => Some("active"),
+        _ => None,
+    };
+    if let Some(status) = status {
+        db::run_idempotent(db, "UPDATE user_plans SET status = ?2, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), status.into(), db::ms(now_ms())]).await?;
+        if canceling {
+            outcome = "cancel_at_period_end";
+        }
+    }
+    record_event(db, event).await?;
+    Ok(outcome)
+}
+
+/// The subscription is gone: the plan lasts until its period end.
+pub async fn subscription_deleted(db: &D1Database, subscription: &str) -> Result<(), GatewayError> {
+    db::run_idempotent(
+        db,
+        "UPDATE user_plans SET status = 'canceling', updated_at = ?2 WHERE subscription_id = ?1",
+        &[subscription.into(), db::ms(now_ms())],
+    )
+    .await
+}
+
+/// A renewal that failed: `past_due`, with the grace counted from the first failure.
+pub async fn payment_failed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let Some(subscription) = invoice_subscription(&event.object) else {
+        record_event(db, event).await?;
+        return Ok("ignored");
+    };
+    mark_past_due(env, db, subscription, event_ms(event)).await?;
+    record_event(db, event).await?;
+    Ok("past_due")
+}
+
+/// `past_due` from `failed_at_ms` on, for `PLAN_GRACE_DAYS` (the first failure counts).
+pub async fn mark_past_due(env: &Env, db: &D1Database, subscription: &str, failed_at_ms: i64) -> Result<(), GatewayError> {
+    let days = env.var("PLAN_GRACE_DAYS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(DEFAULT_GRACE_DAYS);
+    let until = period::grace_until(failed_at_ms, days);
+    db::run_idempotent(
+        db,
+        "UPDATE user_plans SET status = 'past_due', grace_until = ?2, updated_at = ?3 WHERE subscription_id = ?1 AND status != 'past_due'",
+        &[subscription.into(), db::ms(until), db::ms(now_ms())],
+    )
+    .await
+}

@@ -1,0 +1,49 @@
+//! One move of the included bucket (`/plan`, docs/ARCHITECTURE.md "Plans"):
+//! a grant, a period end's expiry, a take-back. Synchronous: the caller runs
+//! every step of a request in one turn. The amounts come from the bucket as
+//! it is in that turn (`dexto_shared::plans::buckets`).
+
+use super::ledger::Change;
+use super::WalletDO;
+use dexto_shared::money::Micros;
+use dexto_shared::plans::buckets;
+use dexto_shared::wallet::{PlanRequest, PlanStep};
+use worker::Result;
+
+/// Applies `step` unless its reference was applied: the amount it moved
+/// (None: a replay, or limits, which move no money and are simply set). A step that moves nothing is still recorded (its
+/// reference is spent), so a later, larger bucket is not expired twice.
+pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<Micros>> {
+    let taken_back;
+    let (reference, kind, reason, amount) = match step {
+        PlanStep::Limits(limits) => {
+            w.store.set_plan_limits(*limits)?;
+            return Ok(None);
+        }
+        PlanStep::Grant { reference, amount, reason } => (reference, "plan_grant", reason.clone(), (*amount).max(Micros::ZERO)),
+        PlanStep::Expire { reference, keep } => {
+            let included = Micros(w.store.wallet()?.map_or(0, |r| r.included));
+            let held = w.store.held_total()?;
+            let gone = buckets::expiry(included, *keep, held);
+            (reference, "plan_expiry", format!("Included credit expired at period end (kept {})", keep.usd_trimmed()), Micros(-gone.0))
+        }
+        PlanStep::TakeBack { group, target } => {
+            taken_back = format!("{group}:{}", target.0);
+            if w.store.applied(&taken_back)?.is_some() {
+                return Ok(None);
+            }
+            let included = Micros(w.store.wallet()?.map_or(0, |r| r.included));
+            let done = Micros(-w.store.adjusted(group)?.0);
+            let back = buckets::take_back(included, target.saturating_sub(done));
+            w.store.set_adjusted(group, Micros(-(done.0 + back.0)))?;
+            (&taken_back, "plan_take_back", "Included credit of a refunded or disputed plan invoice".to_string(), Micros(-back.0))
+        }
+    };
+    if w.store.applied(reference)?.is_some() {
+        return Ok(None);
+    }
+    let reason = Some(reason);
+    let c = Change { user_id: &req.user_id, kind, reason: &reason, now_ms: req.now_ms, payment: &None, included: amount };
+    w.ledger.apply_money(&c, reference, amount)?;
+    Ok(Some(amount))
+}

@@ -1,0 +1,97 @@
+//! Helpers of the plans tests (tests/tests/plans.rs): plans defined through
+//! the admin API, Stripe's subscription events in Stripe's shapes, the
+//! wallet's two buckets (checked Σ ledger == balance each time they are
+//! read), and the period pass with the local test clock.
+
+use crate::stripe_fixtures::id;
+use crate::Stack;
+use serde_json::{json, Value};
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Defines (or redefines) a plan: `included` and `rollover_cap` in USD text.
+pub fn define(s: &Stack, id: &str, cents: i64, included: &str, rollover_cap: Option<&str>) -> String {
+    let price = format!("price_{id}");
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": id, "name": id, "stripe_price_id": price, "price_cents": cents,
+        "included_usd": included, "rollover": rollover_cap.is_some(), "rollover_cap_usd": rollover_cap.unwrap_or("0")})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    price
+}
+
+/// An `invoice.paid` as Stripe sends it for a subscription period (seconds in the line's period).
+pub fn invoice_paid(user: &str, sub: &str, price: &str, cents: i64, start_ms: i64, end_ms: i64) -> Value {
+    json!({"id": id("evt_"), "object": "event", "type": "invoice.paid", "created": start_ms / 1000, "data": {"object": {
+        "id": id("in_"), "object": "invoice", "customer": "cus_plans", "amount_paid": cents, "currency": "usd",
+        "billing_reason": "subscription_cycle", "status": "paid",
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": sub, "metadata": {"user_id": user}}},
+        "lines": {"data": [{"id": id("il_"), "object": "line_item", "amount": cents, "currency": "usd",
+            "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_plans"}},
+            "period": {"start": start_ms / 1000, "end": end_ms / 1000}}]}}}})
+}
+
+pub fn subscription_updated(sub: &str, price: &str, cancel_at_period_end: bool, created_ms: i64) -> Value {
+    json!({"id": id("evt_"), "object": "event", "type": "customer.subscription.updated", "created": created_ms / 1000, "data": {"object": {
+        "id": sub, "object": "subscription", "status": "active", "cancel_at_period_end": cancel_at_period_end,
+        "items": {"data": [{"id": id("si_"), "object": "subscription_item", "price": {"id": price, "object": "price"}}]}}}})
+}
+
+pub fn outcome(s: &Stack, event: &Value) -> String {
+    let r = s.webhook(event, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["outcome"].as_str().unwrap_or("").to_string()
+}
+
+/// (included, purchased) in micro-USD, after checking Σ ledger == balance per bucket.
+pub fn buckets(s: &Stack, user: &str) -> (i64, i64) {
+    let u = s.user(user);
+    assert_eq!(u["ledger_totals"]["net_micros"], u["balance_micros"], "Σ ledger == balance: {u:#}");
+    assert_eq!(u["ledger_totals"]["included_net_micros"], u["included_micros"], "Σ ledger == balance, included: {u:#}");
+    let included = u["included_micros"].as_i64().unwrap();
+    assert!(included >= 0, "{u:#}");
+    (included, u["purchased_micros"].as_i64().unwrap())
+}
+
+/// The period pass for `users` as of the test clock (scoped: the tests of
+/// this file share a stack and run at once).
+pub fn run_periods(s: &Stack, users: &[&str], as_of_ms: i64) -> Value {
+    let mut last = Value::Null;
+    for user in users {
+        last = run_period(s, user, as_of_ms);
+    }
+    last
+}
+
+pub fn run_period(s: &Stack, user: &str, as_of_ms: i64) -> Value {
+    let r = s.admin("POST", "/admin/plans/periods", Some(json!({"as_of_ms": as_of_ms, "user_id": user})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+pub fn plan_state(s: &Stack, user: &str) -> Value {
+    s.user(user)["plan"].clone()
+}
+
+pub fn small_chat(s: &Stack, key: &str) {
+    let r = s.chat(key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// The requests the mock Stripe received whose body or path contains `needle`.
+pub fn stripe_calls(s: &Stack, needle: &str) -> Vec<Value> {
+    let r = crate::get(&format!("{}/__mock/requests?contains={}", s.mock, dexto_shared::url_query::encode(needle)));
+    r.json()["requests"].as_array().unwrap().clone()
+}
+
+/// The user's reconciliation findings (`GET /admin/reconciliation`).
+pub fn findings(s: &Stack, user: &str) -> Vec<Value> {
+    let r = crate::get_with(&format!("{}/admin/reconciliation", s.base), &[("Authorization", &format!("Bearer {}", s.admin_token))]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"].as_array().unwrap().iter().filter(|f| f["user_id"] == user).cloned().collect()
+}
+
+/// Stripe's state changed out of band (the mock's `/__mock/stripe/*`).
+pub fn mock_stripe(s: &Stack, path: &str, body: &Value) -> Value {
+    let r = crate::post(&format!("{}{path}", s.mock), &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}

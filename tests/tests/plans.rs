@@ -1,0 +1,637 @@
+//! Plans (docs/ARCHITECTURE.md, "Plans") through the real stack: plans as
+//! data under `/admin/plans`; included and purchased credit in one wallet;
+//! period grants from `invoice.paid` once per invoice, expiry and rollover
+//! at period end (the admin period pass with the local test clock).
+
+use integration_tests::plans::*;
+use integration_tests::stripe_fixtures::id;
+use integration_tests::{start, Stack};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+fn stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| start(&[("BILLING_TEST_FAULTS", "1"), ("PLAN_TEST_CLOCK", "1"), ("ALLOWED_MODELS_TTL_SECONDS", "0")]))
+}
+
+fn plans(s: &Stack) -> Vec<Value> {
+    let r = s.admin("GET", "/admin/plans", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"].as_array().unwrap().clone()
+}
+
+#[test]
+fn plans_are_data_an_operator_defines() {
+    let s = stack();
+    assert!(plans(s).iter().any(|p| p["id"] == "free" && p["included_usd"] == 0.0), "a free plan exists by default");
+    let pro = json!({"id": "crud-pro", "name": "Pro", "stripe_price_id": "price_crud_pro", "price_cents": 2000,
+        "included_usd": "20", "rollover": true, "rollover_cap_usd": "5", "models": ["openai/gpt-4o-mini"], "max_concurrent": 4});
+    let r = s.admin("POST", "/admin/plans", Some(pro.clone()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = plans(s).into_iter().find(|p| p["id"] == "crud-pro").expect("listed");
+    assert_eq!((listed["included_usd"].as_f64(), listed["rollover_cap_usd"].as_f64(), listed["max_concurrent"].as_u64()), (Some(20.0), Some(5.0), Some(4)));
+    assert_eq!(listed["models"], json!(["openai/gpt-4o-mini"]));
+    // Replaced whole by id.
+    let mut changed = pro.clone();
+    changed["included_usd"] = json!("25");
+    assert_eq!(s.admin("POST", "/admin/plans", Some(changed)).status, 200);
+    assert_eq!(plans(s).into_iter().find(|p| p["id"] == "crud-pro").unwrap()["included_usd"], 25.0);
+    // One price, one plan; refusals name the field.
+    let clash = s.admin("POST", "/admin/plans", Some(json!({"id": "crud-other", "stripe_price_id": "price_crud_pro"})));
+    assert_eq!(clash.status, 409, "{}", clash.body);
+    let bad = s.admin("POST", "/admin/plans", Some(json!({"id": "crud-bad", "stripe_price_id": "p", "included_usd": "-3"})));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("included_usd"), "{}", bad.body);
+    // The free plan cannot be deleted; another can; an unknown one is a 404.
+    assert_eq!(s.admin("DELETE", "/admin/plans/free", None).status, 409);
+    assert_eq!(s.admin("DELETE", "/admin/plans/crud-pro", None).status, 200);
+    assert_eq!(s.admin("DELETE", "/admin/plans/crud-pro", None).status, 404);
+    assert!(!plans(s).iter().any(|p| p["id"] == "crud-pro"));
+    // The admin token is required.
+    assert_eq!(integration_tests::get(&format!("{}/admin/plans", s.base)).status, 401);
+}
+
+#[test]
+fn a_period_is_granted_once_per_invoice_and_spent_before_purchased_credit() {
+    let s = stack();
+    let price = define(s, "t-grant", 1000, "10", None);
+    let u = s.new_user("1");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let paid = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + 29 * DAY_MS);
+    assert_eq!(outcome(s, &paid), "granted");
+    // Redelivered, and the same invoice under another event id: one grant.
+    assert_eq!(outcome(s, &paid), "already_granted");
+    let mut again = paid.clone();
+    again["id"] = json!(id("evt_"));
+    assert_eq!(outcome(s, &again), "already_granted");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 1_000_000));
+    let grants = s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_grant'", u.id));
+    assert_eq!(grants, vec![json!({"amount_micros": 10_000_000, "included_micros": 10_000_000})]);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-grant");
+    // Never for less than the price, another currency, or a proration invoice.
+    let mut short = invoice_paid(&u.id, &sub, &price, 999, now, now + DAY_MS);
+    assert_eq!(outcome(s, &short), "needs_review");
+    short = invoice_paid(&u.id, &sub, &price, 1000, now, now + DAY_MS);
+    short["data"]["object"]["currency"] = json!("eur");
+    assert_eq!(outcome(s, &short), "needs_review");
+    short = invoice_paid(&u.id, &sub, &price, 1000, now, now + DAY_MS);
+    short["data"]["object"]["billing_reason"] = json!("subscription_update");
+    assert_eq!(outcome(s, &short), "ignored");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 1_000_000));
+
+    // A charge spends included credit first; purchased credit is untouched.
+    small_chat(s, &u.key);
+    let user = s.books_balanced(&u.id, 1);
+    let (included, purchased) = buckets(s, &u.id);
+    let price_paid = 10_000_000 - included;
+    assert!(price_paid > 0 && purchased == 1_000_000, "{user:#}");
+    let usage = s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'usage'", u.id));
+    assert_eq!(usage, vec![json!({"amount_micros": -price_paid, "included_micros": -price_paid})]);
+}
+
+#[test]
+fn a_charge_larger_than_the_included_credit_left_takes_the_rest_from_purchased() {
+    let s = stack();
+    let price = define(s, "t-tiny", 100, "0.000001", None);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 100, now - DAY_MS, now + DAY_MS)), "granted");
+    assert_eq!(buckets(s, &u.id), (1, 1_000_000));
+    small_chat(s, &u.key);
+    s.books_balanced(&u.id, 1);
+    let (included, purchased) = buckets(s, &u.id);
+    let usage = &s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'usage'", u.id))[0];
+    let charged = -usage["amount_micros"].as_i64().unwrap();
+    assert!(charged > 1, "{usage}");
+    assert_eq!((usage["included_micros"].as_i64(), included, purchased), (Some(-1), 0, 1_000_000 - (charged - 1)));
+}
+
+#[test]
+fn the_period_end_expires_included_credit_and_rollover_keeps_up_to_its_cap() {
+    let s = stack();
+    let rolling = define(s, "t-roll", 1000, "10", Some("3"));
+    let plain = define(s, "t-plain", 1000, "10", None);
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let (start, end) = (now - DAY_MS, now + DAY_MS);
+    let (a, b) = (s.new_user("2"), s.new_user("2"));
+    let (sub_a, sub_b) = (id("sub_"), id("sub_"));
+    assert_eq!(outcome(s, &invoice_paid(&a.id, &sub_a, &rolling, 1000, start, end)), "granted");
+    assert_eq!(outcome(s, &invoice_paid(&b.id, &sub_b, &plain, 1000, start, end)), "granted");
+    small_chat(s, &a.key);
+    s.books_balanced(&a.id, 1);
+    // Not yet: the period has not ended.
+    run_periods(s, &[&a.id, &b.id], end - 1);
+    let left = buckets(s, &a.id).0;
+    assert!(left < 10_000_000 && left > 3_000_000, "{left}");
+    assert_eq!(buckets(s, &b.id), (10_000_000, 2_000_000));
+    // At the period end: the rolling plan keeps its cap, the other nothing; purchased credit stays.
+    run_periods(s, &[&a.id, &b.id], end);
+    assert_eq!(buckets(s, &a.id), (3_000_000, 2_000_000));
+    assert_eq!(buckets(s, &b.id), (0, 2_000_000));
+    // Once: another pass, and the renewal's own expiry of that period, change nothing but the new grant.
+    run_periods(s, &[&a.id, &b.id], end + 1);
+    assert_eq!(outcome(s, &invoice_paid(&a.id, &sub_a, &rolling, 1000, end, end + 30 * DAY_MS)), "granted");
+    assert_eq!(buckets(s, &a.id), (13_000_000, 2_000_000));
+    let expiries = s.d1(&format!("SELECT COUNT(*) AS n FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_expiry'", a.id));
+    assert_eq!(expiries[0]["n"], 1);
+    // A renewal that arrives before the pass expires the old period itself, then grants.
+    assert_eq!(outcome(s, &invoice_paid(&b.id, &sub_b, &plain, 1000, end, end + 30 * DAY_MS)), "granted");
+    assert_eq!(buckets(s, &b.id), (10_000_000, 2_000_000));
+    let c = s.new_user("0");
+    let sub_c = id("sub_");
+    outcome(s, &invoice_paid(&c.id, &sub_c, &rolling, 1000, start, end));
+    assert_eq!(outcome(s, &invoice_paid(&c.id, &sub_c, &rolling, 1000, end, end + 30 * DAY_MS)), "granted");
+    assert_eq!(buckets(s, &c.id), (13_000_000, 0), "3 rolled over, 10 granted");
+    run_periods(s, &[&c.id], end + 1);
+    assert_eq!(buckets(s, &c.id), (13_000_000, 0), "the pass finds that period expired");
+}
+
+#[test]
+fn an_upgrade_grants_the_prorated_difference_once_and_a_downgrade_waits_for_the_period_end() {
+    let s = stack();
+    let basic = define(s, "t-basic", 1000, "10", None);
+    let pro = define(s, "t-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, start, end)), "granted");
+    let upgrade = subscription_updated(&sub, &pro, false, now);
+    assert_eq!(outcome(s, &upgrade), "upgraded");
+    let expected = dexto_shared::plans::period::upgrade_grant(
+        dexto_shared::money::Micros(10_000_000), dexto_shared::money::Micros(40_000_000), start, end, now);
+    assert_eq!(expected.0, 20_000_000, "two thirds of the period left");
+    assert_eq!(buckets(s, &u.id), (10_000_000 + expected.0, 0));
+    // Redelivered, or the same upgrade reported again later in the period: once.
+    outcome(s, &upgrade);
+    outcome(s, &subscription_updated(&sub, &pro, false, now + DAY_MS));
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0));
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-pro");
+    // A downgrade waits: same plan and credit until the next invoice, which grants the lower plan.
+    assert_eq!(outcome(s, &subscription_updated(&sub, &basic, false, now + DAY_MS)), "downgrade_at_period_end");
+    let state = plan_state(s, &u.id);
+    assert_eq!((state["plan_id"].as_str(), state["next_plan_id"].as_str()), (Some("t-pro"), Some("t-basic")));
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0));
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, end, end + 30 * DAY_MS)), "granted");
+    let state = plan_state(s, &u.id);
+    assert_eq!((state["plan_id"].as_str(), state["next_plan_id"].as_str()), (Some("t-basic"), None));
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0), "the pro period expired, the basic one granted");
+}
+
+#[test]
+fn a_failed_renewal_is_past_due_for_the_grace_then_the_free_plan() {
+    let s = stack();
+    let price = define(s, "t-grace", 1000, "10", Some("10"));
+    let u = s.new_user("1");
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, end)), "granted");
+    let failed = json!({"id": id("evt_"), "type": "invoice.payment_failed", "created": end / 1000, "data": {"object": {
+        "id": id("in_"), "object": "invoice", "amount_paid": 0, "amount_due": 1000, "currency": "usd", "billing_reason": "subscription_cycle",
+        "parent": {"subscription_details": {"subscription": sub, "metadata": {"user_id": u.id}}}}}});
+    assert_eq!(outcome(s, &failed), "past_due");
+    let state = plan_state(s, &u.id);
+    let grace = end + 7 * DAY_MS;
+    assert_eq!((state["status"].as_str(), state["grace_until"].as_i64()), (Some("past_due"), Some(grace)), "documented default: 7 days");
+    // During the grace: still on the plan (its period ended: rollover applies).
+    run_periods(s, &[&u.id], grace - 1);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-grace");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 1_000_000));
+    // After it: the free plan, no included credit left; purchased credit kept.
+    assert_eq!(run_periods(s, &[&u.id], grace)["ended"].as_u64().map(|n| n >= 1), Some(true));
+    let state = plan_state(s, &u.id);
+    assert_eq!((state["plan_id"].as_str(), state["status"].as_str()), (Some("free"), Some("active")));
+    assert_eq!(buckets(s, &u.id), (0, 1_000_000));
+}
+
+#[test]
+fn a_cancellation_takes_effect_at_the_period_end() {
+    let s = stack();
+    let price = define(s, "t-cancel", 1000, "10", None);
+    let u = s.new_user("0");
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, end));
+    assert_eq!(outcome(s, &subscription_updated(&sub, &price, true, now)), "cancel_at_period_end");
+    run_periods(s, &[&u.id], end - 1);
+    assert_eq!((plan_state(s, &u.id)["status"].as_str(), buckets(s, &u.id).0), (Some("canceling"), 10_000_000));
+    run_periods(s, &[&u.id], end);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "free");
+    assert_eq!(buckets(s, &u.id), (0, 0));
+}
+
+#[test]
+fn a_refunded_plan_invoice_takes_back_its_unspent_included_credit_only() {
+    let s = stack();
+    let price = define(s, "t-refund", 1000, "10", None);
+    let u = s.new_user("1");
+    let (sub, pi) = (id("sub_"), id("pi_"));
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let mut paid = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["payment_intent"] = json!(pi);
+    assert_eq!(outcome(s, &paid), "granted");
+    small_chat(s, &u.key);
+    s.books_balanced(&u.id, 1);
+    let (left, purchased) = buckets(s, &u.id);
+    assert!(left < 10_000_000 && purchased == 1_000_000);
+    // Half refunded: half of the grant goes back (all of it was still there, but for the spend).
+    let charge = id("ch_");
+    let refund = |cents: i64| integration_tests::stripe_fixtures::charge_event("charge.refunded", &pi, json!({"id": charge, "amount": 1000, "amount_refunded": cents, "refunded": cents == 1000}));
+    let half = refund(500);
+    assert_eq!(outcome(s, &half), "included_taken_back");
+    assert_eq!(outcome(s, &half), "already_taken_back", "redelivered");
+    assert_eq!(buckets(s, &u.id), (left - 5_000_000, 1_000_000));
+    // The rest: what is unspent goes back; spent credit is not taken from purchased credit.
+    assert_eq!(outcome(s, &refund(1000)), "included_taken_back");
+    assert_eq!(buckets(s, &u.id), (0, 1_000_000));
+    let rows = s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_take_back' ORDER BY seq", u.id));
+    assert_eq!(rows, vec![json!({"amount_micros": -5_000_000, "included_micros": -5_000_000}), json!({"amount_micros": -(left - 5_000_000), "included_micros": -(left - 5_000_000)})]);
+    assert_eq!(s.user(&u.id)["payments"].as_array().unwrap().iter().find(|p| p["id"] == paid["data"]["object"]["id"]).unwrap()["status"], "refunded");
+}
+
+#[test]
+fn a_plan_that_restricts_models_refuses_others_in_the_callers_dialect() {
+    let s = stack();
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-mini", "name": "Mini only", "stripe_price_id": "price_t_mini",
+        "price_cents": 500, "included_usd": "5", "models": ["openai/gpt-4o-mini"]})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), "price_t_mini", 500, now - DAY_MS, now + DAY_MS)), "granted");
+    small_chat(s, &u.key);
+    let refused = s.chat(&u.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("`openai/gpt-4o`") && message.contains("Mini only") && message.contains("Free"), "{message}");
+    // A fallback outside the plan is refused too, before any hold or upstream call.
+    let fallback = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "models": ["openai/gpt-4o-mini", "openai/gpt-4o"], "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(fallback.status, 403, "{}", fallback.body);
+    // The Messages dialect answers in its own envelope.
+    let headers = [("Content-Type", "application/json"), ("x-api-key", u.key.as_str()), ("anthropic-version", "2023-06-01")];
+    let body = json!({"model": "anthropic/claude-haiku-4.5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let m = integration_tests::post(&format!("{}/v1/messages", s.base), &headers, body.to_string().as_bytes());
+    assert_eq!(m.status, 403, "{}", m.body);
+    assert_eq!((m.json()["type"].as_str(), m.json()["error"]["type"].as_str()), (Some("error"), Some("permission_error")), "{}", m.body);
+    assert!(s.books_balanced(&u.id, 1)["usage_totals"]["requests"] == 1, "refusals are not billed");
+    // A user on another plan is not restricted.
+    let other = s.new_user("1");
+    small_chat(s, &other.key);
+    let r = s.chat(&other.key, &json!({"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn the_balance_reports_the_spendable_total_with_the_split_and_the_plan() {
+    let s = stack();
+    let price = define(s, "t-split", 1000, "10", Some("2"));
+    let u = s.new_user("1.5");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, end)), "granted");
+    let token = s.session_token(&u.id, "split@example.com");
+    for path in ["/me/usage", "/api/billing/balance"] {
+        let r = s.call("GET", path, &token, None);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let b = r.json();
+        assert_eq!(b["credits_usd"], 11.5, "{path}: the CLI's field is the spendable total");
+        assert_eq!((b["included_credits_usd"].as_f64(), b["purchased_credits_usd"].as_f64()), (Some(10.0), Some(1.5)), "{path}");
+        assert_eq!((b["plan"]["id"].as_str(), b["plan"]["included_resets_at"].as_i64()), (Some("t-split"), Some(end)), "{path}: {b}");
+        assert_eq!(b["plan"]["rollover_cap_usd"], 2.0, "{path}");
+    }
+    // Without a subscription: the free plan, all credit purchased.
+    let free = s.new_user("1");
+    let b = s.call("GET", "/me/usage", &s.session_token(&free.id, "free@example.com"), None).json();
+    assert_eq!((b["plan"]["id"].as_str(), b["included_credits_usd"].as_f64(), b["purchased_credits_usd"].as_f64()), (Some("free"), Some(0.0), Some(1.0)), "{b}");
+}
+
+#[test]
+fn subscribe_change_cancel_and_the_portal_go_through_stripe_with_a_preview() {
+    let s = stack();
+    let small = define(s, "t-api-small", 1000, "10", None);
+    let large = define(s, "t-api-large", 3000, "30", None);
+    let u = s.new_user("0");
+    let token = s.session_token(&u.id, "api@example.com");
+    let plans = s.call("GET", "/api/billing/plans", &token, None);
+    assert_eq!(plans.status, 200, "{}", plans.body);
+    let preview = |body: &Value, id: &str| body["data"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["preview"].clone();
+    assert_eq!((plans.json()["current"]["id"].as_str(), preview(&plans.json(), "t-api-small")["change"].as_str()), (Some("free"), Some("subscribe")));
+
+    // Subscribing: a Checkout Session in subscription mode for the plan's price.
+    let r = s.call("POST", "/api/billing/subscription", &token, Some(json!({"plan_id": "t-api-small"})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["checkout_url"].as_str().unwrap().contains("/c/pay/cs_test_"), "{}", r.body);
+    let form = stripe_calls(s, &format!("subscription_data%5Bmetadata%5D%5Buser_id%5D={}", u.id))[0]["body"].as_str().unwrap().to_string();
+    let back = dexto_shared::url_query::encode(&format!("{}/dashboard/settings/billing?plan=subscribed", s.base));
+    for field in ["mode=subscription", &format!("line_items%5B0%5D%5Bprice%5D={small}"), &format!("client_reference_id={}", u.id), &format!("success_url={back}")] {
+        assert!(form.contains(field), "{field} in {form}");
+    }
+    assert_eq!(s.call("POST", "/api/billing/subscription", &token, Some(json!({"plan_id": "nope"}))).status, 400);
+
+    // Paid: Stripe has the subscription and sends the first invoice.
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    mock_stripe(s, "/__mock/stripe/subscriptions", &json!({"id": sub, "customer": "cus_api", "price": small,
+        "user_id": u.id, "current_period_start": start / 1000, "current_period_end": end / 1000}));
+    let mut first = invoice_paid(&u.id, &sub, &small, 1000, start, end);
+    first["data"]["object"]["customer"] = json!("cus_api");
+    assert_eq!(outcome(s, &first), "granted");
+
+    // The preview says what a change would do before it is done.
+    let plans = s.call("GET", "/api/billing/plans", &token, None).json();
+    let up = preview(&plans, "t-api-large");
+    assert_eq!((up["change"].as_str(), up["takes_effect"].as_str()), (Some("upgrade"), Some("now")));
+    let expected = dexto_shared::plans::period::upgrade_grant(dexto_shared::money::Micros(10_000_000), dexto_shared::money::Micros(30_000_000), start, end, integration_tests::now_ms());
+    assert!((up["included_now_usd"].as_f64().unwrap() - expected.0 as f64 / 1e6).abs() < 0.01, "{up} vs {expected:?}");
+    assert_eq!(preview(&plans, "t-api-small")["change"], "current");
+    assert_eq!((preview(&plans, "free")["change"].as_str(), preview(&plans, "free")["at"].as_i64()), (Some("downgrade"), Some(end)));
+
+    // Upgrading changes the price at Stripe, invoicing the prorated difference now.
+    let r = s.call("POST", "/api/billing/subscription", &token, Some(json!({"plan_id": "t-api-large"})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let change = stripe_calls(s, &format!("items%5B0%5D%5Bprice%5D={large}"));
+    assert_eq!(change.len(), 1, "{change:?}");
+    assert!(change[0]["body"].as_str().unwrap().contains("proration_behavior=always_invoice"), "{change:?}");
+    let at_stripe = integration_tests::get_with(&format!("{}/v1/subscriptions/{sub}", s.mock), &[("Authorization", "Bearer sk_test_mock")]).json();
+    assert_eq!(at_stripe["items"]["data"][0]["price"]["id"], large.as_str());
+    // Stripe tells the gateway, which grants the prorated included credit.
+    // (The reconciliation may apply it first, from Stripe's state: the same change, once.)
+    let mut updated = json!({"id": id("evt_"), "type": "customer.subscription.updated", "created": integration_tests::now_ms() / 1000, "data": {"object": at_stripe}});
+    assert!(["upgraded", "updated"].contains(&outcome(s, &updated).as_str()));
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-api-large");
+    let (included, _) = buckets(s, &u.id);
+    assert!(included > 10_000_000 && included <= 30_000_000, "{included}");
+
+    // Cancelling: at the period end, at Stripe.
+    let r = s.call("DELETE", "/api/billing/subscription", &token, None);
+    assert_eq!((r.status, r.json()["ends_at"].as_i64()), (200, Some(end)), "{}", r.body);
+    let at_stripe = integration_tests::get_with(&format!("{}/v1/subscriptions/{sub}", s.mock), &[("Authorization", "Bearer sk_test_mock")]).json();
+    assert_eq!(at_stripe["cancel_at_period_end"], true);
+    updated["id"] = json!(id("evt_"));
+    updated["data"]["object"] = at_stripe;
+    assert!(["cancel_at_period_end", "updated"].contains(&outcome(s, &updated).as_str()));
+    assert_eq!(plan_state(s, &u.id)["status"], "canceling");
+
+    // The billing portal, for the customer Stripe named.
+    let r = s.call("POST", "/api/billing/portal", &token, Some(json!({})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["url"].as_str().unwrap().contains("/p/session/bps_"), "{}", r.body);
+    assert_eq!(stripe_calls(s, "customer=cus_api").len(), 1);
+    let evil = s.call("POST", "/api/billing/portal", &token, Some(json!({"return_url": "https://evil.tld/"})));
+    assert_eq!(evil.status, 400, "{}", evil.body);
+}
+
+#[test]
+fn the_dashboard_shows_the_plan_its_credit_and_a_preview_of_each_change() {
+    let s = stack();
+    let low = define(s, "t-dash-low", 1000, "10", Some("4"));
+    define(s, "t-dash-high", 3000, "30", None);
+    let u = s.new_user("2.5");
+    let visitor = integration_tests::visitor::Visitor::with_session(&s.session_token(&u.id, "dash@example.com"));
+    // Free: everything purchased, every paid plan offered as a subscription.
+    let page = visitor.get(s, "/dashboard/settings/billing");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(r#"<strong id="plan-name">Free</strong>"#), "{}", page.body);
+    assert!(page.body.contains(r#"<strong id="purchased-credit">$2.50</strong>"#) && page.body.contains(r#"<strong id="included-credit">$0.00</strong>"#), "{}", page.body);
+    assert!(page.body.contains("Subscribe: $30.00 of included credit each month"), "{}", page.body);
+    // Choosing a plan goes to Stripe Checkout (the client follows the redirect to the mock's page).
+    let chosen = visitor.post(s, "/dashboard/settings/billing/plan", &[("plan_id", "t-dash-low")]);
+    assert!(chosen.status == 200 && chosen.body.contains("Mock Stripe Checkout"), "{} {}", chosen.status, chosen.body);
+    let form = stripe_calls(s, &format!("subscription_data%5Bmetadata%5D%5Buser_id%5D={}", u.id));
+    assert_eq!(form.len(), 1);
+    assert!(form[0]["body"].as_str().unwrap().contains("plan%3Dsubscribed"), "Checkout returns to the plan notice: {form:?}");
+    let back = visitor.get(s, "/dashboard/settings/billing?plan=subscribed").body;
+    assert!(back.contains(r#"id="plan-notice""#) && !back.contains(r#"class="error""#), "{back}");
+
+    // Subscribed: the period, what is left and when it resets, and each change's preview.
+    let sub = id("sub_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + 20 * DAY_MS;
+    outcome(s, &invoice_paid(&u.id, &sub, &low, 1000, now - 10 * DAY_MS, end));
+    let page = visitor.get(s, "/dashboard/settings/billing").body;
+    assert!(page.contains(r#"<strong id="plan-name">t-dash-low</strong>"#), "{page}");
+    assert!(!page.contains("No subscription"), "{page}");
+    assert!(page.contains(r#"<strong id="included-credit">$10.00</strong>"#) && page.contains(r#"<strong id="purchased-credit">$2.50</strong>"#), "{page}");
+    let reset = dexto_shared::web::html::when(Some(end));
+    assert!(page.contains(&format!("resets {reset} (up to $4.00 rolls over)")), "{page}");
+    assert!(page.contains("Upgrade now: $") && page.contains("price difference is charged now"), "{page}");
+    assert!(page.contains(&format!("From {reset}: this period keeps your current plan")), "a downgrade (to free) waits: {page}");
+
+    // A failed renewal: the grace and what happens after it.
+    let failed = json!({"id": id("evt_"), "type": "invoice.payment_failed", "created": now / 1000, "data": {"object": {
+        "id": id("in_"), "object": "invoice", "amount_paid": 0, "currency": "usd",
+        "parent": {"subscription_details": {"subscription": sub, "metadata": {"user_id": u.id}}}}}});
+    assert_eq!(outcome(s, &failed), "past_due");
+    let page = visitor.get(s, "/dashboard/settings/billing").body;
+    let grace = dexto_shared::web::html::when(Some(now + 7 * DAY_MS));
+    assert!(page.contains(&format!("Update your card in the billing portal before {grace}, or the account falls back to the free plan")), "{page}");
+}
+
+#[test]
+fn the_plans_default_limits_apply_while_the_user_is_on_it() {
+    let s = stack();
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-slow", "name": "Slow", "stripe_price_id": "price_t_slow", "price_cents": 100,
+        "included_usd": "1", "rate_limit_per_minute": 1, "max_concurrent": 4})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-capped", "name": "Capped", "stripe_price_id": "price_t_capped", "price_cents": 100,
+        "included_usd": "1", "monthly_cap_usd": "0.00001"})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = s.new_user("1");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let end = now + DAY_MS;
+    // Before: the gateway's default rate.
+    small_chat(s, &u.key);
+    small_chat(s, &u.key);
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, "price_t_slow", 100, now - DAY_MS, end)), "granted");
+    // On the plan: one a minute (a burst of one).
+    small_chat(s, &u.key);
+    let limited = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.header("retry-after").is_some());
+    // Back on the free plan: the gateway's defaults again.
+    outcome(s, &subscription_updated(&sub, "price_t_slow", true, now));
+    run_periods(s, &[&u.id], end);
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "free");
+    small_chat(s, &u.key);
+    s.books_balanced(&u.id, 4);
+
+    // A plan's monthly cap binds like an operator's: the user cannot lift it.
+    let c = s.new_user("1");
+    assert_eq!(outcome(s, &invoice_paid(&c.id, &id("sub_"), "price_t_capped", 100, now - DAY_MS, end)), "granted");
+    let capped = s.chat(&c.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(capped.status, 403, "{}", capped.body);
+    assert!(capped.json()["error"]["message"].as_str().unwrap().contains("comes with your plan"), "{}", capped.body);
+    let caps = s.user(&c.id)["caps"].clone();
+    assert!(caps.as_array().unwrap().iter().any(|c| c["set_by"] == "plan" && c["window"] == "monthly"), "{caps}");
+}
+
+#[test]
+fn a_paid_plan_invoice_whose_webhook_was_lost_is_granted_by_the_reconciliation_once() {
+    let s = stack();
+    let price = define(s, "t-lost", 1000, "10", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    // Paid at Stripe two hours ago (past the grace); its webhook never came.
+    let mut paid = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["created"] = json!(now / 1000 - 7200);
+    let invoice = paid["data"]["object"].clone();
+    mock_stripe(s, "/__mock/stripe/invoices", &invoice);
+    s.run_cron();
+    s.run_cron();
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0), "granted once");
+    let found = findings(s, &u.id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["action"].as_str()), (Some("plan_invoice_missing"), Some("granted")));
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-lost");
+    // The webhook, late: a replay.
+    assert_eq!(outcome(s, &paid), "already_granted");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0));
+}
+
+#[test]
+fn the_upstream_keys_limit_covers_included_and_purchased_credit_and_follows_the_period_end() {
+    let s = stack();
+    let price = define(s, "t-key", 1000, "10", Some("2"));
+    let u = s.new_user("1.5");
+    let hash = s.d1_until(&format!("SELECT upstream_hash FROM upstream_keys WHERE user_id = '{}' AND status = 'active'", u.id), |r| !r.is_empty())[0]["upstream_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let limit = || {
+        let r = integration_tests::get_with(&format!("{}/keys/{hash}", s.mock), &[("Authorization", &format!("Bearer {}", mock_openrouter::DEFAULT_MANAGEMENT_KEY))]);
+        r.json()["data"]["limit"].clone()
+    };
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, end)), "granted");
+    s.eventually_user(&u.id, "limit: included + purchased", |_| limit() == json!(11.5));
+    // The period ends: what does not roll over leaves the limit too.
+    run_periods(s, &[&u.id], end);
+    assert_eq!(buckets(s, &u.id), (2_000_000, 1_500_000));
+    s.eventually_user(&u.id, "limit after the period end", |_| limit() == json!(3.5));
+}
+
+#[test]
+fn a_period_end_during_a_call_keeps_the_included_credit_its_hold_may_spend() {
+    let s = stack();
+    let price = define(s, "t-held", 100, "0.0001", None);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), &price, 100, now - DAY_MS, end)), "granted");
+    assert_eq!(buckets(s, &u.id), (100, 1_000_000));
+    // A slow stream whose hold (up to 1000 tokens) is larger than the included credit.
+    let slow = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "[[mock:tokens=10,chunk_delay_ms=600]]"}]});
+    let (key, base) = (u.key.clone(), s.base.clone());
+    let running = std::thread::spawn(move || {
+        integration_tests::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], slow.to_string().as_bytes()).collect()
+    });
+    s.eventually_user(&u.id, "the slow call's hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+    // The period ends while it runs: the held included credit does not expire.
+    run_periods(s, &[&u.id], end);
+    assert_eq!(buckets(s, &u.id), (100, 1_000_000));
+    assert!(running.join().unwrap().iter().any(|(e, _)| e.contains("[DONE]")));
+    // Settled: included first, then purchased; never below zero in either bucket.
+    s.books_balanced(&u.id, 1);
+    let usage = &s.d1(&format!("SELECT amount_micros, included_micros FROM credit_ledger WHERE user_id = '{}' AND kind = 'usage'", u.id))[0];
+    let charged = -usage["amount_micros"].as_i64().unwrap();
+    let from_included = charged.min(100);
+    assert_eq!(usage["included_micros"].as_i64(), Some(-from_included), "{usage}");
+    assert_eq!(buckets(s, &u.id), (100 - from_included, 1_000_000 - (charged - from_included)));
+}
+
+#[test]
+fn a_lost_dispute_of_a_plan_invoice_freezes_then_takes_back_its_unspent_included_credit() {
+    let s = stack();
+    let price = define(s, "t-dispute", 1000, "10", None);
+    let u = s.new_user("2");
+    let (pi, dp) = (id("pi_"), id("dp_"));
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let mut paid = invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["payment_intent"] = json!(pi);
+    assert_eq!(outcome(s, &paid), "granted");
+    let dispute = |kind: &str, status: &str| json!({"id": id("evt_"), "type": kind, "data": {"object": {"id": dp, "object": "dispute", "payment_intent": pi, "amount": 1000, "status": status}}});
+    assert_eq!(outcome(s, &dispute("charge.dispute.created", "needs_response")), "wallet_frozen");
+    let frozen = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(frozen.status, 403, "{}", frozen.body);
+    let lost = dispute("charge.dispute.closed", "lost");
+    assert_eq!(outcome(s, &lost), "dispute_lost");
+    assert_eq!(outcome(s, &lost), "duplicate", "redelivered");
+    assert_eq!(outcome(s, &dispute("charge.dispute.closed", "lost")), "dispute_lost", "another event for the same dispute");
+    // The invoice's included credit went back once; purchased credit was not touched.
+    assert_eq!(buckets(s, &u.id), (0, 2_000_000));
+    let rows = s.d1(&format!("SELECT COUNT(*) AS n FROM credit_ledger WHERE user_id = '{}' AND kind = 'plan_take_back'", u.id));
+    assert_eq!(rows[0]["n"], 1);
+    small_chat(s, &u.key);
+}
+
+#[test]
+fn a_plan_invoice_refund_whose_webhook_was_lost_is_taken_back_by_the_reconciliation() {
+    let s = stack();
+    let price = define(s, "t-lost-refund", 1000, "10", None);
+    let u = s.new_user("1");
+    let pi = id("pi_");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    let mut paid = invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["payment_intent"] = json!(pi);
+    assert_eq!(outcome(s, &paid), "granted");
+    // Half refunded at Stripe two hours ago; the webhook never came.
+    mock_stripe(s, "/__mock/stripe/refunds", &json!({"payment_intent": pi, "amount": 500, "created": now / 1000 - 7200}));
+    s.run_cron();
+    s.run_cron();
+    assert_eq!(buckets(s, &u.id), (5_000_000, 1_000_000), "half the grant back, once; purchased untouched");
+    let found = findings(s, &u.id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["action"].as_str()), (Some("plan_refund_missing"), Some("taken_back")));
+}
+
+#[test]
+fn a_subscription_whose_events_were_lost_is_brought_in_line_with_stripe_by_the_reconciliation() {
+    let s = stack();
+    let price = define(s, "t-drift", 1000, "10", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let (start, end) = (now - DAY_MS, now + DAY_MS);
+    let at_stripe = |status: &str| {
+        let body = json!({"id": sub, "customer": "cus_drift", "price": price, "user_id": u.id, "status": status,
+            "current_period_start": start / 1000, "current_period_end": end / 1000});
+        mock_stripe(s, "/__mock/stripe/subscriptions", &body);
+    };
+    at_stripe("active");
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, start, end)), "granted");
+    // The renewal failed at Stripe; `invoice.payment_failed` never arrived.
+    at_stripe("past_due");
+    s.run_cron();
+    s.run_cron();
+    let state = plan_state(s, &u.id);
+    assert_eq!(state["status"], "past_due", "{state}");
+    assert!(state["grace_until"].as_i64().is_some_and(|g| g > now), "{state}");
+    let found = findings(s, &u.id);
+    assert_eq!(found.len(), 1, "once: {found:?}");
+    assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["after"]["status"].as_str()), (Some("subscription_drift"), Some("past_due")));
+}
+
+#[test]
+fn the_plans_concurrency_limit_bounds_requests_in_flight() {
+    let s = stack();
+    let r = s.admin("POST", "/admin/plans", Some(json!({"id": "t-one", "name": "One at a time", "stripe_price_id": "price_t_one", "price_cents": 100,
+        "included_usd": "1", "max_concurrent": 1})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = s.new_user("1");
+    let now = integration_tests::now_ms() / 1000 * 1000;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &id("sub_"), "price_t_one", 100, now - DAY_MS, now + DAY_MS)), "granted");
+    let slow = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 50,
+        "messages": [{"role": "user", "content": "[[mock:tokens=10,chunk_delay_ms=600]]"}]});
+    let (key, base) = (u.key.clone(), s.base.clone());
+    let running = std::thread::spawn(move || {
+        integration_tests::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], slow.to_string().as_bytes()).collect()
+    });
+    s.eventually_user(&u.id, "the slow call's hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+    let second = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert!(running.join().unwrap().iter().any(|(e, _)| e.contains("[DONE]")));
+    s.books_balanced(&u.id, 1);
+    small_chat(s, &u.key);
+}
