@@ -7,6 +7,7 @@
 mod checkout;
 mod config;
 mod crypto;
+mod event;
 mod events;
 mod history;
 mod payments;

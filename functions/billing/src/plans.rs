@@ -11,7 +11,7 @@
 //! - `invoice.payment_failed` → `past_due` until `PLAN_GRACE_DAYS` later;
 //! - a refund or lost dispute of a plan invoice → `take_back`.
 
-use crate::events::{internal, record_event, text, unmatched, Event};
+use crate::event::{internal, record_event, text, unmatched, Event};
 use crate::payments::Transaction;
 use dexto_shared::money::Micros;
 use dexto_shared::db;

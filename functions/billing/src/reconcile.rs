@@ -33,7 +33,7 @@
 
 use crate::config::BillingConfig;
 use crate::payments::{self, Cause, Transaction};
-use crate::stripe_api;
+use crate::stripe_api::{self, MAX_PAGES};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::findings;
@@ -48,8 +48,6 @@ use std::collections::{HashMap, HashSet};
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, Env};
 
-/// List pages read per run and list (100 objects each): bounds the run.
-pub(crate) const MAX_PAGES: usize = 20;
 /// Credited sessions missing from Stripe's list that are looked up one by one per run.
 const MAX_LOOKUPS: usize = 25;
 

@@ -15,10 +15,9 @@
 //! deleted subscription) through the webhook's own handlers; a change is a
 //! `subscription_drift` finding.
 
-use crate::events::Event;
+use crate::event::Event;
 use crate::plans;
-use crate::reconcile::MAX_PAGES;
-use crate::stripe_api;
+use crate::stripe_api::{self, MAX_PAGES};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::findings;

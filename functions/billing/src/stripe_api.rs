@@ -11,6 +11,8 @@ use worker::{Fetch, Headers, Method, Request, RequestInit};
 
 /// Objects per list page (Stripe's maximum).
 pub const PAGE_LIMIT: usize = 100;
+/// List pages a reconciliation run reads per list: bounds the run.
+pub const MAX_PAGES: usize = 20;
 
 /// `POST path` with a form body; the same `idempotency_key` replays the first answer.
 pub async fn post(config: &BillingConfig, path: &str, form: &str, idempotency_key: &str) -> Result<Value, GatewayError> {

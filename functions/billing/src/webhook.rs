@@ -6,7 +6,8 @@
 //! Processing errors answer 5xx so Stripe retries.
 
 use crate::config::BillingConfig;
-use crate::events::{self, Event};
+use crate::event::Event;
+use crate::events;
 use crate::ApiResult;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{now_ms, ok_json};

@@ -7,6 +7,7 @@
 pub mod buckets;
 pub mod change;
 pub mod period;
+pub mod wallet_op;
 
 use crate::money::Micros;
 use serde::{Deserialize, Serialize};
