@@ -110,13 +110,18 @@ pub fn from_json(v: &Value) -> Result<Plan, String> {
         None | Some(Value::Null) => None,
         cap => Some(usd(cap, "monthly_cap_usd")?),
     };
+    let included = usd(v.get("included_usd"), "included_usd")?;
+    if id == FREE_PLAN && included > Micros::ZERO {
+        // Included credit renews with a paid period; the free plan has none.
+        return Err("The free plan cannot include credit: it has no billing period to renew it in. Give credit with a top-up, or include it in a paid plan.".into());
+    }
     Ok(Plan {
         name: text("name").unwrap_or_else(|| id.clone()),
         id,
         stripe_price_id,
         price_minor,
         currency,
-        included: usd(v.get("included_usd"), "included_usd")?,
+        included,
         rollover,
         rollover_cap: if rollover { usd(v.get("rollover_cap_usd"), "rollover_cap_usd")? } else { Micros::ZERO },
         rate_limit_per_minute: small(v.get("rate_limit_per_minute"), "rate_limit_per_minute")?,
@@ -187,6 +192,7 @@ mod tests {
         assert!(from_json(&json!({"id": "p", "stripe_price_id": "p", "included_usd": "-1"})).unwrap_err().contains("included_usd"));
         assert!(from_json(&json!({"id": "p", "stripe_price_id": "p", "models": "x"})).unwrap_err().contains("models"));
         assert!(from_json(&json!({"id": "free"})).is_ok());
+        assert!(from_json(&json!({"id": "free", "included_usd": "5"})).unwrap_err().contains("cannot include credit"));
     }
 
     #[test]
