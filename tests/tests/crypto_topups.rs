@@ -13,6 +13,16 @@ use serde_json::{json, Value};
 
 const FINALITY: u64 = 64;
 
+/// The tests on the shared stack share its chain: one that must see its
+/// transfer not yet final holds this so that no other test mines meanwhile.
+static MINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Mines `blocks` on the shared chain, never while a test holds `MINING`.
+fn mine(s: &Stack, blocks: u64) {
+    let _turn = MINING.lock().unwrap_or_else(|e| e.into_inner());
+    s.chain.mine(blocks);
+}
+
 /// Dev account `i` (funded with USDC, unlocked) as a wallet that can sign in.
 fn account(chain: &Chain, i: usize) -> (String, TestWallet) {
     let a = &chain.accounts[i];
@@ -39,11 +49,15 @@ fn a_linked_transfer_is_pending_until_final_then_credited_once_under_ten_concurr
     let (user, token) = (session["user"]["id"].as_str().unwrap().to_string(), session["access_token"].as_str().unwrap().to_string());
     // The sender's balance (tests in this file share the treasury, not senders).
     let sender_before = s.chain.usdc_balance(&from);
-    let tx = tx_of(&s.chain.usdc_transfer(&from, &s.chain.treasury, 2_500_000));
-    let early = confirm(s, &token, &tx);
-    assert_eq!(early.status, 202, "not final yet: {}", early.body);
-    assert_eq!(balance(s, &user), 0);
-    s.chain.mine(FINALITY);
+    let tx = {
+        let _no_mining = MINING.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = tx_of(&s.chain.usdc_transfer(&from, &s.chain.treasury, 2_500_000));
+        let early = confirm(s, &token, &tx);
+        assert_eq!(early.status, 202, "not final yet: {}", early.body);
+        assert_eq!(balance(s, &user), 0);
+        tx
+    };
+    mine(s, FINALITY);
     let answers: Vec<u16> = std::thread::scope(|scope| {
         let calls: Vec<_> = (0..10).map(|_| scope.spawn(|| confirm(s, &token, &tx).status)).collect();
         calls.into_iter().map(|c| c.join().unwrap()).collect()
@@ -89,7 +103,7 @@ fn each_refusal_is_a_clear_4xx_and_credits_nothing() {
     let (other_from, other_wallet) = account(&s.chain, 2);
     sign_in(s, &other_wallet);
     let theirs = tx_of(&s.chain.usdc_transfer(&other_from, &s.chain.treasury, 7_000));
-    s.chain.mine(FINALITY);
+    mine(s, FINALITY);
     assert_eq!(confirm(s, &token, &theirs).status, 403);
     let garbage = confirm(s, &token, "0x1234");
     assert_eq!(garbage.status, 400, "{}", garbage.body);
@@ -103,7 +117,7 @@ fn an_unlinked_senders_transfer_stays_unclaimed_until_linked_then_the_cron_credi
     let person = format!("carol-{}", dexto_shared::ids::new_id(""));
     let token = s.session_token(&person, "carol@example.com");
     let tx = tx_of(&s.chain.usdc_transfer(&from, &s.chain.treasury, 4_200_000));
-    s.chain.mine(FINALITY);
+    mine(s, FINALITY);
     let r = confirm(s, &token, &tx);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("not linked to your account"), "{}", r.body);
