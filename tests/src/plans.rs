@@ -95,3 +95,19 @@ pub fn mock_stripe(s: &Stack, path: &str, body: &Value) -> Value {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
 }
+
+/// Stripe's `invoice.payment_failed` for the invoice of `paid` (an `invoice.paid` event), created at `created_ms`.
+pub fn payment_failed(paid: &Value, created_ms: i64) -> Value {
+    let mut invoice = paid["data"]["object"].clone();
+    invoice["amount_due"] = invoice["amount_paid"].clone();
+    invoice["amount_paid"] = json!(0);
+    invoice["status"] = json!("open");
+    json!({"id": id("evt_"), "object": "event", "type": "invoice.payment_failed", "created": created_ms / 1000, "data": {"object": invoice}})
+}
+
+/// The subscription as Stripe holds it (the mock's `/__mock/stripe/subscriptions`).
+pub fn at_stripe(s: &Stack, sub: &str, user: &str, price: &str, status: &str, period_ms: (i64, i64)) {
+    let body = json!({"id": sub, "customer": "cus_plans", "price": price, "user_id": user, "status": status,
+        "current_period_start": period_ms.0 / 1000, "current_period_end": period_ms.1 / 1000});
+    mock_stripe(s, "/__mock/stripe/subscriptions", &body);
+}

@@ -248,9 +248,40 @@ pub async fn payment_failed(env: &Env, db: &D1Database, event: &Event) -> Result
         record_event(db, event).await?;
         return Ok("ignored");
     };
+    if failure_overtaken(db, subscription, &event.object).await? {
+        record_event(db, event).await?;
+        return Ok("already_paid");
+    }
     mark_past_due(env, db, subscription, event_ms(event)).await?;
     record_event(db, event).await?;
     Ok("past_due")
+}
+
+/// Whether a failed attempt was overtaken by a payment (Stripe delivers out
+/// of order: a retry that succeeded may arrive first): its invoice was
+/// paid after all, or a renewal's period it was for is already granted.
+async fn failure_overtaken(db: &D1Database, subscription: &str, invoice: &Value) -> Result<bool, GatewayError> {
+    if let Some(id) = text(invoice, "/id") {
+        let paid: Option<Value> = db::first(db, "SELECT id FROM stripe_transactions WHERE id = ?1 AND kind = ?2", &[id.into(), PLAN_INVOICE.into()]).await?;
+        if paid.is_some() {
+            return Ok(true);
+        }
+    }
+    let renewal = matches!(text(invoice, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
+    let failed_end = invoice.pointer("/lines/data").and_then(Value::as_array).into_iter().flatten().find_map(|l| ms(l.pointer("/period/end")));
+    let granted_end = plan_store::by_subscription(db, subscription).await?.and_then(|s| s.period_end);
+    Ok(renewal && failed_end.zip(granted_end).is_some_and(|(failed, granted)| failed <= granted))
+}
+
+/// Stripe says the subscription is paid up (`active`): a `past_due` here
+/// (a late failure, or a retry's `invoice.paid` lost) ends.
+pub async fn clear_past_due(db: &D1Database, subscription: &str) -> Result<(), GatewayError> {
+    db::run_idempotent(
+        db,
+        "UPDATE user_plans SET status = 'active', grace_until = NULL, updated_at = ?2 WHERE subscription_id = ?1 AND status = 'past_due'",
+        &[subscription.into(), db::ms(now_ms())],
+    )
+    .await
 }
 
 /// `past_due` from `failed_at_ms` on, for `PLAN_GRACE_DAYS` (the first failure counts).

@@ -133,6 +133,9 @@ async fn subscription(env: &Env, config: &crate::config::BillingConfig, database
             // A stable id: another run with Stripe unchanged records nothing new.
             let price = sub.pointer("/items/data/0/price/id").and_then(Value::as_str).unwrap_or("");
             let cancel = sub.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false);
+            if matches!(status.as_str(), "active" | "trialing") {
+                plans::clear_past_due(database, id).await?;
+            }
             let event = Event { id: format!("reconcile:{id}:{status}:{price}:{cancel}"), kind: "reconciliation.subscription".into(), object: sub.clone(), created: now / 1000 };
             plans::subscription_updated(env, database, &event).await?;
             if matches!(status.as_str(), "past_due" | "unpaid") {

@@ -1,0 +1,66 @@
+//! Plans (docs/ARCHITECTURE.md, "Plans") when Stripe's events arrive late,
+//! twice or out of order, and what the reconciliation does about the plan
+//! state they leave — through the real stack and the Stripe stand-in.
+
+use integration_tests::plans::*;
+use integration_tests::stripe_fixtures::id;
+use integration_tests::{start, Stack};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+fn stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| start(&[("BILLING_TEST_FAULTS", "1"), ("PLAN_TEST_CLOCK", "1"), ("ALLOWED_MODELS_TTL_SECONDS", "0")]))
+}
+
+fn now() -> i64 {
+    integration_tests::now_ms() / 1000 * 1000
+}
+
+fn status(s: &Stack, user: &str) -> (Option<String>, Option<String>, Option<i64>) {
+    let p = plan_state(s, user);
+    (p["plan_id"].as_str().map(Into::into), p["status"].as_str().map(Into::into), p["grace_until"].as_i64())
+}
+
+#[test]
+fn a_failed_attempt_delivered_after_its_retry_was_paid_keeps_the_plan() {
+    let s = stack();
+    let price = define(s, "e-late", 1000, "10", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    let end = now + DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, end)), "granted");
+    // The renewal's first attempt failed (E1), the retry succeeded (E2): E2 arrives first.
+    let renewal = invoice_paid(&u.id, &sub, &price, 1000, end, end + 30 * DAY_MS);
+    assert_eq!(outcome(s, &renewal), "granted");
+    assert_eq!(outcome(s, &payment_failed(&renewal, end)), "already_paid");
+    // A failure of another invoice for the period already granted: the same.
+    let mut other = renewal.clone();
+    other["data"]["object"]["id"] = id("in_").into();
+    assert_eq!(outcome(s, &payment_failed(&other, end)), "already_paid");
+    assert_eq!(status(s, &u.id), (Some("e-late".into()), Some("active".into()), None));
+    // Past the grace a failure would have had: still on the plan with its credit.
+    run_period(s, &u.id, end + 8 * DAY_MS);
+    assert_eq!(status(s, &u.id), (Some("e-late".into()), Some("active".into()), None));
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0));
+}
+
+#[test]
+fn the_reconciliation_ends_a_past_due_that_stripe_no_longer_has() {
+    let s = stack();
+    let price = define(s, "e-cleared", 1000, "10", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    let (start, end) = (now - DAY_MS, now + DAY_MS);
+    at_stripe(s, &sub, &u.id, &price, "active", (start, end));
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, start, end)), "granted");
+    // A failure whose retry's `invoice.paid` never came: Stripe says active.
+    let failed = payment_failed(&invoice_paid(&u.id, &sub, &price, 1000, end, end + 30 * DAY_MS), now);
+    assert_eq!(outcome(s, &failed), "past_due");
+    assert_eq!(status(s, &u.id).1.as_deref(), Some("past_due"));
+    s.run_cron();
+    assert_eq!(status(s, &u.id), (Some("e-cleared".into()), Some("active".into()), None));
+    let found: Vec<Value> = findings(s, &u.id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["detail"]["after"]["status"], "active", "{found:?}");
+}
