@@ -64,3 +64,46 @@ fn the_reconciliation_ends_a_past_due_that_stripe_no_longer_has() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["detail"]["after"]["status"], "active", "{found:?}");
 }
+
+#[test]
+fn a_redelivered_invoice_does_not_undo_an_upgrade_or_a_past_due_that_came_after_it() {
+    let s = stack();
+    let basic = define(s, "e-basic", 1000, "10", None);
+    let pro = define(s, "e-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    let paid = invoice_paid(&u.id, &sub, &basic, 1000, start, end);
+    assert_eq!(outcome(s, &paid), "granted");
+    assert_eq!(outcome(s, &subscription_updated(&sub, &pro, false, now)), "upgraded");
+    let redelivered = |s: &Stack| {
+        let mut again = paid.clone();
+        again["id"] = id("evt_").into();
+        assert_eq!(outcome(s, &again), "already_granted");
+    };
+    redelivered(s);
+    assert_eq!(status(s, &u.id), (Some("e-pro".into()), Some("active".into()), None));
+    let failed = payment_failed(&invoice_paid(&u.id, &sub, &pro, 4000, end, end + 30 * DAY_MS), now);
+    assert_eq!(outcome(s, &failed), "past_due");
+    redelivered(s);
+    assert_eq!(status(s, &u.id), (Some("e-pro".into()), Some("past_due".into()), Some(now + 7 * DAY_MS)));
+}
+
+#[test]
+fn the_reconciliation_does_not_grant_again_an_invoice_of_a_plan_without_included_credit() {
+    let s = stack();
+    let zero = define(s, "e-zero", 500, "0", None);
+    let pro = define(s, "e-zero-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    // Paid two hours ago (past the reconciliation's grace); its webhook came.
+    let mut paid = invoice_paid(&u.id, &sub, &zero, 500, now - DAY_MS, now + DAY_MS);
+    paid["data"]["object"]["created"] = (now / 1000 - 7200).into();
+    mock_stripe(s, "/__mock/stripe/invoices", &paid["data"]["object"]);
+    assert_eq!(outcome(s, &paid), "granted");
+    assert_eq!(outcome(s, &subscription_updated(&sub, &pro, false, now)), "upgraded");
+    s.run_cron();
+    let found = findings(s, &u.id);
+    assert!(found.iter().all(|f| f["kind"] != "plan_invoice_missing"), "{found:?}");
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "e-zero-pro");
+}

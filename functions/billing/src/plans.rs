@@ -114,6 +114,10 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     )
     .await?;
     let before = plan_store::of_user(db, user_id).await?;
+    // Only a later period than any the plan state has seen changes the plan:
+    // a redelivered or older invoice still grants (once), but must not undo
+    // an upgrade, a waiting downgrade or a `past_due` that came after it.
+    let newer = end > latest_period_end(db, user_id).await?;
     let mut steps = Vec::new();
     // A renewal ends the previous period first (its rollover by the plan it
     // had), so a late expiry never eats this grant. An older invoice
@@ -123,13 +127,20 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
         let kept = plan_store::get(db, previous_plan).await?.as_ref().map_or(Default::default(), keep);
         steps.push(PlanStep::Expire { reference: period::expiry_reference(*previous_end), keep: kept });
     }
-    steps.push(PlanStep::Limits(plan.limits()));
+    if newer {
+        steps.push(PlanStep::Limits(plan.limits()));
+    }
     steps.push(PlanStep::Grant {
         reference: period::grant_reference(invoice),
         amount: plan.included,
         reason: format!("{}: included credit for the period", plan.name),
     });
     let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
+    let granted = if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "granted" };
+    if !newer {
+        record_event(db, event).await?;
+        return Ok(granted);
+    }
     db::run_idempotent(
         db,
         "INSERT INTO user_plans (user_id, plan_id, subscription_id, status, period_start, period_end, expired_end, updated_at, customer_id)
@@ -139,7 +150,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
            status = CASE WHEN user_plans.status = 'canceling' AND user_plans.subscription_id = excluded.subscription_id THEN 'canceling' ELSE 'active' END,
            period_start = excluded.period_start, period_end = excluded.period_end, grace_until = NULL, next_plan_id = NULL,
            expired_end = MAX(COALESCE(user_plans.expired_end, 0), COALESCE(excluded.expired_end, 0)), updated_at = excluded.updated_at
-         WHERE user_plans.period_end IS NULL OR excluded.period_end >= user_plans.period_end",
+         WHERE excluded.period_end > MAX(COALESCE(user_plans.period_end, 0), COALESCE(user_plans.expired_end, 0))",
         &[
             user_id.into(),
             plan.id.as_str().into(),
@@ -153,7 +164,18 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     )
     .await?;
     record_event(db, event).await?;
-    Ok(if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "granted" })
+    Ok(granted)
+}
+
+/// The latest period end the user's plan state has seen (0: none), counting
+/// one the fall-back to the free plan cleared (`expired_end` stays).
+async fn latest_period_end(db: &D1Database, user_id: &str) -> Result<i64, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Latest {
+        end: i64,
+    }
+    let row: Option<Latest> = db::first(db, "SELECT MAX(COALESCE(period_end, 0), COALESCE(expired_end, 0)) AS end FROM user_plans WHERE user_id = ?1", &[user_id.into()]).await?;
+    Ok(row.map_or(0, |r| r.end))
 }
 
 /// `stripe_transactions.kind` of a plan's period invoice.

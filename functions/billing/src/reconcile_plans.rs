@@ -58,7 +58,9 @@ async fn check(env: &Env, database: &D1Database, invoice: &Value, window: &Windo
     // Flushed first: a grant only waiting for its projection is not missing.
     WalletClient::for_user(env, user_id)?.state().await?;
     let granted: Option<Value> = db::first(database, "SELECT seq FROM credit_ledger WHERE user_id = ?1 AND reference = ?2", &[user_id.into(), grant_reference(id).into()]).await?;
-    if granted.is_some() {
+    // A $0 grant writes no ledger row: the webhook's transaction row says it was seen.
+    let seen: Option<Value> = if plan.included.0 == 0 { db::first(database, "SELECT id FROM stripe_transactions WHERE id = ?1", &[id.into()]).await? } else { None };
+    if granted.is_some() || seen.is_some() {
         return Ok(0);
     }
     let detail = json!({"invoice_id": id, "plan_id": plan.id, "included_micros": plan.included.0, "action": "granted"});
