@@ -107,3 +107,26 @@ fn the_reconciliation_does_not_grant_again_an_invoice_of_a_plan_without_included
     assert!(found.iter().all(|f| f["kind"] != "plan_invoice_missing"), "{found:?}");
     assert_eq!(plan_state(s, &u.id)["plan_id"], "e-zero-pro");
 }
+
+fn deleted(sub: &str, created_ms: i64) -> Value {
+    serde_json::json!({"id": id("evt_"), "object": "event", "type": "customer.subscription.deleted", "created": created_ms / 1000, "data": {"object": {
+        "id": sub, "object": "subscription", "status": "canceled", "cancel_at_period_end": false, "items": {"data": []}}}})
+}
+
+#[test]
+fn a_subscription_event_older_than_the_last_one_applied_changes_nothing() {
+    let s = stack();
+    let price = define(s, "e-order", 1000, "10", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, now + DAY_MS)), "granted");
+    // Cancelled, then un-cancelled: the cancellation arrives last.
+    let cancel = subscription_updated(&sub, &price, true, now + 1000);
+    assert_eq!(outcome(s, &subscription_updated(&sub, &price, false, now + 2000)), "updated");
+    assert_eq!(outcome(s, &cancel), "stale");
+    assert_eq!(status(s, &u.id), (Some("e-order".into()), Some("active".into()), None));
+    // Deleted, then an older update that would revive it.
+    assert_eq!(outcome(s, &deleted(&sub, now + 4000)), "subscription_canceled");
+    assert_eq!(outcome(s, &subscription_updated(&sub, &price, false, now + 3000)), "stale");
+    assert_eq!(status(s, &u.id).1.as_deref(), Some("canceling"));
+}

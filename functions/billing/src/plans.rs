@@ -149,6 +149,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
            customer_id = COALESCE(excluded.customer_id, user_plans.customer_id),
            status = CASE WHEN user_plans.status = 'canceling' AND user_plans.subscription_id = excluded.subscription_id THEN 'canceling' ELSE 'active' END,
            period_start = excluded.period_start, period_end = excluded.period_end, grace_until = NULL, next_plan_id = NULL,
+           subscription_event_at = CASE WHEN user_plans.subscription_id = excluded.subscription_id THEN user_plans.subscription_event_at END,
            expired_end = MAX(COALESCE(user_plans.expired_end, 0), COALESCE(excluded.expired_end, 0)), updated_at = excluded.updated_at
          WHERE excluded.period_end > MAX(COALESCE(user_plans.period_end, 0), COALESCE(user_plans.expired_end, 0))",
         &[
@@ -214,6 +215,13 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
         record_event(db, event).await?;
         return Ok("ignored"); // its first invoice sets the plan up
     };
+    // Stripe delivers out of order: an event older than the last one applied
+    // (a cancel overtaken by its un-cancel, an update after the deletion)
+    // would undo newer state.
+    if !claim_event_time(db, subscription, event_ms(event)).await? {
+        record_event(db, event).await?;
+        return Ok("stale");
+    }
     let item = obj.pointer("/items/data/0").cloned().unwrap_or(Value::Null);
     let target = match price_of(&item) {
         Some(price) => plan_store::by_price(db, price).await?,
@@ -254,14 +262,27 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
     Ok(outcome)
 }
 
-/// The subscription is gone: the plan lasts until its period end.
-pub async fn subscription_deleted(db: &D1Database, subscription: &str) -> Result<(), GatewayError> {
+/// The subscription is gone: the plan lasts until its period end (and no
+/// older update brings it back).
+pub async fn subscription_deleted(db: &D1Database, subscription: &str, event_ms: i64) -> Result<(), GatewayError> {
     db::run_idempotent(
         db,
-        "UPDATE user_plans SET status = 'canceling', updated_at = ?2 WHERE subscription_id = ?1",
-        &[subscription.into(), db::ms(now_ms())],
+        "UPDATE user_plans SET status = 'canceling', subscription_event_at = MAX(COALESCE(subscription_event_at, 0), ?3), updated_at = ?2 WHERE subscription_id = ?1",
+        &[subscription.into(), db::ms(now_ms()), db::ms(event_ms)],
     )
     .await
+}
+
+/// Records `at_ms` as the subscription's last applied event time unless a
+/// later one was applied; false: the event is older (stale).
+async fn claim_event_time(db: &D1Database, subscription: &str, at_ms: i64) -> Result<bool, GatewayError> {
+    let claimed: Option<Value> = db::returning(
+        db,
+        "UPDATE user_plans SET subscription_event_at = ?2 WHERE subscription_id = ?1 AND COALESCE(subscription_event_at, 0) <= ?2 RETURNING user_id",
+        &[subscription.into(), db::ms(at_ms)],
+    )
+    .await?;
+    Ok(claimed.is_some())
 }
 
 /// A renewal that failed: `past_due`, with the grace counted from the first failure.

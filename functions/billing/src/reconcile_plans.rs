@@ -130,7 +130,7 @@ async fn subscription(env: &Env, config: &crate::config::BillingConfig, database
     let Some(sub) = stripe_api::get(config, &format!("/v1/subscriptions/{}", dexto_shared::url_query::encode(id))).await? else { return Ok(0) };
     let status = sub.get("status").and_then(Value::as_str).unwrap_or("").to_string();
     match status.as_str() {
-        "canceled" | "incomplete_expired" => plans::subscription_deleted(database, id).await?,
+        "canceled" | "incomplete_expired" => plans::subscription_deleted(database, id, now).await?,
         _ => {
             // A stable id: another run with Stripe unchanged records nothing new.
             let price = sub.pointer("/items/data/0/price/id").and_then(Value::as_str).unwrap_or("");
