@@ -130,3 +130,32 @@ fn a_subscription_event_older_than_the_last_one_applied_changes_nothing() {
     assert_eq!(outcome(s, &subscription_updated(&sub, &price, false, now + 3000)), "stale");
     assert_eq!(status(s, &u.id).1.as_deref(), Some("canceling"));
 }
+
+#[test]
+fn an_upgrade_before_the_renewals_invoice_paid_is_prorated_over_the_new_period_and_kept() {
+    let s = stack();
+    let basic = define(s, "e-ren-basic", 1000, "10", None);
+    let pro = define(s, "e-ren-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    let hour = DAY_MS / 24;
+    let renewed = now - hour;
+    let (old, new) = ((renewed - 30 * DAY_MS, renewed), (renewed, renewed + 30 * DAY_MS));
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, old.0, old.1)), "granted");
+    // The renewal started an hour ago; its invoice (drafted then, at the old
+    // price) is paid only after the upgrade arrives.
+    let mut upgrade = subscription_updated(&sub, &pro, false, now);
+    upgrade["data"]["object"]["items"]["data"][0]["current_period_start"] = (new.0 / 1000).into();
+    upgrade["data"]["object"]["items"]["data"][0]["current_period_end"] = (new.1 / 1000).into();
+    assert_eq!(outcome(s, &upgrade), "upgraded");
+    let prorated = dexto_shared::plans::period::upgrade_grant(
+        dexto_shared::money::Micros(10_000_000), dexto_shared::money::Micros(40_000_000), new.0, new.1, now).0;
+    assert!(prorated > 29_000_000, "{prorated}");
+    assert_eq!(buckets(s, &u.id), (prorated, 0), "the old period expired, the upgrade granted over the new one");
+    let mut renewal = invoice_paid(&u.id, &sub, &basic, 1000, new.0, new.1);
+    renewal["data"]["object"]["created"] = (new.0 / 1000).into();
+    assert_eq!(outcome(s, &renewal), "granted");
+    assert_eq!(buckets(s, &u.id), (prorated + 10_000_000, 0));
+    let state = plan_state(s, &u.id);
+    assert_eq!((state["plan_id"].as_str(), state["status"].as_str()), (Some("e-ren-pro"), Some("active")), "{state}");
+}

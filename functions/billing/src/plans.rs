@@ -117,7 +117,13 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     // Only a later period than any the plan state has seen changes the plan:
     // a redelivered or older invoice still grants (once), but must not undo
     // an upgrade, a waiting downgrade or a `past_due` that came after it.
-    let newer = end > latest_period_end(db, user_id).await?;
+    let seen = seen_state(db, user_id).await?;
+    let newer = end > seen.end;
+    // An invoice drafted before the subscription's price changed (a renewal
+    // paid after an upgrade) grants what it paid for but keeps the plan.
+    let drafted_ms = ms(obj.get("created")).unwrap_or(i64::MAX);
+    let price_since = before.as_ref().filter(|b| b.subscription_id.as_deref() == Some(subscription) && b.plan_id != plan.id && b.next_plan_id.as_deref() != Some(plan.id.as_str()));
+    let kept_plan = price_since.filter(|_| seen.subscription_event_at.is_some_and(|at| drafted_ms < at)).map(|b| b.plan_id.clone());
     let mut steps = Vec::new();
     // A renewal ends the previous period first (its rollover by the plan it
     // had), so a late expiry never eats this grant. An older invoice
@@ -127,7 +133,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
         let kept = plan_store::get(db, previous_plan).await?.as_ref().map_or(Default::default(), keep);
         steps.push(PlanStep::Expire { reference: period::expiry_reference(*previous_end), keep: kept });
     }
-    if newer {
+    if newer && kept_plan.is_none() {
         steps.push(PlanStep::Limits(plan.limits()));
     }
     steps.push(PlanStep::Grant {
@@ -154,7 +160,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
          WHERE excluded.period_end > MAX(COALESCE(user_plans.period_end, 0), COALESCE(user_plans.expired_end, 0))",
         &[
             user_id.into(),
-            plan.id.as_str().into(),
+            kept_plan.as_deref().unwrap_or(plan.id.as_str()).into(),
             subscription.into(),
             db::ms(start),
             db::ms(end),
@@ -168,15 +174,18 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     Ok(granted)
 }
 
-/// The latest period end the user's plan state has seen (0: none), counting
-/// one the fall-back to the free plan cleared (`expired_end` stays).
-async fn latest_period_end(db: &D1Database, user_id: &str) -> Result<i64, GatewayError> {
-    #[derive(serde::Deserialize)]
-    struct Latest {
-        end: i64,
-    }
-    let row: Option<Latest> = db::first(db, "SELECT MAX(COALESCE(period_end, 0), COALESCE(expired_end, 0)) AS end FROM user_plans WHERE user_id = ?1", &[user_id.into()]).await?;
-    Ok(row.map_or(0, |r| r.end))
+#[derive(serde::Deserialize, Default)]
+struct Seen {
+    /// The latest period end the plan state has seen (0: none), counting one
+    /// the fall-back to the free plan cleared (`expired_end` stays).
+    end: i64,
+    /// When the last subscription event applied was created (ms).
+    subscription_event_at: Option<i64>,
+}
+
+async fn seen_state(db: &D1Database, user_id: &str) -> Result<Seen, GatewayError> {
+    let sql = "SELECT MAX(COALESCE(period_end, 0), COALESCE(expired_end, 0)) AS end, subscription_event_at FROM user_plans WHERE user_id = ?1";
+    Ok(db::first(db, sql, &[user_id.into()]).await?.unwrap_or_default())
 }
 
 /// `stripe_transactions.kind` of a plan's period invoice.
@@ -200,6 +209,13 @@ pub async fn take_back(env: &Env, db: &D1Database, event: &Event, tx: &Transacti
     .await?;
     record_event(db, event).await?;
     Ok(if outcome.moved.first().is_some_and(Option::is_none) { "already_taken_back" } else { "included_taken_back" })
+}
+
+/// The subscription's current period (ms): on its item (Stripe's API since
+/// 2025-03-31) or on the subscription (older versions).
+fn subscription_period(sub: &Value) -> Option<(i64, i64)> {
+    let at = |key: &str| ms(sub.pointer(&format!("/items/data/0/{key}"))).or_else(|| ms(sub.get(key)));
+    at("current_period_start").zip(at("current_period_end")).filter(|(start, end)| start < end)
 }
 
 fn event_ms(event: &Event) -> i64 {
@@ -231,16 +247,30 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
     let mut outcome = "updated";
     if let (Some(target), Some(current)) = (target, plan_store::get(db, &state.plan_id).await?) {
         if target.id != current.id && target.included > current.included {
-            let (start, end) = (state.period_start.unwrap_or(0), state.period_end.unwrap_or(0));
+            // Prorated over the period the subscription is in now: a renewal
+            // whose `invoice.paid` is still to come has already started it.
+            let (start, end) = subscription_period(obj).unwrap_or((state.period_start.unwrap_or(0), state.period_end.unwrap_or(0)));
+            let mut steps = Vec::new();
+            // The previous period ends first (as the renewal would), so its
+            // expiry never eats this grant; the renewal's own expiry replays.
+            let previous_end = state.period_end.filter(|pe| *pe <= start);
+            if let Some(previous_end) = previous_end {
+                steps.push(PlanStep::Expire { reference: period::expiry_reference(previous_end), keep: keep(&current) });
+            }
             let grant = period::upgrade_grant(current.included, target.included, start, end, event_ms(event));
-            let step = PlanStep::Grant {
+            steps.push(PlanStep::Limits(target.limits()));
+            steps.push(PlanStep::Grant {
                 reference: period::upgrade_reference(subscription, start, &target.id),
                 amount: grant,
                 reason: format!("Upgrade to {}: included credit for the rest of the period", target.name),
-            };
-            let steps = vec![PlanStep::Limits(target.limits()), step];
+            });
             WalletClient::for_user(env, &state.user_id)?.plan(&PlanRequest { user_id: state.user_id.clone(), now_ms: now_ms(), steps }).await?;
-            db::run_idempotent(db, "UPDATE user_plans SET plan_id = ?2, next_plan_id = NULL, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms())]).await?;
+            db::run_idempotent(
+                db,
+                "UPDATE user_plans SET plan_id = ?2, next_plan_id = NULL, updated_at = ?3, expired_end = MAX(COALESCE(expired_end, 0), COALESCE(?4, 0)) WHERE user_id = ?1",
+                &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms()), previous_end.map_or(wasm_bindgen::JsValue::NULL, db::ms)],
+            )
+            .await?;
             outcome = "upgraded";
         } else if target.id != current.id {
             db::run_idempotent(db, "UPDATE user_plans SET next_plan_id = ?2, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms())]).await?;
