@@ -1,11 +1,12 @@
 //! The Stripe lifecycle of plans (docs/ARCHITECTURE.md, "Plans"). Wallet
 //! references (each applied once): `plan:grant:<invoice>`,
-//! `plan:expire:<period end>`, `plan:upgrade:<subscription>:<period start>:<plan>`.
+//! `plan:expire:<period end>`, `plan:upgrade:<proration invoice>`.
 //! - `invoice.paid` for a plan's price: expire the previous period (if this
 //!   invoice starts a later one) and grant this period's included credit, in
 //!   one wallet turn; never for less than the plan's price or another currency;
-//! - `customer.subscription.updated`: an upgrade takes effect now with the
-//!   prorated difference of included credit; a downgrade waits for the next
+//! - `customer.subscription.updated`: an upgrade takes effect now (its
+//!   paid proration invoice grants the prorated difference of included
+//!   credit); a downgrade waits for the next
 //!   invoice (`next_plan_id`); `cancel_at_period_end` → `canceling`;
 //! - `customer.subscription.deleted` → `canceling` (the period-end pass ends it);
 //! - `invoice.payment_failed` → `past_due` until `PLAN_GRACE_DAYS` later;
@@ -77,6 +78,9 @@ pub fn grants(plan: &Plan, obj: &Value) -> Result<(), Option<&'static str>> {
 
 pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan, line: Value) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
+    if text(obj, "/billing_reason") == Some("subscription_update") {
+        return upgrade_paid(env, db, event).await;
+    }
     let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
     match grants(&plan, obj) {
         Ok(()) => {}
@@ -188,6 +192,69 @@ async fn seen_state(db: &D1Database, user_id: &str) -> Result<Seen, GatewayError
     Ok(db::first(db, sql, &[user_id.into()]).await?.unwrap_or_default())
 }
 
+/// The paid proration invoice of an upgrade (`billing_reason`
+/// `subscription_update`): its lines credit the unused time of the old
+/// plan's price and charge the new one's for the rest of the period; the
+/// prorated difference of included credit is granted once per invoice, only
+/// now that it is paid (`payment_behavior=pending_if_incomplete` keeps an
+/// unpaid upgrade from taking effect at Stripe).
+async fn upgrade_paid(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let (mut old, mut new, mut net) = (None, None, 0i64);
+    for line in obj.pointer("/lines/data").and_then(Value::as_array).into_iter().flatten() {
+        let Some(plan) = (match price_of(line) {
+            Some(price) => plan_store::by_price(db, price).await?,
+            None => None,
+        }) else {
+            continue;
+        };
+        let amount = line.get("amount").and_then(Value::as_i64).unwrap_or(0);
+        net += amount;
+        if amount < 0 {
+            old = Some(plan);
+        } else if amount > 0 {
+            new = Some((plan, ms(line.pointer("/period/start"))));
+        }
+    }
+    let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
+    let (Some(old), Some((new, Some(start)))) = (old, new) else {
+        record_event(db, event).await?;
+        return Ok("ignored"); // not a change between two plans
+    };
+    if new.included <= old.included || amount_paid <= 0 {
+        record_event(db, event).await?;
+        return Ok("ignored");
+    }
+    if text(obj, "/currency") != Some(new.currency.as_str()) || old.currency != new.currency {
+        return unmatched(db, event, "upgrade invoice in another currency than the plans'").await;
+    }
+    let (Some(invoice), Some(user_id)) = (text(obj, "/id"), invoice_user(obj)) else {
+        return unmatched(db, event, "upgrade invoice without user").await;
+    };
+    if !db::user_exists(db, user_id).await? {
+        return unmatched(db, event, "upgrade invoice for an unknown user").await;
+    }
+    let mut steps = Vec::new();
+    // Before the renewal's `invoice.paid`: the previous period ends first,
+    // so its expiry never eats this grant (the renewal's own replays).
+    let state = plan_store::of_user(db, user_id).await?;
+    let previous_end = state.as_ref().and_then(|s| s.period_end).filter(|pe| *pe <= start);
+    if let Some(previous_end) = previous_end {
+        steps.push(PlanStep::Expire { reference: period::expiry_reference(previous_end), keep: keep(&old) });
+    }
+    steps.push(PlanStep::Grant {
+        reference: period::upgrade_reference(invoice),
+        amount: period::upgrade_grant_paid(old.included, new.included, new.price_minor - old.price_minor, net.min(amount_paid)),
+        reason: format!("Upgrade to {}: included credit for the rest of the period", new.name),
+    });
+    let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
+    if let Some(previous_end) = previous_end {
+        db::run_idempotent(db, "UPDATE user_plans SET expired_end = MAX(COALESCE(expired_end, 0), ?2) WHERE user_id = ?1", &[user_id.into(), db::ms(previous_end)]).await?;
+    }
+    record_event(db, event).await?;
+    Ok(if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "upgrade_granted" })
+}
+
 /// `stripe_transactions.kind` of a plan's period invoice.
 pub const PLAN_INVOICE: &str = "plan_invoice";
 
@@ -247,9 +314,9 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
     let mut outcome = "updated";
     if let (Some(target), Some(current)) = (target, plan_store::get(db, &state.plan_id).await?) {
         if target.id != current.id && target.included > current.included {
-            // Prorated over the period the subscription is in now: a renewal
-            // whose `invoice.paid` is still to come has already started it.
-            let (start, end) = subscription_period(obj).unwrap_or((state.period_start.unwrap_or(0), state.period_end.unwrap_or(0)));
+            // A renewal whose `invoice.paid` is still to come has already
+            // started the subscription's current period.
+            let start = subscription_period(obj).map_or(state.period_start.unwrap_or(0), |(start, _)| start);
             let mut steps = Vec::new();
             // The previous period ends first (as the renewal would), so its
             // expiry never eats this grant; the renewal's own expiry replays.
@@ -257,13 +324,8 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
             if let Some(previous_end) = previous_end {
                 steps.push(PlanStep::Expire { reference: period::expiry_reference(previous_end), keep: keep(&current) });
             }
-            let grant = period::upgrade_grant(current.included, target.included, start, end, event_ms(event));
+            // The prorated credit comes with the paid proration invoice (`upgrade_paid`).
             steps.push(PlanStep::Limits(target.limits()));
-            steps.push(PlanStep::Grant {
-                reference: period::upgrade_reference(subscription, start, &target.id),
-                amount: grant,
-                reason: format!("Upgrade to {}: included credit for the rest of the period", target.name),
-            });
             WalletClient::for_user(env, &state.user_id)?.plan(&PlanRequest { user_id: state.user_id.clone(), now_ms: now_ms(), steps }).await?;
             db::run_idempotent(
                 db,
