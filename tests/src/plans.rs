@@ -95,3 +95,38 @@ pub fn mock_stripe(s: &Stack, path: &str, body: &Value) -> Value {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
 }
+
+/// Stripe's `invoice.payment_failed` for the invoice of `paid` (an `invoice.paid` event), created at `created_ms`.
+pub fn payment_failed(paid: &Value, created_ms: i64) -> Value {
+    let mut invoice = paid["data"]["object"].clone();
+    invoice["amount_due"] = invoice["amount_paid"].clone();
+    invoice["amount_paid"] = json!(0);
+    invoice["status"] = json!("open");
+    json!({"id": id("evt_"), "object": "event", "type": "invoice.payment_failed", "created": created_ms / 1000, "data": {"object": invoice}})
+}
+
+/// The subscription as Stripe holds it (the mock's `/__mock/stripe/subscriptions`).
+pub fn at_stripe(s: &Stack, sub: &str, user: &str, price: &str, status: &str, period_ms: (i64, i64)) {
+    let body = json!({"id": sub, "customer": "cus_plans", "price": price, "user_id": user, "status": status,
+        "current_period_start": period_ms.0 / 1000, "current_period_end": period_ms.1 / 1000});
+    mock_stripe(s, "/__mock/stripe/subscriptions", &body);
+}
+
+/// The paid proration invoice of an upgrade from `old` to `new` (price, cents)
+/// made at `change_ms` in the period `period_ms`: Stripe credits the unused
+/// time at the old price and charges the rest at the new one (rounded down).
+pub fn proration_paid(user: &str, sub: &str, old: (&str, i64), new: (&str, i64), change_ms: i64, period_ms: (i64, i64)) -> Value {
+    let (left, whole) = ((period_ms.1 - change_ms) as i128, (period_ms.1 - period_ms.0) as i128);
+    let part = |cents: i64| (cents as i128 * left / whole) as i64;
+    let line = |price: &str, amount: i64| json!({"id": id("il_"), "object": "line_item", "amount": amount, "currency": "usd",
+        "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_plans"}},
+        "parent": {"type": "subscription_item_details", "subscription_item_details": {"subscription": sub, "proration": true}},
+        "period": {"start": change_ms / 1000, "end": period_ms.1 / 1000}});
+    let mut event = invoice_paid(user, sub, new.0, 0, change_ms, period_ms.1);
+    let invoice = &mut event["data"]["object"];
+    invoice["billing_reason"] = json!("subscription_update");
+    invoice["amount_paid"] = json!(part(new.1) - part(old.1));
+    invoice["lines"]["data"] = json!([line(old.0, -part(old.1)), line(new.0, part(new.1))]);
+    event["created"] = json!(change_ms / 1000);
+    event
+}

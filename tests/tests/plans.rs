@@ -147,7 +147,7 @@ fn the_period_end_expires_included_credit_and_rollover_keeps_up_to_its_cap() {
 }
 
 #[test]
-fn an_upgrade_grants_the_prorated_difference_once_and_a_downgrade_waits_for_the_period_end() {
+fn an_upgrade_grants_the_prorated_difference_once_its_invoice_is_paid_and_a_downgrade_waits_for_the_period_end() {
     let s = stack();
     let basic = define(s, "t-basic", 1000, "10", None);
     let pro = define(s, "t-pro", 4000, "40", None);
@@ -156,14 +156,17 @@ fn an_upgrade_grants_the_prorated_difference_once_and_a_downgrade_waits_for_the_
     let now = integration_tests::now_ms() / 1000 * 1000;
     let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
     assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, start, end)), "granted");
+    // The plan changes with the subscription; its credit waits for the proration invoice's payment.
     let upgrade = subscription_updated(&sub, &pro, false, now);
     assert_eq!(outcome(s, &upgrade), "upgraded");
-    let expected = dexto_shared::plans::period::upgrade_grant(
-        dexto_shared::money::Micros(10_000_000), dexto_shared::money::Micros(40_000_000), start, end, now);
-    assert_eq!(expected.0, 20_000_000, "two thirds of the period left");
-    assert_eq!(buckets(s, &u.id), (10_000_000 + expected.0, 0));
+    assert_eq!(plan_state(s, &u.id)["plan_id"], "t-pro");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0), "nothing granted before the upgrade is paid");
+    let paid = proration_paid(&u.id, &sub, (&basic, 1000), (&pro, 4000), now, (start, end));
+    assert_eq!(outcome(s, &paid), "upgrade_granted");
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0), "two thirds of the period left: 20 of the 30 more");
     // Redelivered, or the same upgrade reported again later in the period: once.
     outcome(s, &upgrade);
+    assert_eq!(outcome(s, &paid), "already_granted");
     outcome(s, &subscription_updated(&sub, &pro, false, now + DAY_MS));
     assert_eq!(buckets(s, &u.id), (30_000_000, 0));
     assert_eq!(plan_state(s, &u.id)["plan_id"], "t-pro");
@@ -352,7 +355,8 @@ fn subscribe_change_cancel_and_the_portal_go_through_stripe_with_a_preview() {
     assert_eq!(r.status, 200, "{}", r.body);
     let change = stripe_calls(s, &format!("items%5B0%5D%5Bprice%5D={large}"));
     assert_eq!(change.len(), 1, "{change:?}");
-    assert!(change[0]["body"].as_str().unwrap().contains("proration_behavior=always_invoice"), "{change:?}");
+    let body = change[0]["body"].as_str().unwrap();
+    assert!(body.contains("proration_behavior=always_invoice") && body.contains("payment_behavior=pending_if_incomplete"), "{change:?}");
     let at_stripe = integration_tests::get_with(&format!("{}/v1/subscriptions/{sub}", s.mock), &[("Authorization", "Bearer sk_test_mock")]).json();
     assert_eq!(at_stripe["items"]["data"][0]["price"]["id"], large.as_str());
     // Stripe tells the gateway, which grants the prorated included credit.
@@ -360,6 +364,8 @@ fn subscribe_change_cancel_and_the_portal_go_through_stripe_with_a_preview() {
     let mut updated = json!({"id": id("evt_"), "type": "customer.subscription.updated", "created": integration_tests::now_ms() / 1000, "data": {"object": at_stripe}});
     assert!(["upgraded", "updated"].contains(&outcome(s, &updated).as_str()));
     assert_eq!(plan_state(s, &u.id)["plan_id"], "t-api-large");
+    let prorated = proration_paid(&u.id, &sub, (&small, 1000), (&large, 3000), integration_tests::now_ms() / 1000 * 1000, (start, end));
+    assert_eq!(outcome(s, &prorated), "upgrade_granted");
     let (included, _) = buckets(s, &u.id);
     assert!(included > 10_000_000 && included <= 30_000_000, "{included}");
 

@@ -49,7 +49,7 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
         "customer.subscription.deleted" => {
             let id = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
             db::run_idempotent(&db, "UPDATE subscriptions SET status = 'canceled', updated_at = ?2 WHERE id = ?1", &[id.into(), now_f64()]).await?;
-            crate::plans::subscription_deleted(&db, id).await?;
+            crate::plans::subscription_deleted(&db, id, if event.created > 0 { event.created * 1000 } else { now_ms() }).await?;
             record_event(&db, event).await?;
             Ok("subscription_canceled")
         }

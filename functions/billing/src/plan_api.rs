@@ -4,7 +4,8 @@
 //! - `POST /api/billing/subscription {"plan_id", "return_url"?, "cancel_url"?}`:
 //!   without a subscription, a Checkout Session in subscription mode; with
 //!   one, the subscription's price is changed at Stripe — an upgrade invoices
-//!   the prorated difference now (`always_invoice`), a downgrade bills the
+//!   the prorated difference now (`always_invoice`) and takes effect only
+//!   once that is paid (`pending_if_incomplete`), a downgrade bills the
 //!   lower price from the next period (`none`). The plan itself changes when
 //!   Stripe's `customer.subscription.updated` / next `invoice.paid` arrives
 //!   (plans.rs), so Stripe stays the record;
@@ -99,14 +100,21 @@ pub async fn subscribe(req: &mut Request, env: &Env) -> ApiResult {
         (_, Some(subscription)) => {
             let sub = stripe_api::get(&config, &format!("/v1/subscriptions/{}", encode(subscription))).await?.ok_or(GatewayError::UpstreamUnavailable)?;
             let item = sub.pointer("/items/data/0/id").and_then(Value::as_str).ok_or(GatewayError::UpstreamUnavailable)?;
-            let proration = if matches!(change, PlanChange::Upgrade { .. }) { "always_invoice" } else { "none" };
-            let form = form_encode(&[
-                ("items[0][id]", item.to_string()),
-                ("items[0][price]", price),
-                ("proration_behavior", proration.into()),
-                ("cancel_at_period_end", "false".into()),
-            ]);
-            stripe_api::post(&config, &format!("/v1/subscriptions/{}", encode(subscription)), &form, &key).await?;
+            let upgrade = matches!(change, PlanChange::Upgrade { .. });
+            let path = format!("/v1/subscriptions/{}", encode(subscription));
+            let mut fields = vec![("items[0][id]", item.to_string()), ("items[0][price]", price)];
+            if upgrade {
+                // Stripe applies the new price only once its proration invoice
+                // is paid; such a pending update takes no `cancel_at_period_end`.
+                if sub.get("cancel_at_period_end").and_then(Value::as_bool) == Some(true) {
+                    stripe_api::post(&config, &path, &form_encode(&[("cancel_at_period_end", "false".into())]), &format!("{key}:resume")).await?;
+                }
+                fields.extend([("proration_behavior", "always_invoice".into()), ("payment_behavior", "pending_if_incomplete".into())]);
+            } else {
+                fields.extend([("proration_behavior", "none".into()), ("cancel_at_period_end", "false".into())]);
+            }
+            let form = form_encode(&fields);
+            stripe_api::post(&config, &path, &form, &key).await?;
             ok_json(200, &json!({"subscription_id": subscription, "preview": change.to_json()}))
         }
     }

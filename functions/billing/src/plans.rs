@@ -1,11 +1,12 @@
 //! The Stripe lifecycle of plans (docs/ARCHITECTURE.md, "Plans"). Wallet
 //! references (each applied once): `plan:grant:<invoice>`,
-//! `plan:expire:<period end>`, `plan:upgrade:<subscription>:<period start>:<plan>`.
+//! `plan:expire:<period end>`, `plan:upgrade:<proration invoice>`.
 //! - `invoice.paid` for a plan's price: expire the previous period (if this
 //!   invoice starts a later one) and grant this period's included credit, in
 //!   one wallet turn; never for less than the plan's price or another currency;
-//! - `customer.subscription.updated`: an upgrade takes effect now with the
-//!   prorated difference of included credit; a downgrade waits for the next
+//! - `customer.subscription.updated`: an upgrade takes effect now (its
+//!   paid proration invoice grants the prorated difference of included
+//!   credit); a downgrade waits for the next
 //!   invoice (`next_plan_id`); `cancel_at_period_end` → `canceling`;
 //! - `customer.subscription.deleted` → `canceling` (the period-end pass ends it);
 //! - `invoice.payment_failed` → `past_due` until `PLAN_GRACE_DAYS` later;
@@ -77,6 +78,9 @@ pub fn grants(plan: &Plan, obj: &Value) -> Result<(), Option<&'static str>> {
 
 pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan, line: Value) -> Result<&'static str, GatewayError> {
     let obj = &event.object;
+    if text(obj, "/billing_reason") == Some("subscription_update") {
+        return upgrade_paid(env, db, event).await;
+    }
     let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
     match grants(&plan, obj) {
         Ok(()) => {}
@@ -114,6 +118,16 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     )
     .await?;
     let before = plan_store::of_user(db, user_id).await?;
+    // Only a later period than any the plan state has seen changes the plan:
+    // a redelivered or older invoice still grants (once), but must not undo
+    // an upgrade, a waiting downgrade or a `past_due` that came after it.
+    let seen = seen_state(db, user_id).await?;
+    let newer = end > seen.end;
+    // An invoice drafted before the subscription's price changed (a renewal
+    // paid after an upgrade) grants what it paid for but keeps the plan.
+    let drafted_ms = ms(obj.get("created")).unwrap_or(i64::MAX);
+    let price_since = before.as_ref().filter(|b| b.subscription_id.as_deref() == Some(subscription) && b.plan_id != plan.id && b.next_plan_id.as_deref() != Some(plan.id.as_str()));
+    let kept_plan = price_since.filter(|_| seen.subscription_event_at.is_some_and(|at| drafted_ms < at)).map(|b| b.plan_id.clone());
     let mut steps = Vec::new();
     // A renewal ends the previous period first (its rollover by the plan it
     // had), so a late expiry never eats this grant. An older invoice
@@ -123,13 +137,20 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
         let kept = plan_store::get(db, previous_plan).await?.as_ref().map_or(Default::default(), keep);
         steps.push(PlanStep::Expire { reference: period::expiry_reference(*previous_end), keep: kept });
     }
-    steps.push(PlanStep::Limits(plan.limits()));
+    if newer && kept_plan.is_none() {
+        steps.push(PlanStep::Limits(plan.limits()));
+    }
     steps.push(PlanStep::Grant {
         reference: period::grant_reference(invoice),
         amount: plan.included,
         reason: format!("{}: included credit for the period", plan.name),
     });
     let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
+    let granted = if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "granted" };
+    if !newer {
+        record_event(db, event).await?;
+        return Ok(granted);
+    }
     db::run_idempotent(
         db,
         "INSERT INTO user_plans (user_id, plan_id, subscription_id, status, period_start, period_end, expired_end, updated_at, customer_id)
@@ -138,11 +159,12 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
            customer_id = COALESCE(excluded.customer_id, user_plans.customer_id),
            status = CASE WHEN user_plans.status = 'canceling' AND user_plans.subscription_id = excluded.subscription_id THEN 'canceling' ELSE 'active' END,
            period_start = excluded.period_start, period_end = excluded.period_end, grace_until = NULL, next_plan_id = NULL,
+           subscription_event_at = CASE WHEN user_plans.subscription_id = excluded.subscription_id THEN user_plans.subscription_event_at END,
            expired_end = MAX(COALESCE(user_plans.expired_end, 0), COALESCE(excluded.expired_end, 0)), updated_at = excluded.updated_at
-         WHERE user_plans.period_end IS NULL OR excluded.period_end >= user_plans.period_end",
+         WHERE excluded.period_end > MAX(COALESCE(user_plans.period_end, 0), COALESCE(user_plans.expired_end, 0))",
         &[
             user_id.into(),
-            plan.id.as_str().into(),
+            kept_plan.as_deref().unwrap_or(plan.id.as_str()).into(),
             subscription.into(),
             db::ms(start),
             db::ms(end),
@@ -153,7 +175,84 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     )
     .await?;
     record_event(db, event).await?;
-    Ok(if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "granted" })
+    Ok(granted)
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Seen {
+    /// The latest period end the plan state has seen (0: none), counting one
+    /// the fall-back to the free plan cleared (`expired_end` stays).
+    end: i64,
+    /// When the last subscription event applied was created (ms).
+    subscription_event_at: Option<i64>,
+}
+
+async fn seen_state(db: &D1Database, user_id: &str) -> Result<Seen, GatewayError> {
+    let sql = "SELECT MAX(COALESCE(period_end, 0), COALESCE(expired_end, 0)) AS end, subscription_event_at FROM user_plans WHERE user_id = ?1";
+    Ok(db::first(db, sql, &[user_id.into()]).await?.unwrap_or_default())
+}
+
+/// The paid proration invoice of an upgrade (`billing_reason`
+/// `subscription_update`): its lines credit the unused time of the old
+/// plan's price and charge the new one's for the rest of the period; the
+/// prorated difference of included credit is granted once per invoice, only
+/// now that it is paid (`payment_behavior=pending_if_incomplete` keeps an
+/// unpaid upgrade from taking effect at Stripe).
+async fn upgrade_paid(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
+    let obj = &event.object;
+    let (mut old, mut new, mut net) = (None, None, 0i64);
+    for line in obj.pointer("/lines/data").and_then(Value::as_array).into_iter().flatten() {
+        let Some(plan) = (match price_of(line) {
+            Some(price) => plan_store::by_price(db, price).await?,
+            None => None,
+        }) else {
+            continue;
+        };
+        let amount = line.get("amount").and_then(Value::as_i64).unwrap_or(0);
+        net += amount;
+        if amount < 0 {
+            old = Some(plan);
+        } else if amount > 0 {
+            new = Some((plan, ms(line.pointer("/period/start"))));
+        }
+    }
+    let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
+    let (Some(old), Some((new, Some(start)))) = (old, new) else {
+        record_event(db, event).await?;
+        return Ok("ignored"); // not a change between two plans
+    };
+    if new.included <= old.included || amount_paid <= 0 {
+        record_event(db, event).await?;
+        return Ok("ignored");
+    }
+    if text(obj, "/currency") != Some(new.currency.as_str()) || old.currency != new.currency {
+        return unmatched(db, event, "upgrade invoice in another currency than the plans'").await;
+    }
+    let (Some(invoice), Some(user_id)) = (text(obj, "/id"), invoice_user(obj)) else {
+        return unmatched(db, event, "upgrade invoice without user").await;
+    };
+    if !db::user_exists(db, user_id).await? {
+        return unmatched(db, event, "upgrade invoice for an unknown user").await;
+    }
+    let mut steps = Vec::new();
+    // Before the renewal's `invoice.paid`: the previous period ends first,
+    // so its expiry never eats this grant (the renewal's own replays).
+    let state = plan_store::of_user(db, user_id).await?;
+    let previous_end = state.as_ref().and_then(|s| s.period_end).filter(|pe| *pe <= start);
+    if let Some(previous_end) = previous_end {
+        steps.push(PlanStep::Expire { reference: period::expiry_reference(previous_end), keep: keep(&old) });
+    }
+    steps.push(PlanStep::Grant {
+        reference: period::upgrade_reference(invoice),
+        amount: period::upgrade_grant_paid(old.included, new.included, new.price_minor - old.price_minor, net.min(amount_paid)),
+        reason: format!("Upgrade to {}: included credit for the rest of the period", new.name),
+    });
+    let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
+    if let Some(previous_end) = previous_end {
+        db::run_idempotent(db, "UPDATE user_plans SET expired_end = MAX(COALESCE(expired_end, 0), ?2) WHERE user_id = ?1", &[user_id.into(), db::ms(previous_end)]).await?;
+    }
+    record_event(db, event).await?;
+    Ok(if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "upgrade_granted" })
 }
 
 /// `stripe_transactions.kind` of a plan's period invoice.
@@ -179,6 +278,13 @@ pub async fn take_back(env: &Env, db: &D1Database, event: &Event, tx: &Transacti
     Ok(if outcome.moved.first().is_some_and(Option::is_none) { "already_taken_back" } else { "included_taken_back" })
 }
 
+/// The subscription's current period (ms): on its item (Stripe's API since
+/// 2025-03-31) or on the subscription (older versions).
+fn subscription_period(sub: &Value) -> Option<(i64, i64)> {
+    let at = |key: &str| ms(sub.pointer(&format!("/items/data/0/{key}"))).or_else(|| ms(sub.get(key)));
+    at("current_period_start").zip(at("current_period_end")).filter(|(start, end)| start < end)
+}
+
 fn event_ms(event: &Event) -> i64 {
     if event.created > 0 { event.created * 1000 } else { now_ms() }
 }
@@ -192,6 +298,13 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
         record_event(db, event).await?;
         return Ok("ignored"); // its first invoice sets the plan up
     };
+    // Stripe delivers out of order: an event older than the last one applied
+    // (a cancel overtaken by its un-cancel, an update after the deletion)
+    // would undo newer state.
+    if !claim_event_time(db, subscription, event_ms(event)).await? {
+        record_event(db, event).await?;
+        return Ok("stale");
+    }
     let item = obj.pointer("/items/data/0").cloned().unwrap_or(Value::Null);
     let target = match price_of(&item) {
         Some(price) => plan_store::by_price(db, price).await?,
@@ -201,16 +314,25 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
     let mut outcome = "updated";
     if let (Some(target), Some(current)) = (target, plan_store::get(db, &state.plan_id).await?) {
         if target.id != current.id && target.included > current.included {
-            let (start, end) = (state.period_start.unwrap_or(0), state.period_end.unwrap_or(0));
-            let grant = period::upgrade_grant(current.included, target.included, start, end, event_ms(event));
-            let step = PlanStep::Grant {
-                reference: period::upgrade_reference(subscription, start, &target.id),
-                amount: grant,
-                reason: format!("Upgrade to {}: included credit for the rest of the period", target.name),
-            };
-            let steps = vec![PlanStep::Limits(target.limits()), step];
+            // A renewal whose `invoice.paid` is still to come has already
+            // started the subscription's current period.
+            let start = subscription_period(obj).map_or(state.period_start.unwrap_or(0), |(start, _)| start);
+            let mut steps = Vec::new();
+            // The previous period ends first (as the renewal would), so its
+            // expiry never eats this grant; the renewal's own expiry replays.
+            let previous_end = state.period_end.filter(|pe| *pe <= start);
+            if let Some(previous_end) = previous_end {
+                steps.push(PlanStep::Expire { reference: period::expiry_reference(previous_end), keep: keep(&current) });
+            }
+            // The prorated credit comes with the paid proration invoice (`upgrade_paid`).
+            steps.push(PlanStep::Limits(target.limits()));
             WalletClient::for_user(env, &state.user_id)?.plan(&PlanRequest { user_id: state.user_id.clone(), now_ms: now_ms(), steps }).await?;
-            db::run_idempotent(db, "UPDATE user_plans SET plan_id = ?2, next_plan_id = NULL, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms())]).await?;
+            db::run_idempotent(
+                db,
+                "UPDATE user_plans SET plan_id = ?2, next_plan_id = NULL, updated_at = ?3, expired_end = MAX(COALESCE(expired_end, 0), COALESCE(?4, 0)) WHERE user_id = ?1",
+                &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms()), previous_end.map_or(wasm_bindgen::JsValue::NULL, db::ms)],
+            )
+            .await?;
             outcome = "upgraded";
         } else if target.id != current.id {
             db::run_idempotent(db, "UPDATE user_plans SET next_plan_id = ?2, updated_at = ?3 WHERE user_id = ?1", &[state.user_id.as_str().into(), target.id.as_str().into(), db::ms(now_ms())]).await?;
@@ -232,14 +354,27 @@ pub async fn subscription_updated(env: &Env, db: &D1Database, event: &Event) -> 
     Ok(outcome)
 }
 
-/// The subscription is gone: the plan lasts until its period end.
-pub async fn subscription_deleted(db: &D1Database, subscription: &str) -> Result<(), GatewayError> {
+/// The subscription is gone: the plan lasts until its period end (and no
+/// older update brings it back).
+pub async fn subscription_deleted(db: &D1Database, subscription: &str, event_ms: i64) -> Result<(), GatewayError> {
     db::run_idempotent(
         db,
-        "UPDATE user_plans SET status = 'canceling', updated_at = ?2 WHERE subscription_id = ?1",
-        &[subscription.into(), db::ms(now_ms())],
+        "UPDATE user_plans SET status = 'canceling', subscription_event_at = MAX(COALESCE(subscription_event_at, 0), ?3), updated_at = ?2 WHERE subscription_id = ?1",
+        &[subscription.into(), db::ms(now_ms()), db::ms(event_ms)],
     )
     .await
+}
+
+/// Records `at_ms` as the subscription's last applied event time unless a
+/// later one was applied; false: the event is older (stale).
+async fn claim_event_time(db: &D1Database, subscription: &str, at_ms: i64) -> Result<bool, GatewayError> {
+    let claimed: Option<Value> = db::returning(
+        db,
+        "UPDATE user_plans SET subscription_event_at = ?2 WHERE subscription_id = ?1 AND COALESCE(subscription_event_at, 0) <= ?2 RETURNING user_id",
+        &[subscription.into(), db::ms(at_ms)],
+    )
+    .await?;
+    Ok(claimed.is_some())
 }
 
 /// A renewal that failed: `past_due`, with the grace counted from the first failure.
@@ -248,9 +383,40 @@ pub async fn payment_failed(env: &Env, db: &D1Database, event: &Event) -> Result
         record_event(db, event).await?;
         return Ok("ignored");
     };
+    if failure_overtaken(db, subscription, &event.object).await? {
+        record_event(db, event).await?;
+        return Ok("already_paid");
+    }
     mark_past_due(env, db, subscription, event_ms(event)).await?;
     record_event(db, event).await?;
     Ok("past_due")
+}
+
+/// Whether a failed attempt was overtaken by a payment (Stripe delivers out
+/// of order: a retry that succeeded may arrive first): its invoice was
+/// paid after all, or a renewal's period it was for is already granted.
+async fn failure_overtaken(db: &D1Database, subscription: &str, invoice: &Value) -> Result<bool, GatewayError> {
+    if let Some(id) = text(invoice, "/id") {
+        let paid: Option<Value> = db::first(db, "SELECT id FROM stripe_transactions WHERE id = ?1 AND kind = ?2", &[id.into(), PLAN_INVOICE.into()]).await?;
+        if paid.is_some() {
+            return Ok(true);
+        }
+    }
+    let renewal = matches!(text(invoice, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
+    let failed_end = invoice.pointer("/lines/data").and_then(Value::as_array).into_iter().flatten().find_map(|l| ms(l.pointer("/period/end")));
+    let granted_end = plan_store::by_subscription(db, subscription).await?.and_then(|s| s.period_end);
+    Ok(renewal && failed_end.zip(granted_end).is_some_and(|(failed, granted)| failed <= granted))
+}
+
+/// Stripe says the subscription is paid up (`active`): a `past_due` here
+/// (a late failure, or a retry's `invoice.paid` lost) ends.
+pub async fn clear_past_due(db: &D1Database, subscription: &str) -> Result<(), GatewayError> {
+    db::run_idempotent(
+        db,
+        "UPDATE user_plans SET status = 'active', grace_until = NULL, updated_at = ?2 WHERE subscription_id = ?1 AND status = 'past_due'",
+        &[subscription.into(), db::ms(now_ms())],
+    )
+    .await
 }
 
 /// `past_due` from `failed_at_ms` on, for `PLAN_GRACE_DAYS` (the first failure counts).

@@ -58,7 +58,9 @@ async fn check(env: &Env, database: &D1Database, invoice: &Value, window: &Windo
     // Flushed first: a grant only waiting for its projection is not missing.
     WalletClient::for_user(env, user_id)?.state().await?;
     let granted: Option<Value> = db::first(database, "SELECT seq FROM credit_ledger WHERE user_id = ?1 AND reference = ?2", &[user_id.into(), grant_reference(id).into()]).await?;
-    if granted.is_some() {
+    // A $0 grant writes no ledger row: the webhook's transaction row says it was seen.
+    let seen: Option<Value> = if plan.included.0 == 0 { db::first(database, "SELECT id FROM stripe_transactions WHERE id = ?1", &[id.into()]).await? } else { None };
+    if granted.is_some() || seen.is_some() {
         return Ok(0);
     }
     let detail = json!({"invoice_id": id, "plan_id": plan.id, "included_micros": plan.included.0, "action": "granted"});
@@ -128,11 +130,14 @@ async fn subscription(env: &Env, config: &crate::config::BillingConfig, database
     let Some(sub) = stripe_api::get(config, &format!("/v1/subscriptions/{}", dexto_shared::url_query::encode(id))).await? else { return Ok(0) };
     let status = sub.get("status").and_then(Value::as_str).unwrap_or("").to_string();
     match status.as_str() {
-        "canceled" | "incomplete_expired" => plans::subscription_deleted(database, id).await?,
+        "canceled" | "incomplete_expired" => plans::subscription_deleted(database, id, now).await?,
         _ => {
             // A stable id: another run with Stripe unchanged records nothing new.
             let price = sub.pointer("/items/data/0/price/id").and_then(Value::as_str).unwrap_or("");
             let cancel = sub.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false);
+            if matches!(status.as_str(), "active" | "trialing") {
+                plans::clear_past_due(database, id).await?;
+            }
             let event = Event { id: format!("reconcile:{id}:{status}:{price}:{cancel}"), kind: "reconciliation.subscription".into(), object: sub.clone(), created: now / 1000 };
             plans::subscription_updated(env, database, &event).await?;
             if matches!(status.as_str(), "past_due" | "unpaid") {

@@ -38,8 +38,23 @@ pub fn expiry_reference(end_ms: i64) -> String {
 
 /// The wallet reference of an upgrade's prorated grant: once per
 /// subscription, period and target plan.
-pub fn upgrade_reference(subscription: &str, start_ms: i64, plan: &str) -> String {
-    format!("plan:upgrade:{subscription}:{start_ms}:{plan}")
+/// The wallet reference of an upgrade's grant: its paid proration invoice.
+pub fn upgrade_reference(invoice: &str) -> String {
+    format!("plan:upgrade:{invoice}")
+}
+
+/// Included credit the paid proration invoice of an upgrade grants: the
+/// difference of included credit for the share of the period left, which
+/// the invoice states in money (`paid_minor` net of its proration lines, of
+/// the whole price difference `price_difference_minor`); rounded down, never
+/// more than the difference, nothing for a downgrade.
+pub fn upgrade_grant_paid(old_included: Micros, new_included: Micros, price_difference_minor: i64, paid_minor: i64) -> Micros {
+    let difference = new_included.0 - old_included.0;
+    if difference <= 0 || price_difference_minor <= 0 || paid_minor <= 0 {
+        return Micros::ZERO;
+    }
+    let paid = paid_minor.min(price_difference_minor) as i128;
+    Micros((difference as i128 * paid / price_difference_minor as i128) as i64)
 }
 
 /// The wallet group of taking back a refunded or disputed invoice's unspent
@@ -74,6 +89,17 @@ mod tests {
         assert_eq!(upgrade_grant(Micros(10_000_000), Micros(40_000_000), s, e, e + 5), Micros::ZERO);
         // Rounded down, never above the difference.
         assert_eq!(upgrade_grant(Micros(0), Micros(10), 0, 3, 1), Micros(6));
+    }
+
+    #[test]
+    fn a_paid_upgrade_grants_the_share_its_invoice_paid() {
+        // Two thirds of the period left: 2666 charged for the new price, 666 credited for the old.
+        assert_eq!(upgrade_grant_paid(Micros(10_000_000), Micros(40_000_000), 3000, 2666 - 666), Micros(20_000_000));
+        assert_eq!(upgrade_grant_paid(Micros(0), Micros(10), 3, 1), Micros(3));
+        // Never above the difference, nothing for nothing paid or a downgrade.
+        assert_eq!(upgrade_grant_paid(Micros(10), Micros(40), 3000, 9000), Micros(30));
+        assert_eq!(upgrade_grant_paid(Micros(10), Micros(40), 3000, 0), Micros::ZERO);
+        assert_eq!(upgrade_grant_paid(Micros(40), Micros(10), 3000, 1000), Micros::ZERO);
     }
 
     #[test]

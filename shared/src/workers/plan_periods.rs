@@ -72,7 +72,7 @@ pub async fn run(env: &Env, now_ms: i64, only_user: Option<&str>) -> Result<(u32
             expired += 1;
         }
         if falls_back {
-            to_free(&db, &user.user_id, now_ms).await?;
+            to_free(&db, &user.user_id, &user.status, user.grace_until, end, now_ms).await?;
             ended += 1;
         }
     }
@@ -88,13 +88,16 @@ async fn mark_expired(db: &D1Database, user_id: &str, end: i64) -> Result<(), Ga
     .await
 }
 
-/// The account is on the free plan from now on (no subscription, no period).
-pub async fn to_free(db: &D1Database, user_id: &str, now_ms: i64) -> Result<(), GatewayError> {
+/// The account is on the free plan from now on (no subscription, no
+/// period) — only if it is still in the state the pass read: a renewal's
+/// `invoice.paid` or a cleared `past_due` in between keeps the plan.
+async fn to_free(db: &D1Database, user_id: &str, status: &str, grace_until: Option<i64>, period_end: i64, now_ms: i64) -> Result<(), GatewayError> {
     db::run_idempotent(
         db,
         "UPDATE user_plans SET plan_id = ?2, subscription_id = NULL, status = 'active', period_start = NULL, period_end = NULL,
-           grace_until = NULL, next_plan_id = NULL, updated_at = ?3 WHERE user_id = ?1",
-        &[user_id.into(), FREE_PLAN.into(), db::ms(now_ms)],
+           grace_until = NULL, next_plan_id = NULL, updated_at = ?3
+         WHERE user_id = ?1 AND status = ?4 AND COALESCE(period_end, 0) = ?5 AND COALESCE(grace_until, 0) = ?6",
+        &[user_id.into(), FREE_PLAN.into(), db::ms(now_ms), status.into(), db::ms(period_end), db::ms(grace_until.unwrap_or(0))],
     )
     .await
 }

@@ -2,7 +2,9 @@
 //! Stripe's API reference, form-encoded, secret key as Bearer):
 //! `GET /v1/subscriptions/{id}`, `POST /v1/subscriptions/{id}` (change the
 //! item's price with `items[0][id]` + `items[0][price]`, `proration_behavior`,
-//! `cancel_at_period_end`), and `POST /v1/billing_portal/sessions`
+//! `cancel_at_period_end`; with `payment_behavior=pending_if_incomplete` only
+//! the parameters pending updates support — the payment always succeeds, so
+//! the change applies at once), and `POST /v1/billing_portal/sessions`
 //! (`customer`, `return_url`). Subscriptions come into being out of band,
 //! as when a subscription Checkout is paid: `POST /__mock/stripe/subscriptions
 //! {"id","customer","price","user_id","current_period_start","current_period_end",
@@ -68,6 +70,14 @@ pub async fn update(State(app): State<Arc<crate::App>>, headers: HeaderMap, Path
         return stripe_error(401, "api_key_invalid", "Invalid API Key provided.");
     }
     let form = util::parse_form(&body);
+    // Stripe: "When you use pending_if_incomplete you can only pass the
+    // parameters supported by pending updates" (no `cancel_at_period_end`).
+    let pending_ok = |k: &str| ["expand", "payment_behavior", "proration_behavior", "proration_date", "billing_cycle_anchor", "trial_end", "trial_from_plan", "add_invoice_items"].contains(&k) || k.starts_with("items[");
+    if form.get("payment_behavior").map(String::as_str) == Some("pending_if_incomplete") {
+        if let Some(bad) = form.keys().find(|k| !pending_ok(k)) {
+            return stripe_error(400, "parameter_unknown", &format!("Received unsupported parameter with payment_behavior=pending_if_incomplete: {bad}"));
+        }
+    }
     let mut all = app.subscriptions.by_id.lock().unwrap();
     let Some(sub) = all.get_mut(&id) else {
         return stripe_error(404, "resource_missing", &format!("No such subscription: '{id}'"));
