@@ -103,9 +103,7 @@ fn a_refund_of_an_invoice_whose_period_is_over_takes_back_nothing_of_the_next_pe
     let (sub, pi) = (id("sub_"), id("pi_"));
     let now = integration_tests::now_ms() / 1000 * 1000;
     let end = now + DAY_MS;
-    let mut january = invoice_paid(&u.id, &sub, &price, 1000, now - DAY_MS, end);
-    january["data"]["object"]["payment_intent"] = json!(pi);
-    assert_eq!(outcome(s, &january), "granted");
+    grant_paid(s, &u.id, &sub, &price, 1000, &pi, now - DAY_MS, end);
     run_period(s, &u.id, end);
     assert_eq!(buckets(s, &u.id), (0, 1_000_000), "January's credit expired");
     assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, end, end + 30 * DAY_MS)), "granted");
@@ -122,9 +120,7 @@ fn a_refund_then_a_lost_dispute_of_one_plan_invoice_take_back_both_shares() {
     let u = s.new_user("1");
     let (pi, dp) = (id("pi_"), id("dp_"));
     let now = integration_tests::now_ms() / 1000 * 1000;
-    let mut paid = invoice_paid(&u.id, &id("sub_"), &price, 1000, now - DAY_MS, now + DAY_MS);
-    paid["data"]["object"]["payment_intent"] = json!(pi);
-    assert_eq!(outcome(s, &paid), "granted");
+    grant_paid(s, &u.id, &id("sub_"), &price, 1000, &pi, now - DAY_MS, now + DAY_MS);
     let refund = integration_tests::stripe_fixtures::charge_event("charge.refunded", &pi, json!({"id": id("ch_"), "amount": 1000, "amount_refunded": 400, "refunded": false}));
     assert_eq!(outcome(s, &refund), "included_taken_back");
     assert_eq!(buckets(s, &u.id), (6_000_000, 1_000_000));
@@ -165,13 +161,7 @@ fn credit_a_call_held_when_the_plan_ended_expires_once_the_call_has_settled() {
     assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 100, now - DAY_MS, end)), "granted");
     assert_eq!(outcome(s, &subscription_updated(&sub, &price, true, now)), "cancel_at_period_end");
     // A slow stream whose hold covers the included credit while the plan ends.
-    let slow = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 1000,
-        "messages": [{"role": "user", "content": "[[mock:tokens=2,chunk_delay_ms=600]]"}]});
-    let (key, base) = (u.key.clone(), s.base.clone());
-    let running = std::thread::spawn(move || {
-        integration_tests::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], slow.to_string().as_bytes()).collect()
-    });
-    s.eventually_user(&u.id, "the slow call's hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+    let running = slow_call(s, &u.id, &u.key, 2);
     run_period(s, &u.id, end);
     assert_eq!(plan_state(s, &u.id)["plan_id"], "free");
     assert_eq!(buckets(s, &u.id).0, 100, "held: the call may spend it");
