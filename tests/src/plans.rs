@@ -130,3 +130,24 @@ pub fn proration_paid(user: &str, sub: &str, old: (&str, i64), new: (&str, i64),
     event["created"] = json!(change_ms / 1000);
     event
 }
+
+/// A plan invoice for the period `start_ms..end_ms`, paid through payment
+/// intent `pi` (so its refunds and disputes find it), granted.
+pub fn grant_paid(s: &Stack, user: &str, sub: &str, price: &str, cents: i64, pi: &str, start_ms: i64, end_ms: i64) {
+    let mut paid = invoice_paid(user, sub, price, cents, start_ms, end_ms);
+    paid["data"]["object"]["payment_intent"] = json!(pi);
+    assert_eq!(outcome(s, &paid), "granted");
+}
+
+/// Starts a slow stream (a chunk every 600 ms, up to 1000 tokens held) on
+/// `key` and waits until its hold is open; join it for its events.
+pub fn slow_call(s: &Stack, user: &str, key: &str, tokens: u32) -> std::thread::JoinHandle<Vec<(String, std::time::Duration)>> {
+    let slow = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 1000,
+        "messages": [{"role": "user", "content": format!("[[mock:tokens={tokens},chunk_delay_ms=600]]")}]});
+    let (key, base) = (key.to_string(), s.base.clone());
+    let running = std::thread::spawn(move || {
+        crate::SseReader::open(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], slow.to_string().as_bytes()).collect()
+    });
+    s.eventually_user(user, "the slow call's hold", |u| u["open_holds"].as_array().is_some_and(|h| h.len() == 1));
+    running
+}

@@ -13,7 +13,8 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
 use dexto_shared::stripe_reconcile::{is_paid, refund_cumulative, top_up, NotATopUp, MICROS_PER_CENT};
-use dexto_shared::wallet::{AdjustRequest, CreditRequest, PaymentEffect, StatusChange};
+use dexto_shared::plans::period;
+use dexto_shared::wallet::{AdjustRequest, CreditRequest, PaymentEffect, PlanRequest, PlanStep, StatusChange};
 use dexto_shared::wallet_client::WalletClient;
 use serde_json::Value;
 use crate::event::{already_processed, internal, now_f64, record_event, text, unmatched, Event};
@@ -172,7 +173,7 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
     let lost = text(obj, "/status") == Some("lost");
     if lost && transaction.kind == crate::plans::PLAN_INVOICE {
         let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
-        crate::plans::take_back(env, db, event, &transaction, amount, "disputed").await?;
+        plan_dispute_lost(env, &transaction, dispute, amount).await?;
     } else if lost {
         // Lost: the money went back to the card holder; the wallet owes it.
         let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
@@ -206,6 +207,19 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
     sync_frozen(env, db, &user_id).await?;
     record_event(db, event).await?;
     Ok(if lost { "dispute_lost" } else { "dispute_closed" })
+}
+
+/// A lost dispute of a plan invoice takes back that invoice's included
+/// credit in proportion to the amount disputed, as far as it is unspent, in
+/// a group of its own: a refund of the same invoice keeps its own cumulative
+/// target (`period::dispute_take_back_reference`).
+async fn plan_dispute_lost(env: &Env, tx: &Transaction, dispute: &str, amount_minor: i64) -> Result<(), GatewayError> {
+    let target = period::take_back_target(Micros(tx.credit_micros), amount_minor, tx.amount_minor);
+    let step = PlanStep::TakeBack { group: period::dispute_take_back_reference(&tx.id, dispute), target };
+    WalletClient::for_user(env, &tx.user_id)?
+        .plan(&PlanRequest { user_id: tx.user_id.clone(), now_ms: now_ms(), steps: vec![step] })
+        .await?;
+    Ok(())
 }
 
 /// Sets the wallet's frozen flag to "any of the user's disputes is open" and

@@ -88,7 +88,8 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         let info = catalogue.get(id).filter(|_| allow.permits(id)).ok_or_else(|| GatewayError::ModelNotFound(id.clone()))?;
         models.push((info, allow.markup_for(&info.id, config.markup)));
     }
-    // The caller's plan may restrict models (plan_models.rs).
+    // The caller's plan may restrict models (plan_models.rs; a keyless
+    // caller's once its payment names its account, below).
     if let Some(caller) = &keyed {
         crate::plan_models::check(env, &config, &caller.user_id, std::iter::once(&chat.model).chain(&chat.fallbacks)).await?;
     }
@@ -123,6 +124,12 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         }
         (None, None) => return Err(GatewayError::MissingAuth),
     };
+    // A keyless caller is known once its payment names the account it books
+    // on (an address linked to a user books on that user): that account's
+    // plan restricts its models too, before any hold.
+    if payment.is_some() {
+        crate::plan_models::check(env, &config, &caller.user_id, std::iter::once(&chat.model).chain(&chat.fallbacks)).await?;
+    }
     let client = ClientMeta::from_headers(req.headers());
     // Test hooks (DEXTO_TEST_HOOKS=1 only): an owner that dies, a clock moved on.
     let hooks = config.test_hooks;

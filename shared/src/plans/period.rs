@@ -36,6 +36,15 @@ pub fn expiry_reference(end_ms: i64) -> String {
     format!("plan:expire:{end_ms}")
 }
 
+/// The wallet reference of the expiry that ends a plan (cancelled, or a
+/// failed renewal's grace over) at `at_ms`: what is left expires, and no
+/// later period end comes for credit a call still held then.
+pub fn leaving_reference(at_ms: i64) -> String {
+    format!("{LEAVING_PREFIX}{at_ms}")
+}
+
+pub const LEAVING_PREFIX: &str = "plan:end:";
+
 /// The wallet reference of an upgrade's prorated grant: once per
 /// subscription, period and target plan.
 /// The wallet reference of an upgrade's grant: its paid proration invoice.
@@ -64,6 +73,19 @@ pub fn take_back_reference(invoice: &str) -> String {
     format!("plan:take_back:{invoice}")
 }
 
+/// The wallet group of a lost dispute's take-back of an invoice's included
+/// credit: a group of its own, since a refund of the same invoice has its
+/// own cumulative target (in one group, the dispute's target would be
+/// compared with what the refund already took back, and take nothing).
+pub fn dispute_take_back_reference(invoice: &str, dispute: &str) -> String {
+    format!("{}:dispute:{dispute}", take_back_reference(invoice))
+}
+
+/// The invoice a take-back group is for (either kind of group).
+pub fn invoice_of_take_back(group: &str) -> Option<&str> {
+    group.strip_prefix("plan:take_back:")?.split(':').next().filter(|i| !i.is_empty())
+}
+
 /// How much of an invoice's grant goes back when `returned_minor` of its
 /// `paid_minor` went back to the customer: in proportion, rounded up (the
 /// whole grant for a whole refund), never more than the grant.
@@ -79,6 +101,14 @@ pub fn take_back_target(granted: Micros, returned_minor: i64, paid_minor: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_back_groups_name_their_invoice() {
+        assert_eq!(invoice_of_take_back(&take_back_reference("in_1")), Some("in_1"));
+        assert_eq!(invoice_of_take_back(&dispute_take_back_reference("in_1", "dp_2")), Some("in_1"));
+        assert_ne!(dispute_take_back_reference("in_1", "dp_2"), take_back_reference("in_1"));
+        assert_eq!(invoice_of_take_back("stripe:refund:ch_1"), None);
+    }
 
     #[test]
     fn upgrade_is_prorated_by_time_left() {

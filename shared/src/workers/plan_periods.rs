@@ -47,36 +47,53 @@ pub async fn run(env: &Env, now_ms: i64, only_user: Option<&str>) -> Result<(u32
         &[db::ms(now_ms), db::ms(PAGE), only_user.map_or(worker::wasm_bindgen::JsValue::NULL, Into::into)],
     )
     .await?;
-    let (mut expired, mut ended) = (0, 0);
+    let (mut expired, mut ended, mut first_error) = (0, 0, None);
+    // One user's failure (their wallet, D1 for a moment) is logged and left
+    // to the next run: the others' periods still end on time.
     for user in due {
-        let plan = plan_store::get(&db, &user.plan_id).await?;
-        let mut steps = Vec::new();
-        let end = user.period_end.unwrap_or(0);
-        let period_over = user.period_end.is_some_and(|e| e <= now_ms) && user.expired_end.is_none_or(|x| x < end);
-        if period_over {
-            let keep = plan.as_ref().map_or(Micros::ZERO, keep);
-            steps.push(PlanStep::Expire { reference: period::expiry_reference(end), keep });
-        }
-        let falls_back = (user.status == "canceling" && end <= now_ms) || (user.status == "past_due" && user.grace_until.is_some_and(|g| g <= now_ms));
-        if falls_back {
-            // Leaving the plan: nothing of its included credit stays.
-            steps.push(PlanStep::Expire { reference: format!("plan:end:{}", user.grace_until.unwrap_or(end).max(end)), keep: Micros::ZERO });
-            let free = plan_store::get(&db, FREE_PLAN).await?;
-            steps.push(PlanStep::Limits(free.map(|f| f.limits()).unwrap_or_default()));
-        }
-        WalletClient::for_user(env, &user.user_id)?
-            .plan(&PlanRequest { user_id: user.user_id.clone(), now_ms, steps })
-            .await?;
-        if period_over {
-            mark_expired(&db, &user.user_id, end).await?;
-            expired += 1;
-        }
-        if falls_back {
-            to_free(&db, &user.user_id, &user.status, user.grace_until, end, now_ms).await?;
-            ended += 1;
+        match visit(env, &db, &user, now_ms).await {
+            Ok((e, f)) => (expired, ended) = (expired + e as u32, ended + f as u32),
+            Err(e) => {
+                crate::log::event("plans.period_failed", serde_json::json!({"user_id": user.user_id, "error": format!("{e:?}")}));
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok((expired, ended))
+    // A pass for one user answers for that user.
+    match (only_user, first_error) {
+        (Some(_), Some(e)) => Err(e),
+        _ => Ok((expired, ended)),
+    }
+}
+
+/// One user's period end and fall-back: whether it expired a period, and
+/// whether it moved the user to the free plan.
+async fn visit(env: &Env, db: &D1Database, user: &Due, now_ms: i64) -> Result<(bool, bool), GatewayError> {
+    let plan = plan_store::get(db, &user.plan_id).await?;
+    let mut steps = Vec::new();
+    let end = user.period_end.unwrap_or(0);
+    let period_over = user.period_end.is_some_and(|e| e <= now_ms) && user.expired_end.is_none_or(|x| x < end);
+    if period_over {
+        let keep = plan.as_ref().map_or(Micros::ZERO, keep);
+        steps.push(PlanStep::Expire { reference: period::expiry_reference(end), keep });
+    }
+    let falls_back = (user.status == "canceling" && end <= now_ms) || (user.status == "past_due" && user.grace_until.is_some_and(|g| g <= now_ms));
+    if falls_back {
+        // Leaving the plan: nothing of its included credit stays.
+        steps.push(PlanStep::Expire { reference: period::leaving_reference(user.grace_until.unwrap_or(end).max(end)), keep: Micros::ZERO });
+        let free = plan_store::get(db, FREE_PLAN).await?;
+        steps.push(PlanStep::Limits(free.map(|f| f.limits()).unwrap_or_default()));
+    }
+    WalletClient::for_user(env, &user.user_id)?
+        .plan(&PlanRequest { user_id: user.user_id.clone(), now_ms, steps })
+        .await?;
+    if period_over {
+        mark_expired(db, &user.user_id, end).await?;
+    }
+    if falls_back {
+        to_free(db, &user.user_id, &user.status, user.grace_until, end, now_ms).await?;
+    }
+    Ok((period_over, falls_back))
 }
 
 async fn mark_expired(db: &D1Database, user_id: &str, end: i64) -> Result<(), GatewayError> {

@@ -150,9 +150,14 @@ impl Ledger {
         // Same turn as the debit: spend caps see it exactly once.
         store.add_spend(&usage.key_id, usage.created_at, usage.user_price)?;
         let debit = Micros(-usage.user_price.0);
-        // Included credit is spent first; the rest is purchased credit.
+        // Included credit is spent first; the rest is purchased credit. A
+        // keyless call is paid by its x402 payment, booked as purchased
+        // credit: it must not spend the claiming user's included credit.
         let included = store.wallet()?.map_or(Micros::ZERO, |w| Micros(w.included));
-        let from_included = Micros(-included_share_of_spend(included, usage.user_price).0);
+        let from_included = match usage.key_id == X402_KEY_ID {
+            true => Micros::ZERO,
+            false => Micros(-included_share_of_spend(included, usage.user_price).0),
+        };
         let balance = store.apply_change(&reference, debit, from_included, usage.created_at, |seq, after| {
             serde_json::to_string(&LedgerEntry {
                 id: new_id("cl_"),
@@ -161,7 +166,7 @@ impl Ledger {
                 kind: "usage".into(),
                 amount: debit.0,
                 balance_after: after.total.0,
-                included: from_included.0,
+                included: after.included_moved.0,
                 included_after: Some(after.included.0),
                 reference: reference.clone(),
                 reason: Some(usage.model.clone()),
@@ -171,6 +176,7 @@ impl Ledger {
             })
             .expect("ledger entry serialises")
         })?;
+        let balance = self.expire_held_rest(usage.created_at)?.unwrap_or(balance);
         self.schedule_flush_after_settlement();
         Ok(SettleOutcome { balance, replay: false })
     }
@@ -183,7 +189,29 @@ impl Ledger {
             store.x402_release(request_id)?;
         }
         self.generation_ids.forget(request_id)?;
-        store.drop_hold(request_id)
+        store.drop_hold(request_id)?;
+        self.expire_held_rest(now_ms()).map(|_| ())
+    }
+
+    /// A fall-back to the free plan kept included credit that open holds
+    /// might spend (store/held_rest.rs): once the last of them has ended,
+    /// what is left expires. The balance after, if it moved.
+    fn expire_held_rest(&self, now_ms: i64) -> Result<Option<Micros>> {
+        let store = self.store();
+        let Some(reference) = store.held_rest()? else { return Ok(None) };
+        if store.held_total()? > Micros::ZERO {
+            return Ok(None);
+        }
+        store.set_held_rest(None)?;
+        let wallet = store.wallet()?.ok_or("wallet not initialised")?;
+        let rest = format!("{reference}:held_rest");
+        if wallet.included <= 0 || store.applied(&rest)?.is_some() {
+            return Ok(None);
+        }
+        let gone = Micros(-wallet.included);
+        let reason = Some("Included credit calls held when the plan ended, expired once they settled".to_string());
+        let c = Change { user_id: &wallet.user_id, kind: "plan_expiry", reason: &reason, now_ms, payment: &None, included: gone };
+        self.apply_money(&c, &rest, gone).map(Some)
     }
 
     /// A credit or debit that is not usage (`c.included` of it moves the
@@ -199,7 +227,7 @@ impl Ledger {
                 kind: c.kind.to_string(),
                 amount: amount.0,
                 balance_after: after.total.0,
-                included: c.included.0,
+                included: after.included_moved.0,
                 included_after: Some(after.included.0),
                 reference: reference.to_string(),
                 reason: c.reason.clone(),

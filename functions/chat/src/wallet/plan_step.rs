@@ -6,7 +6,7 @@
 use super::ledger::Change;
 use super::WalletDO;
 use dexto_shared::money::Micros;
-use dexto_shared::plans::buckets;
+use dexto_shared::plans::{buckets, period};
 use dexto_shared::wallet::{PlanRequest, PlanStep};
 use worker::Result;
 
@@ -34,7 +34,13 @@ pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<
             }
             let included = Micros(w.store.wallet()?.map_or(0, |r| r.included));
             let done = Micros(-w.store.adjusted(group)?.0);
-            let back = buckets::take_back(included, target.saturating_sub(done));
+            // Once the invoice's period has ended, what is left in the bucket
+            // is other invoices' credit: nothing of it goes back.
+            let period_over = match period::invoice_of_take_back(group) {
+                Some(invoice) => w.store.grant_period_over(&period::grant_reference(invoice))?.unwrap_or(false),
+                None => false,
+            };
+            let back = buckets::take_back(included, target.saturating_sub(done), period_over);
             w.store.set_adjusted(group, Micros(-(done.0 + back.0)))?;
             (&taken_back, "plan_take_back", "Included credit of a refunded or disputed plan invoice".to_string(), Micros(-back.0))
         }
@@ -45,5 +51,24 @@ pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<
     let reason = Some(reason);
     let c = Change { user_id: &req.user_id, kind, reason: &reason, now_ms: req.now_ms, payment: &None, included: amount };
     w.ledger.apply_money(&c, reference, amount)?;
+    match step {
+        PlanStep::Expire { reference, .. } => {
+            w.store.count_period_end()?;
+            // Leaving the plan with credit held: no period end will come for it.
+            let left = w.store.wallet()?.map_or(0, |r| r.included);
+            if reference.starts_with(period::LEAVING_PREFIX) && left > 0 {
+                w.store.set_held_rest(Some(reference))?;
+            }
+        }
+        PlanStep::Grant { reference, .. } => {
+            if w.store.held_rest()?.is_some() {
+                w.store.set_held_rest(None)?;
+            }
+            if reference.starts_with(&period::grant_reference("")) {
+                w.store.note_grant_period(reference)?;
+            }
+        }
+        _ => {}
+    }
     Ok(Some(amount))
 }

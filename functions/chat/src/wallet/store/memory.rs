@@ -49,6 +49,9 @@ pub struct Memory {
     pub counted: HashMap<(String, String), Vec<Counted>>,
     /// The plan's default limits (None: not read yet in this incarnation).
     pub plan_limits: Option<dexto_shared::wallet::PlanLimits>,
+    /// A fall-back's held remainder to expire (store/held_rest.rs; outer
+    /// None: not read yet).
+    pub held_rest: Option<Option<String>>,
     /// When old spend windows and surplus counted prompts were last pruned.
     pub spend_pruned_at: i64,
     pub prompts_pruned_at: i64,

@@ -4,6 +4,7 @@
 //! interleave. That is what makes hold/settle/credit atomic without locks.
 
 use dexto_shared::money::Micros;
+use dexto_shared::plans::buckets::bounded_included;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -66,6 +67,8 @@ CREATE TABLE IF NOT EXISTS limit_sync (id INTEGER PRIMARY KEY CHECK (id = 1), ba
 -- The plan's default limits (plans; one row, absent: the gateway's defaults).
 CREATE TABLE IF NOT EXISTS plan_limits (id INTEGER PRIMARY KEY CHECK (id = 1), limits TEXT NOT NULL);
 -- Guarded debits refused, by reference: a refusal is final (store/refusals.rs).
+-- A fall-back to free whose held included credit is to expire once its holds settle (store/held_rest.rs).
+CREATE TABLE IF NOT EXISTS held_rest (id INTEGER PRIMARY KEY CHECK (id = 1), reference TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS refused_debits (reference TEXT PRIMARY KEY, refusal TEXT NOT NULL) WITHOUT ROWID;
 ";
 
@@ -80,11 +83,15 @@ pub struct WalletRow {
     pub suspended: i64,
 }
 
-/// The balance after a change: the total and its included bucket.
+/// The balance after a change: the total and its included bucket, and how
+/// much the change moved the included bucket (what its ledger row records:
+/// the bucket is kept within the balance, so this can differ from what the
+/// caller asked for).
 #[derive(Clone, Copy, Debug)]
 pub struct Balances {
     pub total: Micros,
     pub included: Micros,
+    pub included_moved: Micros,
 }
 
 /// The billing record of a held exchange (terms: `ExchangeTerms` JSON).
@@ -106,6 +113,8 @@ pub use x402::PaymentRow;
 
 mod background;
 mod caps;
+mod grant_periods;
+mod held_rest;
 mod holds;
 mod memory;
 mod plan_limits;
@@ -243,7 +252,8 @@ impl Store {
     }
 
     /// Applies a balance change exactly once: new balance (and, of `delta`,
-    /// `included` moves the included bucket), next sequence number, the
+    /// `included` moves the included bucket, kept within the balance:
+    /// `buckets::bounded_included`), next sequence number, the
     /// idempotency record and the outbox entry, in one transaction. The
     /// payload is built by the caller from the sequence number and the
     /// balance it is given.
@@ -257,14 +267,20 @@ impl Store {
     ) -> Result<Micros> {
         let wallet = self.wallet()?.ok_or("wallet not initialised")?;
         let balance = Micros(wallet.balance).saturating_add(delta);
-        let included_after = Micros(wallet.included).saturating_add(included);
+        let wanted = Micros(wallet.included).saturating_add(included);
+        let included_after = match wanted <= balance.max(Micros::ZERO) && wanted >= Micros::ZERO {
+            true => wanted,
+            // Rare (a debt, a purchased debit): only then read the payments on their way.
+            false => bounded_included(wanted, balance, self.x402_on_the_way()?),
+        };
+        let included_moved = included_after.saturating_sub(Micros(wallet.included));
         let seq = wallet.seq + 1;
         self.sql.exec(
             "UPDATE wallet SET balance = ?, included = ?, seq = ? WHERE id = 1",
             vec![int(balance.0), int(included_after.0), int(seq)],
         )?;
         self.remember_wallet(|w| (w.balance, w.included, w.seq) = (balance.0, included_after.0, seq));
-        let payload = payload(seq, Balances { total: balance, included: included_after });
+        let payload = payload(seq, Balances { total: balance, included: included_after, included_moved });
         self.sql.exec(
             "INSERT INTO applied (reference, balance_after, applied_at) VALUES (?, ?, ?)",
             vec![reference.into(), int(balance.0), int(now_ms)],

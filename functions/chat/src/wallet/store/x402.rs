@@ -65,6 +65,17 @@ impl Store {
         Ok(Micros(failing + unexplained))
     }
 
+    /// Keyless charges debited whose payment's credit has not landed yet
+    /// (due, or failing while it can still settle).
+    pub fn x402_on_the_way(&self) -> Result<Micros> {
+        #[derive(Deserialize)]
+        struct Sum {
+            n: Option<i64>,
+        }
+        let sum: Sum = self.sql.exec("SELECT SUM(amount) AS n FROM x402_payments WHERE state IN ('due', 'failed')", None)?.one()?;
+        Ok(Micros(sum.n.unwrap_or(0)))
+    }
+
     /// Records a verified payment as backing the hold of `request_id`.
     pub fn x402_hold(&self, payment: &Authorized, request_id: &str, now_ms: i64) -> Result<()> {
         self.sql.exec(
