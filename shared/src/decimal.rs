@@ -1,8 +1,6 @@
 //! Exact parsing of decimal text (`0.0000025`, `3.3789e-3`) for money: the
 //! digits are kept as an integer mantissa and a power of ten, never a float.
 
-use crate::money::{Picos, PICO_SCALE};
-
 /// Largest decimal exponent accepted (a 30-digit mantissa × 10^±100 covers
 /// every amount and price with room to spare).
 const MAX_EXPONENT: i32 = 100;
@@ -58,19 +56,21 @@ impl Decimal {
         }
     }
 
-    /// The value in pico-USD, rounding any finer remainder up; None when it
-    /// does not fit.
-    pub(crate) fn to_picos(&self) -> Option<Picos> {
-        if let Some(exact) = self.scaled(PICO_SCALE as i32) {
-            return Some(Picos(exact));
+    /// The value in units of 10^-`scale` (money passes its pico scale),
+    /// rounding any finer remainder up; None when it does not fit. Kept
+    /// unit-free so that this parser depends on nothing in money.
+    pub(crate) fn ceil_at_scale(&self, scale: u32) -> Option<i128> {
+        let scale = scale as i32;
+        if let Some(exact) = self.scaled(scale) {
+            return Some(exact);
         }
-        if self.scale <= PICO_SCALE as i32 {
-            return None; // an integer number of picos that overflowed: out of range
+        if self.scale <= scale {
+            return None; // an integer number of units that overflowed: out of range
         }
-        let shift = (self.scale - PICO_SCALE as i32) as u32;
+        let shift = (self.scale - scale) as u32;
         let div = 10i128.checked_pow(shift).unwrap_or(i128::MAX);
         let q = self.mantissa.div_euclid(div);
-        Some(Picos(if self.mantissa.rem_euclid(div) == 0 { q } else { q + 1 }))
+        Some(if self.mantissa.rem_euclid(div) == 0 { q } else { q + 1 })
     }
 }
 
@@ -83,8 +83,8 @@ mod tests {
         for text in ["1e99999", "1e-99999", "1e-2147483648", "1e2147483647", "5e101"] {
             assert!(Decimal::parse(text).is_none(), "{text}");
         }
-        assert!(Decimal::parse("1e100").is_some_and(|d| d.to_picos().is_none()), "parsed but out of range");
-        assert_eq!(Decimal::parse("1e-100").and_then(|d| d.to_picos()).map(|p| p.0), Some(1), "a dust amount rounds up to one pico");
-        assert_eq!(Decimal::parse("3.3789e-3").and_then(|d| d.to_picos()).map(|p| p.0), Some(3_378_900_000));
+        assert!(Decimal::parse("1e100").is_some_and(|d| d.ceil_at_scale(12).is_none()), "parsed but out of range");
+        assert_eq!(Decimal::parse("1e-100").and_then(|d| d.ceil_at_scale(12)), Some(1), "a dust amount rounds up to one pico");
+        assert_eq!(Decimal::parse("3.3789e-3").and_then(|d| d.ceil_at_scale(12)), Some(3_378_900_000));
     }
 }

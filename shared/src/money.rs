@@ -129,7 +129,7 @@ impl Picos {
     /// 10⁻¹² USD round up: a price or cost is never understated.
     pub fn parse_usd(text: &str) -> Result<Picos, MoneyError> {
         let decimal = Decimal::parse(text.trim()).ok_or(MoneyError::NotANumber)?;
-        decimal.to_picos().ok_or(MoneyError::OutOfRange)
+        decimal.ceil_at_scale(PICO_SCALE).map(Picos).ok_or(MoneyError::OutOfRange)
     }
 
     /// Exact decimal USD, no exponent, trailing zeros trimmed: `0.0000025`, `0`, `-1.5`.
