@@ -163,7 +163,7 @@ fn the_dashboard_shows_the_plan_its_credit_and_a_preview_of_each_change() {
 
     // A failed renewal: the grace and what happens after it.
     let failed = json!({"id": id("evt_"), "type": "invoice.payment_failed", "created": now / 1000, "data": {"object": {
-        "id": id("in_"), "object": "invoice", "amount_paid": 0, "currency": "usd",
+        "id": id("in_"), "object": "invoice", "amount_paid": 0, "currency": "usd", "billing_reason": "subscription_cycle",
         "parent": {"subscription_details": {"subscription": sub, "metadata": {"user_id": u.id}}}}}});
     assert_eq!(outcome(s, &failed), "past_due");
     let page = visitor.get(s, "/dashboard/settings/billing").body;

@@ -159,3 +159,74 @@ fn an_upgrade_before_the_renewals_invoice_paid_is_prorated_over_the_new_period_a
     let state = plan_state(s, &u.id);
     assert_eq!((state["plan_id"].as_str(), state["status"].as_str()), (Some("e-ren-pro"), Some("active")), "{state}");
 }
+
+#[test]
+fn a_declined_upgrade_leaves_the_paid_plan_and_is_never_a_past_due() {
+    let s = stack();
+    let basic = define(s, "e-dec-basic", 1000, "10", None);
+    let pro = define(s, "e-dec-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, start, end)), "granted");
+    // The proration invoice's card was declined: Stripe keeps the old price
+    // (`pending_if_incomplete`) and reports the failed proration invoice.
+    let declined = payment_failed(&proration_paid(&u.id, &sub, (&basic, 1000), (&pro, 4000), now, (start, end)), now);
+    assert_eq!(outcome(s, &declined), "ignored");
+    assert_eq!(status(s, &u.id), (Some("e-dec-basic".into()), Some("active".into()), None));
+    run_period(s, &u.id, now + 8 * DAY_MS);
+    assert_eq!(status(s, &u.id), (Some("e-dec-basic".into()), Some("active".into()), None));
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0));
+}
+
+#[test]
+fn a_refunded_upgrade_takes_back_its_share_of_the_upgrades_credit_once() {
+    let s = stack();
+    let basic = define(s, "e-ref-basic", 1000, "10", None);
+    let pro = define(s, "e-ref-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, start, end)), "granted");
+    assert_eq!(outcome(s, &subscription_updated(&sub, &pro, false, now)), "upgraded");
+    let pi = id("pi_");
+    let mut paid = proration_paid(&u.id, &sub, (&basic, 1000), (&pro, 4000), now, (start, end));
+    paid["data"]["object"]["payment_intent"] = pi.clone().into();
+    let charged = paid["data"]["object"]["amount_paid"].as_i64().unwrap();
+    assert_eq!(outcome(s, &paid), "upgrade_granted");
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0), "10 for the period, 20 for the upgrade");
+    // Half of the proration charge refunded: half of the upgrade's 20 goes back, once.
+    let refund = integration_tests::stripe_fixtures::charge_event("charge.refunded", &pi, serde_json::json!({"id": id("ch_"), "amount": charged, "amount_refunded": charged / 2, "refunded": false}));
+    assert_eq!(outcome(s, &refund), "included_taken_back");
+    let mut again = refund.clone();
+    again["id"] = id("evt_").into();
+    outcome(s, &again);
+    let (included, purchased) = buckets(s, &u.id);
+    assert_eq!(purchased, 0);
+    assert!((19_999_000..=20_001_000).contains(&included), "half of the upgrade's credit taken back: {included}");
+}
+
+#[test]
+fn a_fall_back_to_free_decided_before_a_renewal_was_paid_changes_nothing() {
+    let s = stack();
+    let price = define(s, "e-stale", 1000, "10", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), now());
+    let end = now - 8 * DAY_MS;
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, end - 30 * DAY_MS, end)), "granted");
+    let failed = payment_failed(&invoice_paid(&u.id, &sub, &price, 1000, end, end + 30 * DAY_MS), end);
+    assert_eq!(outcome(s, &failed), "past_due");
+    let read_by_the_pass = s.d1(&format!("SELECT status, period_end, grace_until, expired_end FROM user_plans WHERE user_id = '{}'", u.id));
+    // The retry is paid and granted; the pass had read the row just before.
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, end, end + 30 * DAY_MS)), "granted");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0));
+    let row = &read_by_the_pass[0];
+    s.d1(&format!(
+        "UPDATE user_plans SET status = '{}', period_end = {}, grace_until = {}, expired_end = {} WHERE user_id = '{}'",
+        row["status"].as_str().unwrap(), row["period_end"], row["grace_until"], row["expired_end"], u.id
+    ));
+    assert_eq!(run_period(s, &u.id, now)["ended"], 0, "the wallet refused the out-of-date fall-back");
+    assert_eq!(buckets(s, &u.id), (10_000_000, 0), "the renewed period's credit stays");
+    let ledger = s.user(&u.id)["recent_ledger"].clone();
+    assert!(!ledger.as_array().unwrap().iter().any(|e| e["reference"].as_str().is_some_and(|r| r.starts_with("plan:end:"))), "{ledger:#}");
+}

@@ -257,7 +257,7 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
     // proration invoices.
     let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
     let paid = amount_paid > 0;
-    let period = matches!(text(obj, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
+    let period = crate::plans::is_period_invoice(obj);
     if !for_price || !paid || !period || config.subscription_credit <= Micros::ZERO {
         record_event(db, event).await?;
         return Ok("ignored");

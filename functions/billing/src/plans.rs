@@ -63,8 +63,7 @@ pub fn grants(plan: &Plan, obj: &Value) -> Result<(), Option<&'static str>> {
     let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
     // A period's invoice with money collected grants; proration invoices
     // (upgrades: `customer.subscription.updated` grants) and $0 trials do not.
-    let period_invoice = matches!(text(obj, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
-    if !period_invoice || amount_paid <= 0 {
+    if !is_period_invoice(obj) || amount_paid <= 0 {
         return Err(None);
     }
     if text(obj, "/currency") != Some(plan.currency.as_str()) {
@@ -100,23 +99,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     let (Some(start), Some(end)) = (ms(line.pointer("/period/start")), ms(line.pointer("/period/end"))) else {
         return unmatched(db, event, "plan invoice line without a period").await;
     };
-    // The payment is a transaction like a top-up, so its refunds and disputes find their user.
-    let payment_intent = text(obj, "/payment_intent").or_else(|| text(obj, "/payments/data/0/payment/payment_intent"));
-    db::run_idempotent(
-        db,
-        "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
-         VALUES (?1, ?2, 'plan_invoice', ?3, ?4, ?5, 'paid', ?6, ?7, ?7) ON CONFLICT(id) DO NOTHING",
-        &[
-            invoice.into(),
-            user_id.into(),
-            db::ms(amount_paid),
-            plan.currency.as_str().into(),
-            db::ms(plan.included.0),
-            payment_intent.map_or(wasm_bindgen::JsValue::NULL, Into::into),
-            db::ms(now_ms()),
-        ],
-    )
-    .await?;
+    record_plan_invoice(db, obj, invoice, user_id, amount_paid, &plan, plan.included).await?;
     let before = plan_store::of_user(db, user_id).await?;
     // Only a later period than any the plan state has seen changes the plan:
     // a redelivered or older invoice still grants (once), but must not undo
@@ -144,6 +127,7 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
         reference: period::grant_reference(invoice),
         amount: plan.included,
         reason: format!("{}: included credit for the period", plan.name),
+        period_end: Some(end),
     });
     let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
     let granted = if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "granted" };
@@ -176,6 +160,28 @@ pub async fn invoice_paid(env: &Env, db: &D1Database, event: &Event, plan: Plan,
     .await?;
     record_event(db, event).await?;
     Ok(granted)
+}
+
+/// A paid plan invoice (a period's or an upgrade's) as a transaction like a
+/// top-up, so its refunds and disputes find their user and the included
+/// credit it granted (`credit_micros`).
+async fn record_plan_invoice(db: &D1Database, obj: &Value, invoice: &str, user_id: &str, amount_paid: i64, plan: &Plan, granted: Micros) -> Result<(), GatewayError> {
+    let payment_intent = text(obj, "/payment_intent").or_else(|| text(obj, "/payments/data/0/payment/payment_intent"));
+    db::run_idempotent(
+        db,
+        "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
+         VALUES (?1, ?2, 'plan_invoice', ?3, ?4, ?5, 'paid', ?6, ?7, ?7) ON CONFLICT(id) DO NOTHING",
+        &[
+            invoice.into(),
+            user_id.into(),
+            db::ms(amount_paid),
+            plan.currency.as_str().into(),
+            db::ms(granted.0),
+            payment_intent.map_or(wasm_bindgen::JsValue::NULL, Into::into),
+            db::ms(now_ms()),
+        ],
+    )
+    .await
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -234,6 +240,10 @@ async fn upgrade_paid(env: &Env, db: &D1Database, event: &Event) -> Result<&'sta
     if !db::user_exists(db, user_id).await? {
         return unmatched(db, event, "upgrade invoice for an unknown user").await;
     }
+    let granted = period::upgrade_grant_paid(old.included, new.included, new.price_minor - old.price_minor, net.min(amount_paid));
+    // A transaction like a period's invoice, so a refund or dispute of the
+    // proration charge finds it and takes back its share of this grant.
+    record_plan_invoice(db, obj, invoice, user_id, amount_paid, &new, granted).await?;
     let mut steps = Vec::new();
     // Before the renewal's `invoice.paid`: the previous period ends first,
     // so its expiry never eats this grant (the renewal's own replays).
@@ -244,8 +254,9 @@ async fn upgrade_paid(env: &Env, db: &D1Database, event: &Event) -> Result<&'sta
     }
     steps.push(PlanStep::Grant {
         reference: period::upgrade_reference(invoice),
-        amount: period::upgrade_grant_paid(old.included, new.included, new.price_minor - old.price_minor, net.min(amount_paid)),
+        amount: granted,
         reason: format!("Upgrade to {}: included credit for the rest of the period", new.name),
+        period_end: None, // within the current period: it renews nothing
     });
     let outcome = WalletClient::for_user(env, user_id)?.plan(&PlanRequest { user_id: user_id.into(), now_ms: now_ms(), steps }).await?;
     if let Some(previous_end) = previous_end {
@@ -377,12 +388,19 @@ async fn claim_event_time(db: &D1Database, subscription: &str, at_ms: i64) -> Re
     Ok(claimed.is_some())
 }
 
-/// A renewal that failed: `past_due`, with the grace counted from the first failure.
+/// A renewal that failed: `past_due`, with the grace counted from the first
+/// failure. Only a period's own invoice can: a declined upgrade's proration
+/// invoice (`subscription_update`) leaves the subscription on its paid plan
+/// (`pending_if_incomplete`), so it changes nothing here.
 pub async fn payment_failed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
     let Some(subscription) = invoice_subscription(&event.object) else {
         record_event(db, event).await?;
         return Ok("ignored");
     };
+    if !is_period_invoice(&event.object) {
+        record_event(db, event).await?;
+        return Ok("ignored");
+    }
     if failure_overtaken(db, subscription, &event.object).await? {
         record_event(db, event).await?;
         return Ok("already_paid");
@@ -402,10 +420,16 @@ async fn failure_overtaken(db: &D1Database, subscription: &str, invoice: &Value)
             return Ok(true);
         }
     }
-    let renewal = matches!(text(invoice, "/billing_reason"), Some("subscription_create" | "subscription_cycle"));
+    let renewal = is_period_invoice(invoice);
     let failed_end = invoice.pointer("/lines/data").and_then(Value::as_array).into_iter().flatten().find_map(|l| ms(l.pointer("/period/end")));
     let granted_end = plan_store::by_subscription(db, subscription).await?.and_then(|s| s.period_end);
     Ok(renewal && failed_end.zip(granted_end).is_some_and(|(failed, granted)| failed <= granted))
+}
+
+/// Whether an invoice pays for a period of its subscription (its first or a
+/// renewal), not an upgrade's proration or a one-off.
+pub fn is_period_invoice(invoice: &Value) -> bool {
+    matches!(text(invoice, "/billing_reason"), Some("subscription_create" | "subscription_cycle"))
 }
 
 /// Stripe says the subscription is paid up (`active`): a `past_due` here

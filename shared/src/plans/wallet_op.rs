@@ -17,8 +17,15 @@ pub struct PlanRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanStep {
-    /// A period's (or an upgrade's) included credit.
-    Grant { reference: String, amount: Micros, reason: String },
+    /// A period's (or an upgrade's) included credit; a period's grant names
+    /// the end of the period it pays for (the `StopIfRenewedAfter` guard).
+    Grant {
+        reference: String,
+        amount: Micros,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        period_end: Option<i64>,
+    },
     /// A period end: what is not kept (rollover) nor held expires.
     Expire { reference: String, keep: Micros },
     /// The plan's default limits from now on (none: the gateway's defaults).
@@ -26,6 +33,11 @@ pub enum PlanStep {
     /// A refunded or lost-dispute plan invoice: its grant (up to a cumulative
     /// `target`), as far as unspent; applied once per `<group>:<target>`.
     TakeBack { group: String, target: Micros },
+    /// The steps after this one apply only if the wallet has granted no
+    /// period ending after `period_end`: a fall-back to the free plan decided
+    /// on a plan state read before a renewal was paid is out of date (the
+    /// renewal's grant reached the wallet first), and changes nothing.
+    StopIfRenewedAfter { period_end: i64 },
 }
 
 /// A plan's default limits as the wallet applies them at admission.
@@ -45,4 +57,7 @@ pub struct PlanOutcome {
     pub balance: Micros,
     pub included: Micros,
     pub moved: Vec<Option<Micros>>,
+    /// A `StopIfRenewedAfter` step stopped the request there.
+    #[serde(default)]
+    pub stopped: bool,
 }

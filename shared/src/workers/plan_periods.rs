@@ -79,21 +79,25 @@ async fn visit(env: &Env, db: &D1Database, user: &Due, now_ms: i64) -> Result<(b
     }
     let falls_back = (user.status == "canceling" && end <= now_ms) || (user.status == "past_due" && user.grace_until.is_some_and(|g| g <= now_ms));
     if falls_back {
+        // Read from D1 before the wallet's turn: a renewal paid in between
+        // (its grant already in the wallet) keeps the plan.
+        steps.push(PlanStep::StopIfRenewedAfter { period_end: end });
         // Leaving the plan: nothing of its included credit stays.
         steps.push(PlanStep::Expire { reference: period::leaving_reference(user.grace_until.unwrap_or(end).max(end)), keep: Micros::ZERO });
         let free = plan_store::get(db, FREE_PLAN).await?;
         steps.push(PlanStep::Limits(free.map(|f| f.limits()).unwrap_or_default()));
     }
-    WalletClient::for_user(env, &user.user_id)?
+    let outcome = WalletClient::for_user(env, &user.user_id)?
         .plan(&PlanRequest { user_id: user.user_id.clone(), now_ms, steps })
         .await?;
     if period_over {
         mark_expired(db, &user.user_id, end).await?;
     }
-    if falls_back {
+    let ends = falls_back && !outcome.stopped;
+    if ends {
         to_free(db, &user.user_id, &user.status, user.grace_until, end, now_ms).await?;
     }
-    Ok((period_over, falls_back))
+    Ok((period_over, ends))
 }
 
 async fn mark_expired(db: &D1Database, user_id: &str, end: i64) -> Result<(), GatewayError> {

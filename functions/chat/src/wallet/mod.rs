@@ -323,11 +323,20 @@ impl WalletDO {
     async fn plan(&self, req: PlanRequest) -> Result<Response> {
         self.ensure_wallet(&req.user_id).await?;
         let mut moved = Vec::with_capacity(req.steps.len());
+        let mut stopped = false;
         for step in &req.steps {
+            if let PlanStep::StopIfRenewedAfter { period_end } = step {
+                stopped = self.store.granted_until()?.is_some_and(|granted| granted > *period_end);
+                moved.push(None);
+                if stopped {
+                    break;
+                }
+                continue;
+            }
             moved.push(plan_step::apply(self, &req, step)?);
         }
         let wallet = self.store.wallet()?.ok_or("wallet missing")?;
-        reply(&PlanOutcome { balance: Micros(wallet.balance), included: Micros(wallet.included), moved })
+        reply(&PlanOutcome { balance: Micros(wallet.balance), included: Micros(wallet.included), moved, stopped })
     }
 
     /// Sets or removes a spend cap; answers every cap with its use now.

@@ -20,7 +20,8 @@ pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<
             w.store.set_plan_limits(*limits)?;
             return Ok(None);
         }
-        PlanStep::Grant { reference, amount, reason } => (reference, "plan_grant", reason.clone(), (*amount).max(Micros::ZERO)),
+        PlanStep::Grant { reference, amount, reason, .. } => (reference, "plan_grant", reason.clone(), (*amount).max(Micros::ZERO)),
+        PlanStep::StopIfRenewedAfter { .. } => return Ok(None), // the caller's (wallet/mod.rs)
         PlanStep::Expire { reference, keep } => {
             let included = Micros(w.store.wallet()?.map_or(0, |r| r.included));
             let held = w.store.held_total()?;
@@ -36,8 +37,12 @@ pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<
             let done = Micros(-w.store.adjusted(group)?.0);
             // Once the invoice's period has ended, what is left in the bucket
             // is other invoices' credit: nothing of it goes back.
+            // (The invoice granted a period, or an upgrade within one.)
             let period_over = match period::invoice_of_take_back(group) {
-                Some(invoice) => w.store.grant_period_over(&period::grant_reference(invoice))?.unwrap_or(false),
+                Some(invoice) => match w.store.grant_period_over(&period::grant_reference(invoice))? {
+                    Some(over) => over,
+                    None => w.store.grant_period_over(&period::upgrade_reference(invoice))?.unwrap_or(false),
+                },
                 None => false,
             };
             let back = buckets::take_back(included, target.saturating_sub(done), period_over);
@@ -60,11 +65,14 @@ pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<
                 w.store.set_held_rest(Some(reference))?;
             }
         }
-        PlanStep::Grant { reference, .. } => {
+        PlanStep::Grant { reference, period_end, .. } => {
+            if let Some(end) = period_end {
+                w.store.note_granted_until(*end)?;
+            }
             if w.store.held_rest()?.is_some() {
                 w.store.set_held_rest(None)?;
             }
-            if reference.starts_with(&period::grant_reference("")) {
+            if reference.starts_with(&period::grant_reference("")) || reference.starts_with(&period::upgrade_reference("")) {
                 w.store.note_grant_period(reference)?;
             }
         }

@@ -11,6 +11,8 @@ use dexto_shared::money::Micros;
 use worker::Result;
 
 const PERIOD_ENDS: &str = "plan:period_ends";
+/// The end (ms) of the latest period a grant paid for.
+const GRANTED_UNTIL: &str = "plan:granted_until";
 
 fn grant_key(grant_reference: &str) -> String {
     format!("{grant_reference}:period_ends_before")
@@ -39,5 +41,18 @@ impl Store {
             return Ok(None);
         }
         Ok(Some(self.adjusted(PERIOD_ENDS)?.0 > noted - 1))
+    }
+
+    /// A grant paid for a period ending at `end_ms`.
+    pub fn note_granted_until(&self, end_ms: i64) -> Result<()> {
+        if self.granted_until()?.is_none_or(|until| until < end_ms) {
+            self.set_adjusted(GRANTED_UNTIL, Micros(end_ms))?;
+        }
+        Ok(())
+    }
+
+    /// The end of the latest period granted (None: no grant names one).
+    pub fn granted_until(&self) -> Result<Option<i64>> {
+        Ok(Some(self.adjusted(GRANTED_UNTIL)?.0).filter(|end| *end > 0))
     }
 }
