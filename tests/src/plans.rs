@@ -133,7 +133,7 @@ pub fn proration_paid(user: &str, sub: &str, old: (&str, i64), new: (&str, i64),
 
 /// A plan invoice for the period `start_ms..end_ms`, paid through payment
 /// intent `pi` (so its refunds and disputes find it), granted.
-pub fn grant_paid(s: &Stack, user: &str, sub: &str, price: &str, cents: i64, pi: &str, start_ms: i64, end_ms: i64) {
+pub fn grant_paid(s: &Stack, user: &str, sub: &str, price: &str, cents: i64, pi: &str, (start_ms, end_ms): (i64, i64)) {
     let mut paid = invoice_paid(user, sub, price, cents, start_ms, end_ms);
     paid["data"]["object"]["payment_intent"] = json!(pi);
     assert_eq!(outcome(s, &paid), "granted");

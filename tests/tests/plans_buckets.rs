@@ -103,7 +103,7 @@ fn a_refund_of_an_invoice_whose_period_is_over_takes_back_nothing_of_the_next_pe
     let (sub, pi) = (id("sub_"), id("pi_"));
     let now = integration_tests::now_ms() / 1000 * 1000;
     let end = now + DAY_MS;
-    grant_paid(s, &u.id, &sub, &price, 1000, &pi, now - DAY_MS, end);
+    grant_paid(s, &u.id, &sub, &price, 1000, &pi, (now - DAY_MS, end));
     run_period(s, &u.id, end);
     assert_eq!(buckets(s, &u.id), (0, 1_000_000), "January's credit expired");
     assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &price, 1000, end, end + 30 * DAY_MS)), "granted");
@@ -120,7 +120,7 @@ fn a_refund_then_a_lost_dispute_of_one_plan_invoice_take_back_both_shares() {
     let u = s.new_user("1");
     let (pi, dp) = (id("pi_"), id("dp_"));
     let now = integration_tests::now_ms() / 1000 * 1000;
-    grant_paid(s, &u.id, &id("sub_"), &price, 1000, &pi, now - DAY_MS, now + DAY_MS);
+    grant_paid(s, &u.id, &id("sub_"), &price, 1000, &pi, (now - DAY_MS, now + DAY_MS));
     let refund = integration_tests::stripe_fixtures::charge_event("charge.refunded", &pi, json!({"id": id("ch_"), "amount": 1000, "amount_refunded": 400, "refunded": false}));
     assert_eq!(outcome(s, &refund), "included_taken_back");
     assert_eq!(buckets(s, &u.id), (6_000_000, 1_000_000));
