@@ -233,6 +233,31 @@ fn a_paid_plan_invoice_whose_webhook_was_lost_is_granted_by_the_reconciliation_o
 }
 
 #[test]
+fn a_paid_upgrade_invoice_whose_webhook_was_lost_is_granted_by_the_reconciliation_once() {
+    let s = stack();
+    let basic = define(s, "t-lost-basic", 1000, "10", None);
+    let pro = define(s, "t-lost-pro", 4000, "40", None);
+    let u = s.new_user("0");
+    let (sub, now) = (id("sub_"), integration_tests::now_ms() / 1000 * 1000);
+    let (start, end) = (now - 10 * DAY_MS, now + 20 * DAY_MS);
+    assert_eq!(outcome(s, &invoice_paid(&u.id, &sub, &basic, 1000, start, end)), "granted");
+    assert_eq!(outcome(s, &subscription_updated(&sub, &pro, false, now)), "upgraded");
+    // The proration invoice was paid two hours ago; its webhook never came.
+    let mut paid = proration_paid(&u.id, &sub, (&basic, 1000), (&pro, 4000), now, (start, end));
+    paid["data"]["object"]["created"] = json!(now / 1000 - 7200);
+    mock_stripe(s, "/__mock/stripe/invoices", &paid["data"]["object"]);
+    s.run_cron();
+    s.run_cron();
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0), "the upgrade's 20 granted once");
+    let found = findings(s, &u.id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["kind"].as_str(), found[0]["detail"]["action"].as_str()), (Some("plan_upgrade_missing"), Some("granted")));
+    // The webhook, late: a replay.
+    assert_eq!(outcome(s, &paid), "already_granted");
+    assert_eq!(buckets(s, &u.id), (30_000_000, 0));
+}
+
+#[test]
 fn the_upstream_keys_limit_covers_included_and_purchased_credit_and_follows_the_period_end() {
     let s = stack();
     let price = define(s, "t-key", 1000, "10", Some("2"));

@@ -18,6 +18,8 @@
 //!   on our own inference could hurt a customer who paid.
 //! - `plan_invoice_missing`: a paid plan invoice whose period was never
 //!   granted; **granted** (`reconcile_plans.rs`).
+//! - `plan_upgrade_missing`: an upgrade's paid proration invoice never
+//!   granted; **granted** (`reconcile_plans.rs`).
 //! - `plan_refund_missing`: a refund of a plan invoice whose included credit
 //!   was not taken back; **taken back** (`reconcile_plans.rs`).
 //! - `subscription_drift`: a user's plan state behind Stripe's subscription;

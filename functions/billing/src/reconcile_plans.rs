@@ -4,7 +4,9 @@
 //! grant (`plan:grant:<invoice>`) is not in the ledger is a finding
 //! (`plan_invoice_missing`), **granted** through the webhook's own path
 //! (`plans::invoice_paid`, event id `reconcile:<invoice>`): the wallet applies
-//! the reference once, so a late webhook or another run is a replay.
+//! the reference once, so a late webhook or another run is a replay. An
+//! upgrade's paid proration invoice whose webhook was lost is granted the
+//! same way (`plan_upgrade_missing`).
 //! Refunds of a plan invoice (found by the refund pass of `reconcile.rs`)
 //! take back its included credit through the webhook's path too
 //! (`plans::take_back`); a take-back that moved something was missing: a
@@ -52,6 +54,9 @@ async fn check(env: &Env, database: &D1Database, invoice: &Value, window: &Windo
     }
     let Some((plan, line)) = plans::plan_of_invoice(database, invoice).await? else { return Ok(0) };
     let (Some(id), Some(user_id)) = (invoice.get("id").and_then(Value::as_str), plans::invoice_user(invoice)) else { return Ok(0) };
+    if invoice.get("billing_reason").and_then(Value::as_str) == Some("subscription_update") {
+        return upgrade(env, database, invoice, (id, user_id), plan, line, created).await;
+    }
     if plans::grants(&plan, invoice).is_err() || !db::user_exists(database, user_id).await? {
         return Ok(0); // never grants, or the webhook's audit row covers it
     }
@@ -68,6 +73,23 @@ async fn check(env: &Env, database: &D1Database, invoice: &Value, window: &Windo
     let event = Event { id: format!("reconcile:{id}"), kind: "reconciliation.plan_invoice_missing".into(), object: invoice.clone(), created };
     plans::invoice_paid(env, database, &event, plan, line).await?;
     Ok(found)
+}
+
+/// A paid upgrade proration invoice whose webhook was lost: its grant is
+/// applied through the webhook's path (`plan:upgrade:<invoice>`, once); a
+/// finding (`plan_upgrade_missing`) only when it moved credit. Once applied
+/// it is a `plan_invoice` transaction, and later runs skip it.
+async fn upgrade(env: &Env, database: &D1Database, invoice: &Value, (id, user_id): (&str, &str), plan: dexto_shared::plans::Plan, line: Value, created: i64) -> Result<usize, GatewayError> {
+    let recorded: Option<Value> = db::first(database, "SELECT id FROM stripe_transactions WHERE id = ?1", &[id.into()]).await?;
+    if recorded.is_some() || !db::user_exists(database, user_id).await? {
+        return Ok(0);
+    }
+    let event = Event { id: format!("reconcile:{id}"), kind: "reconciliation.plan_upgrade_missing".into(), object: invoice.clone(), created };
+    if plans::invoice_paid(env, database, &event, plan, line).await? != "upgrade_granted" {
+        return Ok(0); // not an upgrade that grants (a downgrade's, nothing paid)
+    }
+    let detail = json!({"invoice_id": id, "action": "granted"});
+    findings::record(env, "plan_upgrade_missing", user_id, id, &detail).await
 }
 
 /// A plan invoice's charge with refunds at Stripe: its take-back brought to
