@@ -42,6 +42,11 @@ pub struct ExchangeRequest {
     /// `anthropic-beta` of a Messages request).
     #[serde(default)]
     pub upstream_headers: Vec<(String, String)>,
+    /// The free plan's limits as the chat Worker last read the plans: what
+    /// an account the wallet was never told a plan for is on ("Plans",
+    /// Limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_limits: Option<PlanLimits>,
 }
 
 /// What an exchange is billed by; stored with its hold so that whoever
@@ -373,11 +378,13 @@ mod tests {
             phases: Default::default(),
             sent_at_ms: 0,
             upstream_headers: vec![("anthropic-version".into(), "2023-06-01".into())],
+            free_limits: Some(PlanLimits { rate_limit_per_minute: Some(5), max_concurrent: None, monthly_cap: Some(Micros(7)) }),
         };
         let body = b"{\"a\":\n1}";
         let framed = frame(&req, body);
         let (back, rest) = unframe(&framed).unwrap();
         assert_eq!((back.terms.session_id.as_deref(), rest), (Some("line\nbreak"), &body[..]));
         assert_eq!((back.terms.dialect, back.upstream_headers), (req.terms.dialect, req.upstream_headers));
+        assert_eq!(back.free_limits, req.free_limits);
     }
 }

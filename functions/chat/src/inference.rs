@@ -164,6 +164,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         phases,
         sent_at_ms: now_ms(),
         upstream_headers: passed_on(req.headers(), dialect),
+        free_limits: crate::plan_models::free_limits(env, &config).await,
     };
     let resp = WalletClient::for_user(env, &caller.user_id)?.exchange(&exchange, &body).await?;
     match offered {

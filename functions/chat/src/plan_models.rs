@@ -68,6 +68,14 @@ async fn plan_of(env: &Env, config: &Config, user_id: &str) -> Result<String, Ga
     Ok(plan)
 }
 
+/// The free plan's limits (rate, in flight, monthly cap), for a wallet never
+/// told of a plan; None when the plans cannot be read (the wallet then keeps
+/// the last it was given). From the same per-isolate copy as `check`.
+pub async fn free_limits(env: &Env, config: &Config) -> Option<dexto_shared::wallet::PlanLimits> {
+    let all = plans(env, config).await.ok()?;
+    all.iter().find(|p| p.id == FREE_PLAN).map(Plan::limits)
+}
+
 /// Refuses the first of `models` the user's plan does not include.
 pub async fn check<'a>(env: &Env, config: &Config, user_id: &str, models: impl IntoIterator<Item = &'a String>) -> Result<(), GatewayError> {
     let all = plans(env, config).await?;

@@ -30,6 +30,9 @@ pub enum PlanStep {
     Expire { reference: String, keep: Micros },
     /// The plan's default limits from now on (none: the gateway's defaults).
     Limits(PlanLimits),
+    /// Back on the free plan: the wallet forgets its plan's limits and
+    /// follows the free plan's as each exchange brings them.
+    FreeLimits,
     /// A refunded or lost-dispute plan invoice: its grant (up to a cumulative
     /// `target`), as far as unspent; applied once per `<group>:<target>`.
     TakeBack { group: String, target: Micros },

@@ -84,8 +84,7 @@ async fn visit(env: &Env, db: &D1Database, user: &Due, now_ms: i64) -> Result<(b
         steps.push(PlanStep::StopIfRenewedAfter { period_end: end });
         // Leaving the plan: nothing of its included credit stays.
         steps.push(PlanStep::Expire { reference: period::leaving_reference(user.grace_until.unwrap_or(end).max(end)), keep: Micros::ZERO });
-        let free = plan_store::get(db, FREE_PLAN).await?;
-        steps.push(PlanStep::Limits(free.map(|f| f.limits()).unwrap_or_default()));
+        steps.push(PlanStep::FreeLimits);
     }
     let outcome = WalletClient::for_user(env, &user.user_id)?
         .plan(&PlanRequest { user_id: user.user_id.clone(), now_ms, steps })

@@ -175,6 +175,7 @@ impl WalletDO {
             return refuse(GatewayError::WalletFrozen);
         }
         // The plan's defaults, where it has them, else the gateway's.
+        self.store.note_free_limits(req.free_limits);
         let plan = self.store.plan_limits()?;
         let max_concurrent = plan.max_concurrent.map_or_else(|| rate_limit::max_concurrent(&self.env), u64::from);
         if max_concurrent > 0 && self.store.open_hold_count()? >= max_concurrent {

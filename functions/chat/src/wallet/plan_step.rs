@@ -20,6 +20,10 @@ pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<
             w.store.set_plan_limits(*limits)?;
             return Ok(None);
         }
+        PlanStep::FreeLimits => {
+            w.store.forget_plan_limits()?;
+            return Ok(None);
+        }
         PlanStep::Grant { reference, amount, reason, .. } => (reference, "plan_grant", reason.clone(), (*amount).max(Micros::ZERO)),
         PlanStep::StopIfRenewedAfter { .. } => return Ok(None), // the caller's (wallet/mod.rs)
         PlanStep::Expire { reference, keep } => {

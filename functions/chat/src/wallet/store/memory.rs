@@ -47,8 +47,12 @@ pub struct Memory {
     pub key_use: Option<HashMap<String, (i64, i64)>>,
     /// Counted prompts by (key, model), most recent first (store/prompts.rs).
     pub counted: HashMap<(String, String), Vec<Counted>>,
-    /// The plan's default limits (None: not read yet in this incarnation).
-    pub plan_limits: Option<dexto_shared::wallet::PlanLimits>,
+    /// The limits of the plan this wallet was told of (outer None: not read
+    /// yet in this incarnation; inner None: never told of a plan).
+    pub plan_limits: Option<Option<dexto_shared::wallet::PlanLimits>>,
+    /// The free plan's limits as the last exchange brought them (for a
+    /// wallet never told of a plan).
+    pub free_limits: Option<dexto_shared::wallet::PlanLimits>,
     /// A fall-back's held remainder to expire (store/held_rest.rs; outer
     /// None: not read yet).
     pub held_rest: Option<Option<String>>,
