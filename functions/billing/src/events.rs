@@ -45,7 +45,7 @@ pub async fn dispatch(env: &Env, config: &BillingConfig, event: &Event, fault: O
             Some((plan, line)) => crate::plans::invoice_paid(env, &db, event, plan, line).await,
             None => subscription_grant(env, &db, config, event).await,
         },
-        "invoice.payment_failed" => crate::plans::payment_failed(env, &db, event).await,
+        "invoice.payment_failed" => crate::plan_failures::payment_failed(env, &db, event).await,
         "customer.subscription.updated" => crate::plans::subscription_updated(env, &db, event).await,
         "customer.subscription.deleted" => {
             let id = text(obj, "/id").ok_or_else(|| internal("subscription id"))?;
@@ -128,7 +128,7 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
     };
     // `amount_refunded` is cumulative; the wallet applies only what is new.
     let refunded = obj.pointer("/amount_refunded").and_then(Value::as_i64).unwrap_or(0);
-    if tx.kind == crate::plans::PLAN_INVOICE {
+    if tx.kind == crate::plan_invoice::PLAN_INVOICE {
         return crate::plans::take_back(env, db, event, &tx, refunded, "refunded").await;
     }
     let cumulative = refund_cumulative(refunded, tx.amount_minor);
@@ -171,7 +171,7 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
     let dispute = text(obj, "/id").ok_or_else(|| internal("dispute id"))?;
     // Only `lost` takes money back; `won` and `warning_closed` (an inquiry) do not.
     let lost = text(obj, "/status") == Some("lost");
-    if lost && transaction.kind == crate::plans::PLAN_INVOICE {
+    if lost && transaction.kind == crate::plan_invoice::PLAN_INVOICE {
         let amount = obj.pointer("/amount").and_then(Value::as_i64).unwrap_or(0).max(0);
         plan_dispute_lost(env, &transaction, dispute, amount).await?;
     } else if lost {
@@ -257,7 +257,7 @@ async fn subscription_grant(env: &Env, db: &D1Database, config: &BillingConfig, 
     // proration invoices.
     let amount_paid = obj.pointer("/amount_paid").and_then(Value::as_i64).unwrap_or(0);
     let paid = amount_paid > 0;
-    let period = crate::plans::is_period_invoice(obj);
+    let period = crate::plan_invoice::is_period_invoice(obj);
     if !for_price || !paid || !period || config.subscription_credit <= Micros::ZERO {
         record_event(db, event).await?;
         return Ok("ignored");

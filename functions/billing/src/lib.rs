@@ -12,6 +12,8 @@ mod events;
 mod history;
 mod payments;
 mod plan_api;
+mod plan_failures;
+mod plan_invoice;
 mod plans;
 mod reconcile;
 mod reconcile_plans;

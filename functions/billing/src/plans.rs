@@ -9,10 +9,11 @@
 //!   credit); a downgrade waits for the next
 //!   invoice (`next_plan_id`); `cancel_at_period_end` → `canceling`;
 //! - `customer.subscription.deleted` → `canceling` (the period-end pass ends it);
-//! - `invoice.payment_failed` → `past_due` until `PLAN_GRACE_DAYS` later;
+//! - `invoice.payment_failed` → `past_due` (plan_failures.rs);
 //! - a refund or lost dispute of a plan invoice → `take_back`.
 
 use crate::event::{internal, record_event, text, unmatched, Event};
+use crate::plan_invoice::{event_ms, invoice_subscription, invoice_user, is_period_invoice, ms, price_of};
 use crate::payments::Transaction;
 use dexto_shared::money::Micros;
 use dexto_shared::db;
@@ -20,16 +21,11 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::plan_periods::keep;
 use dexto_shared::plan_store;
-use dexto_shared::plans::{period, Plan, DEFAULT_GRACE_DAYS};
+use dexto_shared::plans::{period, Plan};
 use dexto_shared::wallet::{PlanRequest, PlanStep};
 use dexto_shared::wallet_client::WalletClient;
 use serde_json::Value;
 use worker::{D1Database, Env};
-
-/// The price of an invoice line or subscription item, in either of Stripe's shapes.
-fn price_of(line: &Value) -> Option<&str> {
-    text(line, "/price/id").or_else(|| text(line, "/pricing/price_details/price")).or_else(|| text(line, "/plan/id"))
-}
 
 /// The plan an invoice pays for, with its line (None: not a plan's price).
 pub async fn plan_of_invoice(db: &D1Database, invoice: &Value) -> Result<Option<(Plan, Value)>, GatewayError> {
@@ -42,18 +38,6 @@ pub async fn plan_of_invoice(db: &D1Database, invoice: &Value) -> Result<Option<
         }
     }
     Ok(None)
-}
-
-fn invoice_subscription(obj: &Value) -> Option<&str> {
-    text(obj, "/subscription").or_else(|| text(obj, "/parent/subscription_details/subscription"))
-}
-
-pub fn invoice_user(obj: &Value) -> Option<&str> {
-    text(obj, "/subscription_details/metadata/user_id").or_else(|| text(obj, "/parent/subscription_details/metadata/user_id"))
-}
-
-fn ms(v: Option<&Value>) -> Option<i64> {
-    v.and_then(Value::as_i64).map(|s| s.saturating_mul(1000))
 }
 
 /// Whether a paid plan invoice grants its period: Err(None) for invoices that
@@ -266,9 +250,6 @@ async fn upgrade_paid(env: &Env, db: &D1Database, event: &Event) -> Result<&'sta
     Ok(if outcome.moved.last().is_some_and(Option::is_none) { "already_granted" } else { "upgrade_granted" })
 }
 
-/// `stripe_transactions.kind` of a plan's period invoice.
-pub const PLAN_INVOICE: &str = "plan_invoice";
-
 /// A refund (cumulative `returned_minor`) or lost dispute of a plan invoice:
 /// the wallet takes back that invoice's included credit in proportion to
 /// what went back, as far as it is unspent (group `plan:take_back:<invoice>`,
@@ -294,10 +275,6 @@ pub async fn take_back(env: &Env, db: &D1Database, event: &Event, tx: &Transacti
 fn subscription_period(sub: &Value) -> Option<(i64, i64)> {
     let at = |key: &str| ms(sub.pointer(&format!("/items/data/0/{key}"))).or_else(|| ms(sub.get(key)));
     at("current_period_start").zip(at("current_period_end")).filter(|(start, end)| start < end)
-}
-
-fn event_ms(event: &Event) -> i64 {
-    if event.created > 0 { event.created * 1000 } else { now_ms() }
 }
 
 /// Upgrade now (prorated credit once), downgrade at the next invoice,
@@ -386,71 +363,4 @@ async fn claim_event_time(db: &D1Database, subscription: &str, at_ms: i64) -> Re
     )
     .await?;
     Ok(claimed.is_some())
-}
-
-/// A renewal that failed: `past_due`, with the grace counted from the first
-/// failure. Only a period's own invoice can: a declined upgrade's proration
-/// invoice (`subscription_update`) leaves the subscription on its paid plan
-/// (`pending_if_incomplete`), so it changes nothing here.
-pub async fn payment_failed(env: &Env, db: &D1Database, event: &Event) -> Result<&'static str, GatewayError> {
-    let Some(subscription) = invoice_subscription(&event.object) else {
-        record_event(db, event).await?;
-        return Ok("ignored");
-    };
-    if !is_period_invoice(&event.object) {
-        record_event(db, event).await?;
-        return Ok("ignored");
-    }
-    if failure_overtaken(db, subscription, &event.object).await? {
-        record_event(db, event).await?;
-        return Ok("already_paid");
-    }
-    mark_past_due(env, db, subscription, event_ms(event)).await?;
-    record_event(db, event).await?;
-    Ok("past_due")
-}
-
-/// Whether a failed attempt was overtaken by a payment (Stripe delivers out
-/// of order: a retry that succeeded may arrive first): its invoice was
-/// paid after all, or a renewal's period it was for is already granted.
-async fn failure_overtaken(db: &D1Database, subscription: &str, invoice: &Value) -> Result<bool, GatewayError> {
-    if let Some(id) = text(invoice, "/id") {
-        let paid: Option<Value> = db::first(db, "SELECT id FROM stripe_transactions WHERE id = ?1 AND kind = ?2", &[id.into(), PLAN_INVOICE.into()]).await?;
-        if paid.is_some() {
-            return Ok(true);
-        }
-    }
-    let renewal = is_period_invoice(invoice);
-    let failed_end = invoice.pointer("/lines/data").and_then(Value::as_array).into_iter().flatten().find_map(|l| ms(l.pointer("/period/end")));
-    let granted_end = plan_store::by_subscription(db, subscription).await?.and_then(|s| s.period_end);
-    Ok(renewal && failed_end.zip(granted_end).is_some_and(|(failed, granted)| failed <= granted))
-}
-
-/// Whether an invoice pays for a period of its subscription (its first or a
-/// renewal), not an upgrade's proration or a one-off.
-pub fn is_period_invoice(invoice: &Value) -> bool {
-    matches!(text(invoice, "/billing_reason"), Some("subscription_create" | "subscription_cycle"))
-}
-
-/// Stripe says the subscription is paid up (`active`): a `past_due` here
-/// (a late failure, or a retry's `invoice.paid` lost) ends.
-pub async fn clear_past_due(db: &D1Database, subscription: &str) -> Result<(), GatewayError> {
-    db::run_idempotent(
-        db,
-        "UPDATE user_plans SET status = 'active', grace_until = NULL, updated_at = ?2 WHERE subscription_id = ?1 AND status = 'past_due'",
-        &[subscription.into(), db::ms(now_ms())],
-    )
-    .await
-}
-
-/// `past_due` from `failed_at_ms` on, for `PLAN_GRACE_DAYS` (the first failure counts).
-pub async fn mark_past_due(env: &Env, db: &D1Database, subscription: &str, failed_at_ms: i64) -> Result<(), GatewayError> {
-    let days = env.var("PLAN_GRACE_DAYS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(DEFAULT_GRACE_DAYS);
-    let until = period::grace_until(failed_at_ms, days);
-    db::run_idempotent(
-        db,
-        "UPDATE user_plans SET status = 'past_due', grace_until = ?2, updated_at = ?3 WHERE subscription_id = ?1 AND status != 'past_due'",
-        &[subscription.into(), db::ms(until), db::ms(now_ms())],
-    )
-    .await
 }

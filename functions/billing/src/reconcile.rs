@@ -221,7 +221,7 @@ async fn check_refunds(env: &Env, config: &BillingConfig, database: &D1Database,
         // Refunds of payments that are not ours: the webhook leaves them to an operator.
         let Some(tx) = ours.get(&seen.payment_intent) else { continue };
         // A plan invoice's refund takes back included credit, not purchased credit.
-        if tx.kind == crate::plans::PLAN_INVOICE {
+        if tx.kind == crate::plan_invoice::PLAN_INVOICE {
             found += isolated(crate::reconcile_plans::refund(env, config, database, charge, seen, tx, window).await, "charge", charge);
             continue;
         }

@@ -53,7 +53,7 @@ async fn check(env: &Env, database: &D1Database, invoice: &Value, window: &Windo
         return Ok(0); // its webhook may be in flight
     }
     let Some((plan, line)) = plans::plan_of_invoice(database, invoice).await? else { return Ok(0) };
-    let (Some(id), Some(user_id)) = (invoice.get("id").and_then(Value::as_str), plans::invoice_user(invoice)) else { return Ok(0) };
+    let (Some(id), Some(user_id)) = (invoice.get("id").and_then(Value::as_str), crate::plan_invoice::invoice_user(invoice)) else { return Ok(0) };
     if invoice.get("billing_reason").and_then(Value::as_str) == Some("subscription_update") {
         return upgrade(env, database, invoice, (id, user_id), plan, line, created).await;
     }
@@ -158,12 +158,12 @@ async fn subscription(env: &Env, config: &crate::config::BillingConfig, database
             let price = sub.pointer("/items/data/0/price/id").and_then(Value::as_str).unwrap_or("");
             let cancel = sub.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false);
             if matches!(status.as_str(), "active" | "trialing") {
-                plans::clear_past_due(database, id).await?;
+                crate::plan_failures::clear_past_due(database, id).await?;
             }
             let event = Event { id: format!("reconcile:{id}:{status}:{price}:{cancel}"), kind: "reconciliation.subscription".into(), object: sub.clone(), created: now / 1000 };
             plans::subscription_updated(env, database, &event).await?;
             if matches!(status.as_str(), "past_due" | "unpaid") {
-                plans::mark_past_due(env, database, id, now).await?;
+                crate::plan_failures::mark_past_due(env, database, id, now).await?;
             }
         }
     }
