@@ -7,6 +7,7 @@
 //! through it too. Its SQLite storage is the source of truth; D1 receives every
 //! change through the outbox (see `outbox.rs`).
 
+mod alarm;
 mod client_pipe;
 mod exchange;
 mod generation_ids;
