@@ -23,7 +23,7 @@ use crate::stripe_api::{self, MAX_PAGES};
 use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::findings;
-use dexto_shared::plans::period::grant_reference;
+use dexto_shared::plans::period::{grant_reference, upgrade_reference};
 use dexto_shared::stripe_reconcile::{refunds_by_charge, ChargeRefunds, Window};
 use dexto_shared::wallet_client::WalletClient;
 use serde_json::{json, Value};
@@ -77,11 +77,17 @@ async fn check(env: &Env, database: &D1Database, invoice: &Value, window: &Windo
 
 /// A paid upgrade proration invoice whose webhook was lost: its grant is
 /// applied through the webhook's path (`plan:upgrade:<invoice>`, once); a
-/// finding (`plan_upgrade_missing`) only when it moved credit. Once applied
-/// it is a `plan_invoice` transaction, and later runs skip it.
+/// finding (`plan_upgrade_missing`) only when it moved credit. Once its
+/// grant is in the ledger, later runs skip it.
 async fn upgrade(env: &Env, database: &D1Database, invoice: &Value, (id, user_id): (&str, &str), plan: dexto_shared::plans::Plan, line: Value, created: i64) -> Result<usize, GatewayError> {
-    let recorded: Option<Value> = db::first(database, "SELECT id FROM stripe_transactions WHERE id = ?1", &[id.into()]).await?;
-    if recorded.is_some() || !db::user_exists(database, user_id).await? {
+    if !db::user_exists(database, user_id).await? {
+        return Ok(0);
+    }
+    // By the ledger, not the transaction row: the row is written before the
+    // wallet's grant, so a webhook whose grant failed leaves one behind.
+    WalletClient::for_user(env, user_id)?.state().await?;
+    let granted: Option<Value> = db::first(database, "SELECT seq FROM credit_ledger WHERE user_id = ?1 AND reference = ?2", &[user_id.into(), upgrade_reference(id).into()]).await?;
+    if granted.is_some() {
         return Ok(0);
     }
     let event = Event { id: format!("reconcile:{id}"), kind: "reconciliation.plan_upgrade_missing".into(), object: invoice.clone(), created };
