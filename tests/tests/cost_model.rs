@@ -134,8 +134,22 @@ fn each_kind_of_chat_request_makes_only_the_operations_it_needs() {
         assert_eq!(o.d1_queries, 3, "{o:?}");
         assert!(o.do_rows_written <= DO_ROWS_WRITTEN_MAX, "DO rows written per request: {o:?}");
     }
+
+    // A non-stream reply still being read 100 ms after its headers gets its
+    // generation id recorded for the sweep (a key-value write, removed with
+    // the hold: two rows), once, by a deadline on the object's one timer
+    // (functions/chat/src/deadlines.rs); one read at once costs neither.
+    // (In this test, not one of its own: the counters are the isolate's.)
+    let slow = measure(s, || {
+        let content = format!("slow {} [[mock:body_delay_ms=400]]", marker("cost"));
+        let r = s.chat(&paying.key, &json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": content}], "max_tokens": 16}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.json()["usage"]["completion_tokens"].as_u64().is_some(), "{}", r.body);
+    });
+    assert_eq!((slow.do_statements, slow.do_rows_written), (plain.do_statements + 2, plain.do_rows_written + 2), "fast {plain:?}\nslow {slow:?}");
 }
 
 /// What the wallet object writes per settled request at most (see
 /// ARCHITECTURE, "What a request costs", for what each row buys).
 const DO_ROWS_WRITTEN_MAX: u64 = 64;
+

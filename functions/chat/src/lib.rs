@@ -12,6 +12,7 @@ mod catalogue;
 mod config;
 mod cron;
 mod cron_relay;
+mod deadlines;
 mod error_counts;
 mod inference;
 mod metering;

@@ -9,8 +9,11 @@ use dexto_shared::error::GatewayError;
 use dexto_shared::openrouter_keys;
 use dexto_shared::secret::Secret;
 use dexto_shared::usage::{from_generation, UpstreamUsage};
-use futures::future::{select, Either};
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use crate::deadlines::Deadlines;
+use dexto_shared::http::now_ms;
+use std::cell::Cell;
+use std::rc::Rc;
+use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, Response};
 
 /// What goes upstream: the dialect's path, the body, and the client headers
 /// it passes on (`anthropic-version`, `anthropic-beta`).
@@ -21,8 +24,9 @@ pub struct Call<'a> {
 }
 
 /// Sends the model call; resolves when response headers arrive, or fails
-/// with a timeout after `upstream_timeout_ms`.
-pub async fn send(config: &Config, key: &Secret<String>, call: &Call<'_>) -> Result<Response, GatewayError> {
+/// with a timeout after `upstream_timeout_ms` (a deadline on the wallet
+/// object's one timer: wallet/deadlines.rs).
+pub async fn send(config: &Config, key: &Secret<String>, call: &Call<'_>, deadlines: &Deadlines) -> Result<Response, GatewayError> {
     let headers = Headers::new();
     let auth = format!("Bearer {}", key.expose());
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| GatewayError::Internal("headers".into()));
@@ -42,22 +46,19 @@ pub async fn send(config: &Config, key: &Secret<String>, call: &Call<'_>) -> Res
 
     let controller = AbortController::default();
     let signal = controller.signal();
-    let fetcher = Fetch::Request(req);
-    let fetch = Box::pin(fetcher.send_with_signal(&signal));
-    let timeout = Box::pin(Delay::from(std::time::Duration::from_millis(config.upstream_timeout_ms)));
-    let winner = select(fetch, timeout).await;
-    // Bound to a local so the borrowed request and signal outlive the match.
-    #[allow(clippy::let_and_return)]
-    let result = match winner {
-        Either::Left((Ok(resp), _)) => Ok(resp),
+    let timed_out = Rc::new(Cell::new(false));
+    let flag = timed_out.clone();
+    // Cancelled (dropped) once the headers are in: the body is not timed here.
+    let _deadline = deadlines.at(now_ms() + config.upstream_timeout_ms as i64, move || {
+        flag.set(true);
+        controller.abort();
+    });
+    match Fetch::Request(req).send_with_signal(&signal).await {
+        Ok(resp) => Ok(resp),
+        Err(_) if timed_out.get() => Err(GatewayError::UpstreamTimeout),
         // The error text can carry the upstream URL: log nothing of it to the client.
-        Either::Left((Err(_), _)) => Err(GatewayError::UpstreamUnavailable),
-        Either::Right(_) => {
-            controller.abort();
-            Err(GatewayError::UpstreamTimeout)
-        }
-    };
-    result
+        Err(_) => Err(GatewayError::UpstreamUnavailable),
+    }
 }
 
 /// The upstream's record of a generation (`GET /generation?id=`), read with

@@ -14,10 +14,14 @@ use crate::wallet_client::WalletClient;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
 thread_local! {
     static OPENED: RefCell<HashMap<String, Secret<String>>> = RefCell::new(HashMap::new());
+    /// Read once per isolate: a deploy or a changed secret starts new isolates,
+    /// and decoding the sealing keys on every call was per-request work.
+    static CONFIG: std::cell::OnceCell<Rc<UpstreamConfig>> = const { std::cell::OnceCell::new() };
 }
 
 pub struct UpstreamConfig {
@@ -33,7 +37,12 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
 }
 
 impl UpstreamConfig {
-    pub fn from_env(env: &Env) -> UpstreamConfig {
+    /// This isolate's upstream settings (read from `env` the first time).
+    pub fn from_env(env: &Env) -> Rc<UpstreamConfig> {
+        CONFIG.with(|c| c.get_or_init(|| Rc::new(UpstreamConfig::read(env))).clone())
+    }
+
+    fn read(env: &Env) -> UpstreamConfig {
         let var = |n: &str| env.var(n).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty());
         let secret = |n: &str| env.secret(n).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty());
         let mut sealing = Vec::new();
@@ -113,7 +122,7 @@ async fn active_row(env: &Env, user_id: &str) -> Result<Option<Row>, GatewayErro
 pub async fn key_for(env: &Env, user_id: &str) -> Result<Secret<String>, GatewayError> {
     let config = UpstreamConfig::from_env(env);
     if !config.per_user() {
-        return Ok(config.org_key);
+        return Ok(config.org_key.clone());
     }
     if let Some(hit) = OPENED.with(|m| m.borrow().get(user_id).cloned()) {
         return Ok(hit);

@@ -83,6 +83,9 @@ fn main() {
 
     let mut table = table::Table::default();
     let (gateway, bare) = (Target::gateway(&stack), Target::floor(&floor, "latency"));
+    let warm_seconds = env_number("BENCH_WARM_UP_SECONDS", 8);
+    let warmed = throughput::warm_up(&[&gateway, &bare], &[chat_body(false), chat_body(true)], 8, warm_seconds);
+    println!("{:<28} gateway {} calls, floor {} calls ({warm_seconds} s of each of non-stream and stream, 8 clients; V8 tiers wasm up as it runs)", "warm-up, unmeasured", warmed[0], warmed[1]);
     let mut chat_added = Vec::new();
     let latency_series = if part("latency") || part("dialects") { vec![("non-stream total", "non-stream added", false), ("stream time-to-first-byte", "stream TTFB added", true)] } else { vec![] };
     for (label, figure, stream) in latency_series {

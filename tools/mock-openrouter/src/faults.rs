@@ -51,6 +51,10 @@ pub struct Faults {
     /// The first token's text is this many bytes, as an image model's base64
     /// image: one SSE event when streamed, a huge body when not.
     pub image_bytes: Option<u64>,
+    /// Non-stream: send the headers at once and the body this much later, a
+    /// newline first (OpenRouter keeps a slow reply's connection open with
+    /// whitespace before the JSON).
+    pub body_delay_ms: Option<u64>,
     /// Answer 204 No Content: a reply without a body, which the gateway
     /// cannot stream (its stream set-up fails).
     pub no_content: bool,
@@ -87,6 +91,7 @@ impl Faults {
                 "message_tokens" => self.message_tokens = num().or(self.message_tokens),
                 "image_bytes" => self.image_bytes = num().or(self.image_bytes),
                 "no_content" => self.no_content = flag,
+                "body_delay_ms" => self.body_delay_ms = num().or(self.body_delay_ms),
                 _ => {}
             }
         }

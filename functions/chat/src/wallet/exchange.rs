@@ -18,7 +18,8 @@ use dexto_shared::openrouter_keys;
 use dexto_shared::wallet::{unframe, ExchangeRequest};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use worker::{Env, Response, Result};
+use std::rc::Rc;
+use worker::{Response, Result};
 
 /// The largest non-streamed upstream reply the object buffers (the same as
 /// the largest stream event: one image in base64). Beyond it the reply is
@@ -67,7 +68,7 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         // Set by the chat Worker only when DEXTO_TEST_HOOKS=1.
         die_after_events: req.die_after_events,
         phases: RefCell::new(phases),
-        generation_noted: Cell::new(false),
+        generation_noted: Rc::new(Cell::new(false)),
         prompt_bound,
     };
     ex.lap("admit");
@@ -87,7 +88,7 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
     let forwarded = set_output_limit(ex.terms.dialect, body, req.limit_fields, req.quote.asked, max_tokens);
     let config = Config::from_env(&ledger.env);
     let call = upstream::Call { dialect: ex.terms.dialect, body: &forwarded, headers: &req.upstream_headers };
-    let upstream = match send_with_user_key(&ledger.env, &config, &ex.terms.user_id, &call).await {
+    let upstream = match send_with_user_key(&ledger, &config, &ex.terms.user_id, &call).await {
         Ok(resp) if resp.status_code() < 400 => resp,
         Ok(mut resp) => {
             let status = resp.status_code();
@@ -117,9 +118,10 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
 
 /// Sends with the user's own upstream key; if the upstream refuses that key
 /// (rotated elsewhere since this isolate cached it), re-reads it once.
-async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, call: &upstream::Call<'_>) -> std::result::Result<Response, GatewayError> {
+async fn send_with_user_key(ledger: &super::ledger::Ledger, config: &Config, user_id: &str, call: &upstream::Call<'_>) -> std::result::Result<Response, GatewayError> {
+    let env = &ledger.env;
     let key = openrouter_keys::key_for(env, user_id).await?;
-    let resp = upstream::send(config, &key, call).await?;
+    let resp = upstream::send(config, &key, call, &ledger.deadlines).await?;
     if resp.status_code() != 401 {
         return Ok(resp);
     }
@@ -128,7 +130,7 @@ async fn send_with_user_key(env: &Env, config: &Config, user_id: &str, call: &up
     if fresh.expose() == key.expose() {
         return Ok(resp);
     }
-    upstream::send(config, &fresh, call).await
+    upstream::send(config, &fresh, call, &ledger.deadlines).await
 }
 
 /// Non-streaming: read the whole upstream body (at most `MAX_REPLY_BYTES`),
@@ -184,24 +186,17 @@ async fn complete(mut upstream: Response, ex: Exchange, named: Option<String>) -
 /// reply's headers with its body, so the reply is nearly always read (and
 /// settled, with the id) first; an object that dies in this window leaves a
 /// hold without an id, settled like one that died before the headers.
-const NOTE_GENERATION_AFTER_MS: u64 = 100;
+const NOTE_GENERATION_AFTER_MS: i64 = 100;
 
 /// Reads the reply; records the generation id if that takes longer than
-/// `NOTE_GENERATION_AFTER_MS`.
+/// `NOTE_GENERATION_AFTER_MS` (a deadline on the object's one timer).
 async fn awaiting_reply<T>(read: impl std::future::Future<Output = T>, ex: &Exchange, id: Option<&str>) -> T {
-    use futures::future::{select, Either};
     let Some(id) = id else {
         return read.await;
     };
-    let read = std::pin::pin!(read);
-    let timer = std::pin::pin!(worker::Delay::from(std::time::Duration::from_millis(NOTE_GENERATION_AFTER_MS)));
-    match select(read, timer).await {
-        Either::Left((reply, _)) => reply,
-        Either::Right(((), read)) => {
-            ex.note_generation(id);
-            read.await
-        }
-    }
+    let note = ex.generation_noter(id);
+    let _deadline = ex.ledger.deadlines.at(now_ms() + NOTE_GENERATION_AFTER_MS, note);
+    read.await
 }
 
 enum Reply {

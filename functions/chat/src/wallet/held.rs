@@ -13,6 +13,7 @@ use dexto_shared::phases::Phases;
 use dexto_shared::wallet::ExchangeTerms;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use worker::{Headers, Result};
 
 /// Response header: the output ceiling forwarded upstream (`max_tokens`).
@@ -34,7 +35,7 @@ pub struct Exchange {
     /// Where this request's time went (chat Worker's phases, then ours).
     pub phases: RefCell<Phases>,
     /// Whether the generation id is recorded (it is written once).
-    pub generation_noted: Cell<bool>,
+    pub generation_noted: Rc<Cell<bool>>,
     /// How a remembered prompt count lowered the hold's prompt bound, if it did.
     pub prompt_bound: Option<Value>,
 }
@@ -65,12 +66,20 @@ impl Exchange {
     /// Records the upstream generation id with the hold, so the sweep can
     /// settle from the upstream's record if this object dies.
     pub fn note_generation(&self, id: &str) {
-        if self.generation_noted.get() {
-            return;
-        }
-        match self.ledger.generation_ids.put(&self.terms.request_id, id) {
-            Ok(()) => self.generation_noted.set(true),
-            Err(e) => dexto_shared::log::event("hold.generation_unrecorded", serde_json::json!({"request_id": self.terms.request_id, "error": e.to_string()})),
+        self.generation_noter(id)();
+    }
+
+    /// `note_generation` as an action to run later (a deadline's).
+    pub fn generation_noter(&self, id: &str) -> impl FnOnce() + 'static {
+        let (noted, ids, request_id, id) = (self.generation_noted.clone(), self.ledger.generation_ids.clone(), self.terms.request_id.clone(), id.to_string());
+        move || {
+            if noted.get() {
+                return;
+            }
+            match ids.put(&request_id, &id) {
+                Ok(()) => noted.set(true),
+                Err(e) => dexto_shared::log::event("hold.generation_unrecorded", serde_json::json!({"request_id": request_id, "error": e.to_string()})),
+            }
         }
     }
 

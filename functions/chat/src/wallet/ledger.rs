@@ -4,6 +4,7 @@
 //! the object. Cloned into the exchange's stream pump and the projection task.
 
 use super::generation_ids::GenerationIds;
+use crate::deadlines::Deadlines;
 use super::outbox::{self, LedgerEntry};
 use super::store::Store;
 use super::key_use;
@@ -45,6 +46,8 @@ pub struct Ledger {
     pub replays: Replays,
     /// Running exchanges' generation ids, for the sweep.
     pub generation_ids: Rc<GenerationIds>,
+    /// Running exchanges' deadlines, on one timer (deadlines.rs).
+    pub deadlines: Deadlines,
     pub env: Env,
     flushing: Rc<Cell<bool>>,
     /// Request ids whose exchange runs in this incarnation. In-memory on
@@ -70,11 +73,12 @@ impl Ledger {
         // The raw storage object too: writes with options (generation_ids.rs).
         let raw = state._inner();
         let storage = raw.storage().map(wasm_bindgen::JsValue::from).expect("object storage");
-        let state = State::from(raw);
+        let state = Rc::new(State::from(raw));
         Ledger {
+            deadlines: Deadlines::new(state.clone()),
             store: Rc::new(Store::open(state.storage().sql()).expect("wallet schema")),
             generation_ids: Rc::new(GenerationIds::new(storage)),
-            state: Rc::new(state),
+            state,
             replays: Replays::default(),
             env,
             flushing: Rc::new(Cell::new(false)),

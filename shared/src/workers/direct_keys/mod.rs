@@ -79,7 +79,7 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(format!("direct keys: {e}"))
 }
 
-fn config(env: &Env) -> Result<UpstreamConfig, GatewayError> {
+fn config(env: &Env) -> Result<std::rc::Rc<UpstreamConfig>, GatewayError> {
     let config = UpstreamConfig::from_env(env);
     if !config.per_user() {
         return Err(GatewayError::BadRequest("Direct OpenRouter keys are not enabled on this gateway.".into()));

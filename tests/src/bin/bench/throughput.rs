@@ -49,6 +49,26 @@ fn slice(target: &Target, clients: &[ureq::Agent], body: &str, length: Duration)
     (counts.iter().map(|c| c.0).sum(), counts.iter().map(|c| c.1).sum(), elapsed)
 }
 
+/// Load before anything is measured: V8 compiles a Worker's wasm with its
+/// baseline compiler first and tiers hot functions up on background threads
+/// as they run, which goes on for thousands of requests of a Rust Worker (a
+/// JS Worker's code is small and warms sooner); profiles of a stack after a
+/// few hundred requests still show baseline frames and the optimizing
+/// compiler at work. Each target gets `seconds` of each body from `clients`
+/// clients, then its calls are awaited settled. Returns the calls sent per target.
+pub fn warm_up(targets: &[&Target], bodies: &[String], clients: usize, seconds: u64) -> Vec<u64> {
+    let agents: Vec<ureq::Agent> = (0..clients).map(|_| integration_tests::client::agent()).collect();
+    targets
+        .iter()
+        .map(|target| {
+            let before = target.settled();
+            let sent: u64 = bodies.iter().map(|body| slice(target, &agents, body, Duration::from_secs(seconds)).0).sum();
+            target.await_settled(before + sent);
+            sent
+        })
+        .collect()
+}
+
 pub fn run(targets: &[&Target], body: &str, clients: usize, seconds: u64) -> Vec<Throughput> {
     let agents: Vec<Vec<ureq::Agent>> = targets.iter().map(|_| (0..clients).map(|_| integration_tests::client::agent()).collect()).collect();
     let mut expected: Vec<u64> = targets.iter().map(|t| t.settled()).collect();

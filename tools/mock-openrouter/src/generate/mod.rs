@@ -176,7 +176,25 @@ async fn answer(wire: &'static dyn Wire, app: Arc<App>, id: String, token: Strin
     }
     let resp = wire.reply(&plan);
     plan.finish(&app, plan.completion_tokens, plan.finish_reason(), false, false);
-    resp
+    match plan.faults.body_delay_ms {
+        Some(ms) => body_later(resp, Duration::from_millis(ms)).await,
+        None => resp,
+    }
+}
+
+/// The reply's headers now, a newline, and its body `delay` later (no
+/// `content-length`: the body's end is the connection's).
+async fn body_later(resp: Response, delay: Duration) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let json = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(2);
+    tokio::spawn(async move {
+        let _ = tx.send(Ok(Bytes::from_static(b"\n"))).await;
+        tokio::time::sleep(delay).await;
+        let _ = tx.send(Ok(json)).await;
+    });
+    Response::from_parts(parts, Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))))
 }
 
 /// Fixes the whole answer: model, provider, prompt count, and how many
