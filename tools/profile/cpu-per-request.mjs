@@ -26,7 +26,9 @@ const body = JSON.stringify({ model: "openai/gpt-4o-mini", max_tokens: 16, strea
 async function call() {
   const r = await fetch(`${session.base_url}/v1/chat/completions`, {
     method: "POST",
-    headers: { authorization: `Bearer ${session.api_key}`, "content-type": "application/json" },
+    // identity: as the bench's client, which asks for no compression (miniflare
+    // would gzip a JSON reply for a client that accepts it, as Cloudflare's edge does).
+    headers: { authorization: `Bearer ${session.api_key}`, "content-type": "application/json", "accept-encoding": "identity" },
     body,
   });
   await r.arrayBuffer();
