@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
 
-/// Entries per D1 batch (3 statements each; well under D1's per-invocation limits).
+/// Entries per D1 batch (at most 3 statements each, fewer when batched:
+/// `flush`; well under D1's per-invocation limits).
 const FLUSH_BATCH: i64 = 25;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -45,77 +46,87 @@ fn js_opt(v: &Option<String>) -> JsValue {
     v.as_deref().map_or(JsValue::NULL, JsValue::from_str)
 }
 
-fn statements(db: &D1Database, e: &LedgerEntry) -> Result<Vec<D1PreparedStatement>> {
-    let mut out = Vec::with_capacity(3);
-    if e.amount != 0 {
-        out.push(
-            db.prepare(
-                "INSERT INTO credit_ledger (id, user_id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at, included_micros)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(user_id, reference) DO NOTHING",
-            )
-            .bind(&[
-                e.id.as_str().into(),
-                e.user_id.as_str().into(),
-                js_i64(e.seq),
-                e.kind.as_str().into(),
-                js_i64(e.amount),
-                js_i64(e.balance_after),
-                e.reference.as_str().into(),
-                js_opt(&e.reason),
-                js_i64(e.created_at),
-                js_i64(e.included),
-            ])?,
-        );
-    }
-    if let Some(u) = &e.usage {
-        out.push(
-            db.prepare(
-                "INSERT INTO usage_ledger (request_id, user_id, key_id, model, generation_id, prompt_tokens, completion_tokens,
-                   cached_tokens, reasoning_tokens, provider_cost_micros, user_price_micros, price_basis, billing_status,
-                   upstream_status, stream, cancelled, session_id, client_source, client_version, latency_ms, created_at, markup_bps, api)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
-                 ON CONFLICT(request_id) DO NOTHING",
-            )
-            .bind(&[
-                u.request_id.as_str().into(),
-                u.user_id.as_str().into(),
-                u.key_id.as_str().into(),
-                u.model.as_str().into(),
-                js_opt(&u.generation_id),
-                js_i64(u.prompt_tokens as i64),
-                js_i64(u.completion_tokens as i64),
-                js_i64(u.cached_tokens as i64),
-                js_i64(u.reasoning_tokens as i64),
-                js_i64(u.provider_cost.0),
-                js_i64(u.user_price.0),
-                u.price_basis.as_str().into(),
-                u.billing_status.as_str().into(),
-                u.upstream_status.map_or(JsValue::NULL, |s| js_i64(s as i64)),
-                js_i64(u.stream as i64),
-                js_i64(u.cancelled as i64),
-                js_opt(&u.session_id),
-                js_opt(&u.client_source),
-                js_opt(&u.client_version),
-                js_i64(u.latency_ms),
-                js_i64(u.created_at),
-                u.markup_bps.map_or(JsValue::NULL, |m| js_i64(m as i64)),
-                u.api.name().into(),
-            ])?,
-        );
-    }
-    if let Some(p) = &e.payment {
-        out.extend(payment_statements(db, e, p)?);
-    }
-    out.push(
-        db.prepare(
-            "INSERT INTO balances (user_id, balance_micros, version, updated_at, included_micros) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(user_id) DO UPDATE SET balance_micros = excluded.balance_micros,
-               version = excluded.version, updated_at = excluded.updated_at, included_micros = excluded.included_micros
-             WHERE excluded.version > balances.version",
-        )
-        .bind(&[e.user_id.as_str().into(), js_i64(e.balance_after), js_i64(e.seq), js_i64(e.created_at), js_i64(e.included_after.unwrap_or(0))])?,
-    );
-    Ok(out)
+const CREDIT_INSERT: &str = "INSERT INTO credit_ledger (id, user_id, seq, kind, amount_micros, balance_after_micros, reference, reason, created_at, included_micros)";
+const CREDIT_COLUMNS: usize = 10;
+const USAGE_INSERT: &str = "INSERT INTO usage_ledger (request_id, user_id, key_id, model, generation_id, prompt_tokens, completion_tokens,
+   cached_tokens, reasoning_tokens, provider_cost_micros, user_price_micros, price_basis, billing_status,
+   upstream_status, stream, cancelled, session_id, client_source, client_version, latency_ms, created_at, markup_bps, api)";
+const USAGE_COLUMNS: usize = 23;
+
+/// D1 binds at most 100 parameters to one statement.
+const MAX_PARAMETERS: usize = 100;
+
+/// The entry's `credit_ledger` row (none for a change of 0).
+fn credit_row(e: &LedgerEntry) -> Option<Vec<JsValue>> {
+    (e.amount != 0).then(|| {
+        vec![
+            e.id.as_str().into(),
+            e.user_id.as_str().into(),
+            js_i64(e.seq),
+            e.kind.as_str().into(),
+            js_i64(e.amount),
+            js_i64(e.balance_after),
+            e.reference.as_str().into(),
+            js_opt(&e.reason),
+            js_i64(e.created_at),
+            js_i64(e.included),
+        ]
+    })
+}
+
+/// The entry's `usage_ledger` row (a settled request's).
+fn usage_row(e: &LedgerEntry) -> Option<Vec<JsValue>> {
+    let u = e.usage.as_ref()?;
+    Some(vec![
+        u.request_id.as_str().into(),
+        u.user_id.as_str().into(),
+        u.key_id.as_str().into(),
+        u.model.as_str().into(),
+        js_opt(&u.generation_id),
+        js_i64(u.prompt_tokens as i64),
+        js_i64(u.completion_tokens as i64),
+        js_i64(u.cached_tokens as i64),
+        js_i64(u.reasoning_tokens as i64),
+        js_i64(u.provider_cost.0),
+        js_i64(u.user_price.0),
+        u.price_basis.as_str().into(),
+        u.billing_status.as_str().into(),
+        u.upstream_status.map_or(JsValue::NULL, |s| js_i64(s as i64)),
+        js_i64(u.stream as i64),
+        js_i64(u.cancelled as i64),
+        js_opt(&u.session_id),
+        js_opt(&u.client_source),
+        js_opt(&u.client_version),
+        js_i64(u.latency_ms),
+        js_i64(u.created_at),
+        u.markup_bps.map_or(JsValue::NULL, |m| js_i64(m as i64)),
+        u.api.name().into(),
+    ])
+}
+
+/// Rows of one table as few statements as D1 allows: `INSERT … VALUES (…),
+/// (…) ON CONFLICT … DO NOTHING`, each with the entries (by index) of its rows.
+fn inserts(db: &D1Database, insert: &str, columns: usize, conflict: &str, rows: &[(usize, Vec<JsValue>)]) -> Result<Vec<(D1PreparedStatement, Vec<usize>)>> {
+    let one = format!("({})", vec!["?"; columns].join(", "));
+    rows.chunks(MAX_PARAMETERS / columns)
+        .map(|chunk| {
+            let sql = format!("{insert} VALUES {} ON CONFLICT({conflict}) DO NOTHING", vec![one.as_str(); chunk.len()].join(", "));
+            let parameters: Vec<JsValue> = chunk.iter().flat_map(|(_, row)| row.iter().cloned()).collect();
+            Ok((db.prepare(&sql).bind(&parameters)?, chunk.iter().map(|(entry, _)| *entry).collect()))
+        })
+        .collect()
+}
+
+/// The user's balance as of `e` (guarded by its sequence number: an older
+/// entry never overwrites a newer balance).
+fn balance_statement(db: &D1Database, e: &LedgerEntry) -> Result<D1PreparedStatement> {
+    db.prepare(
+        "INSERT INTO balances (user_id, balance_micros, version, updated_at, included_micros) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(user_id) DO UPDATE SET balance_micros = excluded.balance_micros,
+           version = excluded.version, updated_at = excluded.updated_at, included_micros = excluded.included_micros
+         WHERE excluded.version > balances.version",
+    )
+    .bind(&[e.user_id.as_str().into(), js_i64(e.balance_after), js_i64(e.seq), js_i64(e.created_at), js_i64(e.included_after.unwrap_or(0))])
 }
 
 /// The webhook dedupe record and the transaction status, in the same batch as
@@ -184,6 +195,14 @@ async fn ensure_replay(db: &D1Database, e: &LedgerEntry) -> Result<()> {
 /// Writes pending entries to D1 until the outbox is empty. Returns how many
 /// entries were projected. On error the entries stay and the caller schedules
 /// a retry (alarm).
+///
+/// A pass's entries (one user's: this object's) go in one batch of as few
+/// statements as D1's parameter limit allows: their ledger rows and usage
+/// rows in multi-row inserts, their payments' records, and the balance once,
+/// as of the last entry. On a busy wallet a pass carries a hundred
+/// milliseconds of settlements, and a statement each cost D1 (and, locally,
+/// the wallet's own thread) work per settlement that one statement per
+/// table does once.
 pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
     let mut flushed = 0;
     loop {
@@ -191,28 +210,36 @@ pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
         let Some(last) = rows.last().map(|r| r.seq) else {
             return Ok(flushed);
         };
-        let mut batch = Vec::new();
-        // (index of the entry's first statement in the batch, the entry)
-        let mut ledger_rows = Vec::new();
-        for row in &rows {
-            let entry: LedgerEntry = serde_json::from_str(&row.payload)?;
-            ledger_rows.push((batch.len(), entry.clone()));
-            batch.extend(statements(db, &entry)?);
+        let entries = rows.iter().map(|row| serde_json::from_str::<LedgerEntry>(&row.payload)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let credit: Vec<_> = entries.iter().enumerate().filter_map(|(i, e)| Some((i, credit_row(e)?))).collect();
+        let usage: Vec<_> = entries.iter().enumerate().filter_map(|(i, e)| Some((i, usage_row(e)?))).collect();
+        let mut inserted = inserts(db, CREDIT_INSERT, CREDIT_COLUMNS, "user_id, reference", &credit)?;
+        inserted.extend(inserts(db, USAGE_INSERT, USAGE_COLUMNS, "request_id", &usage)?);
+        let checked = inserted.len();
+        let (mut batch, covers): (Vec<_>, Vec<_>) = inserted.into_iter().unzip();
+        for e in &entries {
+            if let Some(p) = &e.payment {
+                batch.extend(payment_statements(db, e, p)?);
+            }
+        }
+        if let Some(newest) = entries.iter().max_by_key(|e| e.seq) {
+            batch.push(balance_statement(db, newest)?);
         }
         let results = db.batch(batch).await?;
         dexto_shared::ops::d1(&results);
         if let Some(failed) = results.iter().find(|r| !r.success()) {
             return Err(failed.error().unwrap_or_else(|| "D1 batch failed".into()).into());
         }
-        // A ledger row that was not inserted must be this very entry, already
+        // A row that was not inserted must be this very entry's, already
         // projected (a replay); anything else would be a row silently lost.
-        let changes = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(1);
-        for (first, entry) in &ledger_rows {
-            // statements(): the credit_ledger insert (when amount ≠ 0), then the usage_ledger insert.
-            let credit = (entry.amount != 0).then_some(*first);
-            let usage = entry.usage.as_ref().map(|_| first + usize::from(entry.amount != 0));
-            if credit.is_some_and(|i| changes(i) == 0) || usage.is_some_and(|i| changes(i) == 0) {
-                ensure_replay(db, entry).await?;
+        // An insert that wrote fewer rows than it carried has each of its
+        // entries checked.
+        let changes = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(usize::MAX);
+        for (i, entries_of) in covers.iter().enumerate().take(checked) {
+            if changes(i) < entries_of.len() {
+                for &entry in entries_of {
+                    ensure_replay(db, &entries[entry]).await?;
+                }
             }
         }
         // Storage was awaited on D1 only: pending rows with seq ≤ last are exactly
