@@ -54,3 +54,33 @@ fn a_failing_limit_sync_blocks_neither_the_ledger_nor_key_use_and_backs_off() {
         rows.first().and_then(|r| r["limit_micros"].as_i64()).is_some_and(|limit| limit > 2_000_000)
     });
 }
+
+/// A busy wallet's pass carries many settlements in a few multi-row inserts
+/// (ledger rows 10 to a statement, usage rows 4) and the balance once. Its
+/// entries leave the outbox only with the next balance change, so after a
+/// restart they are projected again, mixed in one insert with a new one:
+/// the replayed rows change nothing, nothing conflicts, and D1 ends with
+/// exactly one row of each kind per settlement.
+#[test]
+fn a_pass_of_many_settlements_projected_again_after_a_restart_changes_nothing() {
+    let s = integration_tests::start(&[]);
+    let u = s.new_user("5");
+    let call = |s: &Stack| {
+        let r = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..12 {
+            scope.spawn(|| call(&s));
+        }
+    });
+    s.books_balanced(&u.id, 12);
+    let s = s.restart(&[]);
+    call(&s);
+    let user = s.books_balanced(&u.id, 13);
+    let count = |table: &str| s.d1(&format!("SELECT COUNT(*) AS n FROM {table} WHERE user_id = '{}'", u.id))[0]["n"].as_i64().unwrap();
+    assert_eq!((count("usage_ledger"), count("credit_ledger")), (13, 14), "13 settlements and the opening credit: {user:#}");
+    let mirror = s.d1(&format!("SELECT balance_micros FROM balances WHERE user_id = '{}'", u.id));
+    assert_eq!(mirror[0]["balance_micros"], user["balance_micros"], "D1's balance mirror");
+    assert!(!s.logs().contains("ledger.conflict"), "a replayed row was taken for a conflict");
+}
