@@ -222,10 +222,9 @@ impl WalletDO {
             }),
             HoldPlan::Held { amount, max_tokens, clamped } => {
                 let id = &req.terms.request_id;
-                self.store.put_hold(id, &req.terms.key_id, amount, req.now_ms, req.ttl_ms)?;
                 let prompt_memo = req.quote.prints.as_ref().map(|p| p.memo());
                 let terms = ExchangeTerms { hold: amount, prompt_memo, ..req.terms.clone() };
-                self.store.put_exchange(id, &serde_json::to_string(&terms)?)?;
+                self.store.put_hold(id, &req.terms.key_id, amount, req.now_ms, req.ttl_ms, &serde_json::to_string(&terms)?)?;
                 if let Some(payment) = &terms.x402 {
                     self.store.x402_hold(payment, id, req.now_ms)?;
                 }

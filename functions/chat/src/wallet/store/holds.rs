@@ -1,4 +1,4 @@
-//! Holds and their exchange records. Open holds are mirrored in memory
+//! Holds and the terms their exchanges are billed by. Open holds are mirrored in memory
 //! (memory.rs): admission sums them on every request.
 
 use super::memory::HoldMemo;
@@ -21,9 +21,13 @@ impl Store {
                 key_id: String,
                 amount: i64,
                 expires_at: i64,
+                terms_apart: i64,
             }
-            let rows: Vec<Row> = self.sql.exec("SELECT request_id, key_id, amount, expires_at FROM holds", None)?.to_array()?;
-            let holds = rows.into_iter().map(|r| (r.request_id, HoldMemo { key_id: r.key_id, amount: Micros(r.amount), expires_at: r.expires_at })).collect();
+            let rows: Vec<Row> = self.sql.exec("SELECT request_id, key_id, amount, expires_at, terms IS NULL AS terms_apart FROM holds", None)?.to_array()?;
+            let holds = rows
+                .into_iter()
+                .map(|r| (r.request_id, HoldMemo { key_id: r.key_id, amount: Micros(r.amount), expires_at: r.expires_at, terms_apart: r.terms_apart != 0 }))
+                .collect();
             self.mem.borrow_mut().holds = Some(holds);
         }
         Ok(RefMut::map(self.mem.borrow_mut(), |m| m.holds.as_mut().expect("loaded")))
@@ -87,31 +91,38 @@ impl Store {
         Ok(())
     }
 
-    pub fn put_hold(&self, request_id: &str, key_id: &str, amount: Micros, now_ms: i64, ttl_ms: i64) -> Result<()> {
+    /// Places a hold with the terms its exchange is billed by (one row).
+    pub fn put_hold(&self, request_id: &str, key_id: &str, amount: Micros, now_ms: i64, ttl_ms: i64, terms: &str) -> Result<()> {
         let mut held = self.held()?;
         self.sql.exec(
-            "INSERT OR REPLACE INTO holds (request_id, key_id, amount, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            vec![request_id.into(), key_id.into(), int(amount.0), int(now_ms), int(now_ms + ttl_ms)],
+            "INSERT OR REPLACE INTO holds (request_id, key_id, amount, created_at, expires_at, terms) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![request_id.into(), key_id.into(), int(amount.0), int(now_ms), int(now_ms + ttl_ms), terms.into()],
         )?;
-        held.insert(request_id.to_string(), HoldMemo { key_id: key_id.to_string(), amount, expires_at: now_ms + ttl_ms });
+        held.insert(request_id.to_string(), HoldMemo { key_id: key_id.to_string(), amount, expires_at: now_ms + ttl_ms, terms_apart: false });
         Ok(())
     }
 
-    /// Ends a hold (settled or released) and its exchange record, together.
+    /// Ends a hold (settled or released), its terms with it.
     pub fn drop_hold(&self, request_id: &str) -> Result<()> {
         let mut held = self.held()?;
         self.sql.exec("DELETE FROM holds WHERE request_id = ?", vec![request_id.into()])?;
-        self.sql.exec("DELETE FROM exchanges WHERE request_id = ?", vec![request_id.into()])?;
+        if held.get(request_id).is_none_or(|h| h.terms_apart) {
+            self.sql.exec("DELETE FROM exchanges WHERE request_id = ?", vec![request_id.into()])?;
+        }
         held.remove(request_id);
         Ok(())
     }
 
-    pub fn put_exchange(&self, request_id: &str, terms: &str) -> Result<()> {
-        self.sql.exec("INSERT OR REPLACE INTO exchanges (request_id, terms) VALUES (?, ?)", vec![request_id.into(), terms.into()])?;
-        Ok(())
-    }
-
+    /// The terms of an open hold's exchange (and, for a hold written before
+    /// the id moved to key-value storage, its generation id).
     pub fn exchange(&self, request_id: &str) -> Result<Option<ExchangeRow>> {
+        let rows: Vec<ExchangeRow> = self
+            .sql
+            .exec("SELECT terms, NULL AS generation_id, attempts FROM holds WHERE request_id = ? AND terms IS NOT NULL", vec![request_id.into()])?
+            .to_array()?;
+        if let Some(row) = rows.into_iter().next() {
+            return Ok(Some(row));
+        }
         let rows: Vec<ExchangeRow> = self
             .sql
             .exec("SELECT terms, generation_id, attempts FROM exchanges WHERE request_id = ?", vec![request_id.into()])?
@@ -119,8 +130,10 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
+    /// One more failed lookup of the generation the hold is billed by.
     pub fn count_attempt(&self, request_id: &str) -> Result<()> {
-        self.sql.exec("UPDATE exchanges SET attempts = attempts + 1 WHERE request_id = ?", vec![request_id.into()])?;
+        let table = if self.held()?.get(request_id).is_none_or(|h| h.terms_apart) { "exchanges" } else { "holds" };
+        self.sql.exec(&format!("UPDATE {table} SET attempts = attempts + 1 WHERE request_id = ?"), vec![request_id.into()])?;
         Ok(())
     }
 }

@@ -21,6 +21,8 @@ pub struct HoldMemo {
     pub key_id: String,
     pub amount: Micros,
     pub expires_at: i64,
+    /// Its terms are in the `exchanges` table (written before they moved into `holds`).
+    pub terms_apart: bool,
 }
 
 #[derive(Default)]

@@ -24,15 +24,21 @@ CREATE TABLE IF NOT EXISTS wallet (
     frozen INTEGER NOT NULL DEFAULT 0,
     suspended INTEGER NOT NULL DEFAULT 0
 );
+-- A hold, and what its exchange is billed by if its owner dies: the terms
+-- (one row, written and removed by one statement each: the hold is the
+-- request's first write and its end the settlement's; sweep.rs).
 CREATE TABLE IF NOT EXISTS holds (
     request_id TEXT PRIMARY KEY,
     key_id TEXT NOT NULL,
     amount INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    terms TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
--- What a hold's exchange is billed by if its owner dies: the terms, and the
--- upstream generation id as soon as it is known (see sweep.rs).
+-- Objects before terms moved into `holds` kept them here (with the
+-- generation id, now in key-value storage: generation_ids.rs); still read
+-- for holds written then.
 CREATE TABLE IF NOT EXISTS exchanges (
     request_id TEXT PRIMARY KEY,
     terms TEXT NOT NULL,
@@ -143,6 +149,21 @@ fn add_included_bucket(sql: &SqlStorage) -> Result<()> {
     Ok(())
 }
 
+/// Objects created before a hold carried its terms: the two columns, added
+/// once (their open holds keep their terms in `exchanges`).
+fn add_hold_terms(sql: &SqlStorage) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Column {
+        name: String,
+    }
+    let columns: Vec<Column> = sql.exec("PRAGMA table_info(holds)", None)?.to_array()?;
+    if !columns.iter().any(|c| c.name == "terms") {
+        sql.exec("ALTER TABLE holds ADD COLUMN terms TEXT", None)?;
+        sql.exec("ALTER TABLE holds ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0", None)?;
+    }
+    Ok(())
+}
+
 fn int(v: i64) -> V {
     V::Integer(v)
 }
@@ -151,6 +172,7 @@ impl Store {
     pub fn open(sql: SqlStorage) -> Result<Store> {
         sql.exec(SCHEMA, None)?;
         add_included_bucket(&sql)?;
+        add_hold_terms(&sql)?;
         Ok(Store::attach(sql))
     }
 
