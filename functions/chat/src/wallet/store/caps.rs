@@ -1,5 +1,5 @@
-//! Spend caps and the settled spending they are checked against (per scope
-//! and UTC window), in the wallet's storage. See shared/src/caps.rs.
+//! Spend caps, in the wallet's storage, and what each has used (the settled
+//! spending of spend.rs, the open holds). See shared/src/caps.rs.
 
 use super::{int, Store};
 use dexto_shared::caps::{Cap, CapUse, Owner, Scope, Window};
@@ -82,64 +82,22 @@ impl Store {
                 vec![new.as_str().into(), old.as_str().into()],
             )?;
         }
-        self.sql.exec(
-            "INSERT OR IGNORE INTO spend (scope, window, window_start, micros) SELECT ?, window, window_start, micros FROM spend WHERE scope = ?",
-            vec![new.as_str().into(), old.as_str().into()],
-        )?;
+        self.carry_spend_over(&old, &new)?;
         self.mem.borrow_mut().caps = None;
         Ok(())
     }
 
     /// Each cap with its window's settled spending and the open holds it covers.
     pub fn cap_uses(&self, caps: Vec<Cap>, now_ms: i64) -> Result<Vec<CapUse>> {
-        #[derive(Deserialize)]
-        struct Sum {
-            total: Option<i64>,
-        }
         caps.into_iter()
             .map(|cap| {
-                let spent: Sum = self
-                    .sql
-                    .exec(
-                        "SELECT SUM(micros) AS total FROM spend WHERE scope = ? AND window = ? AND window_start = ?",
-                        vec![cap.scope.as_storage().into(), cap.window.as_str().into(), int(cap.window.start(now_ms))],
-                    )?
-                    .one()?;
+                let spent = self.spent(&cap.scope, cap.window, now_ms)?;
                 let held = match &cap.scope {
                     Scope::User => self.held_total()?,
                     Scope::Key(k) => self.held_by_key(k)?,
                 };
-                Ok(CapUse { cap, spent: Micros(spent.total.unwrap_or(0)), held })
+                Ok(CapUse { cap, spent, held })
             })
             .collect()
-    }
-
-    /// Counts a settled charge in every window of the user and the key.
-    pub fn add_spend(&self, key_id: &str, at_ms: i64, amount: Micros) -> Result<()> {
-        if amount.0 <= 0 {
-            return Ok(());
-        }
-        // One statement for every window of both scopes.
-        let mut values = Vec::new();
-        for scope in [Scope::User, Scope::Key(key_id.to_string())] {
-            for window in Window::ALL {
-                values.extend([scope.as_storage().into(), window.as_str().into(), int(window.start(at_ms)), int(amount.0)]);
-            }
-        }
-        let rows = vec!["(?, ?, ?, ?)"; values.len() / 4].join(", ");
-        self.sql.exec(
-            &format!(
-                "INSERT INTO spend (scope, window, window_start, micros) VALUES {rows}
-                 ON CONFLICT(scope, window, window_start) DO UPDATE SET micros = micros + excluded.micros"
-            ),
-            values,
-        )?;
-        // Past windows are never read again: keep about two months, pruned
-        // at most once an hour per incarnation.
-        if at_ms - self.mem.borrow().spend_pruned_at >= 3_600_000 {
-            self.sql.exec("DELETE FROM spend WHERE window != 'lifetime' AND window_start < ?", vec![int(at_ms - 62 * 86_400_000)])?;
-            self.mem.borrow_mut().spend_pruned_at = at_ms;
-        }
-        Ok(())
     }
 }

@@ -58,7 +58,6 @@ pub struct Memory {
     /// A fall-back's held remainder to expire (store/held_rest.rs; outer
     /// None: not read yet).
     pub held_rest: Option<Option<String>>,
-    /// When old spend windows and surplus counted prompts were last pruned.
-    pub spend_pruned_at: i64,
+    /// When surplus counted prompts were last pruned.
     pub prompts_pruned_at: i64,
 }

@@ -57,12 +57,13 @@ CREATE TABLE IF NOT EXISTS applied (
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS adjustments (group_id TEXT PRIMARY KEY, total INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS key_use (key_id TEXT PRIMARY KEY, used_at INTEGER NOT NULL, flushed_at INTEGER NOT NULL DEFAULT 0);
--- Spend caps (scope `user` or `key:<id>`; window daily | monthly | lifetime)
--- and settled spending per scope and window (window_start: UTC ms).
+-- Spend caps (scope `user` or `key:<id>`; window daily | monthly | lifetime).
 CREATE TABLE IF NOT EXISTS caps (scope TEXT NOT NULL, window TEXT NOT NULL, limit_micros INTEGER NOT NULL, PRIMARY KEY (scope, window));
 -- Caps an operator set (same shape): only the admin API changes these.
 CREATE TABLE IF NOT EXISTS operator_caps (scope TEXT NOT NULL, window TEXT NOT NULL, limit_micros INTEGER NOT NULL, PRIMARY KEY (scope, window));
-CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, window TEXT NOT NULL, window_start INTEGER NOT NULL, micros INTEGER NOT NULL, PRIMARY KEY (scope, window, window_start)) WITHOUT ROWID;
+-- Settled spending, one row per scope: the current day's and month's (each
+-- with its window's start) and the lifetime total (store/spend.rs).
+CREATE TABLE IF NOT EXISTS spend_windows (scope TEXT PRIMARY KEY, daily_start INTEGER NOT NULL, daily INTEGER NOT NULL, monthly_start INTEGER NOT NULL, monthly INTEGER NOT NULL, lifetime INTEGER NOT NULL) WITHOUT ROWID;
 -- Background steps that failed: how often in a row, and when to try again.
 CREATE TABLE IF NOT EXISTS retries (step TEXT PRIMARY KEY, failures INTEGER NOT NULL, next_at INTEGER NOT NULL);
 -- Prompts the upstream counted: fingerprint -> reported prompt tokens (store/prompts.rs).
@@ -126,6 +127,7 @@ mod memory;
 mod plan_limits;
 mod prompts;
 mod refusals;
+mod spend;
 mod sql;
 mod x402;
 
@@ -173,6 +175,7 @@ impl Store {
         sql.exec(SCHEMA, None)?;
         add_included_bucket(&sql)?;
         add_hold_terms(&sql)?;
+        spend::one_row_per_scope(&sql)?;
         Ok(Store::attach(sql))
     }
 
