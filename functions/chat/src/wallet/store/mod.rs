@@ -137,31 +137,30 @@ pub struct Store {
     mem: RefCell<memory::Memory>,
 }
 
-/// Objects created before plans have no included bucket: all their credit
-/// is purchased, so the column starts at 0.
-fn add_included_bucket(sql: &SqlStorage) -> Result<()> {
-    #[derive(Deserialize)]
-    struct Column {
-        name: String,
-    }
-    let columns: Vec<Column> = sql.exec("PRAGMA table_info(wallet)", None)?.to_array()?;
-    if !columns.iter().any(|c| c.name == "included") {
-        sql.exec("ALTER TABLE wallet ADD COLUMN included INTEGER NOT NULL DEFAULT 0", None)?;
-    }
-    Ok(())
-}
+/// Columns added since objects were first created: (table, column, its
+/// definition). An object that lacks one gets it on start — before plans,
+/// no included bucket (all credit purchased: 0); before a hold carried its
+/// terms, neither column (their open holds keep theirs in `exchanges`).
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("wallet", "included", "INTEGER NOT NULL DEFAULT 0"),
+    ("holds", "terms", "TEXT"),
+    ("holds", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+];
 
-/// Objects created before a hold carried its terms: the two columns, added
-/// once (their open holds keep their terms in `exchanges`).
-fn add_hold_terms(sql: &SqlStorage) -> Result<()> {
+fn add_missing_columns(sql: &SqlStorage) -> Result<()> {
     #[derive(Deserialize)]
     struct Column {
         name: String,
     }
-    let columns: Vec<Column> = sql.exec("PRAGMA table_info(holds)", None)?.to_array()?;
-    if !columns.iter().any(|c| c.name == "terms") {
-        sql.exec("ALTER TABLE holds ADD COLUMN terms TEXT", None)?;
-        sql.exec("ALTER TABLE holds ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0", None)?;
+    let mut seen: Vec<(&str, Vec<Column>)> = Vec::new();
+    for (table, column, definition) in ADDED_COLUMNS {
+        if !seen.iter().any(|(t, _)| *t == table) {
+            seen.push((table, sql.exec(&format!("PRAGMA table_info({table})"), None)?.to_array()?));
+        }
+        let columns = &seen.iter().find(|(t, _)| *t == table).expect("read above").1;
+        if !columns.iter().any(|c| c.name == column) {
+            sql.exec(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"), None)?;
+        }
     }
     Ok(())
 }
@@ -173,8 +172,7 @@ fn int(v: i64) -> V {
 impl Store {
     pub fn open(sql: SqlStorage) -> Result<Store> {
         sql.exec(SCHEMA, None)?;
-        add_included_bucket(&sql)?;
-        add_hold_terms(&sql)?;
+        add_missing_columns(&sql)?;
         spend::one_row_per_scope(&sql)?;
         Ok(Store::attach(sql))
     }
