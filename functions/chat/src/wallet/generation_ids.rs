@@ -1,7 +1,7 @@
 //! Where a running exchange's generation id waits for the sweep: the object's
 //! key-value storage, written with `allowUnconfirmed`.
 //!
-//! Why not the `exchanges` row beside the terms: a stream learns its id in
+//! Why not the hold's row beside its terms: a stream learns its id in
 //! the turn that forwards its first bytes, and any confirmed write closes the
 //! object's output gate until it commits, so those bytes waited for the commit
 //! on their way to the client (measured locally: stream time to first byte
