@@ -7,6 +7,7 @@
 pub mod apikey;
 pub mod billing;
 pub mod caps;
+pub mod spend_windows;
 pub mod catalogue;
 pub mod chain;
 pub mod chat_request;

@@ -215,7 +215,6 @@ pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
         let usage: Vec<_> = entries.iter().enumerate().filter_map(|(i, e)| Some((i, usage_row(e)?))).collect();
         let mut inserted = inserts(db, CREDIT_INSERT, CREDIT_COLUMNS, "user_id, reference", &credit)?;
         inserted.extend(inserts(db, USAGE_INSERT, USAGE_COLUMNS, "request_id", &usage)?);
-        let checked = inserted.len();
         let (mut batch, covers): (Vec<_>, Vec<_>) = inserted.into_iter().unzip();
         for e in &entries {
             if let Some(p) = &e.payment {
@@ -235,7 +234,8 @@ pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
         // An insert that wrote fewer rows than it carried has each of its
         // entries checked.
         let changes = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(usize::MAX);
-        for (i, entries_of) in covers.iter().enumerate().take(checked) {
+        // The inserts are the batch's first statements, in `covers`' order.
+        for (i, entries_of) in covers.iter().enumerate() {
             if changes(i) < entries_of.len() {
                 for &entry in entries_of {
                     ensure_replay(db, &entries[entry]).await?;

@@ -34,6 +34,8 @@ pub struct Memory {
     pub revoked: Option<HashSet<String>>,
     /// Every cap, of both owners.
     pub caps: Option<Vec<Cap>>,
+    /// Settled spending per scope (spend.rs).
+    pub spend: Option<HashMap<String, dexto_shared::spend_windows::SpendWindows>>,
     /// Failing background steps: step → when it may run again.
     pub retries: Option<HashMap<String, i64>>,
     /// The pending upstream-limit sync: Some(None) when there is none.

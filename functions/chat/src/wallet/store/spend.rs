@@ -1,47 +1,43 @@
 //! Settled spending, the figure caps are checked against: one row per scope
-//! (the user, each key) holding the current day's and month's spending, each
-//! with the start of its window, and the lifetime total. A settlement writes
-//! two rows (its user's and its key's), where a row per scope and window
-//! wrote six: rows written are what the platform bills an object's storage
-//! by. A window that has passed reads as nothing spent and is replaced by
-//! the next charge; a late charge for a window already replaced (a hold the
-//! sweep settles after midnight) counts in the lifetime total only, as the
-//! window it belongs to is never read again.
+//! (the user, each key), its windows' arithmetic in `dexto_shared::spend_windows`.
+//! A settlement writes two rows (its user's and its key's), where a row per
+//! scope and window wrote six: rows written are what the platform bills an
+//! object's storage by. Only this object writes them, so they are read from
+//! SQL once per incarnation and kept in memory (memory.rs), like the holds
+//! and the caps admission also reads on every request.
 
 use super::{int, Store};
-use dexto_shared::caps::{Scope, Window};
+use dexto_shared::caps::Scope;
 use dexto_shared::money::Micros;
+use dexto_shared::spend_windows::SpendWindows;
 use serde::Deserialize;
+use std::cell::RefMut;
+use std::collections::HashMap;
 use worker::{Result, SqlStorage};
 
-#[derive(Deserialize, Default)]
-struct Row {
-    daily_start: i64,
-    daily: i64,
-    monthly_start: i64,
-    monthly: i64,
-    lifetime: i64,
-}
-
-impl Row {
-    fn spent(&self, window: Window, now_ms: i64) -> Micros {
-        let (start, amount) = match window {
-            Window::Daily => (self.daily_start, self.daily),
-            Window::Monthly => (self.monthly_start, self.monthly),
-            Window::Lifetime => return Micros(self.lifetime),
-        };
-        Micros(if start == window.start(now_ms) { amount } else { 0 })
-    }
-}
-
 impl Store {
+    /// Every scope's windows, read from SQL once per incarnation.
+    fn spend(&self) -> Result<RefMut<'_, HashMap<String, SpendWindows>>> {
+        if self.mem.borrow().spend.is_none() {
+            #[derive(Deserialize)]
+            struct Row {
+                scope: String,
+                daily_start: i64,
+                daily: i64,
+                monthly_start: i64,
+                monthly: i64,
+                lifetime: i64,
+            }
+            let rows: Vec<Row> = self.sql.exec("SELECT scope, daily_start, daily, monthly_start, monthly, lifetime FROM spend_windows", None)?.to_array()?;
+            let spend = rows.into_iter().map(|r| (r.scope, SpendWindows { daily_start: r.daily_start, daily: r.daily, monthly_start: r.monthly_start, monthly: r.monthly, lifetime: r.lifetime }));
+            self.mem.borrow_mut().spend = Some(spend.collect());
+        }
+        Ok(RefMut::map(self.mem.borrow_mut(), |m| m.spend.as_mut().expect("loaded")))
+    }
+
     /// What `scope` has spent in the `window` running at `now_ms`.
-    pub fn spent(&self, scope: &Scope, window: Window, now_ms: i64) -> Result<Micros> {
-        let rows: Vec<Row> = self
-            .sql
-            .exec("SELECT daily_start, daily, monthly_start, monthly, lifetime FROM spend_windows WHERE scope = ?", vec![scope.as_storage().into()])?
-            .to_array()?;
-        Ok(rows.first().map_or(Micros::ZERO, |r| r.spent(window, now_ms)))
+    pub fn spent(&self, scope: &Scope, window: dexto_shared::caps::Window, now_ms: i64) -> Result<Micros> {
+        Ok(self.spend()?.get(&scope.as_storage()).map_or(Micros::ZERO, |w| w.spent(window, now_ms)))
     }
 
     /// Counts a settled charge in every window of the user and the key.
@@ -49,24 +45,23 @@ impl Store {
         if amount.0 <= 0 {
             return Ok(());
         }
-        let (day, month) = (Window::Daily.start(at_ms), Window::Monthly.start(at_ms));
-        let mut values = Vec::new();
-        for scope in [Scope::User, Scope::Key(key_id.to_string())] {
-            values.extend([scope.as_storage().into(), int(day), int(amount.0), int(month), int(amount.0), int(amount.0)]);
-        }
-        // In an upsert's SET every expression reads the row as it was.
+        let mut spend = self.spend()?;
+        let charged: Vec<(String, SpendWindows)> = [Scope::User.as_storage(), Scope::Key(key_id.to_string()).as_storage()]
+            .into_iter()
+            .map(|scope| {
+                let windows = spend.get(&scope).copied().unwrap_or_default().charged(at_ms, amount);
+                (scope, windows)
+            })
+            .collect();
+        let values = charged
+            .iter()
+            .flat_map(|(scope, w)| [scope.as_str().into(), int(w.daily_start), int(w.daily), int(w.monthly_start), int(w.monthly), int(w.lifetime)])
+            .collect::<Vec<_>>();
         self.sql.exec(
-            "INSERT INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime) VALUES (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)
-             ON CONFLICT(scope) DO UPDATE SET
-               daily = CASE WHEN excluded.daily_start = daily_start THEN daily + excluded.daily
-                            WHEN excluded.daily_start > daily_start THEN excluded.daily ELSE daily END,
-               daily_start = MAX(daily_start, excluded.daily_start),
-               monthly = CASE WHEN excluded.monthly_start = monthly_start THEN monthly + excluded.monthly
-                              WHEN excluded.monthly_start > monthly_start THEN excluded.monthly ELSE monthly END,
-               monthly_start = MAX(monthly_start, excluded.monthly_start),
-               lifetime = lifetime + excluded.lifetime",
+            "INSERT OR REPLACE INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime) VALUES (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)",
             values,
         )?;
+        spend.extend(charged);
         Ok(())
     }
 
@@ -77,6 +72,7 @@ impl Store {
              SELECT ?, daily_start, daily, monthly_start, monthly, lifetime FROM spend_windows WHERE scope = ?",
             vec![new_scope.into(), old_scope.into()],
         )?;
+        self.mem.borrow_mut().spend = None; // read again when next asked
         Ok(())
     }
 }
