@@ -41,7 +41,10 @@ fi
 
 if [ -z "${OPENROUTER_BASE_URL:-}" ]; then
     cargo build -q -p mock-openrouter
-    setsid "$ROOT/target/debug/mock-openrouter" --port 0 > "$DEV_DIR/mock.log" 2>&1 &
+    # Its upstream keys outlive a restart, as OpenRouter's do: the wallets
+    # in $DEV_DIR's state minted them and keep using them.
+    MOCK_OPENROUTER_KEYS_FILE="$DEV_DIR/mock-keys.json" \
+        setsid "$ROOT/target/debug/mock-openrouter" --port 0 > "$DEV_DIR/mock.log" 2>&1 &
     pids+=($!)
     OPENROUTER_BASE_URL=$(wait_for_line "$DEV_DIR/mock.log" 'http://127\.0\.0\.1:[0-9]+' "${pids[-1]}")
     echo "mock OpenRouter on $OPENROUTER_BASE_URL" >&2

@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
-#[test]
-fn the_dev_command_prints_a_working_key_with_ten_dollars() {
+/// Starts `npm run dev`'s script on `dev_dir`; returns it (stopped when its
+/// stdin closes), what it printed up to the key, and the key.
+fn start_dev(dev_dir: &std::path::Path) -> (std::process::Child, String, String) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let dev_dir = root.join("target/itest").join(format!("dev-{}", dexto_shared::ids::new_id("")));
     let script = root.join("scripts/dev.sh");
     let mut child = spawn_guarded(&[script.as_os_str()], &[("PORT", "0"), ("DEV_DIR", dev_dir.to_str().unwrap())]);
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -23,6 +23,19 @@ fn the_dev_command_prints_a_working_key_with_ten_dollars() {
         }
     }
     let key = printed.lines().find_map(|l| l.trim().strip_prefix("DEXTO_API_KEY=")).expect("a printed key").to_string();
+    (child, printed, key)
+}
+
+fn stop_dev(mut child: std::process::Child) {
+    drop(child.stdin.take()); // the watchdog stops the dev stack
+    let _ = child.wait();
+}
+
+#[test]
+fn the_dev_command_prints_a_working_key_with_ten_dollars() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let dev_dir = root.join("target/itest").join(format!("dev-{}", dexto_shared::ids::new_id("")));
+    let (child, printed, key) = start_dev(&dev_dir);
     let session: Value = serde_json::from_str(&std::fs::read_to_string(dev_dir.join("session.json")).unwrap()).unwrap();
     for field in ["base_url", "api_key", "user_id", "admin_token", "session_token", "supabase_issuer", "stripe_webhook_secret"] {
         assert!(session[field].is_string(), "session.json lacks {field}");
@@ -53,8 +66,46 @@ fn the_dev_command_prints_a_working_key_with_ten_dollars() {
     let (local, domain) = email.split_once('@').unwrap();
     assert!(!local.is_empty() && domain.contains('.') && !domain.starts_with('.'), "a valid email: {email}");
     usdc_top_up_end_to_end(base, &session["chain"]);
-    drop(child.stdin.take()); // the watchdog stops the dev stack
-    let _ = child.wait();
+    let minted = upstream_key(&session);
+    stop_dev(child);
+    restarted_on_its_state(&dev_dir, &minted);
+}
+
+/// The dev user's upstream key, as the mock OpenRouter's management API
+/// lists it (the mock is the dev stack's Supabase too: `supabase_url`).
+fn upstream_key(session: &Value) -> Option<Value> {
+    let mock = session["supabase_url"].as_str().unwrap();
+    let keys = integration_tests::get_with(&format!("{mock}/keys"), &[("Authorization", "Bearer sk-or-v1-mgmt-dev-0000")]);
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    keys.json()["data"].as_array().unwrap().iter().find(|k| k["name"] == "dexto:dev-user").cloned()
+}
+
+/// `npm run dev` again on the same state: the upstream keys its wallets
+/// minted are still the upstream's (OpenRouter keeps them; so does the
+/// mock), so the top-up back to $10 moves the key's limit rather than
+/// failing the wallet's limit sync on a key the upstream no longer knows.
+fn restarted_on_its_state(dev_dir: &std::path::Path, minted: &Option<Value>) {
+    let minted = minted.as_ref().expect("the first run's chat minted the dev user's upstream key");
+    let (child, _, key) = start_dev(dev_dir);
+    let session: Value = serde_json::from_str(&std::fs::read_to_string(dev_dir.join("session.json")).unwrap()).unwrap();
+    let base = session["base_url"].as_str().unwrap();
+    let body = json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello again"}]}).to_string();
+    let r = integration_tests::post(&format!("{base}/v1/chat/completions"), &[("Authorization", &format!("Bearer {key}"))], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let before = minted["limit"].as_f64().expect("a limit");
+    // The seed's top-up syncs the limit once it is booked; bounded wait.
+    let mut seen = None;
+    for _ in 0..600 {
+        seen = upstream_key(&session);
+        if seen.as_ref().and_then(|k| k["limit"].as_f64()).is_some_and(|l| l > before) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let seen = seen.expect("the upstream key survived the restart");
+    assert_eq!(seen["hash"], minted["hash"], "the same key, not a new one");
+    assert!(seen["limit"].as_f64().unwrap() > before, "the top-up moved the key's limit: {seen} (before: {minted})");
+    stop_dev(child);
 }
 
 /// The dev chain is wired to the gateway: a dev account signs in with

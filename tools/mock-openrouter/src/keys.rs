@@ -1,7 +1,9 @@
-//! The provisioning ("management") API: per-user keys kept in memory, plus
-//! `GET /key` and `GET /credits`. Usage charged by chat requests made with a
-//! mock-issued key is added to that key so limit bookkeeping can be tested.
+//! The provisioning ("management") API: per-user keys (kept by
+//! `key_store.rs`), plus `GET /key` and `GET /credits`. Usage charged by chat
+//! requests made with a mock-issued key is added to that key so limit
+//! bookkeeping can be tested.
 
+use crate::key_store::KeyRecord;
 use crate::money::Usd;
 use crate::util::{bearer, error_response, iso8601, json_response, now_ms, unauthorized};
 use crate::App;
@@ -12,25 +14,9 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const PAGE: usize = 100;
-
-#[derive(Clone)]
-struct KeyRecord {
-    secret: String,
-    hash: String,
-    name: String,
-    label: String,
-    disabled: bool,
-    limit: Option<Usd>,
-    limit_reset: Option<String>,
-    include_byok_in_limit: bool,
-    usage: Usd,
-    byok_usage: Usd,
-    created_at: String,
-    updated_at: Option<String>,
-}
 
 /// The Key object exactly as OpenRouter returns it. The mock never rolls
 /// usage windows, so daily/weekly/monthly equal the all-time totals.
@@ -75,6 +61,11 @@ struct Created<'a> {
 }
 
 impl KeyRecord {
+    /// Whether the key has a `limit` and nothing of it remains.
+    pub(crate) fn spent_out(&self) -> bool {
+        self.view().limit_remaining.is_some_and(|r| r <= Usd::ZERO)
+    }
+
     fn view(&self) -> KeyView<'_> {
         let spent = if self.include_byok_in_limit {
             self.usage + self.byok_usage
@@ -102,40 +93,6 @@ impl KeyRecord {
             updated_at: self.updated_at.as_deref(),
             is_free_tier: None,
             is_management_key: None,
-        }
-    }
-}
-
-#[derive(Default)]
-pub struct KeyStore {
-    /// Creation order, so `GET /keys` is stable.
-    keys: Mutex<Vec<KeyRecord>>,
-    /// Secrets of deleted keys (chat with them is refused). Other unknown
-    /// bearers stay accepted, for convenience in local development.
-    deleted: Mutex<std::collections::HashSet<String>>,
-}
-
-impl KeyStore {
-    /// Whether chat with this bearer must be refused: a key this mock issued
-    /// that was deleted or disabled since.
-    pub fn refuses(&self, secret: &str) -> bool {
-        self.deleted.lock().unwrap().contains(secret) || self.keys.lock().unwrap().iter().any(|k| k.secret == secret && k.disabled)
-    }
-
-    /// Whether a key this mock issued has spent its `limit` (nothing remains).
-    pub fn spent_out(&self, secret: &str) -> bool {
-        self.keys.lock().unwrap().iter().any(|k| k.secret == secret && k.view().limit_remaining.is_some_and(|r| r <= Usd::ZERO))
-    }
-
-    /// Adds a chat request's charge to the key it was made with, if the key
-    /// was issued by this mock. `byok_upstream` is the provider's own charge.
-    pub fn charge(&self, secret: &str, cost: Usd, byok_upstream: Option<Usd>) {
-        let mut keys = self.keys.lock().unwrap();
-        if let Some(k) = keys.iter_mut().find(|k| k.secret == secret) {
-            k.usage += cost;
-            if let Some(b) = byok_upstream {
-                k.byok_usage += b;
-            }
         }
     }
 }
@@ -246,7 +203,7 @@ pub async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             key: &k.secret,
         },
     );
-    app.keys.keys.lock().unwrap().push(k);
+    app.keys.change().keys_mut().push(k);
     resp
 }
 
@@ -263,8 +220,9 @@ pub async fn list(
         .get("offset")
         .and_then(|o| o.parse().ok())
         .unwrap_or(0usize);
-    let keys = app.keys.keys.lock().unwrap();
-    let data: Vec<KeyView> = keys
+    let saved = app.keys.keys();
+    let data: Vec<KeyView> = saved
+        .list()
         .iter()
         .skip(offset)
         .take(PAGE)
@@ -285,8 +243,8 @@ pub async fn get_one(
     if let Some(r) = crate::runtime::keys_fault(&app) {
         return r;
     }
-    let keys = app.keys.keys.lock().unwrap();
-    match keys.iter().find(|k| k.hash == hash) {
+    let saved = app.keys.keys();
+    match saved.list().iter().find(|k| k.hash == hash) {
         Some(k) => json_response(StatusCode::OK, &Data { data: k.view() }),
         None => not_found(),
     }
@@ -309,8 +267,8 @@ pub async fn update(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut keys = app.keys.keys.lock().unwrap();
-    let Some(k) = keys.iter_mut().find(|k| k.hash == hash) else {
+    let mut change = app.keys.change();
+    let Some(k) = change.keys_mut().iter_mut().find(|k| k.hash == hash) else {
         return not_found();
     };
     // Validate on a scratch copy so a bad field leaves the key untouched.
@@ -332,11 +290,10 @@ pub async fn delete(
     if let Err(r) = require_management(&app, &headers) {
         return r;
     }
-    let mut keys = app.keys.keys.lock().unwrap();
-    match keys.iter().position(|k| k.hash == hash) {
+    let mut change = app.keys.change();
+    match change.keys_mut().iter().position(|k| k.hash == hash) {
         Some(i) => {
-            let removed = keys.remove(i);
-            app.keys.deleted.lock().unwrap().insert(removed.secret);
+            change.delete(i);
             json_response(StatusCode::OK, &json!({ "deleted": true }))
         }
         None => not_found(),
@@ -349,9 +306,9 @@ pub async fn current(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
     let Some(token) = bearer(&headers) else {
         return unauthorized();
     };
-    let keys = app.keys.keys.lock().unwrap();
+    let saved = app.keys.keys();
     let anon;
-    let record = match keys.iter().find(|k| k.secret == token) {
+    let record = match saved.list().iter().find(|k| k.secret == token) {
         Some(k) => k,
         None => {
             let tail: String = token

@@ -22,6 +22,7 @@ pub mod catalogue;
 pub mod faults;
 mod generate;
 mod generation;
+mod key_store;
 mod keys;
 pub mod money;
 mod recorder;
@@ -56,7 +57,7 @@ pub const MANAGEMENT_KEY_ENV: &str = "MOCK_OPENROUTER_MANAGEMENT_KEY";
 pub struct App {
     management_key: String,
     recorder: recorder::Recorder,
-    keys: keys::KeyStore,
+    keys: key_store::KeyStore,
     generations: generation::Generations,
     runtime: runtime::RuntimeFaults,
     ids: Ids,
@@ -73,7 +74,7 @@ impl App {
             management_key: std::env::var(MANAGEMENT_KEY_ENV)
                 .unwrap_or_else(|_| DEFAULT_MANAGEMENT_KEY.to_string()),
             recorder: Default::default(),
-            keys: Default::default(),
+            keys: key_store::KeyStore::from_env(),
             generations: Default::default(),
             runtime: Default::default(),
             ids: Ids::new(),
