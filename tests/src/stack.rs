@@ -163,10 +163,17 @@ impl Stack {
     /// Stops this stack (the whole process group, as a crash would: nothing
     /// is told to finish) and starts another on the same state, mock and chain.
     pub fn restart(self, vars: &[(&str, &str)]) -> Stack {
+        self.restart_with(vars, |_| {})
+    }
+
+    /// `restart`, running `between` on the stopped stack's state directory
+    /// (wrangler's `--persist-to`) before the next one starts on it.
+    pub fn restart_with(self, vars: &[(&str, &str)], between: impl FnOnce(&std::path::Path)) -> Stack {
         let (run_dir, mock, chain) = (self.run_dir, self.mock, self.chain);
         let (mut child, stdin) = self._watchdog.into_inner().expect("watchdog");
         drop(stdin); // the watchdog kills the group
         child.wait().expect("stack exit");
+        between(&run_dir.join("state"));
         start_on(vars, Some((run_dir, mock, chain)))
     }
 
