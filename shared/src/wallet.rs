@@ -31,6 +31,10 @@ pub struct ExchangeRequest {
     /// after forwarding this many stream events — no settlement, no reply.
     #[serde(default)]
     pub die_after_events: Option<u64>,
+    /// Test hook (likewise): the owner's settlement fails after its first
+    /// writes (the hold ended, spending counted), before the debit.
+    #[serde(default)]
+    pub fail_settlement: bool,
     /// The chat Worker's phases (auth, body, quote), continued by the wallet
     /// object into one Server-Timing header and log line.
     #[serde(default)]
@@ -375,6 +379,7 @@ mod tests {
                 x402: None,
             },
             die_after_events: None,
+            fail_settlement: false,
             phases: Default::default(),
             sent_at_ms: 0,
             upstream_headers: vec![("anthropic-version".into(), "2023-06-01".into())],

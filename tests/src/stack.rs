@@ -116,7 +116,12 @@ fn start_on(vars: &[(&str, &str)], again: Option<(PathBuf, String, Chain)>) -> S
 /// so no workerd outlives the tests.
 pub fn spawn_guarded(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(r#"setsid "$@" & pid=$!; read _; kill -TERM -"$pid" 2>/dev/null; wait"#).arg("watchdog").arg("bash");
+    // After the TERM, wait for the whole group, not only its leader: workerd
+    // is wrangler's child, and a restart on the same state (or a test that
+    // rewrites it) must not race a dying runtime's writes. Bounded: KILL after 10 s.
+    let script = r#"setsid "$@" & pid=$!; read _; kill -TERM -"$pid" 2>/dev/null; wait
+        for _ in $(seq 200); do kill -0 -"$pid" 2>/dev/null || exit 0; sleep 0.05; done; kill -KILL -"$pid" 2>/dev/null"#;
+    cmd.arg("-c").arg(script).arg("watchdog").arg("bash");
     cmd.args(args).envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.spawn().expect("spawn guarded process")
 }

@@ -324,3 +324,33 @@ fn a_messages_exchange_whose_owner_dies_is_settled_from_the_generation_record() 
     assert_eq!(price, cost.0, "exact, from the upstream's record");
     assert!(s.log_line(&["chat.completion", "\"settled_by\":\"sweep\"", &generation]).contains("\"billing_status\":\"billed\""));
 }
+
+#[test]
+fn a_settlement_that_fails_midway_is_undone_whole_and_the_sweep_bills_the_hold_once() {
+    let s = stack();
+    let u = s.new_user("1");
+    let cap = s.admin("PUT", &format!("/admin/users/{}/caps", u.id), Some(json!({"window": "lifetime", "limit_usd": 0.5})));
+    assert_eq!(cap.status, 200, "{}", cap.body);
+    let body = json!({"model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "[[mock:tokens=20]]"}]});
+    let auth = format!("Bearer {}", u.key);
+    // The owner's settlement ends the hold and counts the spending, then fails before the debit.
+    let sse = integration_tests::SseReader::open(
+        &format!("{}/v1/chat/completions", s.base),
+        &[("Authorization", &auth), ("Content-Type", "application/json"), ("X-Dexto-Test-Fail-Settlement", "1")],
+        body.to_string().as_bytes(),
+    );
+    let events = sse.collect();
+    let generation = events.iter().find_map(|(e, _)| e.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()).map(str::to_string)).expect("a generation id");
+    s.log_line(&["settle.failed", "the settlement failed midway"]);
+    // Undone whole: the hold is still there for the sweep, which bills it by
+    // the upstream's record, once, and the spending counts once.
+    let user = s.books_balanced(&u.id, 1);
+    let row = &user["recent_usage"][0];
+    let record = integration_tests::get_with(&format!("{}/generation?id={generation}", s.mock), &[("Authorization", "Bearer test")]).json()["data"].clone();
+    let price = dexto_shared::money::Picos::parse_usd(&record["total_cost"].to_string()).unwrap().ceil_micros().0;
+    assert_eq!((row["user_price_micros"].as_i64(), row["billing_status"].as_str()), (Some(price), Some("billed")), "{row}");
+    assert_eq!(user["balance_micros"], 1_000_000 - price);
+    let spent = dexto_shared::money::Picos::parse_usd(&user["caps"][0]["spent_usd"].to_string()).unwrap().ceil_micros().0;
+    assert_eq!(spent, price, "the failed attempt's spending was undone with it: {:#}", user["caps"]);
+    assert!(s.log_line(&["chat.completion", "\"settled_by\":\"sweep\"", &generation]).contains("\"billing_status\":\"billed\""));
+}

@@ -16,8 +16,11 @@ use std::process::Command;
 /// Rewrites the wallet object of `user` (under wrangler's state directory)
 /// into the layout from before: terms and attempts out of `holds` into
 /// `exchanges` with `generation` as the open exchange's id (and out of the
-/// key-value storage), and `spend_windows` back into per-window `spend` rows,
-/// with an older day's and month's row (777 µ$, in the lifetime total too).
+/// key-value storage); the user scope's `spend_windows` row back into
+/// per-window `spend` rows, with an older day's and month's row (777 µ$, in
+/// the lifetime total too); and the key's row kept, with 555 µ$ more today
+/// in `spend` — what a rollback to a build from before leaves (it starts a
+/// new `spend` table with only what it settled).
 const TO_OLD_LAYOUT: &str = r#"
 const { DatabaseSync } = require("node:sqlite");
 const fs = require("node:fs"), path = require("node:path");
@@ -36,12 +39,16 @@ for (const name of fs.readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f 
   db.exec("ALTER TABLE holds DROP COLUMN terms; ALTER TABLE holds DROP COLUMN attempts;");
   if (tables.has("_cf_KV")) db.exec("DELETE FROM _cf_KV WHERE key LIKE 'generation:%'");
   db.exec(`CREATE TABLE spend (scope TEXT NOT NULL, window TEXT NOT NULL, window_start INTEGER NOT NULL, micros INTEGER NOT NULL, PRIMARY KEY (scope, window, window_start)) WITHOUT ROWID;
-    INSERT INTO spend SELECT scope, 'daily', daily_start, daily FROM spend_windows;
-    INSERT INTO spend SELECT scope, 'daily', daily_start - ${OLD}, 777 FROM spend_windows;
-    INSERT INTO spend SELECT scope, 'monthly', monthly_start, monthly FROM spend_windows;
-    INSERT INTO spend SELECT scope, 'monthly', monthly_start - ${OLD}, 777 FROM spend_windows;
-    INSERT INTO spend SELECT scope, 'lifetime', 0, lifetime + 777 FROM spend_windows;
-    DROP TABLE spend_windows;`);
+    INSERT INTO spend SELECT scope, 'daily', daily_start, daily FROM spend_windows WHERE scope = 'user';
+    INSERT INTO spend SELECT scope, 'daily', daily_start - ${OLD}, 777 FROM spend_windows WHERE scope = 'user';
+    INSERT INTO spend SELECT scope, 'monthly', monthly_start, monthly FROM spend_windows WHERE scope = 'user';
+    INSERT INTO spend SELECT scope, 'monthly', monthly_start - ${OLD}, 777 FROM spend_windows WHERE scope = 'user';
+    INSERT INTO spend SELECT scope, 'lifetime', 0, lifetime + 777 FROM spend_windows WHERE scope = 'user';
+    DELETE FROM spend_windows WHERE scope = 'user';
+    INSERT INTO spend SELECT scope, 'daily', daily_start, 555 FROM spend_windows;
+    INSERT INTO spend SELECT scope, 'monthly', monthly_start, 555 FROM spend_windows;
+    INSERT INTO spend SELECT scope, 'lifetime', 0, 555 FROM spend_windows;`);
+  if (db.prepare("SELECT COUNT(*) AS n FROM spend WHERE scope LIKE 'key:%'").get().n !== 3) throw new Error("no key scope");
   db.exec("COMMIT");
   db.close();
 }
@@ -56,8 +63,16 @@ fn to_old_layout(state: &Path, user: &str, generation: &str) {
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-WalletDO")))
         .expect("the wallet objects' directory");
     // The project's pinned Node (scripts/env.sh; `node:sqlite` needs 22.13+).
-    let node = std::env::var("DEXTO_NODE_BIN").map_or("node".into(), |bin| format!("{bin}/node"));
-    let out = Command::new(node).args(["--no-warnings", "-e", TO_OLD_LAYOUT]).arg(&objects).args([user, generation]).output().expect("node");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"source "$0/scripts/env.sh" && exec node --no-warnings -e "$1" "${@:2}""#)
+        .arg(root)
+        .arg(TO_OLD_LAYOUT)
+        .arg(&objects)
+        .args([user, generation])
+        .output()
+        .expect("node");
     assert!(out.status.success(), "rewriting the object: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -85,7 +100,9 @@ fn an_object_from_before_bills_its_open_exchange_by_the_old_terms_and_keeps_its_
     for window in ["daily", "monthly", "lifetime"] {
         cap(&s, &u, json!({"scope": "user", "window": window, "limit_usd": 0.5}));
     }
-    cap(&s, &u, json!({"scope": "key", "key_id": u.key_id, "window": "lifetime", "limit_usd": 0.5}));
+    for window in ["daily", "lifetime"] {
+        cap(&s, &u, json!({"scope": "key", "key_id": u.key_id, "window": window, "limit_usd": 0.5}));
+    }
     let settled = s.chat(&u.key, &json!({"model": "openai/gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "[[mock:tokens=20]]"}]}));
     assert_eq!(settled.status, 200, "{}", settled.body);
     let first = s.settled_user(&u.id, 1)["recent_usage"][0]["user_price_micros"].as_i64().expect("price");
@@ -115,10 +132,12 @@ fn an_object_from_before_bills_its_open_exchange_by_the_old_terms_and_keeps_its_
     assert_eq!((again.json()["settled"].as_u64(), again.json()["provisional"].as_u64()), (Some(0), Some(0)), "exactly once");
 
     // The old rows' spending counts: the latest day and month, the lifetime
-    // total (a UTC day that turned mid-test leaves only the lifetime exact).
+    // total, added to a row the scope already had (a UTC day that turned
+    // mid-test leaves only the lifetime exact).
     let today = first + price;
     let mut want = vec![
-        ("key/lifetime".to_string(), today + 777),
+        ("key/daily".to_string(), today + 555),
+        ("key/lifetime".to_string(), today + 555),
         ("user/daily".to_string(), today),
         ("user/lifetime".to_string(), today + 777),
         ("user/monthly".to_string(), today),

@@ -64,8 +64,8 @@ fn keyless_calls_are_bounded_by_caps_then_per_payer_then_per_ip_and_a_refused_on
 
     // Per IP: unpaid probes count too (120 a minute, wrangler.toml); bounded
     // so the test always ends. The limiter's minutes are wall-clock aligned:
-    // a minute may turn after up to 119 probes, and the next 121 must still
-    // see a refusal, so the bound is over twice the limit.
+    // a minute may turn just before the 120th call would be refused, and the
+    // 121st after it is the first refused, so the bound is over twice the limit.
     let m3 = marker("limits-ip");
     let mut refused = None;
     for _ in 0..400 {

@@ -135,6 +135,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     let hooks = config.test_hooks;
     let hook = |name: &str| req.headers().get(name).ok().flatten().filter(|_| hooks).and_then(|v| v.parse::<i64>().ok());
     let die_after_events = hook("X-Dexto-Test-Die-After-Events").map(|n| n as u64);
+    let fail_settlement = hook("X-Dexto-Test-Fail-Settlement") == Some(1);
     let now_for_limits = started_ms + hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0);
     phases.lap("quote", clock_ms());
     let exchange = ExchangeRequest {
@@ -161,6 +162,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         },
         quote,
         die_after_events,
+        fail_settlement,
         phases,
         sent_at_ms: now_ms(),
         upstream_headers: passed_on(req.headers(), dialect),

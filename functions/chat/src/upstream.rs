@@ -54,6 +54,10 @@ pub async fn send(config: &Config, key: &Secret<String>, call: &Call<'_>, deadli
         controller.abort();
     });
     match Fetch::Request(req).send_with_signal(&signal).await {
+        // The deadline's action can run in the same turn as the headers'
+        // arrival, after them: its abort then cuts the body, so the reply is
+        // a timeout (the sweep's), not a body that will fail to read.
+        Ok(_) if timed_out.get() => Err(GatewayError::UpstreamTimeout),
         Ok(resp) => Ok(resp),
         Err(_) if timed_out.get() => Err(GatewayError::UpstreamTimeout),
         // The error text can carry the upstream URL: log nothing of it to the client.

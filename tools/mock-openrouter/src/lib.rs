@@ -258,15 +258,15 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     resp
 }
 
-/// Serves the mock on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// Serves `app` (the mock's `router()`) on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     // No Nagle delay: SSE frames must leave as soon as they are written, or
     // the client sees ~40 ms stalls (Nagle + delayed ACK) that are not the server's.
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);
     });
-    axum::serve(listener, router()).await
+    axum::serve(listener, app).await
 }
 
 /// Binds `127.0.0.1:0`, serves on a dedicated thread with its own
@@ -290,7 +290,7 @@ pub fn spawn_in_background() -> SocketAddr {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let _ = ready_tx.send(());
-                if let Err(e) = serve(listener).await {
+                if let Err(e) = serve(listener, router()).await {
                     eprintln!("mock-openrouter: server error: {e}");
                 }
             });

@@ -75,6 +75,9 @@ async fn main() {
         eprintln!("mock-openrouter: {e}\n{USAGE}");
         std::process::exit(2);
     });
+    // Built before the readiness line: a keys file that cannot be read
+    // stops the mock before scripts take it for ready.
+    let app = mock_openrouter::router();
     let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
         Err(e) => {
@@ -90,7 +93,7 @@ async fn main() {
     // No graceful drain: open streams may be long; exiting promptly matters
     // more to the scripts that stop us.
     tokio::select! {
-        r = mock_openrouter::serve(listener) => {
+        r = mock_openrouter::serve(listener, app) => {
             if let Err(e) = r {
                 eprintln!("mock-openrouter: {e}");
                 std::process::exit(1);

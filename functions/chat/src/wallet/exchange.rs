@@ -56,6 +56,9 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
         Admission::Held { terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound } => (terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound),
     };
     let ledger = wallet.ledger.clone();
+    if req.fail_settlement {
+        ledger.failing_settlements.borrow_mut().insert(terms.request_id.clone());
+    }
     let ex = Exchange {
         ledger: ledger.clone(),
         terms,

@@ -66,6 +66,9 @@ pub struct Ledger {
     /// set its limit): two interleaved, the older could land last and take
     /// back room a newer keyless hold was given.
     pub limit_lock: Rc<futures::lock::Mutex<()>>,
+    /// Test hook (DEXTO_TEST_HOOKS=1): requests whose owner's settlement is
+    /// to fail midway, once (atomic.rs rolls it back; the sweep settles).
+    pub failing_settlements: Rc<RefCell<HashSet<String>>>,
 }
 
 impl Ledger {
@@ -76,7 +79,7 @@ impl Ledger {
         let state = Rc::new(State::from(raw));
         Ledger {
             deadlines: Deadlines::new(state.clone()),
-            store: Rc::new(Store::open(state.storage().sql()).expect("wallet schema")),
+            store: Rc::new(Store::open(state.storage().sql(), storage.clone()).expect("wallet schema")),
             generation_ids: Rc::new(GenerationIds::new(storage)),
             state,
             replays: Replays::default(),
@@ -89,6 +92,7 @@ impl Ledger {
             x402_waiting: Rc::default(),
             x402_step,
             limit_lock: Rc::default(),
+            failing_settlements: Rc::default(),
         }
     }
 
@@ -128,23 +132,35 @@ impl Ledger {
 
     /// Debits the usage and ends its hold, once per request id: a replay
     /// (the owner and the sweep, or a retried call) returns the first result.
+    /// All of its writes or none (store/atomic.rs): a settlement that fails
+    /// leaves the hold for the sweep.
     pub fn settle(&self, usage: &UsageRecord) -> Result<SettleOutcome> {
         let store = self.store();
         self.live_remove(&usage.request_id);
+        let outcome = store.atomically(|| self.settle_rows(&store, usage))?;
+        self.generation_ids.forget(&usage.request_id)?;
+        if !outcome.replay {
+            self.schedule_flush_after_settlement();
+        }
+        Ok(outcome)
+    }
+
+    fn settle_rows(&self, store: &Store, usage: &UsageRecord) -> Result<SettleOutcome> {
         let reference = format!("usage:{}", usage.request_id);
         if let Some(balance) = store.applied(&reference)? {
             store.drop_hold(&usage.request_id)?;
-            self.generation_ids.forget(&usage.request_id)?;
             return Ok(SettleOutcome { balance, replay: true });
         }
         store.drop_hold(&usage.request_id)?;
-        self.generation_ids.forget(&usage.request_id)?;
         // Same turn as the debit: a keyless charge's payment falls due for it.
         if usage.key_id == X402_KEY_ID && store.x402_fall_due(&usage.request_id, usage.user_price)?.is_some() {
             self.x402_waiting.set(Some(true));
         }
         // Same turn as the debit: spend caps see it exactly once.
         store.add_spend(&usage.key_id, usage.created_at, usage.user_price)?;
+        if self.failing_settlements.borrow_mut().remove(&usage.request_id) {
+            return Err("test hook: the settlement failed midway".into());
+        }
         let debit = Micros(-usage.user_price.0);
         // Included credit is spent first; the rest is purchased credit. A
         // keyless call is paid by its x402 payment, booked as purchased
@@ -173,20 +189,22 @@ impl Ledger {
             .expect("ledger entry serialises")
         })?;
         let balance = self.expire_held_rest(usage.created_at)?.unwrap_or(balance);
-        self.schedule_flush_after_settlement();
         Ok(SettleOutcome { balance, replay: false })
     }
 
-    /// Ends a hold without a charge (nothing billable happened).
+    /// Ends a hold without a charge (nothing billable happened); all of it or
+    /// nothing, as a settlement.
     pub fn release(&self, request_id: &str) -> Result<()> {
         self.live_remove(request_id);
         let store = self.store();
-        if store.is_x402_hold(request_id)? {
-            store.x402_release(request_id)?;
-        }
-        self.generation_ids.forget(request_id)?;
-        store.drop_hold(request_id)?;
-        self.expire_held_rest(now_ms()).map(|_| ())
+        store.atomically(|| {
+            if store.is_x402_hold(request_id)? {
+                store.x402_release(request_id)?;
+            }
+            store.drop_hold(request_id)?;
+            self.expire_held_rest(now_ms()).map(|_| ())
+        })?;
+        self.generation_ids.forget(request_id)
     }
 
     /// A fall-back to the free plan kept included credit that open holds
@@ -215,6 +233,10 @@ impl Ledger {
     /// upstream key's limit to follow the new balance.
     pub fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
         let store = self.store();
+        store.atomically(|| self.apply_money_rows(&store, c, reference, amount))
+    }
+
+    fn apply_money_rows(&self, store: &Store, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
         let balance = store.apply_change(reference, amount, c.included, c.now_ms, |seq, after| {
             serde_json::to_string(&LedgerEntry {
                 id: new_id("cl_"),

@@ -224,11 +224,14 @@ impl WalletDO {
                 let id = &req.terms.request_id;
                 let prompt_memo = req.quote.prints.as_ref().map(|p| p.memo());
                 let terms = ExchangeTerms { hold: amount, prompt_memo, ..req.terms.clone() };
-                self.store.put_hold(id, &req.terms.key_id, amount, req.now_ms, req.ttl_ms, &serde_json::to_string(&terms)?)?;
-                if let Some(payment) = &terms.x402 {
-                    self.store.x402_hold(payment, id, req.now_ms)?;
-                }
-                self.store.touch_key(&req.terms.key_id, req.now_ms)?;
+                let terms_text = serde_json::to_string(&terms)?;
+                self.store.atomically(|| {
+                    self.store.put_hold(id, &req.terms.key_id, amount, req.now_ms, req.ttl_ms, &terms_text)?;
+                    if let Some(payment) = &terms.x402 {
+                        self.store.x402_hold(payment, id, req.now_ms)?;
+                    }
+                    self.store.touch_key(&req.terms.key_id, req.now_ms)
+                })?;
                 self.ledger.live_insert(id);
                 Ok(Admission::Held {
                     terms,

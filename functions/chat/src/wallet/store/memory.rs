@@ -2,8 +2,8 @@
 //! reads no SQL for what only this object ever writes. Each part is loaded
 //! from SQL on first use in an incarnation and then changed by the very
 //! `Store` methods that write the row, after the write succeeded (a failed
-//! write leaves memory as it was; a failed commit resets the object, memory
-//! included). Nothing else writes these tables: the object is their only
+//! write leaves memory as it was; a transaction rolled back drops all of it,
+//! atomic.rs; a failed commit resets the object, memory included). Nothing else writes these tables: the object is their only
 //! writer, on one thread.
 //!
 //! `key_use` is the exception that is memory only (see background.rs): the

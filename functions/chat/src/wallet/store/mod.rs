@@ -118,6 +118,7 @@ pub struct OutboxRow {
 
 pub use x402::PaymentRow;
 
+mod atomic;
 mod background;
 mod caps;
 mod grant_periods;
@@ -135,6 +136,9 @@ mod x402;
 pub struct Store {
     sql: sql::Sql,
     mem: RefCell<memory::Memory>,
+    /// The object's `DurableObjectStorage` (atomic.rs: `transactionSync`).
+    raw: wasm_bindgen::JsValue,
+    in_transaction: std::cell::Cell<bool>,
 }
 
 /// Columns added since objects were first created: (table, column, its
@@ -170,15 +174,14 @@ fn int(v: i64) -> V {
 }
 
 impl Store {
-    pub fn open(sql: SqlStorage) -> Result<Store> {
+    /// `raw`: the same storage as a JavaScript object (atomic.rs).
+    pub fn open(sql: SqlStorage, raw: wasm_bindgen::JsValue) -> Result<Store> {
         sql.exec(SCHEMA, None)?;
         add_missing_columns(&sql)?;
-        spend::one_row_per_scope(&sql)?;
-        Ok(Store::attach(sql))
-    }
-
-    fn attach(sql: SqlStorage) -> Store {
-        Store { sql: sql::Sql::new(sql), mem: RefCell::default() }
+        let store = Store { sql: sql::Sql::new(sql.clone()), mem: RefCell::default(), raw, in_transaction: Default::default() };
+        // Whole or not at all: it adds the old rows to the new ones.
+        store.atomically(|| spend::one_row_per_scope(&sql))?;
+        Ok(store)
     }
 
     pub fn wallet(&self) -> Result<Option<WalletRow>> {

@@ -79,7 +79,9 @@ impl Store {
 
 /// Objects from before kept a row per scope, window and window start
 /// (`spend`): once, on the object's start, each scope's latest day and month
-/// and its lifetime total become its row, and the old table goes.
+/// and its lifetime total become its row, and the old table goes. Added to a
+/// scope's row if it has one: a build from before, run again on this object
+/// (a rollback), starts a new `spend` table with only what it settled.
 pub(super) fn one_row_per_scope(sql: &SqlStorage) -> Result<()> {
     #[derive(Deserialize)]
     struct Found {
@@ -89,18 +91,28 @@ pub(super) fn one_row_per_scope(sql: &SqlStorage) -> Result<()> {
     if found.first().is_none_or(|f| f.n == 0) {
         return Ok(());
     }
+    // The same window adds up; the later window wins.
+    let merged = |w: &str| {
+        format!("CASE WHEN excluded.{w}_start = {w}_start THEN {w} + excluded.{w} WHEN excluded.{w}_start > {w}_start THEN excluded.{w} ELSE {w} END")
+    };
     let latest = |window: &str, column: &str| {
         format!("COALESCE((SELECT {column} FROM spend o WHERE o.scope = s.scope AND o.window = '{window}' ORDER BY o.window_start DESC LIMIT 1), 0)")
     };
     sql.exec(
         &format!(
-            "INSERT OR IGNORE INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime)
+            "INSERT INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime)
              SELECT s.scope, {}, {}, {}, {}, COALESCE((SELECT SUM(micros) FROM spend o WHERE o.scope = s.scope AND o.window = 'lifetime'), 0)
-             FROM (SELECT DISTINCT scope FROM spend) s",
+             FROM (SELECT DISTINCT scope FROM spend) s WHERE true
+             ON CONFLICT (scope) DO UPDATE SET
+               daily = {}, daily_start = MAX(daily_start, excluded.daily_start),
+               monthly = {}, monthly_start = MAX(monthly_start, excluded.monthly_start),
+               lifetime = lifetime + excluded.lifetime",
             latest("daily", "window_start"),
             latest("daily", "micros"),
             latest("monthly", "window_start"),
             latest("monthly", "micros"),
+            merged("daily"),
+            merged("monthly"),
         ),
         None,
     )?;
