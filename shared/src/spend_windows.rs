@@ -1,8 +1,10 @@
 //! A scope's settled spending as caps read it (shared/src/caps.rs): the
 //! current day's and month's, each with the start of its window, and the
 //! lifetime total. A window that has passed reads as nothing spent and is
-//! replaced by the next charge; a late charge for a window already replaced
-//! (a hold settled after midnight) counts in the lifetime only, as the
+//! replaced by the next charge. Charges are stamped when they settle (a hold
+//! the sweep settles after midnight counts in the new day); one stamped
+//! before the window now kept (another process's clock: an operator's
+//! settlement from the admin Worker) counts in the lifetime only, as the
 //! window it belongs to is never read again. The wallet object keeps one
 //! per scope (functions/chat/src/wallet/store/spend.rs).
 
