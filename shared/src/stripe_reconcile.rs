@@ -78,10 +78,27 @@ pub fn is_paid(session: &Value) -> bool {
     text(session, "/payment_status") == Some("paid")
 }
 
-/// The cumulative refund debit of a charge (negative micro-USD): Stripe's
-/// cumulative refunded amount, never more than was paid.
-pub fn refund_cumulative(refunded_minor: i64, paid_minor: i64) -> Micros {
-    Micros(-refunded_minor.clamp(0, paid_minor.max(0)).saturating_mul(MICROS_PER_CENT))
+/// A payment as its refunds and lost disputes see it: what it charged and
+/// the credit it granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Paid {
+    pub minor: i64,
+    /// The credit granted, when it is not what was charged (a subscription
+    /// invoice's configured credit); None: a top-up, credited what it charged.
+    pub credit: Option<Micros>,
+}
+
+impl Paid {
+    /// The credit that returning `minor` of this payment takes back, as a
+    /// debit (negative micro-USD): never more than was paid, and of a
+    /// payment whose credit differs from its price, that credit's share.
+    pub fn returned(&self, minor: i64) -> Micros {
+        let minor = minor.clamp(0, self.minor.max(0));
+        match self.credit {
+            Some(credit) => Micros(-crate::plans::period::take_back_target(credit, minor, self.minor).0),
+            None => Micros(-minor.saturating_mul(MICROS_PER_CENT)),
+        }
+    }
 }
 
 /// What one run compares: Stripe objects created since `from_s` (the
@@ -175,8 +192,8 @@ pub fn refunds_by_charge(refunds: &[Value]) -> BTreeMap<String, ChargeRefunds> {
 /// The cumulative debit a charge's refunds call for, if the books here
 /// (`applied`: the signed sum of the charge's refund rows) are short of it,
 /// and the charge's newest refund is past the grace period.
-pub fn refund_shortfall(refunds: &ChargeRefunds, paid_minor: i64, applied: Micros, window: &Window) -> Option<Micros> {
-    let target = refund_cumulative(refunds.refunded_minor, paid_minor);
+pub fn refund_shortfall(refunds: &ChargeRefunds, paid: Paid, applied: Micros, window: &Window) -> Option<Micros> {
+    let target = paid.returned(refunds.refunded_minor);
     (window.settled(refunds.newest_s) && target < applied).then_some(target)
 }
 
@@ -186,6 +203,24 @@ mod tests {
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;
+
+    /// A top-up of `minor` cents (credited what it charged).
+    fn paid(minor: i64) -> Paid {
+        Paid { minor, credit: None }
+    }
+
+    #[test]
+    fn a_return_takes_back_the_credit_the_payment_granted_never_more() {
+        assert_eq!(paid(2000).returned(500), Micros(-5_000_000));
+        assert_eq!(paid(2000).returned(9000), Micros(-20_000_000), "never more than was paid");
+        assert_eq!(paid(2000).returned(-1), Micros::ZERO);
+        // A $20 subscription invoice that granted $10 of credit.
+        let invoice = Paid { minor: 2000, credit: Some(Micros(10_000_000)) };
+        assert_eq!(invoice.returned(2000), Micros(-10_000_000), "a whole refund takes back the credit, not the price");
+        assert_eq!(invoice.returned(500), Micros(-2_500_000));
+        let odd = Paid { minor: 2000, credit: Some(Micros(9_999_999)) };
+        assert_eq!(odd.returned(1), Micros(-5_000), "its share (4 999.9995), rounded towards taking back");
+    }
 
     fn session(id: &str, user: &str, cents: i64, paid: bool, created: i64) -> Value {
         json!({"id": id, "object": "checkout.session", "mode": "payment", "currency": "usd", "amount_total": cents,
@@ -276,11 +311,11 @@ mod tests {
         ]);
         let a = &by["ch_a"];
         assert_eq!((a.payment_intent.as_str(), a.refunded_minor, a.newest_s), ("pi_ch_a", 800, NOW - 5000));
-        assert_eq!(refund_shortfall(a, 2000, Micros::ZERO, &w), Some(Micros(-8_000_000)));
-        assert_eq!(refund_shortfall(a, 2000, Micros(-5_000_000), &w), Some(Micros(-8_000_000)));
-        assert_eq!(refund_shortfall(a, 2000, Micros(-8_000_000), &w), None, "applied");
-        assert_eq!(refund_shortfall(a, 2000, Micros(-9_000_000), &w), None, "the webhook counted more (pending): never given back");
-        assert_eq!(refund_shortfall(a, 600, Micros::ZERO, &w), Some(Micros(-6_000_000)), "never more than was paid");
-        assert_eq!(refund_shortfall(&by["ch_b"], 2000, Micros::ZERO, &w), None, "in the grace period");
+        assert_eq!(refund_shortfall(a, paid(2000), Micros::ZERO, &w), Some(Micros(-8_000_000)));
+        assert_eq!(refund_shortfall(a, paid(2000), Micros(-5_000_000), &w), Some(Micros(-8_000_000)));
+        assert_eq!(refund_shortfall(a, paid(2000), Micros(-8_000_000), &w), None, "applied");
+        assert_eq!(refund_shortfall(a, paid(2000), Micros(-9_000_000), &w), None, "the webhook counted more (pending): never given back");
+        assert_eq!(refund_shortfall(a, paid(600), Micros::ZERO, &w), Some(Micros(-6_000_000)), "never more than was paid");
+        assert_eq!(refund_shortfall(&by["ch_b"], paid(2000), Micros::ZERO, &w), None, "in the grace period");
     }
 }

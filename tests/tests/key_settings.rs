@@ -31,6 +31,12 @@ fn a_key_limited_to_some_models_refuses_others_until_changed() {
     let refused = s.chat(&key, &body("openai/gpt-4o", &m));
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(refused.json()["error"]["message"].as_str().unwrap().contains("may not use `openai/gpt-4o`"));
+    // Its log line names who and what, as a served call's does.
+    let request_id = refused.header("X-Dexto-Request-ID").expect("a request id").to_string();
+    let line = s.log_line(&["chat.rejected", &request_id]);
+    let line: serde_json::Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    assert_eq!((line["user_id"].as_str(), line["key_id"].as_str(), line["model"].as_str()), (Some(sub.as_str()), Some(id.as_str()), Some("openai/gpt-4o")), "{line}");
+    assert!(line["latency_ms"].is_i64(), "{line}");
     let mut fallback = body("openai/gpt-4o-mini", &m);
     fallback["models"] = json!(["openai/gpt-4o"]);
     assert_eq!(s.chat(&key, &fallback).status, 403, "fallbacks are checked too");

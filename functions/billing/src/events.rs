@@ -12,7 +12,7 @@ use dexto_shared::db;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
-use dexto_shared::stripe_reconcile::{is_paid, refund_cumulative, top_up, NotATopUp, MICROS_PER_CENT};
+use dexto_shared::stripe_reconcile::{is_paid, top_up, NotATopUp, MICROS_PER_CENT};
 use dexto_shared::plans::period;
 use dexto_shared::wallet::{AdjustRequest, CreditRequest, PaymentEffect, PlanRequest, PlanStep, StatusChange};
 use dexto_shared::wallet_client::WalletClient;
@@ -131,7 +131,7 @@ async fn refund(env: &Env, db: &D1Database, event: &Event) -> Result<&'static st
     if tx.kind == crate::plan_invoice::PLAN_INVOICE {
         return crate::plans::take_back(env, db, event, &tx, refunded, "refunded").await;
     }
-    let cumulative = refund_cumulative(refunded, tx.amount_minor);
+    let cumulative = tx.paid().returned(refunded);
     let replay = payments::apply_refund(env, &tx, charge, cumulative, &Cause { event_id: &event.id, event_type: &event.kind }).await?;
     Ok(if replay { "already_refunded" } else { "refunded" })
 }
@@ -181,7 +181,7 @@ async fn dispute_closed(env: &Env, db: &D1Database, event: &Event) -> Result<&'s
             .adjust(&AdjustRequest {
                 user_id: user_id.clone(),
                 group: format!("stripe:dispute:{dispute}"),
-                cumulative: Micros(-amount * MICROS_PER_CENT),
+                cumulative: transaction.paid().returned(amount),
                 kind: "dispute".into(),
                 reason: Some("Stripe dispute lost".into()),
                 now_ms: now_ms(),

@@ -56,6 +56,15 @@ pub struct Transaction {
     pub credit_micros: i64,
 }
 
+impl Transaction {
+    /// What it charged and granted, as its refunds and lost disputes take
+    /// back: a subscription invoice's credit may be less than its price.
+    pub fn paid(&self) -> dexto_shared::stripe_reconcile::Paid {
+        let credit = (self.kind == "invoice" && self.credit_micros > 0).then_some(Micros(self.credit_micros));
+        dexto_shared::stripe_reconcile::Paid { minor: self.amount_minor, credit }
+    }
+}
+
 /// The transaction a charge belongs to, by payment intent.
 pub async fn transaction_for(db: &D1Database, payment_intent: &str) -> Result<Option<Transaction>, GatewayError> {
     Ok(transactions(db, &[payment_intent]).await?.remove(payment_intent))

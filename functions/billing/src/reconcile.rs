@@ -236,7 +236,7 @@ async fn charge_refunds(env: &Env, config: &BillingConfig, database: &D1Database
     // hold just the newer ones (a $10 refund last month applied, a $5 one this
     // week lost: −5 vs −10 looks fine), so the charge's whole list decides.
     let applied_before = refunded_here(database, &tx.user_id, charge).await?;
-    if applied_before == Micros::ZERO && refund_shortfall(seen, tx.amount_minor, applied_before, window).is_none() {
+    if applied_before == Micros::ZERO && refund_shortfall(seen, tx.paid(), applied_before, window).is_none() {
         return Ok(0);
     }
     // The window may hold only some of the charge's refunds: all of them decide.
@@ -244,7 +244,7 @@ async fn charge_refunds(env: &Env, config: &BillingConfig, database: &D1Database
     let Some(whole) = refunds_by_charge(&all).remove(charge) else { return Ok(0) };
     flush(env, &tx.user_id).await?;
     let applied = refunded_here(database, &tx.user_id, charge).await?;
-    let Some(target) = refund_shortfall(&whole, tx.amount_minor, applied, window) else { return Ok(0) };
+    let Some(target) = refund_shortfall(&whole, tx.paid(), applied, window) else { return Ok(0) };
     let detail = json!({
         "charge": charge, "payment_intent": seen.payment_intent, "transaction_id": tx.id,
         "refunded_minor": whole.refunded_minor, "applied_micros": applied.0, "debit_micros": target.0 - applied.0, "action": "debited",

@@ -28,7 +28,8 @@ use worker::{Context, Env, Headers, Request, Response, Result};
 pub async fn handle(mut req: Request, env: Env, ctx: Context, dialect: Dialect) -> Result<Response> {
     let request_id = new_id("req_");
     let started = now_ms();
-    match run(&mut req, &env, &ctx, &request_id, started, dialect).await {
+    let mut known = Known::default();
+    match run(&mut req, &env, &ctx, &request_id, started, dialect, &mut known).await {
         Ok(resp) => {
             // A refusal answered by the wallet object (402, 403, 429, upstream
             // errors) is counted by the code its error response names in a
@@ -40,15 +41,26 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context, dialect: Dialect) 
             Ok(resp)
         }
         Err(err) => {
-            // Refused before the wallet: the user is known only if auth passed.
-            crate::metrics::refused(&env, "", &request_id, "", &err, now_ms() - started);
+            // Refused before the wallet: who and what as far as it got.
+            let latency = now_ms() - started;
+            crate::metrics::refused(&env, &known.user_id, &request_id, &known.model, &err, latency);
             crate::error_counts::count(&env, &ctx, err.status(), err.code());
-            rejected_in(dialect, &err, &request_id, serde_json::json!({}))
+            let context = serde_json::json!({"user_id": known.user_id, "key_id": known.key_id, "model": known.model, "latency_ms": latency});
+            rejected_in(dialect, &err, &request_id, context)
         }
     }
 }
 
-async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64, dialect: Dialect) -> std::result::Result<Response, GatewayError> {
+/// What a request is known to be so far (empty until learnt): its refusal's
+/// log line and metrics name them.
+#[derive(Default)]
+struct Known {
+    user_id: String,
+    key_id: String,
+    model: String,
+}
+
+async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, started_ms: i64, dialect: Dialect, known: &mut Known) -> std::result::Result<Response, GatewayError> {
     let mut phases = Phases::start(clock_ms());
     // No key at all: the call may be paid with x402 where it is configured.
     let keyless = match crate::x402::carries_no_key(req.headers(), dialect) {
@@ -59,6 +71,9 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         Some(_) => None,
         None => Some(authenticate(&auth_headers(req.headers(), dialect), env, KeyLookup::Cached, "gateway:use").await?),
     };
+    if let Some(caller) = &keyed {
+        (known.user_id, known.key_id) = (caller.user_id.clone(), caller.key_id.clone());
+    }
     phases.lap("auth", clock_ms());
     let body = dexto_shared::http::read_body(req, MAX_BODY_BYTES).await?;
     phases.lap("body", clock_ms());
@@ -66,6 +81,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
         RequestError::TooLarge => GatewayError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES },
         RequestError::Invalid(msg) => GatewayError::BadRequest(msg),
     })?;
+    known.model = chat.model.clone();
     // Anthropic clients name models by Anthropic's ids, which the reader
     // resolved to the catalogue's (model_aliases.rs): that id is priced, held
     // for and forwarded.
@@ -128,6 +144,7 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     // on (an address linked to a user books on that user): that account's
     // plan restricts its models too, before any hold.
     if payment.is_some() {
+        (known.user_id, known.key_id) = (caller.user_id.clone(), caller.key_id.clone());
         crate::plan_models::check(env, &config, &caller.user_id, std::iter::once(&chat.model).chain(&chat.fallbacks)).await?;
     }
     let client = ClientMeta::from_headers(req.headers());

@@ -43,9 +43,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         return ops::handle(&req, &env);
     }
     if path != "/v1" && !path.starts_with("/v1/") {
-        return match env.service("EDGE") {
-            Ok(edge) => edge.fetch_request(req).await,
-            Err(_) => error_response(&GatewayError::NotFound(format!("No route for {path}.")), None),
+        let Ok(edge) = env.service("EDGE") else {
+            return error_response(&GatewayError::NotFound(format!("No route for {path}.")), None);
+        };
+        return match edge.fetch_request(req).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                dexto_shared::log::event("chat.edge_unreachable", serde_json::json!({"error": e.to_string()}));
+                error_response(&GatewayError::Internal("edge unreachable".into()), None)
+            }
         };
     }
     dexto_shared::ops::count(|o| o.worker_requests += 1);

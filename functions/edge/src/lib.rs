@@ -26,7 +26,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     } else {
         match dexto_shared::routes::service_for(&path) {
             // The chat Worker answers CORS itself (it is also reached directly).
-            Some(binding) => (env.service(binding)?.fetch_request(req).await?, binding == "CHAT"),
+            Some(binding) => match forward(&env, binding, req).await {
+                Ok(resp) => (resp, binding == "CHAT"),
+                Err(e) => (unreachable_service(binding, &e)?, false),
+            },
             None => (error_response(&GatewayError::NotFound(format!("No route for {path}.")), None)?, false),
         }
     };
@@ -34,4 +37,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Some(o) if !decorated => cors::decorate(resp, &o),
         _ => Ok(resp),
     }
+}
+
+async fn forward(env: &Env, binding: &str, req: Request) -> Result<Response> {
+    env.service(binding)?.fetch_request(req).await
+}
+
+/// A Worker behind a binding that could not be reached: the JSON envelope
+/// like any error, and a log line (the runtime's text names no secret).
+fn unreachable_service(binding: &str, e: &worker::Error) -> Result<Response> {
+    dexto_shared::log::event("edge.service_unreachable", serde_json::json!({"binding": binding, "error": e.to_string()}));
+    error_response(&GatewayError::Internal(format!("{binding} unreachable")), None)
 }

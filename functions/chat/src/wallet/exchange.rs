@@ -37,7 +37,8 @@ pub async fn handle(wallet: &WalletDO, framed: Vec<u8>) -> Result<Response> {
         Err(err) => {
             let latency = now_ms() - req.terms.started_ms;
             crate::metrics::refused(&wallet.ledger.env, &req.terms.user_id, &request_id, &req.terms.model.id, &err, latency);
-            rejected_in(req.terms.dialect, &err, &request_id, serde_json::json!({"user_id": req.terms.user_id, "key_id": req.terms.key_id, "model": req.terms.model.id}))
+            let context = serde_json::json!({"user_id": req.terms.user_id, "key_id": req.terms.key_id, "model": req.terms.model.id, "latency_ms": latency});
+            rejected_in(req.terms.dialect, &err, &request_id, context)
         }
     }
 }

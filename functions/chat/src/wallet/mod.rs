@@ -312,8 +312,13 @@ impl WalletDO {
             return reply(&CreditOutcome { balance, replay: true });
         }
         let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment, included: Micros::ZERO };
-        let balance = self.apply_money(&c, &reference, delta)?;
-        self.store.set_adjusted(&req.group, req.cumulative)?;
+        // With its running total, or a redelivery (a replay) leaves the
+        // total behind and the next refund takes this one again.
+        let balance = self.store.atomically(|| {
+            let balance = self.apply_money(&c, &reference, delta)?;
+            self.store.set_adjusted(&req.group, req.cumulative)?;
+            Ok(balance)
+        })?;
         reply(&CreditOutcome { balance, replay: false })
     }
 

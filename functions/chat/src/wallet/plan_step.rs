@@ -13,7 +13,14 @@ use worker::Result;
 /// Applies `step` unless its reference was applied: the amount it moved
 /// (None: a replay, or limits, which move no money and are simply set). A step that moves nothing is still recorded (its
 /// reference is spent), so a later, larger bucket is not expired twice.
+/// One transaction (store/atomic.rs): a replay stops at the spent reference,
+/// so the bookkeeping after the money (the period's notes, the take-back's
+/// running total) must never commit without it, nor it without them.
 pub fn apply(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<Micros>> {
+    w.store.atomically(|| apply_rows(w, req, step))
+}
+
+fn apply_rows(w: &WalletDO, req: &PlanRequest, step: &PlanStep) -> Result<Option<Micros>> {
     let taken_back;
     let (reference, kind, reason, amount) = match step {
         PlanStep::Limits(limits) => {

@@ -162,12 +162,14 @@ async fn paid_on_chain(ledger: &Ledger, payment: &Authorized, amount: Micros) ->
 fn book(ledger: &Ledger, row: &PaymentRow, payment: &Authorized, amount: Micros, receipt: &Receipt) -> worker::Result<()> {
     let store = ledger.store();
     let user_id = store.wallet()?.ok_or("wallet missing")?.user_id;
-    if amount > Micros::ZERO && store.applied(&row.reference)?.is_none() {
-        let reason = Some(format!("x402 {} payment from {} (tx {})", payment.scheme.as_str(), payment.payer, receipt.transaction));
-        let change = Change { user_id: &user_id, kind: "x402_payment", reason: &reason, now_ms: now_ms(), payment: &None, included: Micros::ZERO };
-        ledger.apply_money(&change, &row.reference, amount)?;
-    }
-    store.x402_mark_settled(&row.reference, &receipt.transaction, now_ms())?;
+    store.atomically(|| {
+        if amount > Micros::ZERO && store.applied(&row.reference)?.is_none() {
+            let reason = Some(format!("x402 {} payment from {} (tx {})", payment.scheme.as_str(), payment.payer, receipt.transaction));
+            let change = Change { user_id: &user_id, kind: "x402_payment", reason: &reason, now_ms: now_ms(), payment: &None, included: Micros::ZERO };
+            ledger.apply_money(&change, &row.reference, amount)?;
+        }
+        store.x402_mark_settled(&row.reference, &receipt.transaction, now_ms())
+    })?;
     dexto_shared::log::event(
         "x402.settled",
         json!({"request_id": row.request_id, "user_id": user_id, "scheme": payment.scheme.as_str(), "payer": payment.payer, "amount_micros": amount.0, "transaction": receipt.transaction}),

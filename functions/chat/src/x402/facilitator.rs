@@ -53,7 +53,8 @@ impl Facilitator {
             init.with_body(Some(body.to_string().into()));
         }
         let req = Request::new_with_init(&format!("{}{path}", self.url), &init).map_err(|_| format!("{path}: bad facilitator URL"))?;
-        let mut resp = Fetch::Request(req).send().await.map_err(|e| format!("{path}: unreachable ({e})"))?;
+        // The runtime's error text can carry the URL: name only the path.
+        let mut resp = Fetch::Request(req).send().await.map_err(|_| format!("{path}: unreachable"))?;
         let status = resp.status_code();
         let value = resp.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, value))
@@ -68,8 +69,13 @@ impl Facilitator {
         match reply["isValid"].as_bool() {
             Some(true) => Ok(Verdict::Valid { payer: reply["payer"].as_str().map(str::to_string) }),
             Some(false) => {
-                let reason = reply["invalidReason"].as_str().or(reply["invalidMessage"].as_str()).unwrap_or("invalid_payment");
-                Ok(Verdict::Invalid { reason: reason.to_string() })
+                // The client sees a reason code (x402's are snake_case), never a
+                // third party's free text; the text goes to the log.
+                let code = reply["invalidReason"].as_str().filter(|r| !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+                if let Some(message) = reply["invalidMessage"].as_str() {
+                    dexto_shared::log::event("x402.verify_refused", json!({"reason": reply["invalidReason"], "message": message}));
+                }
+                Ok(Verdict::Invalid { reason: code.unwrap_or("invalid_payment").to_string() })
             }
             None => Err(outage(format!("/verify answered {status} without isValid"))),
         }
