@@ -4,14 +4,13 @@
 use crate::{start, Stack, TestUser};
 use serde_json::{json, Value};
 
+/// The billing settings the payment tests expect.
+pub const PAYMENTS_VARS: [(&str, &str); 4] =
+    [("BILLING_TEST_FAULTS", "1"), ("SUBSCRIPTION_PRICE_ID", "price_monthly"), ("SUBSCRIPTION_CREDIT_USD", "20"), ("INTRO_CREDIT_USD", "1.5")];
+
 /// A stack with the billing settings the payment tests expect.
 pub fn payments_stack() -> Stack {
-    start(&[
-        ("BILLING_TEST_FAULTS", "1"),
-        ("SUBSCRIPTION_PRICE_ID", "price_monthly"),
-        ("SUBSCRIPTION_CREDIT_USD", "20"),
-        ("INTRO_CREDIT_USD", "1.5"),
-    ])
+    start(&PAYMENTS_VARS)
 }
 
 pub fn id(prefix: &str) -> String {

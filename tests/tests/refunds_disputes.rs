@@ -82,6 +82,27 @@ fn refunds_of_invoice_payments_apply_and_unknown_payments_stop_retrying() {
     assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("refunded")), "{}", r.body);
     assert_eq!(balance(s, &u.id), 0, "the subscription's refund takes its credit back");
 
+    // An invoice that charged more than the credit it granted ($25 for $20,
+    // tax say): its refunds take back the credit's share, never the price.
+    let (taxed, sub, pi) = (s.new_user("1"), id("sub_"), id("pi_"));
+    let invoice = json!({"id": id("evt_"), "type": "invoice.paid", "data": {"object": {
+        "id": id("in_"), "object": "invoice", "customer": "cus_2", "subscription": sub, "payment_intent": pi,
+        "amount_paid": 2500, "currency": "usd", "billing_reason": "subscription_create",
+        "subscription_details": {"metadata": {"user_id": taxed.id}},
+        "lines": {"data": [{"price": {"id": "price_monthly"}}]}}}});
+    assert_eq!(s.webhook(&invoice, &[]).json()["outcome"], "granted");
+    assert_eq!(balance(s, &taxed.id), 21_000_000);
+    let charge = id("ch_");
+    let refund = |cumulative: i64| {
+        let mut e = charge_event("charge.refunded", &pi, json!({"amount_refunded": cumulative}));
+        e["data"]["object"]["id"] = json!(charge);
+        e
+    };
+    s.webhook(&refund(500), &[]);
+    assert_eq!(balance(s, &taxed.id), 17_000_000, "$5 of $25 returned: a fifth of the $20 credit");
+    s.webhook(&refund(2500), &[]);
+    assert_eq!(balance(s, &taxed.id), 1_000_000, "all of it: the $20 credit, not $25");
+
     // A refund of a payment the gateway never saw: retried while it may still
     // arrive, then acknowledged for an operator instead of failing for days.
     let stranger = id("pi_");
@@ -152,4 +173,23 @@ fn the_wallet_stays_frozen_while_any_dispute_is_open() {
     assert_eq!(balance(s, &u.id), 20_000_000, "an inquiry closed with a warning takes nothing");
     s.webhook(&dispute("charge.dispute.closed", "dp_b", &pi2, "won"), &[]);
     assert_eq!(s.chat(&u.key, &chat).status, 200);
+}
+
+/// A restart projects the outbox entries not yet dropped again (no-ops for
+/// their ledger rows): a top-up's `paid` must not undo the `disputed` the
+/// billing Worker wrote since. Its own stack: it is restarted.
+#[test]
+fn a_payment_projected_again_after_a_restart_keeps_its_later_status() {
+    let s = payments_stack();
+    let (u, _, pi) = paid_user(&s, 1000);
+    let dispute = json!({"id": id("evt_"), "type": "charge.dispute.created", "data": {"object": {"id": id("dp_"), "object": "dispute", "payment_intent": pi, "amount": 1000, "status": "needs_response"}}});
+    assert_eq!(s.webhook(&dispute, &[]).status, 200);
+    let before = s.user(&u.id);
+    assert_eq!(before["payments"][0]["status"], "disputed");
+    let entries = before["ledger_totals"]["entries"].as_i64().expect("entries");
+    let s = s.restart(&PAYMENTS_VARS);
+    // The next balance change's pass projects the top-up's entry again with it.
+    s.credit(&u.id, "0.5");
+    let user = s.eventually_user(&u.id, "the credit projected", |u| u["ledger_totals"]["entries"].as_i64() == Some(entries + 1));
+    assert_eq!(user["payments"][0]["status"], "disputed", "{:#}", user["payments"]);
 }

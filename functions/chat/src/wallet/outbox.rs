@@ -130,7 +130,9 @@ fn balance_statement(db: &D1Database, e: &LedgerEntry) -> Result<D1PreparedState
 }
 
 /// The webhook dedupe record and the transaction status, in the same batch as
-/// the ledger row the payment caused.
+/// the ledger row the payment caused. A status never goes back in time: an
+/// entry projected again after a restart (a no-op for its ledger row) must not
+/// undo a later change (`disputed`, written by the billing Worker directly).
 fn payment_statements(db: &D1Database, e: &LedgerEntry, p: &PaymentEffect) -> Result<Vec<D1PreparedStatement>> {
     let (event_id, event_type) = match p {
         PaymentEffect::Fulfilled { event_id, event_type, .. } | PaymentEffect::StatusChanged { event_id, event_type, .. } => (event_id, event_type),
@@ -143,9 +145,11 @@ fn payment_statements(db: &D1Database, e: &LedgerEntry, p: &PaymentEffect) -> Re
             .prepare(
                 "INSERT INTO stripe_transactions (id, user_id, kind, amount_minor, currency, credit_micros, status, payment_intent, created_at, updated_at)
                  VALUES (?1, ?2, 'checkout', ?3, ?4, ?5, 'paid', ?6, ?7, ?7)
-                 ON CONFLICT(id) DO UPDATE SET status = 'paid', amount_minor = excluded.amount_minor, currency = excluded.currency,
+                 ON CONFLICT(id) DO UPDATE SET
+                   status = CASE WHEN excluded.updated_at >= stripe_transactions.updated_at THEN 'paid' ELSE stripe_transactions.status END,
+                   amount_minor = excluded.amount_minor, currency = excluded.currency,
                    credit_micros = excluded.credit_micros, payment_intent = COALESCE(excluded.payment_intent, stripe_transactions.payment_intent),
-                   updated_at = excluded.updated_at",
+                   updated_at = MAX(stripe_transactions.updated_at, excluded.updated_at)",
             )
             .bind(&[
                 session_id.as_str().into(),
@@ -157,7 +161,7 @@ fn payment_statements(db: &D1Database, e: &LedgerEntry, p: &PaymentEffect) -> Re
                 js_i64(e.created_at),
             ])?,
         PaymentEffect::StatusChanged { transaction_id, status, .. } => db
-            .prepare("UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1")
+            .prepare("UPDATE stripe_transactions SET status = ?2, updated_at = ?3 WHERE id = ?1 AND updated_at <= ?3")
             .bind(&[transaction_id.as_str().into(), status.as_str().into(), js_i64(e.created_at)])?,
     });
     Ok(out)
