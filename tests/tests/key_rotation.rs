@@ -130,3 +130,30 @@ fn a_key_is_replaced_once_however_often_rotation_is_asked() {
     );
     assert_eq!(created_rows[0]["n"], 2, "the old key and exactly one replacement exist in D1");
 }
+
+#[test]
+fn an_exchange_still_open_on_a_rotated_key_counts_against_its_replacements_cap() {
+    let s = stack();
+    let (sub, session) = user_with_credit(s, "1");
+    let created = s.call("POST", "/api/keys", &session, Some(json!({"name": "agent"})));
+    let (old_key, old_id) = (created.json()["data"]["fullKey"].as_str().unwrap().to_string(), created.json()["data"]["id"].as_str().unwrap().to_string());
+    let cap = s.call("PUT", "/api/caps", &session, Some(json!({"scope": "key", "key_id": old_id, "window": "lifetime", "limit_usd": 0.05})));
+    assert_eq!(cap.status, 200, "{}", cap.body);
+    // Held for 1 000 tokens ($0.02), 20 produced slowly ($0.0004).
+    let body = json!({"model": "mock/output-only", "stream": true, "max_tokens": 1000, "messages": [{"role": "user", "content": "[[mock:tokens=20,chunk_delay_ms=100]]"}]});
+    let auth = format!("Bearer {old_key}");
+    let mut sse = integration_tests::SseReader::open(&format!("{}/v1/chat/completions", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes());
+    sse.next_event().expect("the stream has begun");
+    let rotated = s.call("POST", &format!("/api/keys/{old_id}/rotate"), &session, None);
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new_id = rotated.json()["data"]["id"].as_str().expect("the replacement's id").to_string();
+    let new_cap = || {
+        let caps = s.call("GET", "/api/caps", &session, None).json();
+        caps["caps"].as_array().unwrap().iter().find(|c| c["key_id"] == new_id.as_str()).cloned().expect("the new key's cap")
+    };
+    assert_eq!(new_cap()["held_usd"], json!(0.02), "the old key's open hold is reserved against the new key's cap");
+    let _ = sse.collect();
+    s.settled_user(&sub, 1);
+    let settled = new_cap();
+    assert_eq!((settled["held_usd"].clone(), settled["spent_usd"].clone()), (json!(0.0), json!(0.0004)), "and spent there: {settled}");
+}

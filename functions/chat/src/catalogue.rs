@@ -92,7 +92,8 @@ async fn fetch_upstream(config: &Config) -> Result<Catalogue, String> {
     let headers = Headers::new();
     if !config.upstream_key.expose().is_empty() {
         let auth = format!("Bearer {}", config.upstream_key.expose());
-        headers.set("Authorization", &auth).map_err(|e| e.to_string())?;
+        // Not the runtime's error text: it could carry the secret value.
+        headers.set("Authorization", &auth).map_err(|_| "authorization header".to_string())?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);

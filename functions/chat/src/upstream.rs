@@ -73,7 +73,8 @@ pub async fn send(config: &Config, key: &Secret<String>, call: &Call<'_>, deadli
 pub async fn generation(env: &worker::Env, config: &Config, user_id: &str, id: &str) -> Result<Option<(UpstreamUsage, bool)>, String> {
     let key = openrouter_keys::key_for(env, user_id).await.map_err(|e: GatewayError| format!("{e:?}"))?;
     let headers = Headers::new();
-    headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(|e| e.to_string())?;
+    // Not the runtime's error text: it could carry the secret value.
+    headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(|_| "authorization header".to_string())?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let url = format!("{}/generation?id={}", config.upstream_base, dexto_shared::url_query::encode(id));

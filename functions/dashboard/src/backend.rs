@@ -73,7 +73,8 @@ impl<'a> Backend<'a> {
         let internal = |e: worker::Error| PageError::Gateway(GatewayError::Internal(format!("backend {service}: {e}")));
         let headers = Headers::new();
         if let Some(token) = self.token {
-            headers.set("Authorization", &format!("Bearer {token}")).map_err(internal)?;
+            // Not the runtime's error text: it could carry the secret value.
+            headers.set("Authorization", &format!("Bearer {token}")).map_err(|_| internal(worker::Error::from("authorization header")))?;
         }
         if let Some(ip) = &self.client_ip {
             headers.set("CF-Connecting-IP", ip).map_err(internal)?;

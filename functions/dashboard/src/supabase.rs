@@ -102,7 +102,8 @@ impl Supabase {
             headers.set("apikey", &self.anon_key).map_err(internal)?;
         }
         if let Some(token) = bearer {
-            headers.set("Authorization", &format!("Bearer {token}")).map_err(internal)?;
+            // Not the runtime's error text: it could carry the secret value.
+            headers.set("Authorization", &format!("Bearer {token}")).map_err(|_| internal(worker::Error::from("authorization header")))?;
         }
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_headers(headers).with_body(Some(body.to_string().into()));

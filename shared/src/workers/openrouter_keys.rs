@@ -70,7 +70,8 @@ impl UpstreamConfig {
     pub(crate) async fn management(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), GatewayError> {
         let key = self.provisioning_key.as_ref().ok_or_else(|| internal("no provisioning key"))?;
         let headers = Headers::new();
-        headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(internal)?;
+        // Not the runtime's error text: it could carry the secret value.
+        headers.set("Authorization", &format!("Bearer {}", key.expose())).map_err(|_| internal("authorization header"))?;
         headers.set("Content-Type", "application/json").map_err(internal)?;
         let mut init = RequestInit::new();
         init.with_method(method).with_headers(headers);

@@ -14,6 +14,7 @@ mod generation_ids;
 mod held;
 mod key_use;
 mod ledger;
+mod money_requests;
 mod outbox;
 mod pipe;
 mod plan_step;
@@ -277,51 +278,6 @@ impl WalletDO {
         reply(&serde_json::json!({ "released": true }))
     }
 
-    /// From the replay check to `apply_money`, one synchronous turn (no
-    /// `.await`): a guarded debit's check and the debit itself cannot be
-    /// interleaved by a hold, a settlement or another debit.
-    async fn credit(&self, req: GuardedCredit) -> Result<Response> {
-        let GuardedCredit { credit: req, only_from_available } = req;
-        self.ensure_wallet(&req.user_id).await?;
-        let answer = |balance, replay, refused| reply(&CreditReply { outcome: CreditOutcome { balance, replay }, refused });
-        if let Some(balance) = self.store.applied(&req.reference)? {
-            return answer(balance, true, None);
-        }
-        if only_from_available {
-            if let Some((refusal, replay)) = self.store.guard_debit(&req.reference, req.amount)? {
-                return answer(Micros(self.store.wallet()?.map_or(0, |w| w.balance)), replay, Some(refusal));
-            }
-        }
-        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment, included: Micros::ZERO };
-        let balance = self.apply_money(&c, &req.reference, req.amount)?;
-        answer(balance, false, None)
-    }
-
-    /// Applies the difference between `cumulative` and what `group` has applied
-    /// so far, as one ledger entry. Totals only grow in magnitude (Stripe's
-    /// `amount_refunded` is cumulative), so an older, smaller total arriving
-    /// late is a no-op — it never gives money back.
-    async fn adjust(&self, req: AdjustRequest) -> Result<Response> {
-        self.ensure_wallet(&req.user_id).await?;
-        let done = self.store.adjusted(&req.group)?;
-        let grows = req.cumulative.0.signum() * done.0.signum() >= 0 && req.cumulative.0.abs() > done.0.abs();
-        let delta = Micros(req.cumulative.0 - done.0);
-        let reference = format!("{}:{}", req.group, req.cumulative.0);
-        if !grows || self.store.applied(&reference)?.is_some() {
-            let balance = Micros(self.store.wallet()?.map_or(0, |w| w.balance));
-            return reply(&CreditOutcome { balance, replay: true });
-        }
-        let c = Change { user_id: &req.user_id, kind: &req.kind, reason: &req.reason, now_ms: req.now_ms, payment: &req.payment, included: Micros::ZERO };
-        // With its running total, or a redelivery (a replay) leaves the
-        // total behind and the next refund takes this one again.
-        let balance = self.store.atomically(|| {
-            let balance = self.apply_money(&c, &reference, delta)?;
-            self.store.set_adjusted(&req.group, req.cumulative)?;
-            Ok(balance)
-        })?;
-        reply(&CreditOutcome { balance, replay: false })
-    }
-
     fn apply_money(&self, c: &Change, reference: &str, amount: Micros) -> Result<Micros> {
         self.ledger.apply_money(c, reference, amount)
     }
@@ -360,12 +316,14 @@ impl WalletDO {
     async fn change_status(&self, req: StatusChange) -> Result<Response> {
         self.ensure_wallet(&req.user_id).await?;
         if let Some(key_id) = &req.revoke_key_id {
-            // One turn: the replacement is bound by the old key's caps before
-            // the old key stops.
-            if let Some(new_key) = &req.replaced_by {
-                self.store.carry_key_over(key_id, new_key)?;
-            }
-            self.store.revoke_key(key_id)?;
+            // One transaction: the replacement is bound by the old key's caps
+            // before the old key stops.
+            self.store.atomically(|| {
+                if let Some(new_key) = &req.replaced_by {
+                    self.store.carry_key_over(key_id, new_key)?;
+                }
+                self.store.revoke_key(key_id, req.replaced_by.as_deref())
+            })?;
         }
         self.store.set_flags(req.suspended, req.frozen)?;
         reply(&serde_json::json!({ "ok": true }))

@@ -54,8 +54,17 @@ impl Store {
     }
 
     /// Open holds of one key.
+    /// What open holds reserve against `key_id`'s caps: its own, and those
+    /// still open on keys it replaced (store/mod.rs, `current_key`).
     pub fn held_by_key(&self, key_id: &str) -> Result<Micros> {
-        Ok(Micros(self.held()?.values().filter(|h| h.key_id == key_id).map(|h| h.amount.0).sum()))
+        let mut total = 0;
+        let holds: Vec<(String, i64)> = self.held()?.values().map(|h| (h.key_id.clone(), h.amount.0)).collect();
+        for (key, amount) in holds {
+            if key == key_id || self.current_key(&key)? == key_id {
+                total += amount;
+            }
+        }
+        Ok(Micros(total))
     }
 
     pub fn open_hold_count(&self) -> Result<u64> {

@@ -13,7 +13,7 @@ use super::WalletRow;
 use dexto_shared::caps::Cap;
 use dexto_shared::money::Micros;
 use dexto_shared::prompt_prefix::Counted;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// An open hold as admission needs it.
 #[derive(Clone, Debug)]
@@ -31,7 +31,8 @@ pub struct Memory {
     pub wallet: Option<WalletRow>,
     /// Open holds by request id.
     pub holds: Option<HashMap<String, HoldMemo>>,
-    pub revoked: Option<HashSet<String>>,
+    /// Revoked keys → the key that replaced each (rotation), if any.
+    pub revoked: Option<HashMap<String, Option<String>>>,
     /// Every cap, of both owners.
     pub caps: Option<Vec<Cap>>,
     /// Settled spending per scope (spend.rs).

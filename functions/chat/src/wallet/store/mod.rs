@@ -7,7 +7,7 @@ use dexto_shared::money::Micros;
 use dexto_shared::plans::buckets::bounded_included;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use worker::{Result, SqlStorage, SqlStorageValue as V};
 
 /// Tables written on every request are `WITHOUT ROWID`: the row lives in its
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
 -- Open holds are few and mirrored in memory: an index on their deadline cost
 -- a row written per hold and per heartbeat and bought nothing.
 DROP INDEX IF EXISTS holds_deadline;
-CREATE TABLE IF NOT EXISTS revoked_keys (key_id TEXT PRIMARY KEY);
+-- Revoked keys; a rotated one names its replacement (open exchanges on it count there).
+CREATE TABLE IF NOT EXISTS revoked_keys (key_id TEXT PRIMARY KEY, replaced_by TEXT);
 CREATE TABLE IF NOT EXISTS applied (
     reference TEXT PRIMARY KEY,
     balance_after INTEGER NOT NULL,
@@ -144,11 +145,14 @@ pub struct Store {
 /// Columns added since objects were first created: (table, column, its
 /// definition). An object that lacks one gets it on start — before plans,
 /// no included bucket (all credit purchased: 0); before a hold carried its
-/// terms, neither column (their open holds keep theirs in `exchanges`).
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+/// terms, neither column (their open holds keep theirs in `exchanges`);
+/// before rotations were followed, no replacement (keys rotated then count
+/// their open exchanges where they were held).
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     ("wallet", "included", "INTEGER NOT NULL DEFAULT 0"),
     ("holds", "terms", "TEXT"),
     ("holds", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("revoked_keys", "replaced_by", "TEXT"),
 ];
 
 fn add_missing_columns(sql: &SqlStorage) -> Result<()> {
@@ -217,7 +221,7 @@ impl Store {
         let row = WalletRow { user_id: user_id.to_string(), balance: balance.0, included: included.0, seq, frozen: 0, suspended: suspended as i64 };
         self.mem.borrow_mut().wallet = Some(row);
         for key_id in revoked {
-            self.revoke_key(key_id)?;
+            self.revoke_key(key_id, None)?;
         }
         Ok(())
     }
@@ -232,22 +236,50 @@ impl Store {
         Ok(c.n as u64)
     }
 
-    pub fn is_key_revoked(&self, key_id: &str) -> Result<bool> {
+    /// Revoked keys, each with the key that replaced it if it was rotated.
+    fn revoked(&self) -> Result<std::cell::RefMut<'_, HashMap<String, Option<String>>>> {
         if self.mem.borrow().revoked.is_none() {
             #[derive(Deserialize)]
             struct Row {
                 key_id: String,
+                replaced_by: Option<String>,
             }
-            let rows: Vec<Row> = self.sql.exec("SELECT key_id FROM revoked_keys", None)?.to_array()?;
-            self.mem.borrow_mut().revoked = Some(rows.into_iter().map(|r| r.key_id).collect::<HashSet<_>>());
+            let rows: Vec<Row> = self.sql.exec("SELECT key_id, replaced_by FROM revoked_keys", None)?.to_array()?;
+            self.mem.borrow_mut().revoked = Some(rows.into_iter().map(|r| (r.key_id, r.replaced_by)).collect());
         }
-        Ok(self.mem.borrow().revoked.as_ref().is_some_and(|r| r.contains(key_id)))
+        Ok(std::cell::RefMut::map(self.mem.borrow_mut(), |m| m.revoked.as_mut().expect("read above")))
     }
 
-    pub fn revoke_key(&self, key_id: &str) -> Result<()> {
-        self.sql.exec("INSERT OR IGNORE INTO revoked_keys (key_id) VALUES (?)", vec![key_id.into()])?;
-        if let Some(r) = self.mem.borrow_mut().revoked.as_mut() {
-            r.insert(key_id.to_string());
+    pub fn is_key_revoked(&self, key_id: &str) -> Result<bool> {
+        Ok(self.revoked()?.contains_key(key_id))
+    }
+
+    /// The key that now stands for `key_id`: itself, or the key its rotation
+    /// (or its replacement's) made. An exchange still open on a rotated key
+    /// is held and spent against that key's caps, which inherited the old
+    /// key's spending at the rotation.
+    pub fn current_key(&self, key_id: &str) -> Result<String> {
+        let revoked = self.revoked()?;
+        let mut key = key_id;
+        for _ in 0..16 {
+            match revoked.get(key) {
+                Some(Some(next)) => key = next,
+                _ => break,
+            }
+        }
+        Ok(key.to_string())
+    }
+
+    pub fn revoke_key(&self, key_id: &str, replaced_by: Option<&str>) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO revoked_keys (key_id, replaced_by) VALUES (?, ?)
+             ON CONFLICT (key_id) DO UPDATE SET replaced_by = COALESCE(replaced_by, excluded.replaced_by)",
+            vec![key_id.into(), replaced_by.map_or(V::Null, Into::into)],
+        )?;
+        let mut revoked = self.revoked()?;
+        let entry = revoked.entry(key_id.to_string()).or_default();
+        if entry.is_none() {
+            *entry = replaced_by.map(str::to_string);
         }
         Ok(())
     }

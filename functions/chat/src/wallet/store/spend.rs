@@ -40,11 +40,13 @@ impl Store {
         Ok(self.spend()?.get(&scope.as_storage()).map_or(Micros::ZERO, |w| w.spent(window, now_ms)))
     }
 
-    /// Counts a settled charge in every window of the user and the key.
+    /// Counts a settled charge in every window of the user and the key (the
+    /// key that replaced it, if it was rotated while the exchange ran).
     pub fn add_spend(&self, key_id: &str, at_ms: i64, amount: Micros) -> Result<()> {
         if amount.0 <= 0 {
             return Ok(());
         }
+        let key_id = &self.current_key(key_id)?;
         let mut spend = self.spend()?;
         let charged: Vec<(String, SpendWindows)> = [Scope::User.as_storage(), Scope::Key(key_id.to_string()).as_storage()]
             .into_iter()
