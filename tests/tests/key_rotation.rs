@@ -139,8 +139,9 @@ fn an_exchange_still_open_on_a_rotated_key_counts_against_its_replacements_cap()
     let (old_key, old_id) = (created.json()["data"]["fullKey"].as_str().unwrap().to_string(), created.json()["data"]["id"].as_str().unwrap().to_string());
     let cap = s.call("PUT", "/api/caps", &session, Some(json!({"scope": "key", "key_id": old_id, "window": "lifetime", "limit_usd": 0.05})));
     assert_eq!(cap.status, 200, "{}", cap.body);
-    // Held for 1 000 tokens ($0.02), 20 produced slowly ($0.0004).
-    let body = json!({"model": "mock/output-only", "stream": true, "max_tokens": 1000, "messages": [{"role": "user", "content": "[[mock:tokens=20,chunk_delay_ms=100]]"}]});
+    // Held for 1 000 tokens ($0.02), 20 produced over 8 s ($0.0004): still
+    // open when the rotation, a few requests on a loaded machine, is done.
+    let body = json!({"model": "mock/output-only", "stream": true, "max_tokens": 1000, "messages": [{"role": "user", "content": "[[mock:tokens=20,chunk_delay_ms=400]]"}]});
     let auth = format!("Bearer {old_key}");
     let mut sse = integration_tests::SseReader::open(&format!("{}/v1/chat/completions", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes());
     sse.next_event().expect("the stream has begun");
