@@ -33,17 +33,23 @@ impl SpendWindows {
 
     /// These windows after a charge of `amount` settled at `at_ms`.
     pub fn charged(self, at_ms: i64, amount: Micros) -> SpendWindows {
-        let add = |start: i64, spent: i64, window: Window| {
-            let at = window.start(at_ms);
-            match at.cmp(&start) {
-                std::cmp::Ordering::Equal => (start, spent + amount.0),
-                std::cmp::Ordering::Greater => (at, amount.0),
-                std::cmp::Ordering::Less => (start, spent),
-            }
+        let (at_day, at_month) = (Window::Daily.start(at_ms), Window::Monthly.start(at_ms));
+        self.merged(SpendWindows { daily_start: at_day, daily: amount.0, monthly_start: at_month, monthly: amount.0, lifetime: amount.0 })
+    }
+
+    /// These windows and another record of the same scope's spending in
+    /// one (a charge; or the rows an older build kept, after a rollback): a
+    /// window's spending adds up within the same window, the later window
+    /// replaces an earlier one, and lifetimes add.
+    pub fn merged(self, other: SpendWindows) -> SpendWindows {
+        let add = |start: i64, spent: i64, other_start: i64, other_spent: i64| match other_start.cmp(&start) {
+            std::cmp::Ordering::Equal => (start, spent + other_spent),
+            std::cmp::Ordering::Greater => (other_start, other_spent),
+            std::cmp::Ordering::Less => (start, spent),
         };
-        let (daily_start, daily) = add(self.daily_start, self.daily, Window::Daily);
-        let (monthly_start, monthly) = add(self.monthly_start, self.monthly, Window::Monthly);
-        SpendWindows { daily_start, daily, monthly_start, monthly, lifetime: self.lifetime + amount.0 }
+        let (daily_start, daily) = add(self.daily_start, self.daily, other.daily_start, other.daily);
+        let (monthly_start, monthly) = add(self.monthly_start, self.monthly, other.monthly_start, other.monthly);
+        SpendWindows { daily_start, daily, monthly_start, monthly, lifetime: self.lifetime + other.lifetime }
     }
 }
 
@@ -71,5 +77,14 @@ mod tests {
         let late = today.charged(T, Micros(4));
         assert_eq!((late.spent(Window::Daily, T + DAY), late.spent(Window::Monthly, T + DAY), late.lifetime), (Micros(3), Micros(7), 7));
         assert_eq!(late.daily_start, Window::Daily.start(T + DAY));
+    }
+
+    #[test]
+    fn records_merge_by_the_same_rule_the_same_window_adding_up() {
+        let ours = SpendWindows::default().charged(T + DAY, Micros(3));
+        let theirs = SpendWindows::default().charged(T + DAY, Micros(5)).charged(T, Micros(2));
+        let both = ours.merged(theirs);
+        assert_eq!((both.spent(Window::Daily, T + DAY), both.spent(Window::Monthly, T + DAY), both.lifetime), (Micros(8), Micros(10), 10));
+        assert_eq!(ours.merged(SpendWindows::default()), ours, "nothing merged, nothing changed");
     }
 }

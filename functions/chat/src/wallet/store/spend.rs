@@ -93,31 +93,48 @@ pub(super) fn one_row_per_scope(sql: &SqlStorage) -> Result<()> {
     if found.first().is_none_or(|f| f.n == 0) {
         return Ok(());
     }
-    // The same window adds up; the later window wins.
-    let merged = |w: &str| {
-        format!("CASE WHEN excluded.{w}_start = {w}_start THEN {w} + excluded.{w} WHEN excluded.{w}_start > {w}_start THEN excluded.{w} ELSE {w} END")
-    };
-    let latest = |window: &str, column: &str| {
-        format!("COALESCE((SELECT {column} FROM spend o WHERE o.scope = s.scope AND o.window = '{window}' ORDER BY o.window_start DESC LIMIT 1), 0)")
-    };
-    sql.exec(
-        &format!(
-            "INSERT INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime)
-             SELECT s.scope, {}, {}, {}, {}, COALESCE((SELECT SUM(micros) FROM spend o WHERE o.scope = s.scope AND o.window = 'lifetime'), 0)
-             FROM (SELECT DISTINCT scope FROM spend) s WHERE true
-             ON CONFLICT (scope) DO UPDATE SET
-               daily = {}, daily_start = MAX(daily_start, excluded.daily_start),
-               monthly = {}, monthly_start = MAX(monthly_start, excluded.monthly_start),
-               lifetime = lifetime + excluded.lifetime",
-            latest("daily", "window_start"),
-            latest("daily", "micros"),
-            latest("monthly", "window_start"),
-            latest("monthly", "micros"),
-            merged("daily"),
-            merged("monthly"),
-        ),
-        None,
-    )?;
+    #[derive(Deserialize)]
+    struct Old {
+        scope: String,
+        window: String,
+        window_start: i64,
+        micros: i64,
+    }
+    #[derive(Deserialize)]
+    struct Kept {
+        scope: String,
+        daily_start: i64,
+        daily: i64,
+        monthly_start: i64,
+        monthly: i64,
+        lifetime: i64,
+    }
+    // Each scope's old rows in one record, then added to the row it has: the
+    // window rule of `SpendWindows::merged`, as settlements use it.
+    let mut folded: HashMap<String, SpendWindows> = HashMap::new();
+    let old: Vec<Old> = sql.exec("SELECT scope, window, window_start, micros FROM spend", None)?.to_array()?;
+    for row in old {
+        let (start, micros) = (row.window_start, row.micros);
+        let record = match row.window.as_str() {
+            "daily" => SpendWindows { daily_start: start, daily: micros, ..Default::default() },
+            "monthly" => SpendWindows { monthly_start: start, monthly: micros, ..Default::default() },
+            _ => SpendWindows { lifetime: micros, ..Default::default() },
+        };
+        let scope = folded.entry(row.scope).or_default();
+        *scope = scope.merged(record);
+    }
+    let kept: Vec<Kept> = sql.exec("SELECT scope, daily_start, daily, monthly_start, monthly, lifetime FROM spend_windows", None)?.to_array()?;
+    let kept: HashMap<String, SpendWindows> = kept
+        .into_iter()
+        .map(|k| (k.scope, SpendWindows { daily_start: k.daily_start, daily: k.daily, monthly_start: k.monthly_start, monthly: k.monthly, lifetime: k.lifetime }))
+        .collect();
+    for (scope, old) in folded {
+        let w = kept.get(&scope).copied().unwrap_or_default().merged(old);
+        sql.exec(
+            "INSERT OR REPLACE INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![scope.into(), int(w.daily_start), int(w.daily), int(w.monthly_start), int(w.monthly), int(w.lifetime)],
+        )?;
+    }
     sql.exec("DROP TABLE spend", None)?;
     Ok(())
 }
