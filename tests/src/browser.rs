@@ -74,12 +74,33 @@ impl Browser {
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(method, path, body).unwrap_or_else(|body| panic!("WebDriver {method} {path}: {body}"))
+    }
+
+    /// The command's value, or the driver's error body.
+    fn try_cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}/session/{}{path}", driver().url, self.session);
         let body = body.map(|b| b.to_string());
         let r = send(method, &url, &[("Content-Type", "application/json")], body.as_deref().map(str::as_bytes));
-        let v = r.json();
-        assert_eq!(r.status, 200, "WebDriver {method} {path}: {}", r.body);
-        v["value"].clone()
+        if r.status != 200 {
+            return Err(r.body);
+        }
+        Ok(r.json()["value"].clone())
+    }
+
+    /// Runs `act` on the first element matching `css`. A page that re-renders
+    /// between finding the element and acting on it leaves a stale reference:
+    /// find it again (the page is still settling), up to the usual wait.
+    fn on_element(&self, css: &str, method: &str, action: &str, body: Option<Value>) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let id = self.find(css);
+            match self.try_cmd(method, &format!("/element/{id}{action}"), body.clone()) {
+                Ok(value) => return value,
+                Err(error) if error.contains("stale element reference") && Instant::now() < deadline => continue,
+                Err(error) => panic!("WebDriver {method} {action} on `{css}`: {error}"),
+            }
+        }
     }
 
     pub fn goto(&self, url: &str) {
@@ -119,19 +140,16 @@ impl Browser {
     }
 
     pub fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.cmd("POST", &format!("/element/{id}/click"), Some(json!({})));
+        self.on_element(css, "POST", "/click", Some(json!({})));
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.cmd("POST", &format!("/element/{id}/clear"), Some(json!({})));
-        self.cmd("POST", &format!("/element/{id}/value"), Some(json!({"text": text})));
+        self.on_element(css, "POST", "/clear", Some(json!({})));
+        self.on_element(css, "POST", "/value", Some(json!({"text": text})));
     }
 
     pub fn text(&self, css: &str) -> String {
-        let id = self.find(css);
-        self.cmd("GET", &format!("/element/{id}/text"), None).as_str().unwrap_or("").to_string()
+        self.on_element(css, "GET", "/text", None).as_str().unwrap_or("").to_string()
     }
 
     /// Waits (up to 30 s) until an element matches `css`.
