@@ -18,6 +18,9 @@ pub enum Blame {
 pub enum GatewayError {
     MissingAuth,
     InvalidAuth,
+    /// A credential that was good and has run out: the message says how to
+    /// get a new one (a 401 all the same: clients treat it as bad auth).
+    Expired(Credential),
     /// A Sign-In with Ethereum message or signature that does not prove who
     /// signed it here and now: `code` says which check failed.
     SignInRefused { code: &'static str, message: String },
@@ -58,11 +61,20 @@ pub enum GatewayError {
     Internal(String),
 }
 
+/// What kind of credential expired, which decides how to replace it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A `DEXTO_API_KEY` created with an expiry.
+    ApiKey,
+    /// A sign-in: a Supabase or wallet session token, or a CLI device token.
+    Session,
+}
+
 impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
-            MissingAuth | InvalidAuth | SignInRefused { .. } => 401,
+            MissingAuth | InvalidAuth | Expired(_) | SignInRefused { .. } => 401,
             InsufficientCredits { .. } | InsufficientToMove { .. } | PaymentRefused { .. } => 402,
             // Not 402: every CLI release turns a 402 into "buy credit", which
             // cannot help a frozen wallet or a suspended account.
@@ -105,6 +117,8 @@ impl GatewayError {
         match self {
             MissingAuth => ("authentication_error", "missing_api_key"),
             InvalidAuth => ("authentication_error", "invalid_api_key"),
+            Expired(Credential::ApiKey) => ("authentication_error", "expired_api_key"),
+            Expired(Credential::Session) => ("authentication_error", "session_expired"),
             SignInRefused { code, .. } => ("authentication_error", code),
             Forbidden(_) => ("permission_error", "forbidden"),
             UserSuspended => ("permission_error", "account_suspended"),
@@ -134,6 +148,10 @@ impl GatewayError {
         match self {
             MissingAuth => "Missing API key: send `Authorization: Bearer <DEXTO_API_KEY>`.".into(),
             InvalidAuth => "Invalid or revoked API key.".into(),
+            Expired(Credential::ApiKey) => {
+                "This API key has expired: create a new one on the dashboard's API keys page (/dashboard/keys).".into()
+            }
+            Expired(Credential::Session) => "Your sign-in has expired: sign in again (`dexto login`, or the dashboard).".into(),
             Forbidden(m) | BadRequest(m) | NotFound(m) | Conflict(m) | SpendCapReached(m) | SignInRefused { message: m, .. } | PaymentRefused { message: m, .. } => m.clone(),
             UserSuspended => "This account is suspended, so its keys cannot be used; adding credit will not lift this. Contact support@dexto.ai.".into(),
             PayloadTooLarge { limit_bytes } => format!("Request body exceeds {limit_bytes} bytes."),

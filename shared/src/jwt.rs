@@ -166,10 +166,6 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now_secs: i64) -> Res
 }
 
 fn check_claims(claims: &Value, policy: &Policy, now_secs: i64) -> Result<SessionClaims, JwtError> {
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(JwtError::Expired)?;
-    if exp <= now_secs {
-        return Err(JwtError::Expired);
-    }
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == policy.audience,
         Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(policy.audience)),
@@ -185,6 +181,12 @@ fn check_claims(claims: &Value, policy: &Policy, now_secs: i64) -> Result<Sessio
         return Err(JwtError::WrongRole);
     }
     let sub = claims.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 64).ok_or(JwtError::MissingSubject)?;
+    // Last: `Expired` tells the holder to sign in again, so it is said only
+    // of a token that is ours in every other respect.
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(JwtError::Malformed)?;
+    if exp <= now_secs {
+        return Err(JwtError::Expired);
+    }
     Ok(SessionClaims {
         sub: sub.to_string(),
         email: claims.get("email").and_then(Value::as_str).map(str::to_string),
@@ -241,6 +243,8 @@ mod tests {
         let ks = keys();
         let cases = [
             (json!({"exp": NOW - 1}), JwtError::Expired),
+            // Expiry is said only of a token that is ours in every other respect.
+            (json!({"exp": NOW - 1, "aud": "anon"}), JwtError::WrongAudience),
             (json!({"aud": "anon"}), JwtError::WrongAudience),
             (json!({"iss": "https://evil.example/auth/v1"}), JwtError::WrongIssuer),
             (json!({"role": "anon"}), JwtError::WrongRole),
@@ -256,7 +260,7 @@ mod tests {
         }
         let mut no_exp = good();
         no_exp.as_object_mut().unwrap().remove("exp");
-        assert_eq!(verify(&sign_es256(&no_exp, EC_KID), &ks, &policy(None), NOW).unwrap_err(), JwtError::Expired);
+        assert_eq!(verify(&sign_es256(&no_exp, EC_KID), &ks, &policy(None), NOW).unwrap_err(), JwtError::Malformed, "never valid, so not `expired`");
         let mut aud_list = good();
         aud_list["aud"] = json!(["other", "authenticated"]);
         assert!(verify(&sign_es256(&aud_list, EC_KID), &ks, &policy(None), NOW).is_ok());

@@ -147,6 +147,8 @@ pub struct StreamMeter {
     pub usage: Option<UpstreamUsage>,
     pub output_bytes: usize,
     pub error: Option<String>,
+    /// How many error events were seen (the pump rewrites each one's text).
+    pub error_events: u32,
     pub generation_id: Option<String>,
     pub finish_reason: Option<String>,
     pub saw_done: bool,
@@ -173,6 +175,7 @@ impl StreamMeter {
         if let Some(err) = chunk.get("error") {
             let code = err.get("code").map(Value::to_string).unwrap_or_default();
             self.error = Some(format!("upstream stream error {code}"));
+            self.error_events += 1;
         }
         for choice in chunk.get("choices").and_then(Value::as_array).into_iter().flatten() {
             let delta = choice.get("delta");

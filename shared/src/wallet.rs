@@ -17,6 +17,16 @@ use serde::{Deserialize, Serialize};
 /// a newline, then the client's body bytes (see `frame`/`unframe`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExchangeRequest {
+    /// Test hook (DEXTO_TEST_HOOKS=1 only, else 0): the wallet object's clock
+    /// moved on by this much for admission (caps' windows, rate limits). The
+    /// object reads its own clock: the same one its settlements are stamped
+    /// with, so a cap's window is never read on one clock and charged on another.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
+    /// The chat Worker's clock, read by objects of the build before this one
+    /// (which require it) during a deploy; this build ignores it. Remove it
+    /// once a release has passed.
+    #[serde(default)]
     pub now_ms: i64,
     /// Deadline of the hold while nobody heartbeats it (HOLD_TTL_SECONDS).
     pub ttl_ms: i64,
@@ -356,7 +366,8 @@ mod tests {
     #[test]
     fn exchange_frames_round_trip() {
         let req = ExchangeRequest {
-            now_ms: 1,
+            clock_offset_ms: 1,
+            now_ms: 0,
             ttl_ms: 2,
             quote: Quote { lines: vec![], prompt_tokens: 3, images: 0, n: 1, asked: None, floor: 1, prints: None, cache_writes: false },
             limit_fields: (false, false),

@@ -106,8 +106,14 @@ fn the_device_token_reads_balance_and_usage_and_nothing_else() {
     let keys = s.call("GET", "/api/keys", &session, None).json();
     let laptop_now = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == laptop_id.as_str()).cloned().unwrap();
     assert_eq!(laptop_now["status"], "active", "{keys}");
-    // A made-up or expired device token is no credential at all.
-    assert_eq!(s.call("GET", "/api/billing/balance", &format!("dxd_{}", "0".repeat(64)), None).status, 401);
+    // A made-up device token is no credential at all; an expired one is told to sign in again.
+    let made_up = s.call("GET", "/api/billing/balance", &format!("dxd_{}", "0".repeat(64)), None);
+    assert_eq!((made_up.status, made_up.json()["error"]["code"].as_str()), (401, Some("invalid_api_key")), "{}", made_up.body);
+    let hash = dexto_shared::device::device_code_hash(&token);
+    s.d1(&format!("UPDATE device_tokens SET expires_at = 1 WHERE token_hash = '{hash}'"));
+    let expired = s.call("GET", "/api/billing/balance", &token, None);
+    assert_eq!((expired.status, expired.json()["error"]["code"].as_str()), (401, Some("session_expired")), "{}", expired.body);
+    assert!(expired.json()["error"]["message"].as_str().unwrap().contains("dexto login"), "{}", expired.body);
 }
 
 #[test]

@@ -200,6 +200,25 @@ fn a_dropped_stream_in_each_dialect_is_billed_for_the_upstream_usage() {
 
 
 #[test]
+fn an_upstream_error_mid_stream_reaches_each_dialect_in_its_shape_without_the_providers_words() {
+    let s = stack();
+    for (path, body, frame) in [
+        ("/v1/messages", json!({"model": HAIKU, "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "[[mock:error_after=2]]"}]}), "event: error\n"),
+        ("/v1/responses", json!({"model": HAIKU, "max_output_tokens": 10, "stream": true, "input": "[[mock:error_after=2]]"}), "event: response.failed\n"),
+    ] {
+        let u = s.new_user("5");
+        let auth = format!("Bearer {}", u.key);
+        let events = integration_tests::SseReader::open(&format!("{}{path}", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes()).collect();
+        let failure = &events.iter().find(|(e, _)| e.contains(frame)).unwrap_or_else(|| panic!("{path}: no `{frame}` in {events:?}")).0;
+        assert!(failure.contains("failed while answering"), "{path}: {failure}");
+        assert!(!failure.contains("MockProvider") && !failure.contains("10.0.0.7"), "{path}: {failure}");
+        let kept = if path == "/v1/messages" { "\"type\":\"api_error\"" } else { "\"code\":\"server_error\"" };
+        assert!(failure.contains(kept), "{path}: the upstream's own type or code is kept: {failure}");
+        assert!(events.iter().any(|(e, _)| e.starts_with(": dexto-cost usd=")), "{path}: billed: {events:?}");
+    }
+}
+
+#[test]
 fn an_upstream_that_breaks_mid_stream_is_reported_in_each_dialects_own_event() {
     let s = stack();
     for (path, body, frame) in [

@@ -1,4 +1,4 @@
-//! Per-key settings: an expiry (refused like a revoked key after it), the
+//! Per-key settings: an expiry (refused after it, saying where to get a new key), the
 //! models a key may call, and renaming — set at creation or with
 //! `PATCH /api/keys/{id}`. This file's stack reads key settings fresh
 //! (KEY_CACHE_TTL_SECONDS=0; production caches them for 30 s).
@@ -55,7 +55,7 @@ fn a_key_limited_to_some_models_refuses_others_until_changed() {
 }
 
 #[test]
-fn an_expired_key_is_refused_like_a_revoked_one() {
+fn an_expired_key_is_refused_saying_so() {
     let s = stack();
     let u = s.new_user("1");
     let soon = dexto_shared::time::rfc3339(integration_tests::now_ms() + 3_000);
@@ -73,7 +73,8 @@ fn an_expired_key_is_refused_like_a_revoked_one() {
         std::thread::sleep(std::time::Duration::from_millis(250));
     };
     assert_eq!(refused.status, 401, "{}", refused.body);
-    assert_eq!(refused.json()["error"]["code"], "invalid_api_key");
+    assert_eq!(refused.json()["error"]["code"], "expired_api_key", "{}", refused.body);
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("/dashboard/keys"), "says where to get a new key: {}", refused.body);
     let valid = s.call("GET", "/api/keys/validate", &key, None);
     assert_eq!(valid.json()["valid"], false);
     let past = s.admin("POST", &format!("/admin/users/{}/keys", u.id), Some(json!({"name": "x", "expires_at": "2020-01-01T00:00:00Z"})));

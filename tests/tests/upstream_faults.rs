@@ -91,7 +91,13 @@ fn a_mid_stream_error_without_usage_is_estimated_and_flagged() {
     let u = s.new_user("1");
     let body = chat_body(&marker("midstream"), "error_after=2", true);
     let events = s.stream(&u.key, &body).collect();
-    assert!(events.iter().any(|(e, _)| e.contains("\"error\"")), "the upstream error frame is passed through");
+    let failure = &events.iter().find(|(e, _)| e.contains("\"error\"")).expect("the upstream error frame is passed on").0;
+    let frame: Value = serde_json::from_str(failure.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
+    assert_eq!((&frame["error"]["code"], &frame["choices"][0]["finish_reason"]), (&json!(502), &json!("error")), "in OpenRouter's shape: {failure}");
+    assert!(frame["error"]["message"].as_str().unwrap().contains("failed while answering"), "{failure}");
+    for secret in ["MockProvider", "10.0.0.7", "metadata"] {
+        assert!(!failure.contains(secret), "the provider's own words stay upstream: {failure}");
+    }
     assert!(events.last().unwrap().0.starts_with(": dexto-cost"), "no [DONE] after an error, but the bill");
     let expected = estimate_micros(s, &body, "tok0 tok1 ".len());
     let user = s.eventually_user(&u.id, "settlement", |u| u["usage_totals"]["requests"] == 1);

@@ -150,13 +150,13 @@ async fn run(req: &mut Request, env: &Env, ctx: &Context, request_id: &str, star
     let client = ClientMeta::from_headers(req.headers());
     // Test hooks (DEXTO_TEST_HOOKS=1 only): an owner that dies, a clock moved on.
     let hooks = config.test_hooks;
-    let hook = |name: &str| req.headers().get(name).ok().flatten().filter(|_| hooks).and_then(|v| v.parse::<i64>().ok());
+    let hook = |name: &str| hooks.then(|| req.headers().get(name).ok().flatten()).flatten().and_then(|v| v.parse::<i64>().ok());
     let die_after_events = hook("X-Dexto-Test-Die-After-Events").map(|n| n as u64);
     let fail_settlement = hook("X-Dexto-Test-Fail-Settlement") == Some(1);
-    let now_for_limits = started_ms + hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0);
     phases.lap("quote", clock_ms());
     let exchange = ExchangeRequest {
-        now_ms: now_for_limits,
+        clock_offset_ms: hook("X-Dexto-Test-Now-Offset-Ms").unwrap_or(0),
+        now_ms: started_ms,
         ttl_ms: config.hold_ttl_ms,
         limit_fields: chat.limit_fields,
         key_rate_limit: caller.rate_limit_per_minute,

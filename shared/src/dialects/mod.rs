@@ -14,6 +14,7 @@ mod output_limit;
 mod prompt_tally;
 mod responses_request;
 mod stream_meter;
+mod upstream_errors;
 mod usage;
 /// The readers', meters' and envelopes' tests (by module), kept apart so
 /// each module stays short.
@@ -21,6 +22,7 @@ mod usage;
 mod tests;
 
 pub use errors::{anthropic_error_type, StreamFailure, TOP_UP_HINT};
+pub use upstream_errors::{redact_upstream_error, redacted_stream_error};
 pub use output_limit::set_output_limit;
 pub use stream_meter::DialectMeter;
 pub use usage::{from_messages_usage, from_responses_usage};

@@ -44,6 +44,10 @@ impl DialectMeter {
         (self.last_sequence.map_or(0, |n| n + 1), self.response_id.as_deref())
     }
 
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     pub fn observe(&mut self, event: &[u8]) -> EventKind {
         if self.dialect == Dialect::Chat {
             return self.seen.observe(event);
@@ -130,5 +134,6 @@ impl DialectMeter {
     fn note_error(&mut self, code: Option<&Value>) {
         let code = code.map(Value::to_string).unwrap_or_default();
         self.seen.error = Some(format!("upstream stream error {code}"));
+        self.seen.error_events += 1;
     }
 }

@@ -7,7 +7,7 @@
 //! (`KeyLookup::Fresh`) so a revoked key is refused on the very next request.
 
 use crate::apikey::ApiKey;
-use crate::error::GatewayError;
+use crate::error::{Credential, GatewayError};
 use crate::http::{bearer_token, now_ms};
 use crate::negative_cache::NegativeCache;
 use std::cell::RefCell;
@@ -19,7 +19,7 @@ pub struct Caller {
     pub user_id: String,
     pub key_id: String,
     pub scopes: Vec<String>,
-    /// After this instant the key is refused like a revoked one.
+    /// After this instant the key is refused (`expired_api_key`).
     pub expires_at: Option<i64>,
     /// The only models this key may call (None: any allowed model).
     pub allowed_models: Option<Vec<String>>,
@@ -90,7 +90,7 @@ pub async fn authenticate(headers: &Headers, env: &Env, lookup: KeyLookup, scope
         }
     };
     if caller.expires_at.is_some_and(|at| at <= now) {
-        return Err(GatewayError::InvalidAuth); // expired: refused like a revoked key
+        return Err(GatewayError::Expired(Credential::ApiKey)); // refused like a revoked key, saying why
     }
     if !caller.has_scope(scope) {
         return Err(GatewayError::Forbidden(format!("This API key lacks the `{scope}` scope.")));

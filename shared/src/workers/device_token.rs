@@ -6,7 +6,7 @@
 
 use crate::db::{self, ms};
 use crate::device;
-use crate::error::GatewayError;
+use crate::error::{Credential, GatewayError};
 use crate::http::now_ms;
 use crate::session::SessionUser;
 
@@ -38,11 +38,15 @@ pub async fn verify(env: &worker::Env, token: &str) -> Result<(SessionUser, Devi
     #[derive(serde::Deserialize)]
     struct Row {
         user_id: String,
+        expires_at: i64,
     }
     let hash = device::device_code_hash(token);
-    let sql = "SELECT user_id FROM device_tokens WHERE token_hash = ?1 AND expires_at > ?2";
-    let row: Option<Row> = db::first(&db::database(env)?, sql, &[hash.as_str().into(), ms(now_ms())]).await?;
+    let sql = "SELECT user_id, expires_at FROM device_tokens WHERE token_hash = ?1";
+    let row: Option<Row> = db::first(&db::database(env)?, sql, &[hash.as_str().into()]).await?;
     let row = row.ok_or(GatewayError::InvalidAuth)?;
+    if row.expires_at <= now_ms() {
+        return Err(GatewayError::Expired(Credential::Session));
+    }
     // The user exists (the token was minted for them): this reads their status and e-mail.
     let user = crate::session::ensure_user(env, &row.user_id, "").await?;
     Ok((user, DeviceGrant { token_hash: hash }))

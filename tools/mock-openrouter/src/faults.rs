@@ -10,6 +10,11 @@ pub const HEADER: &str = "x-mock-fault";
 const MARKER_OPEN: &str = "[[mock:";
 const MARKER_CLOSE: &str = "]]";
 
+/// What a provider's failure mid-stream says, as OpenRouter passes it on: the
+/// provider's own words, which name its internals (the gateway must not pass
+/// them to its clients).
+pub const MID_STREAM_ERROR: &str = "Provider returned error: MockProvider failed at http://10.0.0.7:8080/v1/generate (trace 4f2a)";
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
     /// Sleep before response headers.

@@ -80,7 +80,8 @@ fn stream_error_after() {
     let e = &frames[2];
     assert_eq!(
         e["error"],
-        json!({ "code": 502, "message": "Upstream provider error" })
+        json!({ "code": 502, "message": mock_openrouter::faults::MID_STREAM_ERROR,
+                "metadata": { "provider_name": "MockProvider", "raw": "{\"detail\":\"worker 10.0.0.7 crashed\"}" } })
     );
     assert_eq!(e["choices"][0]["finish_reason"], "error");
     assert!(e.get("usage").is_none());

@@ -134,7 +134,7 @@ fn stream_errors_and_drops_mid_answer() {
     assert!(r.complete, "an error event ends the stream cleanly");
     let ev = named_events(&r);
     assert_eq!(event_names(&ev)[3..], ["content_block_delta", "error"]);
-    assert_eq!(ev[4].1, json!({ "type": "error", "error": { "type": "api_error", "message": "Upstream provider error" } }));
+    assert_eq!(ev[4].1, json!({ "type": "error", "error": { "type": "api_error", "message": mock_openrouter::faults::MID_STREAM_ERROR } }));
 
     let ev = named_events(&post_dialect(addr, PATH, &stream_body("hi", 100), Some("error_after=1,error_usage=1")));
     assert_eq!(event_names(&ev)[4..], ["message_delta", "error"]);

@@ -137,7 +137,7 @@ fn stream_fails_or_drops_mid_answer() {
     let failed = &ev[5].1;
     assert_eq!(failed["sequence_number"], 5);
     assert_eq!(failed["response"]["status"], "failed");
-    assert_eq!(failed["response"]["error"], json!({ "code": "server_error", "message": "Upstream provider error" }));
+    assert_eq!(failed["response"]["error"], json!({ "code": "server_error", "message": mock_openrouter::faults::MID_STREAM_ERROR }));
     assert!(failed["response"].get("usage").is_none());
     let ev = named_events(&post_dialect(addr, PATH, &stream_body("hi"), Some("error_after=1,error_usage=1")));
     assert_eq!(ev.last().unwrap().1["response"]["usage"]["output_tokens"], 1);

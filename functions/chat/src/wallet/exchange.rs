@@ -11,7 +11,7 @@ use super::{pipe, Admission, WalletDO};
 use crate::config::Config;
 use crate::metering::Outcome;
 use crate::upstream;
-use dexto_shared::dialects::set_output_limit;
+use dexto_shared::dialects::{redact_upstream_error, set_output_limit};
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::{clock_ms, error_response, now_ms, rejected_in};
 use dexto_shared::openrouter_keys;
@@ -52,7 +52,8 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
     phases.record("hop", (now_ms() - req.sent_at_ms) as f64);
     phases.resume(clock_ms());
     wallet.ensure_wallet(&req.terms.user_id).await.map_err(internal)?;
-    let (terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound) = match wallet.admit(req).map_err(internal)? {
+    let now = now_ms() + req.clock_offset_ms;
+    let (terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound) = match wallet.admit(req, now).map_err(internal)? {
         Admission::Refused(e) => return Err(e),
         Admission::Held { terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound } => (terms, max_tokens, clamped, balance, rate_limit_remaining, prompt_bound),
     };
@@ -77,7 +78,7 @@ async fn run(wallet: &WalletDO, req: &ExchangeRequest, body: &[u8]) -> std::resu
     };
     ex.lap("admit");
     // The sweep must come by if this object dies with the exchange open.
-    if let Err(e) = ledger.arm(req.now_ms + req.ttl_ms).await {
+    if let Err(e) = ledger.arm(now + req.ttl_ms).await {
         dexto_shared::log::event("wallet.alarm_failed", serde_json::json!({"request_id": ex.terms.request_id, "error": e.to_string()}));
     }
     ex.lap("arm");
@@ -160,8 +161,14 @@ async fn complete(mut upstream: Response, ex: Exchange, named: Option<String>) -
         }
     };
     ex.lap("read");
-    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let mut json: Option<Value> = serde_json::from_slice(&body).ok();
     let (usage, generation_id, output_bytes) = json.as_ref().map(|j| ex.terms.dialect.read_reply(j)).unwrap_or_default();
+    // An error the upstream reports inside its 200 goes out in our words.
+    let redacted = json.as_mut().is_some_and(|reply| redact_upstream_error(ex.terms.dialect, reply));
+    let body = match (redacted, &json) {
+        (true, Some(reply)) => serde_json::to_vec(reply).unwrap_or_default(),
+        _ => body,
+    };
     let outcome = Outcome { usage, output_bytes, generation_id, cancelled: false, upstream_status: status };
     ex.lap("parse");
     let (charge, balance) = ex.settle(&outcome, serde_json::json!({"max_tokens": ex.max_tokens}));

@@ -162,9 +162,9 @@ impl WalletDO {
     }
 
     /// Key and user checks, rate limit, and the hold sized by the quote —
-    /// synchronous, so checking and reserving are one atomic turn. The
-    /// wallet must have been ensured first.
-    fn admit(&self, req: &ExchangeRequest) -> Result<Admission> {
+    /// synchronous, so checking and reserving are one atomic turn, at `now`
+    /// on this object's clock. The wallet must have been ensured first.
+    fn admit(&self, req: &ExchangeRequest, now: i64) -> Result<Admission> {
         let wallet = self.store.wallet()?.ok_or("wallet missing")?;
         let refuse = |e| Ok(Admission::Refused(e));
         if wallet.suspended != 0 {
@@ -189,7 +189,7 @@ impl WalletDO {
             if !bucket.has_rate(per_minute) {
                 *bucket = RateLimiter::per_key(per_minute);
             }
-            if let Err(retry_after_secs) = bucket.take(req.now_ms) {
+            if let Err(retry_after_secs) = bucket.take(now) {
                 return refuse(GatewayError::RateLimited { retry_after_secs });
             }
         }
@@ -197,7 +197,7 @@ impl WalletDO {
             self.limiter_rate.set(plan.rate_limit_per_minute);
             *self.limiter.borrow_mut() = plan.rate_limit_per_minute.map_or_else(|| RateLimiter::from_env(&self.env), RateLimiter::per_key);
         }
-        if let Err(retry_after_secs) = self.limiter.borrow_mut().take(req.now_ms) {
+        if let Err(retry_after_secs) = self.limiter.borrow_mut().take(now) {
             return refuse(GatewayError::RateLimited { retry_after_secs });
         }
         if let Some(payment) = &req.terms.x402 {
@@ -211,12 +211,12 @@ impl WalletDO {
             None => Micros(wallet.balance).saturating_sub(self.store.held_total()?),
         };
         // A cap bounds the hold like the balance does (clamping included).
-        let uses = self.store.cap_uses(self.store.caps(Some(&req.terms.key_id))?, req.now_ms)?;
+        let uses = self.store.cap_uses(self.store.caps(Some(&req.terms.key_id))?, now)?;
         let cap = tightest(&uses).filter(|c| c.headroom() < available.max(Micros::ZERO));
         let affordable = cap.map_or(available, |c| c.headroom());
         let (tightened, prompt_bound) = prompt_memory::tightened(&self.store, req)?.unzip();
         match tightened.as_ref().unwrap_or(&req.quote).plan(affordable) {
-            HoldPlan::Insufficient { .. } if cap.is_some() => refuse(GatewayError::SpendCapReached(cap.expect("checked").refusal(req.now_ms))),
+            HoldPlan::Insufficient { .. } if cap.is_some() => refuse(GatewayError::SpendCapReached(cap.expect("checked").refusal(now))),
             HoldPlan::Insufficient { needed, floor_tokens } => refuse(GatewayError::InsufficientCredits {
                 available: available.max(Micros::ZERO),
                 needed: Some((needed, floor_tokens)),
@@ -227,11 +227,11 @@ impl WalletDO {
                 let terms = ExchangeTerms { hold: amount, prompt_memo, ..req.terms.clone() };
                 let terms_text = serde_json::to_string(&terms)?;
                 self.store.atomically(|| {
-                    self.store.put_hold(id, &req.terms.key_id, amount, req.now_ms, req.ttl_ms, &terms_text)?;
+                    self.store.put_hold(id, &req.terms.key_id, amount, now, req.ttl_ms, &terms_text)?;
                     if let Some(payment) = &terms.x402 {
-                        self.store.x402_hold(payment, id, req.now_ms)?;
+                        self.store.x402_hold(payment, id, now)?;
                     }
-                    self.store.touch_key(&req.terms.key_id, req.now_ms)
+                    self.store.touch_key(&req.terms.key_id, now)
                 })?;
                 self.ledger.live_insert(id);
                 Ok(Admission::Held {

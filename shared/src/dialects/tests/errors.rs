@@ -1,5 +1,5 @@
-use crate::dialects::{anthropic_error_type, Dialect, StreamFailure, TOP_UP_HINT};
-use crate::error::GatewayError;
+use crate::dialects::{anthropic_error_type, redact_upstream_error, redacted_stream_error, Dialect, StreamFailure, TOP_UP_HINT};
+use crate::error::{Credential, GatewayError};
 use crate::money::Micros;
 use serde_json::json;
 
@@ -32,6 +32,8 @@ fn every_gateway_error_gets_the_anthropic_envelope_with_its_own_message() {
     for err in [
         GatewayError::MissingAuth,
         GatewayError::InvalidAuth,
+        GatewayError::Expired(Credential::ApiKey),
+        GatewayError::Expired(Credential::Session),
         GatewayError::Forbidden("This API key may not use `m`.".into()),
         GatewayError::WalletFrozen,
         GatewayError::ModelNotFound("claude-sonnet-9".into()),
@@ -88,4 +90,59 @@ fn mid_stream_errors_are_one_event_in_each_dialect() {
     assert!(event.contains("\"code\":\"rate_limit_exceeded\"") && event.contains("\"id\":null"), "{event}");
     let event = String::from_utf8(limited.event(Dialect::Messages, (0, None))).unwrap();
     assert!(event.contains("\"type\":\"rate_limit_error\""), "{event}");
+}
+
+#[test]
+fn an_upstream_error_mid_stream_keeps_its_shape_but_not_its_words() {
+    let data = |event: &[u8]| -> serde_json::Value {
+        let text = String::from_utf8(event.to_vec()).unwrap();
+        serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap()
+    };
+    let chat = br#"data: {"id":"gen-1","error":{"code":402,"message":"Insufficient credits. Add more using https://openrouter.ai/credits","metadata":{"raw":"acct 123"}},"choices":[{"index":0,"delta":{},"finish_reason":"error"}]}
+
+"#;
+    let out = redacted_stream_error(Dialect::Chat, chat.to_vec());
+    let v = data(&out);
+    assert_eq!(v["error"], json!({"code": 402, "message": GatewayError::UpstreamRejected { status: 402 }.message()}));
+    assert_eq!((&v["id"], &v["choices"][0]["finish_reason"]), (&json!("gen-1"), &json!("error")), "the rest as sent");
+
+    let messages = b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Provider X at https://internal overloaded\"}}\n\n";
+    let out = redacted_stream_error(Dialect::Messages, messages.to_vec());
+    assert!(out.starts_with(b"event: error\ndata: "), "{}", String::from_utf8_lossy(&out));
+    let v = data(&out);
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    assert!(!v.to_string().contains("https://"), "{v}");
+
+    let failed = b"event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":4,\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"Provider Y says: slow down (org-123)\"}}}\n\n";
+    let v = data(&redacted_stream_error(Dialect::Responses, failed.to_vec()));
+    assert_eq!((&v["sequence_number"], &v["response"]["error"]["code"]), (&json!(4), &json!("rate_limit_exceeded")));
+    assert!(v["response"]["error"]["message"].as_str().unwrap().starts_with("The model provider is rate limiting"), "{v}");
+    let error = b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"stack at openrouter.ts:12\",\"sequence_number\":2}\n\n";
+    let v = data(&redacted_stream_error(Dialect::Responses, error.to_vec()));
+    assert!(!v["message"].as_str().unwrap().contains("openrouter"), "{v}");
+    assert_eq!(v["sequence_number"], 2);
+
+    // Anything else passes as it came.
+    let plain = b"data: {\"choices\":[{\"delta\":{\"content\":\"error\"}}]}\n\n".to_vec();
+    assert_eq!(redacted_stream_error(Dialect::Chat, plain.clone()), plain);
+}
+
+#[test]
+fn an_upstream_error_in_a_200_reply_or_in_other_shapes_is_redacted_too() {
+    // A non-stream Responses reply that failed, a chat reply with an error, a string error.
+    let mut failed = json!({"id": "resp_1", "status": "failed", "error": {"code": "rate_limit_exceeded", "message": "org-9 over quota"}, "usage": null});
+    assert!(redact_upstream_error(Dialect::Responses, &mut failed));
+    assert_eq!(failed["error"]["code"], "rate_limit_exceeded");
+    assert!(failed["error"]["message"].as_str().unwrap().starts_with("The model provider is rate limiting"), "{failed}");
+    let mut chat = json!({"id": "gen-1", "error": {"code": "server_error", "message": "see https://internal", "metadata": {"raw": "x"}}});
+    assert!(redact_upstream_error(Dialect::Chat, &mut chat));
+    assert_eq!(chat["error"], json!({"code": "server_error", "message": "The model provider failed while answering: retry, or use another model."}));
+    let mut bare = json!({"error": "upstream said https://internal"});
+    assert!(redact_upstream_error(Dialect::Chat, &mut bare));
+    assert!(!bare.to_string().contains("internal"), "{bare}");
+    // Replies without an error are left alone (Responses' `"error": null` included).
+    let mut fine = json!({"id": "resp_2", "status": "completed", "error": null});
+    assert!(!redact_upstream_error(Dialect::Responses, &mut fine));
+    let mut message = json!({"id": "msg_1", "type": "message", "content": [{"type": "text", "text": "error"}]});
+    assert!(!redact_upstream_error(Dialect::Messages, &mut message));
 }

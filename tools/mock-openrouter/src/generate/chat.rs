@@ -164,7 +164,8 @@ impl Wire for Chat {
     }
 
     fn failure(&self, plan: &Plan, sent: u64) -> String {
-        let error = json!({ "code": 502, "message": "Upstream provider error" });
+        let metadata = json!({ "provider_name": "MockProvider", "raw": "{\"detail\":\"worker 10.0.0.7 crashed\"}" });
+        let error = json!({ "code": 502, "message": crate::faults::MID_STREAM_ERROR, "metadata": metadata });
         let usage = plan.faults.error_usage.then(|| usage(plan, sent));
         let choices = json!([choice(json!({ "content": "" }), Some("error"))]);
         chunk(plan, choices, Some(error), usage)

@@ -183,7 +183,7 @@ impl Wire for Messages {
     /// the usage of what was sent.
     fn failure(&self, plan: &Plan, sent: u64) -> String {
         let usage = if plan.faults.error_usage { message_delta(plan, None, sent) } else { String::new() };
-        usage + &sse(Some("error"), &envelope(502, "Upstream provider error"))
+        usage + &sse(Some("error"), &envelope(502, crate::faults::MID_STREAM_ERROR))
     }
 
     fn closing(&self, plan: &Plan) -> String {

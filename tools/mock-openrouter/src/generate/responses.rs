@@ -77,7 +77,7 @@ fn response(plan: &Plan, status: &'static str, output: Value, usage_tokens: Opti
         billing: plan.io_billing(n),
     });
     let incomplete_details = if status == "incomplete" { json!({ "reason": "max_output_tokens" }) } else { Value::Null };
-    let error = if status == "failed" { json!({ "code": "server_error", "message": "Upstream provider error" }) } else { Value::Null };
+    let error = if status == "failed" { json!({ "code": "server_error", "message": crate::faults::MID_STREAM_ERROR }) } else { Value::Null };
     ResponseObject {
         id: format!("resp_{}", plan.id),
         object: "response",

@@ -184,7 +184,7 @@ impl Store {
         add_missing_columns(&sql)?;
         let store = Store { sql: sql::Sql::new(sql.clone()), mem: RefCell::default(), raw, in_transaction: Default::default() };
         // Whole or not at all: it adds the old rows to the new ones.
-        store.atomically(|| spend::one_row_per_scope(&sql))?;
+        store.atomically(|| spend::one_row_per_scope(&store.sql))?;
         Ok(store)
     }
 

@@ -13,24 +13,14 @@ use dexto_shared::spend_windows::SpendWindows;
 use serde::Deserialize;
 use std::cell::RefMut;
 use std::collections::HashMap;
-use worker::{Result, SqlStorage};
+use super::sql::Sql;
+use worker::Result;
 
 impl Store {
     /// Every scope's windows, read from SQL once per incarnation.
     fn spend(&self) -> Result<RefMut<'_, HashMap<String, SpendWindows>>> {
         if self.mem.borrow().spend.is_none() {
-            #[derive(Deserialize)]
-            struct Row {
-                scope: String,
-                daily_start: i64,
-                daily: i64,
-                monthly_start: i64,
-                monthly: i64,
-                lifetime: i64,
-            }
-            let rows: Vec<Row> = self.sql.exec("SELECT scope, daily_start, daily, monthly_start, monthly, lifetime FROM spend_windows", None)?.to_array()?;
-            let spend = rows.into_iter().map(|r| (r.scope, SpendWindows { daily_start: r.daily_start, daily: r.daily, monthly_start: r.monthly_start, monthly: r.monthly, lifetime: r.lifetime }));
-            self.mem.borrow_mut().spend = Some(spend.collect());
+            self.mem.borrow_mut().spend = Some(stored(&self.sql)?);
         }
         Ok(RefMut::map(self.mem.borrow_mut(), |m| m.spend.as_mut().expect("loaded")))
     }
@@ -55,14 +45,7 @@ impl Store {
                 (scope, windows)
             })
             .collect();
-        let values = charged
-            .iter()
-            .flat_map(|(scope, w)| [scope.as_str().into(), int(w.daily_start), int(w.daily), int(w.monthly_start), int(w.monthly), int(w.lifetime)])
-            .collect::<Vec<_>>();
-        self.sql.exec(
-            "INSERT OR REPLACE INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime) VALUES (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)",
-            values,
-        )?;
+        store(&self.sql, &charged)?;
         spend.extend(charged);
         Ok(())
     }
@@ -84,7 +67,7 @@ impl Store {
 /// and its lifetime total become its row, and the old table goes. Added to a
 /// scope's row if it has one: a build from before, run again on this object
 /// (a rollback), starts a new `spend` table with only what it settled.
-pub(super) fn one_row_per_scope(sql: &SqlStorage) -> Result<()> {
+pub(super) fn one_row_per_scope(sql: &Sql) -> Result<()> {
     #[derive(Deserialize)]
     struct Found {
         n: i64,
@@ -100,15 +83,6 @@ pub(super) fn one_row_per_scope(sql: &SqlStorage) -> Result<()> {
         window_start: i64,
         micros: i64,
     }
-    #[derive(Deserialize)]
-    struct Kept {
-        scope: String,
-        daily_start: i64,
-        daily: i64,
-        monthly_start: i64,
-        monthly: i64,
-        lifetime: i64,
-    }
     // Each scope's old rows in one record, then added to the row it has: the
     // window rule of `SpendWindows::merged`, as settlements use it.
     let mut folded: HashMap<String, SpendWindows> = HashMap::new();
@@ -123,18 +97,41 @@ pub(super) fn one_row_per_scope(sql: &SqlStorage) -> Result<()> {
         let scope = folded.entry(row.scope).or_default();
         *scope = scope.merged(record);
     }
-    let kept: Vec<Kept> = sql.exec("SELECT scope, daily_start, daily, monthly_start, monthly, lifetime FROM spend_windows", None)?.to_array()?;
-    let kept: HashMap<String, SpendWindows> = kept
-        .into_iter()
-        .map(|k| (k.scope, SpendWindows { daily_start: k.daily_start, daily: k.daily, monthly_start: k.monthly_start, monthly: k.monthly, lifetime: k.lifetime }))
-        .collect();
-    for (scope, old) in folded {
-        let w = kept.get(&scope).copied().unwrap_or_default().merged(old);
-        sql.exec(
-            "INSERT OR REPLACE INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime) VALUES (?, ?, ?, ?, ?, ?)",
-            vec![scope.into(), int(w.daily_start), int(w.daily), int(w.monthly_start), int(w.monthly), int(w.lifetime)],
-        )?;
-    }
+    let kept = stored(sql)?;
+    let merged: Vec<(String, SpendWindows)> = folded.into_iter().map(|(scope, old)| (scope.clone(), kept.get(&scope).copied().unwrap_or_default().merged(old))).collect();
+    store(sql, &merged)?;
     sql.exec("DROP TABLE spend", None)?;
+    Ok(())
+}
+
+/// Every scope's row.
+fn stored(sql: &Sql) -> Result<HashMap<String, SpendWindows>> {
+    #[derive(Deserialize)]
+    struct Row {
+        scope: String,
+        daily_start: i64,
+        daily: i64,
+        monthly_start: i64,
+        monthly: i64,
+        lifetime: i64,
+    }
+    let rows: Vec<Row> = sql.exec("SELECT scope, daily_start, daily, monthly_start, monthly, lifetime FROM spend_windows", None)?.to_array()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.scope, SpendWindows { daily_start: r.daily_start, daily: r.daily, monthly_start: r.monthly_start, monthly: r.monthly, lifetime: r.lifetime }))
+        .collect())
+}
+
+/// Writes each scope's whole row: one statement a settlement (two rows), as
+/// few as the 100 parameters a statement may bind allow for the migration.
+fn store(sql: &Sql, rows: &[(String, SpendWindows)]) -> Result<()> {
+    for chunk in rows.chunks(16) {
+        let values = chunk
+            .iter()
+            .flat_map(|(scope, w)| [scope.as_str().into(), int(w.daily_start), int(w.daily), int(w.monthly_start), int(w.monthly), int(w.lifetime)])
+            .collect::<Vec<_>>();
+        let placeholders = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        sql.exec(&format!("INSERT OR REPLACE INTO spend_windows (scope, daily_start, daily, monthly_start, monthly, lifetime) VALUES {placeholders}"), values)?;
+    }
     Ok(())
 }
