@@ -199,17 +199,29 @@ fn a_dropped_stream_in_each_dialect_is_billed_for_the_upstream_usage() {
 }
 
 
-#[test]
-fn an_upstream_error_mid_stream_reaches_each_dialect_in_its_shape_without_the_providers_words() {
-    let s = stack();
-    for (path, body, frame) in [
-        ("/v1/messages", json!({"model": HAIKU, "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "[[mock:error_after=2]]"}]}), "event: error\n"),
-        ("/v1/responses", json!({"model": HAIKU, "max_output_tokens": 10, "stream": true, "input": "[[mock:error_after=2]]"}), "event: response.failed\n"),
-    ] {
+/// A stream with the mock's `fault` in each of Messages and Responses: its
+/// path, the event that reports the failure in that dialect, every event, and
+/// the user it ran on.
+fn failing_streams(s: &Stack, fault: &str) -> Vec<(&'static str, String, Vec<(String, std::time::Duration)>, TestUser)> {
+    let content = format!("[[mock:{fault}]]");
+    [
+        ("/v1/messages", json!({"model": HAIKU, "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": content}]}), "event: error\n"),
+        ("/v1/responses", json!({"model": HAIKU, "max_output_tokens": 10, "stream": true, "input": content}), "event: response.failed\n"),
+    ]
+    .into_iter()
+    .map(|(path, body, frame)| {
         let u = s.new_user("5");
         let auth = format!("Bearer {}", u.key);
         let events = integration_tests::SseReader::open(&format!("{}{path}", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes()).collect();
-        let failure = &events.iter().find(|(e, _)| e.contains(frame)).unwrap_or_else(|| panic!("{path}: no `{frame}` in {events:?}")).0;
+        let failure = events.iter().find(|(e, _)| e.contains(frame)).unwrap_or_else(|| panic!("{path}: no `{frame}` in {events:?}")).0.clone();
+        (path, failure, events, u)
+    })
+    .collect()
+}
+
+#[test]
+fn an_upstream_error_mid_stream_reaches_each_dialect_in_its_shape_without_the_providers_words() {
+    for (path, failure, events, _) in failing_streams(stack(), "error_after=2") {
         assert!(failure.contains("failed while answering"), "{path}: {failure}");
         assert!(!failure.contains("MockProvider") && !failure.contains("10.0.0.7"), "{path}: {failure}");
         let kept = if path == "/v1/messages" { "\"type\":\"api_error\"" } else { "\"code\":\"server_error\"" };
@@ -221,15 +233,8 @@ fn an_upstream_error_mid_stream_reaches_each_dialect_in_its_shape_without_the_pr
 #[test]
 fn an_upstream_that_breaks_mid_stream_is_reported_in_each_dialects_own_event() {
     let s = stack();
-    for (path, body, frame) in [
-        ("/v1/messages", json!({"model": HAIKU, "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "[[mock:drop_after=3]]"}]}), "event: error\n"),
-        ("/v1/responses", json!({"model": HAIKU, "max_output_tokens": 10, "stream": true, "input": "[[mock:drop_after=3]]"}), "event: response.failed\n"),
-    ] {
-        let u = s.new_user("5");
-        let auth = format!("Bearer {}", u.key);
-        let events = integration_tests::SseReader::open(&format!("{}{path}", s.base), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes()).collect();
-        let failure = events.iter().find(|(e, _)| e.contains(frame)).unwrap_or_else(|| panic!("{path}: no `{frame}` in {events:?}"));
-        assert!(failure.0.contains("closed the stream early"), "{path}: {}", failure.0);
+    for (path, failure, events, u) in failing_streams(s, "drop_after=3") {
+        assert!(failure.contains("closed the stream early"), "{path}: {failure}");
         assert!(events.last().is_some_and(|(e, _)| e.starts_with(": dexto-cost usd=")), "{path}: billed after the failure: {events:?}");
         let user = s.eventually_user(&u.id, "settlement", |v| v["usage_totals"]["requests"] == 1);
         assert_eq!(user["open_holds"], json!([]), "{path}");
