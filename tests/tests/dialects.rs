@@ -240,3 +240,24 @@ fn an_upstream_that_breaks_mid_stream_is_reported_in_each_dialects_own_event() {
         assert_eq!(user["open_holds"], json!([]), "{path}");
     }
 }
+
+#[test]
+fn an_upstream_error_in_a_200_reply_keeps_its_shape_without_the_providers_words() {
+    // OpenRouter answers 200 with the error in the body once the model has started.
+    let s = stack();
+    let u = s.new_user("5");
+    let auth = format!("Bearer {}", u.key);
+    let chat = post(s, "/v1/chat/completions", &[("Authorization", &auth)], &json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "[[mock:error_after=2,error_usage=1]]"}]}));
+    let responses = post(s, "/v1/responses", &[("Authorization", &auth)], &json!({"model": HAIKU, "max_output_tokens": 10, "input": "[[mock:error_after=2,error_usage=1]]"}));
+    for (r, error, kept) in [(&chat, "/error", ("/error/code", json!(502))), (&responses, "/error", ("/status", json!("failed")))] {
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert!(v.pointer(error).and_then(|e| e["message"].as_str()).is_some_and(|m| m.contains("failed while answering")), "{}", r.body);
+        assert!(!r.body.contains("MockProvider") && !r.body.contains("10.0.0.7") && !r.body.contains("metadata"), "{}", r.body);
+        assert_eq!(v.pointer(kept.0), Some(&kept.1), "{}", r.body);
+    }
+    assert_eq!(chat.json()["choices"][0]["finish_reason"], "error", "the rest as the upstream sent it");
+    // Billed once each by the usage the upstream reported for what it made.
+    let user = s.eventually_user(&u.id, "settlements", |v| v["usage_totals"]["requests"] == 2);
+    assert!(user["recent_usage"].as_array().unwrap().iter().all(|r| r["completion_tokens"] == 2), "{user}");
+}

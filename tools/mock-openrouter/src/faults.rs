@@ -33,9 +33,10 @@ pub struct Faults {
     pub chunk_delay_ms: Option<u64>,
     /// Extra `: OPENROUTER PROCESSING` comments after each content frame.
     pub keepalive: Option<u64>,
-    /// Mid-stream error frame after N content frames.
+    /// Mid-stream error frame after N content frames (non-stream: a 200
+    /// whose body carries the error after N tokens, chat and Responses).
     pub error_after: Option<u64>,
-    /// The error frame also carries usage for what was sent.
+    /// The error frame (or failed reply) also carries usage for what was sent.
     pub error_usage: bool,
     /// Abort the connection after N content frames (non-stream: before body).
     pub drop_after: Option<u64>,

@@ -205,6 +205,17 @@ fn non_stream_drop_gives_incomplete_reply() {
 }
 
 #[test]
+fn non_stream_error_after_is_a_200_with_the_error_in_the_body() {
+    let addr = spawn_in_background();
+    let r = chat(addr, &req("openai/gpt-4o", "hi"), Some("error_after=1,error_usage=1"));
+    assert_eq!(r.status, 200, "the model had started: {:?}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((&v["error"]["code"], &v["error"]["message"]), (&json!(502), &json!(mock_openrouter::faults::MID_STREAM_ERROR)));
+    assert!(v["error"]["metadata"]["provider_name"].is_string(), "{v}");
+    assert_eq!((&v["choices"][0]["finish_reason"], &v["usage"]["completion_tokens"]), (&json!("error"), &json!(1)));
+}
+
+#[test]
 fn token_counting_covers_tool_schemas_and_tool_calls() {
     let addr = spawn_in_background();
     let tools = json!([{ "type": "function", "function": { "name": "read_file", "parameters": { "type": "object" } } }]);

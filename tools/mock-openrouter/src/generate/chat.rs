@@ -47,6 +47,8 @@ struct Completion<'a> {
     system_fingerprint: &'static str,
     choices: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<Usage>,
 }
 
@@ -97,6 +99,38 @@ fn chunk(plan: &Plan, choices: Value, error: Option<Value>, usage: Option<Usage>
     sse(None, &chunk)
 }
 
+/// A provider's failure as OpenRouter passes it on (the provider's own words
+/// and its raw error in `metadata`).
+fn provider_error() -> Value {
+    let metadata = json!({ "provider_name": "MockProvider", "raw": "{\"detail\":\"worker 10.0.0.7 crashed\"}" });
+    json!({ "code": 502, "message": crate::faults::MID_STREAM_ERROR, "metadata": metadata })
+}
+
+/// A non-stream answer of `n` tokens; `failed`: the error and the usage it reports.
+fn completion<'a>(plan: &'a Plan, n: u64, finish: &str, failed: Option<(Value, Option<Usage>)>) -> Completion<'a> {
+    let (error, usage) = match failed {
+        Some((error, reported)) => (Some(error), reported),
+        None => (None, (!plan.faults.no_usage).then(|| usage(plan, n))),
+    };
+    Completion {
+        id: &plan.id,
+        object: "chat.completion",
+        created: plan.created,
+        model: plan.model.id,
+        provider: plan.route.provider,
+        system_fingerprint: "fp_mock",
+        choices: json!([{
+            "index": 0,
+            "message": { "role": "assistant", "content": plan.text(n) },
+            "finish_reason": finish,
+            "native_finish_reason": finish,
+            "logprobs": null,
+        }]),
+        error,
+        usage,
+    }
+}
+
 fn choice(delta: Value, finish_reason: Option<&str>) -> Value {
     json!({
         "index": 0,
@@ -127,26 +161,15 @@ impl Wire for Chat {
     }
 
     fn reply(&self, plan: &Plan) -> Response {
-        let n = plan.completion_tokens;
-        let finish = plan.finish_reason();
-        let body = Completion {
-            id: &plan.id,
-            object: "chat.completion",
-            created: plan.created,
-            model: plan.model.id,
-            provider: plan.route.provider,
-            system_fingerprint: "fp_mock",
-            choices: json!([{
-                "index": 0,
-                "message": { "role": "assistant", "content": plan.text(n) },
-                "finish_reason": finish,
-                "native_finish_reason": finish,
-                "logprobs": null,
-            }]),
-            usage: (!plan.faults.no_usage).then(|| usage(plan, n)),
-        };
-        json_response(StatusCode::OK, &body)
+        json_response(StatusCode::OK, &completion(plan, plan.completion_tokens, plan.finish_reason(), None))
     }
+
+    /// The answer so far, `finish_reason: "error"` and a top-level `error`.
+    fn failed_reply(&self, plan: &Plan, sent: u64) -> Option<Response> {
+        let usage = plan.faults.error_usage.then(|| usage(plan, sent));
+        Some(json_response(StatusCode::OK, &completion(plan, sent, "error", Some((provider_error(), usage)))))
+    }
+
 
     fn opening(&self, _plan: &Plan) -> String {
         String::new()
@@ -164,8 +187,7 @@ impl Wire for Chat {
     }
 
     fn failure(&self, plan: &Plan, sent: u64) -> String {
-        let metadata = json!({ "provider_name": "MockProvider", "raw": "{\"detail\":\"worker 10.0.0.7 crashed\"}" });
-        let error = json!({ "code": 502, "message": crate::faults::MID_STREAM_ERROR, "metadata": metadata });
+        let error = provider_error();
         let usage = plan.faults.error_usage.then(|| usage(plan, sent));
         let choices = json!([choice(json!({ "content": "" }), Some("error"))]);
         chunk(plan, choices, Some(error), usage)

@@ -111,6 +111,12 @@ trait Wire: Sync {
     fn delta(&self, plan: &Plan, i: u64) -> String;
     /// The mid-stream error after `sent` tokens (the 200 is already out).
     fn failure(&self, plan: &Plan, sent: u64) -> String;
+    /// A non-stream answer that failed after `sent` tokens: OpenRouter
+    /// answers 200 with the error in the body once the model has started
+    /// (docs "Errors"). None where the dialect has no such reply.
+    fn failed_reply(&self, _plan: &Plan, _sent: u64) -> Option<Response> {
+        None
+    }
     /// Stream events after the last token (usage, end markers).
     fn closing(&self, plan: &Plan) -> String;
 }
@@ -173,6 +179,11 @@ async fn answer(wire: &'static dyn Wire, app: Arc<App>, id: String, token: Strin
     if plan.faults.drop_after.is_some() {
         plan.finish(&app, plan.completion_tokens, plan.finish_reason(), false, true);
         return aborted_response();
+    }
+    let sent = plan.faults.error_after.map(|k| k.min(plan.completion_tokens));
+    if let Some(resp) = sent.and_then(|sent| wire.failed_reply(&plan, sent)) {
+        plan.finish(&app, sent.unwrap_or_default(), "error", false, false);
+        return resp;
     }
     let resp = wire.reply(&plan);
     plan.finish(&app, plan.completion_tokens, plan.finish_reason(), false, false);

@@ -176,6 +176,13 @@ impl Wire for Responses {
         json_response(StatusCode::OK, &response(plan, finished(plan), output, Some(n)))
     }
 
+    /// `status: "failed"` with the error and what was generated.
+    fn failed_reply(&self, plan: &Plan, sent: u64) -> Option<Response> {
+        let output = json!([item(plan, "incomplete", json!([part(&plan.text(sent))]))]);
+        let usage = plan.faults.error_usage.then_some(sent);
+        Some(json_response(StatusCode::OK, &response(plan, "failed", output, usage)))
+    }
+
     fn opening(&self, plan: &Plan) -> String {
         let item_added = json!({ "type": "response.output_item.added", "sequence_number": 2,
             "output_index": 0, "item": item(plan, "in_progress", json!([])) });
