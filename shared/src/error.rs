@@ -70,6 +70,17 @@ pub enum Credential {
     Session,
 }
 
+/// A session token refused: one that is ours in every respect but its age
+/// is told to sign in again (`jwt` checks `exp` last).
+impl From<crate::jwt::JwtError> for GatewayError {
+    fn from(e: crate::jwt::JwtError) -> GatewayError {
+        match e {
+            crate::jwt::JwtError::Expired => GatewayError::Expired(Credential::Session),
+            _ => GatewayError::InvalidAuth,
+        }
+    }
+}
+
 impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;

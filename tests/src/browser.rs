@@ -88,19 +88,21 @@ impl Browser {
         Ok(r.json()["value"].clone())
     }
 
-    /// Runs `act` on the first element matching `css`. A page that re-renders
-    /// between finding the element and acting on it leaves a stale reference:
-    /// find it again (the page is still settling), up to the usual wait.
+    /// Runs `action` on the first element matching `css`. A page that
+    /// re-renders between finding the element and acting on it leaves a stale
+    /// reference: find it again (the page is still settling), within the usual wait.
     fn on_element(&self, css: &str, method: &str, action: &str, body: Option<Value>) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let mut done = None;
+        self.wait_until(&format!("`{css}` to hold still for {method} {action}"), || {
             let id = self.find(css);
             match self.try_cmd(method, &format!("/element/{id}{action}"), body.clone()) {
-                Ok(value) => return value,
-                Err(error) if error.contains("stale element reference") && Instant::now() < deadline => continue,
+                Ok(value) => done = Some(value),
+                Err(error) if error.contains("stale element reference") => {}
                 Err(error) => panic!("WebDriver {method} {action} on `{css}`: {error}"),
             }
-        }
+            done.is_some()
+        });
+        done.expect("ready")
     }
 
     pub fn goto(&self, url: &str) {

@@ -106,11 +106,36 @@ impl StreamFailure {
 /// OpenAI's `response.error.code` for a status (the codes OpenRouter's
 /// Responses API uses): Codex CLI retries a failed turn unless the code says
 /// otherwise, as it would a 5xx.
-fn responses_error_code(status: u16) -> &'static str {
+pub(super) fn responses_error_code(status: u16) -> &'static str {
     match status {
         400 | 413 | 422 => "invalid_prompt",
         429 => "rate_limit_exceeded",
         _ => "server_error",
+    }
+}
+
+/// The status an Anthropic error type stands for (the reverse of
+/// `anthropic_error_type`, kept beside it).
+pub(super) fn status_of_anthropic_type(kind: &str) -> u16 {
+    match kind {
+        "invalid_request_error" => 400,
+        "billing_error" => 402,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "overloaded_error" => 529,
+        _ => 500,
+    }
+}
+
+/// The status an OpenAI string code stands for (Responses, and chat errors
+/// that carry one): the reverse of `responses_error_code`, and OpenAI's others.
+pub(super) fn status_of_code(code: &str) -> u16 {
+    match code {
+        "invalid_prompt" | "context_length_exceeded" | "invalid_request_error" => 400,
+        "insufficient_quota" => 402,
+        "rate_limit_exceeded" => 429,
+        _ => 500,
     }
 }
 

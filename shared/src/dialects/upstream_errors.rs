@@ -7,6 +7,7 @@
 //! (codes, types, ids, `finish_reason`, `sequence_number`) is kept, so
 //! clients read it as before (the JSON is written again: key order may change).
 
+use super::errors::{status_of_anthropic_type, status_of_code};
 use super::Dialect;
 use crate::error::GatewayError;
 use crate::sse::event_data;
@@ -60,28 +61,6 @@ fn message_for(status: u16) -> String {
         429 => "The model provider is rate limiting this model: retry shortly, or use another model.".into(),
         400..=499 => GatewayError::UpstreamRejected { status }.message(),
         _ => "The model provider failed while answering: retry, or use another model.".into(),
-    }
-}
-
-fn status_of_anthropic_type(kind: &str) -> u16 {
-    match kind {
-        "invalid_request_error" => 400,
-        "billing_error" => 402,
-        "not_found_error" => 404,
-        "request_too_large" => 413,
-        "rate_limit_error" => 429,
-        "overloaded_error" => 529,
-        _ => 500,
-    }
-}
-
-/// OpenAI's string codes (Responses, and chat errors that carry one).
-fn status_of_code(code: &str) -> u16 {
-    match code {
-        "invalid_prompt" | "context_length_exceeded" | "invalid_request_error" => 400,
-        "insufficient_quota" => 402,
-        "rate_limit_exceeded" => 429,
-        _ => 500,
     }
 }
 

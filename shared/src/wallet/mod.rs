@@ -201,6 +201,8 @@ pub struct CapChange {
     pub owner: crate::caps::Owner,
     /// None: only list the caps.
     pub change: Option<(Scope, Window, Option<Micros>)>,
+    /// The caller's clock: read by objects of the build before this one
+    /// during a deploy; this build reads its own. Remove once a release has passed.
     pub now_ms: i64,
 }
 

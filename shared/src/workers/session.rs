@@ -13,7 +13,7 @@
 //! device tokens unless it opts in.
 
 use crate::device_token::DeviceGrant;
-use crate::error::{Credential, GatewayError};
+use crate::error::GatewayError;
 use crate::http::{bearer_token, now_ms};
 use crate::jwt::{self, JwtError, KeySet, Policy};
 use std::cell::RefCell;
@@ -116,11 +116,7 @@ pub async fn verify_token(token: &str, env: &Env) -> Result<jwt::SessionClaims, 
             _ => "bad_claims",
         };
         crate::log::event("session.rejected", serde_json::json!({"reason": reason}));
-        if matches!(e, JwtError::Expired) {
-            GatewayError::Expired(Credential::Session)
-        } else {
-            GatewayError::InvalidAuth
-        }
+        GatewayError::from(e)
     })
 }
 

@@ -10,7 +10,7 @@ use crate::chain::personal_sign::signer;
 use crate::chain::siwe::{Expect, Refusal, SiweMessage};
 use crate::chain::Address;
 use crate::db::{self, ms};
-use crate::error::{Credential, GatewayError};
+use crate::error::GatewayError;
 use crate::http::now_ms;
 use crate::jwt::{self, KeySet, Policy};
 use crate::session::SessionUser;
@@ -218,10 +218,7 @@ pub fn claims_unverified(token: &str) -> Option<Value> {
 pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), GatewayError> {
     let key = signing_key(env)?;
     let policy = Policy { issuer: ISSUER, audience: "authenticated", hs256_secret: Some(&key) };
-    let claims = jwt::verify(token, &KeySet::default(), &policy, now_ms() / 1000).map_err(|e| match e {
-        jwt::JwtError::Expired => GatewayError::Expired(Credential::Session),
-        _ => GatewayError::InvalidAuth,
-    })?;
+    let claims = jwt::verify(token, &KeySet::default(), &policy, now_ms() / 1000).map_err(GatewayError::from)?;
     let session_id = claims_unverified(token).and_then(|c| c["sid"].as_str().map(str::to_string)).ok_or(GatewayError::InvalidAuth)?;
     // The session and its account in one read (a session's user always exists).
     #[derive(Deserialize)]

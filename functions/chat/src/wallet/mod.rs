@@ -310,7 +310,8 @@ impl WalletDO {
         if let Some((scope, window, limit)) = &req.change {
             self.store.set_cap(req.owner, scope, *window, *limit)?;
         }
-        reply(&self.store.cap_uses(self.store.caps(None)?, req.now_ms)?)
+        // This object's clock, as admission and settlements read the windows.
+        reply(&self.store.cap_uses(self.store.caps(None)?, dexto_shared::http::now_ms())?)
     }
 
     async fn change_status(&self, req: StatusChange) -> Result<Response> {

@@ -146,3 +146,16 @@ fn an_upstream_error_in_a_200_reply_or_in_other_shapes_is_redacted_too() {
     let mut message = json!({"id": "msg_1", "type": "message", "content": [{"type": "text", "text": "error"}]});
     assert!(!redact_upstream_error(Dialect::Messages, &mut message));
 }
+
+#[test]
+fn the_reverse_error_tables_agree_with_the_forward_ones() {
+    use crate::dialects::errors::{responses_error_code, status_of_anthropic_type, status_of_code};
+    for status in [400, 402, 404, 413, 429, 500, 529] {
+        let kind = anthropic_error_type(status);
+        assert_eq!(anthropic_error_type(status_of_anthropic_type(kind)), kind, "{status}");
+    }
+    for status in [400, 429, 500] {
+        let code = responses_error_code(status);
+        assert_eq!(responses_error_code(status_of_code(code)), code, "{status}");
+    }
+}

@@ -106,12 +106,8 @@ fn provider_error() -> Value {
     json!({ "code": 502, "message": crate::faults::MID_STREAM_ERROR, "metadata": metadata })
 }
 
-/// A non-stream answer of `n` tokens; `failed`: the error and the usage it reports.
-fn completion<'a>(plan: &'a Plan, n: u64, finish: &str, failed: Option<(Value, Option<Usage>)>) -> Completion<'a> {
-    let (error, usage) = match failed {
-        Some((error, reported)) => (Some(error), reported),
-        None => (None, (!plan.faults.no_usage).then(|| usage(plan, n))),
-    };
+/// A non-stream answer of `n` tokens.
+fn completion<'a>(plan: &'a Plan, n: u64, finish: &str, error: Option<Value>, usage: Option<Usage>) -> Completion<'a> {
     Completion {
         id: &plan.id,
         object: "chat.completion",
@@ -161,15 +157,16 @@ impl Wire for Chat {
     }
 
     fn reply(&self, plan: &Plan) -> Response {
-        json_response(StatusCode::OK, &completion(plan, plan.completion_tokens, plan.finish_reason(), None))
+        let n = plan.completion_tokens;
+        let usage = (!plan.faults.no_usage).then(|| usage(plan, n));
+        json_response(StatusCode::OK, &completion(plan, n, plan.finish_reason(), None, usage))
     }
 
     /// The answer so far, `finish_reason: "error"` and a top-level `error`.
     fn failed_reply(&self, plan: &Plan, sent: u64) -> Option<Response> {
         let usage = plan.faults.error_usage.then(|| usage(plan, sent));
-        Some(json_response(StatusCode::OK, &completion(plan, sent, "error", Some((provider_error(), usage)))))
+        Some(json_response(StatusCode::OK, &completion(plan, sent, "error", Some(provider_error()), usage)))
     }
-
 
     fn opening(&self, _plan: &Plan) -> String {
         String::new()

@@ -7,7 +7,7 @@
 //! and the caps admission also reads on every request.
 
 use super::{int, Store};
-use dexto_shared::caps::Scope;
+use dexto_shared::caps::{Scope, Window};
 use dexto_shared::money::Micros;
 use dexto_shared::spend_windows::SpendWindows;
 use serde::Deserialize;
@@ -89,16 +89,23 @@ pub(super) fn one_row_per_scope(sql: &Sql) -> Result<()> {
     let old: Vec<Old> = sql.exec("SELECT scope, window, window_start, micros FROM spend", None)?.to_array()?;
     for row in old {
         let (start, micros) = (row.window_start, row.micros);
-        let record = match row.window.as_str() {
-            "daily" => SpendWindows { daily_start: start, daily: micros, ..Default::default() },
-            "monthly" => SpendWindows { monthly_start: start, monthly: micros, ..Default::default() },
-            _ => SpendWindows { lifetime: micros, ..Default::default() },
+        let record = match Window::parse(&row.window) {
+            Some(Window::Daily) => SpendWindows { daily_start: start, daily: micros, ..Default::default() },
+            Some(Window::Monthly) => SpendWindows { monthly_start: start, monthly: micros, ..Default::default() },
+            Some(Window::Lifetime) => SpendWindows { lifetime: micros, ..Default::default() },
+            None => continue, // no build wrote another
         };
         let scope = folded.entry(row.scope).or_default();
         *scope = scope.merged(record);
     }
     let kept = stored(sql)?;
-    let merged: Vec<(String, SpendWindows)> = folded.into_iter().map(|(scope, old)| (scope.clone(), kept.get(&scope).copied().unwrap_or_default().merged(old))).collect();
+    let merged: Vec<(String, SpendWindows)> = folded
+        .into_iter()
+        .map(|(scope, old)| {
+            let windows = kept.get(&scope).copied().unwrap_or_default().merged(old);
+            (scope, windows)
+        })
+        .collect();
     store(sql, &merged)?;
     sql.exec("DROP TABLE spend", None)?;
     Ok(())
