@@ -141,14 +141,17 @@ pub enum EventKind {
     Done,
 }
 
+/// Whether an event's data is chat's end of stream, `[DONE]`.
+pub fn is_done(data: &str) -> bool {
+    data.trim() == "[DONE]"
+}
+
 /// Accumulates what billing needs from a stream.
 #[derive(Default, Debug)]
 pub struct StreamMeter {
     pub usage: Option<UpstreamUsage>,
     pub output_bytes: usize,
     pub error: Option<String>,
-    /// How many error events were seen (the pump rewrites each one's text).
-    pub error_events: u32,
     pub generation_id: Option<String>,
     pub finish_reason: Option<String>,
     pub saw_done: bool,
@@ -159,23 +162,29 @@ impl StreamMeter {
         let Some(data) = event_data(event) else {
             return EventKind::Comment;
         };
-        if data.trim() == "[DONE]" {
+        if is_done(&data) {
             self.saw_done = true;
             return EventKind::Done;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
-            return EventKind::Chunk;
-        };
+        if let Ok(chunk) = serde_json::from_str::<Value>(&data) {
+            self.observe_chunk(&chunk);
+        }
+        EventKind::Chunk
+    }
+
+    /// Meters one parsed chunk; whether it carries an upstream error (the
+    /// stream's dialect meter passes that one on in our words).
+    pub fn observe_chunk(&mut self, chunk: &Value) -> bool {
         if self.generation_id.is_none() {
             self.generation_id = chunk.get("id").and_then(Value::as_str).map(str::to_string);
         }
         if let Some(u) = chunk.get("usage").and_then(UpstreamUsage::from_json) {
             self.usage = Some(u);
         }
-        if let Some(err) = chunk.get("error") {
+        let error = chunk.get("error").filter(|e| !e.is_null());
+        if let Some(err) = error {
             let code = err.get("code").map(Value::to_string).unwrap_or_default();
             self.error = Some(format!("upstream stream error {code}"));
-            self.error_events += 1;
         }
         for choice in chunk.get("choices").and_then(Value::as_array).into_iter().flatten() {
             let delta = choice.get("delta");
@@ -191,7 +200,7 @@ impl StreamMeter {
                 self.finish_reason = Some(reason.to_string());
             }
         }
-        EventKind::Chunk
+        error.is_some()
     }
 }
 

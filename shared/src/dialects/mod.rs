@@ -22,7 +22,7 @@ mod usage;
 mod tests;
 
 pub use errors::{anthropic_error_type, StreamFailure, TOP_UP_HINT};
-pub use upstream_errors::{redact_upstream_error, redacted_stream_error};
+pub use upstream_errors::redact_upstream_error;
 pub use output_limit::set_output_limit;
 pub use stream_meter::DialectMeter;
 pub use usage::{from_messages_usage, from_responses_usage};

@@ -17,8 +17,9 @@
 //! mid-stream error. Every event has a `sequence_number`, which the meter
 //! follows so a frame the gateway adds continues the count.
 
+use super::upstream_errors::{redact_upstream_error, rebuilt};
 use super::Dialect;
-use crate::sse::{event_data, EventKind, StreamMeter};
+use crate::sse::{event_data, is_done, EventKind, StreamMeter};
 use serde_json::{Map, Value};
 
 pub struct DialectMeter {
@@ -48,27 +49,34 @@ impl DialectMeter {
         self.dialect
     }
 
-    pub fn observe(&mut self, event: &[u8]) -> EventKind {
-        if self.dialect == Dialect::Chat {
-            return self.seen.observe(event);
-        }
-        let Some(data) = event_data(event) else { return EventKind::Comment };
-        let Ok(event) = serde_json::from_str::<Value>(&data) else { return EventKind::Chunk };
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or_default();
-        let done = match self.dialect {
-            Dialect::Messages => self.observe_messages(kind, &event),
-            _ => self.observe_responses(kind, &event),
-        };
-        if done {
+    /// Meters `event` and returns it as it is passed on: an upstream
+    /// error's own words replaced by ours (upstream_errors.rs) — the event
+    /// parsed once for both.
+    pub fn observe(&mut self, event: Vec<u8>) -> (EventKind, Vec<u8>) {
+        let Some(data) = event_data(&event) else { return (EventKind::Comment, event) };
+        if self.dialect == Dialect::Chat && is_done(&data) {
             self.seen.saw_done = true;
-            return EventKind::Done;
+            return (EventKind::Done, event);
         }
-        EventKind::Chunk
+        let Ok(mut value) = serde_json::from_str::<Value>(&data) else { return (EventKind::Chunk, event) };
+        let seen = match self.dialect {
+            Dialect::Chat => Seen { last: false, failed: self.seen.observe_chunk(&value) },
+            Dialect::Messages => self.observe_messages(&value),
+            Dialect::Responses => self.observe_responses(&value),
+        };
+        if seen.last {
+            self.seen.saw_done = true;
+        }
+        let kind = if seen.last { EventKind::Done } else { EventKind::Chunk };
+        match seen.failed && redact_upstream_error(self.dialect, &mut value) {
+            true => (kind, rebuilt(&event, &value)),
+            false => (kind, event),
+        }
     }
 
-    /// Whether `event` is the last of the stream.
-    fn observe_messages(&mut self, kind: &str, event: &Value) -> bool {
-        match kind {
+    fn observe_messages(&mut self, event: &Value) -> Seen {
+        let mut seen = Seen::default();
+        match event.get("type").and_then(Value::as_str).unwrap_or_default() {
             "message_start" => {
                 let message = event.get("message");
                 self.note_id(message.and_then(|m| m.get("id")));
@@ -89,14 +97,16 @@ impl DialectMeter {
                     self.seen.usage = super::from_messages_usage(&Value::Object(self.usage_so_far.clone()));
                 }
             }
-            "error" => self.note_error(event.pointer("/error/type")),
-            "message_stop" => return true,
+            "error" => seen.failed = self.failed(event.pointer("/error/type")),
+            "message_stop" => seen.last = true,
             _ => {}
         }
-        false
+        seen
     }
 
-    fn observe_responses(&mut self, kind: &str, event: &Value) -> bool {
+    fn observe_responses(&mut self, event: &Value) -> Seen {
+        let mut seen = Seen::default();
+        let kind = event.get("type").and_then(Value::as_str).unwrap_or_default();
         if let Some(n) = event.get("sequence_number").and_then(Value::as_u64) {
             self.last_sequence = Some(self.last_sequence.map_or(n, |last| last.max(n)));
         }
@@ -113,16 +123,14 @@ impl DialectMeter {
                 }
                 let reason = response.pointer("/incomplete_details/reason").or_else(|| response.get("status"));
                 self.seen.finish_reason = reason.and_then(Value::as_str).map(str::to_string);
-                if kind == "response.failed" {
-                    self.note_error(response.pointer("/error/code"));
-                }
-                return true;
+                seen.failed = kind == "response.failed" && self.failed(response.pointer("/error/code"));
+                seen.last = true;
             }
-            "error" => self.note_error(event.get("code")),
+            "error" => seen.failed = self.failed(event.get("code")),
             _ if kind.ends_with(".delta") => self.seen.output_bytes += event.get("delta").and_then(Value::as_str).map_or(0, str::len),
             _ => {}
         }
-        false
+        seen
     }
 
     fn note_id(&mut self, id: Option<&Value>) {
@@ -131,9 +139,18 @@ impl DialectMeter {
         }
     }
 
-    fn note_error(&mut self, code: Option<&Value>) {
+    /// Notes an upstream error with `code`; true, for the event's `Seen`.
+    fn failed(&mut self, code: Option<&Value>) -> bool {
         let code = code.map(Value::to_string).unwrap_or_default();
         self.seen.error = Some(format!("upstream stream error {code}"));
-        self.seen.error_events += 1;
+        true
     }
+}
+
+/// What one event was: the stream's last (`EventKind::Done`), and whether
+/// it carries an upstream error.
+#[derive(Default)]
+struct Seen {
+    last: bool,
+    failed: bool,
 }

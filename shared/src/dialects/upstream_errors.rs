@@ -10,18 +10,7 @@
 use super::errors::{status_of_anthropic_type, status_of_code};
 use super::Dialect;
 use crate::error::GatewayError;
-use crate::sse::event_data;
 use serde_json::{json, Value};
-
-/// `event` with its upstream error's text replaced, or `event` unchanged if
-/// it carries no error this dialect knows.
-pub fn redacted_stream_error(dialect: Dialect, event: Vec<u8>) -> Vec<u8> {
-    let Some(mut data) = event_data(&event).and_then(|d| serde_json::from_str::<Value>(&d).ok()) else { return event };
-    match redact_upstream_error(dialect, &mut data) {
-        true => rebuilt(&event, &data),
-        false => event,
-    }
-}
 
 /// Replaces the upstream error's text in `reply` (a stream event's data or a
 /// whole reply); whether there was one.
@@ -65,7 +54,7 @@ fn message_for(status: u16) -> String {
 }
 
 /// The event's own lines but its data, then the new data.
-fn rebuilt(event: &[u8], data: &Value) -> Vec<u8> {
+pub(super) fn rebuilt(event: &[u8], data: &Value) -> Vec<u8> {
     let text = String::from_utf8_lossy(event);
     let mut out: String = text.lines().filter(|l| !l.is_empty() && !l.starts_with("data:")).map(|l| format!("{l}\n")).collect();
     out.push_str(&format!("data: {data}\n\n"));

@@ -15,7 +15,7 @@ use crate::metering::Outcome;
 use dexto_shared::error::GatewayError;
 use dexto_shared::http::now_ms;
 use dexto_shared::money::Micros;
-use dexto_shared::dialects::{redacted_stream_error, DialectMeter, StreamFailure};
+use dexto_shared::dialects::{DialectMeter, StreamFailure};
 use dexto_shared::sse::{EventKind, SseSplitter};
 use futures::StreamExt;
 use worker::{ByteStream, Response};
@@ -94,7 +94,7 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
         let oversized_before = splitter.oversized();
         for event in splitter.push(&bytes) {
             let known = meter.seen.generation_id.is_some();
-            let (kind, event) = observed(&mut meter, event);
+            let (kind, event) = meter.observe(event);
             match kind {
                 EventKind::Done => done_event = Some(event), // held back: the bill goes out before it
                 kind => out.publish(event, kind == EventKind::Comment),
@@ -134,7 +134,7 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
         }
     }
     if let Some(tail) = splitter.finish() {
-        let (kind, tail) = observed(&mut meter, tail);
+        let (kind, tail) = meter.observe(tail);
         out.publish(tail, kind == EventKind::Comment);
     }
 
@@ -158,17 +158,6 @@ async fn pump(mut body: ByteStream, pipe: ClientPipe, out: Broadcast, ex: Exchan
         out.publish(done, false);
     }
     out.end(now_ms());
-}
-
-/// The event metered, and as it is passed on: an upstream error's own words
-/// are not (dialects::redacted_stream_error).
-fn observed(meter: &mut DialectMeter, event: Vec<u8>) -> (EventKind, Vec<u8>) {
-    let errors = meter.seen.error_events;
-    let kind = meter.observe(&event);
-    match meter.seen.error_events > errors {
-        true => (kind, redacted_stream_error(meter.dialect(), event)),
-        false => (kind, event),
-    }
 }
 
 fn cost_comment(request_id: &str, price: Micros, balance: Option<Micros>) -> String {

@@ -1,4 +1,4 @@
-use crate::dialects::{anthropic_error_type, redact_upstream_error, redacted_stream_error, Dialect, StreamFailure, TOP_UP_HINT};
+use crate::dialects::{anthropic_error_type, redact_upstream_error, Dialect, DialectMeter, StreamFailure, TOP_UP_HINT};
 use crate::error::{Credential, GatewayError};
 use crate::money::Micros;
 use serde_json::json;
@@ -94,6 +94,14 @@ fn mid_stream_errors_are_one_event_in_each_dialect() {
 
 #[test]
 fn an_upstream_error_mid_stream_keeps_its_shape_but_not_its_words() {
+    // As the stream pump passes each event on: through the dialect's meter,
+    // which notes the error for billing.
+    let redacted_stream_error = |dialect: Dialect, event: Vec<u8>| -> Vec<u8> {
+        let mut meter = DialectMeter::new(dialect);
+        let (_, out) = meter.observe(event.clone());
+        assert_eq!(meter.seen.error.is_some(), out != event, "an event is rewritten exactly when the meter notes an error");
+        out
+    };
     let data = |event: &[u8]| -> serde_json::Value {
         let text = String::from_utf8(event.to_vec()).unwrap();
         serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap()

@@ -11,7 +11,7 @@ fn sse(event: &str, data: Value) -> String {
 fn meter(dialect: Dialect, stream: &str, chunk: usize) -> (DialectMeter, Vec<EventKind>) {
     let mut splitter = SseSplitter::default();
     let mut meter = DialectMeter::new(dialect);
-    let kinds = stream.as_bytes().chunks(chunk).flat_map(|c| splitter.push(c)).map(|e| meter.observe(&e)).collect();
+    let kinds = stream.as_bytes().chunks(chunk).flat_map(|c| splitter.push(c)).map(|e| meter.observe(e).0).collect();
     (meter, kinds)
 }
 
