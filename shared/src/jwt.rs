@@ -205,6 +205,14 @@ pub fn sign_hs256(claims: &Value, secret: &[u8]) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
+/// An HS256 key for one `purpose`, derived from another secret (the
+/// wallet sessions' key when no secret of its own is configured).
+pub fn derived_hs256_key(base: &str, purpose: &str) -> Vec<u8> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(base.as_bytes()).expect("HMAC accepts any key length");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

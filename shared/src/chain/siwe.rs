@@ -7,6 +7,10 @@
 use super::address::Address;
 use crate::time;
 
+/// What the key of our sign-in sessions is derived for (`jwt::derived_hs256_key`)
+/// from `ENCRYPTION_KEY` when `SESSION_SIGNING_SECRET` is not set.
+pub const SESSION_KEY_PURPOSE: &str = "dexto siwe session v1";
+
 const HEADER_SUFFIX: &str = " wants you to sign in with your Ethereum account:";
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,13 +10,12 @@ use crate::chain::personal_sign::signer;
 use crate::chain::siwe::{Expect, Refusal, SiweMessage};
 use crate::chain::Address;
 use crate::db::{self, ms};
-use crate::error::GatewayError;
+use crate::error::{Credential, GatewayError};
 use crate::http::now_ms;
 use crate::jwt::{self, KeySet, Policy};
 use crate::session::SessionUser;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -132,9 +131,7 @@ fn signing_key(env: &Env) -> Result<Vec<u8>, GatewayError> {
     }
     // Derived from the sealing key when no secret of its own is configured.
     let base = env.secret("ENCRYPTION_KEY").map_err(|_| GatewayError::Internal("ENCRYPTION_KEY not configured".into()))?.to_string();
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(base.as_bytes()).map_err(|_| GatewayError::Internal("session key".into()))?;
-    mac.update(b"dexto siwe session v1");
-    Ok(mac.finalize().into_bytes().to_vec())
+    Ok(jwt::derived_hs256_key(&base, crate::chain::siwe::SESSION_KEY_PURPOSE))
 }
 
 fn refresh_hash(token: &str) -> String {
@@ -189,7 +186,12 @@ pub async fn refresh(env: &Env, refresh_token: &str) -> Result<Value, GatewayErr
         &[refresh_hash(refresh_token).into(), refresh_hash(&fresh).into(), ms(now)],
     )
     .await?;
-    let row = row.ok_or(GatewayError::InvalidAuth)?;
+    let Some(row) = row else {
+        return Err(match ended_only_by_time(&db, "refresh_hash", &refresh_hash(refresh_token)).await? {
+            true => GatewayError::Expired(Credential::Session),
+            false => GatewayError::InvalidAuth,
+        });
+    };
     let address = Address::parse_checksummed(&row.address).map_err(|_| GatewayError::Internal("stored address".into()))?;
     crate::session::ensure_user(env, &row.user_id, "").await?;
     Ok(session_body(&access_token(&signing_key(env)?, &row.user_id, &row.id, &address), &fresh, &row.user_id, &address))
@@ -218,8 +220,14 @@ pub fn claims_unverified(token: &str) -> Option<Value> {
 pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), GatewayError> {
     let key = signing_key(env)?;
     let policy = Policy { issuer: ISSUER, audience: "authenticated", hs256_secret: Some(&key) };
-    let claims = jwt::verify(token, &KeySet::default(), &policy, now_ms() / 1000).map_err(GatewayError::from)?;
+    let verified = jwt::verify(token, &KeySet::default(), &policy, now_ms() / 1000);
     let session_id = claims_unverified(token).and_then(|c| c["sid"].as_str().map(str::to_string)).ok_or(GatewayError::InvalidAuth)?;
+    let claims = match verified {
+        // Ours in every other respect (the age is checked last): "sign in
+        // again" only if nothing but time ended it.
+        Err(jwt::JwtError::Expired) if !ended_only_by_time(&db::database(env)?, "id", &session_id).await? => return Err(GatewayError::InvalidAuth),
+        verified => verified.map_err(GatewayError::from)?,
+    };
     // The session and its account in one read (a session's user always exists).
     #[derive(Deserialize)]
     struct Live {
@@ -240,6 +248,23 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     }
     let user = SessionUser { id: claims.sub, email: live.email };
     Ok((user, session_id))
+}
+
+/// Whether the session whose `column` is `value` still stands but for
+/// time: not signed out, its address still linked to its account. A token
+/// of such a session past its age is told to sign in again; one of a
+/// session ended any other way is just invalid. Read only on that refusal.
+async fn ended_only_by_time(db: &worker::D1Database, column: &str, value: &str) -> Result<bool, GatewayError> {
+    let found: Option<Value> = db::first(
+        db,
+        &format!(
+            "SELECT 1 AS found FROM auth_sessions s WHERE s.{column} = ?1 AND s.revoked_at IS NULL
+               AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = s.address AND w.user_id = s.user_id)"
+        ),
+        &[value.into()],
+    )
+    .await?;
+    Ok(found.is_some())
 }
 
 /// Ends every session `address` opened on `user_id`'s account (it was
