@@ -158,20 +158,6 @@ pub struct StreamMeter {
 }
 
 impl StreamMeter {
-    pub fn observe(&mut self, event: &[u8]) -> EventKind {
-        let Some(data) = event_data(event) else {
-            return EventKind::Comment;
-        };
-        if is_done(&data) {
-            self.saw_done = true;
-            return EventKind::Done;
-        }
-        if let Ok(chunk) = serde_json::from_str::<Value>(&data) {
-            self.observe_chunk(&chunk);
-        }
-        EventKind::Chunk
-    }
-
     /// Meters one parsed chunk; whether it carries an upstream error (the
     /// stream's dialect meter passes that one on in our words).
     pub fn observe_chunk(&mut self, chunk: &Value) -> bool {
@@ -280,48 +266,5 @@ mod tests {
         assert!(!queue_admits(3 * LIMIT, 3 * LIMIT, 2 * LIMIT, LIMIT));
         assert!(!queue_admits(0, 0, MAX_EVENT_BYTES + 1, LIMIT));
         assert!(queue_admits(0, 0, MAX_EVENT_BYTES, LIMIT));
-    }
-
-    fn meter(frames: &[&str]) -> StreamMeter {
-        let mut m = StreamMeter::default();
-        for f in frames {
-            m.observe(f.as_bytes());
-        }
-        m
-    }
-
-    #[test]
-    fn reads_openrouter_usage_frame_with_one_choice() {
-        let m = meter(&[
-            ": OPENROUTER PROCESSING\n\n",
-            "data: {\"id\":\"gen-1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"tok0 \"}}]}\n\n",
-            "data: {\"id\":\"gen-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"cost\":0.00001}}\n\n",
-            "data: [DONE]\n\n",
-        ]);
-        assert_eq!(m.usage.as_ref().unwrap().completion_tokens, 1);
-        assert_eq!(m.output_bytes, 5);
-        assert_eq!(m.generation_id.as_deref(), Some("gen-1"));
-        assert_eq!(m.finish_reason.as_deref(), Some("stop"));
-        assert!(m.saw_done && m.error.is_none());
-    }
-
-    #[test]
-    fn reads_openai_usage_frame_with_no_choices() {
-        let m = meter(&["data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n"]);
-        assert_eq!(m.usage.unwrap().completion_tokens, 2);
-    }
-
-    #[test]
-    fn notes_mid_stream_errors() {
-        let m = meter(&["data: {\"error\":{\"code\":502,\"message\":\"x\"},\"choices\":[{\"delta\":{},\"finish_reason\":\"error\"}]}\n\n"]);
-        assert!(m.error.is_some() && m.usage.is_none() && !m.saw_done);
-    }
-
-    #[test]
-    fn classifies_events() {
-        let mut m = StreamMeter::default();
-        assert_eq!(m.observe(b": ping\n\n"), EventKind::Comment);
-        assert_eq!(m.observe(b"data: [DONE]\n\n"), EventKind::Done);
-        assert_eq!(m.observe(b"data: {}\n\n"), EventKind::Chunk);
     }
 }

@@ -196,27 +196,27 @@ fn the_session_endpoint_names_a_live_sessions_account_and_refuses_any_other_toke
     assert_eq!(s.call("GET", "/api/auth/siwe/session", &token, None).status, 401, "ended");
 }
 
-/// A token of ours, signed with the stack's session key (derived from its
-/// `ENCRYPTION_KEY`, as the Workers derive it when no secret of its own is set).
-fn session_token(s: &integration_tests::Stack, claims: &serde_json::Value) -> String {
-    let base = std::env::var("ENCRYPTION_KEY").unwrap_or_else(|_| std::fs::read_to_string(s.run_dir.join("encryption_key")).expect("the stack's encryption key"));
-    let key = dexto_shared::jwt::derived_hs256_key(&base, dexto_shared::chain::siwe::SESSION_KEY_PURPOSE);
-    dexto_shared::jwt::sign_hs256(claims, &key)
-}
-
-#[test]
-fn a_session_past_its_time_says_sign_in_again_but_a_signed_out_one_is_just_invalid() {
-    let s = stack();
-    let session = integration_tests::siwe::sign_in(s, &wallet());
-    let access = session["access_token"].as_str().unwrap();
+/// `access` re-signed with the stack's session key (derived from its
+/// `ENCRYPTION_KEY`, as the Workers derive it when no secret of its own is
+/// set), its `exp` moved by `exp_after_iat` seconds from its `iat`.
+fn resigned(s: &integration_tests::Stack, access: &str, exp_after_iat: i64) -> String {
     use base64::Engine;
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(access.split('.').nth(1).unwrap()).unwrap();
     let mut claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-    claims["exp"] = json!(claims["iat"].as_i64().unwrap() - 5);
-    let expired = session_token(s, &claims);
-    // The same token with the right exp is accepted: the key is the stack's.
-    claims["exp"] = json!(claims["iat"].as_i64().unwrap() + 60);
-    assert_eq!(s.call("GET", "/api/keys", &session_token(s, &claims), None).status, 200);
+    claims["exp"] = json!(claims["iat"].as_i64().unwrap() + exp_after_iat);
+    let base = std::env::var("ENCRYPTION_KEY").unwrap_or_else(|_| std::fs::read_to_string(s.run_dir.join("encryption_key")).expect("the stack's encryption key"));
+    let key = dexto_shared::jwt::derived_hs256_key(&base, dexto_shared::chain::siwe::SESSION_KEY_PURPOSE);
+    dexto_shared::jwt::sign_hs256(&claims, &key)
+}
+
+#[test]
+fn a_session_past_its_time_says_sign_in_again_but_one_ended_otherwise_is_just_invalid() {
+    let s = stack();
+    let session = integration_tests::siwe::sign_in(s, &wallet());
+    let access = session["access_token"].as_str().unwrap();
+    // Re-signed with a live exp it is accepted: the key is the stack's.
+    assert_eq!(s.call("GET", "/api/keys", &resigned(s, access, 60), None).status, 200);
+    let expired = resigned(s, access, -5);
     refused(&s.call("GET", "/api/keys", &expired, None), "session_expired");
     assert!(s.call("GET", "/api/keys", &expired, None).json()["error"]["message"].as_str().unwrap().contains("sign in again"));
     // Signed out, the same expired token and the refresh token are invalid.
@@ -224,11 +224,18 @@ fn a_session_past_its_time_says_sign_in_again_but_a_signed_out_one_is_just_inval
     refused(&s.call("GET", "/api/keys", &expired, None), "invalid_api_key");
     refused(&post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": session["refresh_token"]}), None), "invalid_api_key");
 
-    // A refresh token past its session's 30 days: sign in again.
-    let session = integration_tests::siwe::sign_in(s, &wallet());
+    // Past its session's 30 days: the refresh token and an expired access token say sign in again.
+    let w = wallet();
+    let session = integration_tests::siwe::sign_in(s, &w);
     let user = session["user"]["id"].as_str().unwrap();
     s.d1(&format!("UPDATE auth_sessions SET expires_at = 1 WHERE user_id = '{user}'"));
     let refresh = json!({"refresh_token": session["refresh_token"]});
+    let expired = resigned(s, session["access_token"].as_str().unwrap(), -5);
     refused(&post(s, "/api/auth/siwe/refresh", &refresh, None), "session_expired");
+    refused(&s.call("GET", "/api/keys", &expired, None), "session_expired");
     refused(&post(s, "/api/auth/siwe/refresh", &json!({"refresh_token": "dxr_made_up"}), None), "invalid_api_key");
+    // Its address no longer linked to the account: both are just invalid.
+    s.d1(&format!("DELETE FROM wallet_addresses WHERE address = '{}'", w.address()));
+    refused(&post(s, "/api/auth/siwe/refresh", &refresh, None), "invalid_api_key");
+    refused(&s.call("GET", "/api/keys", &expired, None), "invalid_api_key");
 }

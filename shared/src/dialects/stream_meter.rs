@@ -123,7 +123,9 @@ impl DialectMeter {
                 }
                 let reason = response.pointer("/incomplete_details/reason").or_else(|| response.get("status"));
                 self.seen.finish_reason = reason.and_then(Value::as_str).map(str::to_string);
-                seen.failed = kind == "response.failed" && self.failed(response.pointer("/error/code"));
+                if kind == "response.failed" {
+                    seen.failed = self.failed(response.pointer("/error/code"));
+                }
                 seen.last = true;
             }
             "error" => seen.failed = self.failed(event.get("code")),

@@ -22,7 +22,7 @@ pub fn redact_upstream_error(dialect: Dialect, reply: &mut Value) -> bool {
         Dialect::Chat | Dialect::Messages if nested => reply.get_mut("error"),
         // Responses: `response.failed` carries it in `response.error`; an
         // `error` event carries `code` and `message` itself.
-        Dialect::Responses if reply.pointer("/response/error").is_some_and(Value::is_object) => reply.pointer_mut("/response/error"),
+        Dialect::Responses if reply.pointer("/response/error").is_some_and(|e| !e.is_null()) => reply.pointer_mut("/response/error"),
         Dialect::Responses if nested => reply.get_mut("error"),
         Dialect::Responses if reply.get("type").and_then(Value::as_str) == Some("error") => Some(&mut *reply),
         _ => None,

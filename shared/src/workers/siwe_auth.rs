@@ -187,7 +187,7 @@ pub async fn refresh(env: &Env, refresh_token: &str) -> Result<Value, GatewayErr
     )
     .await?;
     let Some(row) = row else {
-        return Err(match ended_only_by_time(&db, "refresh_hash", &refresh_hash(refresh_token)).await? {
+        return Err(match ended_only_by_time(&db, SessionBy::RefreshHash, &refresh_hash(refresh_token)).await? {
             true => GatewayError::Expired(Credential::Session),
             false => GatewayError::InvalidAuth,
         });
@@ -225,7 +225,7 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     let claims = match verified {
         // Ours in every other respect (the age is checked last): "sign in
         // again" only if nothing but time ended it.
-        Err(jwt::JwtError::Expired) if !ended_only_by_time(&db::database(env)?, "id", &session_id).await? => return Err(GatewayError::InvalidAuth),
+        Err(jwt::JwtError::Expired) if !ended_only_by_time(&db::database(env)?, SessionBy::Id, &session_id).await? => return Err(GatewayError::InvalidAuth),
         verified => verified.map_err(GatewayError::from)?,
     };
     // The session and its account in one read (a session's user always exists).
@@ -250,18 +250,31 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     Ok((user, session_id))
 }
 
-/// Whether the session whose `column` is `value` still stands but for
-/// time: not signed out, its address still linked to its account. A token
-/// of such a session past its age is told to sign in again; one of a
-/// session ended any other way is just invalid. Read only on that refusal.
-async fn ended_only_by_time(db: &worker::D1Database, column: &str, value: &str) -> Result<bool, GatewayError> {
+/// How a session is named when a token of it is past its time.
+enum SessionBy {
+    /// Its id (an access token's `sid`): the token's own age ran out.
+    Id,
+    /// Its refresh token's hash: the session's 30 days ran out.
+    RefreshHash,
+}
+
+/// Whether the session named `value` ended by time and nothing else: not
+/// signed out, its address still linked to its account (and, named by its
+/// refresh token, past its 30 days). A token of such a session is told to
+/// sign in again; one of a session ended any other way is just invalid.
+/// Read only on that refusal.
+async fn ended_only_by_time(db: &worker::D1Database, by: SessionBy, value: &str) -> Result<bool, GatewayError> {
+    let (column, past_its_days, args) = match by {
+        SessionBy::Id => ("id", "", vec![value.into()]),
+        SessionBy::RefreshHash => ("refresh_hash", "AND s.expires_at <= ?2", vec![value.into(), ms(now_ms())]),
+    };
     let found: Option<Value> = db::first(
         db,
         &format!(
-            "SELECT 1 AS found FROM auth_sessions s WHERE s.{column} = ?1 AND s.revoked_at IS NULL
+            "SELECT 1 AS found FROM auth_sessions s WHERE s.{column} = ?1 AND s.revoked_at IS NULL {past_its_days}
                AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = s.address AND w.user_id = s.user_id)"
         ),
-        &[value.into()],
+        &args,
     )
     .await?;
     Ok(found.is_some())

@@ -96,7 +96,7 @@ fn mid_stream_errors_are_one_event_in_each_dialect() {
 fn an_upstream_error_mid_stream_keeps_its_shape_but_not_its_words() {
     // As the stream pump passes each event on: through the dialect's meter,
     // which notes the error for billing.
-    let redacted_stream_error = |dialect: Dialect, event: Vec<u8>| -> Vec<u8> {
+    let passed_on = |dialect: Dialect, event: Vec<u8>| -> Vec<u8> {
         let mut meter = DialectMeter::new(dialect);
         let (_, out) = meter.observe(event.clone());
         assert_eq!(meter.seen.error.is_some(), out != event, "an event is rewritten exactly when the meter notes an error");
@@ -109,30 +109,30 @@ fn an_upstream_error_mid_stream_keeps_its_shape_but_not_its_words() {
     let chat = br#"data: {"id":"gen-1","error":{"code":402,"message":"Insufficient credits. Add more using https://openrouter.ai/credits","metadata":{"raw":"acct 123"}},"choices":[{"index":0,"delta":{},"finish_reason":"error"}]}
 
 "#;
-    let out = redacted_stream_error(Dialect::Chat, chat.to_vec());
+    let out = passed_on(Dialect::Chat, chat.to_vec());
     let v = data(&out);
     assert_eq!(v["error"], json!({"code": 402, "message": GatewayError::UpstreamRejected { status: 402 }.message()}));
     assert_eq!((&v["id"], &v["choices"][0]["finish_reason"]), (&json!("gen-1"), &json!("error")), "the rest as sent");
 
     let messages = b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Provider X at https://internal overloaded\"}}\n\n";
-    let out = redacted_stream_error(Dialect::Messages, messages.to_vec());
+    let out = passed_on(Dialect::Messages, messages.to_vec());
     assert!(out.starts_with(b"event: error\ndata: "), "{}", String::from_utf8_lossy(&out));
     let v = data(&out);
     assert_eq!(v["error"]["type"], "overloaded_error");
     assert!(!v.to_string().contains("https://"), "{v}");
 
     let failed = b"event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":4,\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"Provider Y says: slow down (org-123)\"}}}\n\n";
-    let v = data(&redacted_stream_error(Dialect::Responses, failed.to_vec()));
+    let v = data(&passed_on(Dialect::Responses, failed.to_vec()));
     assert_eq!((&v["sequence_number"], &v["response"]["error"]["code"]), (&json!(4), &json!("rate_limit_exceeded")));
     assert!(v["response"]["error"]["message"].as_str().unwrap().starts_with("The model provider is rate limiting"), "{v}");
     let error = b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"stack at openrouter.ts:12\",\"sequence_number\":2}\n\n";
-    let v = data(&redacted_stream_error(Dialect::Responses, error.to_vec()));
+    let v = data(&passed_on(Dialect::Responses, error.to_vec()));
     assert!(!v["message"].as_str().unwrap().contains("openrouter"), "{v}");
     assert_eq!(v["sequence_number"], 2);
 
     // Anything else passes as it came.
     let plain = b"data: {\"choices\":[{\"delta\":{\"content\":\"error\"}}]}\n\n".to_vec();
-    assert_eq!(redacted_stream_error(Dialect::Chat, plain.clone()), plain);
+    assert_eq!(passed_on(Dialect::Chat, plain.clone()), plain);
 }
 
 #[test]
@@ -145,6 +145,9 @@ fn an_upstream_error_in_a_200_reply_or_in_other_shapes_is_redacted_too() {
     let mut chat = json!({"id": "gen-1", "error": {"code": "server_error", "message": "see https://internal", "metadata": {"raw": "x"}}});
     assert!(redact_upstream_error(Dialect::Chat, &mut chat));
     assert_eq!(chat["error"], json!({"code": "server_error", "message": "The model provider failed while answering: retry, or use another model."}));
+    let mut failed_in_words = json!({"type": "response.failed", "response": {"id": "resp_2", "status": "failed", "error": "provider at https://internal gave up"}});
+    assert!(redact_upstream_error(Dialect::Responses, &mut failed_in_words));
+    assert!(failed_in_words["response"]["error"]["message"].is_string() && !failed_in_words.to_string().contains("internal"), "{failed_in_words}");
     let mut bare = json!({"error": "upstream said https://internal"});
     assert!(redact_upstream_error(Dialect::Chat, &mut bare));
     assert!(!bare.to_string().contains("internal"), "{bare}");

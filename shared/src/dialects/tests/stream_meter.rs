@@ -133,3 +133,52 @@ fn a_chat_stream_is_metered_by_chats_meter() {
     assert_eq!(kinds, [EventKind::Chunk, EventKind::Chunk, EventKind::Done]);
     assert_eq!((m.seen.generation_id.as_deref(), m.seen.output_bytes, m.seen.usage.map(|u| u.prompt_tokens)), (Some("gen-5"), 2, Some(3)));
 }
+
+/// Chat's events, metered as the pump meters them (one event at a time).
+fn chat(frames: &[&str]) -> DialectMeter {
+    let mut m = DialectMeter::new(Dialect::Chat);
+    for f in frames {
+        m.observe(f.as_bytes().to_vec());
+    }
+    m
+}
+
+#[test]
+fn chat_reads_openrouter_usage_frame_with_one_choice() {
+    let m = chat(&[
+        ": OPENROUTER PROCESSING\n\n",
+        "data: {\"id\":\"gen-1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"tok0 \"}}]}\n\n",
+        "data: {\"id\":\"gen-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"cost\":0.00001}}\n\n",
+        "data: [DONE]\n\n",
+    ]).seen;
+    assert_eq!(m.usage.as_ref().unwrap().completion_tokens, 1);
+    assert_eq!(m.output_bytes, 5);
+    assert_eq!(m.generation_id.as_deref(), Some("gen-1"));
+    assert_eq!(m.finish_reason.as_deref(), Some("stop"));
+    assert!(m.saw_done && m.error.is_none());
+}
+
+#[test]
+fn chat_reads_openai_usage_frame_with_no_choices() {
+    let m = chat(&["data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n"]).seen;
+    assert_eq!(m.usage.unwrap().completion_tokens, 2);
+}
+
+#[test]
+fn chat_notes_mid_stream_errors_but_not_a_null_one() {
+    let m = chat(&["data: {\"error\":{\"code\":502,\"message\":\"x\"},\"choices\":[{\"delta\":{},\"finish_reason\":\"error\"}]}\n\n"]).seen;
+    assert!(m.error.is_some() && m.usage.is_none() && !m.saw_done);
+    // Some servers send `"error": null` on every chunk: not an error, passed on as sent.
+    let fine = b"data: {\"id\":\"gen-1\",\"error\":null,\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n".to_vec();
+    let mut m = DialectMeter::new(Dialect::Chat);
+    assert_eq!(m.observe(fine.clone()), (EventKind::Chunk, fine));
+    assert!(m.seen.error.is_none());
+}
+
+#[test]
+fn chat_classifies_events() {
+    let mut m = DialectMeter::new(Dialect::Chat);
+    assert_eq!(m.observe(b": ping\n\n".to_vec()).0, EventKind::Comment);
+    assert_eq!(m.observe(b"data: [DONE]\n\n".to_vec()).0, EventKind::Done);
+    assert_eq!(m.observe(b"data: {}\n\n".to_vec()).0, EventKind::Chunk);
+}
