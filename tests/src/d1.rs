@@ -71,8 +71,65 @@ impl Stack {
         value.as_array().expect("one result per statement").iter().map(detail).collect()
     }
 
+    /// Takes the write lock of the stack's local D1 database from another
+    /// process (as `wrangler d1 execute` does for a moment), until the
+    /// guard is released or dropped.
+    pub fn lock_d1(&self) -> D1Lock {
+        let dir = self.run_dir.join("state/v3/d1/miniflare-D1DatabaseObject");
+        let file = std::fs::read_dir(&dir)
+            .expect("the stack's local D1 directory")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "sqlite") && p.file_name().is_some_and(|n| n != "metadata.sqlite"))
+            .expect("the stack's D1 database file");
+        // Retries its own BEGIN while the stack is writing; holds the lock until a line on stdin.
+        let script = r#"const { DatabaseSync } = require("node:sqlite");
+            const db = new DatabaseSync(process.argv[1]);
+            for (;;) { try { db.exec("BEGIN IMMEDIATE"); break; } catch (e) { if (!String(e.message).includes("locked")) throw e; } }
+            console.log("locked");
+            process.stdin.once("data", () => { db.exec("COMMIT"); console.log("released"); process.exit(0); });"#;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let mut child = Command::new("bash")
+            .args(["-c", r#"source "$0/scripts/env.sh" && exec node --no-warnings -e "$1" "$2""#])
+            .arg(root)
+            .arg(script)
+            .arg(&file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run node");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).expect("read the locker");
+        assert_eq!(line.trim(), "locked", "the locker took the lock");
+        D1Lock { child, out }
+    }
+
     /// `GET` a usage endpoint with an API key.
     pub fn usage(&self, key: &str, path_and_query: &str) -> crate::HttpResponse {
         crate::get_with(&format!("{}{path_and_query}", self.base), &[("Authorization", &format!("Bearer {key}"))])
+    }
+}
+
+/// The stack's D1 write lock, held by another process (`Stack::lock_d1`).
+pub struct D1Lock {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl D1Lock {
+    /// Commits the other process's (empty) transaction: the lock is free.
+    pub fn release(mut self) {
+        use std::io::Write;
+        self.child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("tell the locker");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut line).expect("read the locker");
+        assert_eq!(line.trim(), "released");
+    }
+}
+
+impl Drop for D1Lock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -34,17 +34,18 @@ pub async fn create(req: &mut Request, env: &Env, ctx: &AuditCtx) -> AdminResult
     };
     let db = env.d1("DB").map_err(d1_error)?;
     let now = now_ms() as f64;
-    let inserted = db
-        .batch(vec![
+    let inserted = db::batch(
+        &db,
+        vec![
             db.prepare("INSERT INTO users (id, email, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3) ON CONFLICT(id) DO NOTHING")
                 .bind(&[id.as_str().into(), email.into(), now.into()])
                 .map_err(d1_error)?,
             db.prepare("INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, 0, 0, ?2) ON CONFLICT(user_id) DO NOTHING")
                 .bind(&[id.as_str().into(), now.into()])
                 .map_err(d1_error)?,
-        ])
-        .await
-        .map_err(d1_error)?;
+        ],
+    )
+    .await?;
     let created = inserted.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0;
     if !created {
         return Err(GatewayError::BadRequest(format!("User `{id}` already exists.")));

@@ -50,12 +50,6 @@ async fn load(env: &Env) -> Result<AllowList, String> {
     }
     let db = env.d1("DB").map_err(|e| e.to_string())?;
     dexto_shared::ops::count(|o| o.d1_queries += 1); // once per isolate per ALLOWED_MODELS_TTL_SECONDS
-    let rows = db
-        .prepare("SELECT model_id, markup_bps FROM allowed_models")
-        .all()
-        .await
-        .map_err(|e| e.to_string())?
-        .results::<Row>()
-        .map_err(|e| e.to_string())?;
+    let rows: Vec<Row> = dexto_shared::db::all(&db, "SELECT model_id, markup_bps FROM allowed_models", &[]).await.map_err(|e| format!("{e:?}"))?;
     Ok(AllowList::from_rows(rows.into_iter().map(|r| (r.model_id, r.markup_bps))))
 }

@@ -96,8 +96,9 @@ pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
     // insert then changes nothing and one retry draws a fresh code.
     for _ in 0..2 {
         let user_code = device::new_user_code();
-        let results = db
-            .batch(vec![
+        let results = dexto_shared::db::batch(
+            &db,
+            vec![
                 db.prepare("DELETE FROM device_codes WHERE expires_at < ?1").bind(&[((now - DAY_MS) as f64).into()]).map_err(internal)?,
                 db.prepare(
                     "INSERT INTO device_codes (device_code_hash, user_code, client, status, interval_secs, created_at, expires_at,
@@ -116,9 +117,9 @@ pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
                     optional(country.as_deref()),
                 ])
                 .map_err(internal)?,
-            ])
-            .await
-            .map_err(internal)?;
+            ],
+        )
+        .await?;
         if results.get(1).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) == 1 {
             log::event("device.started", json!({"client": client, "expires_in": config.ttl_secs}));
             return reply(Reply { status: 200, body: protocol::start_body(&device_code, &user_code, &uri, config.ttl_secs, config.interval_secs), retry_after_secs: None });
@@ -160,18 +161,15 @@ pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
     let now = now_ms();
     // One guarded statement: only a poll of a live code that respects the
     // interval records itself and reads the state.
-    let polled: Option<Polled> = db
-        .prepare(
-            "UPDATE device_codes SET last_poll_at = ?2
-             WHERE device_code_hash = ?1 AND expires_at > ?2
-               AND (last_poll_at IS NULL OR ?2 - last_poll_at >= interval_secs * 1000 - ?3)
-             RETURNING status, user_id, client",
-        )
-        .bind(&[hash.as_str().into(), (now as f64).into(), (POLL_TOLERANCE_MS as f64).into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+    let polled: Option<Polled> = dexto_shared::db::returning(
+        &db,
+        "UPDATE device_codes SET last_poll_at = ?2
+         WHERE device_code_hash = ?1 AND expires_at > ?2
+           AND (last_poll_at IS NULL OR ?2 - last_poll_at >= interval_secs * 1000 - ?3)
+         RETURNING status, user_id, client",
+        &[hash.as_str().into(), (now as f64).into(), (POLL_TOLERANCE_MS as f64).into()],
+    )
+    .await?;
     let why = match polled {
         None => why_not_polled(&db, &hash, now).await?,
         Some(p) if p.status == "pending" => Refusal::Pending,
@@ -184,13 +182,7 @@ pub async fn poll(req: &mut Request, env: &Env) -> ApiResult {
 
 /// Unknown, expired, or polled too soon.
 async fn why_not_polled(db: &D1Database, hash: &str, now: i64) -> Result<Refusal, GatewayError> {
-    let known: Option<Known> = db
-        .prepare("SELECT expires_at, interval_secs FROM device_codes WHERE device_code_hash = ?1")
-        .bind(&[hash.into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+    let known: Option<Known> = dexto_shared::db::first(db, "SELECT expires_at, interval_secs FROM device_codes WHERE device_code_hash = ?1", &[hash.into()]).await?;
     Ok(match known {
         None => Refusal::InvalidGrant,
         Some(k) if k.expires_at <= now => Refusal::Expired,
@@ -203,7 +195,7 @@ async fn why_not_polled(db: &D1Database, hash: &str, now: i64) -> Result<Refusal
 /// claim, so a failure there costs the user a new login, never a second key.
 async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generation, hash: &str, user_id: Option<String>, client: &str) -> ApiResult {
     let user_id = user_id.ok_or_else(|| internal("approved code without a user"))?;
-    let user: Option<Value> = db.prepare("SELECT email, status FROM users WHERE id = ?1").bind(&[user_id.as_str().into()]).map_err(internal)?.first(None).await.map_err(internal)?;
+    let user: Option<Value> = dexto_shared::db::first(db, "SELECT email, status FROM users WHERE id = ?1", &[user_id.as_str().into()]).await?;
     let user = user.ok_or_else(|| internal("approving user missing"))?;
     if user["status"] == "suspended" {
         return reply(protocol::refusal(generation, Refusal::Denied));
@@ -214,19 +206,11 @@ async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generati
         dexto_shared::openrouter_keys::ensure(env, &user_id).await?;
     }
     let now = now_ms();
-    let claimed = db
+    let claim = db
         .prepare("UPDATE device_codes SET status = 'consumed', consumed_at = ?2 WHERE device_code_hash = ?1 AND status = 'approved'")
         .bind(&[hash.into(), (now as f64).into()])
-        .map_err(internal)?
-        .run()
-        .await
-        .map_err(internal)?
-        .meta()
-        .ok()
-        .flatten()
-        .and_then(|m| m.changes)
-        .unwrap_or(0)
-        == 1;
+        .map_err(internal)?;
+    let claimed = dexto_shared::db::retried_if_locked(|| claim.run()).await?.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) == 1;
     if !claimed {
         return reply(protocol::refusal(generation, Refusal::InvalidGrant));
     }

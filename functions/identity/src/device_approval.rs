@@ -4,7 +4,7 @@
 //! `device::CONFIRM_AFTER_SECS` is approved only with `"confirm": true`, the
 //! page's second confirmation. The device code itself is never returned.
 
-use crate::device::{db, enabled, internal};
+use crate::device::{db, enabled};
 use crate::{principal, security_event, ApiResult};
 use dexto_shared::device::{self, CONFIRM_AFTER_SECS};
 use dexto_shared::error::GatewayError;
@@ -42,16 +42,13 @@ fn decided() -> GatewayError {
 }
 
 async fn find(env: &Env, user_code: &str) -> Result<Option<Code>, GatewayError> {
-    db(env)?
-        .prepare(
-            "SELECT status, user_id, client, client_version, client_ip, client_country, created_at, expires_at
-             FROM device_codes WHERE user_code = ?1",
-        )
-        .bind(&[user_code.into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)
+    dexto_shared::db::first(
+        &db(env)?,
+        "SELECT status, user_id, client, client_version, client_ip, client_country, created_at, expires_at
+         FROM device_codes WHERE user_code = ?1",
+        &[user_code.into()],
+    )
+    .await
 }
 
 fn typed_code(raw: Option<&str>) -> Result<String, GatewayError> {
@@ -103,24 +100,21 @@ pub async fn decide(req: &mut Request, env: &Env, decision: Decision) -> ApiResu
     // Denying needs no confirmation, however old the code.
     let confirmed_or_deny = confirmed || matches!(decision, Decision::Deny);
     let now = now_ms();
-    let decided_now: Option<Value> = db(env)?
-        .prepare(
-            "UPDATE device_codes SET status = ?2, user_id = ?3, decided_at = ?4
-             WHERE user_code = ?1 AND status = 'pending' AND expires_at > ?4 AND (?5 = 1 OR ?4 - created_at <= ?6)
-             RETURNING client",
-        )
-        .bind(&[
+    let decided_now: Option<Value> = dexto_shared::db::returning(
+        &db(env)?,
+        "UPDATE device_codes SET status = ?2, user_id = ?3, decided_at = ?4
+         WHERE user_code = ?1 AND status = 'pending' AND expires_at > ?4 AND (?5 = 1 OR ?4 - created_at <= ?6)
+         RETURNING client",
+        &[
             user_code.as_str().into(),
             to.into(),
             user.id.as_str().into(),
             (now as f64).into(),
             (if confirmed_or_deny { 1.0 } else { 0.0 }).into(),
             ((CONFIRM_AFTER_SECS * 1000) as f64).into(),
-        ])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+        ],
+    )
+    .await?;
     let answer = |client: &Value| ok_json(200, &json!({"success": true, "status": to, "userCode": user_code, "client": client}));
     if let Some(row) = decided_now {
         log::event(&format!("device.{to}"), json!({"user_id": user.id, "client": row["client"]}));

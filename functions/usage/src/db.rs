@@ -22,5 +22,6 @@ pub fn statement(db: &D1Database, q: &Query) -> Result<D1PreparedStatement, Gate
 }
 
 pub async fn all<T: DeserializeOwned>(db: &D1Database, q: &Query) -> Result<Vec<T>, GatewayError> {
-    statement(db, q)?.all().await.map_err(d1_error)?.results::<T>().map_err(d1_error)
+    let statement = statement(db, q)?;
+    dexto_shared::db::retried_if_locked(|| statement.all()).await?.results::<T>().map_err(d1_error)
 }

@@ -112,16 +112,13 @@ async fn lookup_active(env: &Env, hash: &str) -> Result<Caller, GatewayError> {
     }
     let db = env.d1("DB").map_err(internal)?;
     crate::ops::count(|o| o.d1_queries += 1); // rows: `first` reports none (a cold key only)
-    let row: Option<Row> = db
-        .prepare(
-            "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status, k.expires_at, k.allowed_models, k.rate_limit_per_minute
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
-        )
-        .bind(&[hash.into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+    let row: Option<Row> = crate::db::first(
+        &db,
+        "SELECT k.id, k.user_id, k.status, k.scopes, u.status AS user_status, k.expires_at, k.allowed_models, k.rate_limit_per_minute
+         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
+        &[hash.into()],
+    )
+    .await?;
     let Some(row) = row else {
         UNKNOWN.with(|u| u.borrow_mut().remember(hash, now_ms()));
         return Err(GatewayError::InvalidAuth);

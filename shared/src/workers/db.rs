@@ -4,7 +4,10 @@
 //!
 //! D1 returns transient errors (and never retries writes itself), so reads
 //! and writes declared idempotent are retried a bounded number of times with
-//! a short backoff; a write that is not idempotent (`run`) is tried once.
+//! a short backoff; a write that is not idempotent (`run`, `returning`,
+//! `batch`) is tried again only when D1 says its database was locked
+//! (`SQLITE_BUSY`: nothing ran — locally, another process such as
+//! `wrangler d1 execute` held the file for a moment).
 
 use crate::error::GatewayError;
 use serde::de::DeserializeOwned;
@@ -43,15 +46,52 @@ where
     .map_err(error)
 }
 
+/// Whether D1 refused a statement because its database was locked: the
+/// statement did not run, so running it again is safe whatever it does.
+fn locked(e: &worker::Error) -> bool {
+    e.to_string().contains("SQLITE_BUSY")
+}
+
+/// The pauses before each retry of a statement refused on a locked
+/// database: longer than for other transient errors (a lock lasts as long
+/// as the other writer's transaction), and free when nothing is locked.
+const LOCKED_RETRY_DELAYS_MS: [u64; 6] = [25, 100, 250, 500, 1000, 2000];
+
+/// Runs `attempt` again (the bounded retries of `LOCKED_RETRY_DELAYS_MS`)
+/// only while D1 answers that its database is locked.
+pub async fn retried_if_locked<T, F, Fut>(mut attempt: F) -> Result<T, GatewayError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, worker::Error>>,
+{
+    for delay in LOCKED_RETRY_DELAYS_MS {
+        match attempt().await {
+            Err(e) if locked(&e) => {
+                crate::log::event("d1.retry", serde_json::json!({"what": "locked", "error": e.to_string()}));
+                worker::Delay::from(std::time::Duration::from_millis(delay)).await;
+            }
+            other => return other.map_err(error),
+        }
+    }
+    attempt().await.map_err(error)
+}
+
+/// Statements run as one transaction (all or none), tried again only on a
+/// locked database.
+pub async fn batch(db: &D1Database, statements: Vec<D1PreparedStatement>) -> Result<Vec<worker::D1Result>, GatewayError> {
+    retried_if_locked(|| db.batch(statements.clone())).await
+}
+
 /// The first row of a read (`SELECT`): retried on transient errors.
 pub async fn first<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Option<T>, GatewayError> {
     retried("first", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.first(None).await }).await
 }
 
 /// The row a write `RETURNING …` produced: tried once (a retry after a lost
-/// reply could not tell what the first attempt did).
+/// reply could not tell what the first attempt did), but for a locked database.
 pub async fn returning<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Option<T>, GatewayError> {
-    statement(db, sql, args)?.first(None).await.map_err(error)
+    let statement = statement(db, sql, args)?;
+    retried_if_locked(|| statement.first(None)).await
 }
 
 pub async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Vec<T>, GatewayError> {
@@ -59,9 +99,10 @@ pub async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValu
     rows.results::<T>().map_err(error)
 }
 
-/// A write that is not idempotent: tried once.
+/// A write that is not idempotent: tried once, but for a locked database.
 pub async fn run(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<(), GatewayError> {
-    statement(db, sql, args)?.run().await.map_err(error)?;
+    let statement = statement(db, sql, args)?;
+    retried_if_locked(|| statement.run()).await?;
     Ok(())
 }
 

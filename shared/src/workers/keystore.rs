@@ -61,13 +61,11 @@ pub async fn issue(env: &Env, user_id: &str, name: &str, scopes: &[&str]) -> Res
     let key = ApiKey::generate();
     let (prefix, last4) = key.display_parts();
     let id = new_id("key_");
-    env.d1("DB")
-        .map_err(internal)?
-        .prepare(
-            "INSERT INTO api_keys (id, user_id, key_hash, key_prefix, key_last4, name, scopes, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
-        )
-        .bind(&[
+    crate::db::run(
+        &crate::db::database(env)?,
+        "INSERT INTO api_keys (id, user_id, key_hash, key_prefix, key_last4, name, scopes, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
+        &[
             id.as_str().into(),
             user_id.into(),
             key.hash_hex().into(),
@@ -76,30 +74,22 @@ pub async fn issue(env: &Env, user_id: &str, name: &str, scopes: &[&str]) -> Res
             name.into(),
             scopes.join(" ").into(),
             (now_ms() as f64).into(),
-        ])
-        .map_err(internal)?
-        .run()
-        .await
-        .map_err(internal)?;
+        ],
+    )
+    .await?;
     Ok(IssuedKey { id, key, name: name.into(), display: display_form(&prefix, &last4), scopes: scopes.iter().map(|s| s.to_string()).collect() })
 }
 
 /// A user's keys, newest first (revoked ones included).
 pub async fn list(env: &Env, user_id: &str) -> Result<Vec<KeyRow>, GatewayError> {
-    env.d1("DB")
-        .map_err(internal)?
-        .prepare(
-            "SELECT id, user_id, name, key_prefix, key_last4, scopes, status, created_at, last_used_at, revoked_at,
-                    expires_at, allowed_models, rate_limit_per_minute
-             FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
-        )
-        .bind(&[user_id.into()])
-        .map_err(internal)?
-        .all()
-        .await
-        .map_err(internal)?
-        .results::<KeyRow>()
-        .map_err(internal)
+    crate::db::all(
+        &crate::db::database(env)?,
+        "SELECT id, user_id, name, key_prefix, key_last4, scopes, status, created_at, last_used_at, revoked_at,
+                expires_at, allowed_models, rate_limit_per_minute
+         FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
+        &[user_id.into()],
+    )
+    .await
 }
 
 /// One key, if it belongs to `user_id` (callers answer 404 otherwise, so ids
@@ -124,16 +114,14 @@ pub async fn update(env: &Env, user_id: &str, key_id: &str, change: &KeySettings
         Some(r) => (1.0, r.map_or_else(null, |v| (v as f64).into())),
         None => (0.0, null()),
     };
-    env.d1("DB")
-        .map_err(internal)?
-        .prepare(
-            "UPDATE api_keys SET name = COALESCE(?3, name),
+    crate::db::run_idempotent(
+        &crate::db::database(env)?,
+        "UPDATE api_keys SET name = COALESCE(?3, name),
                 expires_at = CASE WHEN ?4 = 1 THEN ?5 ELSE expires_at END,
                 allowed_models = CASE WHEN ?6 = 1 THEN ?7 ELSE allowed_models END,
                 rate_limit_per_minute = CASE WHEN ?8 = 1 THEN ?9 ELSE rate_limit_per_minute END
-             WHERE id = ?1 AND user_id = ?2",
-        )
-        .bind(&[
+         WHERE id = ?1 AND user_id = ?2",
+        &[
             key_id.into(),
             user_id.into(),
             change.name.as_deref().map_or_else(null, Into::into),
@@ -143,12 +131,9 @@ pub async fn update(env: &Env, user_id: &str, key_id: &str, change: &KeySettings
             models,
             set_rate.into(),
             rate,
-        ])
-        .map_err(internal)?
-        .run()
-        .await
-        .map_err(internal)?;
-    Ok(())
+        ],
+    )
+    .await
 }
 
 /// Revokes a key: wallet first (immediate effect), then D1.
@@ -156,15 +141,12 @@ pub async fn revoke(env: &Env, user_id: &str, key_id: &str) -> Result<(), Gatewa
     WalletClient::for_user(env, user_id)?
         .change_status(&StatusChange { user_id: user_id.into(), revoke_key_id: Some(key_id.into()), ..StatusChange::default() })
         .await?;
-    env.d1("DB")
-        .map_err(internal)?
-        .prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND status = 'active'")
-        .bind(&[key_id.into(), user_id.into(), (now_ms() as f64).into()])
-        .map_err(internal)?
-        .run()
-        .await
-        .map_err(internal)?;
-    Ok(())
+    crate::db::run_idempotent(
+        &crate::db::database(env)?,
+        "UPDATE api_keys SET status = 'revoked', revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND status = 'active'",
+        &[key_id.into(), user_id.into(), (now_ms() as f64).into()],
+    )
+    .await
 }
 
 /// The one way a key is rotated, whoever asks (the key itself, a session, the
@@ -210,7 +192,7 @@ pub async fn rotate(env: &Env, user_id: &str, old: &KeyRow) -> Result<IssuedKey,
         .prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ?3, replaced_by = ?4 WHERE id = ?1 AND user_id = ?2 AND status = 'active'")
         .bind(&[old.id.as_str().into(), user_id.into(), now.into(), id.as_str().into()])
         .map_err(internal)?;
-    let results = db.batch(vec![insert, retire]).await.map_err(internal)?;
+    let results = crate::db::batch(&db, vec![insert, retire]).await?;
     let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
     if inserted == 0 {
         return Err(GatewayError::Conflict(

@@ -108,14 +108,12 @@ struct Row {
 
 async fn active_row(env: &Env, user_id: &str) -> Result<Option<Row>, GatewayError> {
     crate::ops::count(|o| o.d1_queries += 1); // a cold isolate or a rotated key only
-    env.d1("DB")
-        .map_err(internal)?
-        .prepare("SELECT id, upstream_hash, ciphertext, enc_key_id, created_at, limit_synced_at FROM upstream_keys WHERE user_id = ?1 AND status = 'active'")
-        .bind(&[user_id.into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)
+    crate::db::first(
+        &crate::db::database(env)?,
+        "SELECT id, upstream_hash, ciphertext, enc_key_id, created_at, limit_synced_at FROM upstream_keys WHERE user_id = ?1 AND status = 'active'",
+        &[user_id.into()],
+    )
+    .await
 }
 
 /// The key to call OpenRouter with for this user: theirs (minted on first
@@ -194,7 +192,7 @@ async fn store(env: &Env, config: &UpstreamConfig, user_id: &str, hash: &str, se
         .bind(&[new_id("uk_").into(), user_id.into(), hash.into(), sealed.into(), config.sealing[0].id.as_str().into(), (limit.0 as f64).into(), now.into()])
         .map_err(internal)?,
     );
-    let results = db.batch(batch).await.map_err(internal)?;
+    let results = crate::db::batch(&db, batch).await?;
     let inserted = results.last().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
     forget(user_id);
     Ok(inserted > 0)
@@ -274,15 +272,12 @@ pub async fn sync_limit(env: &Env, user_id: &str, balance: Micros) -> Result<(),
     if status != 200 {
         return Err(internal(format!("PATCH key status {status}")));
     }
-    env.d1("DB")
-        .map_err(internal)?
-        .prepare("UPDATE upstream_keys SET limit_micros = ?2, limit_synced_at = ?3 WHERE id = ?1")
-        .bind(&[row.id.as_str().into(), (limit.0 as f64).into(), (now_ms() as f64).into()])
-        .map_err(internal)?
-        .run()
-        .await
-        .map_err(internal)?;
-    Ok(())
+    crate::db::run_idempotent(
+        &crate::db::database(env)?,
+        "UPDATE upstream_keys SET limit_micros = ?2, limit_synced_at = ?3 WHERE id = ?1",
+        &[row.id.as_str().into(), (limit.0 as f64).into(), (now_ms() as f64).into()],
+    )
+    .await
 }
 
 /// What the user's current upstream key has spent, as OpenRouter reports it

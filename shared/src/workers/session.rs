@@ -166,7 +166,7 @@ pub async fn ensure_user(env: &Env, id: &str, email: &str) -> Result<SessionUser
         Some(row) => row,
         None => {
             let now = crate::db::ms(now_ms());
-            db.batch(vec![
+            crate::db::batch(&db, vec![
                 db.prepare("INSERT INTO users (id, email, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3) ON CONFLICT(id) DO NOTHING")
                     .bind(&[id.into(), email.into(), now.clone()])
                     .map_err(internal)?,
@@ -174,8 +174,7 @@ pub async fn ensure_user(env: &Env, id: &str, email: &str) -> Result<SessionUser
                     .bind(&[id.into(), now])
                     .map_err(internal)?,
             ])
-            .await
-            .map_err(internal)?;
+            .await?;
             // A concurrent first request may have created it: read what is stored.
             crate::db::first::<Row>(&db, lookup, &[id.into()]).await?.ok_or_else(|| internal("user row missing"))?
         }

@@ -127,25 +127,23 @@ impl WalletDO {
             version: Option<i64>,
             status: String,
         }
-        let known: Option<Known> = db
-            .prepare(
-                "SELECT b.balance_micros, b.included_micros, b.version, u.status FROM users u
-                 LEFT JOIN balances b ON b.user_id = u.id WHERE u.id = ?1",
-            )
-            .bind(&[user_id.into()])?
-            .first(None)
-            .await?;
+        let d1 = |e: GatewayError| worker::Error::RustError(format!("{e:?}"));
+        let known: Option<Known> = dexto_shared::db::first(
+            &db,
+            "SELECT b.balance_micros, b.included_micros, b.version, u.status FROM users u
+             LEFT JOIN balances b ON b.user_id = u.id WHERE u.id = ?1",
+            &[user_id.into()],
+        )
+        .await
+        .map_err(d1)?;
         let known = known.ok_or("unknown user")?;
         #[derive(serde::Deserialize)]
         struct KeyId {
             id: String,
         }
-        let revoked: Vec<String> = db
-            .prepare("SELECT id FROM api_keys WHERE user_id = ?1 AND status = 'revoked'")
-            .bind(&[user_id.into()])?
-            .all()
-            .await?
-            .results::<KeyId>()?
+        let revoked: Vec<String> = dexto_shared::db::all::<KeyId>(&db, "SELECT id FROM api_keys WHERE user_id = ?1 AND status = 'revoked'", &[user_id.into()])
+            .await
+            .map_err(d1)?
             .into_iter()
             .map(|k| k.id)
             .collect();
