@@ -14,24 +14,25 @@ pub fn backoff_ms(failures: u32) -> i64 {
     FIRST_RETRY_MS.saturating_mul(1 << doublings).min(MAX_RETRY_MS)
 }
 
-/// Runs `attempt` until it succeeds, pausing `sleep(delay)` before each retry;
-/// at most `1 + delays.len()` attempts. `on_retry` sees each failure that is
-/// retried. The last error is returned.
-pub async fn retrying<T, E, A, AF, S, SF>(delays: &[u64], mut attempt: A, mut sleep: S, mut on_retry: impl FnMut(&E)) -> Result<T, E>
+/// Runs `attempt` until it succeeds, pausing `sleep(delay)` before each
+/// retry, where `next_delay` picks the pause after each failure (by the
+/// error, so kinds of failure can have schedules of their own) or `None` to
+/// give up. `on_retry` sees each failure that is retried. The last error is
+/// returned.
+pub async fn retrying<T, E, A, AF, S, SF>(mut next_delay: impl FnMut(&E) -> Option<u64>, mut attempt: A, mut sleep: S, mut on_retry: impl FnMut(&E)) -> Result<T, E>
 where
     A: FnMut() -> AF,
     AF: std::future::Future<Output = Result<T, E>>,
     S: FnMut(u64) -> SF,
     SF: std::future::Future<Output = ()>,
 {
-    let mut delays = delays.iter();
     loop {
         match attempt().await {
             Ok(v) => return Ok(v),
-            Err(e) => match delays.next() {
+            Err(e) => match next_delay(&e) {
                 Some(ms) => {
                     on_retry(&e);
-                    sleep(*ms).await;
+                    sleep(ms).await;
                 }
                 None => return Err(e),
             },
@@ -61,8 +62,9 @@ mod tests {
         let flaky = |fail_first: u32| {
             calls.set(0);
             slept.borrow_mut().clear();
+            let mut delays = [25, 150].into_iter();
             futures::executor::block_on(retrying(
-                &[25, 150],
+                move |_: &u32| delays.next(),
                 || {
                     calls.set(calls.get() + 1);
                     let n = calls.get();
@@ -80,5 +82,27 @@ mod tests {
         assert_eq!(*slept.borrow(), vec![25, 150]);
         assert_eq!(flaky(5), Err(3), "then the error is returned");
         assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
+    fn each_kind_of_failure_follows_its_own_schedule() {
+        // Odd errors ("locked") wait longer and more often than even ones.
+        let (mut odd, mut even) = ([1, 2, 3].into_iter(), [10].into_iter());
+        let mut failures = vec![1u32, 2, 3, 5, 4].into_iter();
+        let slept = std::cell::RefCell::new(vec![]);
+        let outcome = futures::executor::block_on(retrying(
+            move |e: &u32| if e % 2 == 1 { odd.next() } else { even.next() },
+            || {
+                let next = failures.next();
+                async move { next.map_or(Ok(()), Err) }
+            },
+            |ms| {
+                slept.borrow_mut().push(ms);
+                async {}
+            },
+            |_| {},
+        ));
+        assert_eq!(outcome, Err(4), "the second even error finds its schedule spent");
+        assert_eq!(*slept.borrow(), vec![1, 10, 2, 3]);
     }
 }

@@ -210,7 +210,7 @@ async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generati
         .prepare("UPDATE device_codes SET status = 'consumed', consumed_at = ?2 WHERE device_code_hash = ?1 AND status = 'approved'")
         .bind(&[hash.into(), (now as f64).into()])
         .map_err(internal)?;
-    let claimed = dexto_shared::db::retried_if_locked(|| claim.run()).await?.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) == 1;
+    let claimed = dexto_shared::db::tried("claim", dexto_shared::db::Retry::IfLocked, || claim.run()).await?.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) == 1;
     if !claimed {
         return reply(protocol::refusal(generation, Refusal::InvalidGrant));
     }

@@ -23,5 +23,5 @@ pub fn statement(db: &D1Database, q: &Query) -> Result<D1PreparedStatement, Gate
 
 pub async fn all<T: DeserializeOwned>(db: &D1Database, q: &Query) -> Result<Vec<T>, GatewayError> {
     let statement = statement(db, q)?;
-    dexto_shared::db::retried_if_locked(|| statement.all()).await?.results::<T>().map_err(d1_error)
+    dexto_shared::db::tried("all", dexto_shared::db::Retry::Idempotent, || statement.all()).await?.results::<T>().map_err(d1_error)
 }

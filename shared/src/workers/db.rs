@@ -5,9 +5,9 @@
 //! D1 returns transient errors (and never retries writes itself), so reads
 //! and writes declared idempotent are retried a bounded number of times with
 //! a short backoff; a write that is not idempotent (`run`, `returning`,
-//! `batch`) is tried again only when D1 says its database was locked
-//! (`SQLITE_BUSY`: nothing ran — locally, another process such as
-//! `wrangler d1 execute` held the file for a moment).
+//! `batch`) is tried once. Any statement D1 refuses because its database was
+//! locked (`SQLITE_BUSY`: nothing ran — locally, another process such as
+//! `wrangler d1 execute` held the file for a moment) runs again, for longer.
 
 use crate::error::GatewayError;
 use serde::de::DeserializeOwned;
@@ -27,17 +27,39 @@ fn statement(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<D1PreparedS
     db.prepare(sql).bind(args).map_err(error)
 }
 
-/// Attempts of a retried statement, and the pause before each retry.
+/// The pauses before each retry of an idempotent statement after an error.
 const RETRY_DELAYS_MS: [u64; 2] = [25, 150];
 
-/// Runs `attempt` with the bounded retries of `RETRY_DELAYS_MS`.
-async fn retried<T, F, Fut>(what: &str, attempt: F) -> Result<T, GatewayError>
+/// The pauses before each retry of any statement refused on a locked
+/// database: longer than for other errors (a lock lasts as long as the
+/// other writer's transaction), and free when nothing is locked.
+const LOCKED_RETRY_DELAYS_MS: [u64; 6] = [25, 100, 250, 500, 1000, 2000];
+
+/// Whether D1 refused a statement because its database was locked: the
+/// statement did not run, so running it again is safe whatever it does.
+fn locked(e: &worker::Error) -> bool {
+    e.to_string().contains("SQLITE_BUSY")
+}
+
+/// Which failures a statement may be run again after.
+#[derive(Clone, Copy)]
+pub enum Retry {
+    /// Reads and writes whose repetition changes nothing: any error.
+    Idempotent,
+    /// Any other write: only a refusal on a locked database (nothing ran).
+    IfLocked,
+}
+
+/// Runs `attempt` (one statement or batch), again as `retry` allows.
+pub async fn tried<T, F, Fut>(what: &str, retry: Retry, attempt: F) -> Result<T, GatewayError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, worker::Error>>,
 {
+    let mut locked_waits = LOCKED_RETRY_DELAYS_MS.into_iter();
+    let mut other_waits = RETRY_DELAYS_MS.into_iter().filter(|_| matches!(retry, Retry::Idempotent));
     crate::retry::retrying(
-        &RETRY_DELAYS_MS,
+        |e| if locked(e) { locked_waits.next() } else { other_waits.next() },
         attempt,
         |ms| worker::Delay::from(std::time::Duration::from_millis(ms)),
         |e| crate::log::event("d1.retry", serde_json::json!({"what": what, "error": e.to_string()})),
@@ -46,70 +68,39 @@ where
     .map_err(error)
 }
 
-/// Whether D1 refused a statement because its database was locked: the
-/// statement did not run, so running it again is safe whatever it does.
-fn locked(e: &worker::Error) -> bool {
-    e.to_string().contains("SQLITE_BUSY")
-}
-
-/// The pauses before each retry of a statement refused on a locked
-/// database: longer than for other transient errors (a lock lasts as long
-/// as the other writer's transaction), and free when nothing is locked.
-const LOCKED_RETRY_DELAYS_MS: [u64; 6] = [25, 100, 250, 500, 1000, 2000];
-
-/// Runs `attempt` again (the bounded retries of `LOCKED_RETRY_DELAYS_MS`)
-/// only while D1 answers that its database is locked.
-pub async fn retried_if_locked<T, F, Fut>(mut attempt: F) -> Result<T, GatewayError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, worker::Error>>,
-{
-    for delay in LOCKED_RETRY_DELAYS_MS {
-        match attempt().await {
-            Err(e) if locked(&e) => {
-                crate::log::event("d1.retry", serde_json::json!({"what": "locked", "error": e.to_string()}));
-                worker::Delay::from(std::time::Duration::from_millis(delay)).await;
-            }
-            other => return other.map_err(error),
-        }
-    }
-    attempt().await.map_err(error)
-}
-
-/// Statements run as one transaction (all or none), tried again only on a
-/// locked database.
+/// Statements run as one transaction (all or none): again only on a locked database.
 pub async fn batch(db: &D1Database, statements: Vec<D1PreparedStatement>) -> Result<Vec<worker::D1Result>, GatewayError> {
-    retried_if_locked(|| db.batch(statements.clone())).await
+    tried("batch", Retry::IfLocked, || db.batch(statements.clone())).await
 }
 
 /// The first row of a read (`SELECT`): retried on transient errors.
 pub async fn first<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Option<T>, GatewayError> {
-    retried("first", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.first(None).await }).await
+    tried("first", Retry::Idempotent, || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.first(None).await }).await
 }
 
 /// The row a write `RETURNING …` produced: tried once (a retry after a lost
 /// reply could not tell what the first attempt did), but for a locked database.
 pub async fn returning<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Option<T>, GatewayError> {
     let statement = statement(db, sql, args)?;
-    retried_if_locked(|| statement.first(None)).await
+    tried("returning", Retry::IfLocked, || statement.first(None)).await
 }
 
 pub async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<Vec<T>, GatewayError> {
-    let rows = retried("all", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.all().await }).await?;
+    let rows = tried("all", Retry::Idempotent, || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.all().await }).await?;
     rows.results::<T>().map_err(error)
 }
 
 /// A write that is not idempotent: tried once, but for a locked database.
 pub async fn run(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<(), GatewayError> {
     let statement = statement(db, sql, args)?;
-    retried_if_locked(|| statement.run()).await?;
+    tried("run", Retry::IfLocked, || statement.run()).await?;
     Ok(())
 }
 
 /// A write whose repetition changes nothing (`ON CONFLICT DO NOTHING`, a
 /// guarded `UPDATE … SET x = v`): retried on transient errors.
 pub async fn run_idempotent(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<(), GatewayError> {
-    retried("run", || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.run().await }).await?;
+    tried("run", Retry::Idempotent, || async { statement(db, sql, args).map_err(|e| worker::Error::RustError(format!("{e:?}")))?.run().await }).await?;
     Ok(())
 }
 
