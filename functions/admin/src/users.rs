@@ -44,9 +44,10 @@ pub async fn create(req: &mut Request, env: &Env, ctx: &AuditCtx) -> AdminResult
                 .bind(&[id.as_str().into(), now.into()])
                 .map_err(d1_error)?,
         ],
+        db::Retry::IfLocked,
     )
     .await?;
-    let created = inserted.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0;
+    let created = inserted.first().and_then(db::changes).unwrap_or(0) > 0;
     if !created {
         return Err(GatewayError::BadRequest(format!("User `{id}` already exists.")));
     }

@@ -118,9 +118,10 @@ pub async fn start(req: &mut Request, env: &Env) -> ApiResult {
                 ])
                 .map_err(internal)?,
             ],
+            dexto_shared::db::Retry::IfLocked,
         )
         .await?;
-        if results.get(1).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) == 1 {
+        if results.get(1).and_then(dexto_shared::db::changes) == Some(1) {
             log::event("device.started", json!({"client": client, "expires_in": config.ttl_secs}));
             return reply(Reply { status: 200, body: protocol::start_body(&device_code, &user_code, &uri, config.ttl_secs, config.interval_secs), retry_after_secs: None });
         }
@@ -206,11 +207,13 @@ async fn deliver(req: &Request, env: &Env, db: &D1Database, generation: Generati
         dexto_shared::openrouter_keys::ensure(env, &user_id).await?;
     }
     let now = now_ms();
-    let claim = db
-        .prepare("UPDATE device_codes SET status = 'consumed', consumed_at = ?2 WHERE device_code_hash = ?1 AND status = 'approved'")
-        .bind(&[hash.into(), (now as f64).into()])
-        .map_err(internal)?;
-    let claimed = dexto_shared::db::tried("claim", dexto_shared::db::Retry::IfLocked, || claim.run()).await?.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) == 1;
+    let claimed = dexto_shared::db::run(
+        db,
+        "UPDATE device_codes SET status = 'consumed', consumed_at = ?2 WHERE device_code_hash = ?1 AND status = 'approved'",
+        &[hash.into(), (now as f64).into()],
+    )
+    .await?
+        == 1;
     if !claimed {
         return reply(protocol::refusal(generation, Refusal::InvalidGrant));
     }

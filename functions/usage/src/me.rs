@@ -27,7 +27,7 @@ pub async fn usage(env: &Env, user_id: &str) -> UsageResult {
     let by_model = summary(user_id, mtd, GroupBy::Model);
     let recent = history(user_id, TimeRange { from_ms: 0, to_ms: mtd.to_ms }, &Filters::default(), None, RECENT);
     // Both reads in one round trip.
-    let results = dexto_shared::db::batch(&db, vec![statement(&db, &by_model)?, statement(&db, &recent)?]).await?;
+    let results = dexto_shared::db::batch(&db, vec![statement(&db, &by_model)?, statement(&db, &recent)?], dexto_shared::db::Retry::Idempotent).await?;
     let (by_model, recent): (Vec<GroupTotal>, Vec<LedgerRow>) = match results.as_slice() {
         [a, b] => (a.results().map_err(d1_error)?, b.results().map_err(d1_error)?),
         _ => (all(&db, &by_model).await?, all(&db, &recent).await?),

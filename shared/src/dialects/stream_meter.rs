@@ -45,10 +45,6 @@ impl DialectMeter {
         (self.last_sequence.map_or(0, |n| n + 1), self.response_id.as_deref())
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     /// Meters `event` and returns it as it is passed on: an upstream
     /// error's own words replaced by ours (upstream_errors.rs) — the event
     /// parsed once for both.

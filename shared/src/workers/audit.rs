@@ -51,7 +51,7 @@ pub async fn record(env: &Env, ctx: &AuditCtx, action: &str, user_id: Option<&st
         opt(ctx.client_ip.as_deref()),
         db::ms(now_ms()),
     ];
-    db::run(&db::database(env)?, sql, &args).await
+    db::run(&db::database(env)?, sql, &args).await.map(|_| ())
 }
 
 /// What to read: newest first, before `cursor` (an entry id), at most `limit`.

@@ -8,6 +8,8 @@
 //! `batch`) is tried once. Any statement D1 refuses because its database was
 //! locked (`SQLITE_BUSY`: nothing ran — locally, another process such as
 //! `wrangler d1 execute` held the file for a moment) runs again, for longer.
+//! That is a local condition: deployed D1 is a service of its own and is not
+//! expected to answer `SQLITE_BUSY`, so there the retry costs nothing.
 
 use crate::error::GatewayError;
 use serde::de::DeserializeOwned;
@@ -51,7 +53,7 @@ pub enum Retry {
 }
 
 /// Runs `attempt` (one statement or batch), again as `retry` allows.
-pub async fn tried<T, F, Fut>(what: &str, retry: Retry, attempt: F) -> Result<T, GatewayError>
+async fn tried<T, F, Fut>(what: &str, retry: Retry, attempt: F) -> Result<T, GatewayError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, worker::Error>>,
@@ -68,9 +70,14 @@ where
     .map_err(error)
 }
 
-/// Statements run as one transaction (all or none): again only on a locked database.
-pub async fn batch(db: &D1Database, statements: Vec<D1PreparedStatement>) -> Result<Vec<worker::D1Result>, GatewayError> {
-    tried("batch", Retry::IfLocked, || db.batch(statements.clone())).await
+/// Statements run as one transaction (all or none), again as `retry` allows.
+pub async fn batch(db: &D1Database, statements: Vec<D1PreparedStatement>, retry: Retry) -> Result<Vec<worker::D1Result>, GatewayError> {
+    tried("batch", retry, || db.batch(statements.clone())).await
+}
+
+/// The rows a write changed, as D1 reports them.
+pub fn changes(result: &worker::D1Result) -> Option<usize> {
+    result.meta().ok().flatten().and_then(|m| m.changes)
 }
 
 /// The first row of a read (`SELECT`): retried on transient errors.
@@ -91,10 +98,10 @@ pub async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, args: &[JsValu
 }
 
 /// A write that is not idempotent: tried once, but for a locked database.
-pub async fn run(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<(), GatewayError> {
+/// The rows it changed (0 if D1 did not say).
+pub async fn run(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<usize, GatewayError> {
     let statement = statement(db, sql, args)?;
-    tried("run", Retry::IfLocked, || statement.run()).await?;
-    Ok(())
+    Ok(changes(&tried("run", Retry::IfLocked, || statement.run()).await?).unwrap_or(0))
 }
 
 /// A write whose repetition changes nothing (`ON CONFLICT DO NOTHING`, a

@@ -192,8 +192,8 @@ pub async fn rotate(env: &Env, user_id: &str, old: &KeyRow) -> Result<IssuedKey,
         .prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ?3, replaced_by = ?4 WHERE id = ?1 AND user_id = ?2 AND status = 'active'")
         .bind(&[old.id.as_str().into(), user_id.into(), now.into(), id.as_str().into()])
         .map_err(internal)?;
-    let results = crate::db::batch(&db, vec![insert, retire]).await?;
-    let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+    let results = crate::db::batch(&db, vec![insert, retire], crate::db::Retry::IfLocked).await?;
+    let inserted = results.first().and_then(crate::db::changes).unwrap_or(0);
     if inserted == 0 {
         return Err(GatewayError::Conflict(
             "This key has already been rotated (or revoked): use the key that replaced it, or create a new key in the dashboard.".into(),

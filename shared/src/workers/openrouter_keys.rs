@@ -192,8 +192,8 @@ async fn store(env: &Env, config: &UpstreamConfig, user_id: &str, hash: &str, se
         .bind(&[new_id("uk_").into(), user_id.into(), hash.into(), sealed.into(), config.sealing[0].id.as_str().into(), (limit.0 as f64).into(), now.into()])
         .map_err(internal)?,
     );
-    let results = crate::db::batch(&db, batch).await?;
-    let inserted = results.last().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+    let results = crate::db::batch(&db, batch, crate::db::Retry::IfLocked).await?;
+    let inserted = results.last().and_then(crate::db::changes).unwrap_or(0);
     forget(user_id);
     Ok(inserted > 0)
 }

@@ -166,14 +166,19 @@ pub async fn ensure_user(env: &Env, id: &str, email: &str) -> Result<SessionUser
         Some(row) => row,
         None => {
             let now = crate::db::ms(now_ms());
-            crate::db::batch(&db, vec![
+            crate::db::batch(
+                &db,
+                vec![
                 db.prepare("INSERT INTO users (id, email, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3) ON CONFLICT(id) DO NOTHING")
                     .bind(&[id.into(), email.into(), now.clone()])
                     .map_err(internal)?,
                 db.prepare("INSERT INTO balances (user_id, balance_micros, version, updated_at) VALUES (?1, 0, 0, ?2) ON CONFLICT(user_id) DO NOTHING")
                     .bind(&[id.into(), now])
                     .map_err(internal)?,
-            ])
+            ],
+                // Both inserts do nothing if the rows exist: safe to repeat.
+                crate::db::Retry::Idempotent,
+            )
             .await?;
             // A concurrent first request may have created it: read what is stored.
             crate::db::first::<Row>(&db, lookup, &[id.into()]).await?.ok_or_else(|| internal("user row missing"))?

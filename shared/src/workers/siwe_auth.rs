@@ -27,6 +27,15 @@ const ACCESS_TTL_SECS: i64 = 3600;
 const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 /// How our refresh tokens start (a Supabase one never does).
 pub const REFRESH_PREFIX: &str = "dxr_";
+/// The condition of a session (`auth_sessions` named `s`) that still
+/// stands but for time: not signed out, its address still linked to its
+/// account (unlinking ends its sessions at once).
+macro_rules! standing {
+    () => {
+        "s.revoked_at IS NULL AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = s.address AND w.user_id = s.user_id)"
+    };
+}
+
 /// The chain signed in on when `EVM_CHAIN_ID` is not set: Base.
 const DEFAULT_CHAIN_ID: u64 = 8453;
 
@@ -180,14 +189,14 @@ pub async fn refresh(env: &Env, refresh_token: &str) -> Result<Value, GatewayErr
     let fresh = format!("{REFRESH_PREFIX}{}", hex::encode(crate::ids::random_bytes::<32>()));
     let row: Option<SessionRow> = db::returning(
         &db,
-        "UPDATE auth_sessions SET refresh_hash = ?2 WHERE refresh_hash = ?1 AND revoked_at IS NULL AND expires_at > ?3
-           AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = auth_sessions.address AND w.user_id = auth_sessions.user_id)
-         RETURNING id, user_id, address",
+        concat!("UPDATE auth_sessions AS s SET refresh_hash = ?2 WHERE s.refresh_hash = ?1 AND s.expires_at > ?3 AND ", standing!(), " RETURNING id, user_id, address"),
         &[refresh_hash(refresh_token).into(), refresh_hash(&fresh).into(), ms(now)],
     )
     .await?;
     let Some(row) = row else {
-        return Err(match ended_only_by_time(&db, SessionBy::RefreshHash, &refresh_hash(refresh_token)).await? {
+        // Past its 30 days but ended no other way: "sign in again".
+        let by_time = concat!("SELECT 1 AS found FROM auth_sessions s WHERE s.refresh_hash = ?1 AND s.expires_at <= ?2 AND ", standing!());
+        return Err(match found(&db, by_time, &[refresh_hash(refresh_token).into(), ms(now)]).await? {
             true => GatewayError::Expired(Credential::Session),
             false => GatewayError::InvalidAuth,
         });
@@ -222,10 +231,11 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     let policy = Policy { issuer: ISSUER, audience: "authenticated", hs256_secret: Some(&key) };
     let verified = jwt::verify(token, &KeySet::default(), &policy, now_ms() / 1000);
     let session_id = claims_unverified(token).and_then(|c| c["sid"].as_str().map(str::to_string)).ok_or(GatewayError::InvalidAuth)?;
+    let standing_session = concat!("SELECT 1 AS found FROM auth_sessions s WHERE s.id = ?1 AND ", standing!());
     let claims = match verified {
         // Ours in every other respect (the age is checked last): "sign in
-        // again" only if nothing but time ended it.
-        Err(jwt::JwtError::Expired) if !ended_only_by_time(&db::database(env)?, SessionBy::Id, &session_id).await? => return Err(GatewayError::InvalidAuth),
+        // again" only if nothing but time ended it. Read on that refusal only.
+        Err(jwt::JwtError::Expired) if !found(&db::database(env)?, standing_session, &[session_id.as_str().into()]).await? => return Err(GatewayError::InvalidAuth),
         verified => verified.map_err(GatewayError::from)?,
     };
     // The session and its account in one read (a session's user always exists).
@@ -236,9 +246,7 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     }
     let live: Option<Live> = db::first(
         &db::database(env)?,
-        "SELECT u.status, u.email FROM auth_sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3
-           AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = s.address AND w.user_id = s.user_id)",
+        concat!("SELECT u.status, u.email FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1 AND s.user_id = ?2 AND s.expires_at > ?3 AND ", standing!()),
         &[session_id.as_str().into(), claims.sub.as_str().into(), ms(now_ms())],
     )
     .await?;
@@ -250,34 +258,9 @@ pub async fn verify(env: &Env, token: &str) -> Result<(SessionUser, String), Gat
     Ok((user, session_id))
 }
 
-/// How a session is named when a token of it is past its time.
-enum SessionBy {
-    /// Its id (an access token's `sid`): the token's own age ran out.
-    Id,
-    /// Its refresh token's hash: the session's 30 days ran out.
-    RefreshHash,
-}
-
-/// Whether the session named `value` ended by time and nothing else: not
-/// signed out, its address still linked to its account (and, named by its
-/// refresh token, past its 30 days). A token of such a session is told to
-/// sign in again; one of a session ended any other way is just invalid.
-/// Read only on that refusal.
-async fn ended_only_by_time(db: &worker::D1Database, by: SessionBy, value: &str) -> Result<bool, GatewayError> {
-    let (column, past_its_days, args) = match by {
-        SessionBy::Id => ("id", "", vec![value.into()]),
-        SessionBy::RefreshHash => ("refresh_hash", "AND s.expires_at <= ?2", vec![value.into(), ms(now_ms())]),
-    };
-    let found: Option<Value> = db::first(
-        db,
-        &format!(
-            "SELECT 1 AS found FROM auth_sessions s WHERE s.{column} = ?1 AND s.revoked_at IS NULL {past_its_days}
-               AND EXISTS (SELECT 1 FROM wallet_addresses w WHERE w.address = s.address AND w.user_id = s.user_id)"
-        ),
-        &args,
-    )
-    .await?;
-    Ok(found.is_some())
+/// Whether `sql` (a `SELECT 1 AS found …`) finds a row.
+async fn found(db: &worker::D1Database, sql: &str, args: &[worker::wasm_bindgen::JsValue]) -> Result<bool, GatewayError> {
+    Ok(db::first::<Value>(db, sql, args).await?.is_some())
 }
 
 /// Ends every session `address` opened on `user_id`'s account (it was

@@ -237,7 +237,7 @@ pub async fn flush(store: &Store, db: &D1Database) -> Result<usize> {
         // projected (a replay); anything else would be a row silently lost.
         // An insert that wrote fewer rows than it carried has each of its
         // entries checked.
-        let changes = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(usize::MAX);
+        let changes = |i: usize| results.get(i).and_then(dexto_shared::db::changes).unwrap_or(usize::MAX);
         // The inserts are the batch's first statements, in `covers`' order.
         for (i, entries_of) in covers.iter().enumerate() {
             if changes(i) < entries_of.len() {
